@@ -1,0 +1,98 @@
+//! The application: shared state, the router, and serving with graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::clock::SharedClock;
+use crate::crypto::password::PasswordHasherConfig;
+use crate::crypto::seal::Sealer;
+use crate::rng::SharedRng;
+use crate::services::keys::KeyService;
+use crate::store::Store;
+use crate::tenant::TenantCache;
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub rng: SharedRng,
+    pub sealer: Arc<Sealer>,
+    pub tenants: TenantCache,
+    pub keys: KeyService,
+    pub passwords: PasswordHasherConfig,
+    /// A hash verified against when a user does not exist, to keep timing flat.
+    pub dummy_hash: String,
+    pub templates: crate::login::Templates,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        rng: SharedRng,
+        sealer: Arc<Sealer>,
+        passwords: PasswordHasherConfig,
+    ) -> anyhow::Result<Self> {
+        let dummy_hash = passwords
+            .hash(&*rng, "latchkey-dummy-password")
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        Ok(Self {
+            tenants: TenantCache::new(store.clone(), clock.clone(), 2),
+            keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
+            store,
+            clock,
+            rng,
+            sealer,
+            passwords,
+            dummy_hash,
+            templates: crate::login::Templates::new()?,
+        })
+    }
+
+    /// A fresh grant ID (the family of tokens from one authentication).
+    pub fn new_grant_id(&self) -> String {
+        use crate::rng::RngExt;
+        format!("g_{}", self.rng.alnum(22))
+    }
+
+    /// Argon2id off the async workers.
+    pub async fn verify_password(&self, password: &str, hash: &str) -> bool {
+        let (p, h, cfg) = (password.to_string(), hash.to_string(), self.passwords);
+        tokio::task::spawn_blocking(move || cfg.verify(&p, &h))
+            .await
+            .unwrap_or(false)
+    }
+
+    pub async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
+        let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
+        tokio::task::spawn_blocking(move || cfg.hash(&*rng, &p))
+            .await?
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))
+    }
+}
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::oauth::routes(state.clone()))
+        .merge(crate::login::routes())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

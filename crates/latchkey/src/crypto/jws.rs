@@ -1,0 +1,210 @@
+//! Compact JWS with RS256 only: signing with a tenant's private key and
+//! verification against its published keys. RS256 is what Auth0 SDKs accept
+//! for ID tokens, and accepting exactly one algorithm rules out algorithm
+//! confusion (`none`, HS256-with-public-key) by construction.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{self, KeyPair as _, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwsError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unsupported algorithm")]
+    Algorithm,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+    #[error("key error")]
+    Key,
+}
+
+/// A public RSA key as published in a JWKS.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Jwk {
+    pub kty: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub alg: String,
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+impl Jwk {
+    fn components(&self) -> Result<RsaPublicKeyComponents<Vec<u8>>, JwsError> {
+        Ok(RsaPublicKeyComponents {
+            n: URL_SAFE_NO_PAD.decode(&self.n).map_err(|_| JwsError::Key)?,
+            e: URL_SAFE_NO_PAD.decode(&self.e).map_err(|_| JwsError::Key)?,
+        })
+    }
+}
+
+/// A private signing key with its key ID.
+pub struct SigningKey {
+    kid: String,
+    pair: KeyPair,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// A fresh RSA-2048 key; returns the key and its PKCS#8 DER for sealing.
+    pub fn generate(kid: String) -> Result<(Self, Vec<u8>), JwsError> {
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| JwsError::Key)?;
+        let der = pair.as_der().map_err(|_| JwsError::Key)?.as_ref().to_vec();
+        Ok((Self { kid, pair }, der))
+    }
+
+    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, JwsError> {
+        let pair = KeyPair::from_pkcs8(der).map_err(|_| JwsError::Key)?;
+        Ok(Self { kid, pair })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn public_jwk(&self) -> Jwk {
+        let public = self.pair.public_key();
+        Jwk {
+            kty: "RSA".into(),
+            use_: "sig".into(),
+            alg: "RS256".into(),
+            kid: self.kid.clone(),
+            n: URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            e: URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        }
+    }
+
+    /// Signs `claims` as a compact JWS with `typ` as the header type.
+    pub fn sign(&self, typ: &str, claims: &Value) -> Result<String, JwsError> {
+        let header = serde_json::json!({ "alg": "RS256", "typ": typ, "kid": self.kid });
+        let mut input = String::with_capacity(512);
+        input.push_str(&b64_json(&header)?);
+        input.push('.');
+        input.push_str(&b64_json(claims)?);
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &rng,
+                input.as_bytes(),
+                &mut sig,
+            )
+            .map_err(|_| JwsError::Key)?;
+        input.push('.');
+        input.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        Ok(input)
+    }
+}
+
+fn b64_json(v: &Value) -> Result<String, JwsError> {
+    let bytes = serde_json::to_vec(v).map_err(|_| JwsError::Malformed)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The decoded, unverified header of a compact JWS.
+#[derive(Debug, Deserialize)]
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+}
+
+/// Decodes a compact JWS, checks that it is RS256 and signed by one of
+/// `keys`, and returns its claims. Claim checks (exp, iss, aud) are the
+/// caller's.
+pub fn verify(token: &str, keys: &[Jwk]) -> Result<Value, JwsError> {
+    if token.len() > 16 * 1024 {
+        return Err(JwsError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed);
+    };
+    let header: Header =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?)
+            .map_err(|_| JwsError::Malformed)?;
+    if header.alg != "RS256" {
+        return Err(JwsError::Algorithm);
+    }
+    let kid = header.kid.ok_or(JwsError::UnknownKey)?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or(JwsError::UnknownKey)?;
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
+    let signed_len = h.len() + 1 + p.len();
+    key.components()?
+        .verify(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            &token.as_bytes()[..signed_len],
+            &sig,
+        )
+        .map_err(|_| JwsError::Signature)?;
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?)
+            .map_err(|_| JwsError::Malformed)?;
+    if !claims.is_object() {
+        return Err(JwsError::Malformed);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let (key, der) = SigningKey::generate("k1".into()).unwrap();
+        let again = SigningKey::from_pkcs8("k1".into(), &der).unwrap();
+        assert_eq!(key.public_jwk(), again.public_jwk());
+        let jwk = key.public_jwk();
+        assert_eq!(jwk.e, "AQAB");
+        let token = key.sign("JWT", &json!({"sub": "u1"})).unwrap();
+        assert_eq!(
+            verify(&token, std::slice::from_ref(&jwk)).unwrap()["sub"],
+            "u1"
+        );
+
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+        parts[1] = &forged;
+        assert_eq!(
+            verify(&parts.join("."), std::slice::from_ref(&jwk)),
+            Err(JwsError::Signature)
+        );
+
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
+        let none = format!("{none_header}.{forged}.");
+        assert_eq!(
+            verify(&none, std::slice::from_ref(&jwk)),
+            Err(JwsError::Algorithm)
+        );
+
+        let (other, _) = SigningKey::generate("k2".into()).unwrap();
+        assert_eq!(
+            verify(&token, &[other.public_jwk()]),
+            Err(JwsError::UnknownKey)
+        );
+        assert_eq!(verify("a.b", &[jwk]), Err(JwsError::Malformed));
+    }
+}

@@ -1,0 +1,7 @@
+//! Cryptography: everything goes through aws-lc (one crypto stack), except
+//! Argon2id password hashing.
+
+pub mod hash;
+pub mod jws;
+pub mod password;
+pub mod seal;

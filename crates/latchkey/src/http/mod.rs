@@ -1,0 +1,98 @@
+//! HTTP plumbing shared by every area: which host (and so which tenant) a
+//! request is for, who is calling from where, cookies, and CORS.
+
+pub mod cookies;
+pub mod cors;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+use crate::app::SharedState;
+use crate::store::StoreError;
+use crate::tenant::Tenant;
+
+/// The request's host, lowercased, port included (`localhost:3917`).
+pub fn request_host(parts: &Parts) -> Option<String> {
+    let raw = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))?;
+    let host = raw.trim().to_ascii_lowercase();
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    ok.then_some(host)
+}
+
+#[derive(Debug)]
+pub enum TenantLookupError {
+    /// No host header, or one naming no tenant.
+    UnknownHost,
+    Store(StoreError),
+}
+
+/// Resolves the tenant a request is for.
+pub async fn tenant_for(
+    state: &SharedState,
+    parts: &Parts,
+) -> Result<(Arc<Tenant>, String), TenantLookupError> {
+    let host = request_host(parts).ok_or(TenantLookupError::UnknownHost)?;
+    match state.tenants.by_host(&host).await {
+        Ok(Some(t)) => Ok((t, host)),
+        Ok(None) => Err(TenantLookupError::UnknownHost),
+        Err(e) => Err(TenantLookupError::Store(e)),
+    }
+}
+
+/// The caller's IP address as the server sees it.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self(ip))
+    }
+}
+
+pub fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect()
+}
+
+/// Whether a host is a development host served over plain HTTP.
+pub fn is_local_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// `302 Found` to `location`, as OAuth redirects are conventionally sent.
+pub fn found(location: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match axum::http::HeaderValue::from_str(location) {
+        Ok(v) => (axum::http::StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+        Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
+    }
+}

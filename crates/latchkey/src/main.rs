@@ -1,0 +1,269 @@
+//! The `latchkey` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use latchkey::crypto::hash::sha256_b64url;
+use latchkey::rng::{RngExt, SystemRng};
+use latchkey::server::{self, MasterKeySource, Options};
+use latchkey::tenant::{apply, dev, issuer_for_host};
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "A self-hosted identity server that speaks Auth0's dialect"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone)]
+struct Storage {
+    /// Directory holding the SQLite database (and, in development, the master key).
+    #[arg(
+        long,
+        env = "LATCHKEY_DATA_DIR",
+        default_value = "./latchkey-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// The master key sealing secrets at rest (32 bytes as base64 or hex).
+    #[arg(
+        long,
+        env = "LATCHKEY_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    master_key: Option<String>,
+    /// A file holding the master key.
+    #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", global = true)]
+    master_key_file: Option<PathBuf>,
+}
+
+impl Storage {
+    fn options(&self) -> Options {
+        let source = match (&self.master_key, &self.master_key_file) {
+            (Some(k), _) => MasterKeySource::Value(k.clone()),
+            (None, Some(f)) => MasterKeySource::File(f.clone()),
+            (None, None) => MasterKeySource::DataDir,
+        };
+        Options::new(self.data_dir.clone(), source)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP.
+    Serve {
+        #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// A tenant file applied (idempotently) before serving.
+        #[arg(long, env = "LATCHKEY_TENANT_FILE")]
+        tenant_file: Option<PathBuf>,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Apply a tenant file (YAML or JSON) to the store without serving.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Start signing with a new key; the old one stays published until the
+    /// tokens it signed have expired.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            listen,
+            tenant_file,
+            storage,
+        } => serve(listen, tenant_file, storage).await,
+        Command::Tenant {
+            command: TenantCommand::Apply { file, storage },
+        } => {
+            let state = server::open(storage.options()).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = apply::apply_text(&state, &text)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "applied {}: tenant {}, users created {}, updated {}, unchanged {}",
+                file.display(),
+                if report.tenant_created {
+                    "created"
+                } else {
+                    "updated"
+                },
+                report.users_created,
+                report.users_updated,
+                report.users_unchanged
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { tenant, storage },
+        } => {
+            let state = server::open(storage.options()).await?;
+            let row = state
+                .store
+                .tenant_by_name(&tenant)
+                .await?
+                .with_context(|| format!("no tenant named {tenant}"))?;
+            let t = latchkey::tenant::Tenant::from_row(&row)?;
+            let kid = state.keys.rotate(&t.id).await?;
+            let pruned = state
+                .keys
+                .prune(&t.id, latchkey::services::tokens::max_token_lifetime(&t))
+                .await?;
+            println!(
+                "tenant {tenant}: now signing with key {kid}; removed {pruned} expired key(s)"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    listen: SocketAddr,
+    tenant_file: Option<PathBuf>,
+    storage: Storage,
+) -> anyhow::Result<()> {
+    let state = server::open(storage.options()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let port = listener.local_addr()?.port();
+    if let Some(file) = &tenant_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let report = apply::apply_text(&state, &text)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        tracing::info!(file = %file.display(), users_created = report.users_created, "tenant file applied");
+    } else if state.store.list_tenants().await?.is_empty() {
+        let report = apply::apply_text(&state, &dev::dev_tenant_yaml(port))
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the development tenant: {e}"))?;
+        print_dev_instructions(port, &report);
+    }
+    tracing::info!(address = %listen, "latchkey listening");
+    latchkey::app::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("latchkey stopped");
+    Ok(())
+}
+
+fn print_dev_instructions(port: u16, _report: &apply::ApplyReport) {
+    let host = format!("localhost:{port}");
+    let issuer = issuer_for_host(&host);
+    let verifier = SystemRng.token(32);
+    let challenge = sha256_b64url(verifier.as_bytes());
+    let redirect = format!("http://{host}/callback");
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", dev::DEMO_CLIENT),
+        ("redirect_uri", redirect.as_str()),
+        ("scope", "openid profile email offline_access"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap_or_default();
+    println!(
+        "\nDevelopment tenant ready at {issuer}\n\
+         \n  user:     {email}\n  password: {password}\n  client:   {client} (single-page app)\n\
+         \nLog in:   {issuer}authorize?{query}\n\
+         Then exchange the code from the address bar (…/callback?code=CODE):\n\
+         \n  curl -s {issuer}oauth/token -d grant_type=authorization_code -d client_id={client} \\\n    \
+         -d redirect_uri={redirect} -d code_verifier={verifier} -d code=CODE\n\
+         \nDiscovery: {issuer}.well-known/openid-configuration\n",
+        email = dev::DEMO_EMAIL,
+        password = dev::DEMO_PASSWORD,
+        client = dev::DEMO_CLIENT,
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,130 @@
+//! The OAuth/OIDC error dialect: `{error, error_description}` with RFC 6749
+//! status codes. Every failure of this area answers in it, including
+//! malformed input; an unexpected failure is a bare 500 whose cause is
+//! logged, never shown.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    InvalidScope(String),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    AccessDenied(String),
+    InvalidUserPassword,
+    TooManyAttempts,
+    InvalidToken(String),
+    NotFound,
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl OAuthError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+
+    pub fn parts(&self) -> (StatusCode, &'static str, &str) {
+        use OAuthError::*;
+        match self {
+            InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+            InvalidClient(d) => (StatusCode::UNAUTHORIZED, "invalid_client", d),
+            InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+            UnauthorizedClient(d) => (StatusCode::FORBIDDEN, "unauthorized_client", d),
+            UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d),
+            AccessDenied(d) => (StatusCode::FORBIDDEN, "access_denied", d),
+            InvalidUserPassword => (
+                StatusCode::FORBIDDEN,
+                "invalid_user_password",
+                "Wrong email or password.",
+            ),
+            TooManyAttempts => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Your account has been blocked after multiple consecutive login attempts.",
+            ),
+            InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The server could not complete the request.",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        if let OAuthError::Internal(cause) = &self {
+            tracing::error!(%cause, "oauth request failed");
+        }
+        let (status, error, description) = self.parts();
+        let mut res = (
+            status,
+            Json(Body {
+                error,
+                error_description: description,
+            }),
+        )
+            .into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        match &self {
+            OAuthError::InvalidClient(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"latchkey\""),
+                );
+            }
+            OAuthError::InvalidToken(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<crate::services::tokens::TokenError> for OAuthError {
+    fn from(e: crate::services::tokens::TokenError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<crate::services::keys::KeyError> for OAuthError {
+    fn from(e: crate::services::keys::KeyError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<crate::services::policy::PolicyError> for OAuthError {
+    fn from(e: crate::services::policy::PolicyError) -> Self {
+        match e {
+            crate::services::policy::PolicyError::Denied(d) => Self::AccessDenied(d),
+            crate::services::policy::PolicyError::Unauthorized(d) => Self::UnauthorizedClient(d),
+        }
+    }
+}

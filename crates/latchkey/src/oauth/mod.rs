@@ -1,0 +1,44 @@
+//! The Authentication API: `/authorize`, `/oauth/token`, `/oauth/revoke`,
+//! `/userinfo`, `/v2/logout` and the discovery documents.
+
+pub mod authorize;
+mod client_auth;
+mod discovery;
+pub mod error;
+mod session;
+pub mod token;
+pub mod wire;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+
+use crate::app::SharedState;
+use crate::http::cors::{self, CorsPolicy};
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    let public = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .layer(from_fn_with_state(
+            (state.clone(), cors::PUBLIC),
+            cors::apply,
+        ));
+    let api = Router::new()
+        .route("/oauth/token", post(token::token))
+        .route("/oauth/revoke", post(session::revoke))
+        .route("/userinfo", get(session::userinfo).post(session::userinfo))
+        .layer(from_fn_with_state((state, OAUTH_CORS), cors::apply))
+        .layer(DefaultBodyLimit::max(wire::MAX_BODY));
+    let browser = Router::new()
+        .route("/authorize", get(authorize::authorize))
+        .route("/v2/logout", get(session::logout))
+        .route("/oidc/logout", get(session::oidc_logout));
+    public.merge(api).merge(browser)
+}
+
+const OAUTH_CORS: CorsPolicy = cors::OAUTH;

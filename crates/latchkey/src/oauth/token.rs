@@ -1,0 +1,407 @@
+//! `POST /oauth/token`: one function per grant type, dispatched explicitly.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::client_auth;
+use super::error::OAuthError;
+use super::wire::{OAuthTenant, Params};
+use crate::app::SharedState;
+use crate::clock::Timestamp;
+use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
+use crate::http::ClientIp;
+use crate::services::login::{self, LoginError, PasswordLogin};
+use crate::services::policy::{self, Granted, split_scope};
+use crate::services::tokens::{self, TokenResponse, UserTokens};
+use crate::store::{Redeem, UserRow};
+use crate::tenant::{Client, GrantType, RotationType, Tenant};
+
+pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
+
+/// What an authorization code stands for, stored (as JSON) under its digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRequest {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub requested_scope: Vec<String>,
+    pub audience: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+}
+
+pub async fn token(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let grant_type = params.required("grant_type")?.to_string();
+    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let ctx = Ctx {
+        state: &state,
+        tenant: &tenant,
+        host: &host,
+        client,
+        params: &params,
+    };
+    let response = match grant_type.as_str() {
+        "authorization_code" => ctx.authorization_code().await?,
+        "refresh_token" => ctx.refresh_token().await?,
+        "password" => ctx.password(None, &ip).await?,
+        PASSWORD_REALM => ctx.password(Some(params.required("realm")?), &ip).await?,
+        "client_credentials" => ctx.client_credentials().await?,
+        other => {
+            return Err(OAuthError::UnsupportedGrantType(format!(
+                "Unsupported grant type: {}",
+                other.chars().take(100).collect::<String>()
+            )));
+        }
+    };
+    let mut res = Json(response).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+struct Ctx<'a> {
+    state: &'a SharedState,
+    tenant: &'a Tenant,
+    host: &'a str,
+    client: &'a Client,
+    params: &'a Params,
+}
+
+impl Ctx<'_> {
+    fn require_grant_type(&self, gt: GrantType) -> Result<(), OAuthError> {
+        if self.client.grant_types.contains(&gt) {
+            Ok(())
+        } else {
+            Err(OAuthError::UnauthorizedClient(format!(
+                "Grant type '{}' not allowed for the client.",
+                gt.as_str()
+            )))
+        }
+    }
+
+    async fn user(&self, user_id: &str) -> Result<UserRow, OAuthError> {
+        match self
+            .state
+            .store
+            .user_by_id(&self.tenant.id, user_id)
+            .await?
+        {
+            Some(u) if !u.blocked => Ok(u),
+            Some(_) => Err(OAuthError::InvalidGrant("user is blocked".into())),
+            None => Err(OAuthError::InvalidGrant("The user no longer exists".into())),
+        }
+    }
+
+    fn permissions(&self, user: &UserRow) -> impl Fn(&str) -> Vec<String> + '_ {
+        let roles: Vec<String> = user
+            .profile
+            .get("roles")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        move |aud: &str| policy::role_permissions(self.tenant, &roles, aud)
+    }
+
+    fn wants_refresh(&self, granted: &Granted) -> bool {
+        granted.has("offline_access") && self.client.grant_types.contains(&GrantType::RefreshToken)
+    }
+
+    async fn authorization_code(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::AuthorizationCode)?;
+        let code = self.params.required("code")?;
+        let redirect_uri = self.params.str("redirect_uri")?;
+        let verifier = self.params.str("code_verifier")?;
+        let now = self.state.clock.now();
+        let (grant_id, raw) = match self
+            .state
+            .store
+            .redeem_code(&self.tenant.id, &secret_digest(code), now)
+            .await?
+        {
+            Redeem::Fresh(v) => v,
+            Redeem::Replayed { grant_id } => {
+                // A code used twice means it leaked: revoke all it produced.
+                self.state
+                    .store
+                    .revoke_grant(&self.tenant.id, &grant_id, "authorization code reused", now)
+                    .await?;
+                tracing::warn!(tenant = %self.tenant.name, "authorization code replayed; grant revoked");
+                return Err(OAuthError::InvalidGrant(
+                    "Invalid authorization code".into(),
+                ));
+            }
+            Redeem::Missing => {
+                return Err(OAuthError::InvalidGrant(
+                    "Invalid authorization code".into(),
+                ));
+            }
+        };
+        let req: CodeRequest = serde_json::from_str(&raw).map_err(OAuthError::internal)?;
+        if req.client_id != self.client.client_id {
+            return Err(OAuthError::InvalidGrant(
+                "Invalid authorization code".into(),
+            ));
+        }
+        if redirect_uri != Some(req.redirect_uri.as_str()) {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri does not match the one used in the authorization request".into(),
+            ));
+        }
+        match (&req.code_challenge, verifier) {
+            (Some(challenge), Some(v)) => {
+                let well_formed = (43..=128).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                if !well_formed
+                    || !constant_time_eq(
+                        sha256_b64url(v.as_bytes()).as_bytes(),
+                        challenge.as_bytes(),
+                    )
+                {
+                    return Err(OAuthError::InvalidGrant(
+                        "Failed to verify code verifier".into(),
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(OAuthError::InvalidGrant(
+                    "Missing required parameter: code_verifier".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::InvalidGrant(
+                    "code_verifier given, but the authorization request had no code_challenge"
+                        .into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        let user = self.user(&req.user_id).await?;
+        let granted = policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            req.audience.as_deref(),
+            &req.requested_scope,
+            &self.permissions(&user),
+        )?;
+        let issue_refresh = self.wants_refresh(&granted);
+        Ok(tokens::issue_user_tokens(
+            self.state,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user: &user,
+                granted: &granted,
+                grant_id: &grant_id,
+                nonce: req.nonce.as_deref(),
+                auth_time: req.auth_time,
+                amr: &req.amr,
+                gty: None,
+                refresh_expires_at: None,
+                issue_refresh,
+            },
+        )
+        .await?)
+    }
+
+    async fn refresh_token(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::RefreshToken)?;
+        let token = self.params.required("refresh_token")?;
+        let now = self.state.clock.now();
+        let rotate = self.client.refresh_token.rotation_type == RotationType::Rotating;
+        let digest = secret_digest(token);
+        // Validate against a read first, so a malformed request does not
+        // spend a good token; then claim it atomically.
+        let row = self.live_refresh_token(&digest, now, false).await?;
+        if row.client_id != self.client.client_id {
+            return Err(OAuthError::InvalidGrant(
+                "Unknown or invalid refresh token.".into(),
+            ));
+        }
+        let original = split_scope(Some(&row.scope));
+        let requested = match self.params.str("scope")? {
+            None => original.clone(),
+            Some(s) => {
+                let asked = split_scope(Some(s));
+                if let Some(extra) = asked.iter().find(|s| !original.contains(s)) {
+                    return Err(OAuthError::InvalidScope(format!(
+                        "The scope '{extra}' was not granted to this refresh token"
+                    )));
+                }
+                asked
+            }
+        };
+        if let Some(aud) = self.params.str("audience")?
+            && Some(aud) != row.audience.as_deref()
+        {
+            return Err(OAuthError::InvalidRequest(
+                "The refresh token was not issued for this audience".into(),
+            ));
+        }
+        let row = if rotate {
+            self.live_refresh_token(&digest, now, true).await?
+        } else {
+            row
+        };
+        let user = self.user(&row.user_id).await?;
+        let granted = policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            row.audience.as_deref(),
+            &requested,
+            &self.permissions(&user),
+        )?;
+        Ok(tokens::issue_user_tokens(
+            self.state,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user: &user,
+                granted: &granted,
+                grant_id: &row.grant_id,
+                nonce: None,
+                auth_time: row.auth_time,
+                amr: &row.amr,
+                gty: None,
+                refresh_expires_at: Some(row.expires_at),
+                issue_refresh: rotate,
+            },
+        )
+        .await?)
+    }
+
+    /// A usable refresh token; a replayed one revokes its family.
+    async fn live_refresh_token(
+        &self,
+        digest: &str,
+        now: Timestamp,
+        rotate: bool,
+    ) -> Result<crate::store::RefreshTokenRow, OAuthError> {
+        match self
+            .state
+            .store
+            .redeem_refresh_token(&self.tenant.id, digest, now, rotate)
+            .await?
+        {
+            Redeem::Fresh(row) => Ok(row),
+            Redeem::Replayed { grant_id } => {
+                // A rotated token came back: someone holds a stolen copy.
+                self.state
+                    .store
+                    .revoke_grant(&self.tenant.id, &grant_id, "refresh token reused", now)
+                    .await?;
+                tracing::warn!(tenant = %self.tenant.name, "refresh token reused; family revoked");
+                Err(OAuthError::InvalidGrant(
+                    "Unknown or invalid refresh token.".into(),
+                ))
+            }
+            Redeem::Missing => Err(OAuthError::InvalidGrant(
+                "Unknown or invalid refresh token.".into(),
+            )),
+        }
+    }
+
+    async fn password(&self, realm: Option<&str>, ip: &str) -> Result<TokenResponse, OAuthError> {
+        match realm {
+            Some(_) => self.require_grant_type(GrantType::PasswordRealm)?,
+            None => self.require_grant_type(GrantType::Password)?,
+        }
+        let username = self.params.required("username")?;
+        let password = self.params.required("password")?;
+        let requested = split_scope(self.params.str("scope")?);
+        let audience = self.params.str("audience")?;
+        let user = match login::authenticate(
+            self.state,
+            PasswordLogin {
+                tenant: self.tenant,
+                realm,
+                username,
+                password,
+                ip,
+            },
+        )
+        .await
+        {
+            Ok(u) => u,
+            Err(LoginError::WrongCredentials) => return Err(OAuthError::InvalidUserPassword),
+            Err(LoginError::TooManyAttempts) => return Err(OAuthError::TooManyAttempts),
+            Err(LoginError::Blocked) => {
+                return Err(OAuthError::UnauthorizedClient("user is blocked".into()));
+            }
+            Err(LoginError::UnknownConnection(c)) => {
+                return Err(OAuthError::InvalidRequest(format!("Unknown realm: {c}")));
+            }
+            Err(LoginError::Store(e)) => return Err(e.into()),
+        };
+        let granted = policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            audience,
+            &requested,
+            &self.permissions(&user),
+        )?;
+        let now = self.state.clock.now();
+        let grant_id = self.state.new_grant_id();
+        self.state
+            .store
+            .create_grant(
+                &self.tenant.id,
+                &grant_id,
+                &self.client.client_id,
+                Some(&user.user_id),
+                now,
+            )
+            .await?;
+        let issue_refresh = self.wants_refresh(&granted);
+        Ok(tokens::issue_user_tokens(
+            self.state,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user: &user,
+                granted: &granted,
+                grant_id: &grant_id,
+                nonce: None,
+                auth_time: now,
+                amr: &["pwd".to_string()],
+                gty: Some("password"),
+                refresh_expires_at: None,
+                issue_refresh,
+            },
+        )
+        .await?)
+    }
+
+    async fn client_credentials(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::ClientCredentials)?;
+        let requested = split_scope(self.params.str("scope")?);
+        let granted = policy::client_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            self.params.str("audience")?,
+            &requested,
+        )?;
+        Ok(
+            tokens::issue_client_token(self.state, self.tenant, self.host, self.client, &granted)
+                .await?,
+        )
+    }
+}

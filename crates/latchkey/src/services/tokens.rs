@@ -1,0 +1,340 @@
+//! Minting and checking tokens: JWT access tokens, OpenID Connect ID tokens,
+//! and opaque refresh tokens (stored as digests, rotated on every use).
+
+use serde_json::{Map, Value, json};
+
+use super::policy::Granted;
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::crypto::hash::{half_hash_b64url, secret_digest};
+use crate::crypto::jws;
+use crate::rng::RngExt;
+use crate::services::keys::KeyError;
+use crate::store::{RefreshTokenRow, StoreError, UserRow};
+use crate::tenant::{Client, Tenant, issuer_for_host};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing failed")]
+    Sign,
+}
+
+/// What `/oauth/token` answers on success.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    pub expires_in: i64,
+    pub token_type: &'static str,
+}
+
+/// Everything needed to issue tokens for a user after an authentication.
+pub struct UserTokens<'a> {
+    pub tenant: &'a Tenant,
+    pub host: &'a str,
+    pub client: &'a Client,
+    pub user: &'a UserRow,
+    pub granted: &'a Granted,
+    pub grant_id: &'a str,
+    pub nonce: Option<&'a str>,
+    pub auth_time: Timestamp,
+    pub amr: &'a [String],
+    /// Grant type recorded in the `gty` claim (Auth0 sets it for ROPG).
+    pub gty: Option<&'a str>,
+    /// The refresh token's absolute expiry carried over on rotation.
+    pub refresh_expires_at: Option<Timestamp>,
+    /// Whether a refresh token is issued (offline_access granted; on a
+    /// refresh grant, whether rotation applies).
+    pub issue_refresh: bool,
+}
+
+fn aud_claim(issuer: &str, granted: &Granted) -> Value {
+    let userinfo = format!("{issuer}userinfo");
+    match &granted.audience {
+        Some(a) if granted.has("openid") => json!([a, userinfo]),
+        Some(a) => json!(a),
+        None => json!(userinfo),
+    }
+}
+
+fn jti(state: &AppState, grant_id: &str) -> String {
+    // The grant ID is part of the token ID so a resource server can check
+    // with one lookup whether the grant was revoked (code replay, family reuse).
+    format!("{grant_id}.{}", state.rng.token(12))
+}
+
+/// The grant an access token belongs to, if it was issued to a user.
+pub fn grant_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(g, _)| g)
+}
+
+pub async fn issue_user_tokens(
+    state: &AppState,
+    t: UserTokens<'_>,
+) -> Result<TokenResponse, TokenError> {
+    let now = state.clock.now();
+    let issuer = issuer_for_host(t.host);
+    let key = state.keys.signing_key(&t.tenant.id).await?;
+    let mut at = json!({
+        "iss": issuer,
+        "sub": t.user.user_id,
+        "aud": aud_claim(&issuer, t.granted),
+        "iat": now,
+        "exp": now + t.granted.lifetime,
+        "scope": t.granted.scope_string(),
+        "azp": t.client.client_id,
+        "jti": jti(state, t.grant_id),
+    });
+    if let (Some(gty), Some(obj)) = (t.gty, at.as_object_mut()) {
+        obj.insert("gty".into(), json!(gty));
+    }
+    let access_token = key.sign("JWT", &at).map_err(|_| TokenError::Sign)?;
+
+    let id_token = if t.granted.has("openid") {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(issuer));
+        claims.insert("sub".into(), json!(t.user.user_id));
+        claims.insert("aud".into(), json!(t.client.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert(
+            "exp".into(),
+            json!(now + i64::from(t.client.jwt_configuration.lifetime_in_seconds)),
+        );
+        claims.insert("auth_time".into(), json!(t.auth_time));
+        claims.insert("azp".into(), json!(t.client.client_id));
+        claims.insert(
+            "at_hash".into(),
+            json!(half_hash_b64url(access_token.as_bytes())),
+        );
+        claims.insert("sid".into(), json!(t.grant_id));
+        if let Some(n) = t.nonce {
+            claims.insert("nonce".into(), json!(n));
+        }
+        profile_claims(&mut claims, t.user, &t.granted.scopes);
+        Some(
+            key.sign("JWT", &Value::Object(claims))
+                .map_err(|_| TokenError::Sign)?,
+        )
+    } else {
+        None
+    };
+
+    let refresh_token = if t.issue_refresh {
+        let token = state.rng.token(32);
+        let rt = &t.client.refresh_token;
+        let row = RefreshTokenRow {
+            grant_id: t.grant_id.to_string(),
+            client_id: t.client.client_id.clone(),
+            user_id: t.user.user_id.clone(),
+            scope: t.granted.scope_string(),
+            audience: t.granted.audience.clone(),
+            auth_time: t.auth_time,
+            amr: t.amr.to_vec(),
+            created_at: now,
+            expires_at: t
+                .refresh_expires_at
+                .unwrap_or(now + i64::from(rt.token_lifetime)),
+            idle_expires_at: now + i64::from(rt.idle_token_lifetime),
+            rotated_at: None,
+        };
+        state
+            .store
+            .create_refresh_token(&t.tenant.id, &secret_digest(&token), &row)
+            .await?;
+        Some(token)
+    } else {
+        None
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        refresh_token,
+        id_token,
+        scope: t.granted.scope_string(),
+        expires_in: t.granted.lifetime,
+        token_type: "Bearer",
+    })
+}
+
+/// The OpenID Connect standard claims a user has, filtered by scope.
+pub fn profile_claims(claims: &mut Map<String, Value>, user: &UserRow, scopes: &[String]) {
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    if has("profile") {
+        for k in ["name", "given_name", "family_name", "nickname", "picture"] {
+            if let Some(v) = user.profile.get(k).filter(|v| !v.is_null()) {
+                claims.insert(k.into(), v.clone());
+            }
+        }
+        if !claims.contains_key("name") {
+            claims.insert("name".into(), json!(user.email));
+        }
+        if !claims.contains_key("nickname") {
+            let nick = user.email.split('@').next().unwrap_or_default();
+            claims.insert("nickname".into(), json!(nick));
+        }
+        claims.insert(
+            "updated_at".into(),
+            json!(crate::clock::rfc3339(user.updated_at)),
+        );
+    }
+    if has("email") {
+        claims.insert("email".into(), json!(user.email));
+        claims.insert("email_verified".into(), json!(user.email_verified));
+    }
+}
+
+/// A client-credentials access token.
+pub async fn issue_client_token(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    granted: &Granted,
+) -> Result<TokenResponse, TokenError> {
+    let now = state.clock.now();
+    let issuer = issuer_for_host(host);
+    let key = state.keys.signing_key(&tenant.id).await?;
+    let claims = json!({
+        "iss": issuer,
+        "sub": format!("{}@clients", client.client_id),
+        "aud": granted.audience,
+        "iat": now,
+        "exp": now + granted.lifetime,
+        "scope": granted.scope_string(),
+        "azp": client.client_id,
+        "gty": "client-credentials",
+        "jti": state.rng.token(16),
+    });
+    let access_token = key.sign("JWT", &claims).map_err(|_| TokenError::Sign)?;
+    Ok(TokenResponse {
+        access_token,
+        refresh_token: None,
+        id_token: None,
+        scope: granted.scope_string(),
+        expires_in: granted.lifetime,
+        token_type: "Bearer",
+    })
+}
+
+/// A verified access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub claims: Map<String, Value>,
+    pub sub: String,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccessTokenError {
+    #[error("the token is malformed or its signature is invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was issued for another host")]
+    WrongIssuer,
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("internal error")]
+    Internal,
+}
+
+/// Leeway for clock skew between nodes, in seconds.
+pub const LEEWAY: i64 = 30;
+
+/// Verifies an access token presented on `host`: signature by this tenant's
+/// keys, issuer of this host, expiry, and that its grant is not revoked.
+pub async fn verify_access_token(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    token: &str,
+) -> Result<AccessToken, AccessTokenError> {
+    let keys = state
+        .keys
+        .published(&tenant.id, max_token_lifetime(tenant))
+        .await
+        .map_err(|_| AccessTokenError::Internal)?;
+    let claims = jws::verify(token, &keys).map_err(|_| AccessTokenError::Invalid)?;
+    let Value::Object(claims) = claims else {
+        return Err(AccessTokenError::Invalid);
+    };
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer_for_host(host).as_str()) {
+        return Err(AccessTokenError::WrongIssuer);
+    }
+    let now = state.clock.now();
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(AccessTokenError::Invalid)?;
+    if exp + LEEWAY <= now {
+        return Err(AccessTokenError::Expired);
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(AccessTokenError::Invalid)?
+        .to_string();
+    let audiences = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let scopes = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if claims.get("gty").and_then(Value::as_str) != Some("client-credentials") {
+        let grant = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .and_then(grant_of_jti)
+            .ok_or(AccessTokenError::Invalid)?;
+        if state
+            .store
+            .grant_revoked(&tenant.id, grant)
+            .await
+            .map_err(|_| AccessTokenError::Internal)?
+        {
+            return Err(AccessTokenError::Revoked);
+        }
+    }
+    Ok(AccessToken {
+        claims,
+        sub,
+        scopes,
+        audiences,
+    })
+}
+
+/// The longest any token of this tenant lives: how long a superseded key
+/// stays published.
+pub fn max_token_lifetime(tenant: &Tenant) -> i64 {
+    let c = &tenant.config;
+    let apis = c
+        .resource_servers
+        .iter()
+        .map(|r| i64::from(r.token_lifetime))
+        .chain([i64::from(c.my_account_api.token_lifetime), 86_400]);
+    let ids = c
+        .clients
+        .iter()
+        .map(|cl| i64::from(cl.jwt_configuration.lifetime_in_seconds));
+    apis.chain(ids).max().unwrap_or(86_400) + LEEWAY
+}

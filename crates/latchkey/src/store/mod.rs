@@ -1,0 +1,260 @@
+//! Persistence ports. Each trait is the narrow view one service needs; a
+//! backend implements all of them and is used as `Arc<dyn Store>`.
+//!
+//! Every value that is a bearer secret arrives here already digested
+//! (`*_digest`) or sealed (`sealed_*`): the store never sees one in clear.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    /// The tenant file (less its users), as JSON.
+    pub config: String,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub sealed_private: String,
+    pub public_jwk: String,
+    pub created_at: Timestamp,
+    pub superseded_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub connection: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    /// name, given_name, … and metadata, as a JSON object.
+    pub profile: serde_json::Value,
+    pub blocked: bool,
+    pub last_password_reset: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub idle_expires_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+}
+
+/// Outcome of redeeming a single-use secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem<T> {
+    /// First use: the caller owns it now.
+    Fresh(T),
+    /// Known, but already used: a replay. Carries the grant it belonged to.
+    Replayed { grant_id: String },
+    /// Unknown or expired.
+    Missing,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<TenantRow>>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>>;
+    /// Creates or replaces the tenant named `name` with its domains; bumps the
+    /// revision only when something changed. Returns the tenant ID.
+    async fn upsert_tenant(
+        &self,
+        name: &str,
+        new_id: &str,
+        config: &str,
+        domains: &[String],
+        now: Timestamp,
+    ) -> StoreResult<String>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn signing_keys(&self, tenant_id: &str) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Adds `key` as the newest key and marks the previous current key superseded.
+    async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()>;
+    async fn delete_signing_key(&self, tenant_id: &str, kid: &str) -> StoreResult<()>;
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets `key` only when it is absent; returns the value now stored.
+    async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn user_by_id(&self, tenant_id: &str, user_id: &str) -> StoreResult<Option<UserRow>>;
+    async fn user_by_email(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        email: &str,
+    ) -> StoreResult<Option<UserRow>>;
+    /// Inserts or updates by (tenant, user_id); fails with Conflict when the
+    /// email belongs to another user of that connection.
+    async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()>;
+    async fn count_users(&self, tenant_id: &str) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        session: &SessionRow,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A live (unexpired, unrevoked) session.
+    async fn session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRow>>;
+    async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn create_login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        request: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    async fn delete_login_transaction(&self, tenant_id: &str, id_digest: &str) -> StoreResult<()>;
+
+    /// Failed password attempts of one user from one IP, within the window.
+    async fn login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> StoreResult<(i64, Option<Timestamp>)>;
+    async fn record_login_failure(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+        block_at: i64,
+        block_until: Timestamp,
+    ) -> StoreResult<()>;
+    async fn clear_login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn create_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        client_id: &str,
+        user_id: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Revoked grants stay revoked; returns whether the grant is revoked.
+    async fn grant_revoked(&self, tenant_id: &str, grant_id: &str) -> StoreResult<bool>;
+    async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn create_code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        grant_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Marks the code used, atomically. (grant_id, request) on first use.
+    async fn redeem_code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>>;
+
+    async fn create_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        row: &RefreshTokenRow,
+    ) -> StoreResult<()>;
+    /// Marks the token rotated, atomically, when `rotate`; otherwise only reads it.
+    async fn redeem_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        rotate: bool,
+    ) -> StoreResult<Redeem<RefreshTokenRow>>;
+    /// Finds a refresh token without using it (for revocation).
+    async fn refresh_token_grant(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+    ) -> StoreResult<Option<(String, String)>>;
+}
+
+pub trait Store: TenantStore + KeyStore + UserStore + SessionStore + GrantStore {}
+impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore> Store for T {}

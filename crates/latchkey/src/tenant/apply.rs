@@ -1,0 +1,216 @@
+//! Applying a tenant file to the store, idempotently: applying the same file
+//! twice changes nothing the second time. Users the file does not mention
+//! (signed up, or created through the API) are left alone.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::{TenantFile, User};
+use crate::app::AppState;
+use crate::rng::RngExt;
+use crate::store::{StoreError, UserRow};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub tenant_id: String,
+    pub tenant_created: bool,
+    pub users_created: usize,
+    pub users_updated: usize,
+    pub users_unchanged: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn client_secret_context(tenant_id: &str, client_id: &str) -> String {
+    format!("client-secret:{tenant_id}:{client_id}")
+}
+
+fn profile_of(u: &User) -> Value {
+    let mut p = Map::new();
+    for (k, v) in [
+        ("name", &u.name),
+        ("given_name", &u.given_name),
+        ("family_name", &u.family_name),
+        ("nickname", &u.nickname),
+        ("picture", &u.picture),
+    ] {
+        if let Some(v) = v {
+            p.insert(k.into(), json!(v));
+        }
+    }
+    if !u.roles.is_empty() {
+        p.insert("roles".into(), json!(u.roles));
+    }
+    if let Some(m) = &u.user_metadata {
+        p.insert("user_metadata".into(), Value::Object(m.clone()));
+    }
+    if let Some(m) = &u.app_metadata {
+        p.insert("app_metadata".into(), Value::Object(m.clone()));
+    }
+    Value::Object(p)
+}
+
+pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, ApplyError> {
+    let store = &state.store;
+    let now = state.clock.now();
+    let name = &file.tenant.name;
+    let existing = store.tenant_by_name(name).await?;
+    let tenant_id = existing
+        .as_ref()
+        .map(|t| t.id.clone())
+        .unwrap_or_else(|| format!("t_{}", state.rng.alnum(16)));
+
+    // Users are checked before anything is written.
+    let mut plans: Vec<(Option<UserRow>, &User)> = Vec::new();
+    for u in &file.users {
+        let by_email = store
+            .user_by_email(&tenant_id, &u.connection, &u.email)
+            .await?;
+        let current = match &u.user_id {
+            Some(id) => {
+                if let Some(other) = &by_email
+                    && &other.user_id != id
+                {
+                    return Err(ApplyError::Conflict(format!(
+                        "user {id}: the email {} already belongs to {}",
+                        u.email, other.user_id
+                    )));
+                }
+                store.user_by_id(&tenant_id, id).await?
+            }
+            None => by_email,
+        };
+        plans.push((current, u));
+    }
+
+    // Client secrets are sealed; an unchanged secret keeps its sealed form
+    // so that re-applying the same file is a no-op.
+    let old_config: Option<TenantFile> = existing
+        .as_ref()
+        .and_then(|t| serde_json::from_str(&t.config).ok());
+    let mut config = file.clone();
+    config.users.clear();
+    for client in &mut config.clients {
+        let Some(secret) = client.client_secret.take() else {
+            continue;
+        };
+        let ctx = client_secret_context(&tenant_id, &client.client_id);
+        let previous = old_config
+            .as_ref()
+            .and_then(|c| c.clients.iter().find(|o| o.client_id == client.client_id))
+            .and_then(|o| o.client_secret.clone())
+            .filter(|sealed| {
+                state.sealer.open(&ctx, sealed).ok().as_deref() == Some(secret.as_bytes())
+            });
+        client.client_secret = Some(
+            previous.unwrap_or_else(|| state.sealer.seal(&*state.rng, &ctx, secret.as_bytes())),
+        );
+    }
+    let config_json =
+        serde_json::to_string(&config).map_err(|e| ApplyError::Other(e.to_string()))?;
+    store
+        .upsert_tenant(name, &tenant_id, &config_json, &file.tenant.domains, now)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => ApplyError::Conflict(m),
+            e => ApplyError::Store(e),
+        })?;
+    state
+        .keys
+        .ensure(&tenant_id)
+        .await
+        .map_err(|e| ApplyError::Other(e.to_string()))?;
+
+    let mut report = ApplyReport {
+        tenant_id: tenant_id.clone(),
+        tenant_created: existing.is_none(),
+        ..ApplyReport::default()
+    };
+    for (current, u) in plans {
+        let password_hash = match (&u.password, &u.password_hash, &current) {
+            (Some(p), _, Some(cur))
+                if cur
+                    .password_hash
+                    .as_deref()
+                    .is_some_and(|h| state.passwords.verify(p, h)) =>
+            {
+                cur.password_hash.clone()
+            }
+            (Some(p), _, _) => Some(
+                state
+                    .hash_password(p)
+                    .await
+                    .map_err(|e| ApplyError::Other(e.to_string()))?,
+            ),
+            (None, Some(h), _) => Some(h.clone()),
+            (None, None, cur) => cur.as_ref().and_then(|c| c.password_hash.clone()),
+        };
+        let password_changed = current
+            .as_ref()
+            .is_none_or(|c| c.password_hash != password_hash);
+        let row = UserRow {
+            user_id: current
+                .as_ref()
+                .map(|c| c.user_id.clone())
+                .or_else(|| u.user_id.clone())
+                .unwrap_or_else(|| format!("auth0|{}", state.rng.alnum(24).to_lowercase())),
+            connection: u.connection.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            password_hash,
+            profile: profile_of(u),
+            blocked: u.blocked,
+            last_password_reset: match &current {
+                Some(c) if !password_changed => c.last_password_reset,
+                _ => Some(now),
+            },
+            created_at: current.as_ref().map_or(now, |c| c.created_at),
+            updated_at: now,
+        };
+        let same = current.as_ref().is_some_and(|c| {
+            let mut c = c.clone();
+            c.updated_at = now;
+            c == row
+        });
+        if same {
+            report.users_unchanged += 1;
+            continue;
+        }
+        store
+            .upsert_user(&tenant_id, &row)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => ApplyError::Conflict(m),
+                e => ApplyError::Store(e),
+            })?;
+        if current.is_some() {
+            report.users_updated += 1;
+            if password_changed {
+                // A new password lifts any brute-force block.
+                store
+                    .clear_login_failures(&tenant_id, &row.user_id, None)
+                    .await?;
+            }
+        } else {
+            report.users_created += 1;
+        }
+    }
+    state.tenants.invalidate();
+    Ok(report)
+}
+
+/// Applies `file` and returns the report; the convenience used by the CLI
+/// and the server's start-up.
+pub async fn apply_text(state: &Arc<AppState>, text: &str) -> Result<ApplyReport, String> {
+    let file = super::parse_tenant_file(text).map_err(|e| e.to_string())?;
+    apply(state, &file).await.map_err(|e| e.to_string())
+}

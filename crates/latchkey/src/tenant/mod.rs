@@ -1,0 +1,154 @@
+//! Tenants: the operator's description (a tenant file), how it is applied to
+//! the store, and the runtime view selected by each request's host.
+
+pub mod apply;
+pub mod dev;
+pub mod file;
+pub mod model;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use file::{TenantFileError, parse_tenant_file};
+pub use model::*;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::store::{Store, StoreError, TenantRow};
+
+/// A tenant as the request path sees it: its configuration (the tenant file
+/// without users) and the host the request arrived on.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub revision: i64,
+    pub config: TenantFile,
+}
+
+impl Tenant {
+    pub fn from_row(row: &TenantRow) -> Result<Self, StoreError> {
+        let config: TenantFile = serde_json::from_str(&row.config)
+            .map_err(|e| StoreError::Corrupt(format!("tenant {}: {e}", row.name)))?;
+        Ok(Self {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            revision: row.revision,
+            config,
+        })
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.config
+            .clients
+            .iter()
+            .find(|c| c.client_id == client_id)
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.config.connections.iter().find(|c| c.name == name)
+    }
+
+    /// The database connection used when a request names none.
+    pub fn default_connection(&self) -> Option<&Connection> {
+        self.config.connections.first()
+    }
+
+    pub fn resource_server(&self, identifier: &str) -> Option<&ResourceServer> {
+        self.config
+            .resource_servers
+            .iter()
+            .find(|r| r.identifier == identifier)
+    }
+
+    pub fn client_grant(
+        &self,
+        client_id: &str,
+        audience: &str,
+        subject: SubjectType,
+    ) -> Option<&ClientGrant> {
+        let wanted = canonical_audience(audience);
+        self.config.client_grants.iter().find(|g| {
+            g.client_id == client_id
+                && canonical_audience(&g.audience) == wanted
+                && g.subject_type == subject
+        })
+    }
+
+    /// Every origin any client of the tenant allows for CORS.
+    pub fn allowed_origins(&self) -> impl Iterator<Item = &str> {
+        self.config
+            .clients
+            .iter()
+            .flat_map(|c| c.allowed_origins.iter().chain(c.web_origins.iter()))
+            .map(String::as_str)
+    }
+
+    /// Whether `audience` is this tenant's My Account API on `host`.
+    pub fn is_my_account_audience(&self, host: &str, audience: &str) -> bool {
+        audience == my_account_audience(host)
+    }
+}
+
+/// Loopback hosts are served over plain HTTP, so a grant written for
+/// `https://localhost:…/me/` means the same API as `http://localhost:…/me/`.
+fn canonical_audience(audience: &str) -> std::borrow::Cow<'_, str> {
+    match audience.strip_prefix("https://") {
+        Some(rest) if is_loopback_host(rest.split('/').next().unwrap_or("")) => {
+            format!("http://{rest}").into()
+        }
+        _ => audience.into(),
+    }
+}
+
+/// When a host was looked up, and what it resolved to.
+type CachedTenant = (Timestamp, Option<Arc<Tenant>>);
+
+/// Resolves hosts to tenants with a short-lived in-process cache, so a node
+/// reads the tenant row at most once per `ttl` seconds per host; changes
+/// applied on another node are seen within that time.
+pub struct TenantCache {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    ttl: i64,
+    entries: RwLock<HashMap<String, CachedTenant>>,
+}
+
+impl TenantCache {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, ttl: i64) -> Self {
+        Self {
+            store,
+            clock,
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub async fn by_host(&self, host: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let now = self.clock.now();
+        if let Ok(map) = self.entries.read()
+            && let Some((at, t)) = map.get(host)
+            && now - *at < self.ttl
+        {
+            return Ok(t.clone());
+        }
+        let tenant = match self.store.tenant_by_domain(host).await? {
+            Some(row) => Some(Arc::new(Tenant::from_row(&row)?)),
+            None => None,
+        };
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(host.to_string(), (now, tenant.clone()));
+        }
+        Ok(tenant)
+    }
+
+    /// Forgets everything (after this node applied a tenant file).
+    pub fn invalidate(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+}

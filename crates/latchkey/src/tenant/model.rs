@@ -1,0 +1,758 @@
+//! The typed contents of a tenant file. Key names follow Auth0's Management
+//! API wherever Auth0 has an equivalent, so operators can carry settings over.
+//!
+//! Every struct refuses unknown keys; optional keys carry their defaults
+//! here, while checks that span several fields live in [`super::file`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The scopes of the My Account API, in the order Auth0 documents them.
+pub const MY_ACCOUNT_SCOPES: [&str; 10] = [
+    "create:me:authentication_methods",
+    "read:me:authentication_methods",
+    "update:me:authentication_methods",
+    "delete:me:authentication_methods",
+    "read:me:factors",
+    "create:me:connected_accounts",
+    "read:me:connected_accounts",
+    "delete:me:connected_accounts",
+    "read:me:consents",
+    "read:me:organizations",
+];
+
+/// Declares a closed set of keywords as a fieldless enum that reads and
+/// writes as its keyword. Anything else is refused with an error naming
+/// `$what` and listing the accepted keywords.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident = $keyword:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $keyword,)+
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(keyword: String) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|variant| variant.as_str() == keyword)
+                    .ok_or_else(|| {
+                        let expected: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                        format!(
+                            "unknown {} {keyword:?} (expected one of: {})",
+                            $what,
+                            expected.join(", ")
+                        )
+                    })
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(value: $name) -> Self {
+                value.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A whole tenant file. Only `tenant` is required.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    pub tenant: TenantSettings,
+    #[serde(default)]
+    pub my_account_api: MyAccountApi,
+    #[serde(default = "default_factors")]
+    pub factors: Vec<FactorType>,
+    #[serde(default)]
+    pub connections: Vec<Connection>,
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    #[serde(default)]
+    pub client_grants: Vec<ClientGrant>,
+    #[serde(default)]
+    pub resource_servers: Vec<ResourceServer>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub users: Vec<User>,
+}
+
+impl TenantFile {
+    /// The first of `tenant.domains`, used to build URLs the server hands out.
+    pub fn canonical_domain(&self) -> &str {
+        self.tenant.domains.first().map_or("", String::as_str)
+    }
+}
+
+/// Whether `host` (with or without a port) names the local machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(address, _)| address),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// The issuer for requests arriving on `host`: plain HTTP for the local
+/// machine, HTTPS everywhere else.
+pub fn issuer_for_host(host: &str) -> String {
+    let scheme = if is_loopback_host(host) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{host}/")
+}
+
+/// The audience of the My Account API served on `host`.
+pub fn my_account_audience(host: &str) -> String {
+    issuer_for_host(host) + "me/"
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub name: String,
+    /// `host` or `host:port`; the first is canonical.
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default = "default_session_lifetime_hours")]
+    pub session_lifetime_hours: u32,
+    #[serde(default = "default_idle_session_lifetime_hours")]
+    pub idle_session_lifetime_hours: u32,
+    #[serde(default)]
+    pub brute_force_protection: BruteForceProtection,
+    #[serde(default)]
+    pub login_page: LoginPage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BruteForceProtection {
+    pub enabled: bool,
+    pub max_attempts: u32,
+    pub block_minutes: u32,
+}
+
+impl Default for BruteForceProtection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_attempts: 10,
+            block_minutes: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginPage {
+    pub title: Option<String>,
+    /// `#rrggbb`.
+    pub primary_color: Option<String>,
+    pub logo_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MyAccountApi {
+    pub active: bool,
+    pub user_policy: MyAccountUserPolicy,
+    pub require_2fa: bool,
+    pub enforce_policies: bool,
+    /// Access token lifetime in seconds.
+    pub token_lifetime: u32,
+    pub rate_limits: MyAccountRateLimits,
+}
+
+impl Default for MyAccountApi {
+    fn default() -> Self {
+        Self {
+            active: true,
+            user_policy: MyAccountUserPolicy::RequireClientGrant,
+            require_2fa: false,
+            enforce_policies: false,
+            token_lifetime: 600,
+            rate_limits: MyAccountRateLimits::default(),
+        }
+    }
+}
+
+keyword_enum! {
+    /// Which applications may obtain My Account tokens for users.
+    pub enum MyAccountUserPolicy ("user policy") {
+        AllowAll = "allow_all",
+        RequireClientGrant = "require_client_grant",
+        DenyAll = "deny_all",
+    }
+}
+
+/// Request limits for the My Account API; 0 means unlimited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MyAccountRateLimits {
+    pub tenant_per_second: u32,
+    pub user_per_minute: u32,
+}
+
+impl Default for MyAccountRateLimits {
+    fn default() -> Self {
+        Self {
+            tenant_per_second: 25,
+            user_per_minute: 0,
+        }
+    }
+}
+
+keyword_enum! {
+    /// An authentication factor users may enrol.
+    pub enum FactorType ("factor") {
+        Password = "password",
+        Totp = "totp",
+        RecoveryCode = "recovery-code",
+        Email = "email",
+        Phone = "phone",
+        PushNotification = "push-notification",
+        Passkey = "passkey",
+        WebauthnRoaming = "webauthn-roaming",
+        WebauthnPlatform = "webauthn-platform",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub name: String,
+    #[serde(default)]
+    pub strategy: ConnectionStrategy,
+    #[serde(default)]
+    pub password_policy: PasswordPolicy,
+    #[serde(default)]
+    pub disable_signup: bool,
+    #[serde(default)]
+    pub requires_username: bool,
+}
+
+keyword_enum! {
+    /// Where a connection's users live. Only the built-in database for now.
+    #[derive(Default)]
+    pub enum ConnectionStrategy ("connection strategy") {
+        #[default]
+        Auth0 = "auth0",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordPolicy {
+    pub min_length: u32,
+    pub character_types: Vec<CharacterType>,
+    pub character_type_rule: CharacterTypeRule,
+    pub identical_characters: AllowOrBlock,
+    pub sequential_characters: AllowOrBlock,
+    pub max_length_exceeded: MaxLengthExceeded,
+    pub history: PasswordHistory,
+    pub dictionary: PasswordDictionary,
+    pub profile_data: PasswordProfileData,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            character_types: Vec::new(),
+            character_type_rule: CharacterTypeRule::All,
+            identical_characters: AllowOrBlock::Allow,
+            sequential_characters: AllowOrBlock::Allow,
+            max_length_exceeded: MaxLengthExceeded::Truncate,
+            history: PasswordHistory::default(),
+            dictionary: PasswordDictionary::default(),
+            profile_data: PasswordProfileData::default(),
+        }
+    }
+}
+
+keyword_enum! {
+    pub enum CharacterType ("character type") {
+        Lowercase = "lowercase",
+        Uppercase = "uppercase",
+        Number = "number",
+        Special = "special",
+    }
+}
+
+keyword_enum! {
+    /// Whether every listed character type is required, or any three of the
+    /// four.
+    pub enum CharacterTypeRule ("character type rule") {
+        All = "all",
+        ThreeOfFour = "three_of_four",
+    }
+}
+
+keyword_enum! {
+    pub enum AllowOrBlock ("setting") {
+        Allow = "allow",
+        Block = "block",
+    }
+}
+
+keyword_enum! {
+    /// What happens to a password longer than the hasher accepts.
+    pub enum MaxLengthExceeded ("max_length_exceeded setting") {
+        Truncate = "truncate",
+        Error = "error",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordHistory {
+    pub active: bool,
+    /// How many previous passwords may not be reused.
+    pub size: u32,
+}
+
+impl Default for PasswordHistory {
+    fn default() -> Self {
+        Self {
+            active: false,
+            size: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordDictionary {
+    pub active: bool,
+    pub default: DictionaryName,
+    /// Extra words to refuse, on top of the built-in list.
+    pub entries: Vec<String>,
+}
+
+impl Default for PasswordDictionary {
+    fn default() -> Self {
+        Self {
+            active: false,
+            default: DictionaryName::En10k,
+            entries: Vec::new(),
+        }
+    }
+}
+
+keyword_enum! {
+    /// A built-in list of common passwords.
+    pub enum DictionaryName ("dictionary") {
+        En10k = "en_10k",
+        En100k = "en_100k",
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordProfileData {
+    pub active: bool,
+    /// Profile attributes whose values may not appear in the password.
+    pub blocked_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub client_id: String,
+    /// Defaults to `client_id`.
+    #[serde(default)]
+    pub name: String,
+    pub app_type: AppType,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Filled in from `app_type` when absent; see [`Client::auth_method`].
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    #[serde(default)]
+    pub callbacks: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub web_origins: Vec<String>,
+    #[serde(default)]
+    pub allowed_logout_urls: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+    #[serde(default = "default_true")]
+    pub first_party: bool,
+    #[serde(default)]
+    pub jwt_configuration: JwtConfiguration,
+    #[serde(default)]
+    pub refresh_token: RefreshTokenSettings,
+}
+
+impl Client {
+    /// The token endpoint authentication method in force: the configured
+    /// one, else `none` for public applications and `client_secret_post`
+    /// for the rest.
+    pub fn auth_method(&self) -> TokenEndpointAuthMethod {
+        self.token_endpoint_auth_method
+            .unwrap_or(match self.app_type {
+                AppType::Spa | AppType::Native => TokenEndpointAuthMethod::None,
+                AppType::RegularWeb | AppType::NonInteractive => {
+                    TokenEndpointAuthMethod::ClientSecretPost
+                }
+            })
+    }
+}
+
+keyword_enum! {
+    pub enum AppType ("app type") {
+        Spa = "spa",
+        Native = "native",
+        RegularWeb = "regular_web",
+        NonInteractive = "non_interactive",
+    }
+}
+
+keyword_enum! {
+    pub enum TokenEndpointAuthMethod ("token endpoint auth method") {
+        None = "none",
+        ClientSecretPost = "client_secret_post",
+        ClientSecretBasic = "client_secret_basic",
+    }
+}
+
+keyword_enum! {
+    pub enum GrantType ("grant type") {
+        AuthorizationCode = "authorization_code",
+        RefreshToken = "refresh_token",
+        Password = "password",
+        PasswordRealm = "http://auth0.com/oauth/grant-type/password-realm",
+        ClientCredentials = "client_credentials",
+        Webauthn = "urn:okta:params:oauth:grant-type:webauthn",
+        MfaOtp = "http://auth0.com/oauth/grant-type/mfa-otp",
+        MfaOob = "http://auth0.com/oauth/grant-type/mfa-oob",
+        MfaRecoveryCode = "http://auth0.com/oauth/grant-type/mfa-recovery-code",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfiguration {
+    /// ID token lifetime.
+    pub lifetime_in_seconds: u32,
+}
+
+impl Default for JwtConfiguration {
+    fn default() -> Self {
+        Self {
+            lifetime_in_seconds: 36_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefreshTokenSettings {
+    pub rotation_type: RotationType,
+    /// Absolute lifetime in seconds.
+    pub token_lifetime: u32,
+    /// Lifetime in seconds without use.
+    pub idle_token_lifetime: u32,
+    /// Seconds during which a rotated token may still be reused.
+    pub leeway: u32,
+}
+
+impl Default for RefreshTokenSettings {
+    fn default() -> Self {
+        Self {
+            rotation_type: RotationType::Rotating,
+            token_lifetime: 2_592_000,
+            idle_token_lifetime: 1_296_000,
+            leeway: 0,
+        }
+    }
+}
+
+keyword_enum! {
+    pub enum RotationType ("rotation type") {
+        Rotating = "rotating",
+        NonRotating = "non-rotating",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientGrant {
+    pub client_id: String,
+    pub audience: String,
+    #[serde(default)]
+    pub subject_type: SubjectType,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default)]
+    pub allow_all_scopes: bool,
+}
+
+keyword_enum! {
+    /// Whether a grant lets the client act for users or for itself.
+    #[derive(Default)]
+    pub enum SubjectType ("subject type") {
+        User = "user",
+        #[default]
+        Client = "client",
+    }
+}
+
+/// An API that clients may request tokens for. `scopes` may be written as
+/// plain names or as Auth0's `{value, description}` objects.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "ResourceServerEntry", into = "ResourceServerEntry")]
+pub struct ResourceServer {
+    pub identifier: String,
+    /// Defaults to `identifier`.
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// Descriptions of those scopes that have one.
+    pub scope_descriptions: BTreeMap<String, String>,
+    /// Access token lifetime in seconds.
+    pub token_lifetime: u32,
+    pub enforce_policies: bool,
+    pub allow_offline_access: bool,
+}
+
+impl ResourceServer {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// How a resource server is written in the file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceServerEntry {
+    identifier: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scopes: Vec<ScopeEntry>,
+    #[serde(default = "default_resource_server_token_lifetime")]
+    token_lifetime: u32,
+    #[serde(default)]
+    enforce_policies: bool,
+    #[serde(default)]
+    allow_offline_access: bool,
+}
+
+impl From<ResourceServerEntry> for ResourceServer {
+    fn from(entry: ResourceServerEntry) -> Self {
+        let mut scopes = Vec::with_capacity(entry.scopes.len());
+        let mut scope_descriptions = BTreeMap::new();
+        for scope in entry.scopes {
+            if let Some(description) = scope.description {
+                scope_descriptions.insert(scope.value.clone(), description);
+            }
+            scopes.push(scope.value);
+        }
+        Self {
+            identifier: entry.identifier,
+            name: entry.name,
+            scopes,
+            scope_descriptions,
+            token_lifetime: entry.token_lifetime,
+            enforce_policies: entry.enforce_policies,
+            allow_offline_access: entry.allow_offline_access,
+        }
+    }
+}
+
+impl From<ResourceServer> for ResourceServerEntry {
+    fn from(server: ResourceServer) -> Self {
+        let mut descriptions = server.scope_descriptions;
+        let scopes = server
+            .scopes
+            .into_iter()
+            .map(|value| ScopeEntry {
+                description: descriptions.remove(&value),
+                value,
+            })
+            .collect();
+        Self {
+            identifier: server.identifier,
+            name: server.name,
+            scopes,
+            token_lifetime: server.token_lifetime,
+            enforce_policies: server.enforce_policies,
+            allow_offline_access: server.allow_offline_access,
+        }
+    }
+}
+
+/// A scope written either as `read:things` or as
+/// `{value: read:things, description: ...}`.
+struct ScopeEntry {
+    value: String,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeObject {
+    value: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ScopeEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+
+        impl<'de> Visitor<'de> for ScopeVisitor {
+            type Value = ScopeEntry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scope name or a {value, description} mapping")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<ScopeEntry, E> {
+                Ok(ScopeEntry {
+                    value: value.to_owned(),
+                    description: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ScopeEntry, A::Error> {
+                let object = ScopeObject::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ScopeEntry {
+                    value: object.value,
+                    description: object.description,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(ScopeVisitor)
+    }
+}
+
+impl Serialize for ScopeEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.description {
+            None => serializer.serialize_str(&self.value),
+            Some(description) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("value", &self.value)?;
+                map.serialize_entry("description", description)?;
+                map.end()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    pub resource_server_identifier: String,
+    pub permission_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub email: String,
+    /// Plain text, hashed when the file is applied.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// An imported Argon2id or bcrypt hash.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    pub connection: String,
+    #[serde(default)]
+    pub email_verified: bool,
+    /// `auth0|…`; generated when absent.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    #[serde(default)]
+    pub nickname: Option<String>,
+    #[serde(default)]
+    pub picture: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub user_metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub app_metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+fn default_factors() -> Vec<FactorType> {
+    vec![FactorType::Password]
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_session_lifetime_hours() -> u32 {
+    72
+}
+
+fn default_idle_session_lifetime_hours() -> u32 {
+    24
+}
+
+fn default_resource_server_token_lifetime() -> u32 {
+    86_400
+}

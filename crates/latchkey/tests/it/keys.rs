@@ -1,0 +1,92 @@
+//! Signing keys: rotation keeps old tokens verifiable until they expire.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+async fn jwks(s: &TestServer) -> Vec<Value> {
+    let v: Value = s
+        .http()
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["keys"].as_array().unwrap().clone()
+}
+
+fn kid(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let h: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(h["alg"], "RS256");
+    h["kid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn rotation_publishes_both_keys_until_old_tokens_expire() {
+    let s = TestServer::start().await;
+    let before = s.password_login("openid", None).await;
+    let old_at = before["access_token"].as_str().unwrap().to_string();
+    let old_kid = kid(&old_at);
+    let tenant = latchkey::tenant::Tenant::from_row(
+        &s.state.store.tenant_by_name("acme").await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let new_kid = s.state.keys.rotate(&tenant.id).await.unwrap();
+    assert_ne!(new_kid, old_kid);
+
+    let keys = jwks(&s).await;
+    let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
+    let after = s.password_login("openid", None).await;
+    assert_eq!(kid(after["access_token"].as_str().unwrap()), new_kid);
+    assert_eq!(
+        userinfo(&s, &old_at).await.0,
+        StatusCode::OK,
+        "old tokens still verify"
+    );
+
+    // Once every token the old key could have signed has expired, it goes.
+    let horizon = latchkey::services::tokens::max_token_lifetime(&tenant);
+    s.clock.advance(horizon + 1);
+    let keys = jwks(&s).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], new_kid);
+    assert_eq!(s.state.keys.prune(&tenant.id, horizon).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_a_clear_start_up_error() {
+    let s = TestServer::start().await;
+    let opts = latchkey::server::Options::new(
+        s.dir.path().to_path_buf(),
+        latchkey::server::MasterKeySource::Value(
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        ),
+    );
+    let err = latchkey::server::open(opts)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("master key does not match"), "{err}");
+    let opts = latchkey::server::Options::new(
+        s.dir.path().to_path_buf(),
+        latchkey::server::MasterKeySource::Value("too-short".into()),
+    );
+    let err = latchkey::server::open(opts)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("32 bytes"), "{err}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server over real HTTP. One binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod authorize;
+mod discovery;
+mod grants;
+mod keys;
+mod refresh;
+mod session;
+mod support;
+mod tenant_files;

@@ -1,0 +1,205 @@
+//! The refresh-token grant: rotation, reuse detection, scope narrowing.
+
+use reqwest::StatusCode;
+
+use crate::support::*;
+
+async fn refresh(
+    s: &TestServer,
+    token: &str,
+    scope: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa"),
+        ("refresh_token", token),
+    ];
+    if let Some(sc) = scope {
+        form.push(("scope", sc));
+    }
+    s.token(&form).await
+}
+
+#[tokio::test]
+async fn every_use_rotates_and_keeps_audience_and_scope() {
+    let s = TestServer::start().await;
+    let aud = s.my_account_audience();
+    let first = s
+        .password_login("openid offline_access read:me:factors", Some(&aud))
+        .await;
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    s.clock.advance(30);
+    let (status, second) = refresh(&s, rt1, None).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(rt1, rt2);
+    assert_eq!(second["scope"], "openid offline_access read:me:factors");
+    let at = claims(second["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"][0], aud);
+    assert_eq!(at["iat"], START + 30);
+    // spa-js requires an ID token on every token response.
+    let id = claims(second["id_token"].as_str().unwrap());
+    assert_eq!(
+        id["auth_time"], START,
+        "auth_time is the login's, not the refresh's"
+    );
+    // The new token works in turn.
+    assert_eq!(refresh(&s, rt2, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_token_revokes_the_whole_family() {
+    let s = TestServer::start().await;
+    let first = s.password_login("openid offline_access", None).await;
+    let rt1 = first["refresh_token"].as_str().unwrap().to_string();
+    let (_, second) = refresh(&s, &rt1, None).await;
+    let rt2 = second["refresh_token"].as_str().unwrap().to_string();
+    let at2 = second["access_token"].as_str().unwrap().to_string();
+    assert_eq!(userinfo(&s, &at2).await.0, StatusCode::OK);
+
+    // An attacker replays the first token.
+    let (status, body) = refresh(&s, &rt1, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    // The legitimate holder's token is now dead too, and so are its access tokens.
+    assert_eq!(refresh(&s, &rt2, None).await.1["error"], "invalid_grant");
+    assert_eq!(userinfo(&s, &at2).await.0, StatusCode::UNAUTHORIZED);
+    // Other logins of the same user are unaffected.
+    let other = s.password_login("openid offline_access", None).await;
+    assert_eq!(
+        refresh(&s, other["refresh_token"].as_str().unwrap(), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_use_of_one_token_lets_exactly_one_through() {
+    let s = TestServer::start().await;
+    let first = s.password_login("openid offline_access", None).await;
+    let rt = first["refresh_token"].as_str().unwrap().to_string();
+    let (client, url) = (s.http(), s.url("/oauth/token"));
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, rt, barrier) =
+                (client.clone(), url.clone(), rt.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client
+                    .post(url)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", "spa"),
+                        ("refresh_token", rt.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            "{status}"
+        );
+        ok += usize::from(status == StatusCode::OK);
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn scope_may_narrow_but_never_widen() {
+    let s = TestServer::start().await;
+    let aud = s.my_account_audience();
+    let first = s
+        .password_login(
+            "openid offline_access read:me:factors read:me:authentication_methods",
+            Some(&aud),
+        )
+        .await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    let (status, body) = refresh(
+        &s,
+        rt,
+        Some("openid offline_access delete:me:authentication_methods"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_scope");
+    // A refused widening does not spend the token.
+    let (status, narrowed) = refresh(&s, rt, Some("openid offline_access read:me:factors")).await;
+    assert_eq!(status, StatusCode::OK, "{narrowed}");
+    assert_eq!(narrowed["scope"], "openid offline_access read:me:factors");
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_when_idle_and_belong_to_their_client() {
+    let s = TestServer::start().await;
+    let first = s.password_login("openid offline_access", None).await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "web"),
+            ("client_secret", "web-secret-value"),
+            ("refresh_token", rt),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // Idle lifetime defaults to 15 days.
+    s.clock.advance(15 * 86_400 + 1);
+    assert_eq!(refresh(&s, rt, None).await.1["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_family() {
+    let s = TestServer::start().await;
+    let first = s.password_login("openid offline_access", None).await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    let at = first["access_token"].as_str().unwrap();
+    let res = s
+        .http()
+        .post(s.url("/oauth/revoke"))
+        .form(&[("client_id", "spa"), ("token", rt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(refresh(&s, rt, None).await.1["error"], "invalid_grant");
+    assert_eq!(userinfo(&s, at).await.0, StatusCode::UNAUTHORIZED);
+    // Unknown tokens are fine (RFC 7009); another client's are not its to revoke.
+    let res = s
+        .http()
+        .post(s.url("/oauth/revoke"))
+        .form(&[("client_id", "spa"), ("token", "no-such-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let other = s.password_login("openid offline_access", None).await;
+    let res = s
+        .http()
+        .post(s.url("/oauth/revoke"))
+        .form(&[
+            ("client_id", "web"),
+            ("client_secret", "web-secret-value"),
+            ("token", other["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refresh(&s, other["refresh_token"].as_str().unwrap(), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}

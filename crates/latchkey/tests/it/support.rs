@@ -1,0 +1,358 @@
+//! An in-process latchkey on an ephemeral port, with a temporary SQLite
+//! file, a manual clock and fast password hashing, driven over real HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::app::AppState;
+use latchkey::clock::ManualClock;
+use latchkey::crypto::hash::sha256_b64url;
+use latchkey::crypto::password::PasswordHasherConfig;
+use latchkey::rng::{RngExt, SystemRng};
+use latchkey::server::{MasterKeySource, Options};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::Value;
+
+pub const START: i64 = 1_800_000_000;
+pub const ALICE: &str = "alice@example.com";
+pub const ALICE_PASSWORD: &str = "Tr0ub4dor&3-horse";
+pub const API: &str = "https://api.acme.test/";
+pub const BACKEND_SECRET: &str = "s3cret-value";
+pub const APP: &str = "http://localhost:5173";
+
+/// The tenant file most tests use, for a server on `port`.
+pub fn acme(port: u16) -> String {
+    format!(
+        r#"
+tenant: {{ name: acme, domains: ["localhost:{port}"] }}
+my_account_api: {{ active: true, user_policy: require_client_grant, require_2fa: false,
+                  rate_limits: {{ tenant_per_second: 25, user_per_minute: 0 }} }}
+factors: [password, totp, recovery-code]
+connections:
+  - name: Username-Password-Authentication
+    password_policy: {{ min_length: 8 }}
+  - name: Partners
+clients:
+  - {{ client_id: spa, name: Demo SPA, app_type: spa, callbacks: ["{APP}/cb"],
+      allowed_origins: ["{APP}"], web_origins: ["{APP}"], allowed_logout_urls: ["{APP}/"],
+      grant_types: [authorization_code, refresh_token, password,
+                    "http://auth0.com/oauth/grant-type/password-realm"] }}
+  - {{ client_id: web, app_type: regular_web, client_secret: "web-secret-value",
+      callbacks: ["https://web.acme.test/callback"], grant_types: [authorization_code, refresh_token] }}
+  - {{ client_id: backend, client_secret: "{BACKEND_SECRET}", app_type: regular_web, grant_types: [client_credentials] }}
+  - {{ client_id: nogrants, app_type: spa, callbacks: ["{APP}/cb"], grant_types: [authorization_code] }}
+client_grants:
+  - {{ client_id: spa, audience: "http://localhost:{port}/me/", subject_type: user,
+      scope: [read:me:authentication_methods, create:me:authentication_methods,
+              update:me:authentication_methods, delete:me:authentication_methods, read:me:factors] }}
+  - {{ client_id: backend, audience: "{API}", subject_type: client, scope: [read:things] }}
+resource_servers: [{{ identifier: "{API}", scopes: [read:things, write:things] }}]
+users:
+  - {{ email: {ALICE}, password: "{ALICE_PASSWORD}", connection: Username-Password-Authentication,
+      email_verified: true, user_id: "auth0|alice", name: Alice Example }}
+  - {{ email: bob@example.com, password: "B0b-has-a-long-password", connection: Partners, user_id: "auth0|bob" }}
+"#
+    )
+}
+
+/// A second tenant on the same server, reached as `127.0.0.1:{port}`.
+pub fn other_tenant(port: u16) -> String {
+    format!(
+        r#"
+tenant: {{ name: other, domains: ["127.0.0.1:{port}"] }}
+connections: [{{ name: Username-Password-Authentication }}]
+clients:
+  - {{ client_id: spa, app_type: spa, callbacks: ["{APP}/cb"],
+      grant_types: [authorization_code, refresh_token, password] }}
+users:
+  - {{ email: {ALICE}, password: "{ALICE_PASSWORD}", connection: Username-Password-Authentication, user_id: "auth0|alice" }}
+"#
+    )
+}
+
+pub struct TestServer {
+    pub port: u16,
+    /// `http://localhost:PORT`
+    pub base: String,
+    pub issuer: String,
+    pub state: Arc<AppState>,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with_tenants(&[acme, other_tenant]).await
+    }
+
+    pub async fn with_tenants(files: &[fn(u16) -> String]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let clock = ManualClock::new(START);
+        let key: [u8; 32] = SystemRng.bytes();
+        let mut opts = Options::new(
+            dir.path().to_path_buf(),
+            MasterKeySource::Value(URL_SAFE_NO_PAD.encode(key)),
+        );
+        opts.clock = Arc::new(clock.clone());
+        opts.passwords = PasswordHasherConfig::fast_for_tests();
+        let state = latchkey::server::open(opts).await.unwrap();
+        for f in files {
+            latchkey::tenant::apply::apply_text(&state, &f(port))
+                .await
+                .unwrap();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
+        tokio::spawn(async move {
+            let _ = latchkey::app::serve(listener, served, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let host = format!("localhost:{port}");
+        Self {
+            port,
+            base: format!("http://{host}"),
+            issuer: format!("http://{host}/"),
+            state,
+            clock,
+            dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn my_account_audience(&self) -> String {
+        format!("{}me/", self.issuer)
+    }
+
+    fn builder(&self) -> reqwest::ClientBuilder {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .resolve("localhost", addr)
+    }
+
+    /// A plain HTTP client: no cookies, no redirects followed.
+    pub fn http(&self) -> reqwest::Client {
+        self.builder().build().unwrap()
+    }
+
+    /// A client that keeps cookies, like a browser.
+    pub fn browser(&self) -> reqwest::Client {
+        self.builder().cookie_store(true).build().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a form to `/oauth/token`.
+    pub async fn token(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let res = self
+            .http()
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap())
+    }
+
+    pub async fn password_login(&self, scope: &str, audience: Option<&str>) -> Value {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+            ("scope", scope),
+        ];
+        if let Some(a) = audience {
+            form.push(("audience", a));
+        }
+        let (status, body) = self.token(&form).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// The claims of a JWT, unverified (tests verify signatures separately).
+pub fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+pub fn pkce() -> (String, String) {
+    let verifier = SystemRng.token(32);
+    let challenge = sha256_b64url(verifier.as_bytes());
+    (verifier, challenge)
+}
+
+/// Pulls `name="…" value="…"` out of an HTML form.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html_unescape(&html[start..start + end]))
+}
+
+/// Undoes the HTML escaping of attribute values.
+pub fn html_unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// An authorization request as a browser would make it.
+pub struct AuthRequest {
+    pub client_id: &'static str,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub challenge: String,
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl AuthRequest {
+    pub fn new(scope: &str) -> Self {
+        let (verifier, challenge) = pkce();
+        Self {
+            client_id: "spa",
+            redirect_uri: format!("{APP}/cb"),
+            scope: scope.to_string(),
+            audience: None,
+            state: SystemRng.token(12),
+            nonce: SystemRng.token(12),
+            verifier,
+            challenge,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn audience(mut self, a: &str) -> Self {
+        self.audience = Some(a.to_string());
+        self
+    }
+
+    pub fn param(mut self, k: &'static str, v: &str) -> Self {
+        self.extra.push((k, v.to_string()));
+        self
+    }
+
+    pub fn url(&self, server: &TestServer) -> String {
+        let mut q: Vec<(&str, String)> = vec![
+            ("response_type", "code".into()),
+            ("client_id", self.client_id.into()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("scope", self.scope.clone()),
+            ("state", self.state.clone()),
+            ("nonce", self.nonce.clone()),
+            ("code_challenge", self.challenge.clone()),
+            ("code_challenge_method", "S256".into()),
+        ];
+        if let Some(a) = &self.audience {
+            q.push(("audience", a.clone()));
+        }
+        q.extend(self.extra.iter().cloned());
+        format!(
+            "{}?{}",
+            server.url("/authorize"),
+            serde_urlencoded::to_string(&q).unwrap()
+        )
+    }
+}
+
+/// Opens the login page, signs in, and returns the final response (the
+/// redirect back to the app, or the page in the chosen response mode).
+pub async fn login_through_page(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    req: &AuthRequest,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser.get(req.url(server)).send().await.unwrap();
+    if page.status() == StatusCode::FOUND {
+        // Already signed in: single sign-on answers at once.
+        return page;
+    }
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let tx = hidden_input(&html, "tx").expect("login form has a transaction");
+    browser
+        .post(server.url("/login"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Logs Alice in through the hosted page and returns the code.
+pub async fn code_for(server: &TestServer, browser: &reqwest::Client, req: &AuthRequest) -> String {
+    let res = login_through_page(server, browser, req, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&req.redirect_uri), "{location}");
+    assert_eq!(
+        query_param(&location, "state").as_deref(),
+        Some(req.state.as_str())
+    );
+    query_param(&location, "code").expect("code in the redirect")
+}
+
+pub async fn exchange(server: &TestServer, req: &AuthRequest, code: &str) -> (StatusCode, Value) {
+    server
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", req.client_id),
+            ("code", code),
+            ("redirect_uri", &req.redirect_uri),
+            ("code_verifier", &req.verifier),
+        ])
+        .await
+}
+
+pub async fn userinfo(server: &TestServer, access_token: &str) -> (StatusCode, Value) {
+    let res = server
+        .http()
+        .get(server.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}

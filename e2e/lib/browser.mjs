@@ -1,0 +1,98 @@
+// Debian's Chromium driven through playwright-core. No tool ever downloads a
+// browser here: if /usr/bin/chromium is missing, run scripts/e2e-deps.sh.
+
+import { constants as fsc } from 'node:fs';
+import fs from 'node:fs/promises';
+
+import { chromium } from 'playwright-core';
+
+import { WAIT_MS } from './util.mjs';
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = Object.freeze([
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]);
+
+export async function launchBrowser() {
+  try {
+    await fs.access(CHROMIUM, fsc.X_OK);
+  } catch {
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (scripts/e2e-deps.sh does it)`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS],
+    timeout: WAIT_MS,
+  });
+}
+
+/** Hides password values in logged form bodies. */
+const redact = (body) => body.replace(/(^|&)(password=)[^&]*/g, '$1$2[redacted]');
+
+/**
+ * A fresh browser context (its own cookies and storage) that records, for
+ * diagnostics and assertions, every request made by its pages, frames and
+ * workers, and every console message and page error.
+ */
+export async function newRecordingContext(browser) {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(WAIT_MS);
+  context.setDefaultNavigationTimeout(WAIT_MS);
+
+  /** @type {{method:string, url:string, postData:string|null, headers:object, status?:number, failure?:string, isNavigation:boolean}[]} */
+  const requests = [];
+  const byRequest = new Map();
+  const consoleLines = [];
+
+  context.on('request', (req) => {
+    const entry = {
+      method: req.method(),
+      url: req.url(),
+      postData: req.postData(),
+      headers: req.headers(),
+      isNavigation: req.isNavigationRequest(),
+      resourceType: req.resourceType(),
+    };
+    requests.push(entry);
+    byRequest.set(req, entry);
+  });
+  context.on('response', (res) => {
+    const entry = byRequest.get(res.request());
+    if (entry) entry.status = res.status();
+  });
+  context.on('requestfailed', (req) => {
+    const entry = byRequest.get(req);
+    if (entry) entry.failure = req.failure()?.errorText || 'failed';
+  });
+  const watchPage = (page) => {
+    page.on('console', (msg) => consoleLines.push(`[${msg.type()}] ${msg.text()}`));
+    page.on('pageerror', (err) => consoleLines.push(`[pageerror] ${err.stack || err.message}`));
+    page.on('worker', (worker) => consoleLines.push(`[worker started] ${worker.url().slice(0, 80)}`));
+  };
+  context.on('page', watchPage);
+
+  const describeRequests = () =>
+    requests
+      .map((r) => {
+        const body = r.postData ? `\n      body: ${redact(r.postData).slice(0, 500)}` : '';
+        const outcome = r.failure ? `FAILED ${r.failure}` : r.status ?? '…';
+        return `${r.method} ${r.url} -> ${outcome}${body}`;
+      })
+      .join('\n');
+
+  return {
+    context,
+    requests,
+    consoleLines,
+    describeRequests,
+    describeConsole: () => consoleLines.join('\n'),
+  };
+}
