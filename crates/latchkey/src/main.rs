@@ -205,11 +205,8 @@ async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         tracing::info!(file = %file.display(), users_created = report.users_created, "tenant file applied");
-    } else if state.store.list_tenants().await?.is_empty() {
-        let report = apply::apply_text(&state, &dev::dev_tenant_yaml(port))
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the development tenant: {e}"))?;
-        print_dev_instructions(port, &report);
+    } else {
+        development_tenant(&state, port).await?;
     }
     tracing::info!(address = %listen, "latchkey listening");
     latchkey::app::serve(listener, state, shutdown_signal()).await?;
@@ -217,7 +214,36 @@ async fn serve(
     Ok(())
 }
 
-fn print_dev_instructions(port: u16, _report: &apply::ApplyReport) {
+/// Without a tenant file, an empty store gets the development tenant, and a
+/// development tenant created that way follows the port the server is
+/// started on. Tenants that came from files are never touched.
+async fn development_tenant(state: &latchkey::app::AppState, port: u16) -> anyhow::Result<()> {
+    const MARK: &str = "development_tenant";
+    let tenants = state.store.list_tenants().await?;
+    let ours = state.store.meta_get(MARK).await?;
+    let host = format!("localhost:{port}");
+    let (create, moved) = match (tenants.as_slice(), ours.as_deref()) {
+        ([], _) => (true, false),
+        ([only], Some(id)) if only.id == id => {
+            let t = latchkey::tenant::Tenant::from_row(only)?;
+            (false, t.config.canonical_domain() != host)
+        }
+        _ => (false, false),
+    };
+    if create || moved {
+        let report = apply::apply(
+            state,
+            &latchkey::tenant::parse_tenant_file(&dev::dev_tenant_yaml(port))?,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("preparing the development tenant: {e}"))?;
+        state.store.meta_init(MARK, &report.tenant_id).await?;
+        print_dev_instructions(port);
+    }
+    Ok(())
+}
+
+fn print_dev_instructions(port: u16) {
     let host = format!("localhost:{port}");
     let issuer = issuer_for_host(&host);
     let verifier = SystemRng.token(32);

@@ -254,9 +254,10 @@ pub async fn current_session(
 ) -> Option<(String, SessionRow)> {
     let raw = cookies::get(headers, cookies::SESSION)?;
     let digest = secret_digest(&raw);
+    let idle = 3600 * i64::from(tenant.config.tenant.idle_session_lifetime_hours);
     let s = state
         .store
-        .session(&tenant.id, &digest, state.clock.now())
+        .session(&tenant.id, &digest, state.clock.now(), idle)
         .await
         .ok()??;
     Some((digest, s))

@@ -144,12 +144,14 @@ pub trait SessionStore: Send + Sync {
         session: &SessionRow,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// A live (unexpired, unrevoked) session.
+    /// A live session: unrevoked, unexpired, and used within `idle_seconds`.
+    /// Using it counts as activity.
     async fn session(
         &self,
         tenant_id: &str,
         id_digest: &str,
         now: Timestamp,
+        idle_seconds: i64,
     ) -> StoreResult<Option<SessionRow>>;
     async fn revoke_session(
         &self,

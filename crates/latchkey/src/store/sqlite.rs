@@ -360,16 +360,29 @@ impl SessionStore for SqliteStore {
         tenant_id: &str,
         id_digest: &str,
         now: Timestamp,
+        idle_seconds: i64,
     ) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, auth_time, amr, expires_at FROM sessions \
-             WHERE id_digest = ? AND tenant_id = ? AND revoked_at IS NULL AND expires_at > ?",
+            "SELECT user_id, auth_time, amr, expires_at, last_seen FROM sessions \
+             WHERE id_digest = ? AND tenant_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen > ?",
         )
         .bind(id_digest)
         .bind(tenant_id)
         .bind(now)
+        .bind(now - idle_seconds)
         .fetch_optional(&self.pool)
         .await?;
+        // Activity is recorded at most once a minute, to keep reads cheap.
+        if let Some(r) = &row
+            && now - r.get::<i64, _>("last_seen") >= 60
+        {
+            sqlx::query("UPDATE sessions SET last_seen = ? WHERE id_digest = ? AND tenant_id = ?")
+                .bind(now)
+                .bind(id_digest)
+                .bind(tenant_id)
+                .execute(&self.pool)
+                .await?;
+        }
         row.map(|r| {
             Ok(SessionRow {
                 user_id: r.get("user_id"),

@@ -481,3 +481,53 @@ async fn a_token_from_one_tenant_is_refused_by_another() {
     let (status, _) = userinfo(&s, other["access_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+fn two_domains(port: u16) -> String {
+    acme(port).replace(
+        &format!("domains: [\"localhost:{port}\"]"),
+        &format!("domains: [\"localhost:{port}\", \"127.0.0.1:{port}\"]"),
+    )
+}
+
+#[tokio::test]
+async fn a_token_is_only_good_on_the_host_it_was_minted_for() {
+    let s = TestServer::with_tenants(&[two_domains]).await;
+    let custom = format!("http://127.0.0.1:{}", s.port);
+    // Same tenant, same keys, two hosts: each host is its own issuer.
+    let doc: serde_json::Value = s
+        .http()
+        .get(format!("{custom}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], format!("{custom}/"));
+    let body = s.password_login("openid", None).await;
+    let at = body["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s, at).await.0, StatusCode::OK);
+    let res = s
+        .http()
+        .get(format!("{custom}/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The My Account audience of one host cannot be requested on the other.
+    let res = s
+        .http()
+        .post(format!("{custom}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+            ("audience", &s.my_account_audience()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}

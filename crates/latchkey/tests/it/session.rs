@@ -192,3 +192,47 @@ fn urlencode(s: &str) -> String {
         .trim_start_matches("x=")
         .to_string()
 }
+
+#[tokio::test]
+async fn sessions_end_when_idle_or_at_their_lifetime() {
+    let s = TestServer::start().await;
+    let browser = s.browser();
+    code_for(&s, &browser, &AuthRequest::new("openid")).await;
+    let silent = |browser: reqwest::Client| {
+        let url = AuthRequest::new("openid").param("prompt", "none").url(&s);
+        async move {
+            let res = browser.get(url).send().await.unwrap();
+            let loc = res.headers()["location"].to_str().unwrap().to_string();
+            query_param(&loc, "code").is_some()
+        }
+    };
+    // Used every 23 hours, it lives on (idle limit 24 h)...
+    for _ in 0..3 {
+        s.clock.advance(23 * 3600);
+        assert!(silent(browser.clone()).await);
+    }
+    // ...until its 72-hour lifetime.
+    s.clock.advance(3 * 3600 + 1);
+    assert!(!silent(browser.clone()).await);
+
+    let browser = s.browser();
+    code_for(&s, &browser, &AuthRequest::new("openid")).await;
+    s.clock.advance(24 * 3600 + 1);
+    assert!(!silent(browser).await, "idle for more than 24 hours");
+}
+
+#[tokio::test]
+async fn login_hint_prefills_the_email() {
+    let s = TestServer::start().await;
+    let req = AuthRequest::new("openid").param("login_hint", "carol@example.com");
+    let html = s
+        .browser()
+        .get(req.url(&s))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("value=\"carol@example.com\""), "{html}");
+}

@@ -1,0 +1,280 @@
+//! The `latchkey` binary itself: first start, restarts, signals, the
+//! `tenant apply` and `keys rotate` commands, logs.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(data: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data)
+            .args(extra)
+            .env_remove("LATCHKEY_MASTER_KEY")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Self { child, port };
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(server.url("/healthz")).await
+                && r.status().is_success()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("latchkey did not become healthy");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn localhost(&self, path: &str) -> (reqwest::Client, String) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let c = reqwest::Client::builder()
+            .resolve("localhost", addr)
+            .build()
+            .unwrap();
+        (c, format!("http://localhost:{}{path}", self.port))
+    }
+
+    async fn jwks_kids(&self) -> Vec<String> {
+        let (c, url) = self.localhost("/.well-known/jwks.json");
+        let v: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn first_start_creates_a_development_tenant_that_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let port = server.port;
+    let (c, url) = server.localhost("/.well-known/openid-configuration");
+    let doc: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["issuer"], format!("http://localhost:{port}/"));
+    let kids = server.jwks_kids().await;
+    let (status, stdout, _) = server.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    assert!(stdout.contains("Development tenant ready"), "{stdout}");
+    assert!(stdout.contains("demo@example.com"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Restarted on the same data (on another port): the same tenant, the
+    // same keys, moved to the new port.
+    let server = Server::start(dir.path(), &[]).await;
+    assert_ne!(server.port, port);
+    let again = server.jwks_kids().await;
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+    assert_eq!(again, kids);
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let port = server.port;
+    let body = "grant_type=client_credentials&client_id=nobody";
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nhost: localhost:{port}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request that was under way completes.
+    stream.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("invalid_client"));
+    let (status, _, _) = server.terminate_after_signal();
+    assert!(status.success());
+}
+
+impl Server {
+    fn terminate_after_signal(mut self) -> (std::process::ExitStatus, String, String) {
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(
+        &file,
+        "tenant: { name: acme, domains: [\"login.acme.test\"] }\nclients:\n  - { client_id: spa, app_type: spa, colour: blue }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["tenant", "apply"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("colour"), "{err}");
+
+    std::fs::write(
+        &file,
+        "tenant: { name: acme, domains: [\"login.acme.test\"] }\nconnections: [{ name: db }]\nusers: [{ email: a@acme.test, password: \"Long-enough-1\", connection: db }]\n",
+    )
+    .unwrap();
+    let apply = || {
+        Command::new(BIN)
+            .args(["tenant", "apply"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = apply();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("users created 1"));
+    let out = apply();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unchanged 1"),
+        "idempotent"
+    );
+
+    let out = Command::new(BIN)
+        .args(["keys", "rotate", "--tenant", "acme", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now signing with key"));
+    let out = Command::new(BIN)
+        .args(["keys", "rotate", "--tenant", "nobody", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // A different master key is refused before anything is served.
+    let out = Command::new(BIN)
+        .args(["tenant", "apply"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env(
+            "LATCHKEY_MASTER_KEY",
+            "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ0=",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key does not match"));
+}
+
+#[tokio::test]
+async fn json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--log-format", "json"]).await;
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success());
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}
