@@ -96,3 +96,49 @@ export async function newRecordingContext(browser) {
     describeConsole: () => consoleLines.join('\n'),
   };
 }
+
+/**
+ * Records the CORS preflights (OPTIONS) a page's requests cause, through the
+ * Chrome DevTools Protocol: Playwright's request events do not include them.
+ * Returns a live array of {method, url, requestHeaders, status, responseHeaders, failure}
+ * and `describe()`.
+ */
+export async function recordPreflights(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  /** @type {{requestId:string, method:string, url:string, requestHeaders:object, status?:number, responseHeaders?:object, failure?:string}[]} */
+  const preflights = [];
+  const byId = new Map();
+  const header = (headers, name) =>
+    Object.entries(headers || {}).find(([k]) => k.toLowerCase() === name.toLowerCase())?.[1];
+  cdp.on('Network.requestWillBeSent', (e) => {
+    if (e.request.method !== 'OPTIONS' || !header(e.request.headers, 'access-control-request-method')) return;
+    const entry = { requestId: e.requestId, method: e.request.method, url: e.request.url, requestHeaders: e.request.headers };
+    preflights.push(entry);
+    byId.set(e.requestId, entry);
+  });
+  cdp.on('Network.responseReceived', (e) => {
+    const entry = byId.get(e.requestId);
+    if (!entry) return;
+    entry.status = e.response.status;
+    entry.responseHeaders = e.response.headers;
+  });
+  cdp.on('Network.loadingFailed', (e) => {
+    const entry = byId.get(e.requestId);
+    if (!entry) return;
+    entry.failure = [e.errorText, e.corsErrorStatus?.corsError].filter(Boolean).join(' ');
+  });
+  const describe = () =>
+    preflights
+      .map((p) => {
+        const asked = `${header(p.requestHeaders, 'access-control-request-method')} [${header(p.requestHeaders, 'access-control-request-headers') || ''}] from ${header(p.requestHeaders, 'origin')}`;
+        const got = p.responseHeaders
+          ? ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers']
+              .map((h) => `${h}: ${header(p.responseHeaders, h) ?? '(none)'}`)
+              .join('; ')
+          : '';
+        return `OPTIONS ${p.url} (${asked}) -> ${p.status ?? '…'}${p.failure ? ` FAILED ${p.failure}` : ''}${got ? `\n      ${got}` : ''}`;
+      })
+      .join('\n');
+  return { preflights, describe };
+}

@@ -42,8 +42,11 @@ export async function startNavigatingCall(page, name) {
   }
 }
 
-/** Opens the test app at `/` with the given configuration and creates the spa-js client. */
-export async function openApp(page, { app, server, clientId, audience, refresh, cache }) {
+/**
+ * Opens the test app at `/` with the given configuration and creates the
+ * spa-js client. `scope` (optional) replaces the app's default scopes.
+ */
+export async function openApp(page, { app, server, clientId, audience, refresh, cache, scope }) {
   const q = new URLSearchParams({
     domain: `localhost:${server.port}`,
     clientId,
@@ -51,6 +54,8 @@ export async function openApp(page, { app, server, clientId, audience, refresh, 
     refresh: refresh ? '1' : '0',
     cache: cache || 'memory',
   });
+  // Optional: the scopes for login and the client (the app has a default).
+  if (scope) q.set('scope', scope);
   await page.goto(`${app.origin}/?${q}`);
   await callApp(page, 'init');
 }

@@ -53,10 +53,50 @@ export const ALICE = Object.freeze({
   name: 'Alice Example',
 });
 
+/** A second user, so that tests changing a user's authentication methods do not share one. */
+export const BOB = Object.freeze({
+  email: 'bob@example.com',
+  password: 'c0rrect-Horse-battery',
+  name: 'Bob Example',
+});
+
 export const SPA_CLIENT_ID = 'spa';
 
-/** Scopes the SPA may obtain for the My Account API. */
-export const MY_ACCOUNT_SCOPES = Object.freeze(['read:me:authentication_methods', 'read:me:factors']);
+/**
+ * A second SPA (same origins and callbacks) whose My Account grant is
+ * read-only, so that a token it gets lacks the write scopes even when they are
+ * requested (the server drops scopes the grant does not allow).
+ */
+export const READONLY_SPA_CLIENT_ID = 'spa-readonly';
+
+/** Factor types enabled on the tenant (`factors`). */
+export const TENANT_FACTORS = Object.freeze(['password', 'totp', 'recovery-code']);
+
+/** Scopes the SPA may obtain for the My Account API: everything spa-js's myAccount client uses for factors and authentication methods. */
+export const MY_ACCOUNT_SCOPES = Object.freeze([
+  'read:me:authentication_methods',
+  'create:me:authentication_methods',
+  'update:me:authentication_methods',
+  'delete:me:authentication_methods',
+  'read:me:factors',
+]);
+
+/** The read-only SPA's grant: no create/update/delete. */
+export const READONLY_MY_ACCOUNT_SCOPES = Object.freeze(['read:me:authentication_methods', 'read:me:factors']);
+
+/** A single-page application served from `appOrigin` (callback `/cb`, logout back to `/`). */
+function spaClient(clientId, name, appOrigin) {
+  return {
+    client_id: clientId,
+    name,
+    app_type: 'spa',
+    callbacks: [`${appOrigin}/cb`],
+    allowed_origins: [appOrigin],
+    web_origins: [appOrigin],
+    allowed_logout_urls: [`${appOrigin}/`],
+    grant_types: ['authorization_code', 'refresh_token'],
+  };
+}
 
 /**
  * The tenant used by the browser and openid-client tests, as data.
@@ -72,18 +112,12 @@ export function e2eTenant({ port, appOrigin }) {
       domains: [domain],
       friendly_name: 'latchkey e2e',
     },
+    my_account_api: { active: true, user_policy: 'require_client_grant' },
+    factors: [...TENANT_FACTORS],
     connections: [{ name: 'Username-Password-Authentication' }],
     clients: [
-      {
-        client_id: SPA_CLIENT_ID,
-        name: 'E2E single-page app',
-        app_type: 'spa',
-        callbacks: [`${appOrigin}/cb`],
-        allowed_origins: [appOrigin],
-        web_origins: [appOrigin],
-        allowed_logout_urls: [`${appOrigin}/`],
-        grant_types: ['authorization_code', 'refresh_token'],
-      },
+      spaClient(SPA_CLIENT_ID, 'E2E single-page app', appOrigin),
+      spaClient(READONLY_SPA_CLIENT_ID, 'E2E single-page app (read-only My Account grant)', appOrigin),
     ],
     client_grants: [
       {
@@ -92,16 +126,20 @@ export function e2eTenant({ port, appOrigin }) {
         subject_type: 'user',
         scope: [...MY_ACCOUNT_SCOPES],
       },
-    ],
-    users: [
       {
-        email: ALICE.email,
-        password: ALICE.password,
-        connection: 'Username-Password-Authentication',
-        email_verified: true,
-        name: ALICE.name,
+        client_id: READONLY_SPA_CLIENT_ID,
+        audience: `${issuer}me/`,
+        subject_type: 'user',
+        scope: [...READONLY_MY_ACCOUNT_SCOPES],
       },
     ],
+    users: [ALICE, BOB].map((u) => ({
+      email: u.email,
+      password: u.password,
+      connection: 'Username-Password-Authentication',
+      email_verified: true,
+      name: u.name,
+    })),
   };
 }
 

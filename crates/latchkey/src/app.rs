@@ -27,6 +27,8 @@ pub struct AppState {
     /// A hash verified against when a user does not exist, to keep timing flat.
     pub dummy_hash: String,
     pub templates: crate::login::Templates,
+    /// Request limits (My Account API).
+    pub limiter: Arc<dyn crate::services::ratelimit::Limiter>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -43,6 +45,9 @@ impl AppState {
             .hash(&*rng, "latchkey-dummy-password")
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
         Ok(Self {
+            limiter: Arc::new(crate::services::ratelimit::MemoryLimiter::new(
+                clock.clone(),
+            )),
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
             store,
@@ -82,6 +87,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(crate::oauth::routes(state.clone()))
         .merge(crate::login::routes())
+        .merge(crate::myaccount::routes(state.clone()))
         .with_state(state)
 }
 

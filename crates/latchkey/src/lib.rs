@@ -7,6 +7,7 @@ pub mod clock;
 pub mod crypto;
 pub mod http;
 pub mod login;
+pub mod myaccount;
 pub mod oauth;
 pub mod rng;
 pub mod server;

@@ -86,6 +86,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print a tenant's log events (newest last), one JSON object per line.
+    Logs {
+        #[arg(long)]
+        tenant: String,
+        /// How many of the newest events.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +173,37 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 report.users_updated,
                 report.users_unchanged
             );
+            Ok(())
+        }
+        Command::Logs {
+            tenant,
+            limit,
+            storage,
+        } => {
+            let state = server::open(storage.options()).await?;
+            let row = state
+                .store
+                .tenant_by_name(&tenant)
+                .await?
+                .with_context(|| format!("no tenant named {tenant}"))?;
+            for e in state
+                .store
+                .audit_events(&row.id, limit.clamp(1, 100_000))
+                .await?
+            {
+                let line = serde_json::json!({
+                    "log_id": e.id,
+                    "type": e.event_type,
+                    "date": latchkey::clock::rfc3339(e.date),
+                    "tenant_name": tenant,
+                    "client_id": e.client_id,
+                    "user_id": e.user_id,
+                    "ip": e.ip,
+                    "user_agent": e.user_agent,
+                    "details": e.details,
+                });
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Keys {

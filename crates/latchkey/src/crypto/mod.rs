@@ -3,5 +3,6 @@
 
 pub mod hash;
 pub mod jws;
+pub mod otp;
 pub mod password;
 pub mod seal;

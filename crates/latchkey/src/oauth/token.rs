@@ -295,7 +295,13 @@ impl Ctx<'_> {
         match self
             .state
             .store
-            .redeem_refresh_token(&self.tenant.id, digest, now, rotate)
+            .redeem_refresh_token(
+                &self.tenant.id,
+                digest,
+                now,
+                rotate,
+                i64::from(self.client.refresh_token.leeway),
+            )
             .await?
         {
             Redeem::Fresh(row) => Ok(row),

@@ -1,7 +1,12 @@
 //! Domain services. They take typed requests, talk to the store through its
 //! ports, and know nothing of HTTP.
 
+pub mod audit;
+pub mod enrollment;
 pub mod keys;
 pub mod login;
+pub mod methods;
+pub mod password_policy;
 pub mod policy;
+pub mod ratelimit;
 pub mod tokens;

@@ -242,13 +242,17 @@ pub trait GrantStore: Send + Sync {
         token_digest: &str,
         row: &RefreshTokenRow,
     ) -> StoreResult<()>;
-    /// Marks the token rotated, atomically, when `rotate`; otherwise only reads it.
+    /// Marks the token rotated, atomically, when `rotate`; otherwise only
+    /// reads it. A token rotated at most `leeway` seconds ago still redeems
+    /// (the reuse interval for clients racing themselves); older rotated
+    /// tokens are replays.
     async fn redeem_refresh_token(
         &self,
         tenant_id: &str,
         token_digest: &str,
         now: Timestamp,
         rotate: bool,
+        leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>>;
     /// Finds a refresh token without using it (for revocation).
     async fn refresh_token_grant(
@@ -258,5 +262,129 @@ pub trait GrantStore: Send + Sync {
     ) -> StoreResult<Option<(String, String)>>;
 }
 
-pub trait Store: TenantStore + KeyStore + UserStore + SessionStore + GrantStore {}
-impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore> Store for T {}
+/// A confirmed authentication method (the password method is not stored
+/// here: it is the user's password).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodRow {
+    pub id: String,
+    pub user_id: String,
+    pub method_type: String,
+    pub name: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: Timestamp,
+    pub last_auth_at: Option<Timestamp>,
+}
+
+/// A pending enrollment, found by the digest of its `auth_session`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub method_type: String,
+    pub method_id: String,
+    pub state: serde_json::Value,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What confirming an enrollment writes, atomically with consuming it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// A new method; with `replace_type`, the user's other methods of the
+    /// same type go (a new recovery code replaces the old one).
+    AddMethod { row: MethodRow, replace_type: bool },
+    /// A new password hash for the user (kept in the password history).
+    SetPassword {
+        user_id: String,
+        hash: String,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub date: Timestamp,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait MethodStore: Send + Sync {
+    async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>>;
+    async fn method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<MethodRow>>;
+    /// Sets the name (None clears it). Returns false when no such method.
+    async fn rename_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        name: Option<&str>,
+    ) -> StoreResult<bool>;
+    async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Removes the user's password (when a passkey remains to log in with).
+    async fn clear_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn create_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        row: &EnrollmentRow,
+    ) -> StoreResult<()>;
+    /// A live enrollment (unexpired).
+    async fn enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentRow>>;
+    /// Counts a wrong attempt; at `max_attempts` the enrollment is deleted.
+    /// Returns the attempts left.
+    async fn enrollment_failed(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+    ) -> StoreResult<i64>;
+    /// Consumes the enrollment and writes `completion` in one transaction.
+    /// False when the enrollment was already consumed (a replay or a race).
+    async fn complete_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        completion: &Completion,
+    ) -> StoreResult<bool>;
+    /// The user's previous password hashes, newest first.
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    async fn record_audit(&self, tenant_id: &str, event: &AuditEvent) -> StoreResult<()>;
+    /// The newest `limit` events, oldest first.
+    async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+}
+
+pub trait Store:
+    TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore
+{
+}
+impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore> Store for T {}

@@ -324,7 +324,7 @@ impl<'a> Validator<'a> {
     }
 
     fn password_policy(&self, path: &str, policy: &PasswordPolicy) -> Check {
-        self.in_range(format!("{path}.min_length"), policy.min_length, 1..=128)?;
+        self.in_range(format!("{path}.min_length"), policy.min_length, 1..=72)?;
         self.in_range(format!("{path}.history.size"), policy.history.size, 1..=24)?;
         let types_path = format!("{path}.character_types");
         self.unique(indexed(&types_path, &policy.character_types, |t| *t), |t| {

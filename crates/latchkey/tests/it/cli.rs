@@ -278,3 +278,91 @@ async fn json_logs() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+#[tokio::test]
+async fn logs_prints_a_tenants_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(&file, crate::support::acme(port)).unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--tenant-file")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    for _ in 0..300 {
+        if reqwest::get(server.url("/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (c, token_url) = server.localhost("/oauth/token");
+    let aud = format!("http://localhost:{port}/me/");
+    let body: Value = c
+        .post(token_url)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", crate::support::ALICE),
+            ("password", crate::support::ALICE_PASSWORD),
+            ("audience", aud.as_str()),
+            ("scope", "create:me:authentication_methods"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (c, url) = server.localhost("/me/v1/authentication-methods");
+    let res = c
+        .post(url)
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({"type": "totp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::ACCEPTED);
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+
+    let out = Command::new(BIN)
+        .args(["logs", "--tenant", "acme", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!(
+        events[0]["type"],
+        "my_account_authentication_method_succeeded"
+    );
+    assert_eq!(events[0]["details"]["operation"], "create");
+    assert_eq!(events[0]["details"]["authentication_method"], "totp");
+    assert_eq!(events[0]["user_id"], "auth0|alice");
+    assert_eq!(events[0]["tenant_name"], "acme");
+    assert!(!stdout.contains("auth_session"), "no secrets in logs");
+}

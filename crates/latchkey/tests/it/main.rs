@@ -6,6 +6,8 @@ mod cli;
 mod discovery;
 mod grants;
 mod keys;
+mod me_gate;
+mod me_methods;
 mod refresh;
 mod session;
 mod support;

@@ -67,6 +67,8 @@ connections: [{{ name: Username-Password-Authentication }}]
 clients:
   - {{ client_id: spa, app_type: spa, callbacks: ["{APP}/cb"],
       grant_types: [authorization_code, refresh_token, password] }}
+client_grants:
+  - {{ client_id: spa, audience: "http://127.0.0.1:{port}/me/", subject_type: user, scope: [read:me:factors] }}
 users:
   - {{ email: {ALICE}, password: "{ALICE_PASSWORD}", connection: Username-Password-Authentication, user_id: "auth0|alice" }}
 "#
@@ -133,6 +135,11 @@ impl TestServer {
             dir,
             shutdown: Some(tx),
         }
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use latchkey::clock::Clock;
+        self.clock.now()
     }
 
     pub fn my_account_audience(&self) -> String {
@@ -355,4 +362,146 @@ pub async fn userinfo(server: &TestServer, access_token: &str) -> (StatusCode, V
     let status = res.status();
     let body = res.json().await.unwrap_or(Value::Null);
     (status, body)
+}
+
+/// Every My Account scope Alice's SPA may hold under the acme tenant's grant.
+pub const ME_SCOPES: &str = "read:me:authentication_methods create:me:authentication_methods \
+     update:me:authentication_methods delete:me:authentication_methods read:me:factors";
+
+/// The answer of a `/me/v1` call.
+#[derive(Debug)]
+pub struct MeResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl MeResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the ErrorResponse shape and returns its `type`.
+    pub fn error_type(&self) -> String {
+        let obj = self
+            .body
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {}", self.body));
+        for k in obj.keys() {
+            assert!(
+                ["type", "status", "title", "detail", "validation_errors"].contains(&k.as_str()),
+                "unexpected key {k} in {}",
+                self.body
+            );
+        }
+        assert_eq!(self.body["status"], self.status.as_u16(), "{}", self.body);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        self.body["type"].as_str().unwrap().to_string()
+    }
+}
+
+impl TestServer {
+    /// A My Account token for `user` (Alice by default) with `scope`.
+    pub async fn me_token_for(
+        &self,
+        username: &str,
+        password: &str,
+        realm: Option<&str>,
+        scope: &str,
+    ) -> String {
+        let aud = self.my_account_audience();
+        let mut form = vec![
+            ("client_id", "spa"),
+            ("username", username),
+            ("password", password),
+            ("audience", aud.as_str()),
+            ("scope", scope),
+        ];
+        match realm {
+            Some(r) => {
+                form.push((
+                    "grant_type",
+                    "http://auth0.com/oauth/grant-type/password-realm",
+                ));
+                form.push(("realm", r));
+            }
+            None => form.push(("grant_type", "password")),
+        }
+        let (status, body) = self.token(&form).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn me_token(&self, scope: &str) -> String {
+        self.me_token_for(ALICE, ALICE_PASSWORD, None, scope).await
+    }
+
+    /// Calls `/me/v1{path}`.
+    pub async fn me(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> MeResponse {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.url(&format!("/me/v1{path}"))
+        };
+        let mut req = self
+            .http()
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        MeResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// The current TOTP code for a base32 secret, as an authenticator app shows it.
+pub fn totp_now(manual_input_code: &str, now: i64) -> String {
+    let secret = base32_decode(manual_input_code);
+    latchkey::crypto::otp::code_at(&secret, latchkey::crypto::otp::step_of(now))
+}
+
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u64, 0);
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u64;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The method ID at the end of a `Location`, decoded as SDKs do.
+pub fn id_from_location(location: &str) -> String {
+    let last = location.rsplit('/').next().unwrap();
+    percent_encoding::percent_decode_str(last)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }

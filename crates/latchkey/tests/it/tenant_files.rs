@@ -53,8 +53,8 @@ async fn a_domain_cannot_be_taken_from_another_tenant() {
     let thief = other_tenant(s.port)
         .replace("name: other", "name: thief")
         .replace(
-            &format!("domains: [\"127.0.0.1:{}\"]", s.port),
-            &format!("domains: [\"localhost:{}\"]", s.port),
+            &format!("127.0.0.1:{}", s.port),
+            &format!("localhost:{}", s.port),
         );
     let err = apply_text(&s.state, &thief).await.unwrap_err();
     assert!(err.contains("another tenant"), "{err}");

@@ -9,6 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::*;
+
+mod methods;
 use crate::clock::Timestamp;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,11 +42,11 @@ impl SqliteStore {
     }
 }
 
-fn json_vec(s: &str) -> StoreResult<Vec<String>> {
+pub(super) fn json_vec(s: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
@@ -669,6 +671,7 @@ impl GrantStore for SqliteStore {
         token_digest: &str,
         now: Timestamp,
         rotate: bool,
+        leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>> {
         // Claim first with a guarded UPDATE: of two racing requests exactly
         // one sees rows_affected == 1, without holding a read transaction.
@@ -725,7 +728,10 @@ impl GrantStore for SqliteStore {
         if token.expires_at <= now || token.idle_expires_at <= now {
             return Ok(Redeem::Missing);
         }
-        if token.rotated_at.is_some() {
+        if let Some(rotated) = token.rotated_at {
+            if leeway > 0 && now - rotated <= leeway {
+                return Ok(Redeem::Fresh(token));
+            }
             return Ok(Redeem::Replayed {
                 grant_id: token.grant_id,
             });

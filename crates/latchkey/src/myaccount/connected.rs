@@ -1,0 +1,321 @@
+//! Connected accounts (Token Vault). The operations route and validate their
+//! input as the official document describes. Linking needs upstream
+//! identity-provider connections, which a tenant cannot configure yet: so no
+//! connection is offered, none can be connected, and there are no accounts.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::{ApiError, ValidationError};
+use super::gate::{Authorized, CreateConnected, DeleteConnected, ReadConnected};
+use super::wire::{JsonBody, parse};
+use crate::app::SharedState;
+
+fn len(pointer: &str, s: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = s.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::validation(
+            pointer,
+            format!("must be between {min} and {max} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+fn uri(pointer: &str, s: &str) -> Result<(), ApiError> {
+    len(pointer, s, 1, 2048)?;
+    url::Url::parse(s).map_err(|_| ApiError::validation(pointer, "must be an absolute URI"))?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizationParams {
+    acr_values: Option<String>,
+    audience: Option<String>,
+    resource: Option<String>,
+    display: Option<String>,
+    id_token_hint: Option<String>,
+    login_hint: Option<String>,
+    max_age: Option<i64>,
+    prompt: Option<String>,
+    ui_locales: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    connection: String,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    scopes: Option<Vec<String>>,
+    authorization_params: Option<AuthorizationParams>,
+}
+
+fn check_authorization_params(p: &AuthorizationParams) -> Result<(), ApiError> {
+    let base = "/authorization_params";
+    for (name, value, max) in [
+        ("acr_values", &p.acr_values, 1024),
+        ("audience", &p.audience, 512),
+        ("resource", &p.resource, 512),
+        ("id_token_hint", &p.id_token_hint, 4096),
+        ("login_hint", &p.login_hint, 255),
+    ] {
+        if let Some(v) = value {
+            len(&format!("{base}/{name}"), v, 1, max)?;
+        }
+    }
+    if let Some(d) = &p.display
+        && !["page", "popup", "touch", "wap"].contains(&d.as_str())
+    {
+        return Err(ApiError::validation(
+            &format!("{base}/display"),
+            "must be one of page, popup, touch, wap",
+        ));
+    }
+    if let Some(pr) = &p.prompt
+        && !["none", "login", "consent", "select_account"].contains(&pr.as_str())
+    {
+        return Err(ApiError::validation(
+            &format!("{base}/prompt"),
+            "must be one of none, login, consent, select_account",
+        ));
+    }
+    if let Some(m) = p.max_age
+        && !(0..=2_147_483_647).contains(&m)
+    {
+        return Err(ApiError::validation(
+            &format!("{base}/max_age"),
+            "must be between 0 and 2147483647",
+        ));
+    }
+    if let Some(u) = &p.ui_locales {
+        len(&format!("{base}/ui_locales"), u, 2, 100)?;
+        let ok = u.split(' ').all(|tag| {
+            let mut parts = tag.split('-');
+            let lang = parts.next().unwrap_or("");
+            let region = parts.next();
+            lang.len() == 2
+                && lang.bytes().all(|b| b.is_ascii_alphabetic())
+                && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()))
+                && parts.next().is_none()
+        });
+        if !ok {
+            return Err(ApiError::validation(
+                &format!("{base}/ui_locales"),
+                "must be a list of language tags",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn connect(
+    State(_state): State<SharedState>,
+    caller: Authorized<CreateConnected>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let value = match body {
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::validation("", "The body must be a JSON object.")),
+        None => return Err(ApiError::validation("", "A JSON body is required.")),
+    };
+    let b: ConnectBody = parse(value)?;
+    len("/connection", &b.connection, 1, 128)?;
+    uri("/redirect_uri", &b.redirect_uri)?;
+    if let Some(s) = &b.state {
+        len("/state", s, 1, 4096)?;
+    }
+    match (&b.code_challenge, &b.code_challenge_method) {
+        (Some(c), Some(m)) => {
+            len("/code_challenge", c, 43, 128)?;
+            if m != "S256" {
+                return Err(ApiError::validation(
+                    "/code_challenge_method",
+                    "must be S256",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(ApiError::validation(
+                "/code_challenge_method",
+                "is required with code_challenge",
+            ));
+        }
+        (None, Some(m)) if m != "S256" => {
+            return Err(ApiError::validation(
+                "/code_challenge_method",
+                "must be S256",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(scopes) = &b.scopes {
+        if scopes.is_empty() || scopes.len() > 100 {
+            return Err(ApiError::validation(
+                "/scopes",
+                "must hold between 1 and 100 scopes",
+            ));
+        }
+        for (i, s) in scopes.iter().enumerate() {
+            len(&format!("/scopes/{i}"), s, 1, 255)?;
+            if scopes[..i].contains(s) {
+                return Err(ApiError::validation(
+                    &format!("/scopes/{i}"),
+                    "scopes must be unique",
+                ));
+            }
+        }
+    }
+    if let Some(p) = &b.authorization_params {
+        check_authorization_params(p)?;
+    }
+    let _ = &caller.user_id;
+    Err(ApiError::BadRequest(format!(
+        "The connection {} is not available for connected accounts.",
+        b.connection.chars().take(128).collect::<String>()
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    auth_session: String,
+    connect_code: String,
+    redirect_uri: String,
+    code_verifier: Option<String>,
+}
+
+pub async fn complete(
+    State(_state): State<SharedState>,
+    _caller: Authorized<CreateConnected>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let value = match body {
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::validation("", "The body must be a JSON object.")),
+        None => return Err(ApiError::validation("", "A JSON body is required.")),
+    };
+    let b: CompleteBody = parse(value)?;
+    len("/auth_session", &b.auth_session, 1, 64)?;
+    len("/connect_code", &b.connect_code, 1, 46)?;
+    uri("/redirect_uri", &b.redirect_uri)?;
+    if let Some(v) = &b.code_verifier {
+        len("/code_verifier", v, 43, 128)?;
+    }
+    Err(ApiError::BadRequest(
+        "The auth_session is invalid or has expired.".into(),
+    ))
+}
+
+/// `from`, `take` (1–20, default 10) and, for accounts, `connection`
+/// (repeated, or one JSON-array string as the generated SDK sends it).
+struct Page {
+    take: usize,
+    connections: Vec<String>,
+}
+
+fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|_| {
+            ApiError::Validation(vec![ValidationError::param(
+                "query",
+                "",
+                "malformed query string",
+            )])
+        })?;
+    let mut take = 10;
+    let mut connections = Vec::new();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "take" => {
+                take = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|t| (1..=20).contains(t))
+                    .ok_or_else(|| {
+                        ApiError::Validation(vec![ValidationError::param(
+                            "query",
+                            "take",
+                            "must be an integer from 1 to 20",
+                        )])
+                    })?;
+            }
+            "from" => {}
+            "connection" if allow_connection => {
+                let list: Vec<String> = if v.starts_with('[') {
+                    serde_json::from_str(&v).map_err(|_| {
+                        ApiError::Validation(vec![ValidationError::param(
+                            "query",
+                            "connection",
+                            "must be a connection name or a JSON array of names",
+                        )])
+                    })?
+                } else {
+                    vec![v]
+                };
+                for c in list {
+                    if c.chars().count() > 128 {
+                        return Err(ApiError::Validation(vec![ValidationError::param(
+                            "query",
+                            "connection",
+                            "must be at most 128 characters long",
+                        )]));
+                    }
+                    connections.push(c);
+                }
+                if connections.len() > 20 {
+                    return Err(ApiError::Validation(vec![ValidationError::param(
+                        "query",
+                        "connection",
+                        "at most 20 connections",
+                    )]));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Page { take, connections })
+}
+
+pub async fn accounts(
+    _caller: Authorized<ReadConnected>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = page(raw, true)?;
+    let _ = (p.take, p.connections);
+    Ok(Json(json!({ "accounts": [] })))
+}
+
+pub async fn connections(
+    _caller: Authorized<ReadConnected>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let _ = page(raw, false)?;
+    Ok(Json(Value::Object(Map::from_iter([(
+        "connections".to_string(),
+        json!([]),
+    )]))))
+}
+
+pub async fn delete(
+    _caller: Authorized<DeleteConnected>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let well_formed = id
+        .strip_prefix("cac_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !well_formed {
+        return Err(ApiError::Validation(vec![ValidationError::param(
+            "path",
+            "id",
+            "must match ^cac_[A-Za-z0-9]+$",
+        )]));
+    }
+    Err(ApiError::NotFound("Connected account not found.".into()))
+}

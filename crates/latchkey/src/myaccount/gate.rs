@@ -1,0 +1,260 @@
+//! The gate in front of every `/me/v1` operation: the tenant of the host,
+//! the tenant-wide and per-user request limits, and the access token. The
+//! operation's scope is checked by the [`Authorized`] extractor of each
+//! handler.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::app::SharedState;
+use crate::http::{TenantLookupError, tenant_for, user_agent};
+use crate::services::ratelimit::Decision;
+use crate::services::tokens::{self, AccessTokenError, grant_of_jti};
+use crate::tenant::{Tenant, my_account_audience};
+
+/// Who is calling, established by the gate.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    pub host: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub grant_id: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+fn token_of(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::MissingToken);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("The Authorization header is malformed.".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("dpop") => Err(ApiError::InvalidToken(
+            "DPoP-bound tokens are not accepted by this server yet; use a Bearer token.".into(),
+        )),
+        _ => Err(ApiError::InvalidToken(
+            "The Authorization header must be 'Bearer <token>'.".into(),
+        )),
+    }
+}
+
+fn rate_headers(res: &mut Response, d: &Decision) {
+    let h = res.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
+}
+
+/// The tighter of two decisions: the one with fewer requests left.
+fn tighter(a: Decision, b: Option<Decision>) -> Decision {
+    match b {
+        Some(b) if !b.allowed || b.remaining < a.remaining => b,
+        _ => a,
+    }
+}
+
+pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let now = state.clock.now();
+    let (tenant, host) = match tenant_for(&state, &parts).await {
+        Ok(t) => t,
+        Err(TenantLookupError::UnknownHost) => {
+            return ApiError::NotFound("No tenant is served on this host.".into()).into_response();
+        }
+        Err(TenantLookupError::Store(e)) => return ApiError::from(e).into_response(),
+    };
+    let api = &tenant.config.my_account_api;
+    if !api.active {
+        return ApiError::NotFound("The My Account API is not active on this tenant.".into())
+            .into_response();
+    }
+    let limits = &api.rate_limits;
+    let tenant_decision = if limits.tenant_per_second > 0 {
+        state
+            .limiter
+            .hit(&format!("me:t:{}", tenant.id), limits.tenant_per_second, 1)
+    } else {
+        Decision {
+            allowed: true,
+            limit: u32::MAX,
+            remaining: u32::MAX,
+            reset: now + 1,
+        }
+    };
+    if !tenant_decision.allowed {
+        let mut res = ApiError::TooManyRequests {
+            retry_after: tenant_decision.retry_after(now),
+            global: true,
+        }
+        .into_response();
+        rate_headers(&mut res, &tenant_decision);
+        return res;
+    }
+    let caller = match authenticate(&state, &tenant, &host, &parts).await {
+        Ok(c) => c,
+        Err(e) => {
+            let mut res = e.into_response();
+            rate_headers(&mut res, &tenant_decision);
+            return res;
+        }
+    };
+    let user_decision = (limits.user_per_minute > 0).then(|| {
+        state.limiter.hit(
+            &format!("me:u:{}:{}", tenant.id, caller.user_id),
+            limits.user_per_minute,
+            60,
+        )
+    });
+    let decision = tighter(tenant_decision, user_decision);
+    if !decision.allowed {
+        let mut res = ApiError::TooManyRequests {
+            retry_after: decision.retry_after(now),
+            global: false,
+        }
+        .into_response();
+        rate_headers(&mut res, &decision);
+        return res;
+    }
+    parts.extensions.insert(caller);
+    let mut res = next.run(Request::from_parts(parts, body)).await;
+    rate_headers(&mut res, &decision);
+    res
+}
+
+async fn authenticate(
+    state: &SharedState,
+    tenant: &Arc<Tenant>,
+    host: &str,
+    parts: &Parts,
+) -> Result<Caller, ApiError> {
+    let token = token_of(&parts.headers)?;
+    let at = match tokens::verify_access_token(state, tenant, host, token).await {
+        Ok(at) => at,
+        Err(AccessTokenError::Internal) => return Err(ApiError::internal("verifying a token")),
+        Err(AccessTokenError::Expired) => {
+            return Err(ApiError::InvalidToken("The token has expired.".into()));
+        }
+        Err(AccessTokenError::Revoked) => {
+            return Err(ApiError::InvalidToken("The token has been revoked.".into()));
+        }
+        Err(AccessTokenError::WrongIssuer) | Err(AccessTokenError::Invalid) => {
+            return Err(ApiError::InvalidToken(
+                "The token is not valid for this host.".into(),
+            ));
+        }
+    };
+    if !at.audiences.iter().any(|a| *a == my_account_audience(host)) {
+        return Err(ApiError::InvalidToken(
+            "The token's audience is not the My Account API of this host.".into(),
+        ));
+    }
+    let is_client = at.claims.get("gty").and_then(Value::as_str) == Some("client-credentials")
+        || at.sub.ends_with("@clients");
+    if is_client {
+        return Err(ApiError::Forbidden(
+            "The My Account API needs a token issued to a user.".into(),
+        ));
+    }
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    Ok(Caller {
+        tenant: tenant.clone(),
+        host: host.to_string(),
+        user_id: at.sub.clone(),
+        client_id: at
+            .claims
+            .get("azp")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        grant_id: at
+            .claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .and_then(grant_of_jti)
+            .map(String::from),
+        scopes: at.scopes,
+        ip,
+        user_agent: user_agent(&parts.headers),
+    })
+}
+
+/// A scope an operation requires.
+pub trait Scope: Send + Sync + 'static {
+    const SCOPE: &'static str;
+}
+
+macro_rules! scopes {
+    ($($name:ident = $scope:literal;)+) => {
+        $(
+            #[derive(Debug)]
+            pub struct $name;
+            impl Scope for $name {
+                const SCOPE: &'static str = $scope;
+            }
+        )+
+    };
+}
+
+scopes! {
+    ReadFactors = "read:me:factors";
+    ReadMethods = "read:me:authentication_methods";
+    CreateMethods = "create:me:authentication_methods";
+    UpdateMethods = "update:me:authentication_methods";
+    DeleteMethods = "delete:me:authentication_methods";
+    CreateConnected = "create:me:connected_accounts";
+    ReadConnected = "read:me:connected_accounts";
+    DeleteConnected = "delete:me:connected_accounts";
+}
+
+/// The caller, having the scope `S`.
+pub struct Authorized<S: Scope> {
+    pub caller: Caller,
+    _scope: PhantomData<S>,
+}
+
+impl<S: Scope> std::ops::Deref for Authorized<S> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, ApiError> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::MissingToken)?;
+        if !caller.scopes.iter().any(|s| s == S::SCOPE) {
+            return Err(ApiError::InsufficientScope(S::SCOPE));
+        }
+        Ok(Self {
+            caller,
+            _scope: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Enrolling authentication methods: a stored, expiring enrollment per
+//! attempt, one module per factor type chosen by an explicit `match`, and one
+//! place that commits ([`MethodStore::complete_enrollment`]).
+//!
+//! An enrollment is found by the digest of its `auth_session`, bound to the
+//! user, the client and the method ID it was started for, lives
+//! [`TTL`] seconds, is consumed by its first successful verification, and
+//! dies after [`MAX_ATTEMPTS`] wrong answers. Nothing counts as a login
+//! method until it is confirmed.
+//!
+//! [`MethodStore::complete_enrollment`]: crate::store::MethodStore::complete_enrollment
+
+mod password;
+mod recovery_code;
+mod totp;
+
+use serde_json::Value;
+
+use super::methods::{self, Method};
+use crate::app::AppState;
+use crate::crypto::hash::secret_digest;
+use crate::rng::RngExt;
+use crate::store::{Completion, EnrollmentRow, StoreError};
+use crate::tenant::{FactorType, Tenant};
+
+/// How long an enrollment waits for its verification.
+pub const TTL: i64 = 300;
+/// Wrong verifications an enrollment survives.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Who is enrolling.
+pub struct Who<'a> {
+    pub tenant: &'a Tenant,
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+}
+
+/// What the user asked to enroll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    Password {
+        connection: Option<String>,
+        identity_user_id: Option<String>,
+    },
+    Totp,
+    RecoveryCode,
+    Passkey,
+    Email {
+        email: String,
+    },
+    Phone {
+        phone_number: String,
+        preferred: Option<String>,
+    },
+    PushNotification,
+}
+
+impl Start {
+    pub fn kind(&self) -> FactorType {
+        match self {
+            Start::Password { .. } => FactorType::Password,
+            Start::Totp => FactorType::Totp,
+            Start::RecoveryCode => FactorType::RecoveryCode,
+            Start::Passkey => FactorType::Passkey,
+            Start::Email { .. } => FactorType::Email,
+            Start::Phone { .. } => FactorType::Phone,
+            Start::PushNotification => FactorType::PushNotification,
+        }
+    }
+}
+
+/// What the user is shown to complete the enrollment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Challenge {
+    Password {
+        policy: Value,
+    },
+    Totp {
+        barcode_uri: String,
+        manual_input_code: String,
+    },
+    RecoveryCode {
+        recovery_code: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub method_id: String,
+    pub auth_session: String,
+    pub challenge: Challenge,
+}
+
+/// The proof a verification carries, by factor type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proof {
+    Password {
+        new_password: String,
+    },
+    Otp {
+        code: String,
+    },
+    /// Recovery codes and push: the `auth_session` alone.
+    Session,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// 400 with a detail.
+    #[error("{0}")]
+    Invalid(String),
+    /// 400 pointing at a body field.
+    #[error("{pointer}: {detail}")]
+    Field {
+        pointer: &'static str,
+        detail: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A factor's answer to a verification.
+pub(super) enum Outcome {
+    Done(Completion),
+    /// A wrong answer: counts against the enrollment's attempts.
+    Wrong(String),
+    /// A refused answer that is not a guess (a password breaking the
+    /// policy): reported on `pointer`, not counted.
+    Refused {
+        pointer: &'static str,
+        detail: String,
+    },
+}
+
+/// A new method ID of the `<type>|dev_<16 chars>` form.
+pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
+    format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
+}
+
+pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Started, EnrollError> {
+    let kind = req.kind();
+    if !who.tenant.config.factors.contains(&kind) {
+        return Err(EnrollError::Invalid(format!(
+            "The {kind} factor is not enabled on this tenant."
+        )));
+    }
+    let (method_id, stored, challenge) = match req {
+        Start::Password {
+            connection,
+            identity_user_id,
+        } => password::start(state, who, connection, identity_user_id).await?,
+        Start::Totp => totp::start(state, who).await?,
+        Start::RecoveryCode => recovery_code::start(state, who),
+        Start::Passkey | Start::Email { .. } | Start::Phone { .. } | Start::PushNotification => {
+            return Err(EnrollError::Invalid(format!(
+                "Enrolling {kind} methods is not available on this server yet."
+            )));
+        }
+    };
+    let auth_session = state.rng.token(32);
+    let now = state.clock.now();
+    let row = EnrollmentRow {
+        user_id: who.user_id.to_string(),
+        client_id: who.client_id.to_string(),
+        method_type: kind.as_str().to_string(),
+        method_id: method_id.clone(),
+        state: stored,
+        attempts: 0,
+        created_at: now,
+        expires_at: now + TTL,
+    };
+    state
+        .store
+        .create_enrollment(&who.tenant.id, &secret_digest(&auth_session), &row)
+        .await?;
+    Ok(Started {
+        method_id,
+        auth_session,
+        challenge,
+    })
+}
+
+const NO_SESSION: &str = "The auth_session is invalid, has expired or was already used.";
+
+pub async fn verify(
+    state: &AppState,
+    who: &Who<'_>,
+    method_id: &str,
+    auth_session: &str,
+    proof: Proof,
+) -> Result<Method, EnrollError> {
+    let digest = secret_digest(auth_session);
+    let now = state.clock.now();
+    let Some(enrollment) = state.store.enrollment(&who.tenant.id, &digest, now).await? else {
+        return Err(EnrollError::Invalid(NO_SESSION.into()));
+    };
+    // Bound to its user, client and method: anything else is as good as unknown.
+    if enrollment.user_id != who.user_id
+        || enrollment.client_id != who.client_id
+        || enrollment.method_id != method_id
+    {
+        return Err(EnrollError::Invalid(NO_SESSION.into()));
+    }
+    let kind = FactorType::try_from(enrollment.method_type.clone())
+        .map_err(|e| EnrollError::Internal(format!("stored enrollment: {e}")))?;
+    let outcome = match (kind, proof) {
+        (FactorType::Password, Proof::Password { new_password }) => {
+            password::finish(state, who, &new_password).await?
+        }
+        (FactorType::Totp, Proof::Otp { code }) => totp::finish(state, who, &enrollment, &code)?,
+        (FactorType::RecoveryCode, Proof::Session) => {
+            recovery_code::finish(state, who, &enrollment)?
+        }
+        _ => {
+            return Err(EnrollError::Invalid(
+                "The verification does not fit this method's type.".into(),
+            ));
+        }
+    };
+    match outcome {
+        Outcome::Done(completion) => {
+            if !state
+                .store
+                .complete_enrollment(&who.tenant.id, &digest, &completion)
+                .await?
+            {
+                return Err(EnrollError::Invalid(NO_SESSION.into()));
+            }
+            let id = match &completion {
+                Completion::AddMethod { row, .. } => row.id.clone(),
+                Completion::SetPassword { user_id, .. } => methods::password_method_id(user_id),
+            };
+            methods::get(state, &who.tenant.id, who.user_id, &id)
+                .await
+                .map_err(|e| EnrollError::Internal(format!("reading the new method: {e}")))
+        }
+        Outcome::Wrong(detail) => {
+            let left = state
+                .store
+                .enrollment_failed(&who.tenant.id, &digest, MAX_ATTEMPTS)
+                .await?;
+            Err(EnrollError::Invalid(if left == 0 {
+                format!("{detail} Too many wrong attempts: start the enrollment again.")
+            } else {
+                detail
+            }))
+        }
+        Outcome::Refused { pointer, detail } => Err(EnrollError::Field { pointer, detail }),
+    }
+}

@@ -1,0 +1,203 @@
+//! A user's authentication methods: the confirmed ones in the store, plus
+//! the password, which is the user's own.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::store::{MethodRow, StoreError, UserRow};
+use crate::tenant::FactorType;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Method {
+    pub id: String,
+    pub kind: FactorType,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub last_auth_at: Option<Timestamp>,
+    /// For the password: the identity it belongs to and its last change.
+    pub identity_user_id: Option<String>,
+    pub last_password_reset: Option<Timestamp>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MethodError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `password|` + base64url of the user ID (MYACCOUNT.md §10 Q10).
+pub fn password_method_id(user_id: &str) -> String {
+    format!("password|{}", URL_SAFE_NO_PAD.encode(user_id))
+}
+
+/// Primary factors log a user in on their own; the rest are second factors.
+pub fn is_primary(kind: FactorType) -> bool {
+    matches!(kind, FactorType::Password | FactorType::Passkey)
+}
+
+/// Types whose methods carry a user-chosen `name`.
+pub fn has_name(kind: FactorType) -> bool {
+    matches!(
+        kind,
+        FactorType::Totp
+            | FactorType::PushNotification
+            | FactorType::Phone
+            | FactorType::Email
+            | FactorType::WebauthnPlatform
+            | FactorType::WebauthnRoaming
+    )
+}
+
+pub fn kind_of(id: &str) -> Option<FactorType> {
+    let (prefix, rest) = id.split_once('|')?;
+    if rest.is_empty() {
+        return None;
+    }
+    FactorType::try_from(prefix.to_string()).ok()
+}
+
+fn from_row(row: &MethodRow) -> Option<Method> {
+    Some(Method {
+        id: row.id.clone(),
+        kind: FactorType::try_from(row.method_type.clone()).ok()?,
+        name: row.name.clone(),
+        created_at: row.created_at,
+        last_auth_at: row.last_auth_at,
+        identity_user_id: None,
+        last_password_reset: None,
+    })
+}
+
+fn password_method(user: &UserRow) -> Option<Method> {
+    user.password_hash.as_ref()?;
+    Some(Method {
+        id: password_method_id(&user.user_id),
+        kind: FactorType::Password,
+        name: None,
+        created_at: user.created_at,
+        last_auth_at: None,
+        identity_user_id: Some(user.user_id.clone()),
+        last_password_reset: user.last_password_reset,
+    })
+}
+
+async fn user(state: &AppState, tenant_id: &str, user_id: &str) -> Result<UserRow, MethodError> {
+    state
+        .store
+        .user_by_id(tenant_id, user_id)
+        .await?
+        .ok_or(MethodError::NotFound)
+}
+
+pub async fn list(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    filter: Option<FactorType>,
+) -> Result<Vec<Method>, MethodError> {
+    let user = user(state, tenant_id, user_id).await?;
+    let mut out: Vec<Method> = password_method(&user).into_iter().collect();
+    for row in state.store.methods(tenant_id, user_id).await? {
+        out.extend(from_row(&row));
+    }
+    if let Some(kind) = filter {
+        out.retain(|m| m.kind == kind);
+    }
+    Ok(out)
+}
+
+pub async fn get(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    id: &str,
+) -> Result<Method, MethodError> {
+    if kind_of(id) == Some(FactorType::Password) {
+        let user = user(state, tenant_id, user_id).await?;
+        return password_method(&user)
+            .filter(|m| m.id == id)
+            .ok_or(MethodError::NotFound);
+    }
+    state
+        .store
+        .method(tenant_id, user_id, id)
+        .await?
+        .as_ref()
+        .and_then(from_row)
+        .ok_or(MethodError::NotFound)
+}
+
+/// Renames a method, or sets a phone's preferred delivery.
+pub async fn update(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    id: &str,
+    name: Option<&str>,
+    preferred_phone_method: Option<&str>,
+) -> Result<Method, MethodError> {
+    let method = get(state, tenant_id, user_id, id).await?;
+    if preferred_phone_method.is_some() && method.kind != FactorType::Phone {
+        return Err(MethodError::Invalid(
+            "preferred_authentication_method applies to phone methods only.".into(),
+        ));
+    }
+    if let Some(name) = name {
+        if !has_name(method.kind) {
+            return Err(MethodError::Invalid(format!(
+                "A {} method has no name to change.",
+                method.kind
+            )));
+        }
+        if !state
+            .store
+            .rename_method(tenant_id, user_id, id, Some(name))
+            .await?
+        {
+            return Err(MethodError::NotFound);
+        }
+    }
+    get(state, tenant_id, user_id, id).await
+}
+
+/// Deletes a method, unless it is the user's last way to log in.
+pub async fn delete(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    id: &str,
+) -> Result<Method, MethodError> {
+    let method = get(state, tenant_id, user_id, id).await?;
+    if is_primary(method.kind) {
+        let all = list(state, tenant_id, user_id, None).await?;
+        let others = all
+            .iter()
+            .filter(|m| is_primary(m.kind) && m.id != method.id)
+            .count();
+        if others == 0 {
+            return Err(MethodError::Conflict(
+                "This is the user's only way to log in; add another before removing it.".into(),
+            ));
+        }
+    }
+    let gone = if method.kind == FactorType::Password {
+        state
+            .store
+            .clear_password(tenant_id, user_id, state.clock.now())
+            .await?
+    } else {
+        state.store.delete_method(tenant_id, user_id, id).await?
+    };
+    if !gone {
+        return Err(MethodError::NotFound);
+    }
+    Ok(method)
+}
