@@ -7,10 +7,13 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::error::{ApiError, ValidationError};
+use super::error::{ApiError, ErrorResponse, ValidationError};
 use super::gate::{Authorized, CreateConnected, DeleteConnected, ReadConnected};
+use super::responses::{
+    ListConnectedAccountsConnectionsResponseContent, ListConnectedAccountsResponseContent,
+};
 use super::wire::{JsonBody, parse};
 use crate::app::SharedState;
 
@@ -31,9 +34,10 @@ fn uri(pointer: &str, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// Extra parameters for the identity provider's authorization request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AuthorizationParams {
+pub struct AuthorizationParams {
     acr_values: Option<String>,
     audience: Option<String>,
     resource: Option<String>,
@@ -45,9 +49,10 @@ struct AuthorizationParams {
     ui_locales: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Start linking an external account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConnectBody {
+pub struct CreateConnectedAccountsRequestContent {
     connection: String,
     redirect_uri: String,
     state: Option<String>,
@@ -115,6 +120,13 @@ fn check_authorization_params(p: &AuthorizationParams) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/connected-accounts/connect", operation_id = "createConnectedAccountRequest",
+    tag = "connected-accounts", request_body = CreateConnectedAccountsRequestContent,
+    description = "No upstream connection can be configured yet, so every well-formed request is a 400.",
+    security(("Bearer-DPoP" = ["create:me:connected_accounts"])),
+    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn connect(
     State(_state): State<SharedState>,
     caller: Authorized<CreateConnected>,
@@ -125,7 +137,7 @@ pub async fn connect(
         Some(_) => return Err(ApiError::validation("", "The body must be a JSON object.")),
         None => return Err(ApiError::validation("", "A JSON body is required.")),
     };
-    let b: ConnectBody = parse(value)?;
+    let b: CreateConnectedAccountsRequestContent = parse(value)?;
     len("/connection", &b.connection, 1, 128)?;
     uri("/redirect_uri", &b.redirect_uri)?;
     if let Some(s) = &b.state {
@@ -182,15 +194,22 @@ pub async fn connect(
     )))
 }
 
-#[derive(Deserialize)]
+/// Finish linking an external account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+pub struct CompleteConnectedAccountsRequestContent {
     auth_session: String,
     connect_code: String,
     redirect_uri: String,
     code_verifier: Option<String>,
 }
 
+#[utoipa::path(post, path = "/connected-accounts/complete", operation_id = "completeConnectedAccountRequest",
+    tag = "connected-accounts", request_body = CompleteConnectedAccountsRequestContent,
+    security(("Bearer-DPoP" = ["create:me:connected_accounts"])),
+    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn complete(
     State(_state): State<SharedState>,
     _caller: Authorized<CreateConnected>,
@@ -201,7 +220,7 @@ pub async fn complete(
         Some(_) => return Err(ApiError::validation("", "The body must be a JSON object.")),
         None => return Err(ApiError::validation("", "A JSON body is required.")),
     };
-    let b: CompleteBody = parse(value)?;
+    let b: CompleteConnectedAccountsRequestContent = parse(value)?;
     len("/auth_session", &b.auth_session, 1, 64)?;
     len("/connect_code", &b.connect_code, 1, 46)?;
     uri("/redirect_uri", &b.redirect_uri)?;
@@ -283,26 +302,53 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
     Ok(Page { take, connections })
 }
 
+#[utoipa::path(get, path = "/connected-accounts/accounts", operation_id = "getConnectedAccounts",
+    tag = "connected-accounts",
+    params(("connection" = Option<Vec<String>>, Query, description = "Repeated, or one JSON array"),
+           ("from" = Option<String>, Query), ("take" = Option<u32>, Query, description = "1–20, default 10")),
+    security(("Bearer-DPoP" = ["read:me:connected_accounts"])),
+    responses((status = 200, body = ListConnectedAccountsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn accounts(
     _caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListConnectedAccountsResponseContent>, ApiError> {
     let p = page(raw, true)?;
     let _ = (p.take, p.connections);
-    Ok(Json(json!({ "accounts": [] })))
+    Ok(Json(ListConnectedAccountsResponseContent {
+        accounts: Vec::new(),
+        next: None,
+    }))
 }
 
+#[utoipa::path(get, path = "/connected-accounts/connections", operation_id = "getConnectedAccountsConnections",
+    tag = "connected-accounts",
+    params(("from" = Option<String>, Query), ("take" = Option<u32>, Query, description = "1–20, default 10")),
+    security(("Bearer-DPoP" = ["read:me:connected_accounts"])),
+    responses((status = 200, body = ListConnectedAccountsConnectionsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn connections(
     _caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListConnectedAccountsConnectionsResponseContent>, ApiError> {
     let _ = page(raw, false)?;
-    Ok(Json(Value::Object(Map::from_iter([(
-        "connections".to_string(),
-        json!([]),
-    )]))))
+    Ok(Json(ListConnectedAccountsConnectionsResponseContent {
+        connections: Vec::new(),
+        next: None,
+    }))
 }
 
+#[utoipa::path(delete, path = "/connected-accounts/accounts/{id}", operation_id = "deleteConnectedAccount",
+    tag = "connected-accounts",
+    params(("id" = String, Path, description = "`^cac_[A-Za-z0-9]+$`")),
+    security(("Bearer-DPoP" = ["delete:me:connected_accounts"])),
+    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn delete(
     _caller: Authorized<DeleteConnected>,
     Path(id): Path<String>,

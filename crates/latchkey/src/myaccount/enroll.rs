@@ -7,10 +7,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponse};
 use super::gate::{Authorized, Caller, CreateMethods};
 use super::methods::audited;
-use super::wire::{self, JsonBody, method_json, started_json};
+use super::responses::{AuthenticationMethod, CreateAuthenticationMethodResponseContent};
+use super::wire::{
+    self, CreateAuthenticationMethodRequestContent, JsonBody,
+    VerifyAuthenticationMethodRequestContent,
+};
 use crate::app::SharedState;
 use crate::services::enrollment::{self, EnrollError, Who};
 use crate::services::methods::kind_of;
@@ -52,6 +56,17 @@ fn who(caller: &Caller) -> Who<'_> {
     }
 }
 
+#[utoipa::path(post, path = "/authentication-methods", operation_id = "createAuthenticationMethod",
+    tag = "authentication-methods",
+    request_body = CreateAuthenticationMethodRequestContent,
+    security(("Bearer-DPoP" = ["create:me:authentication_methods"])),
+    responses(
+        (status = 202, description = "Enrollment started", body = CreateAuthenticationMethodResponseContent,
+         headers(("Location" = String, description = "Absolute URL of the method; POST `{Location}/verify` to confirm"),
+                 ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn create(
     State(state): State<SharedState>,
     caller: Authorized<CreateMethods>,
@@ -64,7 +79,11 @@ pub async fn create(
         method_id = Some(started.method_id.clone());
         let loc = location(&caller, &started.method_id)
             .ok_or_else(|| ApiError::internal("building Location"))?;
-        let mut res = (StatusCode::ACCEPTED, Json(started_json(&started))).into_response();
+        let mut res = (
+            StatusCode::ACCEPTED,
+            Json(CreateAuthenticationMethodResponseContent::from(&started)),
+        )
+            .into_response();
         res.headers_mut().insert(header::LOCATION, loc);
         Ok(res)
     }
@@ -80,6 +99,18 @@ pub async fn create(
     .await
 }
 
+#[utoipa::path(post, path = "/authentication-methods/{authentication_method_id}/verify",
+    operation_id = "confirmAuthenticationMethod", tag = "authentication-methods",
+    params(("authentication_method_id" = String, Path, description = "The ID from the enrollment's Location")),
+    request_body = VerifyAuthenticationMethodRequestContent,
+    security(("Bearer-DPoP" = ["create:me:authentication_methods"])),
+    responses(
+        (status = 201, description = "Authentication method verified", body = AuthenticationMethod,
+         headers(("Location" = String), ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32),
+                 ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn verify(
     State(state): State<SharedState>,
     caller: Authorized<CreateMethods>,
@@ -95,7 +126,7 @@ pub async fn verify(
         let method = enrollment::verify(&state, &who(&caller), &id, &auth_session, proof).await?;
         let loc =
             location(&caller, &method.id).ok_or_else(|| ApiError::internal("building Location"))?;
-        let mut res = (StatusCode::CREATED, Json(method_json(&method))).into_response();
+        let mut res = (StatusCode::CREATED, Json(super::methods::one(&method)?)).into_response();
         res.headers_mut().insert(header::LOCATION, loc);
         Ok(res)
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// One schema violation: what is wrong and where (JSON Pointer into the body,
 /// or the name of a query or path parameter).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ValidationError {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,15 +73,19 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// A URI naming the kind of error.
     #[serde(rename = "type")]
-    type_: &'a str,
-    status: u16,
-    title: &'a str,
-    detail: &'a str,
+    pub type_: String,
+    /// The HTTP status.
+    pub status: u16,
+    pub title: String,
+    pub detail: String,
+    /// What in the request broke the schema.
     #[serde(skip_serializing_if = "Option::is_none")]
-    validation_errors: Option<&'a [ValidationError]>,
+    pub validation_errors: Option<Vec<ValidationError>>,
 }
 
 impl ApiError {
@@ -204,12 +208,12 @@ impl IntoResponse for ApiError {
         };
         let mut res = (
             status,
-            Json(Body {
-                type_,
+            Json(ErrorResponse {
+                type_: type_.to_string(),
                 status: status.as_u16(),
-                title,
-                detail: &detail,
-                validation_errors: errors,
+                title: title.to_string(),
+                detail,
+                validation_errors: errors.map(<[ValidationError]>::to_vec),
             }),
         )
             .into_response();

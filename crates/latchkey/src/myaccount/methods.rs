@@ -5,11 +5,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::error::{ApiError, ValidationError};
+use super::error::{ApiError, ErrorResponse, ValidationError};
 use super::gate::{Authorized, Caller, DeleteMethods, ReadFactors, ReadMethods, UpdateMethods};
-use super::wire::{self, JsonBody, factor_json, method_json};
+use super::responses::{
+    AuthenticationMethod, Factor, FactorTypeEnum, ListAuthenticationMethodsResponseContent,
+    ListFactorsResponseContent,
+};
+use super::wire::UpdateAuthenticationMethodRequestContent;
+use super::wire::{self, JsonBody};
 use crate::app::SharedState;
 use crate::services::audit::{self, Actor};
 use crate::services::methods::{self as service, MethodError, kind_of};
@@ -61,20 +65,30 @@ pub async fn audited<T>(
     result
 }
 
-pub async fn factors(
-    State(state): State<SharedState>,
-    caller: Authorized<ReadFactors>,
-) -> Json<Value> {
-    let _ = state;
-    let factors: Vec<Value> = caller
+/// The wire form of one method.
+pub fn one(m: &service::Method) -> Result<AuthenticationMethod, ApiError> {
+    AuthenticationMethod::of(m)
+        .ok_or_else(|| ApiError::internal(format!("no wire form for {}", m.id)))
+}
+
+#[utoipa::path(get, path = "/factors", operation_id = "getFactors", tag = "factors",
+    description = "The factors enabled on the tenant, which the user may enroll.",
+    security(("Bearer-DPoP" = ["read:me:factors"])),
+    responses(
+        (status = 200, body = ListFactorsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
+pub async fn factors(caller: Authorized<ReadFactors>) -> Json<ListFactorsResponseContent> {
+    let factors = caller
         .tenant
         .config
         .factors
         .iter()
         .copied()
-        .map(factor_json)
+        .map(Factor::from)
         .collect();
-    Json(json!({ "factors": factors }))
+    Json(ListFactorsResponseContent { factors })
 }
 
 #[derive(Deserialize)]
@@ -83,11 +97,20 @@ pub struct ListQuery {
     kind: Option<String>,
 }
 
+#[utoipa::path(get, path = "/authentication-methods", operation_id = "getAuthenticationMethods",
+    tag = "authentication-methods",
+    params(("type" = Option<FactorTypeEnum>, Query, description = "Only methods of this type")),
+    security(("Bearer-DPoP" = ["read:me:authentication_methods"])),
+    responses(
+        (status = 200, body = ListAuthenticationMethodsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn list(
     State(state): State<SharedState>,
     caller: Authorized<ReadMethods>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListAuthenticationMethodsResponseContent>, ApiError> {
     let Query(q) = query.map_err(|_| {
         ApiError::Validation(vec![ValidationError::param(
             "query",
@@ -103,8 +126,10 @@ pub async fn list(
             })?),
         };
     let methods = service::list(&state, &caller.tenant.id, &caller.user_id, filter).await?;
-    let list: Vec<Value> = methods.iter().take(20).map(method_json).collect();
-    Ok(Json(json!({ "authentication_methods": list })))
+    let authentication_methods = methods.iter().take(20).map(one).collect::<Result<_, _>>()?;
+    Ok(Json(ListAuthenticationMethodsResponseContent {
+        authentication_methods,
+    }))
 }
 
 /// IDs are `<type>|<opaque>`; anything else names no method.
@@ -112,22 +137,42 @@ fn checked_id(id: &str) -> Option<&str> {
     (id.len() <= 300 && kind_of(id).is_some()).then_some(id)
 }
 
+#[utoipa::path(get, path = "/authentication-methods/{authentication_method_id}",
+    operation_id = "getAuthenticationMethod", tag = "authentication-methods",
+    params(("authentication_method_id" = String, Path, description = "The method's ID, as in Location")),
+    security(("Bearer-DPoP" = ["read:me:authentication_methods"])),
+    responses(
+        (status = 200, body = AuthenticationMethod, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn get(
     State(state): State<SharedState>,
     caller: Authorized<ReadMethods>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuthenticationMethod>, ApiError> {
     let id = checked_id(&id).ok_or_else(|| ApiError::from(MethodError::NotFound))?;
     let m = service::get(&state, &caller.tenant.id, &caller.user_id, id).await?;
-    Ok(Json(method_json(&m)))
+    Ok(Json(one(&m)?))
 }
 
+#[utoipa::path(patch, path = "/authentication-methods/{authentication_method_id}",
+    operation_id = "updateAuthenticationMethod", tag = "authentication-methods",
+    params(("authentication_method_id" = String, Path)),
+    request_body = UpdateAuthenticationMethodRequestContent,
+    security(("Bearer-DPoP" = ["update:me:authentication_methods"])),
+    responses(
+        (status = 200, body = AuthenticationMethod, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 415, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn update(
     State(state): State<SharedState>,
     caller: Authorized<UpdateMethods>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuthenticationMethod>, ApiError> {
     let path = format!("/me/v1/authentication-methods/{id}");
     let result = async {
         let b = wire::parse_update(body)?;
@@ -141,7 +186,7 @@ pub async fn update(
             b.preferred_authentication_method.as_deref(),
         )
         .await?;
-        Ok(Json(method_json(&m)))
+        Ok(Json(one(&m)?))
     }
     .await;
     audited(
@@ -155,6 +200,16 @@ pub async fn update(
     .await
 }
 
+#[utoipa::path(delete, path = "/authentication-methods/{authentication_method_id}",
+    operation_id = "deleteAuthenticationMethod", tag = "authentication-methods",
+    params(("authentication_method_id" = String, Path)),
+    security(("Bearer-DPoP" = ["delete:me:authentication_methods"])),
+    responses(
+        (status = 204, description = "Deleted", headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 429, body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<SharedState>,
     caller: Authorized<DeleteMethods>,

@@ -7,6 +7,8 @@ mod enroll;
 pub mod error;
 pub mod gate;
 mod methods;
+pub mod openapi;
+pub mod responses;
 pub mod wire;
 
 use axum::Router;
@@ -84,6 +86,10 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(dialect_405))
         .layer(from_fn_with_state(state.clone(), gate::gate))
-        .layer(from_fn_with_state((state, CORS), cors::apply));
-    Router::new().nest("/me/v1", api)
+        .layer(from_fn_with_state((state.clone(), CORS), cors::apply));
+    // The document is public: no token, readable from any origin.
+    let doc = Router::new()
+        .route("/me/v1/openapi.json", get(openapi::document))
+        .layer(from_fn_with_state((state, cors::PUBLIC), cors::apply));
+    Router::new().merge(doc).nest("/me/v1", api)
 }

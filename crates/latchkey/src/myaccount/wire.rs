@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use utoipa::ToSchema;
+
 use super::error::{ApiError, ValidationError};
-use crate::clock::rfc3339;
-use crate::services::enrollment::{Challenge, Proof, Start, Started};
-use crate::services::methods::{Method, has_name, is_primary};
+use crate::services::enrollment::{Proof, Start};
 use crate::tenant::FactorType;
 
 /// Largest body accepted.
@@ -115,53 +115,71 @@ fn check_len(pointer: &str, s: &str, min: usize, max: usize) -> Result<(), ApiEr
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// Enroll a password (set or change it).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IdentityBody {
-    #[serde(rename = "type")]
-    _type: String,
+pub struct CreatePasswordAuthenticationMethod {
+    /// Name of the database connection (`^[a-zA-Z0-9-]+$`, 1–128).
     connection: Option<String>,
+    /// The user's identity (1–255, no spaces).
     identity_user_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct PasskeyBody {
-    #[serde(rename = "type")]
-    _type: String,
+/// Enroll a passkey.
+#[derive(Deserialize, ToSchema)]
+pub struct CreatePasskeyAuthenticationMethod {
     connection: Option<String>,
     identity_user_id: Option<String>,
     use_exclude_credentials: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// A factor that needs no parameters (totp, push-notification, recovery-code).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TypeOnly {
-    #[serde(rename = "type")]
-    _type: String,
-}
+pub struct CreateMfaAuthenticationMethod {}
 
-#[derive(Deserialize)]
+/// Enroll an email address for one-time codes.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EmailBody {
-    #[serde(rename = "type")]
-    _type: String,
+pub struct CreateEmailAuthenticationMethod {
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum PhoneMethod {
+pub enum PhoneAuthenticationMethodEnum {
     Sms,
     Voice,
 }
 
-#[derive(Deserialize)]
+/// Enroll a phone number for SMS or voice codes.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PhoneBody {
-    #[serde(rename = "type")]
-    _type: String,
+pub struct CreatePhoneAuthenticationMethod {
     phone_number: String,
-    preferred_authentication_method: Option<PhoneMethod>,
+    preferred_authentication_method: Option<PhoneAuthenticationMethodEnum>,
+}
+
+/// The body of `POST /authentication-methods`, by `type`. (Deserialized
+/// variant by variant by [`parse_create`]; this enum states the schema.)
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(tag = "type")]
+pub enum CreateAuthenticationMethodRequestContent {
+    #[serde(rename = "passkey")]
+    Passkey(CreatePasskeyAuthenticationMethod),
+    #[serde(rename = "password")]
+    Password(CreatePasswordAuthenticationMethod),
+    #[serde(rename = "totp")]
+    Totp(CreateMfaAuthenticationMethod),
+    #[serde(rename = "push-notification")]
+    PushNotification(CreateMfaAuthenticationMethod),
+    #[serde(rename = "recovery-code")]
+    RecoveryCode(CreateMfaAuthenticationMethod),
+    #[serde(rename = "email")]
+    Email(CreateEmailAuthenticationMethod),
+    #[serde(rename = "phone")]
+    Phone(CreatePhoneAuthenticationMethod),
 }
 
 fn check_identity(connection: &Option<String>, identity: &Option<String>) -> Result<(), ApiError> {
@@ -189,15 +207,16 @@ fn check_identity(connection: &Option<String>, identity: &Option<String>) -> Res
 /// `POST /authentication-methods`: the body is a `oneOf` on `type`.
 pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
     let map = require_object(body)?;
-    let kind = match map.get("type") {
+    let mut map = map;
+    let kind = match map.remove("type") {
         None => return Err(ApiError::validation("/type", "is required")),
-        Some(Value::String(t)) => t.clone(),
+        Some(Value::String(t)) => t,
         Some(_) => return Err(ApiError::validation("/type", "must be a string")),
     };
     let value = Value::Object(map);
     match kind.as_str() {
         "password" => {
-            let b: IdentityBody = parse(value)?;
+            let b: CreatePasswordAuthenticationMethod = parse(value)?;
             check_identity(&b.connection, &b.identity_user_id)?;
             Ok(Start::Password {
                 connection: b.connection,
@@ -205,26 +224,30 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
             })
         }
         "passkey" => {
-            let b: PasskeyBody = parse(value)?;
+            let b: CreatePasskeyAuthenticationMethod = parse(value)?;
             check_identity(&b.connection, &b.identity_user_id)?;
             let _ = b.use_exclude_credentials;
             Ok(Start::Passkey)
         }
-        "totp" => parse::<TypeOnly>(value).map(|_| Start::Totp),
-        "recovery-code" => parse::<TypeOnly>(value).map(|_| Start::RecoveryCode),
-        "push-notification" => parse::<TypeOnly>(value).map(|_| Start::PushNotification),
+        "totp" => parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::Totp),
+        "recovery-code" => {
+            parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::RecoveryCode)
+        }
+        "push-notification" => {
+            parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::PushNotification)
+        }
         "email" => {
-            let b: EmailBody = parse(value)?;
+            let b: CreateEmailAuthenticationMethod = parse(value)?;
             Ok(Start::Email { email: b.email })
         }
         "phone" => {
-            let b: PhoneBody = parse(value)?;
+            let b: CreatePhoneAuthenticationMethod = parse(value)?;
             Ok(Start::Phone {
                 phone_number: b.phone_number,
                 preferred: b.preferred_authentication_method.map(|m| {
                     match m {
-                        PhoneMethod::Sms => "sms",
-                        PhoneMethod::Voice => "voice",
+                        PhoneAuthenticationMethodEnum::Sms => "sms",
+                        PhoneAuthenticationMethodEnum::Voice => "voice",
                     }
                     .to_string()
                 }),
@@ -244,24 +267,38 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+/// Confirm a password enrollment.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyPassword {
+pub struct VerifyPasswordAuthenticationMethod {
     auth_session: String,
+    /// 1–256 characters, no control characters.
     new_password: String,
 }
 
-#[derive(Deserialize)]
+/// Confirm a TOTP, email or phone enrollment with the one-time code.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyOtp {
+pub struct VerifyOtpAuthenticationMethod {
     auth_session: String,
     otp_code: String,
 }
 
-#[derive(Deserialize)]
+/// Confirm a recovery-code or push enrollment.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifySession {
+pub struct VerifySessionAuthenticationMethod {
     auth_session: String,
+}
+
+/// The body of `POST …/{id}/verify`: the schema follows the type in the ID.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum VerifyAuthenticationMethodRequestContent {
+    Password(VerifyPasswordAuthenticationMethod),
+    Otp(VerifyOtpAuthenticationMethod),
+    Session(VerifySessionAuthenticationMethod),
 }
 
 fn check_session(s: &str) -> Result<(), ApiError> {
@@ -274,7 +311,7 @@ pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Pr
     let value = Value::Object(require_object(body)?);
     match kind {
         FactorType::Password => {
-            let b: VerifyPassword = parse(value)?;
+            let b: VerifyPasswordAuthenticationMethod = parse(value)?;
             check_session(&b.auth_session)?;
             check_len("/new_password", &b.new_password, 1, 256)?;
             if b.new_password.chars().any(|c| {
@@ -294,13 +331,13 @@ pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Pr
             ))
         }
         FactorType::Totp | FactorType::Email | FactorType::Phone => {
-            let b: VerifyOtp = parse(value)?;
+            let b: VerifyOtpAuthenticationMethod = parse(value)?;
             check_session(&b.auth_session)?;
             check_len("/otp_code", &b.otp_code, 1, 64)?;
             Ok((b.auth_session, Proof::Otp { code: b.otp_code }))
         }
         FactorType::RecoveryCode | FactorType::PushNotification => {
-            let b: VerifySession = parse(value)?;
+            let b: VerifySessionAuthenticationMethod = parse(value)?;
             check_session(&b.auth_session)?;
             Ok((b.auth_session, Proof::Session))
         }
@@ -312,21 +349,26 @@ pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Pr
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `PATCH …/{id}`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateBody {
+pub struct UpdateAuthenticationMethodRequestContent {
+    /// The friendly name (1–255 characters).
     pub name: Option<String>,
+    /// For phone methods: `sms` or `voice`.
     pub preferred_authentication_method: Option<String>,
 }
 
 /// `PATCH …/{id}`: no field is required; the body itself may be absent.
-pub fn parse_update(body: Option<Value>) -> Result<UpdateBody, ApiError> {
+pub fn parse_update(
+    body: Option<Value>,
+) -> Result<UpdateAuthenticationMethodRequestContent, ApiError> {
     let value = match body {
         None => json!({}),
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(ApiError::validation("", "The body must be a JSON object.")),
     };
-    let b: UpdateBody = parse(value)?;
+    let b: UpdateAuthenticationMethodRequestContent = parse(value)?;
     if let Some(n) = &b.name {
         check_len("/name", n, 1, 255)?;
     }
@@ -340,68 +382,4 @@ pub fn parse_update(body: Option<Value>) -> Result<UpdateBody, ApiError> {
         ));
     }
     Ok(b)
-}
-
-/// An `AuthenticationMethod` as the API shows it.
-pub fn method_json(m: &Method) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(m.id));
-    o.insert("type".into(), json!(m.kind.as_str()));
-    o.insert("created_at".into(), json!(rfc3339(m.created_at)));
-    let usage = if is_primary(m.kind) {
-        "primary"
-    } else {
-        "secondary"
-    };
-    o.insert("usage".into(), json!([usage]));
-    match m.kind {
-        FactorType::Password => {
-            o.insert("identity_user_id".into(), json!(m.identity_user_id));
-            if let Some(t) = m.last_password_reset {
-                o.insert("last_password_reset".into(), json!(rfc3339(t)));
-            }
-        }
-        FactorType::Passkey => {}
-        _ => {
-            o.insert("confirmed".into(), json!(true));
-            if let Some(t) = m.last_auth_at {
-                o.insert("last_auth_at".into(), json!(rfc3339(t)));
-            }
-            if has_name(m.kind)
-                && let Some(n) = &m.name
-            {
-                o.insert("name".into(), json!(n));
-            }
-        }
-    }
-    Value::Object(o)
-}
-
-/// The 202 body of `POST /authentication-methods`.
-pub fn started_json(s: &Started) -> Value {
-    match &s.challenge {
-        Challenge::Password { policy } => json!({
-            "id": s.method_id, "auth_session": s.auth_session, "policy": policy,
-        }),
-        Challenge::Totp {
-            barcode_uri,
-            manual_input_code,
-        } => json!({
-            "id": s.method_id, "auth_session": s.auth_session,
-            "barcode_uri": barcode_uri, "manual_input_code": manual_input_code,
-        }),
-        Challenge::RecoveryCode { recovery_code } => json!({
-            "id": s.method_id, "auth_session": s.auth_session, "recovery_code": recovery_code,
-        }),
-    }
-}
-
-/// A `Factor`.
-pub fn factor_json(kind: FactorType) -> Value {
-    let usage = if is_primary(kind) {
-        "primary"
-    } else {
-        "secondary"
-    };
-    json!({ "type": kind.as_str(), "usage": [usage] })
 }

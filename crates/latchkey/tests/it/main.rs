@@ -8,6 +8,7 @@ mod grants;
 mod keys;
 mod me_gate;
 mod me_methods;
+mod me_openapi;
 mod refresh;
 mod session;
 mod support;
