@@ -1,0 +1,322 @@
+"""Schemathesis hooks for the My Account API contract tests (scripts/schemathesis.sh).
+
+Loaded by schemathesis through SCHEMATHESIS_HOOKS. What it needs comes from the
+environment, which scripts/schemathesis.sh sets:
+
+  LATCHKEY_ST_ORIGIN     http://localhost:PORT (the tenant's canonical origin)
+  LATCHKEY_ST_CLIENT_ID  a client allowed the `password` grant, with a client
+                         grant to the My Account API holding LATCHKEY_ST_SCOPE
+  LATCHKEY_ST_USERNAME, LATCHKEY_ST_PASSWORD
+  LATCHKEY_ST_SCOPE      the space-separated My Account scopes to ask for
+  LATCHKEY_ST_SUMMARY    where to write the per-operation summary (JSON)
+
+It provides:
+
+- `MyAccountToken`, the auth provider: `POST {origin}/oauth/token` with the
+  password grant, audience {origin}/me/ and every scope; the token is replaced
+  every REFRESH_INTERVAL_SECONDS (tokens live 600 s, a run may last longer) and
+  right after the run changes the user's password (a verified `password`
+  enrollment; `after_call`). Schemathesis's own caching and its re-login on 401
+  are not used: a valid token the server wrongly rejects must be reported, not
+  retried away.
+- links between operations the official document lacks (EXTRA_LINKS, added to the
+  loaded document in memory by `before_load_schema`), for the stateful phase;
+- one deliberate deviation, also applied in memory (DECLARED_404): latchkey answers
+  404 for an ID the user does not have on PATCH and DELETE of a method and DELETE
+  of a connected account, as GET does (MYACCOUNT.md section 10 Q14;
+  docs/my-account-api.md). The document declares 404 for GET only;
+- three checks, enabled by name in the configuration the script generates:
+  - `valid_token_not_rejected`: a request carrying a token this file fetched,
+    unexpired, must not get 401;
+  - `reaches_success`: each operation of MUST_SUCCEED answered 2xx at least once,
+    so that a server answering 401/403/400 to everything (statuses every
+    operation declares, hence "conforming") cannot pass;
+  - `status_summary`: writes the statuses each operation answered to
+    LATCHKEY_ST_SUMMARY, for the script's summary (never fails).
+
+Run directly (`python schemathesis_hooks.py`), it fetches one token and checks its
+scopes and lifetime: the script's preflight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+import requests
+
+# Access tokens of the My Account API live 600 s (tenant default `token_lifetime`).
+# A new one every 240 s: none is used when older than 240 s plus one request's
+# duration, far from its expiry even on a slow machine.
+REFRESH_INTERVAL_SECONDS = 240
+# A token must outlive its use by at least this much, or the preflight fails.
+MIN_TOKEN_LIFETIME_SECONDS = REFRESH_INTERVAL_SECONDS + 120
+
+# Operations that must answer 2xx at least once in a run. Each is reachable with
+# generated data and no prior state (the user exists and has a password; the
+# tenant enables totp and recovery-code). The others need state the generator
+# cannot produce reliably (an `auth_session` from a create, an upstream
+# connection for connected accounts), so they are held to conformance only.
+MUST_SUCCEED = (
+    "GET /factors",
+    "GET /authentication-methods",
+    "POST /authentication-methods",
+    "GET /connected-accounts/accounts",
+    "GET /connected-accounts/connections",
+)
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"{name} is not set (scripts/schemathesis.sh sets it)")
+    return value
+
+
+class TokenError(RuntimeError):
+    pass
+
+
+# The user's current password: LATCHKEY_ST_PASSWORD until a verified password
+# enrollment changes it (see `after_call`).
+_state: dict[str, str] = {}
+
+
+def fetch_token() -> tuple[str, float]:
+    """POST /oauth/token (password grant) and return (access_token, expires_at monotonic)."""
+    origin = _env("LATCHKEY_ST_ORIGIN").rstrip("/")
+    scope = _env("LATCHKEY_ST_SCOPE")
+    form = {
+        "grant_type": "password",
+        "client_id": _env("LATCHKEY_ST_CLIENT_ID"),
+        "username": _env("LATCHKEY_ST_USERNAME"),
+        "password": _state.get("password") or _env("LATCHKEY_ST_PASSWORD"),
+        "audience": f"{origin}/me/",
+        "scope": scope,
+    }
+    started = time.monotonic()
+    try:
+        response = requests.post(f"{origin}/oauth/token", data=form, timeout=30)
+    except requests.RequestException as exc:
+        raise TokenError(f"POST {origin}/oauth/token failed: {exc}") from exc
+    if response.status_code != 200:
+        raise TokenError(f"POST {origin}/oauth/token answered {response.status_code}: {response.text[:2000]}")
+    try:
+        body = response.json()
+        token = body["access_token"]
+        expires_in = int(body["expires_in"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenError(f"unexpected token response: {response.text[:2000]}") from exc
+    granted = set(str(body.get("scope", "")).split())
+    missing = set(scope.split()) - granted
+    if missing:
+        # Every My Account operation declares 403; a token short of scopes would
+        # turn the run into a test of 403 responses and still "conform".
+        raise TokenError(f"the token lacks scopes {sorted(missing)} (granted: {sorted(granted)})")
+    if expires_in < MIN_TOKEN_LIFETIME_SECONDS:
+        raise TokenError(
+            f"the token lives {expires_in} s; these hooks refresh every {REFRESH_INTERVAL_SECONDS} s and need "
+            f"at least {MIN_TOKEN_LIFETIME_SECONDS} s (lower REFRESH_INTERVAL_SECONDS)"
+        )
+    return token, started + expires_in
+
+
+# Tokens this file fetched and still considers valid, with their expiry (monotonic).
+_issued: dict[str, float] = {}
+_issued_lock = threading.Lock()
+
+
+def _fresh_token_in(case) -> bool:
+    headers = case.headers or {}
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if not isinstance(value, str) or not value.startswith("Bearer "):
+        return False
+    with _issued_lock:
+        expires_at = _issued.get(value[len("Bearer ") :])
+    # 60 s of margin: a token this close to its expiry may be refused by a skewed clock.
+    return expires_at is not None and time.monotonic() < expires_at - 60
+
+
+# Operations where latchkey answers 404 for an unknown ID though the document
+# declares no 404 (see the module docstring).
+DECLARED_404 = (
+    ("/authentication-methods/{authentication_method_id}", "patch"),
+    ("/authentication-methods/{authentication_method_id}", "delete"),
+    ("/connected-accounts/accounts/{id}", "delete"),
+)
+
+# OpenAPI links added to the loaded document (in memory; the file is untouched).
+# The official document declares none, and the links schemathesis infers on its own
+# point at a field that does not exist (`authentication_methods/*/authentication_method_id`).
+# Without these, the stateful phase never reaches an existing authentication method:
+# GET/PATCH/DELETE by ID would only see made-up IDs, and the 200 bodies of GET/PATCH
+# and the 201 of verify would never be checked against the schema. Schemathesis never
+# starts a scenario with POST /authentication-methods (its body names an
+# `identity_user_id` nothing produces), hence the links from the list to enrollments.
+# Links describe how operations chain; they add no requirement of their own.
+_METHOD_ID_FROM_LOCATION = "$response.header.Location#regex:/authentication-methods/([^/?#]+)$"
+_BY_ID = ("getAuthenticationMethod", "updateAuthenticationMethod", "deleteAuthenticationMethod")
+
+
+def _links_by_id(suffix: str, expression: str) -> dict:
+    return {
+        f"{op}{suffix}": {"operationId": op, "parameters": {"path.authentication_method_id": expression}}
+        for op in _BY_ID
+    }
+
+
+EXTRA_LINKS = {
+    ("/authentication-methods", "get", "200"): {
+        # The first listed method (the user's password, usually).
+        **_links_by_id("FromList", "$response.body#/authentication_methods/0/id"),
+        # An enrollment that verification can complete without a second factor (a
+        # recovery code), and one with a generated body (any type).
+        "enrollRecoveryCode": {
+            "operationId": "createAuthenticationMethod",
+            "requestBody": {"type": "recovery-code"},
+            "x-schemathesis": {"merge_body": False},
+        },
+        "enrollGenerated": {"operationId": "createAuthenticationMethod"},
+    },
+    ("/authentication-methods", "post", "202"): {
+        # The verification of the method being enrolled: its ID from the Location,
+        # used as is (as the document says), the create's `auth_session` and nothing
+        # else. That confirms a recovery code (201); other types get a 400 (no OTP, no
+        # new password...). The only link from a create, so that scenarios take it:
+        # pending methods are reached from the list.
+        "confirmAuthenticationMethodFromCreate": {
+            "operationId": "confirmAuthenticationMethod",
+            "parameters": {"path.authentication_method_id": _METHOD_ID_FROM_LOCATION},
+            "requestBody": {"auth_session": "$response.body#/auth_session"},
+            "x-schemathesis": {"merge_body": False},
+        },
+    },
+    # The confirmed method, by the Location of the verification.
+    ("/authentication-methods/{authentication_method_id}/verify", "post", "201"): _links_by_id(
+        "FromVerify", _METHOD_ID_FROM_LOCATION
+    ),
+}
+
+
+if __name__ != "__main__":
+    import schemathesis
+
+    @schemathesis.hook
+    def before_load_schema(context, raw_schema):
+        for path, method in DECLARED_404:
+            responses = raw_schema["paths"][path][method]["responses"]
+            responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})
+        for (path, method, status), links in EXTRA_LINKS.items():
+            response = raw_schema["paths"][path][method]["responses"][status]
+            if "$ref" in response:
+                # Would put the links on a shared component (every operation using it).
+                raise RuntimeError(f"{method.upper()} {path} {status} is now a $ref: update EXTRA_LINKS")
+            response["links"] = {**response.get("links", {}), **links}
+
+    @schemathesis.hook
+    def after_call(context, case, response):
+        # A verified password enrollment changes the user's password: later tokens
+        # need the new one, and the server may revoke the ones it issued before.
+        if (
+            case.operation.definition.raw.get("operationId") == "confirmAuthenticationMethod"
+            and response.status_code == 201
+            and isinstance(case.body, dict)
+            and isinstance(case.body.get("new_password"), str)
+        ):
+            with _issued_lock:
+                _state["password"] = case.body["new_password"]
+                _issued.clear()
+
+    # refresh_interval=None: no caching by schemathesis (and no re-login on 401); `get`
+    # runs for every request and keeps the token itself.
+    @schemathesis.auth(refresh_interval=None)
+    class MyAccountToken:
+        """Bearer token for the My Account API."""
+
+        def __init__(self):
+            self.token: str | None = None
+            self.refresh_at = 0.0
+            self.lock = threading.Lock()
+
+        def get(self, case, ctx):
+            with self.lock:
+                with _issued_lock:
+                    revoked = self.token is not None and self.token not in _issued
+                if self.token is None or revoked or time.monotonic() >= self.refresh_at:
+                    token, expires_at = fetch_token()
+                    with _issued_lock:
+                        _issued[token] = expires_at
+                    self.token = token
+                    self.refresh_at = time.monotonic() + REFRESH_INTERVAL_SECONDS
+                return self.token
+
+        def set(self, case, data, ctx):
+            case.headers = dict(case.headers or {})
+            case.headers["Authorization"] = f"Bearer {data}"
+
+    @schemathesis.check
+    def valid_token_not_rejected(ctx, response, case):
+        """A fresh token with every My Account scope must never get 401."""
+        if response.status_code == 401 and _fresh_token_in(case):
+            raise AssertionError(
+                "401 for a request carrying a valid, unexpired access token with all My Account scopes\n"
+                f"Response: {response.text[:500]}"
+            )
+        return None
+
+    @schemathesis.check
+    class reaches_success:  # noqa: N801 - the class name is the check's name
+        """Each operation of MUST_SUCCEED answered 2xx at least once."""
+
+        def __init__(self):
+            self.reached: set[str] = set()
+            self.tested: set[str] = set()
+            self.lock = threading.Lock()
+
+        def after_response(self, ctx, response, case):
+            with self.lock:
+                self.tested.add(case.operation.label)
+                if 200 <= response.status_code < 300:
+                    self.reached.add(case.operation.label)
+            return None
+
+        def after_run(self, ctx):
+            missing = [label for label in MUST_SUCCEED if label in self.tested and label not in self.reached]
+            if missing:
+                raise AssertionError(
+                    "never answered 2xx to a request with a valid token: "
+                    + ", ".join(missing)
+                    + "\n(every response was an error: the run tested nothing but error paths)"
+                )
+
+    @schemathesis.check
+    class status_summary:  # noqa: N801
+        """Statuses each operation answered (for the script's summary); never fails."""
+
+        def __init__(self):
+            self.statuses: dict[str, set[int]] = {}
+            self.lock = threading.Lock()
+
+        def after_response(self, ctx, response, case):
+            with self.lock:
+                self.statuses.setdefault(case.operation.label, set()).add(response.status_code)
+            return None
+
+        def after_run(self, ctx):
+            path = os.environ.get("LATCHKEY_ST_SUMMARY")
+            if path:
+                with open(path, "w", encoding="utf-8") as fd:
+                    json.dump({k: sorted(v) for k, v in sorted(self.statuses.items())}, fd, indent=1)
+
+
+if __name__ == "__main__":
+    # Preflight: one token, its scopes checked.
+    try:
+        _token, _expires = fetch_token()
+    except (TokenError, RuntimeError) as exc:
+        print(f"schemathesis: cannot get a My Account access token: {exc}", file=sys.stderr)
+        sys.exit(1)
+    print(f"schemathesis: got a My Account access token ({int(_expires - time.monotonic())} s left)")
