@@ -85,10 +85,28 @@ impl AppState {
 pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .merge(crate::oauth::routes(state.clone()))
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
         .with_state(state)
+}
+
+/// Readiness: whether this node can reach its database (liveness is
+/// `/healthz`, which only says the process answers).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+) -> (axum::http::StatusCode, &'static str) {
+    match state.store.meta_get("master_key_check").await {
+        Ok(_) => (axum::http::StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database is unreachable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database unreachable",
+            )
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves; in-flight requests finish first.

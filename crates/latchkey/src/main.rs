@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use latchkey::crypto::hash::sha256_b64url;
 use latchkey::rng::{RngExt, SystemRng};
-use latchkey::server::{self, MasterKeySource, Options};
+use latchkey::server::{self, Database, MasterKeySource, Options};
+use latchkey::store::postgres::PoolOptions;
 use latchkey::tenant::{apply, dev, issuer_for_host};
 
 #[derive(Parser)]
@@ -51,16 +52,59 @@ struct Storage {
     /// A file holding the master key.
     #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE", global = true)]
     master_key_file: Option<PathBuf>,
+    /// `postgres://…`: use PostgreSQL (shared by several nodes) instead of
+    /// the SQLite file in the data directory.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    database_url: Option<String>,
+    /// PostgreSQL schema to use instead of the role's default search path.
+    #[arg(long, env = "LATCHKEY_DATABASE_SCHEMA", global = true)]
+    database_schema: Option<String>,
+    /// Most connections the PostgreSQL pool opens.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    database_max_connections: u32,
+    /// Seconds a request waits for a database connection before answering 503.
+    #[arg(
+        long,
+        env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT",
+        default_value_t = 5,
+        global = true
+    )]
+    database_acquire_timeout: u64,
 }
 
 impl Storage {
-    fn options(&self) -> Options {
+    fn options(&self) -> anyhow::Result<Options> {
         let source = match (&self.master_key, &self.master_key_file) {
             (Some(k), _) => MasterKeySource::Value(k.clone()),
             (None, Some(f)) => MasterKeySource::File(f.clone()),
             (None, None) => MasterKeySource::DataDir,
         };
-        Options::new(self.data_dir.clone(), source)
+        let mut opts = Options::new(self.data_dir.clone(), source);
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                anyhow::bail!("--database-url must be a postgres:// URL");
+            }
+            opts.database = Database::Postgres {
+                url: url.clone(),
+                pool: PoolOptions {
+                    max_connections: self.database_max_connections,
+                    acquire_timeout_secs: self.database_acquire_timeout,
+                    schema: self.database_schema.clone(),
+                    ..PoolOptions::default()
+                },
+            };
+        }
+        Ok(opts)
     }
 }
 
@@ -85,6 +129,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Apply the database migrations this version knows, then exit.
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
     },
     /// Print a tenant's log events (newest last), one JSON object per line.
     Logs {
@@ -155,7 +204,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenant {
             command: TenantCommand::Apply { file, storage },
         } => {
-            let state = server::open(storage.options()).await?;
+            let state = server::open(storage.options()?).await?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let report = apply::apply_text(&state, &text)
@@ -175,12 +224,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Migrate { storage } => {
+            server::open(storage.options()?).await?;
+            println!("the database is up to date");
+            Ok(())
+        }
         Command::Logs {
             tenant,
             limit,
             storage,
         } => {
-            let state = server::open(storage.options()).await?;
+            let state = server::open(storage.options()?).await?;
             let row = state
                 .store
                 .tenant_by_name(&tenant)
@@ -209,7 +263,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Rotate { tenant, storage },
         } => {
-            let state = server::open(storage.options()).await?;
+            let state = server::open(storage.options()?).await?;
             let row = state
                 .store
                 .tenant_by_name(&tenant)
@@ -234,7 +288,7 @@ async fn serve(
     tenant_file: Option<PathBuf>,
     storage: Storage,
 ) -> anyhow::Result<()> {
-    let state = server::open(storage.options()).await?;
+    let state = server::open(storage.options()?).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

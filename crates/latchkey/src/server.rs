@@ -13,8 +13,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::password::PasswordHasherConfig;
 use crate::crypto::seal::{SealError, Sealer};
 use crate::rng::{Rng, RngExt, SharedRng, SystemRng};
-use crate::store::Store;
+use crate::store::postgres::{PoolOptions, PostgresStore};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 
 /// Where the master key comes from.
 #[derive(Debug, Clone)]
@@ -26,8 +27,18 @@ pub enum MasterKeySource {
     DataDir,
 }
 
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `latchkey.db` in the data directory.
+    Sqlite,
+    /// A PostgreSQL database shared by any number of nodes.
+    Postgres { url: String, pool: PoolOptions },
+}
+
 pub struct Options {
     pub data_dir: PathBuf,
+    pub database: Database,
     pub master_key: MasterKeySource,
     pub passwords: PasswordHasherConfig,
     pub clock: SharedClock,
@@ -38,6 +49,7 @@ impl Options {
     pub fn new(data_dir: PathBuf, master_key: MasterKeySource) -> Self {
         Self {
             data_dir,
+            database: Database::Sqlite,
             master_key,
             passwords: PasswordHasherConfig::default(),
             clock: Arc::new(SystemClock),
@@ -104,6 +116,20 @@ fn master_key(source: &MasterKeySource, data_dir: &Path, rng: &dyn Rng) -> anyho
     }
 }
 
+/// A database migrated by a newer latchkey is refused with a clear message.
+fn schema_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Migrate(sqlx::migrate::MigrateError::VersionMissing(v)) => anyhow::anyhow!(
+            "the database schema has migration {v}, which this latchkey does not know: it was \
+             migrated by a newer version; run that version (or newer)"
+        ),
+        StoreError::Migrate(sqlx::migrate::MigrateError::VersionMismatch(v)) => anyhow::anyhow!(
+            "migration {v} in the database differs from this latchkey's; refusing to start"
+        ),
+        e => anyhow::Error::new(e),
+    }
+}
+
 const KEY_CHECK: &str = "master_key_check";
 const KEY_CHECK_CONTEXT: &str = "master-key-check";
 
@@ -115,18 +141,27 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
         .with_context(|| format!("creating the data directory {}", opts.data_dir.display()))?;
     let key = master_key(&opts.master_key, &opts.data_dir, &*opts.rng)?;
     let sealer = Arc::new(Sealer::new(&key).map_err(|e| anyhow::anyhow!(e))?);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&opts.data_dir.join("latchkey.db"))
-            .await
-            .context("opening the SQLite database")?,
-    );
+    let store: Arc<dyn Store> = match &opts.database {
+        Database::Sqlite => Arc::new(
+            SqliteStore::open(&opts.data_dir.join("latchkey.db"))
+                .await
+                .map_err(schema_error)
+                .context("opening the SQLite database")?,
+        ),
+        Database::Postgres { url, pool } => Arc::new(
+            PostgresStore::connect(url, pool.clone())
+                .await
+                .map_err(schema_error)
+                .context("opening the PostgreSQL database")?,
+        ),
+    };
     let probe = sealer.seal(&*opts.rng, KEY_CHECK_CONTEXT, b"latchkey");
     let stored = store.meta_init(KEY_CHECK, &probe).await?;
     match sealer.open(KEY_CHECK_CONTEXT, &stored) {
         Ok(v) if v == b"latchkey" => {}
         Ok(_) | Err(SealError::WrongKey) => bail!(
-            "the master key does not match the one this data directory was sealed with; \
-             start with the original LATCHKEY_MASTER_KEY"
+            "the master key does not match the one this database was sealed with; \
+             start with the original LATCHKEY_MASTER_KEY (every node of a cluster shares one)"
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }

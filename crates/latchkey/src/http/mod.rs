@@ -96,3 +96,27 @@ pub fn found(location: &str) -> axum::response::Response {
         Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
     }
 }
+
+/// Whether a store failure means the database cannot be reached right now
+/// (answered with 503, and expected to heal by itself), rather than a bug.
+pub fn store_unavailable(e: &crate::store::StoreError) -> bool {
+    use crate::store::StoreError;
+    match e {
+        StoreError::Database(db) => {
+            matches!(
+                db,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Protocol(_)
+            ) || matches!(db, sqlx::Error::Database(d) if d.code().is_some_and(|c| {
+                // PostgreSQL: admin shutdown, crash shutdown, cannot connect now,
+                // too many connections; SQLite: busy, locked.
+                matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+            }))
+        }
+        _ => false,
+    }
+}

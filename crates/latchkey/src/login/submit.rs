@@ -57,7 +57,7 @@ pub async fn submit(
             Err(e) => return authorize::internal(&state, &tenant, e),
         },
         Ok(None) => return expired(StatusCode::BAD_REQUEST),
-        Err(e) => return authorize::internal(&state, &tenant, e),
+        Err(e) => return authorize::store_error(&state, &tenant, e),
     };
     let attempt = login::authenticate(
         &state,
@@ -72,6 +72,7 @@ pub async fn submit(
     .await;
     let user = match attempt {
         Ok(u) => u,
+        Err(LoginError::Store(err)) => return authorize::store_error(&state, &tenant, err),
         Err(e) => {
             let message = match &e {
                 LoginError::WrongCredentials => "Wrong email or password.",
@@ -80,7 +81,7 @@ pub async fn submit(
                 }
                 LoginError::Blocked => "This account is blocked.",
                 LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
-                LoginError::Store(err) => return authorize::internal(&state, &tenant, err),
+                LoginError::Store(_) => "Something went wrong. Please try again.",
             };
             let html =
                 state
@@ -96,7 +97,7 @@ pub async fn submit(
         .delete_login_transaction(&tenant.id, &tx_digest)
         .await
     {
-        return authorize::internal(&state, &tenant, e);
+        return authorize::store_error(&state, &tenant, e);
     }
     // A new session on every login; the old one (if any) ends.
     if let Some((old, _)) = authorize::current_session(&state, &tenant, &headers).await {
@@ -116,7 +117,7 @@ pub async fn submit(
         .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
         .await
     {
-        return authorize::internal(&state, &tenant, e);
+        return authorize::store_error(&state, &tenant, e);
     }
     let back = Back::for_request(&req);
     let mut res = authorize::complete(&state, &tenant, &host, &req, &user, now, &amr, &back).await;

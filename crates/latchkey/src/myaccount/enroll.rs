@@ -120,7 +120,7 @@ pub async fn verify(
     let path = format!("/me/v1/authentication-methods/{id}/verify");
     let result = async {
         let kind = kind_of(&id)
-            .filter(|_| id.len() <= 300)
+            .filter(|_| id.len() <= 300 && !id.chars().any(char::is_control))
             .ok_or_else(|| ApiError::BadRequest("No enrollment is pending for this ID.".into()))?;
         let (auth_session, proof) = wire::parse_verify(kind, body)?;
         let method = enrollment::verify(&state, &who(&caller), &id, &auth_session, proof).await?;

@@ -70,6 +70,8 @@ pub enum ApiError {
         retry_after: i64,
         global: bool,
     },
+    /// 503: the database cannot be reached right now.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -109,6 +111,7 @@ impl ApiError {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -186,6 +189,11 @@ impl ApiError {
                 "Endpoint Rate Limit Exceeded",
                 "The endpoint request limit has been exceeded.".into(),
             ),
+            Unavailable(_) => (
+                "https://auth0.com/api-errors#A0E-503-0001",
+                "Service Unavailable",
+                "The service is temporarily unavailable. Try again shortly.".into(),
+            ),
             Internal(_) => (
                 "https://auth0.com/api-errors#A0E-500-0001",
                 "Internal Server Error",
@@ -197,8 +205,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "my account request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "my account request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
         }
         let status = self.status();
         let (type_, title, detail) = self.describe();
@@ -253,6 +263,9 @@ impl IntoResponse for ApiError {
                     );
                 }
             }
+            ApiError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             _ => {}
         }
         res
@@ -261,6 +274,10 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e)
+        if crate::http::store_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::internal(e)
+        }
     }
 }

@@ -148,6 +148,9 @@ async fn authenticate(
     let at = match tokens::verify_access_token(state, tenant, host, token).await {
         Ok(at) => at,
         Err(AccessTokenError::Internal) => return Err(ApiError::internal("verifying a token")),
+        Err(AccessTokenError::Unavailable) => {
+            return Err(ApiError::Unavailable("verifying a token".into()));
+        }
         Err(AccessTokenError::Expired) => {
             return Err(ApiError::InvalidToken("The token has expired.".into()));
         }

@@ -134,7 +134,7 @@ pub async fn list(
 
 /// IDs are `<type>|<opaque>`; anything else names no method.
 fn checked_id(id: &str) -> Option<&str> {
-    (id.len() <= 300 && kind_of(id).is_some()).then_some(id)
+    (id.len() <= 300 && !id.chars().any(char::is_control) && kind_of(id).is_some()).then_some(id)
 }
 
 #[utoipa::path(get, path = "/authentication-methods/{authentication_method_id}",

@@ -371,6 +371,12 @@ pub fn parse_update(
     let b: UpdateAuthenticationMethodRequestContent = parse(value)?;
     if let Some(n) = &b.name {
         check_len("/name", n, 1, 255)?;
+        if n.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "/name",
+                "must not contain control characters",
+            ));
+        }
     }
     if let Some(p) = &b.preferred_authentication_method
         && p != "sms"

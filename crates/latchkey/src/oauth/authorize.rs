@@ -291,7 +291,7 @@ async fn start(
                 .await;
             }
             Ok(_) => {}
-            Err(e) => return internal(state, tenant, e),
+            Err(e) => return store_error(state, tenant, e),
         }
     }
     if req.prompt_none {
@@ -306,7 +306,7 @@ async fn start(
         .create_login_transaction(&tenant.id, &secret_digest(&tx), &json, now, now + LOGIN_TTL)
         .await
     {
-        return internal(state, tenant, e);
+        return store_error(state, tenant, e);
     }
     let html =
         state
@@ -329,6 +329,24 @@ pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong. Please try again.",
     )
+}
+
+/// A page for a store failure: 503 when the database is out of reach (it
+/// heals by itself), 500 otherwise.
+pub fn store_error(state: &AppState, tenant: &Tenant, e: crate::store::StoreError) -> Response {
+    if crate::http::store_unavailable(&e) {
+        tracing::warn!(error = %e, tenant = %tenant.name, "database unavailable");
+        let mut res = error_page(
+            state,
+            Some(tenant),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable. Please try again in a moment.",
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return res;
+    }
+    internal(state, tenant, e)
 }
 
 /// Pages with forms must not be framed by other sites.
@@ -366,7 +384,7 @@ pub async fn complete(
         )
         .await
     {
-        return internal(state, tenant, e);
+        return store_error(state, tenant, e);
     }
     let code = state.rng.token(32);
     let stored = CodeRequest {
@@ -394,7 +412,7 @@ pub async fn complete(
         )
         .await
     {
-        return internal(state, tenant, e);
+        return store_error(state, tenant, e);
     }
     back.success(state, &code)
 }

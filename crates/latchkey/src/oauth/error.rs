@@ -21,6 +21,8 @@ pub enum OAuthError {
     TooManyAttempts,
     InvalidToken(String),
     NotFound,
+    /// 503: the database cannot be reached right now.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -57,6 +59,11 @@ impl OAuthError {
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Try again shortly.",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -68,8 +75,10 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        if let OAuthError::Internal(cause) = &self {
-            tracing::error!(%cause, "oauth request failed");
+        match &self {
+            OAuthError::Internal(cause) => tracing::error!(%cause, "oauth request failed"),
+            OAuthError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
         }
         let (status, error, description) = self.parts();
         let mut res = (
@@ -96,6 +105,9 @@ impl IntoResponse for OAuthError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
+            OAuthError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             _ => {}
         }
         res
@@ -104,19 +116,31 @@ impl IntoResponse for OAuthError {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e)
+        if crate::http::store_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::internal(e)
+        }
     }
 }
 
 impl From<crate::services::tokens::TokenError> for OAuthError {
     fn from(e: crate::services::tokens::TokenError) -> Self {
-        Self::internal(e)
+        use crate::services::tokens::TokenError;
+        match e {
+            TokenError::Store(s) => s.into(),
+            TokenError::Keys(k) => k.into(),
+            other => Self::internal(other),
+        }
     }
 }
 
 impl From<crate::services::keys::KeyError> for OAuthError {
     fn from(e: crate::services::keys::KeyError) -> Self {
-        Self::internal(e)
+        match e {
+            crate::services::keys::KeyError::Store(s) => s.into(),
+            other => Self::internal(other),
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub async fn userinfo(
     let at = match tokens::verify_access_token(&state, &tenant, &host, token).await {
         Ok(at) => at,
         Err(AccessTokenError::Internal) => return Err(OAuthError::internal("verifying a token")),
+        Err(AccessTokenError::Unavailable) => {
+            return Err(OAuthError::Unavailable("verifying a token".into()));
+        }
         Err(e) => return Err(OAuthError::InvalidToken(e.to_string())),
     };
     let userinfo_aud = format!("{}userinfo", issuer_for_host(&host));
@@ -121,7 +124,7 @@ async fn end_session(
             .revoke_session(&tenant.id, &digest, state.clock.now())
             .await
         {
-            return super::authorize::internal(state, tenant, e);
+            return super::authorize::store_error(state, tenant, e);
         }
     }
     let mut res = match return_to {

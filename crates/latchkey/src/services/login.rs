@@ -45,7 +45,9 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
     };
     let tenant_id = &req.tenant.id;
     let bf = &req.tenant.config.tenant.brute_force_protection;
-    let user = if req.username.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
+    // No email has control characters (and PostgreSQL text cannot hold NUL).
+    let malformed = req.username.chars().any(char::is_control);
+    let user = if malformed || req.username.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
         None
     } else {
         state

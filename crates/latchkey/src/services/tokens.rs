@@ -244,8 +244,18 @@ pub enum AccessTokenError {
     WrongIssuer,
     #[error("the token has been revoked")]
     Revoked,
+    #[error("the database is unavailable")]
+    Unavailable,
     #[error("internal error")]
     Internal,
+}
+
+fn store_failure(e: &StoreError) -> AccessTokenError {
+    if crate::http::store_unavailable(e) {
+        AccessTokenError::Unavailable
+    } else {
+        AccessTokenError::Internal
+    }
 }
 
 /// Leeway for clock skew between nodes, in seconds.
@@ -263,7 +273,10 @@ pub async fn verify_access_token(
         .keys
         .published(&tenant.id, max_token_lifetime(tenant))
         .await
-        .map_err(|_| AccessTokenError::Internal)?;
+        .map_err(|e| match &e {
+            KeyError::Store(s) => store_failure(s),
+            _ => AccessTokenError::Internal,
+        })?;
     let claims = jws::verify(token, &keys).map_err(|_| AccessTokenError::Invalid)?;
     let Value::Object(claims) = claims else {
         return Err(AccessTokenError::Invalid);
@@ -310,7 +323,7 @@ pub async fn verify_access_token(
             .store
             .grant_revoked(&tenant.id, grant)
             .await
-            .map_err(|_| AccessTokenError::Internal)?
+            .map_err(|e| store_failure(&e))?
         {
             return Err(AccessTokenError::Revoked);
         }

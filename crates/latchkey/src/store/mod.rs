@@ -4,6 +4,7 @@
 //! Every value that is a bearer secret arrives here already digested
 //! (`*_digest`) or sealed (`sealed_*`): the store never sees one in clear.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -176,7 +177,8 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Option<String>>;
     async fn delete_login_transaction(&self, tenant_id: &str, id_digest: &str) -> StoreResult<()>;
 
-    /// Failed password attempts of one user from one IP, within the window.
+    /// Consecutive failed password attempts of one user from one IP (reset by
+    /// a success or a new password), and until when they are blocked.
     async fn login_failures(
         &self,
         tenant_id: &str,
@@ -363,12 +365,14 @@ pub trait MethodStore: Send + Sync {
         max_attempts: i64,
     ) -> StoreResult<i64>;
     /// Consumes the enrollment and writes `completion` in one transaction.
-    /// False when the enrollment was already consumed (a replay or a race).
+    /// False when the enrollment was already consumed (a replay or a race)
+    /// or has expired by `now`.
     async fn complete_enrollment(
         &self,
         tenant_id: &str,
         session_digest: &str,
         completion: &Completion,
+        now: Timestamp,
     ) -> StoreResult<bool>;
     /// The user's previous password hashes, newest first.
     async fn password_history(

@@ -31,7 +31,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(data: &Path, extra: &[&str]) -> Self {
+    async fn start(data: &Path, extra: &[String]) -> Self {
         let port = free_port();
         let child = Command::new(BIN)
             .args([
@@ -106,7 +106,8 @@ impl Server {
 #[tokio::test]
 async fn first_start_creates_a_development_tenant_that_survives_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    let db = crate::support::database_args().await;
+    let server = Server::start(dir.path(), &db).await;
     let port = server.port;
     let (c, url) = server.localhost("/.well-known/openid-configuration");
     let doc: Value = c.get(url).send().await.unwrap().json().await.unwrap();
@@ -128,7 +129,7 @@ async fn first_start_creates_a_development_tenant_that_survives_restarts() {
 
     // Restarted on the same data (on another port): the same tenant, the
     // same keys, moved to the new port.
-    let server = Server::start(dir.path(), &[]).await;
+    let server = Server::start(dir.path(), &db).await;
     assert_ne!(server.port, port);
     let again = server.jwks_kids().await;
     let (status, _, _) = server.terminate();
@@ -139,7 +140,7 @@ async fn first_start_creates_a_development_tenant_that_survives_restarts() {
 #[tokio::test]
 async fn in_flight_requests_finish_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    let server = Server::start(dir.path(), &crate::support::database_args().await).await;
     let port = server.port;
     let body = "grant_type=client_credentials&client_id=nobody";
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -187,6 +188,7 @@ impl Server {
 #[tokio::test]
 async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
     let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_args().await;
     let file = dir.path().join("tenant.yaml");
     std::fs::write(
         &file,
@@ -198,6 +200,7 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
         .arg(&file)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .args(&db)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -215,6 +218,7 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
             .arg(&file)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .args(&db)
             .output()
             .unwrap()
     };
@@ -234,6 +238,7 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
     let out = Command::new(BIN)
         .args(["keys", "rotate", "--tenant", "acme", "--data-dir"])
         .arg(dir.path().join("data"))
+        .args(&db)
         .output()
         .unwrap();
     assert!(
@@ -245,6 +250,7 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
     let out = Command::new(BIN)
         .args(["keys", "rotate", "--tenant", "nobody", "--data-dir"])
         .arg(dir.path().join("data"))
+        .args(&db)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -255,6 +261,7 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
         .arg(&file)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .args(&db)
         .env(
             "LATCHKEY_MASTER_KEY",
             "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ0=",
@@ -268,7 +275,9 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
 #[tokio::test]
 async fn json_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--log-format", "json"]).await;
+    let mut args = crate::support::database_args().await;
+    args.extend(["--log-format".to_string(), "json".to_string()]);
+    let server = Server::start(dir.path(), &args).await;
     let (status, _, stderr) = server.terminate();
     assert!(status.success());
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -282,6 +291,7 @@ async fn json_logs() {
 #[tokio::test]
 async fn logs_prints_a_tenants_events() {
     let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_args().await;
     let data = dir.path().join("data");
     let port = free_port();
     let file = dir.path().join("tenant.yaml");
@@ -296,6 +306,7 @@ async fn logs_prints_a_tenants_events() {
         .arg(&data)
         .arg("--tenant-file")
         .arg(&file)
+        .args(&db)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -343,6 +354,7 @@ async fn logs_prints_a_tenants_events() {
     let out = Command::new(BIN)
         .args(["logs", "--tenant", "acme", "--data-dir"])
         .arg(&data)
+        .args(&db)
         .output()
         .unwrap();
     assert!(

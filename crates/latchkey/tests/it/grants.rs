@@ -494,29 +494,7 @@ async fn secrets_are_not_stored_in_clear() {
     let s = TestServer::start().await;
     let body = s.password_login("openid offline_access", None).await;
     let refresh = body["refresh_token"].as_str().unwrap().to_string();
-    // Checkpoint the WAL so everything is in the files we read.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(
-            &sqlx::SqlitePool::connect(&format!(
-                "sqlite://{}",
-                s.dir.path().join("latchkey.db").display()
-            ))
-            .await
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("latchkey.db")
-        {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
+    let all = s.database_dump().await;
     let text = String::from_utf8_lossy(&all);
     for secret in [
         refresh.as_str(),

@@ -67,12 +67,21 @@ async fn rotation_publishes_both_keys_until_old_tokens_expire() {
 #[tokio::test]
 async fn a_wrong_master_key_is_a_clear_start_up_error() {
     let s = TestServer::start().await;
-    let opts = latchkey::server::Options::new(
+    let mut opts = latchkey::server::Options::new(
         s.dir.path().to_path_buf(),
         latchkey::server::MasterKeySource::Value(
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
         ),
     );
+    if let Some((url, schema)) = &s.postgres {
+        opts.database = latchkey::server::Database::Postgres {
+            url: url.clone(),
+            pool: latchkey::store::postgres::PoolOptions {
+                schema: Some(schema.clone()),
+                ..Default::default()
+            },
+        };
+    }
     let err = latchkey::server::open(opts)
         .await
         .err()

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod cli;
+mod cluster;
 mod discovery;
 mod grants;
 mod keys;
@@ -11,5 +12,6 @@ mod me_methods;
 mod me_openapi;
 mod refresh;
 mod session;
+mod store_contract;
 mod support;
 mod tenant_files;

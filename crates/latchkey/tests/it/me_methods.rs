@@ -719,11 +719,7 @@ async fn no_seed_code_or_session_is_stored_in_clear() {
         .to_string();
     let pending_session = pending.body["auth_session"].as_str().unwrap().to_string();
 
-    let db = std::fs::read(s.dir.path().join("latchkey.db")).unwrap();
-    let mut all = db;
-    if let Ok(wal) = std::fs::read(s.dir.path().join("latchkey.db-wal")) {
-        all.extend(wal);
-    }
+    let all = s.database_dump().await;
     let raw_secret = base32_decode(&secret);
     let haystack = String::from_utf8_lossy(&all);
     for needle in [
@@ -744,4 +740,54 @@ async fn no_seed_code_or_session_is_stored_in_clear() {
             .any(|w| w == raw_secret.as_slice()),
         "raw seed found"
     );
+}
+
+#[tokio::test]
+async fn control_characters_never_reach_the_database() {
+    let s = TestServer::start().await;
+    let token = s.me_token(ME_SCOPES).await;
+    let (id, _) = enroll_totp(&s, &token).await;
+    let path = format!("/authentication-methods/{}", id.replace('|', "%7C"));
+    let r = s
+        .me(
+            "PATCH",
+            &path,
+            Some(&token),
+            Some(json!({"name": "a\u{0000}b"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["validation_errors"][0]["pointer"], "/name");
+    for bad in [
+        "/authentication-methods/totp%7Cdev_%00",
+        "/authentication-methods/totp%7C%0Ax",
+    ] {
+        assert_eq!(
+            s.me("GET", bad, Some(&token), None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.me("DELETE", bad, Some(&token), None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let r = s
+            .me(
+                "POST",
+                &format!("{bad}/verify"),
+                Some(&token),
+                Some(json!({"auth_session": "x", "otp_code": "1"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", "alice\u{0000}@example.com"),
+            ("password", ALICE_PASSWORD),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "invalid_user_password");
 }

@@ -11,7 +11,8 @@ use latchkey::clock::ManualClock;
 use latchkey::crypto::hash::sha256_b64url;
 use latchkey::crypto::password::PasswordHasherConfig;
 use latchkey::rng::{RngExt, SystemRng};
-use latchkey::server::{MasterKeySource, Options};
+use latchkey::server::{Database, MasterKeySource, Options};
+use latchkey::store::postgres::PoolOptions;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -75,6 +76,48 @@ users:
     )
 }
 
+/// Which database the integration tests run on: SQLite by default,
+/// PostgreSQL with `LATCHKEY_TEST_BACKEND=postgres` (and
+/// `LATCHKEY_TEST_POSTGRES_URL`), each server in a fresh schema.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("LATCHKEY_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(
+            std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+                .expect("LATCHKEY_TEST_BACKEND=postgres needs LATCHKEY_TEST_POSTGRES_URL"),
+        ),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("unknown LATCHKEY_TEST_BACKEND {other}"),
+    }
+}
+
+/// A fresh, empty schema in the test database.
+pub async fn fresh_schema(url: &str) -> String {
+    let schema = format!("lk_{}", SystemRng.alnum(12).to_lowercase());
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    schema
+}
+
+/// The database of a test server, for the command line: extra arguments.
+pub async fn database_args() -> Vec<String> {
+    match postgres_url() {
+        None => Vec::new(),
+        Some(url) => {
+            let schema = fresh_schema(&url).await;
+            vec![
+                "--database-url".into(),
+                url,
+                "--database-schema".into(),
+                schema,
+            ]
+        }
+    }
+}
+
 pub struct TestServer {
     pub port: u16,
     /// `http://localhost:PORT`
@@ -83,6 +126,8 @@ pub struct TestServer {
     pub state: Arc<AppState>,
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL URL and schema, when the tests run on PostgreSQL.
+    pub postgres: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -111,6 +156,21 @@ impl TestServer {
         );
         opts.clock = Arc::new(clock.clone());
         opts.passwords = PasswordHasherConfig::fast_for_tests();
+        let postgres = match postgres_url() {
+            Some(url) => {
+                let schema = fresh_schema(&url).await;
+                opts.database = Database::Postgres {
+                    url: url.clone(),
+                    pool: PoolOptions {
+                        schema: Some(schema.clone()),
+                        max_connections: 5,
+                        ..PoolOptions::default()
+                    },
+                };
+                Some((url, schema))
+            }
+            None => None,
+        };
         let state = latchkey::server::open(opts).await.unwrap();
         for f in files {
             latchkey::tenant::apply::apply_text(&state, &f(port))
@@ -133,7 +193,64 @@ impl TestServer {
             state,
             clock,
             dir,
+            postgres,
             shutdown: Some(tx),
+        }
+    }
+
+    /// Everything the database holds, as bytes, to search for secrets.
+    pub async fn database_dump(&self) -> Vec<u8> {
+        match &self.postgres {
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("latchkey.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+                    let p = entry.unwrap().path();
+                    if p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("latchkey.db")
+                    {
+                        all.extend(std::fs::read(&p).unwrap());
+                    }
+                }
+                all
+            }
+            Some((url, schema)) => {
+                use sqlx::Row;
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let tables: Vec<String> = sqlx::query(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                )
+                .bind(schema)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("table_name"))
+                .collect();
+                assert!(tables.len() > 5, "{tables:?}");
+                let mut all = Vec::new();
+                for t in tables {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(x)::text AS j FROM {schema}.{t} x"
+                    )))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    for r in rows {
+                        all.extend(r.get::<String, _>("j").into_bytes());
+                    }
+                }
+                pool.close().await;
+                all
+            }
         }
     }
 

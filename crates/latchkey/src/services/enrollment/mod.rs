@@ -223,7 +223,7 @@ pub async fn verify(
         Outcome::Done(completion) => {
             if !state
                 .store
-                .complete_enrollment(&who.tenant.id, &digest, &completion)
+                .complete_enrollment(&who.tenant.id, &digest, &completion, state.clock.now())
                 .await?
             {
                 return Err(EnrollError::Invalid(NO_SESSION.into()));

@@ -192,14 +192,18 @@ impl MethodStore for SqliteStore {
         tenant_id: &str,
         session_digest: &str,
         completion: &Completion,
+        now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
-        let consumed =
-            sqlx::query("DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ?")
-                .bind(session_digest)
-                .bind(tenant_id)
-                .execute(&mut *tx)
-                .await?;
+        // IMMEDIATE takes the write lock up front (see mod.rs).
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let consumed = sqlx::query(
+            "DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ? AND expires_at > ?",
+        )
+        .bind(session_digest)
+        .bind(tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         if consumed.rows_affected() != 1 {
             return Ok(false);
         }

@@ -111,7 +111,9 @@ impl TenantStore for SqliteStore {
         domains: &[String],
         now: Timestamp,
     ) -> StoreResult<String> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a read-then-write
+        // transaction would otherwise fail under concurrency instead of waiting.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing = sqlx::query("SELECT id, config FROM tenants WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -203,7 +205,9 @@ impl KeyStore for SqliteStore {
     }
 
     async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front: a read-then-write
+        // transaction would otherwise fail under concurrency instead of waiting.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE signing_keys SET superseded_at = ? WHERE tenant_id = ? AND superseded_at IS NULL",
         )

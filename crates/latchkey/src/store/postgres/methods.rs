@@ -1,0 +1,351 @@
+//! PostgreSQL: authentication methods, enrollments, password history, audit.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::{PostgresStore, advisory_lock, json, to_json};
+use crate::clock::Timestamp;
+use crate::store::*;
+
+fn method_row(r: &PgRow) -> StoreResult<MethodRow> {
+    Ok(MethodRow {
+        id: r.get("id"),
+        user_id: r.get("user_id"),
+        method_type: r.get("type"),
+        name: r.get("name"),
+        data: json(r.get::<&str, _>("data"))?,
+        created_at: r.get("created_at"),
+        last_auth_at: r.get("last_auth_at"),
+    })
+}
+
+/// SQLite reads a negative LIMIT as "no limit"; PostgreSQL rejects it, and
+/// reads `LIMIT NULL` as "no limit".
+fn no_limit_when_negative(limit: i64) -> Option<i64> {
+    (limit >= 0).then_some(limit)
+}
+
+const METHOD_COLUMNS: &str = "id, user_id, type, name, data, created_at, last_auth_at";
+
+#[async_trait]
+impl MethodStore for PostgresStore {
+    async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>> {
+        let sql = format!(
+            "SELECT {METHOD_COLUMNS} FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY created_at, id COLLATE \"C\""
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(method_row).collect()
+    }
+
+    async fn method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<MethodRow>> {
+        let sql = format!(
+            "SELECT {METHOD_COLUMNS} FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(method_row).transpose()
+    }
+
+    async fn rename_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        name: Option<&str>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE authentication_methods SET name = $1 WHERE tenant_id = $2 AND user_id = $3 AND id = $4",
+        )
+        .bind(name)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn clear_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = NULL, updated_at = $1 \
+             WHERE tenant_id = $2 AND user_id = $3 AND password_hash IS NOT NULL",
+        )
+        .bind(at)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        row: &EnrollmentRow,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollments (session_digest, tenant_id, user_id, client_id, method_type, method_id, \
+               state, attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(session_digest)
+        .bind(tenant_id)
+        .bind(&row.user_id)
+        .bind(&row.client_id)
+        .bind(&row.method_type)
+        .bind(&row.method_id)
+        .bind(to_json(&row.state))
+        .bind(row.attempts)
+        .bind(row.created_at)
+        .bind(row.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentRow>> {
+        let row = sqlx::query(
+            "SELECT user_id, client_id, method_type, method_id, state, attempts, created_at, expires_at \
+             FROM enrollments WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3",
+        )
+        .bind(session_digest)
+        .bind(tenant_id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(EnrollmentRow {
+                user_id: r.get("user_id"),
+                client_id: r.get("client_id"),
+                method_type: r.get("method_type"),
+                method_id: r.get("method_id"),
+                state: json(r.get::<&str, _>("state"))?,
+                attempts: r.get("attempts"),
+                created_at: r.get("created_at"),
+                expires_at: r.get("expires_at"),
+            })
+        })
+        .transpose()
+    }
+
+    async fn enrollment_failed(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE enrollments SET attempts = attempts + 1 WHERE session_digest = $1 AND tenant_id = $2 \
+             RETURNING attempts",
+        )
+        .bind(session_digest)
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let attempts: i64 = row.map_or(max_attempts, |r| r.get("attempts"));
+        if attempts >= max_attempts {
+            sqlx::query("DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2")
+                .bind(session_digest)
+                .bind(tenant_id)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok((max_attempts - attempts).max(0))
+    }
+
+    async fn complete_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        completion: &Completion,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let consumed = sqlx::query(
+            "DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3",
+        )
+        .bind(session_digest)
+        .bind(tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if consumed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // The winner writes for the user while holding the user's lock: two
+        // different enrollments completing at once then take turns, as they
+        // do under SQLite's single writer (no lost password-history entry,
+        // no two recovery codes after `replace_type`).
+        let user_id = match completion {
+            Completion::AddMethod { row, .. } => &row.user_id,
+            Completion::SetPassword { user_id, .. } => user_id,
+        };
+        advisory_lock(&mut tx, &format!("latchkey:user:{tenant_id}:{user_id}")).await?;
+        match completion {
+            Completion::AddMethod { row, replace_type } => {
+                if *replace_type {
+                    sqlx::query(
+                        "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND type = $3",
+                    )
+                    .bind(tenant_id)
+                    .bind(&row.user_id)
+                    .bind(&row.method_type)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(tenant_id)
+                .bind(&row.id)
+                .bind(&row.user_id)
+                .bind(&row.method_type)
+                .bind(&row.name)
+                .bind(to_json(&row.data))
+                .bind(row.created_at)
+                .bind(row.last_auth_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Completion::SetPassword { user_id, hash, at } => {
+                let old = sqlx::query(
+                    "SELECT password_hash FROM users WHERE tenant_id = $1 AND user_id = $2",
+                )
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(Some(old)) = old.map(|r| r.get::<Option<String>, _>("password_hash")) {
+                    sqlx::query(
+                        "INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .bind(old)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "UPDATE users SET password_hash = $1, last_password_reset = $2, updated_at = $3 \
+                     WHERE tenant_id = $4 AND user_id = $5",
+                )
+                .bind(hash)
+                .bind(at)
+                .bind(at)
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT hash FROM password_history WHERE tenant_id = $1 AND user_id = $2 \
+             ORDER BY created_at DESC, seq DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(no_limit_when_negative(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| r.get("hash")).collect())
+    }
+
+    async fn record_audit(&self, tenant_id: &str, e: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, type, date, client_id, user_id, ip, user_agent, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&e.id)
+        .bind(tenant_id)
+        .bind(&e.event_type)
+        .bind(e.date)
+        .bind(&e.client_id)
+        .bind(&e.user_id)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(to_json(&e.details))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, type, date, client_id, user_id, ip, user_agent, details FROM \
+             (SELECT * FROM audit_events WHERE tenant_id = $1 ORDER BY date DESC, seq DESC LIMIT $2) AS newest \
+             ORDER BY date, seq",
+        )
+        .bind(tenant_id)
+        .bind(no_limit_when_negative(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.get("id"),
+                    event_type: r.get("type"),
+                    date: r.get("date"),
+                    client_id: r.get("client_id"),
+                    user_id: r.get("user_id"),
+                    ip: r.get("ip"),
+                    user_agent: r.get("user_agent"),
+                    details: json(r.get::<&str, _>("details"))?,
+                })
+            })
+            .collect()
+    }
+}

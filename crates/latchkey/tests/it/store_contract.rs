@@ -1,0 +1,1391 @@
+//! The store contract: one set of expectations, run against every backend.
+//!
+//! Each contract `x` becomes two tests, `store_contract::x::sqlite` (a fresh
+//! database file in a temporary folder) and `store_contract::x::postgres` (a
+//! fresh schema `lk_<random>` of the database at `LATCHKEY_TEST_POSTGRES_URL`,
+//! dropped afterwards). Without that variable the PostgreSQL half is not run,
+//! and says so on stderr.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Once};
+
+use latchkey::clock::Timestamp;
+use latchkey::rng::{RngExt, SystemRng};
+use latchkey::store::postgres::{PoolOptions, PostgresStore};
+use latchkey::store::sqlite::SqliteStore;
+use latchkey::store::{
+    AuditEvent, Completion, EnrollmentRow, KeyStore, MethodRow, Redeem, RefreshTokenRow,
+    SessionRow, SigningKeyRow, Store, StoreError, UserRow,
+};
+use serde_json::json;
+use sqlx::Connection;
+
+const POSTGRES_URL: &str = "LATCHKEY_TEST_POSTGRES_URL";
+const T: Timestamp = 1_800_000_000;
+const RACERS: usize = 16;
+
+type S = Arc<dyn Store>;
+
+// ---------------------------------------------------------------- harness
+
+async fn on_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(S) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db"))
+        .await
+        .unwrap();
+    body(Arc::new(store)).await;
+}
+
+/// The URL of the test database, or a notice that the PostgreSQL half of
+/// the suite is skipped.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var(POSTGRES_URL)
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    if url.is_none() {
+        static NOTICE: Once = Once::new();
+        NOTICE.call_once(|| {
+            // Straight to stderr: test output capture would hide a println.
+            let _ = writeln!(
+                std::io::stderr(),
+                "store_contract: {POSTGRES_URL} is not set: the PostgreSQL backend was NOT tested"
+            );
+        });
+    }
+    url
+}
+
+/// A fresh schema of the test database, dropped by [`drop_schema`].
+async fn fresh_schema(url: &str) -> String {
+    let schema = format!("lk_{}", SystemRng.alnum(16).to_lowercase());
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    schema
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+async fn postgres_store(url: &str, schema: &str, max_connections: u32) -> PostgresStore {
+    let options = PoolOptions {
+        max_connections,
+        schema: Some(schema.to_string()),
+        ..PoolOptions::default()
+    };
+    PostgresStore::connect(url, options).await.unwrap()
+}
+
+/// Runs `body` in a fresh schema; drops the schema even when `body` fails.
+async fn in_schema<F, Fut>(body: F)
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let schema = fresh_schema(&url).await;
+    let outcome = tokio::spawn(body(url.clone(), schema.clone())).await;
+    drop_schema(&url, &schema).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn on_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(S) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    in_schema(|url, schema| async move {
+        let store = postgres_store(&url, &schema, RACERS as u32 + 4).await;
+        let pool = store.pool().clone();
+        body(Arc::new(store)).await;
+        pool.close().await;
+    })
+    .await;
+}
+
+/// `contract!(x)` runs the body `x` on both backends, as `x::sqlite` and
+/// `x::postgres`; `#[ignore = "why"] x` marks the SQLite half ignored (a
+/// known shortcoming of that backend, kept visible with `--ignored`).
+macro_rules! contract {
+    ($($(#[ignore = $why:literal])? $name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            $(#[ignore = $why])?
+            async fn sqlite() {
+                super::on_sqlite(super::bodies::$name).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::on_postgres(super::bodies::$name).await;
+            }
+        }
+    )*};
+}
+
+contract!(
+    tenants,
+    tenant_upsert_race,
+    signing_keys,
+    meta,
+    users,
+    sessions,
+    login_transactions,
+    login_failures,
+    grants_and_codes,
+    refresh_tokens,
+    enrollments,
+    complete_enrollment,
+    methods,
+    password_history,
+    audit,
+    race_redeem_code,
+    race_redeem_refresh_token,
+    race_complete_enrollment,
+    race_counters,
+);
+
+// ---------------------------------------------------------------- fixtures
+
+async fn tenant(s: &S, name: &str) -> String {
+    s.upsert_tenant(name, &format!("id-{name}"), "{}", &[], T)
+        .await
+        .unwrap()
+}
+
+fn user(id: &str, email: &str) -> UserRow {
+    UserRow {
+        user_id: id.into(),
+        connection: "Username-Password-Authentication".into(),
+        email: email.into(),
+        email_verified: true,
+        password_hash: Some(format!("hash-of-{id}")),
+        profile: json!({ "name": id, "user_metadata": { "n": 1 } }),
+        blocked: false,
+        last_password_reset: Some(T - 100),
+        created_at: T - 1000,
+        updated_at: T - 1000,
+    }
+}
+
+fn key(kid: &str, at: Timestamp) -> SigningKeyRow {
+    SigningKeyRow {
+        kid: kid.into(),
+        sealed_private: format!("sealed-{kid}"),
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        created_at: at,
+        superseded_at: None,
+    }
+}
+
+fn refresh(grant_id: &str, expires_at: Timestamp, idle_expires_at: Timestamp) -> RefreshTokenRow {
+    RefreshTokenRow {
+        grant_id: grant_id.into(),
+        client_id: "spa".into(),
+        user_id: "u1".into(),
+        scope: "openid offline_access".into(),
+        audience: Some("https://api.test/".into()),
+        auth_time: T - 5,
+        amr: vec!["pwd".into(), "otp".into()],
+        created_at: T,
+        expires_at,
+        idle_expires_at,
+        rotated_at: None,
+    }
+}
+
+fn enrollment(user_id: &str, method_id: &str, expires_at: Timestamp) -> EnrollmentRow {
+    EnrollmentRow {
+        user_id: user_id.into(),
+        client_id: "spa".into(),
+        method_type: "totp".into(),
+        method_id: method_id.into(),
+        state: json!({ "sealed_secret": "abc", "n": [1, 2] }),
+        attempts: 0,
+        created_at: T,
+        expires_at,
+    }
+}
+
+fn method(id: &str, user_id: &str, method_type: &str, created_at: Timestamp) -> MethodRow {
+    MethodRow {
+        id: id.into(),
+        user_id: user_id.into(),
+        method_type: method_type.into(),
+        name: None,
+        data: json!({ "id": id }),
+        created_at,
+        last_auth_at: None,
+    }
+}
+
+fn event(id: &str, date: Timestamp) -> AuditEvent {
+    AuditEvent {
+        id: id.into(),
+        event_type: "scp".into(),
+        date,
+        client_id: Some("spa".into()),
+        user_id: Some("u1".into()),
+        ip: Some("203.0.113.9".into()),
+        user_agent: None,
+        details: json!({ "id": id }),
+    }
+}
+
+/// A refresh-token outcome without the row (which has no `PartialEq`).
+fn rt(r: Redeem<RefreshTokenRow>) -> Redeem<()> {
+    match r {
+        Redeem::Fresh(_) => Redeem::Fresh(()),
+        Redeem::Replayed { grant_id } => Redeem::Replayed { grant_id },
+        Redeem::Missing => Redeem::Missing,
+    }
+}
+
+/// Runs `f(i)` for `i` in `0..RACERS` at once (released together by a
+/// barrier) and returns the outcomes in task order.
+async fn race<F, Fut, R>(f: F) -> Vec<R>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let fut = f(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(RACERS);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+// ---------------------------------------------------- PostgreSQL specifics
+
+#[tokio::test]
+async fn postgres_rejects_a_bad_or_missing_schema() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    for schema in ["Bad-Name", "x;drop", "", "lk_does_not_exist_anywhere"] {
+        let options = PoolOptions {
+            schema: Some(schema.into()),
+            ..PoolOptions::default()
+        };
+        let err = PostgresStore::connect(&url, options).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Database(sqlx::Error::Configuration(_))),
+            "{schema:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_migrations_are_idempotent_and_schemas_isolated() {
+    in_schema(|url, schema| async move {
+        let a = postgres_store(&url, &schema, 2).await;
+        a.meta_init("k", "v").await.unwrap();
+        // A second process on the same schema: migrations already applied.
+        let b = postgres_store(&url, &schema, 2).await;
+        assert_eq!(b.meta_get("k").await.unwrap().as_deref(), Some("v"));
+        // Another schema sees nothing of it.
+        let other = fresh_schema(&url).await;
+        let c = postgres_store(&url, &other, 2).await;
+        assert_eq!(c.meta_get("k").await.unwrap(), None);
+        c.pool().close().await;
+        drop_schema(&url, &other).await;
+        a.pool().close().await;
+        b.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_pool_replaces_a_killed_connection() {
+    in_schema(|url, schema| async move {
+        let store = postgres_store(&url, &schema, 1).await;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        // The server goes away under the idle connection (a restart, a
+        // failover, an idle timeout of a proxy)…
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert!(killed);
+        // …and the next query still works, on a new connection.
+        assert_eq!(store.meta_init("k", "v").await.unwrap(), "v");
+        let now: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_ne!(now, pid);
+        store.pool().close().await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- contracts
+
+mod bodies {
+    use super::*;
+
+    pub async fn tenants(s: S) {
+        let domains = vec!["acme.test".to_string(), "login.acme.test".to_string()];
+        let id = s
+            .upsert_tenant("acme", "t-acme", r#"{"v":1}"#, &domains, T)
+            .await
+            .unwrap();
+        assert_eq!(id, "t-acme");
+        let row = s.tenant_by_name("acme").await.unwrap().unwrap();
+        assert_eq!((row.id.as_str(), row.revision), ("t-acme", 1));
+        assert_eq!(row.config, r#"{"v":1}"#);
+        let by_domain = s
+            .tenant_by_domain("login.acme.test")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_domain.name, "acme");
+        assert!(
+            s.tenant_by_domain("LOGIN.acme.test")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The same file again: same ID (new_id ignored), same revision.
+        let again = s
+            .upsert_tenant("acme", "t-other", r#"{"v":1}"#, &domains, T + 1)
+            .await
+            .unwrap();
+        assert_eq!(again, "t-acme");
+        assert_eq!(s.tenant_by_name("acme").await.unwrap().unwrap().revision, 1);
+
+        // A change bumps the revision once; domains are replaced.
+        let fewer = vec!["acme.test".to_string()];
+        s.upsert_tenant("acme", "x", r#"{"v":2}"#, &fewer, T + 2)
+            .await
+            .unwrap();
+        let row = s.tenant_by_name("acme").await.unwrap().unwrap();
+        assert_eq!((row.revision, row.config.as_str()), (2, r#"{"v":2}"#));
+        assert!(
+            s.tenant_by_domain("login.acme.test")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.tenant_by_domain("acme.test").await.unwrap().unwrap().id,
+            "t-acme"
+        );
+
+        // Another tenant may not take a domain; nothing of it is written.
+        let err = s
+            .upsert_tenant("beta", "t-beta", "{}", &["acme.test".into()], T)
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Conflict(m) => {
+                assert_eq!(m, "domain acme.test already belongs to another tenant");
+            }
+            e => panic!("expected a conflict, got {e}"),
+        }
+        assert!(s.tenant_by_name("beta").await.unwrap().is_none());
+        // The freed domain may be taken.
+        s.upsert_tenant("beta", "t-beta", "{}", &["login.acme.test".into()], T)
+            .await
+            .unwrap();
+
+        // Listed by name, in byte order (upper case first).
+        for name in ["alpha", "Zeta", "_under"] {
+            tenant(&s, name).await;
+        }
+        let names: Vec<String> = s
+            .list_tenants()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["Zeta", "_under", "acme", "alpha", "beta"]);
+    }
+
+    pub async fn tenant_upsert_race(s: S) {
+        let domains = vec!["race.test".to_string()];
+        let ids = race(|i| {
+            let (s, domains) = (s.clone(), domains.clone());
+            async move {
+                s.upsert_tenant("race", &format!("t-{i}"), "{}", &domains, T)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        let distinct: HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 1, "{ids:?}");
+        let row = s.tenant_by_domain("race.test").await.unwrap().unwrap();
+        assert_eq!((&row.id, row.revision), (&ids[0], 1));
+        assert_eq!(s.list_tenants().await.unwrap().len(), 1);
+    }
+
+    pub async fn signing_keys(s: S) {
+        let t = tenant(&s, "acme").await;
+        assert!(s.signing_keys(&t).await.unwrap().is_empty());
+        s.add_signing_key(&t, &key("k1", T)).await.unwrap();
+        s.add_signing_key(&t, &key("k2", T)).await.unwrap();
+        s.add_signing_key(&t, &key("k3", T + 10)).await.unwrap();
+        let keys = s.signing_keys(&t).await.unwrap();
+        let summary: Vec<_> = keys
+            .iter()
+            .map(|k| (k.kid.as_str(), k.created_at, k.superseded_at))
+            .collect();
+        // Newest first; within one second, the last added first.
+        assert_eq!(
+            summary,
+            [
+                ("k3", T + 10, None),
+                ("k2", T, Some(T + 10)),
+                ("k1", T, Some(T))
+            ]
+        );
+        assert_eq!(keys[0].sealed_private, "sealed-k3");
+        assert_eq!(keys[0].public_jwk, r#"{"kid":"k3"}"#);
+
+        // The current key is never deleted; superseded ones are.
+        s.delete_signing_key(&t, "k3").await.unwrap();
+        s.delete_signing_key(&t, "k1").await.unwrap();
+        s.delete_signing_key(&t, "nope").await.unwrap();
+        let kids: Vec<_> = s
+            .signing_keys(&t)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, ["k3", "k2"]);
+
+        // Keys are per tenant.
+        let other = tenant(&s, "other").await;
+        assert!(s.signing_keys(&other).await.unwrap().is_empty());
+
+        // Concurrent rotations leave exactly one current key.
+        race(|i| {
+            let (s, other) = (s.clone(), other.clone());
+            async move {
+                s.add_signing_key(&other, &key(&format!("r{i}"), T + 20))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let keys = s.signing_keys(&other).await.unwrap();
+        assert_eq!(keys.len(), RACERS);
+        let current: Vec<_> = keys.iter().filter(|k| k.superseded_at.is_none()).collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].kid, keys[0].kid);
+    }
+
+    pub async fn meta(s: S) {
+        assert_eq!(s.meta_get("k").await.unwrap(), None);
+        assert_eq!(s.meta_init("k", "first").await.unwrap(), "first");
+        assert_eq!(s.meta_init("k", "second").await.unwrap(), "first");
+        assert_eq!(s.meta_get("k").await.unwrap().as_deref(), Some("first"));
+        let won = race(|i| {
+            let s = s.clone();
+            async move { s.meta_init("raced", &format!("v{i}")).await.unwrap() }
+        })
+        .await;
+        let distinct: HashSet<_> = won.iter().collect();
+        assert_eq!(distinct.len(), 1, "{won:?}");
+    }
+
+    pub async fn users(s: S) {
+        let t = tenant(&s, "acme").await;
+        let alice = user("u1", "Alice@Example.com");
+        s.upsert_user(&t, &alice).await.unwrap();
+        assert_eq!(s.user_by_id(&t, "u1").await.unwrap(), Some(alice.clone()));
+        let conn = "Username-Password-Authentication";
+        let found = s
+            .user_by_email(&t, conn, "alice@EXAMPLE.com")
+            .await
+            .unwrap();
+        assert_eq!(found, Some(alice.clone()));
+        assert_eq!(
+            s.user_by_email(&t, "Partners", "alice@example.com")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.user_by_id(&t, "nobody").await.unwrap(), None);
+
+        // The email is unique per connection, ignoring case.
+        let err = s
+            .upsert_user(&t, &user("u2", "ALICE@example.com"))
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Conflict(m) => {
+                assert_eq!(
+                    m,
+                    "the email ALICE@example.com is already used by another user"
+                );
+            }
+            e => panic!("expected a conflict, got {e}"),
+        }
+        let partner = UserRow {
+            connection: "Partners".into(),
+            ..user("u2", "alice@example.com")
+        };
+        s.upsert_user(&t, &partner).await.unwrap();
+
+        // An update keeps created_at; flags and nulls round-trip.
+        let changed = UserRow {
+            email: "alice@new.example".into(),
+            email_verified: false,
+            password_hash: None,
+            blocked: true,
+            last_password_reset: None,
+            profile: json!({}),
+            created_at: T + 50,
+            updated_at: T + 50,
+            ..alice.clone()
+        };
+        s.upsert_user(&t, &changed).await.unwrap();
+        let stored = s.user_by_id(&t, "u1").await.unwrap().unwrap();
+        assert_eq!(
+            stored,
+            UserRow {
+                created_at: alice.created_at,
+                ..changed
+            }
+        );
+        assert_eq!(
+            s.user_by_email(&t, conn, "alice@example.com")
+                .await
+                .unwrap(),
+            None
+        );
+        // The old address is free again.
+        s.upsert_user(&t, &user("u3", "alice@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(s.count_users(&t).await.unwrap(), 3);
+
+        // Users are per tenant.
+        let other = tenant(&s, "other").await;
+        assert_eq!(s.count_users(&other).await.unwrap(), 0);
+        assert_eq!(s.user_by_id(&other, "u1").await.unwrap(), None);
+        s.upsert_user(&other, &alice).await.unwrap();
+    }
+
+    pub async fn sessions(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let row = SessionRow {
+            user_id: "u1".into(),
+            auth_time: T - 3,
+            amr: vec!["pwd".into(), "mfa".into()],
+            expires_at: T + 3600,
+        };
+        s.create_session(&t, "sid", &row, T).await.unwrap();
+        assert_eq!(
+            s.session(&t, "sid", T + 10, 300).await.unwrap(),
+            Some(row.clone())
+        );
+        assert_eq!(s.session(&other, "sid", T + 10, 300).await.unwrap(), None);
+        assert_eq!(s.session(&t, "nope", T + 10, 300).await.unwrap(), None);
+
+        // Idle: last seen at T (the read at T + 10 was too soon to count).
+        assert_eq!(s.session(&t, "sid", T + 300, 300).await.unwrap(), None);
+        // A read 299 s later still counts, and is activity (≥ 60 s since).
+        assert!(s.session(&t, "sid", T + 299, 300).await.unwrap().is_some());
+        assert!(s.session(&t, "sid", T + 598, 300).await.unwrap().is_some());
+        assert!(s.session(&t, "sid", T + 897, 300).await.unwrap().is_some());
+        assert_eq!(
+            s.session(&t, "sid", T + 897 + 300, 300).await.unwrap(),
+            None
+        );
+
+        // Absolute expiry.
+        s.create_session(
+            &t,
+            "short",
+            &SessionRow {
+                expires_at: T + 100,
+                ..row.clone()
+            },
+            T,
+        )
+        .await
+        .unwrap();
+        assert!(
+            s.session(&t, "short", T + 99, 3600)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.session(&t, "short", T + 100, 3600).await.unwrap(), None);
+
+        // Revocation: for good, and only in its tenant.
+        s.create_session(&t, "rev", &row, T).await.unwrap();
+        s.revoke_session(&other, "rev", T + 1).await.unwrap();
+        assert!(s.session(&t, "rev", T + 2, 300).await.unwrap().is_some());
+        s.revoke_session(&t, "rev", T + 3).await.unwrap();
+        s.revoke_session(&t, "rev", T + 4).await.unwrap();
+        assert_eq!(s.session(&t, "rev", T + 5, 300).await.unwrap(), None);
+    }
+
+    pub async fn login_transactions(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_login_transaction(&t, "tx", r#"{"state":"x"}"#, T, T + 600)
+            .await
+            .unwrap();
+        let got = s.login_transaction(&t, "tx", T + 599).await.unwrap();
+        assert_eq!(got.as_deref(), Some(r#"{"state":"x"}"#));
+        assert_eq!(s.login_transaction(&t, "tx", T + 600).await.unwrap(), None);
+        let other = tenant(&s, "other").await;
+        assert_eq!(s.login_transaction(&other, "tx", T).await.unwrap(), None);
+        s.delete_login_transaction(&other, "tx").await.unwrap();
+        assert!(s.login_transaction(&t, "tx", T).await.unwrap().is_some());
+        s.delete_login_transaction(&t, "tx").await.unwrap();
+        assert_eq!(s.login_transaction(&t, "tx", T).await.unwrap(), None);
+    }
+
+    pub async fn login_failures(s: S) {
+        let t = tenant(&s, "acme").await;
+        let ip = "198.51.100.7";
+        assert_eq!(s.login_failures(&t, "u1", ip).await.unwrap(), (0, None));
+        // Blocked from the third failure on; each later one extends it.
+        let until = |n: i64| T + 1000 + n;
+        for n in 1..=4 {
+            s.record_login_failure(&t, "u1", ip, T + n, 3, until(n))
+                .await
+                .unwrap();
+            let expected = if n >= 3 { Some(until(n)) } else { None };
+            assert_eq!(s.login_failures(&t, "u1", ip).await.unwrap(), (n, expected));
+        }
+        // A higher threshold later does not unblock.
+        s.record_login_failure(&t, "u1", ip, T + 5, 10, until(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.login_failures(&t, "u1", ip).await.unwrap(),
+            (5, Some(until(4)))
+        );
+        // Blocked at once when the threshold is 1 (or less).
+        s.record_login_failure(&t, "u1", "other-ip", T, 1, until(9))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.login_failures(&t, "u1", "other-ip").await.unwrap(),
+            (1, Some(until(9)))
+        );
+        s.record_login_failure(&t, "u2", ip, T, 0, until(8))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.login_failures(&t, "u2", ip).await.unwrap(),
+            (1, Some(until(8)))
+        );
+
+        // Clearing one IP, then all of a user's.
+        s.clear_login_failures(&t, "u1", Some(ip)).await.unwrap();
+        assert_eq!(s.login_failures(&t, "u1", ip).await.unwrap(), (0, None));
+        assert_eq!(s.login_failures(&t, "u1", "other-ip").await.unwrap().0, 1);
+        s.record_login_failure(&t, "u1", ip, T, 3, until(0))
+            .await
+            .unwrap();
+        s.clear_login_failures(&t, "u1", None).await.unwrap();
+        assert_eq!(s.login_failures(&t, "u1", ip).await.unwrap(), (0, None));
+        assert_eq!(
+            s.login_failures(&t, "u1", "other-ip").await.unwrap(),
+            (0, None)
+        );
+        assert_eq!(s.login_failures(&t, "u2", ip).await.unwrap().0, 1);
+    }
+
+    pub async fn grants_and_codes(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        s.create_grant(&t, "g1", "spa", Some("u1"), T)
+            .await
+            .unwrap();
+        s.create_grant(&t, "g-client", "backend", None, T)
+            .await
+            .unwrap();
+        assert!(!s.grant_revoked(&t, "g1").await.unwrap());
+        assert!(!s.grant_revoked(&t, "g-client").await.unwrap());
+        // Unknown, or another tenant's: treated as revoked.
+        assert!(s.grant_revoked(&t, "nope").await.unwrap());
+        assert!(s.grant_revoked(&other, "g1").await.unwrap());
+        s.revoke_grant(&other, "g1", "wrong tenant", T)
+            .await
+            .unwrap();
+        assert!(!s.grant_revoked(&t, "g1").await.unwrap());
+        s.revoke_grant(&t, "g1", "logout", T + 1).await.unwrap();
+        s.revoke_grant(&t, "g1", "again", T + 2).await.unwrap();
+        assert!(s.grant_revoked(&t, "g1").await.unwrap());
+
+        s.create_grant(&t, "g2", "spa", Some("u1"), T)
+            .await
+            .unwrap();
+        s.create_code(&t, "c1", "g2", r#"{"r":1}"#, T + 60)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.redeem_code(&other, "c1", T).await.unwrap(),
+            Redeem::Missing
+        );
+        assert_eq!(
+            s.redeem_code(&t, "c1", T + 59).await.unwrap(),
+            Redeem::Fresh(("g2".into(), r#"{"r":1}"#.into()))
+        );
+        let replay = Redeem::Replayed {
+            grant_id: "g2".into(),
+        };
+        assert_eq!(s.redeem_code(&t, "c1", T + 59).await.unwrap(), replay);
+        // A used code stays a replay after it expires.
+        assert_eq!(s.redeem_code(&t, "c1", T + 600).await.unwrap(), replay);
+        assert_eq!(s.redeem_code(&t, "nope", T).await.unwrap(), Redeem::Missing);
+        // An unused code expires.
+        s.create_code(&t, "c2", "g2", "{}", T + 60).await.unwrap();
+        assert_eq!(
+            s.redeem_code(&t, "c2", T + 60).await.unwrap(),
+            Redeem::Missing
+        );
+        assert_eq!(
+            s.redeem_code(&t, "c2", T + 60).await.unwrap(),
+            Redeem::Missing
+        );
+    }
+
+    pub async fn refresh_tokens(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        let row = refresh("g", T + 3600, T + 600);
+        s.create_refresh_token(&t, "rt", &row).await.unwrap();
+        assert_eq!(
+            s.refresh_token_grant(&t, "rt").await.unwrap(),
+            Some(("g".into(), "spa".into()))
+        );
+        assert_eq!(s.refresh_token_grant(&other, "rt").await.unwrap(), None);
+        let fresh = |r: Redeem<RefreshTokenRow>| match r {
+            Redeem::Fresh(row) => row,
+            other => panic!("expected Fresh, got {other:?}"),
+        };
+        let replayed = Redeem::Replayed {
+            grant_id: "g".into(),
+        };
+
+        // Without rotation it is only read.
+        let read = fresh(
+            s.redeem_refresh_token(&t, "rt", T + 1, false, 0)
+                .await
+                .unwrap(),
+        );
+        assert_eq!((read.amr.clone(), read.rotated_at), (row.amr.clone(), None));
+        assert_eq!(read.audience, row.audience);
+        // Rotation: once; the row says when.
+        let rotated = fresh(
+            s.redeem_refresh_token(&t, "rt", T + 10, true, 0)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(rotated.rotated_at, Some(T + 10));
+        assert_eq!(rotated.scope, row.scope);
+        // Later: a replay, rotating or not, unless within the leeway.
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 10, true, 0)
+                .await
+                .unwrap()),
+            replayed
+        );
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 11, false, 0)
+                .await
+                .unwrap()),
+            replayed
+        );
+        let again = fresh(
+            s.redeem_refresh_token(&t, "rt", T + 40, true, 30)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            again.rotated_at,
+            Some(T + 10),
+            "the leeway does not re-rotate"
+        );
+        assert!(matches!(
+            s.redeem_refresh_token(&t, "rt", T + 40, false, 30)
+                .await
+                .unwrap(),
+            Redeem::Fresh(_)
+        ));
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 41, true, 30)
+                .await
+                .unwrap()),
+            replayed
+        );
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 15, true, -5)
+                .await
+                .unwrap()),
+            replayed
+        );
+        // An expired rotated token is just missing.
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 600, true, 0)
+                .await
+                .unwrap()),
+            Redeem::Missing
+        );
+        assert_eq!(
+            rt(s.redeem_refresh_token(&other, "rt", T + 20, true, 0)
+                .await
+                .unwrap()),
+            Redeem::Missing
+        );
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "nope", T + 20, true, 0)
+                .await
+                .unwrap()),
+            Redeem::Missing
+        );
+
+        // Absolute and idle expiry, with and without rotation.
+        s.create_refresh_token(&t, "abs", &refresh("g", T + 100, T + 600))
+            .await
+            .unwrap();
+        s.create_refresh_token(&t, "idle", &refresh("g", T + 3600, T + 100))
+            .await
+            .unwrap();
+        for digest in ["abs", "idle"] {
+            for rotate in [false, true] {
+                assert_eq!(
+                    rt(s.redeem_refresh_token(&t, digest, T + 100, rotate, 30)
+                        .await
+                        .unwrap()),
+                    Redeem::Missing,
+                    "{digest} rotate={rotate}"
+                );
+            }
+            assert!(matches!(
+                s.redeem_refresh_token(&t, digest, T + 99, true, 0)
+                    .await
+                    .unwrap(),
+                Redeem::Fresh(_)
+            ));
+        }
+
+        // A revoked grant's tokens are missing, fresh or rotated.
+        s.create_refresh_token(&t, "rt2", &refresh("g", T + 3600, T + 600))
+            .await
+            .unwrap();
+        s.revoke_grant(&t, "g", "reuse", T + 20).await.unwrap();
+        for digest in ["rt", "rt2"] {
+            for rotate in [false, true] {
+                assert_eq!(
+                    rt(s.redeem_refresh_token(&t, digest, T + 21, rotate, 30)
+                        .await
+                        .unwrap()),
+                    Redeem::Missing,
+                    "{digest} rotate={rotate}"
+                );
+            }
+        }
+        assert_eq!(
+            s.refresh_token_grant(&t, "rt2").await.unwrap(),
+            Some(("g".into(), "spa".into()))
+        );
+    }
+
+    pub async fn enrollments(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let row = enrollment("u1", "totp|m1", T + 300);
+        s.create_enrollment(&t, "e1", &row).await.unwrap();
+        assert_eq!(
+            s.enrollment(&t, "e1", T + 299).await.unwrap(),
+            Some(row.clone())
+        );
+        assert_eq!(s.enrollment(&t, "e1", T + 300).await.unwrap(), None);
+        assert_eq!(s.enrollment(&other, "e1", T).await.unwrap(), None);
+
+        // Wrong attempts: counted; the last one deletes the enrollment.
+        assert_eq!(s.enrollment_failed(&t, "e1", 3).await.unwrap(), 2);
+        assert_eq!(
+            s.enrollment(&t, "e1", T).await.unwrap().unwrap().attempts,
+            1
+        );
+        assert_eq!(s.enrollment_failed(&t, "e1", 3).await.unwrap(), 1);
+        assert_eq!(s.enrollment_failed(&t, "e1", 3).await.unwrap(), 0);
+        assert_eq!(s.enrollment(&t, "e1", T).await.unwrap(), None);
+        assert_eq!(s.enrollment_failed(&t, "e1", 3).await.unwrap(), 0);
+        assert_eq!(s.enrollment_failed(&t, "never", 5).await.unwrap(), 0);
+        // Another tenant's digest does not count.
+        s.create_enrollment(&t, "e2", &row).await.unwrap();
+        assert_eq!(s.enrollment_failed(&other, "e2", 3).await.unwrap(), 0);
+        assert_eq!(
+            s.enrollment(&t, "e2", T).await.unwrap().unwrap().attempts,
+            0
+        );
+        // A stored count already past the limit.
+        let worn = EnrollmentRow {
+            attempts: 7,
+            ..row.clone()
+        };
+        s.create_enrollment(&t, "e3", &worn).await.unwrap();
+        assert_eq!(s.enrollment_failed(&t, "e3", 5).await.unwrap(), 0);
+        assert_eq!(s.enrollment(&t, "e3", T).await.unwrap(), None);
+    }
+
+    pub async fn complete_enrollment(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e1", &enrollment("u1", "totp|m1", T + 300))
+            .await
+            .unwrap();
+        let add = Completion::AddMethod {
+            row: MethodRow {
+                name: Some("phone".into()),
+                last_auth_at: Some(T + 5),
+                ..method("totp|m1", "u1", "totp", T)
+            },
+            replace_type: false,
+        };
+        assert!(!s.complete_enrollment(&other, "e1", &add, T).await.unwrap());
+        // Expired by the time it is completed: nothing happens.
+        assert!(
+            !s.complete_enrollment(&t, "e1", &add, T + 300)
+                .await
+                .unwrap()
+        );
+        assert!(s.complete_enrollment(&t, "e1", &add, T).await.unwrap());
+        assert!(!s.complete_enrollment(&t, "e1", &add, T).await.unwrap());
+        assert_eq!(s.enrollment(&t, "e1", T).await.unwrap(), None);
+        let Completion::AddMethod { row, .. } = &add else {
+            unreachable!()
+        };
+        assert_eq!(
+            s.methods(&t, "u1").await.unwrap(),
+            std::slice::from_ref(row)
+        );
+
+        // replace_type: the user's other methods of that type go, only.
+        let code = |id: &str| method(id, "u1", "recovery-code", T + 1);
+        for (digest, id) in [("r1", "rc|1"), ("r2", "rc|2")] {
+            s.create_enrollment(&t, digest, &enrollment("u1", id, T + 300))
+                .await
+                .unwrap();
+            let c = Completion::AddMethod {
+                row: code(id),
+                replace_type: true,
+            };
+            assert!(s.complete_enrollment(&t, digest, &c, T).await.unwrap());
+        }
+        let ids: Vec<_> = s
+            .methods(&t, "u1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["totp|m1", "rc|2"]);
+
+        // SetPassword: history, last reset, login failures cleared.
+        s.record_login_failure(&t, "u1", "ip", T, 1, T + 999)
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "p1", &enrollment("u1", "password", T + 300))
+            .await
+            .unwrap();
+        let set = Completion::SetPassword {
+            user_id: "u1".into(),
+            hash: "new-hash".into(),
+            at: T + 7,
+        };
+        assert!(s.complete_enrollment(&t, "p1", &set, T).await.unwrap());
+        assert!(!s.complete_enrollment(&t, "p1", &set, T).await.unwrap());
+        let u = s.user_by_id(&t, "u1").await.unwrap().unwrap();
+        assert_eq!(u.password_hash.as_deref(), Some("new-hash"));
+        assert_eq!((u.last_password_reset, u.updated_at), (Some(T + 7), T + 7));
+        assert_eq!(
+            s.password_history(&t, "u1", 10).await.unwrap(),
+            ["hash-of-u1"]
+        );
+        assert_eq!(s.login_failures(&t, "u1", "ip").await.unwrap(), (0, None));
+
+        // No password before: nothing goes to the history.
+        let mut nopw = user("u2", "u2@example.com");
+        nopw.password_hash = None;
+        s.upsert_user(&t, &nopw).await.unwrap();
+        s.create_enrollment(&t, "p2", &enrollment("u2", "password", T + 300))
+            .await
+            .unwrap();
+        let set2 = Completion::SetPassword {
+            user_id: "u2".into(),
+            hash: "h".into(),
+            at: T,
+        };
+        assert!(s.complete_enrollment(&t, "p2", &set2, T).await.unwrap());
+        assert!(s.password_history(&t, "u2", 10).await.unwrap().is_empty());
+    }
+
+    pub async fn methods(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        // Ordered by created_at, then id in byte order.
+        let rows = [
+            method("b", "u1", "totp", T),
+            method("a", "u1", "totp", T),
+            method("Z", "u1", "totp", T),
+            method("early", "u1", "webauthn", T - 1),
+            method("x", "u2", "totp", T),
+        ];
+        for (i, row) in rows.iter().enumerate() {
+            let digest = format!("e{i}");
+            s.create_enrollment(&t, &digest, &enrollment(&row.user_id, &row.id, T + 60))
+                .await
+                .unwrap();
+            let c = Completion::AddMethod {
+                row: row.clone(),
+                replace_type: false,
+            };
+            assert!(s.complete_enrollment(&t, &digest, &c, T).await.unwrap());
+        }
+        let ids: Vec<_> = s
+            .methods(&t, "u1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["early", "Z", "a", "b"]);
+        assert!(s.methods(&other, "u1").await.unwrap().is_empty());
+
+        assert_eq!(
+            s.method(&t, "u1", "a").await.unwrap(),
+            Some(rows[1].clone())
+        );
+        assert_eq!(s.method(&t, "u2", "a").await.unwrap(), None);
+        assert_eq!(s.method(&other, "u1", "a").await.unwrap(), None);
+
+        assert!(s.rename_method(&t, "u1", "a", Some("Phone")).await.unwrap());
+        assert_eq!(
+            s.method(&t, "u1", "a")
+                .await
+                .unwrap()
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("Phone")
+        );
+        assert!(s.rename_method(&t, "u1", "a", None).await.unwrap());
+        assert_eq!(s.method(&t, "u1", "a").await.unwrap().unwrap().name, None);
+        assert!(!s.rename_method(&t, "u2", "a", Some("x")).await.unwrap());
+        assert!(!s.rename_method(&other, "u1", "a", Some("x")).await.unwrap());
+
+        assert!(!s.delete_method(&t, "u2", "a").await.unwrap());
+        assert!(s.delete_method(&t, "u1", "a").await.unwrap());
+        assert!(!s.delete_method(&t, "u1", "a").await.unwrap());
+        assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 3);
+
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        assert!(!s.clear_password(&other, "u1", T + 9).await.unwrap());
+        assert!(s.clear_password(&t, "u1", T + 9).await.unwrap());
+        assert!(!s.clear_password(&t, "u1", T + 10).await.unwrap());
+        let u = s.user_by_id(&t, "u1").await.unwrap().unwrap();
+        assert_eq!((u.password_hash, u.updated_at), (None, T + 9));
+        assert!(!s.clear_password(&t, "nobody", T).await.unwrap());
+    }
+
+    pub async fn password_history(s: S) {
+        let t = tenant(&s, "acme").await;
+        let mut u = user("u1", "u1@example.com");
+        u.password_hash = Some("h0".into());
+        s.upsert_user(&t, &u).await.unwrap();
+        // h0 → h1 and h1 → h2 in the same second, then h2 → h3 and h3 → h4
+        // with a clock that went back.
+        for (i, at) in [(1, T), (2, T), (3, T + 5), (4, T + 1)] {
+            let digest = format!("p{i}");
+            s.create_enrollment(&t, &digest, &enrollment("u1", "password", T + 60))
+                .await
+                .unwrap();
+            let c = Completion::SetPassword {
+                user_id: "u1".into(),
+                hash: format!("h{i}"),
+                at,
+            };
+            assert!(s.complete_enrollment(&t, &digest, &c, T).await.unwrap());
+        }
+        assert_eq!(
+            s.password_history(&t, "u1", 10).await.unwrap(),
+            ["h2", "h3", "h1", "h0"]
+        );
+        assert_eq!(s.password_history(&t, "u1", 2).await.unwrap(), ["h2", "h3"]);
+        assert!(s.password_history(&t, "u1", 0).await.unwrap().is_empty());
+        // A negative limit is no limit.
+        assert_eq!(s.password_history(&t, "u1", -1).await.unwrap().len(), 4);
+        assert!(s.password_history(&t, "u2", 10).await.unwrap().is_empty());
+        let other = tenant(&s, "other").await;
+        assert!(
+            s.password_history(&other, "u1", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn audit(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let events = [
+            event("e1", T),
+            event("e2", T),
+            event("e3", T + 1),
+            event("e4", T - 5),
+            AuditEvent {
+                client_id: None,
+                user_id: None,
+                ip: None,
+                user_agent: Some("curl/8".into()),
+                details: json!({ "nested": { "a": [1, null] } }),
+                ..event("e5", T + 1)
+            },
+        ];
+        for e in &events {
+            s.record_audit(&t, e).await.unwrap();
+        }
+        s.record_audit(&other, &event("o1", T + 100)).await.unwrap();
+        let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        // The newest N (by date, then insertion), oldest first.
+        assert_eq!(
+            ids(s.audit_events(&t, 3).await.unwrap()),
+            ["e2", "e3", "e5"]
+        );
+        let all = s.audit_events(&t, 10).await.unwrap();
+        assert_eq!(
+            all,
+            [
+                events[3].clone(),
+                events[0].clone(),
+                events[1].clone(),
+                events[2].clone(),
+                events[4].clone()
+            ]
+        );
+        assert!(s.audit_events(&t, 0).await.unwrap().is_empty());
+        assert_eq!(s.audit_events(&t, -1).await.unwrap(), all);
+        assert_eq!(ids(s.audit_events(&other, 10).await.unwrap()), ["o1"]);
+    }
+
+    pub async fn race_redeem_code(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        s.create_code(&t, "code", "g", "req", T + 60).await.unwrap();
+        let outcomes = race(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            async move { s.redeem_code(&t, "code", T + 1).await.unwrap() }
+        })
+        .await;
+        let fresh = outcomes
+            .iter()
+            .filter(|o| matches!(o, Redeem::Fresh(_)))
+            .count();
+        assert_eq!(fresh, 1, "{outcomes:?}");
+        let replay = Redeem::Replayed {
+            grant_id: "g".into(),
+        };
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == replay).count(),
+            RACERS - 1
+        );
+    }
+
+    pub async fn race_redeem_refresh_token(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        s.create_refresh_token(&t, "rt", &refresh("g", T + 3600, T + 600))
+            .await
+            .unwrap();
+        let outcomes = race(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                s.redeem_refresh_token(&t, "rt", T + 1, true, 0)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        let fresh = outcomes
+            .iter()
+            .filter(|o| matches!(o, Redeem::Fresh(_)))
+            .count();
+        assert_eq!(fresh, 1, "{outcomes:?}");
+        let replay = Redeem::Replayed {
+            grant_id: "g".into(),
+        };
+        let replays = outcomes.into_iter().filter(|o| rt(o.clone()) == replay);
+        assert_eq!(replays.count(), RACERS - 1);
+    }
+
+    pub async fn race_complete_enrollment(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        // The same enrollment, completed by every racer: one wins.
+        s.create_enrollment(&t, "e", &enrollment("u1", "totp|m", T + 60))
+            .await
+            .unwrap();
+        let won = race(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                let c = Completion::AddMethod {
+                    row: method(&format!("totp|{i}"), "u1", "totp", T),
+                    replace_type: false,
+                };
+                s.complete_enrollment(&t, "e", &c, T).await.unwrap()
+            }
+        })
+        .await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 1);
+
+        // Different enrollments of one user replacing one type: one remains.
+        for i in 0..RACERS {
+            s.create_enrollment(&t, &format!("r{i}"), &enrollment("u1", "rc", T + 60))
+                .await
+                .unwrap();
+        }
+        let won = race(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                let c = Completion::AddMethod {
+                    row: method(&format!("rc|{i}"), "u1", "recovery-code", T),
+                    replace_type: true,
+                };
+                s.complete_enrollment(&t, &format!("r{i}"), &c, T)
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert!(won.iter().all(|w| *w));
+        let codes = s.methods(&t, "u1").await.unwrap();
+        let codes: Vec<_> = codes
+            .iter()
+            .filter(|m| m.method_type == "recovery-code")
+            .collect();
+        assert_eq!(codes.len(), 1, "{codes:?}");
+
+        // Different password changes at once: each old hash is kept once.
+        let won = race(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                let digest = format!("p{i}");
+                s.create_enrollment(&t, &digest, &enrollment("u1", "password", T + 60))
+                    .await
+                    .unwrap();
+                let c = Completion::SetPassword {
+                    user_id: "u1".into(),
+                    hash: format!("h{i}"),
+                    at: T + 2,
+                };
+                s.complete_enrollment(&t, &digest, &c, T).await.unwrap()
+            }
+        })
+        .await;
+        assert!(won.iter().all(|w| *w));
+        let history = s.password_history(&t, "u1", 100).await.unwrap();
+        let current = s
+            .user_by_id(&t, "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap();
+        let mut seen: HashSet<String> = history.iter().cloned().collect();
+        assert_eq!(seen.len(), RACERS, "{history:?}");
+        assert!(
+            seen.insert(current),
+            "the current hash is not in the history"
+        );
+        assert!(seen.contains("hash-of-u1"));
+    }
+
+    pub async fn race_counters(s: S) {
+        let t = tenant(&s, "acme").await;
+        // Concurrent wrong attempts each count, exactly once.
+        s.create_enrollment(&t, "e", &enrollment("u1", "totp|m", T + 60))
+            .await
+            .unwrap();
+        let max = RACERS as i64 + 4;
+        let left = race(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            async move { s.enrollment_failed(&t, "e", max).await.unwrap() }
+        })
+        .await;
+        let mut left_sorted = left.clone();
+        left_sorted.sort_unstable();
+        let expected: Vec<i64> = (max - RACERS as i64..max).collect();
+        assert_eq!(left_sorted, expected, "{left:?}");
+        assert_eq!(
+            s.enrollment(&t, "e", T).await.unwrap().unwrap().attempts,
+            RACERS as i64
+        );
+
+        // Concurrent login failures each count; the block starts at 10.
+        race(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                s.record_login_failure(&t, "u1", "ip", T + i as i64, 10, T + 500)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        assert_eq!(
+            s.login_failures(&t, "u1", "ip").await.unwrap(),
+            (RACERS as i64, Some(T + 500))
+        );
+    }
+}
