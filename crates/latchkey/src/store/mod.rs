@@ -275,6 +275,8 @@ pub struct MethodRow {
     pub data: serde_json::Value,
     pub created_at: Timestamp,
     pub last_auth_at: Option<Timestamp>,
+    /// The newest one-time-password step accepted (TOTP).
+    pub last_otp_step: Option<i64>,
 }
 
 /// A pending enrollment, found by the digest of its `auth_session`.
@@ -335,6 +337,17 @@ pub trait MethodStore: Send + Sync {
         name: Option<&str>,
     ) -> StoreResult<bool>;
     async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Records that one-time-password step `step` of a method was used at
+    /// `at`, unless that step or a later one was already used. Of racing
+    /// uses of one code, exactly one gets true.
+    async fn consume_otp_step(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        step: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Removes the user's password (when a passkey remains to log in with).
     async fn clear_password(
         &self,

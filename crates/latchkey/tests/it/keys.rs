@@ -99,3 +99,43 @@ async fn a_wrong_master_key_is_a_clear_start_up_error() {
         .to_string();
     assert!(err.contains("32 bytes"), "{err}");
 }
+
+#[tokio::test]
+async fn a_schema_from_a_newer_latchkey_is_refused() {
+    let s = TestServer::start().await;
+    let insert = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                  VALUES (99990101000000, 'from a newer latchkey', TRUE, X'00', 0)";
+    let mut opts = latchkey::server::Options::new(
+        s.dir.path().to_path_buf(),
+        latchkey::server::MasterKeySource::DataDir,
+    );
+    match &s.postgres {
+        None => {
+            let url = format!("sqlite://{}", s.dir.path().join("latchkey.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(insert).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Some((url, schema)) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let sql = insert
+                .replace("_sqlx_migrations", &format!("{schema}._sqlx_migrations"))
+                .replace("X'00'", "'\\x00'::bytea");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            opts.database = latchkey::server::Database::Postgres {
+                url: url.clone(),
+                pool: latchkey::store::postgres::PoolOptions {
+                    schema: Some(schema.clone()),
+                    ..Default::default()
+                },
+            };
+        }
+    }
+    let err = latchkey::server::open(opts).await.err().expect("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("newer version"), "{err}");
+}

@@ -162,6 +162,8 @@ contract!(
     race_redeem_refresh_token,
     race_complete_enrollment,
     race_counters,
+    otp_steps,
+    race_otp_step,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -235,6 +237,7 @@ fn method(id: &str, user_id: &str, method_type: &str, created_at: Timestamp) -> 
         data: json!({ "id": id }),
         created_at,
         last_auth_at: None,
+        last_otp_step: None,
     }
 }
 
@@ -1265,6 +1268,85 @@ mod bodies {
         };
         let replays = outcomes.into_iter().filter(|o| rt(o.clone()) == replay);
         assert_eq!(replays.count(), RACERS - 1);
+    }
+
+    pub async fn otp_steps(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e", &enrollment("u1", "totp|m", T + 60))
+            .await
+            .unwrap();
+        let row = MethodRow {
+            last_otp_step: Some(10),
+            ..method("totp|m", "u1", "totp", T)
+        };
+        let c = Completion::AddMethod {
+            row,
+            replace_type: false,
+        };
+        assert!(s.complete_enrollment(&t, "e", &c, T).await.unwrap());
+        assert_eq!(
+            s.method(&t, "u1", "totp|m")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_otp_step,
+            Some(10)
+        );
+        // The step used at enrollment, or an older one, never again.
+        assert!(
+            !s.consume_otp_step(&t, "u1", "totp|m", 10, T + 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.consume_otp_step(&t, "u1", "totp|m", 9, T + 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.consume_otp_step(&t, "u1", "totp|m", 11, T + 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.consume_otp_step(&t, "u1", "totp|m", 11, T + 3)
+                .await
+                .unwrap()
+        );
+        let m = s.method(&t, "u1", "totp|m").await.unwrap().unwrap();
+        assert_eq!((m.last_otp_step, m.last_auth_at), (Some(11), Some(T + 2)));
+        // Only the user's own method.
+        assert!(!s.consume_otp_step(&t, "u2", "totp|m", 12, T).await.unwrap());
+        assert!(
+            !s.consume_otp_step(&t, "u1", "totp|other", 12, T)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub async fn race_otp_step(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e", &enrollment("u1", "totp|m", T + 60))
+            .await
+            .unwrap();
+        let c = Completion::AddMethod {
+            row: method("totp|m", "u1", "totp", T),
+            replace_type: false,
+        };
+        assert!(s.complete_enrollment(&t, "e", &c, T).await.unwrap());
+        // One code presented by every racer: one use wins.
+        let won = race(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            async move { s.consume_otp_step(&t, "u1", "totp|m", 42, T).await.unwrap() }
+        })
+        .await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
     }
 
     pub async fn race_complete_enrollment(s: S) {

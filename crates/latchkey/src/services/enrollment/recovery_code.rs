@@ -68,6 +68,7 @@ pub(super) fn finish(
             data: json!({ "code_digest": digest }),
             created_at: state.clock.now(),
             last_auth_at: None,
+            last_otp_step: None,
         },
         replace_type: true,
     }))

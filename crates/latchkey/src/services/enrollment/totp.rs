@@ -90,10 +90,11 @@ pub(super) fn finish(
             user_id: who.user_id.to_string(),
             method_type: FactorType::Totp.as_str().to_string(),
             name: None,
-            // The step just used is remembered, so the same code cannot log in.
-            data: json!({ "secret": sealed, "last_step": step }),
+            data: json!({ "secret": sealed }),
             created_at: now,
             last_auth_at: None,
+            // The step just used is remembered, so the same code cannot log in.
+            last_otp_step: Some(step),
         },
         replace_type: false,
     }))

@@ -17,6 +17,7 @@ fn method_row(r: &PgRow) -> StoreResult<MethodRow> {
         data: json(r.get::<&str, _>("data"))?,
         created_at: r.get("created_at"),
         last_auth_at: r.get("last_auth_at"),
+        last_otp_step: r.get("last_otp_step"),
     })
 }
 
@@ -26,7 +27,8 @@ fn no_limit_when_negative(limit: i64) -> Option<i64> {
     (limit >= 0).then_some(limit)
 }
 
-const METHOD_COLUMNS: &str = "id, user_id, type, name, data, created_at, last_auth_at";
+const METHOD_COLUMNS: &str =
+    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step";
 
 #[async_trait]
 impl MethodStore for PostgresStore {
@@ -84,6 +86,28 @@ impl MethodStore for PostgresStore {
         let done = sqlx::query(
             "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
         )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn consume_otp_step(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        step: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE authentication_methods SET last_otp_step = $1, last_auth_at = $2 \
+             WHERE tenant_id = $3 AND user_id = $4 AND id = $5 AND (last_otp_step IS NULL OR last_otp_step < $1)",
+        )
+        .bind(step)
+        .bind(at)
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
@@ -231,8 +255,8 @@ impl MethodStore for PostgresStore {
                     .await?;
                 }
                 sqlx::query(
-                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
+                       last_otp_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(tenant_id)
                 .bind(&row.id)
@@ -242,6 +266,7 @@ impl MethodStore for PostgresStore {
                 .bind(to_json(&row.data))
                 .bind(row.created_at)
                 .bind(row.last_auth_at)
+                .bind(row.last_otp_step)
                 .execute(&mut *tx)
                 .await?;
             }

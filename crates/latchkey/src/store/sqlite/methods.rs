@@ -18,10 +18,12 @@ fn method_row(r: &SqliteRow) -> StoreResult<MethodRow> {
         data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: r.get("created_at"),
         last_auth_at: r.get("last_auth_at"),
+        last_otp_step: r.get("last_otp_step"),
     })
 }
 
-const METHOD_COLUMNS: &str = "id, user_id, type, name, data, created_at, last_auth_at";
+const METHOD_COLUMNS: &str =
+    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step";
 
 #[async_trait]
 impl MethodStore for SqliteStore {
@@ -82,6 +84,29 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn consume_otp_step(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        step: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE authentication_methods SET last_otp_step = ?, last_auth_at = ? \
+             WHERE tenant_id = ? AND user_id = ? AND id = ? AND (last_otp_step IS NULL OR last_otp_step < ?)",
+        )
+        .bind(step)
+        .bind(at)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(id)
+        .bind(step)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -220,8 +245,8 @@ impl MethodStore for SqliteStore {
                     .await?;
                 }
                 sqlx::query(
-                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
+                       last_otp_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(tenant_id)
                 .bind(&row.id)
@@ -231,6 +256,7 @@ impl MethodStore for SqliteStore {
                 .bind(to_json(&row.data))
                 .bind(row.created_at)
                 .bind(row.last_auth_at)
+                .bind(row.last_otp_step)
                 .execute(&mut *tx)
                 .await?;
             }
