@@ -51,8 +51,10 @@ impl From<EnrollError> for ApiError {
 fn who(caller: &Caller) -> Who<'_> {
     Who {
         tenant: &caller.tenant,
+        host: &caller.host,
         user_id: &caller.user_id,
         client_id: &caller.client_id,
+        user_agent: &caller.user_agent,
     }
 }
 

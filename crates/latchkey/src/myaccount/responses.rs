@@ -111,12 +111,47 @@ pub struct AuthenticationMethodMfa {
     pub name: Option<String>,
 }
 
+/// A passkey.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticationMethodPasskey {
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub usage: Vec<UsageEnum>,
+    pub identity_user_id: String,
+    /// The credential ID, base64url.
+    pub key_id: String,
+    /// The COSE public key, base64url.
+    pub public_key: String,
+    /// `multi_device` (may be synced) or `single_device`.
+    pub credential_device_type: String,
+    pub credential_backed_up: bool,
+    /// The WebAuthn user handle, base64url.
+    pub user_handle: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transports: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aaguid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relying_party_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub last_auth_at: Option<String>,
+    /// A name the user gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 /// An authentication method of the user, by `type`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum AuthenticationMethod {
     #[serde(rename = "password")]
     Password(AuthenticationMethodPassword),
+    #[serde(rename = "passkey")]
+    Passkey(Box<AuthenticationMethodPasskey>),
     #[serde(rename = "totp")]
     Totp(AuthenticationMethodMfa),
     #[serde(rename = "recovery-code")]
@@ -134,9 +169,34 @@ pub enum AuthenticationMethod {
 }
 
 impl AuthenticationMethod {
-    /// The wire form of a method. Passkeys have their own shape, which lands
-    /// with passkey enrollment; until then none can exist.
+    /// The wire form of a method (None for a passkey whose stored data is
+    /// incomplete).
     pub fn of(m: &Method) -> Option<Self> {
+        if m.kind == FactorType::Passkey {
+            let p = m.passkey.as_ref()?;
+            return Some(Self::Passkey(Box::new(AuthenticationMethodPasskey {
+                id: m.id.clone(),
+                created_at: rfc3339(m.created_at),
+                usage: usage(m.kind),
+                identity_user_id: m.identity_user_id.clone().unwrap_or_default(),
+                key_id: p.key_id.clone(),
+                public_key: p.public_key.clone(),
+                credential_device_type: if p.backup_eligible {
+                    "multi_device"
+                } else {
+                    "single_device"
+                }
+                .into(),
+                credential_backed_up: p.backed_up,
+                user_handle: p.user_handle.clone(),
+                transports: p.transports.clone(),
+                user_agent: p.user_agent.clone(),
+                aaguid: p.aaguid.clone(),
+                relying_party_id: p.relying_party_id.clone(),
+                last_auth_at: m.last_auth_at.map(rfc3339),
+                name: m.name.clone(),
+            })));
+        }
         if m.kind == FactorType::Password {
             return Some(Self::Password(AuthenticationMethodPassword {
                 id: m.id.clone(),
@@ -243,10 +303,20 @@ pub struct RecoveryCodeCreationResponse {
     pub recovery_code: String,
 }
 
+/// Passkey enrollment started: the options for `navigator.credentials.create()`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyCreationResponse {
+    pub auth_session: String,
+    /// `PublicKeyCredentialCreationOptions` (WebAuthn JSON, base64url binary).
+    #[schema(value_type = Object)]
+    pub authn_params_public_key: Value,
+}
+
 /// The 202 body of an enrollment, by the type requested.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CreateAuthenticationMethodResponseContent {
+    Passkey(PasskeyCreationResponse),
     Password(PasswordCreationResponse),
     QrCode(QrCodeCreationResponse),
     RecoveryCode(RecoveryCodeCreationResponse),
@@ -269,6 +339,10 @@ impl From<&Started> for CreateAuthenticationMethodResponseContent {
                 auth_session,
                 barcode_uri: barcode_uri.clone(),
                 manual_input_code: manual_input_code.clone(),
+            }),
+            Challenge::Passkey { options } => Self::Passkey(PasskeyCreationResponse {
+                auth_session,
+                authn_params_public_key: options.clone(),
             }),
             Challenge::RecoveryCode { recovery_code } => {
                 Self::RecoveryCode(RecoveryCodeCreationResponse {
@@ -338,6 +412,7 @@ mod tests {
             last_auth_at: None,
             identity_user_id: None,
             last_password_reset: None,
+            passkey: None,
         };
         let v = serde_json::to_value(AuthenticationMethod::of(&m).unwrap()).unwrap();
         assert_eq!(

@@ -226,8 +226,11 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
         "passkey" => {
             let b: CreatePasskeyAuthenticationMethod = parse(value)?;
             check_identity(&b.connection, &b.identity_user_id)?;
-            let _ = b.use_exclude_credentials;
-            Ok(Start::Passkey)
+            Ok(Start::Passkey {
+                connection: b.connection,
+                identity_user_id: b.identity_user_id,
+                exclude_existing: b.use_exclude_credentials.unwrap_or(false),
+            })
         }
         "totp" => parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::Totp),
         "recovery-code" => {
@@ -284,6 +287,86 @@ pub struct VerifyOtpAuthenticationMethod {
     otp_code: String,
 }
 
+/// Confirm a passkey enrollment with the authenticator's attestation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPasskeyAuthenticationMethod {
+    auth_session: String,
+    /// `PublicKeyCredential.toJSON()` of the new credential.
+    #[schema(value_type = Object)]
+    authn_response: Value,
+}
+
+/// Checks an attestation response's shape and sizes (the official
+/// document's `AuthenticatorAttestationResponse`).
+fn check_attestation(v: &Value) -> Result<(), ApiError> {
+    let base = "/authn_response";
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::validation(base, "must be an object"))?;
+    let text = |key: &str, max: usize| -> Result<(), ApiError> {
+        let pointer = format!("{base}/{key}");
+        match obj.get(key) {
+            Some(Value::String(s)) => check_len(&pointer, s, 1, max),
+            Some(_) => Err(ApiError::validation(&pointer, "must be a string")),
+            None => Err(ApiError::validation(&pointer, "is required")),
+        }
+    };
+    text("id", 1364)?;
+    text("rawId", 1364)?;
+    if obj.get("type").and_then(Value::as_str) != Some("public-key") {
+        return Err(ApiError::validation(
+            &format!("{base}/type"),
+            "must be public-key",
+        ));
+    }
+    if let Some(a) = obj.get("authenticatorAttachment")
+        && a != "platform"
+        && a != "cross-platform"
+    {
+        return Err(ApiError::validation(
+            &format!("{base}/authenticatorAttachment"),
+            "must be platform or cross-platform",
+        ));
+    }
+    let response = obj
+        .get("response")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::validation(&format!("{base}/response"), "must be an object"))?;
+    for (key, max) in [("attestationObject", 2000), ("clientDataJSON", 1000)] {
+        let pointer = format!("{base}/response/{key}");
+        match response.get(key) {
+            Some(Value::String(s)) => check_len(&pointer, s, 1, max)?,
+            _ => {
+                return Err(ApiError::validation(
+                    &pointer,
+                    "is required and must be a string",
+                ));
+            }
+        }
+    }
+    for key in response.keys() {
+        if !["attestationObject", "clientDataJSON", "transports"].contains(&key.as_str()) {
+            return Err(ApiError::validation(
+                &format!("{base}/response/{key}"),
+                format!("{key} is not allowed"),
+            ));
+        }
+    }
+    if let Some(t) = response.get("transports") {
+        let ok = t
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x.as_str().is_some_and(|s| s.len() <= 100)));
+        if !ok {
+            return Err(ApiError::validation(
+                &format!("{base}/response/transports"),
+                "must be a list of short strings",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Confirm a recovery-code or push enrollment.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +379,7 @@ pub struct VerifySessionAuthenticationMethod {
 #[allow(dead_code)]
 #[serde(untagged)]
 pub enum VerifyAuthenticationMethodRequestContent {
+    Passkey(VerifyPasskeyAuthenticationMethod),
     Password(VerifyPasswordAuthenticationMethod),
     Otp(VerifyOtpAuthenticationMethod),
     Session(VerifySessionAuthenticationMethod),
@@ -341,11 +425,20 @@ pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Pr
             check_session(&b.auth_session)?;
             Ok((b.auth_session, Proof::Session))
         }
-        FactorType::Passkey | FactorType::WebauthnPlatform | FactorType::WebauthnRoaming => {
-            Err(ApiError::BadRequest(format!(
-                "Verifying {kind} methods is not available on this server yet."
-            )))
+        FactorType::Passkey => {
+            let b: VerifyPasskeyAuthenticationMethod = parse(value)?;
+            check_session(&b.auth_session)?;
+            check_attestation(&b.authn_response)?;
+            Ok((
+                b.auth_session,
+                Proof::Passkey {
+                    response: b.authn_response,
+                },
+            ))
         }
+        FactorType::WebauthnPlatform | FactorType::WebauthnRoaming => Err(ApiError::BadRequest(
+            format!("{kind} methods cannot be enrolled: they are read-only."),
+        )),
     }
 }
 

@@ -19,6 +19,22 @@ pub struct Method {
     /// For the password: the identity it belongs to and its last change.
     pub identity_user_id: Option<String>,
     pub last_password_reset: Option<Timestamp>,
+    /// For a passkey: what describes its credential.
+    pub passkey: Option<PasskeyDetails>,
+}
+
+/// A passkey's credential, as the My Account API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyDetails {
+    pub key_id: String,
+    pub public_key: String,
+    pub aaguid: Option<String>,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    pub transports: Vec<String>,
+    pub user_agent: Option<String>,
+    pub user_handle: String,
+    pub relying_party_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +63,8 @@ pub fn is_primary(kind: FactorType) -> bool {
 pub fn has_name(kind: FactorType) -> bool {
     matches!(
         kind,
-        FactorType::Totp
+        FactorType::Passkey
+            | FactorType::Totp
             | FactorType::PushNotification
             | FactorType::Phone
             | FactorType::Email
@@ -65,14 +82,37 @@ pub fn kind_of(id: &str) -> Option<FactorType> {
 }
 
 fn from_row(row: &MethodRow) -> Option<Method> {
+    let kind = FactorType::try_from(row.method_type.clone()).ok()?;
+    let text = |k: &str| row.data.get(k).and_then(|v| v.as_str()).map(String::from);
+    let flag = |k: &str| row.data.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    let passkey = if kind == FactorType::Passkey {
+        Some(PasskeyDetails {
+            key_id: row.credential_id.clone()?,
+            public_key: text("public_key")?,
+            aaguid: text("aaguid"),
+            backup_eligible: flag("backup_eligible"),
+            backed_up: flag("backed_up"),
+            transports: row
+                .data
+                .get("transports")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default(),
+            user_agent: text("user_agent").filter(|u| !u.is_empty()),
+            user_handle: text("user_handle")?,
+            relying_party_id: text("relying_party_id"),
+        })
+    } else {
+        None
+    };
     Some(Method {
         id: row.id.clone(),
-        kind: FactorType::try_from(row.method_type.clone()).ok()?,
+        kind,
         name: row.name.clone(),
         created_at: row.created_at,
         last_auth_at: row.last_auth_at,
-        identity_user_id: None,
+        identity_user_id: (kind == FactorType::Passkey).then(|| row.user_id.clone()),
         last_password_reset: None,
+        passkey,
     })
 }
 
@@ -86,6 +126,7 @@ fn password_method(user: &UserRow) -> Option<Method> {
         last_auth_at: None,
         identity_user_id: Some(user.user_id.clone()),
         last_password_reset: user.last_password_reset,
+        passkey: None,
     })
 }
 

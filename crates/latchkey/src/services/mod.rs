@@ -10,3 +10,4 @@ pub mod password_policy;
 pub mod policy;
 pub mod ratelimit;
 pub mod tokens;
+pub mod webauthn;

@@ -277,6 +277,8 @@ pub struct MethodRow {
     pub last_auth_at: Option<Timestamp>,
     /// The newest one-time-password step accepted (TOTP).
     pub last_otp_step: Option<i64>,
+    /// A WebAuthn credential's ID (base64url), unique in the tenant.
+    pub credential_id: Option<String>,
 }
 
 /// A pending enrollment, found by the digest of its `auth_session`.
@@ -322,6 +324,20 @@ pub struct AuditEvent {
 #[async_trait]
 pub trait MethodStore: Send + Sync {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>>;
+    /// The method holding a WebAuthn credential, whoever's it is.
+    async fn method_by_credential(
+        &self,
+        tenant_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<MethodRow>>;
+    /// Replaces a method's data (a passkey's counter and backup state after use).
+    async fn update_method_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        data: &serde_json::Value,
+        last_auth_at: Timestamp,
+    ) -> StoreResult<bool>;
     async fn method(
         &self,
         tenant_id: &str,
@@ -379,7 +395,8 @@ pub trait MethodStore: Send + Sync {
     ) -> StoreResult<i64>;
     /// Consumes the enrollment and writes `completion` in one transaction.
     /// False when the enrollment was already consumed (a replay or a race)
-    /// or has expired by `now`.
+    /// or has expired by `now`; `Conflict` when the credential it adds is
+    /// already registered (nothing is consumed then).
     async fn complete_enrollment(
         &self,
         tenant_id: &str,

@@ -299,6 +299,29 @@ impl<'a> Validator<'a> {
         if let Some(logo) = &login_page.logo_url {
             check_url(logo, false).map_err(|m| self.error("tenant.login_page.logo_url", m))?;
         }
+        let passkeys = &tenant.passkeys;
+        if let Some(rp_id) = &passkeys.rp_id {
+            self.ensure(
+                !rp_id.is_empty()
+                    && rp_id.len() <= 253
+                    && rp_id.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                    }),
+                "tenant.passkeys.rp_id",
+                format!("{rp_id:?} is not a domain name"),
+            )?;
+        }
+        if let Some(name) = &passkeys.rp_name {
+            self.ensure(
+                !name.trim().is_empty() && name.chars().count() <= 128,
+                "tenant.passkeys.rp_name",
+                "must be 1 to 128 characters long".to_string(),
+            )?;
+        }
+        for (i, origin) in passkeys.origins.iter().enumerate() {
+            let path = format!("tenant.passkeys.origins[{i}]");
+            check_url(origin, true).map_err(|m| self.error(&path, m))?;
+        }
         Ok(())
     }
 

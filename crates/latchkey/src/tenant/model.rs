@@ -158,6 +158,21 @@ pub struct TenantSettings {
     pub brute_force_protection: BruteForceProtection,
     #[serde(default)]
     pub login_page: LoginPage,
+    #[serde(default)]
+    pub passkeys: PasskeySettings,
+}
+
+/// The WebAuthn relying party of the tenant. Each field defaults from the
+/// request's host: `rp_id` its name without port, `origins` its own origin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasskeySettings {
+    /// Shown by authenticators; defaults to the tenant's friendly name.
+    pub rp_name: Option<String>,
+    /// The relying party ID (a registrable domain of the hosts).
+    pub rp_id: Option<String>,
+    /// Origins allowed in WebAuthn responses, besides the request's own.
+    pub origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP. One binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authenticator;
 mod authorize;
 mod cli;
 mod cluster;
@@ -10,6 +11,7 @@ mod keys;
 mod me_gate;
 mod me_methods;
 mod me_openapi;
+mod me_passkeys;
 mod refresh;
 mod session;
 mod store_contract;

@@ -164,6 +164,7 @@ contract!(
     race_counters,
     otp_steps,
     race_otp_step,
+    credentials_are_unique,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -238,6 +239,7 @@ fn method(id: &str, user_id: &str, method_type: &str, created_at: Timestamp) -> 
         created_at,
         last_auth_at: None,
         last_otp_step: None,
+        credential_id: None,
     }
 }
 
@@ -1324,6 +1326,66 @@ mod bodies {
             !s.consume_otp_step(&t, "u1", "totp|other", 12, T)
                 .await
                 .unwrap()
+        );
+    }
+
+    pub async fn credentials_are_unique(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        for (tn, uid, e) in [(&t, "u1", "e1"), (&t, "u2", "e2"), (&other, "u1", "e3")] {
+            s.upsert_user(tn, &user(uid, &format!("{uid}@example.com")))
+                .await
+                .unwrap();
+            s.create_enrollment(tn, e, &enrollment(uid, "passkey|new", T + 60))
+                .await
+                .unwrap();
+        }
+        let add = |id: &str, uid: &str| Completion::AddMethod {
+            row: MethodRow {
+                credential_id: Some("Y3JlZA".into()),
+                ..method(id, uid, "passkey", T)
+            },
+            replace_type: false,
+        };
+        assert!(
+            s.complete_enrollment(&t, "e1", &add("passkey|a", "u1"), T)
+                .await
+                .unwrap()
+        );
+        // The same credential for another user of the tenant: refused, and
+        // the enrollment is not consumed.
+        assert!(matches!(
+            s.complete_enrollment(&t, "e2", &add("passkey|b", "u2"), T)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.enrollment(&t, "e2", T).await.unwrap().is_some());
+        // Another tenant is another namespace.
+        assert!(
+            s.complete_enrollment(&other, "e3", &add("passkey|c", "u1"), T)
+                .await
+                .unwrap()
+        );
+        let found = s.method_by_credential(&t, "Y3JlZA").await.unwrap().unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.user_id.as_str()),
+            ("passkey|a", "u1")
+        );
+        assert!(
+            s.method_by_credential(&t, "bm9uZQ")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.update_method_data(&t, "passkey|a", &json!({"counter": 2}), T + 9)
+                .await
+                .unwrap()
+        );
+        let m = s.method(&t, "u1", "passkey|a").await.unwrap().unwrap();
+        assert_eq!(
+            (m.data["counter"].as_i64(), m.last_auth_at),
+            (Some(2), Some(T + 9))
         );
     }
 

@@ -10,6 +10,7 @@
 //!
 //! [`MethodStore::complete_enrollment`]: crate::store::MethodStore::complete_enrollment
 
+mod passkey;
 mod password;
 mod recovery_code;
 mod totp;
@@ -31,8 +32,11 @@ pub const MAX_ATTEMPTS: i64 = 5;
 /// Who is enrolling.
 pub struct Who<'a> {
     pub tenant: &'a Tenant,
+    /// The host the request arrived on (the WebAuthn relying party's).
+    pub host: &'a str,
     pub user_id: &'a str,
     pub client_id: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// What the user asked to enroll.
@@ -44,7 +48,11 @@ pub enum Start {
     },
     Totp,
     RecoveryCode,
-    Passkey,
+    Passkey {
+        connection: Option<String>,
+        identity_user_id: Option<String>,
+        exclude_existing: bool,
+    },
     Email {
         email: String,
     },
@@ -61,7 +69,7 @@ impl Start {
             Start::Password { .. } => FactorType::Password,
             Start::Totp => FactorType::Totp,
             Start::RecoveryCode => FactorType::RecoveryCode,
-            Start::Passkey => FactorType::Passkey,
+            Start::Passkey { .. } => FactorType::Passkey,
             Start::Email { .. } => FactorType::Email,
             Start::Phone { .. } => FactorType::Phone,
             Start::PushNotification => FactorType::PushNotification,
@@ -82,6 +90,10 @@ pub enum Challenge {
     RecoveryCode {
         recovery_code: String,
     },
+    /// WebAuthn `PublicKeyCredentialCreationOptions`, as JSON.
+    Passkey {
+        options: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +111,10 @@ pub enum Proof {
     },
     Otp {
         code: String,
+    },
+    /// The `PublicKeyCredential.toJSON()` of a registration.
+    Passkey {
+        response: Value,
     },
     /// Recovery codes and push: the `auth_session` alone.
     Session,
@@ -134,6 +150,38 @@ pub(super) enum Outcome {
     },
 }
 
+/// The user enrolling, checked against the `connection` and
+/// `identity_user_id` the request names (each optional).
+pub(super) async fn identity_user(
+    state: &AppState,
+    who: &Who<'_>,
+    connection: Option<String>,
+    identity_user_id: Option<String>,
+) -> Result<crate::store::UserRow, EnrollError> {
+    let user = state
+        .store
+        .user_by_id(&who.tenant.id, who.user_id)
+        .await?
+        .ok_or_else(|| EnrollError::Invalid("The user no longer exists.".into()))?;
+    if let Some(c) = &connection
+        && *c != user.connection
+    {
+        return Err(EnrollError::Field {
+            pointer: "/connection",
+            detail: format!("The user has no identity in the connection {c}."),
+        });
+    }
+    if let Some(id) = &identity_user_id
+        && *id != user.user_id
+    {
+        return Err(EnrollError::Field {
+            pointer: "/identity_user_id",
+            detail: "No such identity for this user.".into(),
+        });
+    }
+    Ok(user)
+}
+
 /// A new method ID of the `<type>|dev_<16 chars>` form.
 pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
     format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
@@ -153,7 +201,12 @@ pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Starte
         } => password::start(state, who, connection, identity_user_id).await?,
         Start::Totp => totp::start(state, who).await?,
         Start::RecoveryCode => recovery_code::start(state, who),
-        Start::Passkey | Start::Email { .. } | Start::Phone { .. } | Start::PushNotification => {
+        Start::Passkey {
+            connection,
+            identity_user_id,
+            exclude_existing,
+        } => passkey::start(state, who, connection, identity_user_id, exclude_existing).await?,
+        Start::Email { .. } | Start::Phone { .. } | Start::PushNotification => {
             return Err(EnrollError::Invalid(format!(
                 "Enrolling {kind} methods is not available on this server yet."
             )));
@@ -213,6 +266,9 @@ pub async fn verify(
         (FactorType::RecoveryCode, Proof::Session) => {
             recovery_code::finish(state, who, &enrollment)?
         }
+        (FactorType::Passkey, Proof::Passkey { response }) => {
+            passkey::finish(state, who, &enrollment, &response)?
+        }
         _ => {
             return Err(EnrollError::Invalid(
                 "The verification does not fit this method's type.".into(),
@@ -221,12 +277,19 @@ pub async fn verify(
     };
     match outcome {
         Outcome::Done(completion) => {
-            if !state
+            match state
                 .store
                 .complete_enrollment(&who.tenant.id, &digest, &completion, state.clock.now())
-                .await?
+                .await
             {
-                return Err(EnrollError::Invalid(NO_SESSION.into()));
+                Ok(true) => {}
+                Ok(false) => return Err(EnrollError::Invalid(NO_SESSION.into())),
+                Err(StoreError::Conflict(_)) => {
+                    return Err(EnrollError::Invalid(
+                        "This passkey is already registered.".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
             let id = match &completion {
                 Completion::AddMethod { row, .. } => row.id.clone(),

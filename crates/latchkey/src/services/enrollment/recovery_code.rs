@@ -69,6 +69,7 @@ pub(super) fn finish(
             created_at: state.clock.now(),
             last_auth_at: None,
             last_otp_step: None,
+            credential_id: None,
         },
         replace_type: true,
     }))

@@ -95,6 +95,7 @@ pub(super) fn finish(
             last_auth_at: None,
             // The step just used is remembered, so the same code cannot log in.
             last_otp_step: Some(step),
+            credential_id: None,
         },
         replace_type: false,
     }))

@@ -18,6 +18,7 @@ fn method_row(r: &PgRow) -> StoreResult<MethodRow> {
         created_at: r.get("created_at"),
         last_auth_at: r.get("last_auth_at"),
         last_otp_step: r.get("last_otp_step"),
+        credential_id: r.get("credential_id"),
     })
 }
 
@@ -28,7 +29,7 @@ fn no_limit_when_negative(limit: i64) -> Option<i64> {
 }
 
 const METHOD_COLUMNS: &str =
-    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step";
+    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step, credential_id";
 
 #[async_trait]
 impl MethodStore for PostgresStore {
@@ -61,6 +62,39 @@ impl MethodStore for PostgresStore {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(method_row).transpose()
+    }
+
+    async fn method_by_credential(
+        &self,
+        tenant_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<MethodRow>> {
+        let sql = format!(
+            "SELECT {METHOD_COLUMNS} FROM authentication_methods WHERE tenant_id = $1 AND credential_id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(credential_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(method_row).transpose()
+    }
+
+    async fn update_method_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        data: &serde_json::Value,
+        last_auth_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE authentication_methods SET data = $1, last_auth_at = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(to_json(data))
+            .bind(last_auth_at)
+            .bind(tenant_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn rename_method(
@@ -256,7 +290,7 @@ impl MethodStore for PostgresStore {
                 }
                 sqlx::query(
                     "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
-                       last_otp_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                       last_otp_step, credential_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(tenant_id)
                 .bind(&row.id)
@@ -267,8 +301,15 @@ impl MethodStore for PostgresStore {
                 .bind(row.created_at)
                 .bind(row.last_auth_at)
                 .bind(row.last_otp_step)
+                .bind(&row.credential_id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
+                        "this credential is already registered".into(),
+                    ),
+                    e => e.into(),
+                })?;
             }
             Completion::SetPassword { user_id, hash, at } => {
                 let old = sqlx::query(

@@ -19,11 +19,12 @@ fn method_row(r: &SqliteRow) -> StoreResult<MethodRow> {
         created_at: r.get("created_at"),
         last_auth_at: r.get("last_auth_at"),
         last_otp_step: r.get("last_otp_step"),
+        credential_id: r.get("credential_id"),
     })
 }
 
 const METHOD_COLUMNS: &str =
-    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step";
+    "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step, credential_id";
 
 #[async_trait]
 impl MethodStore for SqliteStore {
@@ -56,6 +57,39 @@ impl MethodStore for SqliteStore {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(method_row).transpose()
+    }
+
+    async fn method_by_credential(
+        &self,
+        tenant_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<MethodRow>> {
+        let sql = format!(
+            "SELECT {METHOD_COLUMNS} FROM authentication_methods WHERE tenant_id = ? AND credential_id = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(credential_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(method_row).transpose()
+    }
+
+    async fn update_method_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        data: &serde_json::Value,
+        last_auth_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = ? WHERE tenant_id = ? AND id = ?")
+            .bind(to_json(data))
+            .bind(last_auth_at)
+            .bind(tenant_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn rename_method(
@@ -246,7 +280,7 @@ impl MethodStore for SqliteStore {
                 }
                 sqlx::query(
                     "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
-                       last_otp_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       last_otp_step, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(tenant_id)
                 .bind(&row.id)
@@ -257,8 +291,15 @@ impl MethodStore for SqliteStore {
                 .bind(row.created_at)
                 .bind(row.last_auth_at)
                 .bind(row.last_otp_step)
+                .bind(&row.credential_id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
+                        "this credential is already registered".into(),
+                    ),
+                    e => e.into(),
+                })?;
             }
             Completion::SetPassword { user_id, hash, at } => {
                 let old = sqlx::query(
