@@ -5,6 +5,7 @@ pub mod authorize;
 mod client_auth;
 mod discovery;
 pub mod error;
+mod passkey;
 mod session;
 pub mod token;
 pub mod wire;
@@ -31,6 +32,8 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
     let api = Router::new()
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(session::revoke))
+        .route("/passkey/register", post(passkey::register))
+        .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))
         .layer(from_fn_with_state((state, OAUTH_CORS), cors::apply))
         .layer(DefaultBodyLimit::max(wire::MAX_BODY));

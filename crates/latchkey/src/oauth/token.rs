@@ -20,6 +20,7 @@ use crate::store::{Redeem, UserRow};
 use crate::tenant::{Client, GrantType, RotationType, Tenant};
 
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
+pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 
 /// What an authorization code stands for, stored (as JSON) under its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,7 @@ pub async fn token(
         "password" => ctx.password(None, &ip).await?,
         PASSWORD_REALM => ctx.password(Some(params.required("realm")?), &ip).await?,
         "client_credentials" => ctx.client_credentials().await?,
+        WEBAUTHN => ctx.webauthn().await?,
         other => {
             return Err(OAuthError::UnsupportedGrantType(format!(
                 "Unsupported grant type: {}",
@@ -388,6 +390,66 @@ impl Ctx<'_> {
                 auth_time: now,
                 amr: &["pwd".to_string()],
                 gty: Some("password"),
+                refresh_expires_at: None,
+                issue_refresh,
+            },
+        )
+        .await?)
+    }
+
+    /// Native passkey sign-up or login: the answer to `/passkey/register`
+    /// or `/passkey/challenge`.
+    async fn webauthn(&self) -> Result<TokenResponse, OAuthError> {
+        super::passkey::require_webauthn(self.client)?;
+        let auth_session = self.params.required("auth_session")?;
+        let response =
+            super::passkey::object_param(self.params, "authn_response")?.ok_or_else(|| {
+                OAuthError::InvalidRequest("Missing required parameter: authn_response".into())
+            })?;
+        let user = crate::services::passkey_login::finish(
+            self.state,
+            self.tenant,
+            self.host,
+            self.client,
+            auth_session,
+            &response,
+        )
+        .await?;
+        let requested = split_scope(self.params.str("scope")?);
+        let granted = policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            self.params.str("audience")?,
+            &requested,
+            &self.permissions(&user),
+        )?;
+        let now = self.state.clock.now();
+        let grant_id = self.state.new_grant_id();
+        self.state
+            .store
+            .create_grant(
+                &self.tenant.id,
+                &grant_id,
+                &self.client.client_id,
+                Some(&user.user_id),
+                now,
+            )
+            .await?;
+        let issue_refresh = self.wants_refresh(&granted);
+        Ok(tokens::issue_user_tokens(
+            self.state,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user: &user,
+                granted: &granted,
+                grant_id: &grant_id,
+                nonce: None,
+                auth_time: now,
+                amr: &["webauthn".to_string()],
+                gty: None,
                 refresh_expires_at: None,
                 issue_refresh,
             },

@@ -306,6 +306,11 @@ pub enum Completion {
         hash: String,
         at: Timestamp,
     },
+    /// A new user, with their first method (passkey sign-up). `Conflict`
+    /// when the email or the credential is taken.
+    SignUp { user: Box<UserRow>, row: MethodRow },
+    /// Nothing but consuming the enrollment (a login challenge answered).
+    Consume,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ mod me_gate;
 mod me_methods;
 mod me_openapi;
 mod me_passkeys;
+mod native_passkeys;
 mod refresh;
 mod session;
 mod store_contract;

@@ -139,7 +139,7 @@ pub enum EnrollError {
 
 /// A factor's answer to a verification.
 pub(super) enum Outcome {
-    Done(Completion),
+    Done(Box<Completion>),
     /// A wrong answer: counts against the enrollment's attempts.
     Wrong(String),
     /// A refused answer that is not a guess (a password breaking the
@@ -277,6 +277,7 @@ pub async fn verify(
     };
     match outcome {
         Outcome::Done(completion) => {
+            let completion = *completion;
             match state
                 .store
                 .complete_enrollment(&who.tenant.id, &digest, &completion, state.clock.now())
@@ -292,8 +293,15 @@ pub async fn verify(
                 Err(e) => return Err(e.into()),
             }
             let id = match &completion {
-                Completion::AddMethod { row, .. } => row.id.clone(),
+                Completion::AddMethod { row, .. } | Completion::SignUp { row, .. } => {
+                    row.id.clone()
+                }
                 Completion::SetPassword { user_id, .. } => methods::password_method_id(user_id),
+                Completion::Consume => {
+                    return Err(EnrollError::Internal(
+                        "an enrollment that adds nothing".into(),
+                    ));
+                }
             };
             methods::get(state, &who.tenant.id, who.user_id, &id)
                 .await

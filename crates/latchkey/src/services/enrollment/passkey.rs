@@ -147,7 +147,7 @@ pub(super) fn finish(
         "user_handle": b64url(handle.as_bytes()),
         "relying_party_id": rp.rp_id,
     });
-    Ok(Outcome::Done(Completion::AddMethod {
+    Ok(Outcome::Done(Box::new(Completion::AddMethod {
         row: MethodRow {
             id: new_method_id(state, FactorType::Passkey),
             user_id: who.user_id.to_string(),
@@ -160,5 +160,5 @@ pub(super) fn finish(
             credential_id: Some(credential_id),
         },
         replace_type: false,
-    }))
+    })))
 }

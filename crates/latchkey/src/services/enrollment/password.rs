@@ -135,9 +135,9 @@ pub(super) async fn finish(
         .hash_password(&password)
         .await
         .map_err(|e| EnrollError::Internal(e.to_string()))?;
-    Ok(Outcome::Done(Completion::SetPassword {
+    Ok(Outcome::Done(Box::new(Completion::SetPassword {
         user_id: user.user_id.clone(),
         hash,
         at: state.clock.now(),
-    }))
+    })))
 }

@@ -59,7 +59,7 @@ pub(super) fn finish(
         .get("code_digest")
         .and_then(Value::as_str)
         .ok_or_else(|| EnrollError::Internal("enrollment without a code".into()))?;
-    Ok(Outcome::Done(Completion::AddMethod {
+    Ok(Outcome::Done(Box::new(Completion::AddMethod {
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
@@ -72,5 +72,5 @@ pub(super) fn finish(
             credential_id: None,
         },
         replace_type: true,
-    }))
+    })))
 }

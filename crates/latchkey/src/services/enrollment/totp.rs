@@ -84,7 +84,7 @@ pub(super) fn finish(
     let Some(step) = otp::verify(&secret, code, now, None) else {
         return Ok(Outcome::Wrong("The code is not valid.".into()));
     };
-    Ok(Outcome::Done(Completion::AddMethod {
+    Ok(Outcome::Done(Box::new(Completion::AddMethod {
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
@@ -98,5 +98,5 @@ pub(super) fn finish(
             credential_id: None,
         },
         replace_type: false,
-    }))
+    })))
 }

@@ -31,6 +31,38 @@ fn no_limit_when_negative(limit: i64) -> Option<i64> {
 const METHOD_COLUMNS: &str =
     "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step, credential_id";
 
+/// Inserts a method inside a transaction; a credential already registered
+/// in the tenant is a `Conflict`.
+async fn insert_method(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant_id: &str,
+    row: &MethodRow,
+) -> StoreResult<()> {
+    sqlx::query(
+            "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
+               last_otp_step, credential_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(tenant_id)
+        .bind(&row.id)
+        .bind(&row.user_id)
+        .bind(&row.method_type)
+        .bind(&row.name)
+        .bind(to_json(&row.data))
+        .bind(row.created_at)
+        .bind(row.last_auth_at)
+        .bind(row.last_otp_step)
+        .bind(&row.credential_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
+                "this credential is already registered".into(),
+            ),
+            e => e.into(),
+        })?;
+    Ok(())
+}
+
 #[async_trait]
 impl MethodStore for PostgresStore {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>> {
@@ -272,11 +304,45 @@ impl MethodStore for PostgresStore {
         // do under SQLite's single writer (no lost password-history entry,
         // no two recovery codes after `replace_type`).
         let user_id = match completion {
-            Completion::AddMethod { row, .. } => &row.user_id,
-            Completion::SetPassword { user_id, .. } => user_id,
+            Completion::AddMethod { row, .. } => Some(&row.user_id),
+            Completion::SignUp { user, .. } => Some(&user.user_id),
+            Completion::SetPassword { user_id, .. } => Some(user_id),
+            Completion::Consume => None,
         };
-        advisory_lock(&mut tx, &format!("latchkey:user:{tenant_id}:{user_id}")).await?;
+        if let Some(user_id) = user_id {
+            advisory_lock(&mut tx, &format!("latchkey:user:{tenant_id}:{user_id}")).await?;
+        }
         match completion {
+            Completion::Consume => {}
+            Completion::SignUp { user, row } => {
+                sqlx::query(
+                    "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
+                       password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(tenant_id)
+                .bind(&user.user_id)
+                .bind(&user.connection)
+                .bind(&user.email)
+                .bind(user.email.to_lowercase())
+                .bind(user.email_verified)
+                .bind(&user.password_hash)
+                .bind(to_json(&user.profile))
+                .bind(user.blocked)
+                .bind(user.last_password_reset)
+                .bind(user.created_at)
+                .bind(user.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StoreError::Conflict("a user with this email already exists".into())
+                    }
+                    e => e.into(),
+                })?;
+                insert_method(&mut tx, tenant_id, row).await?;
+            }
+
             Completion::AddMethod { row, replace_type } => {
                 if *replace_type {
                     sqlx::query(
@@ -288,28 +354,7 @@ impl MethodStore for PostgresStore {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
-                       last_otp_step, credential_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(tenant_id)
-                .bind(&row.id)
-                .bind(&row.user_id)
-                .bind(&row.method_type)
-                .bind(&row.name)
-                .bind(to_json(&row.data))
-                .bind(row.created_at)
-                .bind(row.last_auth_at)
-                .bind(row.last_otp_step)
-                .bind(&row.credential_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
-                        "this credential is already registered".into(),
-                    ),
-                    e => e.into(),
-                })?;
+                insert_method(&mut tx, tenant_id, row).await?;
             }
             Completion::SetPassword { user_id, hash, at } => {
                 let old = sqlx::query(

@@ -26,6 +26,38 @@ fn method_row(r: &SqliteRow) -> StoreResult<MethodRow> {
 const METHOD_COLUMNS: &str =
     "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step, credential_id";
 
+/// Inserts a method inside a transaction; a credential already registered
+/// in the tenant is a `Conflict`.
+async fn insert_method(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tenant_id: &str,
+    row: &MethodRow,
+) -> StoreResult<()> {
+    sqlx::query(
+            "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
+               last_otp_step, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(&row.id)
+        .bind(&row.user_id)
+        .bind(&row.method_type)
+        .bind(&row.name)
+        .bind(to_json(&row.data))
+        .bind(row.created_at)
+        .bind(row.last_auth_at)
+        .bind(row.last_otp_step)
+        .bind(&row.credential_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
+                "this credential is already registered".into(),
+            ),
+            e => e.into(),
+        })?;
+    Ok(())
+}
+
 #[async_trait]
 impl MethodStore for SqliteStore {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>> {
@@ -278,28 +310,36 @@ impl MethodStore for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                insert_method(&mut tx, tenant_id, row).await?;
+            }
+            Completion::Consume => {}
+            Completion::SignUp { user, row } => {
                 sqlx::query(
-                    "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, last_auth_at, \
-                       last_otp_step, credential_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
+                       password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(tenant_id)
-                .bind(&row.id)
-                .bind(&row.user_id)
-                .bind(&row.method_type)
-                .bind(&row.name)
-                .bind(to_json(&row.data))
-                .bind(row.created_at)
-                .bind(row.last_auth_at)
-                .bind(row.last_otp_step)
-                .bind(&row.credential_id)
+                .bind(&user.user_id)
+                .bind(&user.connection)
+                .bind(&user.email)
+                .bind(user.email.to_lowercase())
+                .bind(i64::from(user.email_verified))
+                .bind(&user.password_hash)
+                .bind(to_json(&user.profile))
+                .bind(i64::from(user.blocked))
+                .bind(user.last_password_reset)
+                .bind(user.created_at)
+                .bind(user.updated_at)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match e {
-                    sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
-                        "this credential is already registered".into(),
-                    ),
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StoreError::Conflict("a user with this email already exists".into())
+                    }
                     e => e.into(),
                 })?;
+                insert_method(&mut tx, tenant_id, row).await?;
             }
             Completion::SetPassword { user_id, hash, at } => {
                 let old = sqlx::query(

@@ -1,0 +1,269 @@
+//! Native passkey sign-up and login: `/passkey/register`,
+//! `/passkey/challenge` and the webauthn grant.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::authenticator::{SoftAuthenticator, tamper_client_data};
+use crate::support::*;
+
+const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
+
+async fn server() -> TestServer {
+    let s = TestServer::start().await;
+    let text = acme(s.port)
+        .replace("factors: [password, totp, recovery-code]", "factors: [password, passkey, totp, recovery-code]")
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            "\"http://auth0.com/oauth/grant-type/password-realm\", \"urn:okta:params:oauth:grant-type:webauthn\"] }",
+        );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    s
+}
+
+async fn post(s: &TestServer, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = s.http().post(s.url(path)).json(&body).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+async fn webauthn_grant(s: &TestServer, session: &Value, response: &Value) -> (StatusCode, Value) {
+    post(
+        s,
+        "/oauth/token",
+        json!({"grant_type": WEBAUTHN, "client_id": "spa", "auth_session": session, "authn_response": response,
+               "scope": format!("openid offline_access {ME_SCOPES}"), "audience": s.my_account_audience()}),
+    )
+    .await
+}
+
+async fn sign_up(s: &TestServer, authenticator: &SoftAuthenticator, email: &str) -> Value {
+    let (status, body) = post(
+        s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": email, "name": "Carol"}, "user_metadata": {"plan": "free"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let options = &body["authn_params_public_key"];
+    assert_eq!(options["user"]["name"], email);
+    assert_eq!(options["authenticatorSelection"]["residentKey"], "required");
+    let cred = authenticator.register(&s.base, options).await.unwrap();
+    let (status, tokens) = webauthn_grant(s, &body["auth_session"], &cred).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
+async fn log_in(s: &TestServer, authenticator: &SoftAuthenticator) -> (StatusCode, Value) {
+    let (status, body) = post(s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let options = &body["authn_params_public_key"];
+    assert!(
+        options["allowCredentials"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "discoverable"
+    );
+    assert_eq!(options["rpId"], "localhost");
+    let assertion = authenticator.authenticate(&s.base, options).await.unwrap();
+    webauthn_grant(s, &body["auth_session"], &assertion).await
+}
+
+#[tokio::test]
+async fn sign_up_then_log_in_with_the_passkey() {
+    let s = server().await;
+    let authenticator = SoftAuthenticator::new();
+    let tokens = sign_up(&s, &authenticator, "carol@example.com").await;
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    let sub = id["sub"].as_str().unwrap().to_string();
+    assert!(sub.starts_with("auth0|"));
+    assert!(tokens["refresh_token"].is_string());
+    // The new user's only method is the passkey.
+    let at = tokens["access_token"].as_str().unwrap();
+    let list = s.me("GET", "/authentication-methods", Some(at), None).await;
+    let methods = list.body["authentication_methods"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(methods.len(), 1, "{}", list.body);
+    assert_eq!(methods[0]["type"], "passkey");
+    assert_eq!(methods[0]["identity_user_id"], sub.as_str());
+    // The user exists with the profile given at sign-up.
+    let (_, info) = userinfo(&s, at).await;
+    assert_eq!(info["sub"], sub.as_str());
+
+    // Log in: the same user, twice (the counter moves on).
+    for _ in 0..2 {
+        let (status, tokens) = log_in(&s, &authenticator).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        assert_eq!(
+            claims(tokens["id_token"].as_str().unwrap())["sub"],
+            sub.as_str()
+        );
+    }
+    let list = s.me("GET", "/authentication-methods", Some(at), None).await;
+    assert!(list.body["authentication_methods"][0]["last_auth_at"].is_string());
+
+    // A cloned authenticator (its counter going backwards) is refused.
+    authenticator.roll_back_counter();
+    let (status, body) = log_in(&s, &authenticator).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_passkey_enrolled_through_my_account_logs_in_natively() {
+    let s = server().await;
+    let token = s.me_token(ME_SCOPES).await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "passkey"})),
+        )
+        .await;
+    let authenticator = SoftAuthenticator::new();
+    let cred = authenticator
+        .register(&s.base, &r.body["authn_params_public_key"])
+        .await
+        .unwrap();
+    let v = s
+        .me(
+            "POST",
+            &format!("{}/verify", r.header("location").unwrap()),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"], "authn_response": cred})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED);
+    let (status, tokens) = log_in(&s, &authenticator).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["id_token"].as_str().unwrap())["sub"],
+        "auth0|alice"
+    );
+}
+
+#[tokio::test]
+async fn challenges_are_single_use_and_checked() {
+    let s = server().await;
+    let authenticator = SoftAuthenticator::new();
+    sign_up(&s, &authenticator, "dave@example.com").await;
+
+    let (_, body) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    let assertion = authenticator
+        .authenticate(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap();
+    assert_eq!(
+        webauthn_grant(&s, &body["auth_session"], &assertion)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, replay) = webauthn_grant(&s, &body["auth_session"], &assertion).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(replay["error"], "invalid_grant");
+
+    // An assertion for another challenge.
+    let (_, first) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    let (_, second) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    let assertion = authenticator
+        .authenticate(&s.base, &first["authn_params_public_key"])
+        .await
+        .unwrap();
+    assert_eq!(
+        webauthn_grant(&s, &second["auth_session"], &assertion)
+            .await
+            .1["error"],
+        "invalid_grant"
+    );
+
+    // A tampered origin.
+    let (_, body) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    let mut assertion = authenticator
+        .authenticate(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap();
+    tamper_client_data(&mut assertion, |c| {
+        c["origin"] = json!("https://evil.example")
+    });
+    assert_eq!(
+        webauthn_grant(&s, &body["auth_session"], &assertion)
+            .await
+            .1["error"],
+        "invalid_grant"
+    );
+
+    // A passkey this tenant never registered.
+    let stranger = SoftAuthenticator::new();
+    let (_, body) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": "eve@example.com"}}),
+    )
+    .await;
+    stranger
+        .register(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap(); // never sent to the server
+    let (_, body) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    let assertion = stranger
+        .authenticate(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap();
+    assert_eq!(
+        webauthn_grant(&s, &body["auth_session"], &assertion)
+            .await
+            .1["error"],
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn the_passkey_api_checks_clients_profiles_and_the_tenant() {
+    let s = server().await;
+    for (body, error) in [
+        (
+            json!({"client_id": "spa", "user_profile": {"email": ALICE}}),
+            "invalid_request",
+        ),
+        (
+            json!({"client_id": "spa", "user_profile": {"email": "x@example.com", "shoe_size": "44"}}),
+            "invalid_request",
+        ),
+        (
+            json!({"client_id": "spa", "user_profile": {"name": "No Email"}}),
+            "invalid_request",
+        ),
+        (json!({"client_id": "spa"}), "invalid_request"),
+        (
+            json!({"client_id": "spa", "user_profile": {"email": "x@example.com"}, "realm": "Nope"}),
+            "invalid_request",
+        ),
+        (
+            json!({"client_id": "nogrants", "user_profile": {"email": "x@example.com"}}),
+            "unauthorized_client",
+        ),
+    ] {
+        let (status, answer) = post(&s, "/passkey/register", body.clone()).await;
+        assert!(status.is_client_error(), "{body}");
+        assert_eq!(answer["error"], error, "{body}: {answer}");
+    }
+    let (status, answer) = post(&s, "/passkey/challenge", json!({"client_id": "nogrants"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(answer["error"], "unauthorized_client");
+    let (status, _) = post(&s, "/oauth/token", json!({"grant_type": WEBAUTHN, "client_id": "spa", "auth_session": "nope", "authn_response": {}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Without `passkey` among the tenant's factors, the Passkey API is not there.
+    latchkey::tenant::apply::apply_text(&s.state, &acme(s.port).replace(
+        "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+        "\"http://auth0.com/oauth/grant-type/password-realm\", \"urn:okta:params:oauth:grant-type:webauthn\"] }",
+    )).await.unwrap();
+    let (status, _) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
