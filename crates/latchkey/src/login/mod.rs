@@ -29,7 +29,14 @@ const TEMPLATES: [(&str, &str); 6] = [
 ];
 
 pub fn routes() -> Router<SharedState> {
-    Router::new().route("/login", post(submit::submit))
+    Router::new()
+        .route("/login", post(submit::submit))
+        .route("/login/passkey/challenge", post(submit::passkey_challenge))
+        .route("/login/passkey", post(submit::passkey_submit))
+        .route(
+            "/login/passkey.js",
+            axum::routing::get(submit::passkey_script),
+        )
 }
 
 pub struct Templates {
@@ -97,7 +104,10 @@ impl Templates {
     ) -> String {
         self.render(
             "login.html",
-            context! { page => Value::from(Serde(page(Some(tenant)))), tx, username, error },
+            context! {
+                page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
+                passkeys => tenant.config.factors.contains(&crate::tenant::FactorType::Passkey),
+            },
         )
     }
 

@@ -1,11 +1,14 @@
-//! `POST /login`: the hosted login form's submission.
+//! `POST /login` (the hosted form's password) and the passkey sign-in of the
+//! same page: `POST /login/passkey/challenge` and `POST /login/passkey`.
 
-use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
+use crate::app::AppState;
 use crate::app::SharedState;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
 use crate::http::{ClientIp, cookies};
@@ -13,13 +16,117 @@ use crate::oauth::authorize::{self, AuthorizeRequest, Back};
 use crate::oauth::wire::OAuthTenant;
 use crate::rng::RngExt;
 use crate::services::login::{self, LoginError, PasswordLogin};
-use crate::store::SessionRow;
+use crate::services::passkey_login::{self, PasskeyError};
+use crate::store::{SessionRow, UserRow};
+use crate::tenant::Tenant;
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     tx: String,
     username: String,
     password: String,
+}
+
+fn expired(state: &AppState, tenant: &Tenant) -> Response {
+    let html = state.templates.render_error(
+        Some(tenant),
+        "Your login page has expired. Go back to the application and start again.",
+    );
+    (StatusCode::BAD_REQUEST, Html(html)).into_response()
+}
+
+/// The login transaction behind a form, if it belongs to this browser (the
+/// cookie set with the page: login CSRF) and is still alive.
+async fn transaction(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+) -> Result<AuthorizeRequest, Response> {
+    let bound = cookies::get(headers, cookies::TRANSACTION)
+        .is_some_and(|c| constant_time_eq(c.as_bytes(), tx.as_bytes()));
+    if !bound || tx.len() > 128 {
+        return Err(expired(state, tenant));
+    }
+    match state
+        .store
+        .login_transaction(&tenant.id, &secret_digest(tx), state.clock.now())
+        .await
+    {
+        Ok(Some(json)) => {
+            serde_json::from_str(&json).map_err(|e| authorize::internal(state, tenant, e))
+        }
+        Ok(None) => Err(expired(state, tenant)),
+        Err(e) => Err(authorize::store_error(state, tenant, e)),
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    username: &str,
+    message: &str,
+) -> Response {
+    let html = state
+        .templates
+        .render_login(tenant, tx, username, Some(message));
+    let mut res = (StatusCode::OK, Html(html)).into_response();
+    authorize::frame_guard(&mut res);
+    res
+}
+
+/// The user is authenticated: a new session, and the code back to the app.
+#[allow(clippy::too_many_arguments)]
+async fn signed_in(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    amr: Vec<String>,
+) -> Response {
+    let now = state.clock.now();
+    if let Err(e) = state
+        .store
+        .delete_login_transaction(&tenant.id, &secret_digest(tx))
+        .await
+    {
+        return authorize::store_error(state, tenant, e);
+    }
+    // A new session on every login; the old one (if any) ends.
+    if let Some((old, _)) = authorize::current_session(state, tenant, headers).await {
+        let _ = state.store.revoke_session(&tenant.id, &old, now).await;
+    }
+    let lifetime = 3600 * i64::from(tenant.config.tenant.session_lifetime_hours);
+    let session_id = state.rng.token(32);
+    let session = SessionRow {
+        user_id: user.user_id.clone(),
+        auth_time: now,
+        amr: amr.clone(),
+        expires_at: now + lifetime,
+    };
+    if let Err(e) = state
+        .store
+        .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
+        .await
+    {
+        return authorize::store_error(state, tenant, e);
+    }
+    let back = Back::for_request(req);
+    let mut res = authorize::complete(state, tenant, host, req, user, now, &amr, &back).await;
+    let h = res.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        cookies::set(host, cookies::SESSION, &session_id, lifetime),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(host, cookies::TRANSACTION),
+    );
+    res
 }
 
 pub async fn submit(
@@ -29,35 +136,12 @@ pub async fn submit(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let expired = |status| {
-        let html = state.templates.render_error(
-            Some(&tenant),
-            "Your login page has expired. Go back to the application and start again.",
-        );
-        (status, Html(html)).into_response()
-    };
     let Ok(Form(form)) = form else {
-        return expired(StatusCode::BAD_REQUEST);
+        return expired(&state, &tenant);
     };
-    // The transaction must belong to this browser (login CSRF).
-    let bound = cookies::get(&headers, cookies::TRANSACTION)
-        .is_some_and(|c| constant_time_eq(c.as_bytes(), form.tx.as_bytes()));
-    if !bound || form.tx.len() > 128 {
-        return expired(StatusCode::BAD_REQUEST);
-    }
-    let tx_digest = secret_digest(&form.tx);
-    let now = state.clock.now();
-    let req: AuthorizeRequest = match state
-        .store
-        .login_transaction(&tenant.id, &tx_digest, now)
-        .await
-    {
-        Ok(Some(json)) => match serde_json::from_str(&json) {
-            Ok(r) => r,
-            Err(e) => return authorize::internal(&state, &tenant, e),
-        },
-        Ok(None) => return expired(StatusCode::BAD_REQUEST),
-        Err(e) => return authorize::store_error(&state, &tenant, e),
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(res) => return res,
     };
     let attempt = login::authenticate(
         &state,
@@ -83,52 +167,165 @@ pub async fn submit(
                 LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
                 LoginError::Store(_) => "Something went wrong. Please try again.",
             };
-            let html =
-                state
-                    .templates
-                    .render_login(&tenant, &form.tx, &form.username, Some(message));
-            let mut res = (StatusCode::OK, Html(html)).into_response();
-            authorize::frame_guard(&mut res);
-            return res;
+            return login_page(&state, &tenant, &form.tx, &form.username, message);
         }
     };
-    if let Err(e) = state
-        .store
-        .delete_login_transaction(&tenant.id, &tx_digest)
-        .await
-    {
-        return authorize::store_error(&state, &tenant, e);
-    }
-    // A new session on every login; the old one (if any) ends.
-    if let Some((old, _)) = authorize::current_session(&state, &tenant, &headers).await {
-        let _ = state.store.revoke_session(&tenant.id, &old, now).await;
-    }
-    let lifetime = 3600 * i64::from(tenant.config.tenant.session_lifetime_hours);
-    let session_id = state.rng.token(32);
-    let amr = vec!["pwd".to_string()];
-    let session = SessionRow {
-        user_id: user.user_id.clone(),
-        auth_time: now,
-        amr: amr.clone(),
-        expires_at: now + lifetime,
+    signed_in(
+        &state,
+        &tenant,
+        &host,
+        &headers,
+        &form.tx,
+        &req,
+        &user,
+        vec!["pwd".into()],
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChallengeForm {
+    tx: String,
+}
+
+/// `POST /login/passkey/challenge`: a discoverable challenge for this login
+/// page (JSON, for the page's script).
+pub async fn passkey_challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request"})),
+        )
+            .into_response();
     };
-    if let Err(e) = state
-        .store
-        .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
-        .await
-    {
-        return authorize::store_error(&state, &tenant, e);
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "login_expired"})),
+            )
+                .into_response();
+        }
+    };
+    let Some(client) = tenant.client(&req.client_id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "login_expired"})),
+        )
+            .into_response();
+    };
+    match passkey_login::challenge(&state, &tenant, &host, client, None).await {
+        Ok((auth_session, options)) => {
+            let mut res =
+                Json(json!({"auth_session": auth_session, "options": options})).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(PasskeyError::NotEnabled) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "passkey challenge failed");
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_request"})),
+            )
+                .into_response()
+        }
     }
-    let back = Back::for_request(&req);
-    let mut res = authorize::complete(&state, &tenant, &host, &req, &user, now, &amr, &back).await;
-    let h = res.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        cookies::set(&host, cookies::SESSION, &session_id, lifetime),
-    );
-    h.append(
-        header::SET_COOKIE,
-        cookies::clear(&host, cookies::TRANSACTION),
-    );
-    res
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasskeyForm {
+    tx: String,
+    auth_session: String,
+    credential: String,
+}
+
+/// `POST /login/passkey`: the page's passkey assertion.
+pub async fn passkey_submit(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return expired(&state, &tenant);
+    };
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    let Some(client) = tenant.client(&req.client_id) else {
+        return expired(&state, &tenant);
+    };
+    let failed = |state: &AppState| {
+        login_page(
+            state,
+            &tenant,
+            &form.tx,
+            "",
+            "That passkey could not be used to sign in.",
+        )
+    };
+    let Ok(response) = serde_json::from_str::<Value>(&form.credential) else {
+        return failed(&state);
+    };
+    if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
+        return failed(&state);
+    }
+    match passkey_login::finish(
+        &state,
+        &tenant,
+        &host,
+        client,
+        &form.auth_session,
+        &response,
+    )
+    .await
+    {
+        Ok(user) => {
+            signed_in(
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &req,
+                &user,
+                vec!["webauthn".into()],
+            )
+            .await
+        }
+        Err(PasskeyError::Store(e)) => authorize::store_error(&state, &tenant, e),
+        Err(e) => {
+            tracing::info!(error = %e, tenant = %tenant.name, "passkey sign-in refused");
+            failed(&state)
+        }
+    }
+}
+
+/// The login page's script: passkey sign-in by button and by autofill.
+pub async fn passkey_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        include_str!("templates/passkey.js"),
+    )
+        .into_response()
 }

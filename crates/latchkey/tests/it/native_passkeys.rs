@@ -267,3 +267,125 @@ async fn the_passkey_api_checks_clients_profiles_and_the_tenant() {
     let (status, _) = post(&s, "/passkey/challenge", json!({"client_id": "spa"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_hosted_login_page_signs_in_with_a_passkey() {
+    let s = server().await;
+    let authenticator = SoftAuthenticator::new();
+    let signed_up = sign_up(&s, &authenticator, "frank@example.com").await;
+    let sub = claims(signed_up["id_token"].as_str().unwrap())["sub"].clone();
+
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let html = browser
+        .get(req.url(&s))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"passkey-login\""));
+    assert!(html.contains("autocomplete=\"username webauthn\""));
+    assert!(html.contains("/login/passkey.js"));
+    let tx = hidden_input(&html, "tx").unwrap();
+    let js = browser
+        .get(s.url("/login/passkey.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/javascript")
+    );
+
+    // The page's challenge is bound to its transaction cookie.
+    let res = s
+        .http()
+        .post(s.url("/login/passkey/challenge"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = browser
+        .post(s.url("/login/passkey/challenge"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ch: Value = res.json().await.unwrap();
+    let assertion = authenticator
+        .authenticate(&s.base, &ch["options"])
+        .await
+        .unwrap();
+
+    // A tampered assertion re-renders the page with an error.
+    let mut bad = assertion.clone();
+    tamper_client_data(&mut bad, |c| c["challenge"] = json!("AAAA"));
+    let res = browser
+        .post(s.url("/login/passkey"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("auth_session", ch["auth_session"].as_str().unwrap()),
+            ("credential", &bad.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("could not be used"));
+
+    let res = browser
+        .post(s.url("/login/passkey/challenge"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let ch: Value = res.json().await.unwrap();
+    let assertion = authenticator
+        .authenticate(&s.base, &ch["options"])
+        .await
+        .unwrap();
+    let res = browser
+        .post(s.url("/login/passkey"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("auth_session", ch["auth_session"].as_str().unwrap()),
+            ("credential", &assertion.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+    let code = query_param(res.headers()["location"].to_str().unwrap(), "code").unwrap();
+    let (status, tokens) = exchange(&s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["sub"], sub);
+    // And the session now gives single sign-on.
+    let res = browser
+        .get(AuthRequest::new("openid").param("prompt", "none").url(&s))
+        .send()
+        .await
+        .unwrap();
+    assert!(query_param(res.headers()["location"].to_str().unwrap(), "code").is_some());
+}
+
+#[tokio::test]
+async fn no_passkey_button_without_passkeys() {
+    let s = TestServer::start().await;
+    let html = s
+        .browser()
+        .get(AuthRequest::new("openid").url(&s))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("passkey-login"));
+    assert!(html.contains("autocomplete=\"username\""));
+}
