@@ -1,5 +1,7 @@
 // A tiny static HTTP server for the test SPA: e2e/app/index.html on every
-// page path (/, /cb, …) and the auth0-spa-js UMD bundle from node_modules.
+// page path (/, /cb, …), e2e/app/native.html (native passkeys, no SDK) at
+// /native.html, e2e/app/webauthn.js (the pages' WebAuthn helpers) and the
+// auth0-spa-js UMD bundle from node_modules.
 // The app's origin is http://localhost:APPPORT.
 
 import fs from 'node:fs/promises';
@@ -14,11 +16,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
 const INDEX = path.join(here, '..', 'app', 'index.html');
+const NATIVE = path.join(here, '..', 'app', 'native.html');
+const WEBAUTHN_JS = path.join(here, '..', 'app', 'webauthn.js');
 // Resolved through Node's module resolution so a hoisted or nested install both work.
 const SPA_JS_DIR = path.dirname(require.resolve('@auth0/auth0-spa-js/package.json'));
 const SPA_JS_BUNDLE = path.join(SPA_JS_DIR, 'dist', 'auth0-spa-js.production.js');
 
 const files = {
+  '/native.html': { file: NATIVE, type: 'text/html; charset=utf-8' },
+  '/webauthn.js': { file: WEBAUTHN_JS, type: 'text/javascript; charset=utf-8' },
   '/auth0-spa-js.production.js': { file: SPA_JS_BUNDLE, type: 'text/javascript; charset=utf-8' },
   '/auth0-spa-js.production.js.map': { file: `${SPA_JS_BUNDLE}.map`, type: 'application/json' },
 };

@@ -70,7 +70,10 @@ export const SPA_CLIENT_ID = 'spa';
 export const READONLY_SPA_CLIENT_ID = 'spa-readonly';
 
 /** Factor types enabled on the tenant (`factors`). */
-export const TENANT_FACTORS = Object.freeze(['password', 'totp', 'recovery-code']);
+export const TENANT_FACTORS = Object.freeze(['password', 'passkey', 'totp', 'recovery-code']);
+
+/** The grant type of Auth0's Passkey API (native passkey sign-up and login at /oauth/token). */
+export const WEBAUTHN_GRANT = 'urn:okta:params:oauth:grant-type:webauthn';
 
 /** Scopes the SPA may obtain for the My Account API: everything spa-js's myAccount client uses for factors and authentication methods. */
 export const MY_ACCOUNT_SCOPES = Object.freeze([
@@ -84,8 +87,11 @@ export const MY_ACCOUNT_SCOPES = Object.freeze([
 /** The read-only SPA's grant: no create/update/delete. */
 export const READONLY_MY_ACCOUNT_SCOPES = Object.freeze(['read:me:authentication_methods', 'read:me:factors']);
 
-/** A single-page application served from `appOrigin` (callback `/cb`, logout back to `/`). */
-function spaClient(clientId, name, appOrigin) {
+/**
+ * A single-page application served from `appOrigin` (callback `/cb`, logout back to `/`).
+ * `extraGrants` are added to its grant types.
+ */
+function spaClient(clientId, name, appOrigin, extraGrants = []) {
   return {
     client_id: clientId,
     name,
@@ -94,7 +100,7 @@ function spaClient(clientId, name, appOrigin) {
     allowed_origins: [appOrigin],
     web_origins: [appOrigin],
     allowed_logout_urls: [`${appOrigin}/`],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', ...extraGrants],
   };
 }
 
@@ -111,12 +117,16 @@ export function e2eTenant({ port, appOrigin }) {
       name: 'e2e',
       domains: [domain],
       friendly_name: 'latchkey e2e',
+      // WebAuthn runs on the page's origin: the app's pages (native passkeys, My Account enrollment) use
+      // the app origin, the hosted login page the server's own (allowed by default). The RP ID
+      // (default: the host's name, `localhost`) covers both ports.
+      passkeys: { origins: [appOrigin] },
     },
     my_account_api: { active: true, user_policy: 'require_client_grant' },
     factors: [...TENANT_FACTORS],
     connections: [{ name: 'Username-Password-Authentication' }],
     clients: [
-      spaClient(SPA_CLIENT_ID, 'E2E single-page app', appOrigin),
+      spaClient(SPA_CLIENT_ID, 'E2E single-page app', appOrigin, [WEBAUTHN_GRANT]),
       spaClient(READONLY_SPA_CLIENT_ID, 'E2E single-page app (read-only My Account grant)', appOrigin),
     ],
     client_grants: [

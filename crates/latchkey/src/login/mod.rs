@@ -16,7 +16,11 @@ use serde::Serialize;
 use crate::app::SharedState;
 use crate::tenant::Tenant;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    (
+        "add_passkey.html",
+        include_str!("templates/add_passkey.html"),
+    ),
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
@@ -32,6 +36,16 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/login", post(submit::submit))
         .route("/login/passkey/challenge", post(submit::passkey_challenge))
+        .route("/login/continue", post(submit::continue_login))
+        .route(
+            "/login/passkey/create/challenge",
+            post(submit::create_challenge),
+        )
+        .route("/login/passkey/create", post(submit::create_passkey))
+        .route(
+            "/login/add-passkey.js",
+            axum::routing::get(submit::add_passkey_script),
+        )
         .route("/login/passkey", post(submit::passkey_submit))
         .route(
             "/login/passkey.js",
@@ -108,6 +122,19 @@ impl Templates {
                 page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
                 passkeys => tenant.config.factors.contains(&crate::tenant::FactorType::Passkey),
             },
+        )
+    }
+
+    pub fn render_add_passkey(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        email: &str,
+        error: Option<&str>,
+    ) -> String {
+        self.render(
+            "add_passkey.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
         )
     }
 

@@ -11,14 +11,16 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::app::SharedState;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
+use crate::http::user_agent;
 use crate::http::{ClientIp, cookies};
 use crate::oauth::authorize::{self, AuthorizeRequest, Back};
 use crate::oauth::wire::OAuthTenant;
 use crate::rng::RngExt;
+use crate::services::enrollment::{self, Challenge, Proof, Start, Who};
 use crate::services::login::{self, LoginError, PasswordLogin};
 use crate::services::passkey_login::{self, PasskeyError};
 use crate::store::{SessionRow, UserRow};
-use crate::tenant::Tenant;
+use crate::tenant::{FactorType, Tenant};
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
@@ -76,6 +78,68 @@ fn login_page(
     res
 }
 
+/// A new session for `user` (the old one, if any, ends): its cookie.
+async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<HeaderValue, Response> {
+    let now = state.clock.now();
+    if let Some((old, _)) = authorize::current_session(state, tenant, headers).await {
+        let _ = state.store.revoke_session(&tenant.id, &old, now).await;
+    }
+    let lifetime = 3600 * i64::from(tenant.config.tenant.session_lifetime_hours);
+    let session_id = state.rng.token(32);
+    let session = SessionRow {
+        user_id: user.user_id.clone(),
+        auth_time: now,
+        amr: amr.to_vec(),
+        expires_at: now + lifetime,
+    };
+    state
+        .store
+        .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
+        .await
+        .map_err(|e| authorize::store_error(state, tenant, e))?;
+    Ok(cookies::set(host, cookies::SESSION, &session_id, lifetime))
+}
+
+/// The login is over: the transaction goes, the code goes back to the app.
+#[allow(clippy::too_many_arguments)]
+async fn finish_login(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: i64,
+    amr: &[String],
+    session_cookie: Option<HeaderValue>,
+) -> Response {
+    if let Err(e) = state
+        .store
+        .delete_login_transaction(&tenant.id, &secret_digest(tx))
+        .await
+    {
+        return authorize::store_error(state, tenant, e);
+    }
+    let back = Back::for_request(req);
+    let mut res = authorize::complete(state, tenant, host, req, user, auth_time, amr, &back).await;
+    let h = res.headers_mut();
+    if let Some(c) = session_cookie {
+        h.append(header::SET_COOKIE, c);
+    }
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(host, cookies::TRANSACTION),
+    );
+    res
+}
+
 /// The user is authenticated: a new session, and the code back to the app.
 #[allow(clippy::too_many_arguments)]
 async fn signed_in(
@@ -88,45 +152,26 @@ async fn signed_in(
     user: &UserRow,
     amr: Vec<String>,
 ) -> Response {
-    let now = state.clock.now();
-    if let Err(e) = state
-        .store
-        .delete_login_transaction(&tenant.id, &secret_digest(tx))
-        .await
-    {
-        return authorize::store_error(state, tenant, e);
-    }
-    // A new session on every login; the old one (if any) ends.
-    if let Some((old, _)) = authorize::current_session(state, tenant, headers).await {
-        let _ = state.store.revoke_session(&tenant.id, &old, now).await;
-    }
-    let lifetime = 3600 * i64::from(tenant.config.tenant.session_lifetime_hours);
-    let session_id = state.rng.token(32);
-    let session = SessionRow {
-        user_id: user.user_id.clone(),
-        auth_time: now,
-        amr: amr.clone(),
-        expires_at: now + lifetime,
+    let cookie = match open_session(state, tenant, host, headers, user, &amr).await {
+        Ok(c) => c,
+        Err(res) => return res,
     };
-    if let Err(e) = state
-        .store
-        .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
-        .await
-    {
-        return authorize::store_error(state, tenant, e);
+    let now = state.clock.now();
+    finish_login(state, tenant, host, tx, req, user, now, &amr, Some(cookie)).await
+}
+
+/// Whether to offer this user a passkey after a password login.
+async fn offer_passkey(state: &AppState, tenant: &Tenant, user: &UserRow) -> bool {
+    let passkeys = &tenant.config.tenant.passkeys;
+    if !passkeys.progressive_enrollment || !tenant.config.factors.contains(&FactorType::Passkey) {
+        return false;
     }
-    let back = Back::for_request(req);
-    let mut res = authorize::complete(state, tenant, host, req, user, now, &amr, &back).await;
-    let h = res.headers_mut();
-    h.append(
-        header::SET_COOKIE,
-        cookies::set(host, cookies::SESSION, &session_id, lifetime),
-    );
-    h.append(
-        header::SET_COOKIE,
-        cookies::clear(host, cookies::TRANSACTION),
-    );
-    res
+    match state.store.methods(&tenant.id, &user.user_id).await {
+        Ok(methods) => !methods
+            .iter()
+            .any(|m| m.method_type == FactorType::Passkey.as_str()),
+        Err(_) => false,
+    }
 }
 
 pub async fn submit(
@@ -170,17 +215,208 @@ pub async fn submit(
             return login_page(&state, &tenant, &form.tx, &form.username, message);
         }
     };
-    signed_in(
-        &state,
-        &tenant,
-        &host,
-        &headers,
-        &form.tx,
-        &req,
-        &user,
-        vec!["pwd".into()],
+    let amr = vec!["pwd".to_string()];
+    if offer_passkey(&state, &tenant, &user).await {
+        // Signed in already; the code waits for the passkey question.
+        let cookie = match open_session(&state, &tenant, &host, &headers, &user, &amr).await {
+            Ok(c) => c,
+            Err(res) => return res,
+        };
+        let html = state
+            .templates
+            .render_add_passkey(&tenant, &form.tx, &user.email, None);
+        let mut res = (StatusCode::OK, Html(html)).into_response();
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+        authorize::frame_guard(&mut res);
+        return res;
+    }
+    signed_in(&state, &tenant, &host, &headers, &form.tx, &req, &user, amr).await
+}
+
+/// The signed-in user of this browser and their login transaction: the
+/// steps after a password login (continue, or add a passkey first).
+async fn signed_in_user(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+) -> Result<(AuthorizeRequest, UserRow, SessionRow), Response> {
+    let req = transaction(state, tenant, headers, tx).await?;
+    let Some((_, session)) = authorize::current_session(state, tenant, headers).await else {
+        return Err(expired(state, tenant));
+    };
+    match state.store.user_by_id(&tenant.id, &session.user_id).await {
+        Ok(Some(user)) if !user.blocked => Ok((req, user, session)),
+        Ok(_) => Err(expired(state, tenant)),
+        Err(e) => Err(authorize::store_error(state, tenant, e)),
+    }
+}
+
+/// `POST /login/continue`: on without a passkey.
+pub async fn continue_login(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return expired(&state, &tenant);
+    };
+    match signed_in_user(&state, &tenant, &headers, &form.tx).await {
+        Ok((req, user, session)) => {
+            finish_login(
+                &state,
+                &tenant,
+                &host,
+                &form.tx,
+                &req,
+                &user,
+                session.auth_time,
+                &session.amr,
+                None,
+            )
+            .await
+        }
+        Err(res) => res,
+    }
+}
+
+fn who<'a>(
+    tenant: &'a Tenant,
+    host: &'a str,
+    req: &'a AuthorizeRequest,
+    user: &'a UserRow,
+    ua: &'a str,
+) -> Who<'a> {
+    Who {
+        tenant,
+        host,
+        user_id: &user.user_id,
+        client_id: &req.client_id,
+        user_agent: ua,
+    }
+}
+
+/// `POST /login/passkey/create/challenge`: creation options for the
+/// signed-in user (JSON, for the page's script).
+pub async fn create_challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let refused = || {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request"})),
+        )
+            .into_response()
+    };
+    let Ok(Form(form)) = form else {
+        return refused();
+    };
+    let Ok((req, user, _)) = signed_in_user(&state, &tenant, &headers, &form.tx).await else {
+        return refused();
+    };
+    let ua = user_agent(&headers);
+    let start = Start::Passkey {
+        connection: None,
+        identity_user_id: None,
+        exclude_existing: true,
+    };
+    match enrollment::start(&state, &who(&tenant, &host, &req, &user, &ua), start).await {
+        Ok(started) => match started.challenge {
+            Challenge::Passkey { options } => {
+                let body = json!({"auth_session": started.auth_session, "options": options});
+                let mut res = Json(body).into_response();
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            _ => refused(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "passkey creation challenge failed");
+            refused()
+        }
+    }
+}
+
+/// `POST /login/passkey/create`: the new passkey, then on to the app.
+pub async fn create_passkey(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return expired(&state, &tenant);
+    };
+    let (req, user, session) = match signed_in_user(&state, &tenant, &headers, &form.tx).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    let ua = user_agent(&headers);
+    let verified = if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
+        Err(enrollment::EnrollError::Invalid("too large".into()))
+    } else {
+        let response = serde_json::from_str::<Value>(&form.credential).unwrap_or(Value::Null);
+        enrollment::verify(
+            &state,
+            &who(&tenant, &host, &req, &user, &ua),
+            "passkey|new",
+            &form.auth_session,
+            Proof::Passkey { response },
+        )
+        .await
+    };
+    match verified {
+        Ok(_) => {
+            finish_login(
+                &state,
+                &tenant,
+                &host,
+                &form.tx,
+                &req,
+                &user,
+                session.auth_time,
+                &session.amr,
+                None,
+            )
+            .await
+        }
+        Err(enrollment::EnrollError::Store(e)) => authorize::store_error(&state, &tenant, e),
+        Err(e) => {
+            tracing::info!(error = %e, tenant = %tenant.name, "passkey creation refused");
+            let html = state.templates.render_add_passkey(
+                &tenant,
+                &form.tx,
+                &user.email,
+                Some("That passkey could not be saved. Try again, or continue without one."),
+            );
+            let mut res = (StatusCode::OK, Html(html)).into_response();
+            authorize::frame_guard(&mut res);
+            res
+        }
+    }
+}
+
+/// The progressive-enrollment page's script.
+pub async fn add_passkey_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        include_str!("templates/add-passkey.js"),
     )
-    .await
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

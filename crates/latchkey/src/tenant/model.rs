@@ -173,6 +173,9 @@ pub struct PasskeySettings {
     pub rp_id: Option<String>,
     /// Origins allowed in WebAuthn responses, besides the request's own.
     pub origins: Vec<String>,
+    /// After a password login, offer users without a passkey to create one
+    /// (Auth0's progressive enrollment).
+    pub progressive_enrollment: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -389,3 +389,112 @@ async fn no_passkey_button_without_passkeys() {
     assert!(!html.contains("passkey-login"));
     assert!(html.contains("autocomplete=\"username\""));
 }
+
+#[tokio::test]
+async fn after_a_password_login_the_page_offers_to_add_a_passkey() {
+    let s = TestServer::start().await;
+    let text = acme(s.port)
+        .replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, passkey, totp, recovery-code]",
+        )
+        .replace(
+            "tenant: { name: acme,",
+            "tenant: { passkeys: { progressive_enrollment: true }, name: acme,",
+        );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+
+    // "Not now": on to the app.
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let res = login_through_page(&s, &browser, &req, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"passkey-create\""), "{html}");
+    let tx = hidden_input(&html, "tx").unwrap();
+    let res = s
+        .http()
+        .post(s.url("/login/continue"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "only the browser that signed in"
+    );
+    let res = browser
+        .post(s.url("/login/continue"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let code = query_param(res.headers()["location"].to_str().unwrap(), "code").unwrap();
+    assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::OK);
+
+    // "Create a passkey": then on to the app, and the passkey logs in.
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let html = login_through_page(&s, &browser, &req, ALICE, ALICE_PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let tx = hidden_input(&html, "tx").unwrap();
+    let ch: Value = browser
+        .post(s.url("/login/passkey/create/challenge"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authenticator = SoftAuthenticator::new();
+    let cred = authenticator
+        .register(&s.base, &ch["options"])
+        .await
+        .unwrap();
+    let res = browser
+        .post(s.url("/login/passkey/create"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("auth_session", ch["auth_session"].as_str().unwrap()),
+            ("credential", &cred.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+    let token = s.me_token(ME_SCOPES).await;
+    let list = s
+        .me(
+            "GET",
+            "/authentication-methods?type=passkey",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        list.body["authentication_methods"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // With a passkey, the page asks no more.
+    let res = login_through_page(
+        &s,
+        &s.browser(),
+        &AuthRequest::new("openid"),
+        ALICE,
+        ALICE_PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+}
