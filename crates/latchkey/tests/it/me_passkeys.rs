@@ -358,3 +358,114 @@ async fn user_verification_is_required() {
         }
     }
 }
+
+#[tokio::test]
+async fn webauthn_keys_are_listed_renamed_and_deleted_but_not_enrolled() {
+    let s = server().await;
+    let token = s.me_token(ME_SCOPES).await;
+    // Security keys arrive by migration (no enrollment path creates them).
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    for (i, kind) in ["webauthn-roaming", "webauthn-platform"].iter().enumerate() {
+        s.state
+            .store
+            .create_enrollment(
+                &tenant.id,
+                &format!("import{i}"),
+                &latchkey::store::EnrollmentRow {
+                    user_id: "auth0|alice".into(),
+                    client_id: "spa".into(),
+                    method_type: kind.to_string(),
+                    method_id: String::new(),
+                    state: json!({}),
+                    attempts: 0,
+                    created_at: START,
+                    expires_at: START + 60,
+                },
+            )
+            .await
+            .unwrap();
+        let row = latchkey::store::MethodRow {
+            id: format!("{kind}|dev_KEY{i}AAAAAAAAAAAA"),
+            user_id: "auth0|alice".into(),
+            method_type: kind.to_string(),
+            name: Some("YubiKey".into()),
+            data: json!({}),
+            created_at: START,
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: None,
+        };
+        let c = latchkey::store::Completion::AddMethod {
+            row,
+            replace_type: false,
+        };
+        assert!(
+            s.state
+                .store
+                .complete_enrollment(&tenant.id, &format!("import{i}"), &c, START)
+                .await
+                .unwrap()
+        );
+    }
+    let list = s
+        .me(
+            "GET",
+            "/authentication-methods?type=webauthn-roaming",
+            Some(&token),
+            None,
+        )
+        .await;
+    let key = &list.body["authentication_methods"][0];
+    assert_eq!(key["type"], "webauthn-roaming");
+    assert_eq!(key["confirmed"], true);
+    assert_eq!(key["usage"], json!(["secondary"]));
+    assert_eq!(key["name"], "YubiKey");
+    let path = format!(
+        "/authentication-methods/{}",
+        key["id"].as_str().unwrap().replace('|', "%7C")
+    );
+    let r = s
+        .me(
+            "PATCH",
+            &path,
+            Some(&token),
+            Some(json!({"name": "Blue key"})),
+        )
+        .await;
+    assert_eq!(r.body["name"], "Blue key");
+    assert_eq!(
+        s.me("DELETE", &path, Some(&token), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.me("GET", &path, Some(&token), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let platform = s
+        .me(
+            "GET",
+            "/authentication-methods?type=webauthn-platform",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        platform.body["authentication_methods"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Enrolling them is refused, as the current document says.
+    for kind in ["webauthn-roaming", "webauthn-platform"] {
+        let r = s
+            .me(
+                "POST",
+                "/authentication-methods",
+                Some(&token),
+                Some(json!({"type": kind})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    }
+}
