@@ -2,21 +2,31 @@
 // platform authenticator with resident keys and user verification that
 // answers create()/get() without any UI.
 //
-// What the tests rely on (Chromium 156, headless):
+// What the tests rely on (checked with Debian's Chromium 156, headless):
 // - the authenticator belongs to the page (tab) whose CDP session added it, and
 //   survives that page's navigations, cross-origin ones included (app origin →
-//   the server's hosted login page → back); another page or context does not see
-//   it (add one there, and carry credentials with getCredentials/addCredential);
+//   the server's hosted login page → back to the app);
+// - another page, even in the same context, does not see it: a page with its own
+//   empty authenticator gets NotAllowedError, and credentials can be carried over
+//   with raw() (WebAuthn.getCredentials) and addCredential(); a page with no
+//   virtual authenticator at all gets no answer (the request's `timeout` is not
+//   honoured; seen once: nothing for two minutes, then the tab was closed), so
+//   add one to every page that runs a modal ceremony;
 // - `automaticPresenceSimulation: true` answers user presence at once, and
 //   `isUserVerified: true` sets UV, so `userVerification: "required"` passes;
+// - a conditional request (`mediation: "conditional"`, passkey autofill) is
+//   answered at once with a matching discoverable credential, without any
+//   click: a login page that starts one logs in by itself;
+//   PublicKeyCredential.isConditionalMediationAvailable() resolves true;
+// - a request whose allowCredentials match nothing fails with NotAllowedError
+//   at once;
 // - credential IDs and user handles come back as standard base64 (CDP `binary`),
-//   not base64url.
+//   not base64url; the credential's signCount goes up by one per assertion.
 
 import { WAIT_MS, withTimeout } from './util.mjs';
 
 export const AUTHENTICATOR_OPTIONS = Object.freeze({
   protocol: 'ctap2',
-  ctap2Version: 'ctap2_1',
   transport: 'internal',
   hasResidentKey: true,
   hasUserVerification: true,

@@ -345,8 +345,14 @@ fn check_attestation(v: &Value) -> Result<(), ApiError> {
             }
         }
     }
+    // The document allows attestationObject, clientDataJSON and transports;
+    // browsers' PublicKeyCredential.toJSON() adds these three, which apps
+    // pass along as they are, so they are accepted (and not used).
+    const TO_JSON_EXTRAS: [&str; 3] = ["authenticatorData", "publicKey", "publicKeyAlgorithm"];
     for key in response.keys() {
-        if !["attestationObject", "clientDataJSON", "transports"].contains(&key.as_str()) {
+        if !["attestationObject", "clientDataJSON", "transports"].contains(&key.as_str())
+            && !TO_JSON_EXTRAS.contains(&key.as_str())
+        {
             return Err(ApiError::validation(
                 &format!("{base}/response/{key}"),
                 format!("{key} is not allowed"),

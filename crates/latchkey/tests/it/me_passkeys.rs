@@ -469,3 +469,21 @@ async fn webauthn_keys_are_listed_renamed_and_deleted_but_not_enrolled() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test]
+async fn what_browsers_to_json_adds_is_accepted() {
+    let s = server().await;
+    let token = s.me_token(ME_SCOPES).await;
+    let r = start(&s, &token, json!({"type": "passkey"})).await;
+    let location = r.header("location").unwrap().to_string();
+    let mut cred = SoftAuthenticator::new()
+        .register(&s.base, &r.body["authn_params_public_key"])
+        .await
+        .unwrap();
+    // As Chromium's PublicKeyCredential.toJSON() gives it.
+    cred["response"]["authenticatorData"] = json!("AAAA");
+    cred["response"]["publicKey"] = json!("AAAA");
+    cred["response"]["publicKeyAlgorithm"] = json!(-7);
+    let v = verify(&s, &token, &location, &r.body["auth_session"], &cred).await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+}
