@@ -27,8 +27,12 @@ pub struct AppState {
     /// A hash verified against when a user does not exist, to keep timing flat.
     pub dummy_hash: String,
     pub templates: crate::login::Templates,
-    /// Request limits (My Account API).
+    /// Request limits (My Account API) and code-sending throttles.
     pub limiter: Arc<dyn crate::services::ratelimit::Limiter>,
+    /// Provider secrets named by tenant files.
+    pub secrets: crate::services::delivery::SharedSecrets,
+    /// Outgoing HTTP (SMS and voice providers).
+    pub http: reqwest::Client,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -40,6 +44,7 @@ impl AppState {
         rng: SharedRng,
         sealer: Arc<Sealer>,
         passwords: PasswordHasherConfig,
+        secrets: crate::services::delivery::SharedSecrets,
     ) -> anyhow::Result<Self> {
         let dummy_hash = passwords
             .hash(&*rng, "latchkey-dummy-password")
@@ -57,6 +62,11 @@ impl AppState {
             passwords,
             dummy_hash,
             templates: crate::login::Templates::new()?,
+            secrets,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .build()?,
         })
     }
 

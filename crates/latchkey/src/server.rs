@@ -43,6 +43,8 @@ pub struct Options {
     pub passwords: PasswordHasherConfig,
     pub clock: SharedClock,
     pub rng: SharedRng,
+    /// Where provider secrets come from (the environment by default).
+    pub secrets: crate::services::delivery::SharedSecrets,
 }
 
 impl Options {
@@ -54,6 +56,7 @@ impl Options {
             passwords: PasswordHasherConfig::default(),
             clock: Arc::new(SystemClock),
             rng: Arc::new(SystemRng),
+            secrets: Arc::new(crate::services::delivery::EnvSecrets),
         }
     }
 }
@@ -165,6 +168,13 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let state = AppState::new(store, opts.clock, opts.rng, sealer, opts.passwords)?;
+    let state = AppState::new(
+        store,
+        opts.clock,
+        opts.rng,
+        sealer,
+        opts.passwords,
+        opts.secrets,
+    )?;
     Ok(Arc::new(state))
 }

@@ -294,6 +294,7 @@ fn who<'a>(
         user_id: &user.user_id,
         client_id: &req.client_id,
         user_agent: ua,
+        languages: &[],
     }
 }
 

@@ -43,6 +43,13 @@ impl From<EnrollError> for ApiError {
             EnrollError::Invalid(d) => ApiError::BadRequest(d),
             EnrollError::Field { pointer, detail } => ApiError::validation(pointer, detail),
             EnrollError::Store(e) => e.into(),
+            EnrollError::Delivery(d) => {
+                ApiError::BadRequest(format!("The code could not be sent: {d}"))
+            }
+            EnrollError::Throttled(retry_after) => ApiError::TooManyRequests {
+                retry_after,
+                global: false,
+            },
             EnrollError::Internal(d) => ApiError::Internal(d),
         }
     }
@@ -55,6 +62,7 @@ fn who(caller: &Caller) -> Who<'_> {
         user_id: &caller.user_id,
         client_id: &caller.client_id,
         user_agent: &caller.user_agent,
+        languages: &caller.languages,
     }
 }
 

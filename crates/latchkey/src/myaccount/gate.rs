@@ -31,6 +31,8 @@ pub struct Caller {
     pub grant_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
+    /// From `Accept-Language`, most preferred first.
+    pub languages: Vec<String>,
 }
 
 fn token_of(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -199,6 +201,12 @@ async fn authenticate(
         scopes: at.scopes,
         ip,
         user_agent: user_agent(&parts.headers),
+        languages: parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::services::delivery::messages::languages)
+            .unwrap_or_default(),
     })
 }
 

@@ -159,9 +159,9 @@ pub enum AuthenticationMethod {
     #[serde(rename = "push-notification")]
     PushNotification(AuthenticationMethodMfa),
     #[serde(rename = "email")]
-    Email(AuthenticationMethodMfa),
+    Email(AuthenticationMethodEmail),
     #[serde(rename = "phone")]
-    Phone(AuthenticationMethodMfa),
+    Phone(AuthenticationMethodPhone),
     #[serde(rename = "webauthn-platform")]
     WebauthnPlatform(AuthenticationMethodMfa),
     #[serde(rename = "webauthn-roaming")]
@@ -218,8 +218,18 @@ impl AuthenticationMethod {
             FactorType::Totp => Self::Totp(mfa),
             FactorType::RecoveryCode => Self::RecoveryCode(mfa),
             FactorType::PushNotification => Self::PushNotification(mfa),
-            FactorType::Email => Self::Email(mfa),
-            FactorType::Phone => Self::Phone(mfa),
+            FactorType::Email => Self::Email(AuthenticationMethodEmail {
+                base: mfa,
+                email: m.contact.clone()?,
+            }),
+            FactorType::Phone => Self::Phone(AuthenticationMethodPhone {
+                base: mfa,
+                phone_number: m.contact.clone()?,
+                preferred_authentication_method: m
+                    .preferred_phone_method
+                    .clone()
+                    .unwrap_or_else(|| "sms".into()),
+            }),
             FactorType::WebauthnPlatform => Self::WebauthnPlatform(mfa),
             FactorType::WebauthnRoaming => Self::WebauthnRoaming(mfa),
             FactorType::Password | FactorType::Passkey => return None,
@@ -312,11 +322,37 @@ pub struct PasskeyCreationResponse {
     pub authn_params_public_key: Value,
 }
 
+/// Email or phone enrollment started: a code is on its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaBaseCreationResponse {
+    pub id: String,
+    pub auth_session: String,
+}
+
+/// An email address for one-time codes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticationMethodEmail {
+    #[serde(flatten)]
+    pub base: AuthenticationMethodMfa,
+    pub email: String,
+}
+
+/// A phone number for one-time codes by SMS or voice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticationMethodPhone {
+    #[serde(flatten)]
+    pub base: AuthenticationMethodMfa,
+    pub phone_number: String,
+    /// `sms` or `voice`.
+    pub preferred_authentication_method: String,
+}
+
 /// The 202 body of an enrollment, by the type requested.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CreateAuthenticationMethodResponseContent {
     Passkey(PasskeyCreationResponse),
+    Code(MfaBaseCreationResponse),
     Password(PasswordCreationResponse),
     QrCode(QrCodeCreationResponse),
     RecoveryCode(RecoveryCodeCreationResponse),
@@ -344,6 +380,7 @@ impl From<&Started> for CreateAuthenticationMethodResponseContent {
                 auth_session,
                 authn_params_public_key: options.clone(),
             }),
+            Challenge::CodeSent => Self::Code(MfaBaseCreationResponse { id, auth_session }),
             Challenge::RecoveryCode { recovery_code } => {
                 Self::RecoveryCode(RecoveryCodeCreationResponse {
                     id,
@@ -413,6 +450,8 @@ mod tests {
             identity_user_id: None,
             last_password_reset: None,
             passkey: None,
+            contact: None,
+            preferred_phone_method: None,
         };
         let v = serde_json::to_value(AuthenticationMethod::of(&m).unwrap()).unwrap();
         assert_eq!(

@@ -21,6 +21,10 @@ pub struct Method {
     pub last_password_reset: Option<Timestamp>,
     /// For a passkey: what describes its credential.
     pub passkey: Option<PasskeyDetails>,
+    /// For email and phone methods: the address or E.164 number.
+    pub contact: Option<String>,
+    /// For phone methods: `sms` or `voice`.
+    pub preferred_phone_method: Option<String>,
 }
 
 /// A passkey's credential, as the My Account API shows it.
@@ -113,6 +117,14 @@ fn from_row(row: &MethodRow) -> Option<Method> {
         identity_user_id: (kind == FactorType::Passkey).then(|| row.user_id.clone()),
         last_password_reset: None,
         passkey,
+        contact: match kind {
+            FactorType::Email => text("email"),
+            FactorType::Phone => text("phone_number"),
+            _ => None,
+        },
+        preferred_phone_method: (kind == FactorType::Phone)
+            .then(|| text("preferred_authentication_method"))
+            .flatten(),
     })
 }
 
@@ -127,6 +139,8 @@ fn password_method(user: &UserRow) -> Option<Method> {
         identity_user_id: Some(user.user_id.clone()),
         last_password_reset: user.last_password_reset,
         passkey: None,
+        contact: None,
+        preferred_phone_method: None,
     })
 }
 
@@ -190,6 +204,24 @@ pub async fn update(
         return Err(MethodError::Invalid(
             "preferred_authentication_method applies to phone methods only.".into(),
         ));
+    }
+    if let Some(preferred) = preferred_phone_method {
+        let row = state
+            .store
+            .method(tenant_id, user_id, id)
+            .await?
+            .ok_or(MethodError::NotFound)?;
+        let mut data = row.data.clone();
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("preferred_authentication_method".into(), preferred.into());
+        }
+        if !state
+            .store
+            .update_method_data(tenant_id, id, &data, None)
+            .await?
+        {
+            return Err(MethodError::NotFound);
+        }
     }
     if let Some(name) = name {
         if !has_name(method.kind) {

@@ -2,12 +2,14 @@
 //! ports, and know nothing of HTTP.
 
 pub mod audit;
+pub mod delivery;
 pub mod enrollment;
 pub mod keys;
 pub mod login;
 pub mod methods;
 pub mod passkey_login;
 pub mod password_policy;
+pub mod phone;
 pub mod policy;
 pub mod ratelimit;
 pub mod tokens;

@@ -436,7 +436,7 @@ pub async fn finish(
     }
     state
         .store
-        .update_method_data(&tenant.id, &method.id, &data, now)
+        .update_method_data(&tenant.id, &method.id, &data, Some(now))
         .await?;
     let user = state
         .store

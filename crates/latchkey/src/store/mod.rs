@@ -335,13 +335,14 @@ pub trait MethodStore: Send + Sync {
         tenant_id: &str,
         credential_id: &str,
     ) -> StoreResult<Option<MethodRow>>;
-    /// Replaces a method's data (a passkey's counter and backup state after use).
+    /// Replaces a method's data (a passkey's counter and backup state after
+    /// use, a phone's preferred delivery); `last_auth_at` when it was used.
     async fn update_method_data(
         &self,
         tenant_id: &str,
         id: &str,
         data: &serde_json::Value,
-        last_auth_at: Timestamp,
+        last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool>;
     async fn method(
         &self,

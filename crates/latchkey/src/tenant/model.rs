@@ -108,6 +108,113 @@ pub struct TenantFile {
     pub roles: Vec<Role>,
     #[serde(default)]
     pub users: Vec<User>,
+    /// How codes are sent by email.
+    #[serde(default)]
+    pub email_provider: Option<EmailProvider>,
+    /// How codes are sent by SMS and voice call.
+    #[serde(default)]
+    pub sms_provider: Option<SmsProvider>,
+    /// The tenant's wording of the messages that carry codes, per language.
+    #[serde(default)]
+    pub messages: Messages,
+}
+
+/// Message templates by language tag (`en`, `fr`, `pt-BR`). Templates use
+/// minijinja syntax with `code`, `code_spoken` (digits separated for voice),
+/// `tenant` and `minutes` (how long the code lives); the built-in English
+/// wording applies where a tenant gives none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Messages {
+    pub code_email: BTreeMap<String, EmailTemplate>,
+    pub code_sms: BTreeMap<String, String>,
+    pub code_voice: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTemplate {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// An email provider; `smtp` is the one kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailProvider {
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// `Name <address>` or an address.
+    pub from: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Seconds to wait for the server before giving up.
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u32,
+}
+
+keyword_enum! {
+    /// How the SMTP connection is protected.
+    #[derive(Default)]
+    pub enum SmtpSecurity ("SMTP security") {
+        None = "none",
+        #[default]
+        Starttls = "starttls",
+        Tls = "tls",
+    }
+}
+
+/// An SMS and voice provider: Twilio (or a Twilio-compatible API), or a
+/// signed webhook.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SmsProvider {
+    Twilio(TwilioSettings),
+    Webhook(WebhookSettings),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    #[serde(default = "default_twilio_base_url")]
+    pub base_url: String,
+    pub account_sid: String,
+    /// The environment variable holding the auth token.
+    pub auth_token_env: String,
+    /// The sending number (E.164).
+    pub from: String,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 signing secret.
+    pub secret_env: String,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u32,
+}
+
+fn default_provider_timeout() -> u32 {
+    10
+}
+
+fn default_twilio_base_url() -> String {
+    "https://api.twilio.com".into()
 }
 
 impl TenantFile {

@@ -1378,7 +1378,7 @@ mod bodies {
                 .is_none()
         );
         assert!(
-            s.update_method_data(&t, "passkey|a", &json!({"counter": 2}), T + 9)
+            s.update_method_data(&t, "passkey|a", &json!({"counter": 2}), Some(T + 9))
                 .await
                 .unwrap()
         );

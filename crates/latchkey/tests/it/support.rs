@@ -23,6 +23,10 @@ pub const ALICE_PASSWORD: &str = "Tr0ub4dor&3-horse";
 pub const API: &str = "https://api.acme.test/";
 pub const BACKEND_SECRET: &str = "s3cret-value";
 pub const APP: &str = "http://localhost:5173";
+/// Provider secrets the test servers know, by environment-variable name.
+pub const SMTP_PASSWORD: &str = "smtp-test-password";
+pub const TWILIO_TOKEN: &str = "twilio-test-token";
+pub const WEBHOOK_SECRET: &str = "webhook-test-secret";
 
 /// The tenant file most tests use, for a server on `port`.
 pub fn acme(port: u16) -> String {
@@ -156,6 +160,16 @@ impl TestServer {
         );
         opts.clock = Arc::new(clock.clone());
         opts.passwords = PasswordHasherConfig::fast_for_tests();
+        opts.secrets = Arc::new(latchkey::services::delivery::MapSecrets(
+            [
+                ("SMTP_PASSWORD", SMTP_PASSWORD),
+                ("TWILIO_TOKEN", TWILIO_TOKEN),
+                ("SMS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ));
         let postgres = match postgres_url() {
             Some(url) => {
                 let schema = fresh_schema(&url).await;

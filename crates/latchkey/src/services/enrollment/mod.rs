@@ -10,8 +10,11 @@
 //!
 //! [`MethodStore::complete_enrollment`]: crate::store::MethodStore::complete_enrollment
 
+mod codes;
+mod email;
 mod passkey;
 mod password;
+mod phone;
 mod recovery_code;
 mod totp;
 
@@ -37,6 +40,8 @@ pub struct Who<'a> {
     pub user_id: &'a str,
     pub client_id: &'a str,
     pub user_agent: &'a str,
+    /// The caller's languages, most preferred first (for messages).
+    pub languages: &'a [String],
 }
 
 /// What the user asked to enroll.
@@ -94,6 +99,8 @@ pub enum Challenge {
     Passkey {
         options: Value,
     },
+    /// A code was sent (email, SMS, voice): nothing to show but the session.
+    CodeSent,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +140,12 @@ pub enum EnrollError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The code could not be sent (the provider failed or is not there).
+    #[error("The code could not be sent: {0}")]
+    Delivery(String),
+    /// Too many codes sent: retry after this many seconds.
+    #[error("too many codes sent")]
+    Throttled(i64),
     #[error("{0}")]
     Internal(String),
 }
@@ -194,6 +207,7 @@ pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Starte
             "The {kind} factor is not enabled on this tenant."
         )));
     }
+    let auth_session = state.rng.token(32);
     let (method_id, stored, challenge) = match req {
         Start::Password {
             connection,
@@ -206,13 +220,30 @@ pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Starte
             identity_user_id,
             exclude_existing,
         } => passkey::start(state, who, connection, identity_user_id, exclude_existing).await?,
-        Start::Email { .. } | Start::Phone { .. } | Start::PushNotification => {
+        Start::Email { email } => {
+            let (id, stored) = email::start(state, who, &email, &auth_session).await?;
+            (id, stored, Challenge::CodeSent)
+        }
+        Start::Phone {
+            phone_number,
+            preferred,
+        } => {
+            let (id, stored) = phone::start(
+                state,
+                who,
+                &phone_number,
+                preferred.as_deref(),
+                &auth_session,
+            )
+            .await?;
+            (id, stored, Challenge::CodeSent)
+        }
+        Start::PushNotification => {
             return Err(EnrollError::Invalid(format!(
                 "Enrolling {kind} methods is not available on this server yet."
             )));
         }
     };
-    let auth_session = state.rng.token(32);
     let now = state.clock.now();
     let row = EnrollmentRow {
         user_id: who.user_id.to_string(),
@@ -263,6 +294,12 @@ pub async fn verify(
             password::finish(state, who, &new_password).await?
         }
         (FactorType::Totp, Proof::Otp { code }) => totp::finish(state, who, &enrollment, &code)?,
+        (FactorType::Email, Proof::Otp { code }) => {
+            email::finish(state, who, &enrollment, auth_session, &code)?
+        }
+        (FactorType::Phone, Proof::Otp { code }) => {
+            phone::finish(state, who, &enrollment, auth_session, &code)?
+        }
         (FactorType::RecoveryCode, Proof::Session) => {
             recovery_code::finish(state, who, &enrollment)?
         }

@@ -117,9 +117,9 @@ impl MethodStore for PostgresStore {
         tenant_id: &str,
         id: &str,
         data: &serde_json::Value,
-        last_auth_at: Timestamp,
+        last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE authentication_methods SET data = $1, last_auth_at = $2 WHERE tenant_id = $3 AND id = $4")
+        let done = sqlx::query("UPDATE authentication_methods SET data = $1, last_auth_at = COALESCE($2, last_auth_at) WHERE tenant_id = $3 AND id = $4")
             .bind(to_json(data))
             .bind(last_auth_at)
             .bind(tenant_id)

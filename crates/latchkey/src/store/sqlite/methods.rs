@@ -112,9 +112,9 @@ impl MethodStore for SqliteStore {
         tenant_id: &str,
         id: &str,
         data: &serde_json::Value,
-        last_auth_at: Timestamp,
+        last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = ? WHERE tenant_id = ? AND id = ?")
+        let done = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = COALESCE(?, last_auth_at) WHERE tenant_id = ? AND id = ?")
             .bind(to_json(data))
             .bind(last_auth_at)
             .bind(tenant_id)

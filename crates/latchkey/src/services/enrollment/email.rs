@@ -1,0 +1,93 @@
+//! Email: a six-digit code sent to the address; the address becomes a
+//! method once the code comes back.
+
+use serde_json::{Value, json};
+
+use super::codes::{code_digest, code_matches, new_code, throttle};
+use super::{EnrollError, Outcome, Who, new_method_id};
+use crate::app::AppState;
+use crate::services::delivery::email::send_email;
+use crate::services::delivery::messages;
+use crate::store::{Completion, EnrollmentRow, MethodRow};
+use crate::tenant::FactorType;
+
+/// A plausible address: one `@`, a dotted domain, no spaces or controls.
+pub fn valid_address(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.len() <= 253
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+pub(super) async fn start(
+    state: &AppState,
+    who: &Who<'_>,
+    email: &str,
+    auth_session: &str,
+) -> Result<(String, Value), EnrollError> {
+    let email = email.trim();
+    if !valid_address(email) {
+        return Err(EnrollError::Field {
+            pointer: "/email",
+            detail: "is not an email address".into(),
+        });
+    }
+    let provider = who.tenant.config.email_provider.as_ref().ok_or_else(|| {
+        EnrollError::Invalid("No email provider is configured on this tenant.".into())
+    })?;
+    throttle(state, &who.tenant.id, who.user_id, email)?;
+    let code = new_code(state);
+    let message = messages::code_email(who.tenant, who.languages, email, &code);
+    send_email(&provider.smtp, &message, &*state.secrets)
+        .await
+        .map_err(|e| EnrollError::Delivery(e.to_string()))?;
+    Ok((
+        new_method_id(state, FactorType::Email),
+        json!({ "email": email, "code_digest": code_digest(auth_session, &code) }),
+    ))
+}
+
+pub(super) fn finish(
+    state: &AppState,
+    who: &Who<'_>,
+    enrollment: &EnrollmentRow,
+    auth_session: &str,
+    code: &str,
+) -> Result<Outcome, EnrollError> {
+    let stored = enrollment
+        .state
+        .get("code_digest")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !code_matches(stored, auth_session, code) {
+        return Ok(Outcome::Wrong("The code is not valid.".into()));
+    }
+    let email = enrollment
+        .state
+        .get("email")
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(Outcome::Done(Box::new(Completion::AddMethod {
+        row: MethodRow {
+            id: enrollment.method_id.clone(),
+            user_id: who.user_id.to_string(),
+            method_type: FactorType::Email.as_str().to_string(),
+            name: None,
+            data: json!({ "email": email }),
+            created_at: state.clock.now(),
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: None,
+        },
+        replace_type: false,
+    })))
+}

@@ -1,0 +1,94 @@
+//! Phone: a six-digit code by SMS or voice call to the number (E.164); the
+//! number becomes a method once the code comes back.
+
+use serde_json::{Value, json};
+
+use super::codes::{code_digest, code_matches, new_code, throttle};
+use super::{EnrollError, Outcome, Who, new_method_id};
+use crate::app::AppState;
+use crate::services::delivery::messages;
+use crate::services::delivery::sms::{Channel, PhoneMessage, send};
+use crate::services::phone::normalise;
+use crate::store::{Completion, EnrollmentRow, MethodRow};
+use crate::tenant::FactorType;
+
+pub(super) async fn start(
+    state: &AppState,
+    who: &Who<'_>,
+    phone_number: &str,
+    preferred: Option<&str>,
+    auth_session: &str,
+) -> Result<(String, Value), EnrollError> {
+    let number = normalise(phone_number).map_err(|detail| EnrollError::Field {
+        pointer: "/phone_number",
+        detail,
+    })?;
+    let voice = preferred == Some("voice");
+    let provider = who.tenant.config.sms_provider.as_ref().ok_or_else(|| {
+        EnrollError::Invalid("No SMS provider is configured on this tenant.".into())
+    })?;
+    throttle(state, &who.tenant.id, who.user_id, &number)?;
+    let code = new_code(state);
+    let text = if voice {
+        messages::code_voice(who.tenant, who.languages, &code)
+    } else {
+        messages::code_sms(who.tenant, who.languages, &code)
+    };
+    let message = PhoneMessage {
+        to: number.clone(),
+        channel: if voice { Channel::Voice } else { Channel::Sms },
+        text,
+    };
+    send(
+        provider,
+        &message,
+        &*state.secrets,
+        &state.http,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|e| EnrollError::Delivery(e.to_string()))?;
+    Ok((
+        new_method_id(state, FactorType::Phone),
+        json!({
+            "phone_number": number,
+            "preferred_authentication_method": if voice { "voice" } else { "sms" },
+            "code_digest": code_digest(auth_session, &code),
+        }),
+    ))
+}
+
+pub(super) fn finish(
+    state: &AppState,
+    who: &Who<'_>,
+    enrollment: &EnrollmentRow,
+    auth_session: &str,
+    code: &str,
+) -> Result<Outcome, EnrollError> {
+    let stored = enrollment
+        .state
+        .get("code_digest")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !code_matches(stored, auth_session, code) {
+        return Ok(Outcome::Wrong("The code is not valid.".into()));
+    }
+    let get = |k: &str| enrollment.state.get(k).cloned().unwrap_or(Value::Null);
+    Ok(Outcome::Done(Box::new(Completion::AddMethod {
+        row: MethodRow {
+            id: enrollment.method_id.clone(),
+            user_id: who.user_id.to_string(),
+            method_type: FactorType::Phone.as_str().to_string(),
+            name: None,
+            data: json!({
+                "phone_number": get("phone_number"),
+                "preferred_authentication_method": get("preferred_authentication_method"),
+            }),
+            created_at: state.clock.now(),
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: None,
+        },
+        replace_type: false,
+    })))
+}
