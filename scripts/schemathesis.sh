@@ -9,9 +9,11 @@
 #   1. installs the pinned schemathesis (scripts/schemathesis-requirements.txt)
 #      into .venv-schemathesis/ at the repository root, recreating it whenever
 #      that file changes;
-#   2. boots `$LATCHKEY_BIN serve` on a free port with a fresh data directory and
+#   2. starts an SMTP sink and an SMS webhook receiver (scripts/schemathesis_sinks.py)
+#      and boots `$LATCHKEY_BIN serve` on a free port with a fresh data directory and
 #      a tenant file of its own (a SPA client allowed the password grant, with a
-#      client grant to the My Account API holding all ten scopes; one user);
+#      client grant to the My Account API holding all ten scopes; one user; the
+#      email and phone factors delivering to those sinks);
 #   3. checks that the password grant yields a token with all ten scopes;
 #   4. runs schemathesis against http://localhost:PORT/me/v1: every phase
 #      (examples, coverage, fuzzing, stateful), positive and negative data, a
@@ -126,9 +128,14 @@ print_server_log() {
     echo "----- end of server log -----" >&2
   fi
 }
+sinks_pid=""
 cleanup() {
   local rc=$?
   stop_server
+  if [[ -n "${sinks_pid}" ]]; then
+    kill -TERM "${sinks_pid}" 2>/dev/null || true
+    wait "${sinks_pid}" 2>/dev/null || true
+  fi
   if [[ "${rc}" -ne 0 ]]; then
     print_server_log
   fi
@@ -157,6 +164,20 @@ scopes=(
 )
 scope_list="$(printf '%s, ' "${scopes[@]}")"
 
+# --- message sinks: the email and phone factors send real messages ------------
+sms_secret="$("${py}" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+"${py}" "${repo_root}/scripts/schemathesis_sinks.py" "${tmp}/sinks.ports" "${sms_secret}" "${tmp}/sinks.json" \
+  >"${tmp}/sinks.log" 2>&1 &
+sinks_pid=$!
+for _ in $(seq 1 100); do
+  [[ -s "${tmp}/sinks.ports" ]] && break
+  kill -0 "${sinks_pid}" 2>/dev/null || { cat "${tmp}/sinks.log" >&2; die "the message sinks did not start"; }
+  sleep 0.1
+done
+[[ -s "${tmp}/sinks.ports" ]] || die "the message sinks did not start within 10 s"
+read -r smtp_port webhook_port <"${tmp}/sinks.ports"
+say "SMTP sink on 127.0.0.1:${smtp_port}, SMS webhook receiver on 127.0.0.1:${webhook_port}"
+
 mkdir "${tmp}/data"
 # Format: docs/tenant-file.md. No rate limits: 429 is declared (it would
 # conform), but it would stop requests from reaching the code under test.
@@ -166,7 +187,11 @@ my_account_api:
   active: true
   user_policy: require_client_grant
   rate_limits: { tenant_per_second: 0, user_per_minute: 0 }
-factors: [password, totp, recovery-code]
+factors: [password, totp, recovery-code, email, phone]
+email_provider:
+  smtp: { host: 127.0.0.1, port: ${smtp_port}, security: none, from: "Contract tests <no-reply@localhost>" }
+sms_provider:
+  webhook: { url: "http://127.0.0.1:${webhook_port}/sms", secret_env: LATCHKEY_ST_SMS_SECRET }
 connections:
   - name: Username-Password-Authentication
 clients:
@@ -183,6 +208,7 @@ EOF
 
 say "starting ${bin} on 127.0.0.1:${port}"
 env -u LATCHKEY_MASTER_KEY -u LATCHKEY_MASTER_KEY_FILE RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
+  LATCHKEY_ST_SMS_SECRET="${sms_secret}" \
   "${bin}" serve --listen "127.0.0.1:${port}" --data-dir "${tmp}/data" --tenant-file "${tmp}/tenant.yaml" \
   >"${server_log}" 2>&1 &
 server_pid=$!
@@ -320,6 +346,25 @@ for label, statuses in summary.items():
 PY
 else
   echo "    (no per-operation summary: the run ended before its last step)"
+fi
+# Codes really went out, and the webhook's signatures held.
+if ! "${py}" - "${tmp}/sinks.json" <<'PY'; then
+import json, sys
+c = json.load(open(sys.argv[1], encoding="utf-8"))
+print(f"    messages delivered: {c['emails']} emails (SMTP), {c['webhooks']} SMS/voice (signed webhook)")
+problems = []
+if c["emails"] == 0:
+    problems.append("no email reached the SMTP sink")
+if c["webhooks"] == 0:
+    problems.append("no SMS or voice message reached the webhook receiver")
+if c["bad_signatures"]:
+    problems.append(f"{c['bad_signatures']} webhook requests had a bad signature")
+problems += c["errors"]
+for p in problems:
+    print(f"    delivery problem: {p}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+  [[ "${status}" -ne 0 ]] || status=1
 fi
 case "${status}" in
   0) echo "==> schemathesis: PASSED" ;;

@@ -30,7 +30,8 @@ It provides:
     unexpired, must not get 401;
   - `reaches_success`: each operation of MUST_SUCCEED answered 2xx at least once,
     so that a server answering 401/403/400 to everything (statuses every
-    operation declares, hence "conforming") cannot pass;
+    operation declares, hence "conforming") cannot pass; and enrollment of each
+    type of MUST_ENROLL_TYPES (codes sent by email, SMS or voice) started;
   - `status_summary`: writes the statuses each operation answered to
     LATCHKEY_ST_SUMMARY, for the script's summary (never fails).
 
@@ -67,6 +68,12 @@ MUST_SUCCEED = (
     "GET /connected-accounts/accounts",
     "GET /connected-accounts/connections",
 )
+
+# Factor types whose enrollment must have started (202) at least once: the ones
+# that send a code through a provider (the script's message sinks), so that the
+# delivery path is exercised, not only its error answers. The document's own
+# request examples (`user@example.com`, `+15551234567`) reach them.
+MUST_ENROLL_TYPES = ("email", "phone")
 
 
 def _env(name: str) -> str:
@@ -274,6 +281,7 @@ if __name__ != "__main__":
         def __init__(self):
             self.reached: set[str] = set()
             self.tested: set[str] = set()
+            self.enrolled: set[str] = set()
             self.lock = threading.Lock()
 
         def after_response(self, ctx, response, case):
@@ -281,6 +289,12 @@ if __name__ != "__main__":
                 self.tested.add(case.operation.label)
                 if 200 <= response.status_code < 300:
                     self.reached.add(case.operation.label)
+                    if (
+                        case.operation.label == "POST /authentication-methods"
+                        and response.status_code == 202
+                        and isinstance(case.body, dict)
+                    ):
+                        self.enrolled.add(str(case.body.get("type")))
             return None
 
         def after_run(self, ctx):
@@ -291,6 +305,13 @@ if __name__ != "__main__":
                     + ", ".join(missing)
                     + "\n(every response was an error: the run tested nothing but error paths)"
                 )
+            if "POST /authentication-methods" in self.tested:
+                never = [t for t in MUST_ENROLL_TYPES if t not in self.enrolled]
+                if never:
+                    raise AssertionError(
+                        "POST /authentication-methods never answered 202 for type " + ", ".join(never)
+                        + " (their codes could not be sent?)"
+                    )
 
     @schemathesis.check
     class status_summary:  # noqa: N801

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::sms_receiver::{SmsReceiver, silent_http_server};
+use crate::sms_receiver::{SmsReceiver, held_http_server, silent_http_server};
 use crate::smtp::SmtpServer;
 use crate::support::*;
 
@@ -344,6 +344,64 @@ async fn providers_that_fail_are_errors_and_audited() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_provider_that_hangs_holds_only_its_own_request() {
+    // The provider accepts and never answers while other requests come and go;
+    // the test runtime has a single thread, so a send that blocked it would
+    // stop everything.
+    let (url, mut accepted, release) = held_http_server().await;
+    let s = server_with(&format!(
+        "sms_provider: {{ twilio: {{ base_url: \"{url}\", account_sid: {SID}, auth_token_env: TWILIO_TOKEN, \
+         from: \"+15550001111\", timeout_seconds: 60 }} }}\n"
+    ))
+    .await;
+    let token = s.me_token(ME_SCOPES).await;
+    let enroll = start(
+        &s,
+        &token,
+        json!({"type": "phone", "phone_number": "+15551234567"}),
+    );
+    tokio::pin!(enroll);
+    tokio::select! {
+        r = &mut enroll => panic!("answered before the provider did: {} {}", r.status, r.body),
+        got = accepted.recv() => assert!(got.is_some()),
+    }
+    // The send is pending at the provider: the server still answers.
+    let factors = s.me("GET", "/factors", Some(&token), None).await;
+    assert_eq!(factors.status, StatusCode::OK, "{}", factors.body);
+    let list = s
+        .me("GET", "/authentication-methods", Some(&token), None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        !list.body["authentication_methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "phone"),
+        "{}",
+        list.body
+    );
+    // The provider hangs up without answering: a clear error, nothing stored.
+    release.send(()).unwrap();
+    let r = enroll.await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be sent"),
+        "{}",
+        r.body
+    );
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let events = s.state.store.audit_events(&tenant.id, 10).await.unwrap();
+    assert_eq!(
+        events.last().unwrap().event_type,
+        "my_account_authentication_method_failed"
+    );
 }
 
 #[tokio::test]

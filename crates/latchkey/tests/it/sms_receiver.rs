@@ -128,6 +128,28 @@ pub async fn silent_http_server() -> String {
     format!("http://{addr}")
 }
 
+/// A provider that accepts a connection, says so on `accepted`, and holds it
+/// unanswered until `release` fires (then closes it). Returns its base URL.
+pub async fn held_http_server() -> (
+    String,
+    tokio::sync::mpsc::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, accepted_rx) = tokio::sync::mpsc::channel(4);
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = accepted_tx.send(()).await;
+        let _ = release_rx.await;
+        drop(stream);
+    });
+    (format!("http://{addr}"), accepted_rx, release_tx)
+}
+
 /// A base URL nothing listens on.
 async fn closed_port_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
