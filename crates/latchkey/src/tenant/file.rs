@@ -321,6 +321,18 @@ impl<'a> Validator<'a> {
                     "is not an environment variable name".to_string(),
                 )?;
             }
+            if let Some(path) = &smtp.ca_file {
+                self.ensure(
+                    !path.trim().is_empty(),
+                    "email_provider.smtp.ca_file",
+                    "must name a PEM file".to_string(),
+                )?;
+                self.ensure(
+                    smtp.security != SmtpSecurity::None,
+                    "email_provider.smtp.ca_file",
+                    "needs security starttls or tls".to_string(),
+                )?;
+            }
             self.in_range(
                 "email_provider.smtp.timeout_seconds",
                 smtp.timeout_seconds,
@@ -1003,6 +1015,69 @@ users:
         assert_eq!(error.line, Some(line), "{error}");
         assert_eq!(error.path, path, "{error}");
         assert!(error.message.contains(message_part), "{error}");
+    }
+
+    #[test]
+    fn providers_and_messages_parse_with_the_documented_names() {
+        let file = parse_ok(&format!(
+            "{TENANT}email_provider: {{ smtp: {{ host: 127.0.0.1, port: 2525, security: none, \
+             from: \"Acme <no-reply@acme.test>\", username: u, password_env: SMTP_PASSWORD }} }}\n\
+             sms_provider: {{ twilio: {{ base_url: \"http://127.0.0.1:8089\", account_sid: AC123, \
+             auth_token_env: TWILIO_TOKEN, from: \"+15550001111\" }} }}\n\
+             messages: {{ code_sms: {{ fr: \"{{{{ code }}}} est votre code\" }} }}\n"
+        ));
+        let smtp = &file.email_provider.as_ref().unwrap().smtp;
+        assert_eq!((smtp.port, smtp.security), (2525, SmtpSecurity::None));
+        assert_eq!(smtp.password_env.as_deref(), Some("SMTP_PASSWORD"));
+        assert_eq!(smtp.timeout_seconds, 10);
+        assert!(
+            matches!(&file.sms_provider, Some(SmsProvider::Twilio(t)) if t.account_sid == "AC123")
+        );
+        assert!(file.messages.code_sms.contains_key("fr"));
+        let file = parse_ok(&format!(
+            "{TENANT}sms_provider: {{ webhook: {{ url: \"http://127.0.0.1:8089/sms\", \
+             secret_env: SMS_WEBHOOK_SECRET }} }}\n"
+        ));
+        assert!(
+            matches!(&file.sms_provider, Some(SmsProvider::Webhook(w)) if w.secret_env == "SMS_WEBHOOK_SECRET")
+        );
+    }
+
+    #[test]
+    fn bad_providers_are_refused_with_their_key() {
+        let smtp = |extra: &str| {
+            format!(
+                "{TENANT}email_provider:\n  smtp: {{ host: mail.acme.test, port: 587, from: a@acme.test{extra} }}\n"
+            )
+        };
+        assert_error(
+            &smtp(", security: none, ca_file: ca.pem"),
+            3,
+            "email_provider.smtp.ca_file",
+            "starttls or tls",
+        );
+        assert_error(
+            &smtp(", password_env: \"not a name\""),
+            3,
+            "email_provider.smtp.password_env",
+            "environment variable",
+        );
+        assert_error(
+            &smtp(", security: ssl"),
+            3,
+            "email_provider.smtp.security",
+            "ssl",
+        );
+        parse_ok(&smtp(", security: tls, ca_file: /etc/acme/ca.pem"));
+        let error = parse_err(&format!(
+            "{TENANT}sms_provider: {{ twilio: {{ account_sid: AC1, auth_token_env: T, from: \"+15550001111\" }}, \
+             webhook: {{ url: \"http://127.0.0.1/\", secret_env: S }} }}\n"
+        ));
+        assert!(error.path.starts_with("sms_provider"), "{error}");
+        let error = parse_err(&format!(
+            "{TENANT}messages: {{ code_sms: {{ fr: \"{{{{ code \" }} }}\n"
+        ));
+        assert!(error.path.starts_with("messages.code_sms"), "{error}");
     }
 
     #[test]

@@ -163,6 +163,10 @@ pub struct SmtpSettings {
     /// Seconds to wait for the server before giving up.
     #[serde(default = "default_provider_timeout")]
     pub timeout_seconds: u32,
+    /// A PEM file of CA certificates to trust for this server instead of the
+    /// system's (a relay with a private CA); needs `starttls` or `tls`.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 keyword_enum! {

@@ -3,7 +3,8 @@
 //! The server speaks enough RFC 5321 for lettre's client: the 220 greeting,
 //! EHLO/HELO, AUTH PLAIN and AUTH LOGIN (when started with credentials),
 //! MAIL FROM, RCPT TO, DATA (dot-unstuffing, ends at CRLF.CRLF), RSET, NOOP
-//! and QUIT. No STARTTLS is advertised.
+//! and QUIT. It can also speak TLS, with a certificate from a CA made for the
+//! test: implicit TLS from the first byte, or plain with STARTTLS advertised.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use latchkey::services::delivery::email::{EmailMessage, send_email};
 use latchkey::services::delivery::{DeliveryError, MapSecrets};
 use latchkey::tenant::model::{SmtpSecurity, SmtpSettings};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 // ---------------------------------------------------------------------------
 // The server
@@ -30,6 +33,52 @@ pub struct ReceivedMail {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// Whether the message came over TLS.
+    pub tls: bool,
+}
+
+/// A certificate authority made for one test, and a server certificate it
+/// issued for 127.0.0.1.
+pub struct TestCa {
+    /// The CA certificate (PEM), for the client's trust.
+    pub pem: String,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "latchkey test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .unwrap();
+        Self {
+            pem: ca.pem(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TlsMode {
+    Starttls,
+    Implicit,
 }
 
 #[derive(Clone)]
@@ -38,6 +87,7 @@ struct Config {
     credentials: Option<(String, String)>,
     /// The mechanisms advertised after `AUTH` in the EHLO answer.
     mechanisms: &'static str,
+    tls: Option<(TlsMode, TlsAcceptor)>,
 }
 
 /// A real SMTP server on 127.0.0.1, stopped when dropped.
@@ -59,6 +109,28 @@ impl SmtpServer {
         Self::spawn(Config {
             credentials: None,
             mechanisms: "",
+            tls: None,
+        })
+        .await
+    }
+
+    /// A server that advertises STARTTLS (with `ca`'s certificate) and
+    /// accepts mail only once the connection is secure.
+    pub async fn start_with_starttls(ca: &TestCa) -> Self {
+        Self::spawn(Config {
+            credentials: None,
+            mechanisms: "",
+            tls: Some((TlsMode::Starttls, ca.acceptor.clone())),
+        })
+        .await
+    }
+
+    /// A server speaking TLS (with `ca`'s certificate) from the first byte.
+    pub async fn start_with_implicit_tls(ca: &TestCa) -> Self {
+        Self::spawn(Config {
+            credentials: None,
+            mechanisms: "",
+            tls: Some((TlsMode::Implicit, ca.acceptor.clone())),
         })
         .await
     }
@@ -69,6 +141,7 @@ impl SmtpServer {
         Self::spawn(Config {
             credentials: Some((user.to_owned(), password.to_owned())),
             mechanisms: "PLAIN LOGIN",
+            tls: None,
         })
         .await
     }
@@ -78,6 +151,7 @@ impl SmtpServer {
         Self::spawn(Config {
             credentials: Some((user.to_owned(), password.to_owned())),
             mechanisms: "LOGIN",
+            tls: None,
         })
         .await
     }
@@ -138,16 +212,31 @@ async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Conn {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    reader: BufReader<Box<dyn Stream>>,
+    tls: bool,
 }
 
 impl Conn {
     async fn reply(&mut self, line: &str) -> std::io::Result<()> {
-        self.writer.write_all(line.as_bytes()).await?;
-        self.writer.write_all(b"\r\n").await?;
-        self.writer.flush().await
+        let writer = self.reader.get_mut();
+        writer.write_all(line.as_bytes()).await?;
+        writer.write_all(b"\r\n").await?;
+        writer.flush().await
+    }
+
+    /// Replaces the plain stream by a TLS one (nothing is buffered: the
+    /// client waits for the 220 before its handshake).
+    async fn upgrade(&mut self, acceptor: &TlsAcceptor) -> std::io::Result<()> {
+        let placeholder: Box<dyn Stream> = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.reader, BufReader::new(placeholder)).into_inner();
+        let secure = acceptor.accept(plain).await?;
+        self.reader = BufReader::new(Box::new(secure));
+        self.tls = true;
+        Ok(())
     }
 
     /// One line without its CRLF; `None` at end of stream.
@@ -164,11 +253,15 @@ impl Conn {
 }
 
 async fn session(stream: TcpStream, config: Config, mails: Arc<Mutex<Vec<ReceivedMail>>>) {
-    let (read, writer) = stream.into_split();
     let mut conn = Conn {
-        reader: BufReader::new(read),
-        writer,
+        reader: BufReader::new(Box::new(stream)),
+        tls: false,
     };
+    if let Some((TlsMode::Implicit, acceptor)) = &config.tls
+        && conn.upgrade(acceptor).await.is_err()
+    {
+        return;
+    }
     // A broken connection just ends the session.
     let _ = run_session(&mut conn, &config, &mails).await;
 }
@@ -194,11 +287,28 @@ async fn run_session(
                 if config.credentials.is_some() {
                     lines.push(format!("250-AUTH {}", config.mechanisms));
                 }
+                if matches!(config.tls, Some((TlsMode::Starttls, _))) && !conn.tls {
+                    lines.push("250-STARTTLS".to_owned());
+                }
                 lines.push("250-8BITMIME".to_owned());
                 lines.push("250 SMTPUTF8".to_owned());
                 conn.reply(&lines.join("\r\n")).await?;
             }
             "HELO" => conn.reply("250 localhost").await?,
+            "STARTTLS" => match &config.tls {
+                Some((TlsMode::Starttls, acceptor)) if !conn.tls => {
+                    conn.reply("220 2.0.0 Ready to start TLS").await?;
+                    conn.upgrade(acceptor).await?;
+                    // RFC 3207: the session starts over.
+                    from = None;
+                    to.clear();
+                }
+                _ => conn.reply("502 5.5.1 STARTTLS not available").await?,
+            },
+            "MAIL" if matches!(config.tls, Some((TlsMode::Starttls, _))) && !conn.tls => {
+                conn.reply("530 5.7.0 Must issue a STARTTLS command first")
+                    .await?
+            }
             "AUTH" if config.credentials.is_some() => {
                 let ok = authenticate(conn, config, &arg).await?;
                 if ok {
@@ -245,6 +355,7 @@ async fn run_session(
                     from: from.take().unwrap_or_default(),
                     to: std::mem::take(&mut to),
                     data,
+                    tls: conn.tls,
                 });
                 conn.reply("250 2.0.0 OK queued").await?;
             }
@@ -532,6 +643,7 @@ fn settings(port: u16) -> SmtpSettings {
         username: None,
         password_env: None,
         timeout_seconds: 5,
+        ca_file: None,
     }
 }
 
@@ -842,4 +954,95 @@ async fn implicit_tls_against_a_plain_server_fails() {
         .unwrap_err();
     assert!(matches!(err, DeliveryError::Failed(_)), "{err:?}");
     assert!(server.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn starttls_with_the_tenants_ca_delivers_over_tls() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let server = SmtpServer::start_with_starttls(&ca).await;
+    let settings = SmtpSettings {
+        security: SmtpSecurity::Starttls,
+        ca_file: Some(ca_file.to_string_lossy().into_owned()),
+        ..settings(server.port)
+    };
+    send_email(&settings, &code_message(), &MapSecrets::default())
+        .await
+        .unwrap();
+    let mails = server.wait_for(1).await;
+    assert!(mails[0].tls, "the message came in the clear");
+    assert_eq!(mails[0].to, ["ada@example.com"]);
+}
+
+#[tokio::test]
+async fn implicit_tls_with_the_tenants_ca_delivers() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let server = SmtpServer::start_with_implicit_tls(&ca).await;
+    let settings = SmtpSettings {
+        security: SmtpSecurity::Tls,
+        ca_file: Some(ca_file.to_string_lossy().into_owned()),
+        ..settings(server.port)
+    };
+    send_email(&settings, &code_message(), &MapSecrets::default())
+        .await
+        .unwrap();
+    assert!(server.wait_for(1).await[0].tls);
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_untrusted_ca_is_refused() {
+    // The server's certificate is from one CA, the client trusts another (and
+    // then only the system's): nothing is sent either way.
+    let (ca, other) = (TestCa::new(), TestCa::new());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("other.pem");
+    std::fs::write(&ca_file, &other.pem).unwrap();
+    for (security, server) in [
+        (
+            SmtpSecurity::Starttls,
+            SmtpServer::start_with_starttls(&ca).await,
+        ),
+        (
+            SmtpSecurity::Tls,
+            SmtpServer::start_with_implicit_tls(&ca).await,
+        ),
+    ] {
+        for ca_file in [Some(ca_file.to_string_lossy().into_owned()), None] {
+            let settings = SmtpSettings {
+                security,
+                ca_file,
+                ..settings(server.port)
+            };
+            let err = send_email(&settings, &code_message(), &MapSecrets::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, DeliveryError::Failed(_)), "{err:?}");
+        }
+        assert!(server.messages().await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_a_config_error() {
+    let ca = TestCa::new();
+    let server = SmtpServer::start_with_starttls(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    for path in [dir.path().join("missing.pem"), garbage] {
+        let settings = SmtpSettings {
+            security: SmtpSecurity::Starttls,
+            ca_file: Some(path.to_string_lossy().into_owned()),
+            ..settings(server.port)
+        };
+        let err = send_email(&settings, &code_message(), &MapSecrets::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::Config(_)), "{err:?}");
+    }
 }

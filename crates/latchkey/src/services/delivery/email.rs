@@ -17,7 +17,7 @@ use std::time::Duration;
 use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{DeliveryError, Secrets};
@@ -48,7 +48,13 @@ pub async fn send_email(
     let email = build_message(settings, message)?;
     let credentials = credentials(settings, secrets)?;
     let budget = Duration::from_secs(u64::from(settings.timeout_seconds.max(1)));
-    let transport = transport(settings, credentials, budget)?;
+    let roots = match &settings.ca_file {
+        Some(path) => Some(tokio::fs::read(path).await.map_err(|err| {
+            DeliveryError::Config(format!("cannot read smtp.ca_file {path}: {err}"))
+        })?),
+        None => None,
+    };
+    let transport = transport(settings, credentials, budget, roots.as_deref())?;
     let envelope: Envelope = email.envelope().clone();
     let raw = email.formatted();
 
@@ -110,11 +116,12 @@ fn transport(
     settings: &SmtpSettings,
     credentials: Option<Credentials>,
     budget: Duration,
+    roots: Option<&[u8]>,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, DeliveryError> {
     let tls = match settings.security {
         SmtpSecurity::None => Tls::None,
-        SmtpSecurity::Starttls => Tls::Required(tls_parameters(&settings.host)?),
-        SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&settings.host)?),
+        SmtpSecurity::Starttls => Tls::Required(tls_parameters(&settings.host, roots)?),
+        SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&settings.host, roots)?),
     };
     // The per-command timeout keeps lettre from waiting on a silent socket
     // forever; the overall budget in `send_email` bounds the whole exchange.
@@ -128,9 +135,30 @@ fn transport(
     Ok(builder.build())
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters, DeliveryError> {
-    TlsParameters::new(host.to_owned())
-        .map_err(|err| DeliveryError::Config(format!("cannot set up TLS for {host}: {err}")))
+/// TLS towards `host`: the system's trust, or only the CAs of `roots` (PEM).
+fn tls_parameters(host: &str, roots: Option<&[u8]>) -> Result<TlsParameters, DeliveryError> {
+    let fail = |err: lettre::transport::smtp::Error| {
+        DeliveryError::Config(format!("cannot set up TLS for {host}: {err}"))
+    };
+    let Some(pem) = roots else {
+        return TlsParameters::new(host.to_owned()).map_err(fail);
+    };
+    let no_certificate =
+        || DeliveryError::Config("smtp.ca_file holds no PEM certificate".to_string());
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(no_certificate());
+    }
+    let certificate = Certificate::from_pem(pem).map_err(|err| {
+        DeliveryError::Config(format!("smtp.ca_file holds no usable certificate: {err}"))
+    })?;
+    TlsParameters::builder(host.to_owned())
+        .certificate_store(CertificateStore::None)
+        .add_root_certificate(certificate)
+        .build()
+        .map_err(fail)
 }
 
 #[cfg(test)]
@@ -149,6 +177,7 @@ mod tests {
             username: None,
             password_env: None,
             timeout_seconds: 1,
+            ca_file: None,
         }
     }
 
