@@ -208,6 +208,63 @@ async fn codes_expire_allow_five_attempts_and_sending_is_throttled() {
 }
 
 #[tokio::test]
+async fn one_user_may_have_ten_codes_sent_an_hour_whatever_the_destinations() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let s = server_with(&smtp(mail.port)).await;
+    let token = s.me_token(ME_SCOPES).await;
+    for i in 0..10 {
+        let r = start(
+            &s,
+            &token,
+            json!({"type": "email", "email": format!("a{i}@example.com")}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "send {i}: {}", r.body);
+    }
+    let r = start(
+        &s,
+        &token,
+        json!({"type": "email", "email": "fresh@example.com"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        mail.wait_for(10).await.len(),
+        10,
+        "nothing sent past the limit"
+    );
+
+    // Another user has a limit of their own.
+    let bob = s
+        .me_token_for(
+            "bob@example.com",
+            "B0b-has-a-long-password",
+            Some("Partners"),
+            ME_SCOPES,
+        )
+        .await;
+    let r = start(
+        &s,
+        &bob,
+        json!({"type": "email", "email": "bob.second@example.com"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+
+    // An hour later Alice may again.
+    s.clock.advance(3600);
+    let token = s.me_token(ME_SCOPES).await;
+    let r = start(
+        &s,
+        &token,
+        json!({"type": "email", "email": "fresh@example.com"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+}
+
+#[tokio::test]
 async fn sms_and_voice_through_twilio_and_switching_between_them() {
     let sms = SmsReceiver::start(SID, TWILIO_TOKEN, WEBHOOK_SECRET).await;
     let s = server_with(&twilio(&sms.base_url)).await;
