@@ -364,13 +364,46 @@ pub fn frame_guard(res: &mut Response) {
 pub async fn complete(
     state: &AppState,
     tenant: &Tenant,
-    _host: &str,
+    host: &str,
     req: &AuthorizeRequest,
     user: &UserRow,
     auth_time: Timestamp,
     amr: &[String],
     back: &Back,
 ) -> Response {
+    // The hosted pages cannot challenge a second factor yet: a login that
+    // needs one is refused rather than let through on the password alone.
+    if let Some(client) = tenant.client(&req.client_id) {
+        match crate::services::mfa::lacks_second_factor(
+            state,
+            tenant,
+            host,
+            client,
+            req.audience.as_deref(),
+            &user.user_id,
+            amr,
+        )
+        .await
+        {
+            Ok(false) => {}
+            Ok(true) if req.prompt_none => {
+                return back.error(
+                    state,
+                    "login_required",
+                    "Multifactor authentication required",
+                );
+            }
+            Ok(true) => {
+                return back.error(
+                    state,
+                    "access_denied",
+                    "Multifactor authentication required. The hosted login page cannot ask for a \
+                     second factor yet: sign in with a passkey, or through the MFA API.",
+                );
+            }
+            Err(e) => return store_error(state, tenant, e),
+        }
+    }
     let now = state.clock.now();
     let grant_id = state.new_grant_id();
     if let Err(e) = state

@@ -20,6 +20,11 @@ pub enum OAuthError {
     InvalidUserPassword,
     TooManyAttempts,
     InvalidToken(String),
+    /// 403: a second factor is needed; the app continues with `mfa_token`.
+    MfaRequired {
+        mfa_token: String,
+        requirements: serde_json::Value,
+    },
     NotFound,
     /// 503: the database cannot be reached right now.
     Unavailable(String),
@@ -58,6 +63,11 @@ impl OAuthError {
                 "Your account has been blocked after multiple consecutive login attempts.",
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            MfaRequired { .. } => (
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "Multifactor authentication required",
+            ),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -81,14 +91,29 @@ impl IntoResponse for OAuthError {
             _ => {}
         }
         let (status, error, description) = self.parts();
-        let mut res = (
-            status,
-            Json(Body {
-                error,
-                error_description: description,
-            }),
-        )
-            .into_response();
+        let mut res = match &self {
+            OAuthError::MfaRequired {
+                mfa_token,
+                requirements,
+            } => (
+                status,
+                Json(serde_json::json!({
+                    "error": error,
+                    "error_description": description,
+                    "mfa_token": mfa_token,
+                    "mfa_requirements": requirements,
+                })),
+            )
+                .into_response(),
+            _ => (
+                status,
+                Json(Body {
+                    error,
+                    error_description: description,
+                }),
+            )
+                .into_response(),
+        };
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

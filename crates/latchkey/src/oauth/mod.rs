@@ -5,6 +5,7 @@ pub mod authorize;
 mod client_auth;
 mod discovery;
 pub mod error;
+mod mfa;
 mod passkey;
 mod session;
 pub mod token;
@@ -32,6 +33,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
     let api = Router::new()
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(session::revoke))
+        .route("/mfa/authenticators", get(mfa::authenticators))
         .route("/passkey/register", post(passkey::register))
         .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))

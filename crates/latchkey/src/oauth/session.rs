@@ -15,7 +15,7 @@ use crate::http::cookies;
 use crate::services::tokens::{self, AccessTokenError, profile_claims};
 use crate::tenant::issuer_for_host;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme

@@ -14,13 +14,16 @@ use crate::clock::Timestamp;
 use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
 use crate::http::ClientIp;
 use crate::services::login::{self, LoginError, PasswordLogin};
+use crate::services::mfa;
 use crate::services::policy::{self, Granted, split_scope};
 use crate::services::tokens::{self, TokenResponse, UserTokens};
 use crate::store::{Redeem, UserRow};
-use crate::tenant::{Client, GrantType, RotationType, Tenant};
+use crate::tenant::{Client, GrantType, MfaPolicy, RotationType, Tenant};
 
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
 pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
+pub const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+pub const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
 
 /// What an authorization code stands for, stored (as JSON) under its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,14 +53,20 @@ pub async fn token(
         host: &host,
         client,
         params: &params,
+        ip: &ip,
     };
     let response = match grant_type.as_str() {
         "authorization_code" => ctx.authorization_code().await?,
         "refresh_token" => ctx.refresh_token().await?,
-        "password" => ctx.password(None, &ip).await?,
-        PASSWORD_REALM => ctx.password(Some(params.required("realm")?), &ip).await?,
+        "password" => ctx.password(None, ctx.ip).await?,
+        PASSWORD_REALM => {
+            ctx.password(Some(params.required("realm")?), ctx.ip)
+                .await?
+        }
         "client_credentials" => ctx.client_credentials().await?,
         WEBAUTHN => ctx.webauthn().await?,
+        MFA_OTP => ctx.mfa_otp().await?,
+        MFA_RECOVERY_CODE => ctx.mfa_recovery_code().await?,
         other => {
             return Err(OAuthError::UnsupportedGrantType(format!(
                 "Unsupported grant type: {}",
@@ -79,6 +88,7 @@ struct Ctx<'a> {
     host: &'a str,
     client: &'a Client,
     params: &'a Params,
+    ip: &'a str,
 }
 
 impl Ctx<'_> {
@@ -365,6 +375,8 @@ impl Ctx<'_> {
             &self.permissions(&user),
         )?;
         let now = self.state.clock.now();
+        self.second_factor_gate(&user, audience, &requested, "password", now)
+            .await?;
         let grant_id = self.state.new_grant_id();
         self.state
             .store
@@ -457,6 +469,169 @@ impl Ctx<'_> {
         .await?)
     }
 
+    /// Answers `mfa_required` when this login needs a second factor the user
+    /// has (or, under an `always` policy, must enroll).
+    async fn second_factor_gate(
+        &self,
+        user: &UserRow,
+        audience: Option<&str>,
+        requested: &[String],
+        gty: &str,
+        now: Timestamp,
+    ) -> Result<(), OAuthError> {
+        if !mfa::required(self.tenant, self.host, self.client, audience) {
+            return Ok(());
+        }
+        let methods = self
+            .state
+            .store
+            .methods(&self.tenant.id, &user.user_id)
+            .await?;
+        let factors = mfa::second_factors(&methods);
+        let requirements = if factors.is_empty() {
+            let policy = self
+                .client
+                .mfa_policy
+                .unwrap_or(self.tenant.config.mfa.policy);
+            if policy != MfaPolicy::Always {
+                // The Default Policy lets a user without a factor through.
+                return Ok(());
+            }
+            serde_json::json!({ "enroll": mfa::enrollable(self.tenant) })
+        } else {
+            serde_json::json!({ "challenge": mfa::challenge_types(&factors) })
+        };
+        let pending = mfa::Pending {
+            audience: audience.map(str::to_string),
+            scope: requested.to_vec(),
+            amr: vec!["pwd".to_string()],
+            auth_time: now,
+            gty: gty.to_string(),
+        };
+        let mfa_token = mfa::issue_token(
+            self.state,
+            self.tenant,
+            self.client,
+            &user.user_id,
+            &pending,
+        )
+        .await
+        .map_err(mfa_error)?;
+        Err(OAuthError::MfaRequired {
+            mfa_token,
+            requirements,
+        })
+    }
+
+    /// The MFA API's one-time-password grant (a TOTP code).
+    async fn mfa_otp(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::MfaOtp)?;
+        let token = self.params.required("mfa_token")?;
+        let otp = self.params.required("otp")?;
+        let answer = mfa::Answer {
+            client: self.client,
+            token,
+            ip: self.ip,
+        };
+        let (user_id, pending) = mfa::verify_otp(self.state, self.tenant, &answer, otp)
+            .await
+            .map_err(mfa_error)?;
+        mfa::audit(self.state, self.tenant, &answer, &user_id, "otp", None).await;
+        self.after_second_factor(&user_id, pending, "otp", None)
+            .await
+    }
+
+    /// The MFA API's recovery-code grant: the code is replaced, and the new
+    /// one is in the response (`recovery_code`), to be shown once.
+    async fn mfa_recovery_code(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::MfaRecoveryCode)?;
+        let token = self.params.required("mfa_token")?;
+        let code = self.params.required("recovery_code")?;
+        let answer = mfa::Answer {
+            client: self.client,
+            token,
+            ip: self.ip,
+        };
+        let (user_id, pending, fresh) =
+            mfa::verify_recovery_code(self.state, self.tenant, &answer, code)
+                .await
+                .map_err(mfa_error)?;
+        mfa::audit(
+            self.state,
+            self.tenant,
+            &answer,
+            &user_id,
+            "recovery-code",
+            None,
+        )
+        .await;
+        self.after_second_factor(&user_id, pending, "recovery-code", Some(fresh))
+            .await
+    }
+
+    async fn after_second_factor(
+        &self,
+        user_id: &str,
+        pending: mfa::Pending,
+        factor: &str,
+        recovery_code: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let user = self.user(user_id).await?;
+        let granted = policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            pending.audience.as_deref(),
+            &pending.scope,
+            &self.permissions(&user),
+        )?;
+        let now = self.state.clock.now();
+        let grant_id = self.state.new_grant_id();
+        self.state
+            .store
+            .create_grant(
+                &self.tenant.id,
+                &grant_id,
+                &self.client.client_id,
+                Some(&user.user_id),
+                now,
+            )
+            .await?;
+        let mut amr = pending.amr.clone();
+        // RFC 8176 has no value for a recovery code: "mfa" alone says it.
+        let extra: &[&str] = if factor == "otp" {
+            &["mfa", "otp"]
+        } else {
+            &["mfa"]
+        };
+        for m in extra {
+            if !amr.iter().any(|a| a == m) {
+                amr.push(m.to_string());
+            }
+        }
+        let issue_refresh = self.wants_refresh(&granted);
+        let mut response = tokens::issue_user_tokens(
+            self.state,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user: &user,
+                granted: &granted,
+                grant_id: &grant_id,
+                nonce: None,
+                auth_time: now,
+                amr: &amr,
+                gty: Some(pending.gty.as_str()),
+                refresh_expires_at: None,
+                issue_refresh,
+            },
+        )
+        .await?;
+        response.recovery_code = recovery_code;
+        Ok(response)
+    }
+
     async fn client_credentials(&self) -> Result<TokenResponse, OAuthError> {
         self.require_grant_type(GrantType::ClientCredentials)?;
         let requested = split_scope(self.params.str("scope")?);
@@ -471,5 +646,24 @@ impl Ctx<'_> {
             tokens::issue_client_token(self.state, self.tenant, self.host, self.client, &granted)
                 .await?,
         )
+    }
+}
+
+fn mfa_error(e: mfa::MfaError) -> OAuthError {
+    match e {
+        mfa::MfaError::BadToken => {
+            OAuthError::InvalidGrant("Malformed, expired or already used mfa_token.".into())
+        }
+        mfa::MfaError::Wrong { attempts_left } if attempts_left > 0 => {
+            OAuthError::InvalidGrant("Invalid otp_code or recovery code.".into())
+        }
+        mfa::MfaError::Wrong { .. } => OAuthError::InvalidGrant(
+            "Too many wrong answers: this mfa_token can no longer be used; log in again.".into(),
+        ),
+        mfa::MfaError::NoAuthenticator(kind) => {
+            OAuthError::InvalidGrant(format!("The user has no {kind} authenticator."))
+        }
+        mfa::MfaError::Store(s) => s.into(),
+        mfa::MfaError::Internal(m) => OAuthError::Internal(m),
     }
 }

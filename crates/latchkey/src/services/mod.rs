@@ -7,6 +7,7 @@ pub mod enrollment;
 pub mod keys;
 pub mod login;
 pub mod methods;
+pub mod mfa;
 pub mod passkey_login;
 pub mod password_policy;
 pub mod phone;

@@ -35,6 +35,9 @@ pub struct TokenResponse {
     pub scope: String,
     pub expires_in: i64,
     pub token_type: &'static str,
+    /// A new recovery code, after the old one was used (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_code: Option<String>,
 }
 
 /// Everything needed to issue tokens for a user after an authentication.
@@ -97,6 +100,10 @@ pub async fn issue_user_tokens(
     if let (Some(gty), Some(obj)) = (t.gty, at.as_object_mut()) {
         obj.insert("gty".into(), json!(gty));
     }
+    // How the user authenticated (RFC 8176 values: pwd, otp, mfa, …).
+    if let (false, Some(obj)) = (t.amr.is_empty(), at.as_object_mut()) {
+        obj.insert("amr".into(), json!(t.amr));
+    }
     let access_token = key.sign("JWT", &at).map_err(|_| TokenError::Sign)?;
 
     let id_token = if t.granted.has("openid") {
@@ -116,6 +123,9 @@ pub async fn issue_user_tokens(
             json!(half_hash_b64url(access_token.as_bytes())),
         );
         claims.insert("sid".into(), json!(t.grant_id));
+        if !t.amr.is_empty() {
+            claims.insert("amr".into(), json!(t.amr));
+        }
         if let Some(n) = t.nonce {
             claims.insert("nonce".into(), json!(n));
         }
@@ -162,6 +172,7 @@ pub async fn issue_user_tokens(
         scope: t.granted.scope_string(),
         expires_in: t.granted.lifetime,
         token_type: "Bearer",
+        recovery_code: None,
     })
 }
 
@@ -222,6 +233,7 @@ pub async fn issue_client_token(
         scope: granted.scope_string(),
         expires_in: granted.lifetime,
         token_type: "Bearer",
+        recovery_code: None,
     })
 }
 

@@ -1044,6 +1044,22 @@ users:
     }
 
     #[test]
+    fn mfa_policy_and_its_override_per_client() {
+        let file = parse_ok(&format!(
+            "{TENANT}mfa: {{ policy: always }}\nclients:\n  - {{ client_id: app, app_type: spa, mfa_policy: never }}\n"
+        ));
+        assert_eq!(file.mfa.policy, MfaPolicy::Always);
+        assert_eq!(file.clients[0].mfa_policy, Some(MfaPolicy::Never));
+        assert_eq!(parse_ok(TENANT).mfa.policy, MfaPolicy::Never);
+        assert_error(
+            &format!("{TENANT}mfa: {{ policy: sometimes }}\n"),
+            2,
+            "mfa.policy",
+            "sometimes",
+        );
+    }
+
+    #[test]
     fn bad_providers_are_refused_with_their_key() {
         let smtp = |extra: &str| {
             format!(

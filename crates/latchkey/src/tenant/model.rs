@@ -117,6 +117,26 @@ pub struct TenantFile {
     /// The tenant's wording of the messages that carry codes, per language.
     #[serde(default)]
     pub messages: Messages,
+    /// When logins need a second factor.
+    #[serde(default)]
+    pub mfa: MfaSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaSettings {
+    pub policy: MfaPolicy,
+}
+
+keyword_enum! {
+    /// Whether a login needs a second factor (besides the Default Policy of
+    /// the My Account API).
+    #[derive(Default)]
+    pub enum MfaPolicy ("MFA policy") {
+        #[default]
+        Never = "never",
+        Always = "always",
+    }
 }
 
 /// Message templates by language tag (`en`, `fr`, `pt-BR`). Templates use
@@ -549,6 +569,9 @@ pub struct Client {
     pub jwt_configuration: JwtConfiguration,
     #[serde(default)]
     pub refresh_token: RefreshTokenSettings,
+    /// Overrides the tenant's `mfa.policy` for this application.
+    #[serde(default)]
+    pub mfa_policy: Option<MfaPolicy>,
 }
 
 impl Client {

@@ -13,6 +13,7 @@ mod me_gate;
 mod me_methods;
 mod me_openapi;
 mod me_passkeys;
+mod mfa_api;
 mod native_passkeys;
 mod refresh;
 mod session;

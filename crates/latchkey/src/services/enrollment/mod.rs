@@ -196,6 +196,23 @@ pub(super) async fn identity_user(
 }
 
 /// A new method ID of the `<type>|dev_<16 chars>` form.
+/// The sealing context of a TOTP method's secret.
+pub fn totp_context(tenant_id: &str, method_id: &str) -> String {
+    totp::context(tenant_id, method_id)
+}
+
+/// The stored form of a recovery code as a user may type it.
+pub fn recovery_code_digest(code: &str) -> String {
+    recovery_code::code_digest(code)
+}
+
+/// A fresh recovery code and its stored form.
+pub fn new_recovery_code(state: &AppState) -> (String, String) {
+    let code = recovery_code::new_code(state);
+    let digest = recovery_code::code_digest(&code);
+    (code, digest)
+}
+
 pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
     format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
 }

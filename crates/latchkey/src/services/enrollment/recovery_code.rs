@@ -12,7 +12,7 @@ use crate::tenant::FactorType;
 pub const LENGTH: usize = 24;
 
 /// 24 letters from A–Z: about 113 bits, without modulo bias.
-fn new_code(state: &AppState) -> String {
+pub(super) fn new_code(state: &AppState) -> String {
     let mut out = String::with_capacity(LENGTH);
     while out.len() < LENGTH {
         let mut b = [0u8; 32];

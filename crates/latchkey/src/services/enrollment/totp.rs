@@ -11,7 +11,7 @@ use crate::rng::RngExt;
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
-fn context(tenant_id: &str, method_id: &str) -> String {
+pub(super) fn context(tenant_id: &str, method_id: &str) -> String {
     format!("totp:{tenant_id}:{method_id}")
 }
 

@@ -1,0 +1,369 @@
+//! Second factors at login for embedded apps (Auth0's MFA API): when a
+//! password login needs one, the token endpoint answers `mfa_required` with
+//! an `mfa_token` instead of tokens; the app lists the user's authenticators
+//! with it and trades it, with a one-time code or a recovery code, for the
+//! tokens.
+//!
+//! The `mfa_token` is 256 random bits, stored as a digest like an enrollment
+//! (kind `mfa-login`): bound to the client and the user, alive 10 minutes,
+//! consumed by its first success, dead after 5 wrong answers. It carries the
+//! original request (audience, scope) and the first factor's `amr` and time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::crypto::hash::{constant_time_eq, secret_digest};
+use crate::crypto::otp;
+use crate::rng::RngExt;
+use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError};
+use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
+
+/// Lifetime of an `mfa_token`, seconds.
+pub const MFA_TOKEN_TTL: i64 = 600;
+/// Wrong answers an `mfa_token` survives.
+pub const MAX_ATTEMPTS: i64 = 5;
+const KIND: &str = "mfa-login";
+
+/// What the first factor established, kept with the `mfa_token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub audience: Option<String>,
+    pub scope: Vec<String>,
+    pub amr: Vec<String>,
+    pub auth_time: Timestamp,
+    /// The grant that authenticated the first factor (`password`).
+    pub gty: String,
+}
+
+#[derive(Debug)]
+pub enum MfaError {
+    /// The token is unknown, expired, used, or another client's.
+    BadToken,
+    /// The answer was wrong; the token survives `attempts_left` more.
+    Wrong {
+        attempts_left: i64,
+    },
+    /// The user has no authenticator of that kind.
+    NoAuthenticator(&'static str),
+    Store(StoreError),
+    Internal(String),
+}
+
+impl From<StoreError> for MfaError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Whether a login by `client` for `audience` needs a second factor: the
+/// application's or tenant's MFA policy, or the My Account API's Default
+/// Policy for its audience.
+pub fn required(tenant: &Tenant, host: &str, client: &Client, audience: Option<&str>) -> bool {
+    let policy = client.mfa_policy.unwrap_or(tenant.config.mfa.policy);
+    policy == MfaPolicy::Always
+        || (tenant.config.my_account_api.require_2fa
+            && audience.is_some_and(|a| my_account(tenant, host, a)))
+}
+
+fn my_account(tenant: &Tenant, host: &str, audience: &str) -> bool {
+    tenant.is_my_account_audience(host, audience)
+        || tenant
+            .config
+            .tenant
+            .domains
+            .iter()
+            .any(|d| tenant.is_my_account_audience(d, audience))
+}
+
+/// Whether a login that authenticated with `amr` still lacks a second factor
+/// it needs: MFA applies, the login used no second factor (nor a passkey,
+/// which is one already), and the user has a factor or the policy demands
+/// one regardless (a user without any gets through the Default Policy).
+pub async fn lacks_second_factor(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    audience: Option<&str>,
+    user_id: &str,
+    amr: &[String],
+) -> Result<bool, StoreError> {
+    if !required(tenant, host, client, audience)
+        || amr.iter().any(|a| a == "mfa" || a == "webauthn")
+    {
+        return Ok(false);
+    }
+    if client.mfa_policy.unwrap_or(tenant.config.mfa.policy) == MfaPolicy::Always {
+        return Ok(true);
+    }
+    let methods = state.store.methods(&tenant.id, user_id).await?;
+    Ok(!second_factors(&methods).is_empty())
+}
+
+/// The user's confirmed second factors that a login may use.
+pub fn second_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
+    methods
+        .iter()
+        .filter(|m| matches!(m.method_type.as_str(), "totp" | "recovery-code"))
+        .collect()
+}
+
+/// `mfa_requirements.challenge`: the kinds of challenge the user can answer.
+pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
+    let mut out = Vec::new();
+    if methods.iter().any(|m| m.method_type == "totp") {
+        out.push(json!({"type": "otp"}));
+    }
+    if methods.iter().any(|m| m.method_type == "recovery-code") {
+        out.push(json!({"type": "recovery-code"}));
+    }
+    out
+}
+
+/// Starts the second step: stores the pending login, returns the token.
+pub async fn issue_token(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    user_id: &str,
+    pending: &Pending,
+) -> Result<String, MfaError> {
+    let token = state.rng.alnum(43);
+    let now = state.clock.now();
+    let row = EnrollmentRow {
+        user_id: user_id.to_string(),
+        client_id: client.client_id.clone(),
+        method_type: KIND.to_string(),
+        method_id: "mfa|login".to_string(),
+        state: serde_json::to_value(pending).map_err(|e| MfaError::Internal(e.to_string()))?,
+        attempts: 0,
+        created_at: now,
+        expires_at: now + MFA_TOKEN_TTL,
+    };
+    state
+        .store
+        .create_enrollment(&tenant.id, &secret_digest(&token), &row)
+        .await?;
+    Ok(token)
+}
+
+/// The live pending login behind `token`, if `client` (when given) is the
+/// one it was issued to.
+pub async fn lookup(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    client: Option<&Client>,
+) -> Result<(EnrollmentRow, Pending), MfaError> {
+    let digest = secret_digest(token);
+    let Some(row) = state
+        .store
+        .enrollment(&tenant.id, &digest, state.clock.now())
+        .await?
+    else {
+        return Err(MfaError::BadToken);
+    };
+    if row.method_type != KIND || client.is_some_and(|c| c.client_id != row.client_id) {
+        return Err(MfaError::BadToken);
+    }
+    let pending: Pending =
+        serde_json::from_value(row.state.clone()).map_err(|e| MfaError::Internal(e.to_string()))?;
+    Ok((row, pending))
+}
+
+/// Who answers a challenge, for the tenant log.
+pub struct Answer<'a> {
+    pub client: &'a Client,
+    pub token: &'a str,
+    pub ip: &'a str,
+}
+
+/// Writes `gd_auth_succeed`/`gd_auth_failed` (one-time codes) or
+/// `gd_recovery_succeed`/`gd_recovery_failed` (recovery codes).
+pub async fn audit(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    user_id: &str,
+    factor: &str,
+    error: Option<&str>,
+) {
+    let base = if factor == "recovery-code" {
+        "gd_recovery"
+    } else {
+        "gd_auth"
+    };
+    let event = match error {
+        None => format!("{base}_succeed"),
+        Some(_) => format!("{base}_failed"),
+    };
+    let actor = crate::services::audit::Actor {
+        tenant_id: &tenant.id,
+        client_id: &answer.client.client_id,
+        user_id,
+        ip: answer.ip,
+        user_agent: "",
+    };
+    let mut details = json!({ "factor": factor, "via": "mfa_api" });
+    if let Some(e) = error {
+        details["error"] = json!(e);
+    }
+    crate::services::audit::record(state, &actor, &event, details).await;
+}
+
+async fn wrong(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    user_id: &str,
+    factor: &str,
+) -> MfaError {
+    audit(state, tenant, answer, user_id, factor, Some("wrong code")).await;
+    let token = answer.token;
+    match state
+        .store
+        .enrollment_failed(&tenant.id, &secret_digest(token), MAX_ATTEMPTS)
+        .await
+    {
+        Ok(left) => MfaError::Wrong {
+            attempts_left: left,
+        },
+        Err(e) => MfaError::Store(e),
+    }
+}
+
+/// Answers the challenge with a TOTP code. On success the token is consumed
+/// and the code's time step can never be used again.
+pub async fn verify_otp(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    code: &str,
+) -> Result<(String, Pending), MfaError> {
+    let token = answer.token;
+    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let totps: Vec<&MethodRow> = methods.iter().filter(|m| m.method_type == "totp").collect();
+    if totps.is_empty() {
+        return Err(MfaError::NoAuthenticator("otp"));
+    }
+    let now = state.clock.now();
+    for m in totps {
+        let Some(sealed) = m.data.get("secret").and_then(Value::as_str) else {
+            continue;
+        };
+        let secret = state
+            .sealer
+            .open(
+                &crate::services::enrollment::totp_context(&tenant.id, &m.id),
+                sealed,
+            )
+            .map_err(|e| MfaError::Internal(format!("opening a TOTP secret: {e}")))?;
+        let Some(step) = otp::verify(&secret, code.trim(), now, m.last_otp_step) else {
+            continue;
+        };
+        // The step first (a replayed code loses here), then the token.
+        if state
+            .store
+            .consume_otp_step(&tenant.id, &row.user_id, &m.id, step, now)
+            .await?
+            && state
+                .store
+                .complete_enrollment(&tenant.id, &secret_digest(token), &Completion::Consume, now)
+                .await?
+        {
+            return Ok((row.user_id, pending));
+        }
+        return Err(MfaError::BadToken);
+    }
+    Err(wrong(state, tenant, answer, &row.user_id, "otp").await)
+}
+
+/// Answers the challenge with the user's recovery code. On success the code
+/// is replaced by a new one (returned, to be shown once) in the same
+/// transaction that consumes the token.
+pub async fn verify_recovery_code(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    code: &str,
+) -> Result<(String, Pending, String), MfaError> {
+    let token = answer.token;
+    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let Some(current) = methods.iter().find(|m| m.method_type == "recovery-code") else {
+        return Err(MfaError::NoAuthenticator("recovery-code"));
+    };
+    let stored = current
+        .data
+        .get("code_digest")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let given = crate::services::enrollment::recovery_code_digest(code);
+    if stored.is_empty() || !constant_time_eq(stored.as_bytes(), given.as_bytes()) {
+        return Err(wrong(state, tenant, answer, &row.user_id, "recovery-code").await);
+    }
+    let (fresh, digest) = crate::services::enrollment::new_recovery_code(state);
+    let now = state.clock.now();
+    let replacement = MethodRow {
+        id: format!("recovery-code|dev_{}", state.rng.alnum(16)),
+        user_id: row.user_id.clone(),
+        method_type: FactorType::RecoveryCode.as_str().to_string(),
+        name: None,
+        data: json!({ "code_digest": digest }),
+        created_at: now,
+        last_auth_at: None,
+        last_otp_step: None,
+        credential_id: None,
+    };
+    let done = state
+        .store
+        .complete_enrollment(
+            &tenant.id,
+            &secret_digest(token),
+            &Completion::AddMethod {
+                row: replacement,
+                replace_type: true,
+            },
+            now,
+        )
+        .await?;
+    if !done {
+        return Err(MfaError::BadToken);
+    }
+    Ok((row.user_id, pending, fresh))
+}
+
+/// `GET /mfa/authenticators`: the user's authenticators as Auth0 lists them.
+pub fn authenticators(methods: &[&MethodRow]) -> Vec<Value> {
+    methods
+        .iter()
+        .map(|m| {
+            let kind = if m.method_type == "totp" {
+                "otp"
+            } else {
+                "recovery-code"
+            };
+            let mut v = json!({ "id": m.id, "authenticator_type": kind, "active": true });
+            if let Some(name) = &m.name {
+                v["name"] = json!(name);
+            }
+            v
+        })
+        .collect()
+}
+
+/// `mfa_requirements.enroll`: what a user without a factor could enroll.
+pub fn enrollable(tenant: &Tenant) -> Vec<Value> {
+    let factors = &tenant.config.factors;
+    let mut out = Vec::new();
+    if factors.contains(&FactorType::Totp) {
+        out.push(json!({"type": "otp"}));
+    }
+    if factors.contains(&FactorType::RecoveryCode) {
+        out.push(json!({"type": "recovery-code"}));
+    }
+    out
+}

@@ -1,0 +1,456 @@
+//! Second factors in embedded (password-grant) logins through the MFA API:
+//! `mfa_required`, `GET /mfa/authenticators`, the mfa-otp and
+//! mfa-recovery-code grants; the tenant's policy, a client's override, and
+//! the My Account API's Default Policy at login.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+const MFA_RECOVERY: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+
+/// The acme tenant with `extra` settings, the spa client allowed the MFA
+/// grants (and the web client the OTP one, to try another client's token).
+fn tenant(port: u16, extra: &str) -> String {
+    acme(port)
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            &format!(
+                "\"http://auth0.com/oauth/grant-type/password-realm\", \"{MFA_OTP}\", \"{MFA_RECOVERY}\"] }}"
+            ),
+        )
+        .replace(
+            "grant_types: [authorization_code, refresh_token] }",
+            &format!("grant_types: [authorization_code, refresh_token, \"{MFA_OTP}\"] }}"),
+        )
+        + extra
+}
+
+struct Enrolled {
+    totp_secret: String,
+    recovery_code: String,
+}
+
+/// Alice enrolls TOTP and a recovery code through My Account, then the
+/// tenant gets `extra` (its MFA settings).
+async fn server_with(extra: &str) -> (TestServer, Enrolled) {
+    let s = TestServer::start().await;
+    let token = s.me_token(ME_SCOPES).await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "totp"})),
+        )
+        .await;
+    let totp_secret = r.body["manual_input_code"].as_str().unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!("{}/verify", r.header("location").unwrap()),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"],
+                        "otp_code": totp_now(&totp_secret, s.clock_now())})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "recovery-code"})),
+        )
+        .await;
+    let recovery_code = r.body["recovery_code"].as_str().unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!("{}/verify", r.header("location").unwrap()),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"]})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, extra))
+        .await
+        .unwrap();
+    // The enrollment used this 30-second step's code.
+    s.clock.advance(30);
+    (
+        s,
+        Enrolled {
+            totp_secret,
+            recovery_code,
+        },
+    )
+}
+
+const ALWAYS: &str = "mfa: { policy: always }\n";
+
+async fn password(
+    s: &TestServer,
+    user: (&str, &str),
+    audience: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut form = vec![
+        (
+            "grant_type",
+            "http://auth0.com/oauth/grant-type/password-realm",
+        ),
+        ("client_id", "spa"),
+        ("username", user.0),
+        ("password", user.1),
+        (
+            "realm",
+            if user.0 == ALICE {
+                "Username-Password-Authentication"
+            } else {
+                "Partners"
+            },
+        ),
+        ("scope", "openid offline_access"),
+    ];
+    if let Some(a) = audience {
+        form.push(("audience", a));
+    }
+    s.token(&form).await
+}
+
+const ALICE_LOGIN: (&str, &str) = (ALICE, ALICE_PASSWORD);
+const BOB_LOGIN: (&str, &str) = ("bob@example.com", "B0b-has-a-long-password");
+
+/// A password login that must answer `mfa_required`; its `mfa_token`.
+async fn mfa_token(s: &TestServer) -> String {
+    let (status, body) = password(s, ALICE_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "mfa_required");
+    body["mfa_token"].as_str().unwrap().to_string()
+}
+
+async fn otp(s: &TestServer, client: &str, token: &str, code: &str) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", MFA_OTP),
+        ("client_id", client),
+        ("mfa_token", token),
+        ("otp", code),
+    ];
+    if client == "web" {
+        form.push(("client_secret", "web-secret-value"));
+    }
+    s.token(&form).await
+}
+
+async fn events(s: &TestServer) -> Vec<String> {
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    s.state
+        .store
+        .audit_events(&tenant.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+#[tokio::test]
+async fn password_then_a_totp_code_through_the_mfa_api() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let (status, body) = password(&s, ALICE_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "mfa_required");
+    assert_eq!(
+        body["error_description"],
+        "Multifactor authentication required"
+    );
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"challenge": [{"type": "otp"}, {"type": "recovery-code"}]})
+    );
+    assert!(body.get("access_token").is_none());
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+
+    // The authenticators, with the mfa_token as the bearer credential.
+    let res = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let list: Value = res.json().await.unwrap();
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["authenticator_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{list}");
+    assert!(kinds.contains(&"otp") && kinds.contains(&"recovery-code"));
+    assert!(list[0]["id"].as_str().unwrap().contains("|dev_"));
+    let res = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Another client cannot spend it; a wrong code is invalid_grant.
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (status, body) = otp(&s, "web", &token, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, body) = otp(&s, "spa", &token, wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+
+    let (status, body) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["refresh_token"].is_string());
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "mfa", "otp"]));
+    assert_eq!(id["auth_time"], json!(s.clock_now()));
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa", "otp"])
+    );
+
+    // The token is spent; the code's step is spent for any new login too.
+    let (status, _) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let again = mfa_token(&s).await;
+    let (status, body) = otp(&s, "spa", &again, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "replayed code: {body}");
+    s.clock.advance(30);
+    let next = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (status, body) = otp(&s, "spa", &again, &next).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let log = events(&s).await;
+    assert!(log.iter().any(|e| e == "gd_auth_succeed"), "{log:?}");
+    assert!(log.iter().any(|e| e == "gd_auth_failed"), "{log:?}");
+}
+
+#[tokio::test]
+async fn five_wrong_answers_end_the_mfa_token_and_it_expires() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let token = mfa_token(&s).await;
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..5 {
+        let (status, _) = otp(&s, "spa", &token, wrong).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "dead after five: {body}");
+
+    // Ten minutes to answer.
+    let token = mfa_token(&s).await;
+    s.clock.advance(601);
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (status, body) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "expired: {body}");
+    let res = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_recovery_code_logs_in_once_and_is_replaced() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let recover = |token: String, code: String| {
+        let s = &s;
+        async move {
+            s.token(&[
+                ("grant_type", MFA_RECOVERY),
+                ("client_id", "spa"),
+                ("mfa_token", &token),
+                ("recovery_code", &code),
+            ])
+            .await
+        }
+    };
+    let (status, body) = recover(mfa_token(&s).await, "WRONGWRONGWRONGWRONGWRON".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Typed in lower case with dashes: still the code.
+    let typed = enrolled
+        .recovery_code
+        .to_lowercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("-");
+    let (status, body) = recover(mfa_token(&s).await, typed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["recovery_code"].as_str().unwrap().to_string();
+    assert_eq!(fresh.len(), 24);
+    assert_ne!(fresh, enrolled.recovery_code);
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
+
+    // The old code is gone, the new one works (once).
+    let (status, _) = recover(mfa_token(&s).await, enrolled.recovery_code.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = recover(mfa_token(&s).await, fresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let methods = s
+        .state
+        .store
+        .methods(&tenant.id, "auth0|alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        methods
+            .iter()
+            .filter(|m| m.method_type == "recovery-code")
+            .count(),
+        1
+    );
+    let log = events(&s).await;
+    assert!(log.iter().any(|e| e == "gd_recovery_succeed"), "{log:?}");
+    assert!(log.iter().any(|e| e == "gd_recovery_failed"), "{log:?}");
+}
+
+#[tokio::test]
+async fn policies_the_clients_override_and_the_default_policy_at_login() {
+    // Never (the default): the password is enough.
+    let (s, _) = server_with("").await;
+    let (status, body) = password(&s, ALICE_LOGIN, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd"])
+    );
+
+    // Always, but the spa client says never.
+    let text = tenant(s.port, ALWAYS).replace(
+        "client_id: spa, name: Demo SPA,",
+        "client_id: spa, name: Demo SPA, mfa_policy: never,",
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    assert_eq!(password(&s, ALICE_LOGIN, None).await.0, StatusCode::OK);
+
+    // Always, and Bob has no factor: he must enroll one.
+    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, ALWAYS))
+        .await
+        .unwrap();
+    let (status, body) = password(&s, BOB_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"enroll": [{"type": "otp"}, {"type": "recovery-code"}]})
+    );
+
+    // The Default Policy: only the My Account audience needs the second
+    // factor, and a user without one gets through.
+    let text = tenant(s.port, "").replace("require_2fa: false", "require_2fa: true");
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let me = s.my_account_audience();
+    let (status, body) = password(&s, ALICE_LOGIN, Some(API)).await;
+    assert_eq!(status, StatusCode::OK, "another API: {body}");
+    let (status, body) = password(&s, ALICE_LOGIN, Some(&me)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "mfa_required");
+    let (status, body) = password(&s, BOB_LOGIN, Some(&me)).await;
+    assert_eq!(status, StatusCode::OK, "no factor, no challenge: {body}");
+}
+
+#[tokio::test]
+async fn one_mfa_token_answered_twice_at_once_gives_one_set_of_tokens() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let token = mfa_token(&s).await;
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (a, b, c) = tokio::join!(
+        otp(&s, "spa", &token, &code),
+        otp(&s, "spa", &token, &code),
+        otp(&s, "spa", &token, &code)
+    );
+    let ok = [a.0, b.0, c.0]
+        .iter()
+        .filter(|st| **st == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 1, "{} {} {}", a.1, b.1, c.1);
+}
+
+#[tokio::test]
+async fn the_hosted_page_refuses_a_login_that_needs_a_second_factor() {
+    // The page cannot challenge one yet: refusing beats a password-only login.
+    let (s, _) = server_with("").await;
+    let browser = s.browser();
+    // Signed in (single sign-on session) while MFA was off.
+    let code = code_for(&s, &browser, &AuthRequest::new("openid")).await;
+    assert!(!code.is_empty());
+    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, ALWAYS))
+        .await
+        .unwrap();
+    let silent = AuthRequest::new("openid").param("prompt", "none");
+    let res = browser.get(silent.url(&s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("login_required")
+    );
+    assert_eq!(
+        query_param(&location, "error_description").as_deref(),
+        Some("Multifactor authentication required")
+    );
+    assert!(query_param(&location, "code").is_none());
+
+    let fresh = s.browser();
+    let res = login_through_page(
+        &s,
+        &fresh,
+        &AuthRequest::new("openid"),
+        ALICE,
+        ALICE_PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(query_param(&location, "code").is_none());
+
+    // The Default Policy: only logins for My Account need the second factor.
+    let text = tenant(s.port, "").replace("require_2fa: false", "require_2fa: true");
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let location = |res: reqwest::Response| res.headers()["location"].to_str().unwrap().to_string();
+    let api = AuthRequest::new("openid").audience(API);
+    let res = login_through_page(&s, &s.browser(), &api, ALICE, ALICE_PASSWORD).await;
+    assert!(query_param(&location(res), "code").is_some());
+    let me = AuthRequest::new("openid").audience(&s.my_account_audience());
+    let res = login_through_page(&s, &s.browser(), &me, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(
+        query_param(&location(res), "error").as_deref(),
+        Some("access_denied")
+    );
+}
