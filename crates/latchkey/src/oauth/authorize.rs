@@ -272,8 +272,30 @@ async fn start(
     back: &Back,
 ) -> Response {
     let now = state.clock.now();
-    if !req.prompt_login
-        && let Some((_, session)) = current_session(state, tenant, headers).await
+    let session = if req.prompt_login {
+        None
+    } else {
+        current_session(state, tenant, headers).await
+    };
+    // The Default Policy: a session older than its window cannot give a My
+    // Account token silently; interactively, the user logs in again.
+    if let Some((_, s)) = &session
+        && crate::services::mfa::two_factor_window_passed(
+            tenant,
+            host,
+            req.audience.as_deref(),
+            s.auth_time,
+            now,
+        )
+    {
+        if req.prompt_none {
+            return back.error(
+                state,
+                "unmet_authentication_requirements",
+                "The My Account API requires a recent second factor; log in again.",
+            );
+        }
+    } else if let Some((_, session)) = session
         && req.max_age.is_none_or(|m| now - session.auth_time <= m)
     {
         match state.store.user_by_id(&tenant.id, &session.user_id).await {

@@ -25,6 +25,8 @@ pub enum OAuthError {
         mfa_token: String,
         requirements: serde_json::Value,
     },
+    /// The Default Policy cannot be met (no second factor, window passed).
+    UnmetAuthenticationRequirements(String),
     NotFound,
     /// 503: the database cannot be reached right now.
     Unavailable(String),
@@ -67,6 +69,11 @@ impl OAuthError {
                 StatusCode::FORBIDDEN,
                 "mfa_required",
                 "Multifactor authentication required",
+            ),
+            UnmetAuthenticationRequirements(d) => (
+                StatusCode::FORBIDDEN,
+                "unmet_authentication_requirements",
+                d,
             ),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Unavailable(_) => (

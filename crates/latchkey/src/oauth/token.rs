@@ -263,6 +263,16 @@ impl Ctx<'_> {
                 "The refresh token was not issued for this audience".into(),
             ));
         }
+        if mfa::two_factor_window_passed(
+            self.tenant,
+            self.host,
+            row.audience.as_deref(),
+            row.auth_time,
+            now,
+        ) {
+            self.default_policy_on_refresh(&row, &requested, now)
+                .await?;
+        }
         let row = if rotate {
             self.live_refresh_token(&digest, now, true).await?
         } else {
@@ -520,6 +530,55 @@ impl Ctx<'_> {
         Err(OAuthError::MfaRequired {
             mfa_token,
             requirements,
+        })
+    }
+
+    /// The Default Policy's window has passed for this refresh token: a user
+    /// with a factor is challenged again (`mfa_required`; the refresh token
+    /// stays as it is); a user without one cannot meet the policy, and the
+    /// refresh token dies with its grant.
+    async fn default_policy_on_refresh(
+        &self,
+        row: &crate::store::RefreshTokenRow,
+        requested: &[String],
+        now: Timestamp,
+    ) -> Result<(), OAuthError> {
+        let methods = self
+            .state
+            .store
+            .methods(&self.tenant.id, &row.user_id)
+            .await?;
+        let factors = mfa::second_factors(&methods);
+        if factors.is_empty() {
+            self.state
+                .store
+                .revoke_grant(
+                    &self.tenant.id,
+                    &row.grant_id,
+                    "two-factor window passed",
+                    now,
+                )
+                .await?;
+            return Err(OAuthError::UnmetAuthenticationRequirements(
+                "The My Account API requires a second factor within the last \
+                 authentication window and the user has none; log in again."
+                    .into(),
+            ));
+        }
+        let pending = mfa::Pending {
+            audience: row.audience.clone(),
+            scope: requested.to_vec(),
+            amr: row.amr.clone(),
+            auth_time: row.auth_time,
+            gty: "refresh_token".into(),
+        };
+        let mfa_token =
+            mfa::issue_token(self.state, self.tenant, self.client, &row.user_id, &pending)
+                .await
+                .map_err(mfa_error)?;
+        Err(OAuthError::MfaRequired {
+            mfa_token,
+            requirements: serde_json::json!({ "challenge": mfa::challenge_types(&factors) }),
         })
     }
 

@@ -67,6 +67,21 @@ pub fn required(tenant: &Tenant, host: &str, client: &Client, audience: Option<&
             && audience.is_some_and(|a| my_account(tenant, host, a)))
 }
 
+/// Whether the Default Policy's window has passed for a token of
+/// `audience` whose last authentication was at `auth_time`.
+pub fn two_factor_window_passed(
+    tenant: &Tenant,
+    host: &str,
+    audience: Option<&str>,
+    auth_time: Timestamp,
+    now: Timestamp,
+) -> bool {
+    let api = &tenant.config.my_account_api;
+    api.require_2fa
+        && audience.is_some_and(|a| my_account(tenant, host, a))
+        && now - auth_time > i64::from(api.two_factor_window_seconds)
+}
+
 fn my_account(tenant: &Tenant, host: &str, audience: &str) -> bool {
     tenant.is_my_account_audience(host, audience)
         || tenant

@@ -232,6 +232,11 @@ impl<'a> Validator<'a> {
             self.file.my_account_api.token_lifetime,
             TOKEN_LIFETIME,
         )?;
+        self.in_range(
+            "my_account_api.two_factor_window_seconds",
+            self.file.my_account_api.two_factor_window_seconds,
+            60..=86_400,
+        )?;
         self.unique(indexed("factors", &self.file.factors, |f| *f), |f| {
             format!("duplicate factor {f}")
         })?;

@@ -342,6 +342,8 @@ pub struct MyAccountApi {
     pub active: bool,
     pub user_policy: MyAccountUserPolicy,
     pub require_2fa: bool,
+    /// With `require_2fa`: how recent the second factor must be, seconds.
+    pub two_factor_window_seconds: u32,
     pub enforce_policies: bool,
     /// Access token lifetime in seconds.
     pub token_lifetime: u32,
@@ -354,6 +356,7 @@ impl Default for MyAccountApi {
             active: true,
             user_policy: MyAccountUserPolicy::RequireClientGrant,
             require_2fa: false,
+            two_factor_window_seconds: 900,
             enforce_policies: false,
             token_lifetime: 600,
             rate_limits: MyAccountRateLimits::default(),

@@ -454,3 +454,107 @@ async fn the_hosted_page_refuses_a_login_that_needs_a_second_factor() {
         Some("access_denied")
     );
 }
+
+async fn refresh(s: &TestServer, token: &str) -> (StatusCode, Value) {
+    s.token(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa"),
+        ("refresh_token", token),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn the_default_policy_window_on_refresh_and_silent_login() {
+    let (s, enrolled) = server_with("").await;
+    let text = tenant(s.port, "").replace("require_2fa: false", "require_2fa: true");
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let me = s.my_account_audience();
+
+    // Alice: password, then her TOTP code.
+    let (status, body) = password(&s, ALICE_LOGIN, Some(&me)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (status, body) = otp(&s, "spa", body["mfa_token"].as_str().unwrap(), &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+
+    // Within 15 minutes of the second factor: refreshed, no challenge.
+    s.clock.advance(600);
+    let (status, body) = refresh(&s, &rt).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+
+    // After: challenged again; the refresh token is not spent by asking.
+    s.clock.advance(301);
+    let (status, body) = refresh(&s, &rt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "mfa_required");
+    assert_eq!(body["mfa_requirements"]["challenge"][0]["type"], "otp");
+    let code = totp_now(&enrolled.totp_secret, s.clock_now());
+    let (status, body) = otp(&s, "spa", body["mfa_token"].as_str().unwrap(), &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at = claims(body["access_token"].as_str().unwrap());
+    assert_eq!(at["amr"], json!(["pwd", "mfa", "otp"]));
+    assert_eq!(
+        at["aud"],
+        json!([me.clone(), format!("{}userinfo", s.issuer)])
+    );
+    let fresh = body["refresh_token"].as_str().unwrap().to_string();
+    let (status, body) = refresh(&s, &fresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Bob has no factor: let in at login, refused after the window, and his
+    // refresh token is dead from then on.
+    let (status, body) = password(&s, BOB_LOGIN, Some(&me)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bob_rt = body["refresh_token"].as_str().unwrap().to_string();
+    s.clock.advance(300);
+    let (status, body) = refresh(&s, &bob_rt).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bob_rt = body["refresh_token"].as_str().unwrap().to_string();
+    s.clock.advance(601);
+    let (status, body) = refresh(&s, &bob_rt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "unmet_authentication_requirements");
+    let (status, body) = refresh(&s, &bob_rt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // Silent login: Alice's session (password only, for another API) cannot
+    // give a My Account token; after the window the error is the policy's.
+    let browser = s.browser();
+    let res = login_through_page(
+        &s,
+        &browser,
+        &AuthRequest::new("openid").audience(API),
+        ALICE,
+        ALICE_PASSWORD,
+    )
+    .await;
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(query_param(&location, "code").is_some(), "{location}");
+    let silent = || {
+        AuthRequest::new("openid")
+            .audience(&me)
+            .param("prompt", "none")
+    };
+    let res = browser.get(silent().url(&s)).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("login_required")
+    );
+    s.clock.advance(901);
+    let res = browser.get(silent().url(&s)).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("unmet_authentication_requirements"),
+        "{location}"
+    );
+}
