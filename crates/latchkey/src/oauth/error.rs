@@ -27,6 +27,8 @@ pub enum OAuthError {
     },
     /// The Default Policy cannot be met (no second factor, window passed).
     UnmetAuthenticationRequirements(String),
+    /// 429: too many codes sent; retry after that many seconds.
+    TooManyRequests(i64),
     NotFound,
     /// 503: the database cannot be reached right now.
     Unavailable(String),
@@ -74,6 +76,11 @@ impl OAuthError {
                 StatusCode::FORBIDDEN,
                 "unmet_authentication_requirements",
                 d,
+            ),
+            TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many codes were sent; try again later.",
             ),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Unavailable(_) => (
@@ -139,6 +146,12 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::Unavailable(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::TooManyRequests(seconds) => {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(seconds.max(&1).to_owned()),
+                );
             }
             _ => {}
         }

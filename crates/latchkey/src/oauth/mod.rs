@@ -34,6 +34,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(session::revoke))
         .route("/mfa/authenticators", get(mfa::authenticators))
+        .route("/mfa/challenge", post(mfa::challenge))
         .route("/passkey/register", post(passkey::register))
         .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))

@@ -24,6 +24,7 @@ pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-rea
 pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 pub const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
 pub const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+pub const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 
 /// What an authorization code stands for, stored (as JSON) under its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +68,7 @@ pub async fn token(
         WEBAUTHN => ctx.webauthn().await?,
         MFA_OTP => ctx.mfa_otp().await?,
         MFA_RECOVERY_CODE => ctx.mfa_recovery_code().await?,
+        MFA_OOB => ctx.mfa_oob().await?,
         other => {
             return Err(OAuthError::UnsupportedGrantType(format!(
                 "Unsupported grant type: {}",
@@ -600,6 +602,27 @@ impl Ctx<'_> {
             .await
     }
 
+    /// The MFA API's out-of-band grant: the code sent by email, SMS or voice
+    /// call after `POST /mfa/challenge`, as `binding_code`.
+    async fn mfa_oob(&self) -> Result<TokenResponse, OAuthError> {
+        self.require_grant_type(GrantType::MfaOob)?;
+        let token = self.params.required("mfa_token")?;
+        let oob_code = self.params.required("oob_code")?;
+        let binding_code = self.params.required("binding_code")?;
+        let answer = mfa::Answer {
+            client: self.client,
+            token,
+            ip: self.ip,
+        };
+        let (user_id, pending, channel) =
+            mfa::verify_oob(self.state, self.tenant, &answer, oob_code, binding_code)
+                .await
+                .map_err(mfa_error)?;
+        mfa::audit(self.state, self.tenant, &answer, &user_id, "oob", None).await;
+        self.after_second_factor(&user_id, pending, channel, None)
+            .await
+    }
+
     /// The MFA API's recovery-code grant: the code is replaced, and the new
     /// one is in the response (`recovery_code`), to be shown once.
     async fn mfa_recovery_code(&self) -> Result<TokenResponse, OAuthError> {
@@ -658,10 +681,11 @@ impl Ctx<'_> {
             .await?;
         let mut amr = pending.amr.clone();
         // RFC 8176 has no value for a recovery code: "mfa" alone says it.
-        let extra: &[&str] = if factor == "otp" {
-            &["mfa", "otp"]
-        } else {
-            &["mfa"]
+        let extra: &[&str] = match factor {
+            "otp" => &["mfa", "otp"],
+            "sms" => &["mfa", "sms"],
+            "voice" => &["mfa", "tel"],
+            _ => &["mfa"],
         };
         for m in extra {
             if !amr.iter().any(|a| a == m) {
@@ -708,7 +732,7 @@ impl Ctx<'_> {
     }
 }
 
-fn mfa_error(e: mfa::MfaError) -> OAuthError {
+pub(super) fn mfa_error(e: mfa::MfaError) -> OAuthError {
     match e {
         mfa::MfaError::BadToken => {
             OAuthError::InvalidGrant("Malformed, expired or already used mfa_token.".into())
@@ -721,6 +745,10 @@ fn mfa_error(e: mfa::MfaError) -> OAuthError {
         ),
         mfa::MfaError::NoAuthenticator(kind) => {
             OAuthError::InvalidGrant(format!("The user has no {kind} authenticator."))
+        }
+        mfa::MfaError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        mfa::MfaError::Delivery(m) => {
+            OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
         }
         mfa::MfaError::Store(s) => s.into(),
         mfa::MfaError::Internal(m) => OAuthError::Internal(m),

@@ -47,6 +47,10 @@ pub enum MfaError {
     },
     /// The user has no authenticator of that kind.
     NoAuthenticator(&'static str),
+    /// Too many codes sent; retry after that many seconds.
+    Throttled(i64),
+    /// The provider did not take the message.
+    Delivery(String),
     Store(StoreError),
     Internal(String),
 }
@@ -121,7 +125,12 @@ pub async fn lacks_second_factor(
 pub fn second_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
     methods
         .iter()
-        .filter(|m| matches!(m.method_type.as_str(), "totp" | "recovery-code"))
+        .filter(|m| {
+            matches!(
+                m.method_type.as_str(),
+                "totp" | "recovery-code" | "email" | "phone"
+            )
+        })
         .collect()
 }
 
@@ -130,6 +139,12 @@ pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
     let mut out = Vec::new();
     if methods.iter().any(|m| m.method_type == "totp") {
         out.push(json!({"type": "otp"}));
+    }
+    if methods
+        .iter()
+        .any(|m| m.method_type == "email" || m.method_type == "phone")
+    {
+        out.push(json!({"type": "oob"}));
     }
     if methods.iter().any(|m| m.method_type == "recovery-code") {
         out.push(json!({"type": "recovery-code"}));
@@ -351,23 +366,242 @@ pub async fn verify_recovery_code(
     Ok((row.user_id, pending, fresh))
 }
 
+/// The channel a phone or email method's codes travel by.
+fn oob_channel(m: &MethodRow) -> &'static str {
+    match (
+        m.method_type.as_str(),
+        m.data
+            .get("preferred_authentication_method")
+            .and_then(Value::as_str),
+    ) {
+        ("email", _) => "email",
+        (_, Some("voice")) => "voice",
+        _ => "sms",
+    }
+}
+
+/// A destination with all but its last characters hidden.
+fn masked(destination: &str) -> String {
+    let chars: Vec<char> = destination.chars().collect();
+    let keep = if destination.contains('@') { 0 } else { 4 };
+    if let Some(at) = destination.find('@') {
+        let first = destination.chars().next().unwrap_or('*');
+        return format!("{first}***{}", &destination[at..]);
+    }
+    let hidden = chars.len().saturating_sub(keep);
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < hidden && c.is_ascii_digit() {
+                '*'
+            } else {
+                *c
+            }
+        })
+        .collect()
+}
+
+fn destination(m: &MethodRow) -> Option<&str> {
+    m.data
+        .get(if m.method_type == "email" {
+            "email"
+        } else {
+            "phone_number"
+        })
+        .and_then(Value::as_str)
+}
+
 /// `GET /mfa/authenticators`: the user's authenticators as Auth0 lists them.
 pub fn authenticators(methods: &[&MethodRow]) -> Vec<Value> {
     methods
         .iter()
         .map(|m| {
-            let kind = if m.method_type == "totp" {
-                "otp"
-            } else {
-                "recovery-code"
+            let kind = match m.method_type.as_str() {
+                "totp" => "otp",
+                "email" | "phone" => "oob",
+                _ => "recovery-code",
             };
             let mut v = json!({ "id": m.id, "authenticator_type": kind, "active": true });
+            if kind == "oob" {
+                v["oob_channel"] = json!(oob_channel(m));
+            }
             if let Some(name) = &m.name {
                 v["name"] = json!(name);
+            } else if let Some(d) = destination(m) {
+                v["name"] = json!(masked(d));
             }
             v
         })
         .collect()
+}
+
+/// What `POST /mfa/challenge` started.
+pub enum Challenge {
+    /// Answer with the mfa-otp grant.
+    Otp,
+    /// A code is on its way; answer with the mfa-oob grant.
+    Oob {
+        oob_code: String,
+        channel: &'static str,
+    },
+}
+
+/// `POST /mfa/challenge`: picks the authenticator (the one named, else the
+/// first of the accepted types, one-time codes first) and, for email and
+/// phone, sends a code.
+pub async fn challenge(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    token: &str,
+    types: &[&str],
+    authenticator_id: Option<&str>,
+    languages: &[String],
+) -> Result<Challenge, MfaError> {
+    let (row, _) = lookup(state, tenant, token, Some(client)).await?;
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let factors = second_factors(&methods);
+    let accepts = |m: &MethodRow| match m.method_type.as_str() {
+        "totp" => types.contains(&"otp"),
+        "email" | "phone" => types.contains(&"oob"),
+        _ => false,
+    };
+    let chosen = match authenticator_id {
+        Some(id) => factors.iter().find(|m| m.id == id).copied(),
+        None => factors
+            .iter()
+            .find(|m| m.method_type == "totp" && accepts(m))
+            .or_else(|| factors.iter().find(|m| accepts(m)))
+            .copied(),
+    };
+    let Some(method) = chosen.filter(|m| accepts(m)) else {
+        return Err(MfaError::NoAuthenticator("matching"));
+    };
+    if method.method_type == "totp" {
+        return Ok(Challenge::Otp);
+    }
+    let to = destination(method)
+        .ok_or_else(|| MfaError::Internal("a method without its destination".into()))?
+        .to_string();
+    crate::services::enrollment::throttle_send(state, &tenant.id, &row.user_id, &to)
+        .map_err(MfaError::Throttled)?;
+    let code = crate::services::enrollment::new_otp_code(state);
+    let oob_code = state.rng.alnum(32);
+    let channel = oob_channel(method);
+    let now = state.clock.now();
+    use crate::services::delivery::{email, messages, sms};
+    if channel == "email" {
+        let provider = tenant
+            .config
+            .email_provider
+            .as_ref()
+            .ok_or_else(|| MfaError::Delivery("no email provider is configured".into()))?;
+        let message = messages::code_email(tenant, languages, &to, &code, messages::Purpose::Login);
+        email::send_email(&provider.smtp, &message, &*state.secrets)
+            .await
+            .map_err(|e| MfaError::Delivery(e.to_string()))?;
+    } else {
+        let provider = tenant
+            .config
+            .sms_provider
+            .as_ref()
+            .ok_or_else(|| MfaError::Delivery("no SMS provider is configured".into()))?;
+        let voice = channel == "voice";
+        let message = sms::PhoneMessage {
+            to: to.clone(),
+            channel: if voice {
+                sms::Channel::Voice
+            } else {
+                sms::Channel::Sms
+            },
+            text: if voice {
+                messages::code_voice(tenant, languages, &code)
+            } else {
+                messages::code_sms(tenant, languages, &code)
+            },
+        };
+        sms::send(provider, &message, &*state.secrets, &state.http, now)
+            .await
+            .map_err(|e| MfaError::Delivery(e.to_string()))?;
+    }
+    let oob = EnrollmentRow {
+        user_id: row.user_id.clone(),
+        client_id: client.client_id.clone(),
+        method_type: OOB_KIND.to_string(),
+        method_id: method.id.clone(),
+        state: json!({
+            "mfa_token": secret_digest(token),
+            "channel": channel,
+            "code_digest": crate::services::enrollment::sent_code_digest(&oob_code, &code),
+        }),
+        attempts: 0,
+        created_at: now,
+        expires_at: row.expires_at.min(now + 300),
+    };
+    state
+        .store
+        .create_enrollment(&tenant.id, &secret_digest(&oob_code), &oob)
+        .await?;
+    Ok(Challenge::Oob { oob_code, channel })
+}
+
+const OOB_KIND: &str = "mfa-oob";
+
+/// Answers an out-of-band challenge with the code the user received
+/// (`binding_code`). Wrong codes count against the `mfa_token`.
+pub async fn verify_oob(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    oob_code: &str,
+    binding_code: &str,
+) -> Result<(String, Pending, &'static str), MfaError> {
+    let token = answer.token;
+    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    let now = state.clock.now();
+    let oob = state
+        .store
+        .enrollment(&tenant.id, &secret_digest(oob_code), now)
+        .await?
+        .filter(|o| {
+            o.method_type == OOB_KIND
+                && o.user_id == row.user_id
+                && o.state.get("mfa_token").and_then(Value::as_str) == Some(&secret_digest(token))
+        });
+    let Some(oob) = oob else {
+        return Err(MfaError::BadToken);
+    };
+    let stored = oob
+        .state
+        .get("code_digest")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !crate::services::enrollment::sent_code_matches(stored, oob_code, binding_code) {
+        return Err(wrong(state, tenant, answer, &row.user_id, "oob").await);
+    }
+    let channel = match oob.state.get("channel").and_then(Value::as_str) {
+        Some("email") => "email",
+        Some("voice") => "voice",
+        _ => "sms",
+    };
+    if !state
+        .store
+        .complete_enrollment(&tenant.id, &secret_digest(token), &Completion::Consume, now)
+        .await?
+    {
+        return Err(MfaError::BadToken);
+    }
+    state
+        .store
+        .complete_enrollment(
+            &tenant.id,
+            &secret_digest(oob_code),
+            &Completion::Consume,
+            now,
+        )
+        .await?;
+    Ok((row.user_id, pending, channel))
 }
 
 /// `mfa_requirements.enroll`: what a user without a factor could enroll.

@@ -6,10 +6,13 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::sms_receiver::SmsReceiver;
+use crate::smtp::SmtpServer;
 use crate::support::*;
 
 const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
 const MFA_RECOVERY: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 
 /// The acme tenant with `extra` settings, the spa client allowed the MFA
 /// grants (and the web client the OTP one, to try another client's token).
@@ -18,7 +21,7 @@ fn tenant(port: u16, extra: &str) -> String {
         .replace(
             "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
             &format!(
-                "\"http://auth0.com/oauth/grant-type/password-realm\", \"{MFA_OTP}\", \"{MFA_RECOVERY}\"] }}"
+                "\"http://auth0.com/oauth/grant-type/password-realm\", \"{MFA_OTP}\", \"{MFA_RECOVERY}\", \"{MFA_OOB}\"] }}"
             ),
         )
         .replace(
@@ -557,4 +560,196 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
         Some("unmet_authentication_requirements"),
         "{location}"
     );
+}
+
+fn six_digits(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
+    let s = TestServer::start().await;
+    let with = |extra: &str| {
+        tenant(s.port, extra).replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, totp, recovery-code, email, phone]",
+        ) + &format!(
+            "email_provider: {{ smtp: {{ host: 127.0.0.1, port: {}, security: none, from: no-reply@acme.test, \
+             username: latchkey, password_env: SMTP_PASSWORD }} }}\n\
+             sms_provider: {{ twilio: {{ base_url: \"{}\", account_sid: AC123, auth_token_env: TWILIO_TOKEN, \
+             from: \"+15550001111\" }} }}\n",
+            mail.port, sms.base_url
+        )
+    };
+    latchkey::tenant::apply::apply_text(&s.state, &with(""))
+        .await
+        .unwrap();
+
+    // Alice enrolls an email address and a phone number.
+    let token = s.me_token(ME_SCOPES).await;
+    let mut ids = Vec::new();
+    for (n, body) in [
+        json!({"type": "email", "email": "alice.codes@example.com"}),
+        json!({"type": "phone", "phone_number": "+15551234567"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s
+            .me("POST", "/authentication-methods", Some(&token), Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let code = if n == 0 {
+            six_digits(&mail.wait_for(1).await[0].text())
+        } else {
+            six_digits(&sms.wait_for(1).await[0].text)
+        };
+        let v = s
+            .me(
+                "POST",
+                &format!("{}/verify", r.header("location").unwrap()),
+                Some(&token),
+                Some(json!({"auth_session": r.body["auth_session"], "otp_code": code})),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+        ids.push(v.body["id"].as_str().unwrap().to_string());
+    }
+    latchkey::tenant::apply::apply_text(&s.state, &with(ALWAYS))
+        .await
+        .unwrap();
+
+    let (status, body) = password(&s, ALICE_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"challenge": [{"type": "oob"}]})
+    );
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+    let list: Value = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list,
+        json!([
+            {"id": ids[0], "authenticator_type": "oob", "active": true, "oob_channel": "email",
+             "name": "a***@example.com"},
+            {"id": ids[1], "authenticator_type": "oob", "active": true, "oob_channel": "sms",
+             "name": "+*******4567"},
+        ])
+    );
+
+    let challenge = |token: String, id: String| {
+        let s = &s;
+        async move {
+            let res = s
+                .http()
+                .post(s.url("/mfa/challenge"))
+                .form(&[
+                    ("client_id", "spa"),
+                    ("mfa_token", token.as_str()),
+                    ("challenge_type", "oob"),
+                    ("authenticator_id", id.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let oob = |token: String, oob_code: String, code: String| {
+        let s = &s;
+        async move {
+            s.token(&[
+                ("grant_type", MFA_OOB),
+                ("client_id", "spa"),
+                ("mfa_token", &token),
+                ("oob_code", &oob_code),
+                ("binding_code", &code),
+            ])
+            .await
+        }
+    };
+
+    // By email.
+    let (status, body) = challenge(token.clone(), ids[0].clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["challenge_type"], "oob");
+    assert_eq!(body["binding_method"], "prompt");
+    let oob_code = body["oob_code"].as_str().unwrap().to_string();
+    let sent = mail.wait_for(2).await[1].clone();
+    assert_eq!(sent.to, ["alice.codes@example.com"]);
+    assert!(sent.text().contains("finish signing in"), "{}", sent.text());
+    let code = six_digits(&sent.text());
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, _) = oob(token.clone(), oob_code.clone(), wrong.into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = oob(token.clone(), oob_code.clone(), code.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
+    let (status, _) = oob(token, oob_code.clone(), code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
+
+    // By SMS; an oob_code belongs to its own mfa_token.
+    let (_, first) = password(&s, ALICE_LOGIN, None).await;
+    let first = first["mfa_token"].as_str().unwrap().to_string();
+    let (_, second) = password(&s, ALICE_LOGIN, None).await;
+    let second = second["mfa_token"].as_str().unwrap().to_string();
+    let (status, body) = challenge(first.clone(), ids[1].clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let oob_code = body["oob_code"].as_str().unwrap().to_string();
+    let text = sms.wait_for(2).await[1].text.clone();
+    let code = six_digits(&text);
+    let (status, _) = oob(second, oob_code.clone(), code.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "another token's oob_code");
+    let (status, body) = oob(first, oob_code, code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa", "sms"])
+    );
+
+    // Asking for a kind the user does not have, or a bad type.
+    let (_, third) = password(&s, ALICE_LOGIN, None).await;
+    let third = third["mfa_token"].as_str().unwrap().to_string();
+    let res = s
+        .http()
+        .post(s.url("/mfa/challenge"))
+        .form(&[
+            ("client_id", "spa"),
+            ("mfa_token", third.as_str()),
+            ("challenge_type", "otp"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = s
+        .http()
+        .post(s.url("/mfa/challenge"))
+        .form(&[
+            ("client_id", "spa"),
+            ("mfa_token", third.as_str()),
+            ("challenge_type", "push"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }

@@ -7,12 +7,12 @@ use super::email::EmailMessage;
 use crate::tenant::Tenant;
 
 const EMAIL_SUBJECT: &str = "{{ code }} is your {{ tenant }} verification code";
-const EMAIL_TEXT: &str = "Your verification code is {{ code }}.\n\nEnter it to add this email address to your \
+const EMAIL_TEXT: &str = "Your verification code is {{ code }}.\n\nEnter it to {% if purpose == \"login\" %}finish signing in to{% else %}add this email address to{% endif %} your \
      {{ tenant }} account. It expires in {{ minutes }} minutes. If you did not ask for it, you can ignore this \
      message.\n";
 const EMAIL_HTML: &str = "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
      <p>Your verification code is</p><p style=\"font-size:28px;font-weight:700;letter-spacing:4px\">{{ code }}</p>\
-     <p>Enter it to add this email address to your {{ tenant }} account. It expires in {{ minutes }} minutes. \
+     <p>Enter it to {% if purpose == \"login\" %}finish signing in to{% else %}add this email address to{% endif %} your {{ tenant }} account. It expires in {{ minutes }} minutes. \
      If you did not ask for it, you can ignore this message.</p></body></html>";
 const SMS: &str =
     "{{ code }} is your {{ tenant }} verification code. It expires in {{ minutes }} minutes.";
@@ -61,7 +61,15 @@ fn pick<'a, T>(
     None
 }
 
-fn render(source: &str, html: bool, tenant: &Tenant, code: &str) -> String {
+/// Why a code is sent: to confirm a new method, or to sign in with one.
+/// Templates see it as `purpose` (`enroll` or `login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Enroll,
+    Login,
+}
+
+fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpose) -> String {
     let mut env = Environment::new();
     env.set_auto_escape_callback(move |_| {
         if html {
@@ -81,7 +89,11 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str) -> String {
         .map(String::from)
         .collect::<Vec<_>>()
         .join(", ");
-    let ctx = context! { code, code_spoken => spoken, tenant => name, minutes => 5 };
+    let purpose = match purpose {
+        Purpose::Enroll => "enroll",
+        Purpose::Login => "login",
+    };
+    let ctx = context! { code, code_spoken => spoken, tenant => name, minutes => 5, purpose };
     match env.render_str(source, ctx) {
         Ok(s) => s,
         Err(e) => {
@@ -93,7 +105,13 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str) -> String {
     }
 }
 
-pub fn code_email(tenant: &Tenant, languages: &[String], to: &str, code: &str) -> EmailMessage {
+pub fn code_email(
+    tenant: &Tenant,
+    languages: &[String],
+    to: &str,
+    code: &str,
+    purpose: Purpose,
+) -> EmailMessage {
     let chosen = pick(&tenant.config.messages.code_email, languages);
     let (subject, text, html) = match chosen {
         Some(t) => (t.subject.as_str(), t.text.as_str(), t.html.as_str()),
@@ -101,20 +119,20 @@ pub fn code_email(tenant: &Tenant, languages: &[String], to: &str, code: &str) -
     };
     EmailMessage {
         to: to.to_string(),
-        subject: render(subject, false, tenant, code).replace(['\r', '\n'], " "),
-        text: render(text, false, tenant, code),
-        html: render(html, true, tenant, code),
+        subject: render(subject, false, tenant, code, purpose).replace(['\r', '\n'], " "),
+        text: render(text, false, tenant, code, purpose),
+        html: render(html, true, tenant, code, purpose),
     }
 }
 
 pub fn code_sms(tenant: &Tenant, languages: &[String], code: &str) -> String {
     let t = pick(&tenant.config.messages.code_sms, languages).map_or(SMS, String::as_str);
-    render(t, false, tenant, code)
+    render(t, false, tenant, code, Purpose::Enroll)
 }
 
 pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> String {
     let t = pick(&tenant.config.messages.code_voice, languages).map_or(VOICE, String::as_str);
-    render(t, false, tenant, code)
+    render(t, false, tenant, code, Purpose::Enroll)
 }
 
 #[cfg(test)]

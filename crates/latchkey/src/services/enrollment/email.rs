@@ -46,7 +46,13 @@ pub(super) async fn start(
     })?;
     throttle(state, &who.tenant.id, who.user_id, email)?;
     let code = new_code(state);
-    let message = messages::code_email(who.tenant, who.languages, email, &code);
+    let message = messages::code_email(
+        who.tenant,
+        who.languages,
+        email,
+        &code,
+        messages::Purpose::Enroll,
+    );
     send_email(&provider.smtp, &message, &*state.secrets)
         .await
         .map_err(|e| EnrollError::Delivery(e.to_string()))?;

@@ -213,6 +213,35 @@ pub fn new_recovery_code(state: &AppState) -> (String, String) {
     (code, digest)
 }
 
+/// A six-digit one-time code (email, SMS, voice).
+pub fn new_otp_code(state: &AppState) -> String {
+    codes::new_code(state)
+}
+
+/// The stored form of a sent code, keyed by the secret it travels with.
+pub fn sent_code_digest(key: &str, code: &str) -> String {
+    codes::code_digest(key, code)
+}
+
+/// Whether `code` is the one stored as `stored` under `key`.
+pub fn sent_code_matches(stored: &str, key: &str, code: &str) -> bool {
+    codes::code_matches(stored, key, code)
+}
+
+/// Counts a code sent to `destination`; `Err(seconds)` past the limits.
+pub fn throttle_send(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    destination: &str,
+) -> Result<(), i64> {
+    match codes::throttle(state, tenant_id, user_id, destination) {
+        Ok(()) => Ok(()),
+        Err(EnrollError::Throttled(retry_after)) => Err(retry_after),
+        Err(_) => Err(60),
+    }
+}
+
 pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
     format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
 }
