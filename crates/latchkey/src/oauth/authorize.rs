@@ -47,6 +47,9 @@ pub struct AuthorizeRequest {
     pub prompt_none: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// `acr_values` asked for the multi-factor policy.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// An error the user's browser sees as a page: used before the redirect URI
@@ -243,6 +246,10 @@ fn validate(
         prompt_none,
         max_age,
         login_hint: bounded(&q.login_hint),
+        require_mfa: q.acr_values.as_deref().is_some_and(|v| {
+            v.split_whitespace()
+                .any(|a| a == crate::services::mfa::MULTI_FACTOR)
+        }),
     })
 }
 
@@ -396,17 +403,22 @@ pub async fn complete(
     // The hosted pages cannot challenge a second factor yet: a login that
     // needs one is refused rather than let through on the password alone.
     if let Some(client) = tenant.client(&req.client_id) {
-        match crate::services::mfa::lacks_second_factor(
-            state,
-            tenant,
-            host,
-            client,
-            req.audience.as_deref(),
-            &user.user_id,
-            amr,
-        )
-        .await
-        {
+        let asked = req.require_mfa && !crate::services::mfa::multi_factor(amr);
+        let lacks = if asked {
+            Ok(true)
+        } else {
+            crate::services::mfa::lacks_second_factor(
+                state,
+                tenant,
+                host,
+                client,
+                req.audience.as_deref(),
+                &user.user_id,
+                amr,
+            )
+            .await
+        };
+        match lacks {
             Ok(false) => {}
             Ok(true) if req.prompt_none => {
                 return back.error(

@@ -31,13 +31,15 @@ pub async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Resp
             "authorization_code", "refresh_token", "password", PASSWORD_REALM, "client_credentials", WEBAUTHN
         ],
         "subject_types_supported": ["public"],
+        "acr_values_supported": [crate::services::mfa::MULTI_FACTOR],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "aud", "auth_time", "email", "email_verified", "exp", "family_name", "given_name", "iat",
-            "iss", "name", "nickname", "picture", "sub", "updated_at", "nonce", "at_hash", "azp", "sid"
+            "iss", "name", "nickname", "picture", "sub", "updated_at", "nonce", "at_hash", "azp", "sid",
+            "amr", "acr"
         ],
         "request_uri_parameter_supported": false,
         "request_parameter_supported": false,

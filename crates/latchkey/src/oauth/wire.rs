@@ -170,6 +170,7 @@ pub struct AuthorizeQuery {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    pub acr_values: Option<String>,
     pub response_mode: Option<String>,
     pub connection: Option<String>,
     pub ui_locales: Option<String>,

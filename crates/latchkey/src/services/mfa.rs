@@ -25,6 +25,14 @@ pub const MFA_TOKEN_TTL: i64 = 600;
 /// Wrong answers an `mfa_token` survives.
 pub const MAX_ATTEMPTS: i64 = 5;
 const KIND: &str = "mfa-login";
+/// The `acr` of a multi-factor authentication (OpenID PAPE).
+pub const MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+
+/// Whether `amr` records a multi-factor authentication (a second factor, or
+/// a passkey: possession plus user verification).
+pub fn multi_factor(amr: &[String]) -> bool {
+    amr.iter().any(|a| a == "mfa" || a == "webauthn")
+}
 
 /// What the first factor established, kept with the `mfa_token`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,9 +117,7 @@ pub async fn lacks_second_factor(
     user_id: &str,
     amr: &[String],
 ) -> Result<bool, StoreError> {
-    if !required(tenant, host, client, audience)
-        || amr.iter().any(|a| a == "mfa" || a == "webauthn")
-    {
+    if !required(tenant, host, client, audience) || multi_factor(amr) {
         return Ok(false);
     }
     if client.mfa_policy.unwrap_or(tenant.config.mfa.policy) == MfaPolicy::Always {

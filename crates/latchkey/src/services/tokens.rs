@@ -126,6 +126,9 @@ pub async fn issue_user_tokens(
         if !t.amr.is_empty() {
             claims.insert("amr".into(), json!(t.amr));
         }
+        if crate::services::mfa::multi_factor(t.amr) {
+            claims.insert("acr".into(), json!(crate::services::mfa::MULTI_FACTOR));
+        }
         if let Some(n) = t.nonce {
             claims.insert("nonce".into(), json!(n));
         }

@@ -222,6 +222,10 @@ async fn password_then_a_totp_code_through_the_mfa_api() {
     assert!(body["refresh_token"].is_string());
     let id = claims(body["id_token"].as_str().unwrap());
     assert_eq!(id["amr"], json!(["pwd", "mfa", "otp"]));
+    assert_eq!(
+        id["acr"],
+        "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+    );
     assert_eq!(id["auth_time"], json!(s.clock_now()));
     assert_eq!(
         claims(body["access_token"].as_str().unwrap())["amr"],
@@ -340,10 +344,9 @@ async fn policies_the_clients_override_and_the_default_policy_at_login() {
     let (s, _) = server_with("").await;
     let (status, body) = password(&s, ALICE_LOGIN, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        claims(body["id_token"].as_str().unwrap())["amr"],
-        json!(["pwd"])
-    );
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd"]));
+    assert!(id.get("acr").is_none(), "{id}");
 
     // Always, but the spa client says never.
     let text = tenant(s.port, ALWAYS).replace(
@@ -403,6 +406,18 @@ async fn one_mfa_token_answered_twice_at_once_gives_one_set_of_tokens() {
 async fn the_hosted_page_refuses_a_login_that_needs_a_second_factor() {
     // The page cannot challenge one yet: refusing beats a password-only login.
     let (s, _) = server_with("").await;
+    // An app asking for multi-factor assurance (acr_values) gets the same.
+    let strict = AuthRequest::new("openid").param(
+        "acr_values",
+        "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
+    );
+    let res = login_through_page(&s, &s.browser(), &strict, ALICE, ALICE_PASSWORD).await;
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("access_denied"),
+        "{location}"
+    );
     let browser = s.browser();
     // Signed in (single sign-on session) while MFA was off.
     let code = code_for(&s, &browser, &AuthRequest::new("openid")).await;
