@@ -49,3 +49,61 @@ impl Secrets for MapSecrets {
         self.0.get(name).cloned()
     }
 }
+
+/// How a one-time code travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeChannel {
+    Email,
+    Sms,
+    Voice,
+}
+
+/// Sends `code` to `to` by `channel` through the tenant's provider, worded
+/// in the caller's language for `purpose`.
+pub async fn send_code(
+    state: &crate::app::AppState,
+    tenant: &crate::tenant::Tenant,
+    languages: &[String],
+    channel: CodeChannel,
+    to: &str,
+    code: &str,
+    purpose: messages::Purpose,
+) -> Result<(), DeliveryError> {
+    let config = &tenant.config;
+    if channel == CodeChannel::Email {
+        let provider = config
+            .email_provider
+            .as_ref()
+            .ok_or(DeliveryError::NotConfigured)?;
+        let message = messages::code_email(tenant, languages, to, code, purpose);
+        return email::send_email(&provider.smtp, &message, &*state.secrets).await;
+    }
+    let provider = config
+        .sms_provider
+        .as_ref()
+        .ok_or(DeliveryError::NotConfigured)?;
+    let (channel, text) = if channel == CodeChannel::Voice {
+        (
+            sms::Channel::Voice,
+            messages::code_voice(tenant, languages, code),
+        )
+    } else {
+        (
+            sms::Channel::Sms,
+            messages::code_sms(tenant, languages, code),
+        )
+    };
+    let message = sms::PhoneMessage {
+        to: to.to_string(),
+        channel,
+        text,
+    };
+    sms::send(
+        provider,
+        &message,
+        &*state.secrets,
+        &state.http,
+        state.clock.now(),
+    )
+    .await
+}

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use super::codes::{code_digest, code_matches, new_code, throttle};
 use super::{EnrollError, Outcome, Who, new_method_id};
 use crate::app::AppState;
-use crate::services::delivery::email::send_email;
-use crate::services::delivery::messages;
+use crate::services::delivery::messages::Purpose;
+use crate::services::delivery::{CodeChannel, send_code};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
@@ -41,21 +41,24 @@ pub(super) async fn start(
             detail: "is not an email address".into(),
         });
     }
-    let provider = who.tenant.config.email_provider.as_ref().ok_or_else(|| {
-        EnrollError::Invalid("No email provider is configured on this tenant.".into())
-    })?;
+    if who.tenant.config.email_provider.is_none() {
+        return Err(EnrollError::Invalid(
+            "No email provider is configured on this tenant.".into(),
+        ));
+    }
     throttle(state, &who.tenant.id, who.user_id, email)?;
     let code = new_code(state);
-    let message = messages::code_email(
+    send_code(
+        state,
         who.tenant,
         who.languages,
+        CodeChannel::Email,
         email,
         &code,
-        messages::Purpose::Enroll,
-    );
-    send_email(&provider.smtp, &message, &*state.secrets)
-        .await
-        .map_err(|e| EnrollError::Delivery(e.to_string()))?;
+        Purpose::Enroll,
+    )
+    .await
+    .map_err(|e| EnrollError::Delivery(e.to_string()))?;
     Ok((
         new_method_id(state, FactorType::Email),
         json!({ "email": email, "code_digest": code_digest(auth_session, &code) }),

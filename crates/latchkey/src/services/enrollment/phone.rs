@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use super::codes::{code_digest, code_matches, new_code, throttle};
 use super::{EnrollError, Outcome, Who, new_method_id};
 use crate::app::AppState;
-use crate::services::delivery::messages;
-use crate::services::delivery::sms::{Channel, PhoneMessage, send};
+use crate::services::delivery::messages::Purpose;
+use crate::services::delivery::{CodeChannel, send_code};
 use crate::services::phone::normalise;
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
@@ -24,27 +24,26 @@ pub(super) async fn start(
         detail,
     })?;
     let voice = preferred == Some("voice");
-    let provider = who.tenant.config.sms_provider.as_ref().ok_or_else(|| {
-        EnrollError::Invalid("No SMS provider is configured on this tenant.".into())
-    })?;
+    if who.tenant.config.sms_provider.is_none() {
+        return Err(EnrollError::Invalid(
+            "No SMS provider is configured on this tenant.".into(),
+        ));
+    }
     throttle(state, &who.tenant.id, who.user_id, &number)?;
     let code = new_code(state);
-    let text = if voice {
-        messages::code_voice(who.tenant, who.languages, &code)
+    let channel = if voice {
+        CodeChannel::Voice
     } else {
-        messages::code_sms(who.tenant, who.languages, &code)
+        CodeChannel::Sms
     };
-    let message = PhoneMessage {
-        to: number.clone(),
-        channel: if voice { Channel::Voice } else { Channel::Sms },
-        text,
-    };
-    send(
-        provider,
-        &message,
-        &*state.secrets,
-        &state.http,
-        state.clock.now(),
+    send_code(
+        state,
+        who.tenant,
+        who.languages,
+        channel,
+        &number,
+        &code,
+        Purpose::Enroll,
     )
     .await
     .map_err(|e| EnrollError::Delivery(e.to_string()))?;
