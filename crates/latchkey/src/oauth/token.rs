@@ -18,7 +18,7 @@ use crate::services::mfa;
 use crate::services::policy::{self, Granted, split_scope};
 use crate::services::tokens::{self, TokenResponse, UserTokens};
 use crate::store::{Redeem, UserRow};
-use crate::tenant::{Client, GrantType, MfaPolicy, RotationType, Tenant};
+use crate::tenant::{Client, GrantType, RotationType, Tenant};
 
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
 pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
@@ -389,36 +389,8 @@ impl Ctx<'_> {
         let now = self.state.clock.now();
         self.second_factor_gate(&user, audience, &requested, "password", now)
             .await?;
-        let grant_id = self.state.new_grant_id();
-        self.state
-            .store
-            .create_grant(
-                &self.tenant.id,
-                &grant_id,
-                &self.client.client_id,
-                Some(&user.user_id),
-                now,
-            )
-            .await?;
-        let issue_refresh = self.wants_refresh(&granted);
-        Ok(tokens::issue_user_tokens(
-            self.state,
-            UserTokens {
-                tenant: self.tenant,
-                host: self.host,
-                client: self.client,
-                user: &user,
-                granted: &granted,
-                grant_id: &grant_id,
-                nonce: None,
-                auth_time: now,
-                amr: &["pwd".to_string()],
-                gty: Some("password"),
-                refresh_expires_at: None,
-                issue_refresh,
-            },
-        )
-        .await?)
+        self.new_grant_tokens(&user, &granted, now, &["pwd".to_string()], Some("password"))
+            .await
     }
 
     /// Native passkey sign-up or login: the answer to `/passkey/register`
@@ -449,36 +421,8 @@ impl Ctx<'_> {
             &self.permissions(&user),
         )?;
         let now = self.state.clock.now();
-        let grant_id = self.state.new_grant_id();
-        self.state
-            .store
-            .create_grant(
-                &self.tenant.id,
-                &grant_id,
-                &self.client.client_id,
-                Some(&user.user_id),
-                now,
-            )
-            .await?;
-        let issue_refresh = self.wants_refresh(&granted);
-        Ok(tokens::issue_user_tokens(
-            self.state,
-            UserTokens {
-                tenant: self.tenant,
-                host: self.host,
-                client: self.client,
-                user: &user,
-                granted: &granted,
-                grant_id: &grant_id,
-                nonce: None,
-                auth_time: now,
-                amr: &["webauthn".to_string()],
-                gty: None,
-                refresh_expires_at: None,
-                issue_refresh,
-            },
-        )
-        .await?)
+        self.new_grant_tokens(&user, &granted, now, &["webauthn".to_string()], None)
+            .await
     }
 
     /// Answers `mfa_required` when this login needs a second factor the user
@@ -501,11 +445,7 @@ impl Ctx<'_> {
             .await?;
         let factors = mfa::second_factors(&methods);
         let requirements = if factors.is_empty() {
-            let policy = self
-                .client
-                .mfa_policy
-                .unwrap_or(self.tenant.config.mfa.policy);
-            if policy != MfaPolicy::Always {
+            if !mfa::always(self.tenant, self.client) {
                 // The Default Policy lets a user without a factor through.
                 return Ok(());
             }
@@ -667,18 +607,6 @@ impl Ctx<'_> {
             &pending.scope,
             &self.permissions(&user),
         )?;
-        let now = self.state.clock.now();
-        let grant_id = self.state.new_grant_id();
-        self.state
-            .store
-            .create_grant(
-                &self.tenant.id,
-                &grant_id,
-                &self.client.client_id,
-                Some(&user.user_id),
-                now,
-            )
-            .await?;
         let mut amr = pending.amr.clone();
         // RFC 8176 has no value for a recovery code: "mfa" alone says it.
         let extra: &[&str] = match factor {
@@ -692,27 +620,52 @@ impl Ctx<'_> {
                 amr.push(m.to_string());
             }
         }
-        let issue_refresh = self.wants_refresh(&granted);
-        let mut response = tokens::issue_user_tokens(
+        let now = self.state.clock.now();
+        let mut response = self
+            .new_grant_tokens(&user, &granted, now, &amr, Some(pending.gty.as_str()))
+            .await?;
+        response.recovery_code = recovery_code;
+        Ok(response)
+    }
+
+    /// A new grant for a user who just authenticated at `now`, and its tokens.
+    async fn new_grant_tokens(
+        &self,
+        user: &UserRow,
+        granted: &Granted,
+        now: Timestamp,
+        amr: &[String],
+        gty: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_id = self.state.new_grant_id();
+        self.state
+            .store
+            .create_grant(
+                &self.tenant.id,
+                &grant_id,
+                &self.client.client_id,
+                Some(&user.user_id),
+                now,
+            )
+            .await?;
+        Ok(tokens::issue_user_tokens(
             self.state,
             UserTokens {
                 tenant: self.tenant,
                 host: self.host,
                 client: self.client,
-                user: &user,
-                granted: &granted,
+                user,
+                granted,
                 grant_id: &grant_id,
                 nonce: None,
                 auth_time: now,
-                amr: &amr,
-                gty: Some(pending.gty.as_str()),
+                amr,
+                gty,
                 refresh_expires_at: None,
-                issue_refresh,
+                issue_refresh: self.wants_refresh(granted),
             },
         )
-        .await?;
-        response.recovery_code = recovery_code;
-        Ok(response)
+        .await?)
     }
 
     async fn client_credentials(&self) -> Result<TokenResponse, OAuthError> {

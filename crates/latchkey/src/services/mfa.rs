@@ -73,10 +73,20 @@ impl From<StoreError> for MfaError {
 /// application's or tenant's MFA policy, or the My Account API's Default
 /// Policy for its audience.
 pub fn required(tenant: &Tenant, host: &str, client: &Client, audience: Option<&str>) -> bool {
-    let policy = client.mfa_policy.unwrap_or(tenant.config.mfa.policy);
-    policy == MfaPolicy::Always
-        || (tenant.config.my_account_api.require_2fa
-            && audience.is_some_and(|a| my_account(tenant, host, a)))
+    always(tenant, client) || default_policy_applies(tenant, host, audience)
+}
+
+/// Whether the application's (else the tenant's) MFA policy is `always`.
+pub fn always(tenant: &Tenant, client: &Client) -> bool {
+    client.mfa_policy.unwrap_or(tenant.config.mfa.policy) == MfaPolicy::Always
+}
+
+/// Whether the My Account API's Default Policy covers a token for
+/// `audience`. My Account tokens are only granted for the request's own
+/// host, so that host's audience is the one to compare.
+fn default_policy_applies(tenant: &Tenant, host: &str, audience: Option<&str>) -> bool {
+    tenant.config.my_account_api.require_2fa
+        && audience.is_some_and(|a| tenant.is_my_account_audience(host, a))
 }
 
 /// Whether the Default Policy's window has passed for a token of
@@ -88,20 +98,8 @@ pub fn two_factor_window_passed(
     auth_time: Timestamp,
     now: Timestamp,
 ) -> bool {
-    let api = &tenant.config.my_account_api;
-    api.require_2fa
-        && audience.is_some_and(|a| my_account(tenant, host, a))
-        && now - auth_time > i64::from(api.two_factor_window_seconds)
-}
-
-fn my_account(tenant: &Tenant, host: &str, audience: &str) -> bool {
-    tenant.is_my_account_audience(host, audience)
-        || tenant
-            .config
-            .tenant
-            .domains
-            .iter()
-            .any(|d| tenant.is_my_account_audience(d, audience))
+    default_policy_applies(tenant, host, audience)
+        && now - auth_time > i64::from(tenant.config.my_account_api.two_factor_window_seconds)
 }
 
 /// Whether a login that authenticated with `amr` still lacks a second factor
@@ -120,7 +118,7 @@ pub async fn lacks_second_factor(
     if !required(tenant, host, client, audience) || multi_factor(amr) {
         return Ok(false);
     }
-    if client.mfa_policy.unwrap_or(tenant.config.mfa.policy) == MfaPolicy::Always {
+    if always(tenant, client) {
         return Ok(true);
     }
     let methods = state.store.methods(&tenant.id, user_id).await?;
@@ -388,21 +386,19 @@ fn oob_channel(m: &MethodRow) -> &'static str {
 
 /// A destination with all but its last characters hidden.
 fn masked(destination: &str) -> String {
-    let chars: Vec<char> = destination.chars().collect();
-    let keep = if destination.contains('@') { 0 } else { 4 };
     if let Some(at) = destination.find('@') {
         let first = destination.chars().next().unwrap_or('*');
         return format!("{first}***{}", &destination[at..]);
     }
-    let hidden = chars.len().saturating_sub(keep);
-    chars
-        .iter()
-        .enumerate()
+    // A phone number (ASCII, E.164): its last four digits stay.
+    let hidden = destination.len().saturating_sub(4);
+    destination
+        .char_indices()
         .map(|(i, c)| {
             if i < hidden && c.is_ascii_digit() {
                 '*'
             } else {
-                *c
+                c
             }
         })
         .collect()
@@ -496,41 +492,15 @@ pub async fn challenge(
     let oob_code = state.rng.alnum(32);
     let channel = oob_channel(method);
     let now = state.clock.now();
-    use crate::services::delivery::{email, messages, sms};
-    if channel == "email" {
-        let provider = tenant
-            .config
-            .email_provider
-            .as_ref()
-            .ok_or_else(|| MfaError::Delivery("no email provider is configured".into()))?;
-        let message = messages::code_email(tenant, languages, &to, &code, messages::Purpose::Login);
-        email::send_email(&provider.smtp, &message, &*state.secrets)
-            .await
-            .map_err(|e| MfaError::Delivery(e.to_string()))?;
-    } else {
-        let provider = tenant
-            .config
-            .sms_provider
-            .as_ref()
-            .ok_or_else(|| MfaError::Delivery("no SMS provider is configured".into()))?;
-        let voice = channel == "voice";
-        let message = sms::PhoneMessage {
-            to: to.clone(),
-            channel: if voice {
-                sms::Channel::Voice
-            } else {
-                sms::Channel::Sms
-            },
-            text: if voice {
-                messages::code_voice(tenant, languages, &code)
-            } else {
-                messages::code_sms(tenant, languages, &code)
-            },
-        };
-        sms::send(provider, &message, &*state.secrets, &state.http, now)
-            .await
-            .map_err(|e| MfaError::Delivery(e.to_string()))?;
-    }
+    use crate::services::delivery::{CodeChannel, messages::Purpose, send_code};
+    let by = match channel {
+        "email" => CodeChannel::Email,
+        "voice" => CodeChannel::Voice,
+        _ => CodeChannel::Sms,
+    };
+    send_code(state, tenant, languages, by, &to, &code, Purpose::Login)
+        .await
+        .map_err(|e| MfaError::Delivery(e.to_string()))?;
     let oob = EnrollmentRow {
         user_id: row.user_id.clone(),
         client_id: client.client_id.clone(),
