@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::OAuthError;
-use super::token::{PASSWORD_REALM, WEBAUTHN};
+use super::token::{MFA_OOB, MFA_OTP, MFA_RECOVERY_CODE, PASSWORD_REALM, WEBAUTHN};
 use super::wire::OAuthTenant;
 use crate::app::SharedState;
 use crate::services::tokens::max_token_lifetime;
@@ -28,7 +28,8 @@ pub async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Resp
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "fragment", "form_post", "web_message"],
         "grant_types_supported": [
-            "authorization_code", "refresh_token", "password", PASSWORD_REALM, "client_credentials", WEBAUTHN
+            "authorization_code", "refresh_token", "password", PASSWORD_REALM, "client_credentials", WEBAUTHN,
+            MFA_OTP, MFA_OOB, MFA_RECOVERY_CODE
         ],
         "subject_types_supported": ["public"],
         "acr_values_supported": [crate::services::mfa::MULTI_FACTOR],

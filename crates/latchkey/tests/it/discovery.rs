@@ -34,6 +34,24 @@ async fn openid_configuration_is_per_host_and_truthful() {
         doc["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
+    assert_eq!(
+        doc["acr_values_supported"],
+        serde_json::json!(["http://schemas.openid.net/pape/policies/2007/06/multi-factor"])
+    );
+    // Every grant type it names is one the token endpoint knows.
+    for grant in doc["grant_types_supported"].as_array().unwrap() {
+        let grant = grant.as_str().unwrap();
+        let (_, body) = s
+            .token(&[("grant_type", grant), ("client_id", "spa")])
+            .await;
+        assert_ne!(body["error"], "unsupported_grant_type", "{grant}: {body}");
+    }
+    let grants = doc["grant_types_supported"].to_string();
+    assert!(
+        grants.contains("mfa-otp")
+            && grants.contains("mfa-oob")
+            && grants.contains("mfa-recovery-code")
+    );
     // Every endpoint it names answers (not 404).
     for key in [
         "authorization_endpoint",
