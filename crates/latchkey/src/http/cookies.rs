@@ -1,5 +1,5 @@
-//! The few cookies latchkey sets: the login session and the login
-//! transaction binding. HttpOnly always; Secure and SameSite=None outside
+//! The few cookies latchkey sets: the login session, the login
+//! transaction binding and a login's second step. HttpOnly always; Secure and SameSite=None outside
 //! localhost (silent authentication runs in a cross-site iframe there).
 
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -8,6 +8,8 @@ use super::is_local_host;
 
 pub const SESSION: &str = "latchkey_session";
 pub const TRANSACTION: &str = "latchkey_tx";
+/// The second step of a login: its `mfa_token`.
+pub const MFA: &str = "latchkey_mfa";
 
 pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

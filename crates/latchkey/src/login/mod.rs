@@ -3,7 +3,10 @@
 //! templates; operators theme them per tenant (title, colour, logo) or
 //! replace the templates with their own files (`LATCHKEY_TEMPLATES_DIR`).
 
+mod mfa;
 mod submit;
+
+pub use mfa::{FirstFactor, accept_languages, second_factor};
 
 use std::path::Path;
 
@@ -16,13 +19,14 @@ use serde::Serialize;
 use crate::app::SharedState;
 use crate::tenant::Tenant;
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     (
         "add_passkey.html",
         include_str!("templates/add_passkey.html"),
     ),
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("mfa.html", include_str!("templates/mfa.html")),
     ("error.html", include_str!("templates/error.html")),
     ("logged_out.html", include_str!("templates/logged_out.html")),
     ("form_post.html", include_str!("templates/form_post.html")),
@@ -47,6 +51,17 @@ pub fn routes() -> Router<SharedState> {
             axum::routing::get(submit::add_passkey_script),
         )
         .route("/login/passkey", post(submit::passkey_submit))
+        .route("/login/mfa", post(mfa::choose))
+        .route("/login/mfa/verify", post(mfa::verify))
+        .route("/login/mfa/key/challenge", post(mfa::key_challenge))
+        .route("/login/mfa/key", post(mfa::key))
+        .route("/login/mfa/enroll", post(mfa::enroll))
+        .route("/login/mfa/enroll/verify", post(mfa::enroll_verify))
+        .route(
+            "/login/mfa/enroll/key/challenge",
+            post(mfa::enroll_key_challenge),
+        )
+        .route("/login/mfa.js", axum::routing::get(mfa::script))
         .route(
             "/login/passkey.js",
             axum::routing::get(submit::passkey_script),
@@ -135,6 +150,14 @@ impl Templates {
         self.render(
             "add_passkey.html",
             context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
+        )
+    }
+
+    /// A page of a login's second step; `view` says which (see mfa.html).
+    pub fn render_mfa(&self, tenant: &Tenant, view: &serde_json::Value) -> String {
+        self.render(
+            "mfa.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), view => Value::from(Serde(view)) },
         )
     }
 

@@ -29,7 +29,7 @@ pub struct LoginForm {
     password: String,
 }
 
-fn expired(state: &AppState, tenant: &Tenant) -> Response {
+pub(super) fn expired(state: &AppState, tenant: &Tenant) -> Response {
     let html = state.templates.render_error(
         Some(tenant),
         "Your login page has expired. Go back to the application and start again.",
@@ -39,7 +39,7 @@ fn expired(state: &AppState, tenant: &Tenant) -> Response {
 
 /// The login transaction behind a form, if it belongs to this browser (the
 /// cookie set with the page: login CSRF) and is still alive.
-async fn transaction(
+pub(super) async fn transaction(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
@@ -79,7 +79,7 @@ fn login_page(
 }
 
 /// A new session for `user` (the old one, if any, ends): its cookie.
-async fn open_session(
+pub(super) async fn open_session(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
@@ -109,7 +109,7 @@ async fn open_session(
 
 /// The login is over: the transaction goes, the code goes back to the app.
 #[allow(clippy::too_many_arguments)]
-async fn finish_login(
+pub(super) async fn finish_login(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
@@ -216,6 +216,36 @@ pub async fn submit(
         }
     };
     let amr = vec!["pwd".to_string()];
+    let Some(client) = tenant.client(&req.client_id) else {
+        return expired(&state, &tenant);
+    };
+    let need = crate::services::mfa::need(
+        &state,
+        &tenant,
+        &host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        &amr,
+        req.require_mfa,
+    )
+    .await;
+    match need {
+        Ok(crate::services::mfa::Need::Nothing) => {}
+        Ok(need) => {
+            let first = super::FirstFactor {
+                user: &user,
+                amr: &amr,
+                auth_time: state.clock.now(),
+            };
+            let languages = super::accept_languages(&headers);
+            return super::second_factor(
+                &state, &tenant, &host, &form.tx, &req, &first, need, &languages,
+            )
+            .await;
+        }
+        Err(e) => return authorize::store_error(&state, &tenant, e),
+    }
     if offer_passkey(&state, &tenant, &user).await {
         // Signed in already; the code waits for the passkey question.
         let cookie = match open_session(&state, &tenant, &host, &headers, &user, &amr).await {

@@ -163,9 +163,9 @@ pub enum AuthenticationMethod {
     #[serde(rename = "phone")]
     Phone(AuthenticationMethodPhone),
     #[serde(rename = "webauthn-platform")]
-    WebauthnPlatform(AuthenticationMethodMfa),
+    WebauthnPlatform(AuthenticationMethodWebAuthn),
     #[serde(rename = "webauthn-roaming")]
-    WebauthnRoaming(AuthenticationMethodMfa),
+    WebauthnRoaming(AuthenticationMethodWebAuthn),
 }
 
 impl AuthenticationMethod {
@@ -230,8 +230,18 @@ impl AuthenticationMethod {
                     .clone()
                     .unwrap_or_else(|| "sms".into()),
             }),
-            FactorType::WebauthnPlatform => Self::WebauthnPlatform(mfa),
-            FactorType::WebauthnRoaming => Self::WebauthnRoaming(mfa),
+            FactorType::WebauthnPlatform | FactorType::WebauthnRoaming => {
+                let key = AuthenticationMethodWebAuthn {
+                    base: mfa,
+                    key_id: m.passkey.as_ref().map(|k| k.key_id.clone()),
+                    public_key: m.passkey.as_ref().map(|k| k.public_key.clone()),
+                };
+                if m.kind == FactorType::WebauthnPlatform {
+                    Self::WebauthnPlatform(key)
+                } else {
+                    Self::WebauthnRoaming(key)
+                }
+            }
             FactorType::Password | FactorType::Passkey => return None,
         })
     }
@@ -327,6 +337,20 @@ pub struct PasskeyCreationResponse {
 pub struct MfaBaseCreationResponse {
     pub id: String,
     pub auth_session: String,
+}
+
+/// A WebAuthn key used as a second factor (a security key, or the device's
+/// platform authenticator).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticationMethodWebAuthn {
+    #[serde(flatten)]
+    pub base: AuthenticationMethodMfa,
+    /// The credential ID, base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The COSE public key, base64url.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// An email address for one-time codes.

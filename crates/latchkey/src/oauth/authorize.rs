@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::crypto::hash::secret_digest;
 use crate::http::cookies;
 use crate::rng::RngExt;
+use crate::services::mfa;
 use crate::services::policy::{self, split_scope};
 use crate::store::{SessionRow, UserRow};
 use crate::tenant::{GrantType, Tenant, TokenEndpointAuthMethod};
@@ -246,10 +247,10 @@ fn validate(
         prompt_none,
         max_age,
         login_hint: bounded(&q.login_hint),
-        require_mfa: q.acr_values.as_deref().is_some_and(|v| {
-            v.split_whitespace()
-                .any(|a| a == crate::services::mfa::MULTI_FACTOR)
-        }),
+        require_mfa: q
+            .acr_values
+            .as_deref()
+            .is_some_and(|v| v.split_whitespace().any(|a| a == mfa::MULTI_FACTOR)),
     })
 }
 
@@ -287,13 +288,7 @@ async fn start(
     // The Default Policy: a session older than its window cannot give a My
     // Account token silently; interactively, the user logs in again.
     if let Some((_, s)) = &session
-        && crate::services::mfa::two_factor_window_passed(
-            tenant,
-            host,
-            req.audience.as_deref(),
-            s.auth_time,
-            now,
-        )
+        && mfa::two_factor_window_passed(tenant, host, req.audience.as_deref(), s.auth_time, now)
     {
         if req.prompt_none {
             return back.error(
@@ -307,17 +302,8 @@ async fn start(
     {
         match state.store.user_by_id(&tenant.id, &session.user_id).await {
             Ok(Some(user)) if !user.blocked => {
-                return complete(
-                    state,
-                    tenant,
-                    host,
-                    &req,
-                    &user,
-                    session.auth_time,
-                    &session.amr,
-                    back,
-                )
-                .await;
+                return from_session(state, tenant, host, req, &user, &session, headers, back)
+                    .await;
             }
             Ok(_) => {}
             Err(e) => return store_error(state, tenant, e),
@@ -326,17 +312,10 @@ async fn start(
     if req.prompt_none {
         return back.error(state, "login_required", "Login required");
     }
-    let tx = state.rng.token(32);
-    let Ok(json) = serde_json::to_string(&req) else {
-        return internal(state, tenant, "serialising the login transaction");
+    let tx = match new_transaction(state, tenant, &req).await {
+        Ok(tx) => tx,
+        Err(res) => return res,
     };
-    if let Err(e) = state
-        .store
-        .create_login_transaction(&tenant.id, &secret_digest(&tx), &json, now, now + LOGIN_TTL)
-        .await
-    {
-        return store_error(state, tenant, e);
-    }
     let html =
         state
             .templates
@@ -348,6 +327,96 @@ async fn start(
     );
     frame_guard(&mut res);
     res
+}
+
+/// A login transaction for `req`: the handle the hosted pages carry.
+async fn new_transaction(
+    state: &AppState,
+    tenant: &Tenant,
+    req: &AuthorizeRequest,
+) -> Result<String, Response> {
+    let now = state.clock.now();
+    let tx = state.rng.token(32);
+    let Ok(json) = serde_json::to_string(req) else {
+        return Err(internal(state, tenant, "serialising the login transaction"));
+    };
+    state
+        .store
+        .create_login_transaction(&tenant.id, &secret_digest(&tx), &json, now, now + LOGIN_TTL)
+        .await
+        .map_err(|e| store_error(state, tenant, e))?;
+    Ok(tx)
+}
+
+/// The browser's session is signed in already: the code at once, or (step
+/// up) the second factor this request needs first.
+#[allow(clippy::too_many_arguments)]
+async fn from_session(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    req: AuthorizeRequest,
+    user: &UserRow,
+    session: &SessionRow,
+    headers: &HeaderMap,
+    back: &Back,
+) -> Response {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return internal(state, tenant, "the client of a validated request is gone");
+    };
+    let need = mfa::need(
+        state,
+        tenant,
+        host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        &session.amr,
+        req.require_mfa,
+    )
+    .await;
+    match need {
+        Ok(mfa::Need::Nothing) => {
+            complete(
+                state,
+                tenant,
+                host,
+                &req,
+                user,
+                session.auth_time,
+                &session.amr,
+                back,
+            )
+            .await
+        }
+        Ok(_) if req.prompt_none => back.error(
+            state,
+            "login_required",
+            "Multifactor authentication required",
+        ),
+        Ok(need) => {
+            let tx = match new_transaction(state, tenant, &req).await {
+                Ok(tx) => tx,
+                Err(res) => return res,
+            };
+            let first = crate::login::FirstFactor {
+                user,
+                amr: &session.amr,
+                auth_time: session.auth_time,
+            };
+            let languages = crate::login::accept_languages(headers);
+            let mut res = crate::login::second_factor(
+                state, tenant, host, &tx, &req, &first, need, &languages,
+            )
+            .await;
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
+            );
+            res
+        }
+        Err(e) => store_error(state, tenant, e),
+    }
 }
 
 pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display) -> Response {
@@ -400,43 +469,37 @@ pub async fn complete(
     amr: &[String],
     back: &Back,
 ) -> Response {
-    // The hosted pages cannot challenge a second factor yet: a login that
-    // needs one is refused rather than let through on the password alone.
-    if let Some(client) = tenant.client(&req.client_id) {
-        let asked = req.require_mfa && !crate::services::mfa::multi_factor(amr);
-        let lacks = if asked {
-            Ok(true)
-        } else {
-            crate::services::mfa::lacks_second_factor(
+    // Every path here has met the second factor the request needs; this is
+    // the last line should one not have.
+    let Some(client) = tenant.client(&req.client_id) else {
+        return internal(state, tenant, "the client of a validated request is gone");
+    };
+    let need = mfa::need(
+        state,
+        tenant,
+        host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        amr,
+        req.require_mfa,
+    )
+    .await;
+    match need {
+        Ok(mfa::Need::Nothing) => {}
+        Ok(_) => {
+            tracing::error!(tenant = %tenant.name, "a login reached the code without its second factor");
+            return back.error(
                 state,
-                tenant,
-                host,
-                client,
-                req.audience.as_deref(),
-                &user.user_id,
-                amr,
-            )
-            .await
-        };
-        match lacks {
-            Ok(false) => {}
-            Ok(true) if req.prompt_none => {
-                return back.error(
-                    state,
-                    "login_required",
-                    "Multifactor authentication required",
-                );
-            }
-            Ok(true) => {
-                return back.error(
-                    state,
-                    "access_denied",
-                    "Multifactor authentication required. The hosted login page cannot ask for a \
-                     second factor yet: sign in with a passkey, or through the MFA API.",
-                );
-            }
-            Err(e) => return store_error(state, tenant, e),
+                if req.prompt_none {
+                    "login_required"
+                } else {
+                    "access_denied"
+                },
+                "Multifactor authentication required",
+            );
         }
+        Err(e) => return store_error(state, tenant, e),
     }
     let now = state.clock.now();
     let grant_id = state.new_grant_id();

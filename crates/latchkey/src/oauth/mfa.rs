@@ -33,7 +33,7 @@ pub async fn authenticators(
         }
     };
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
-    let list = mfa::authenticators(&mfa::second_factors(&methods));
+    let list = mfa::authenticators(&mfa::api_factors(&methods));
     Ok(Json(list).into_response())
 }
 

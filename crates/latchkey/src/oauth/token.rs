@@ -44,8 +44,10 @@ pub async fn token(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     params: Params,
 ) -> Result<Response, OAuthError> {
+    let user_agent = crate::http::user_agent(&headers);
     let grant_type = params.required("grant_type")?.to_string();
     let client = client_auth::authenticate(&state, &tenant, &params)?;
     let ctx = Ctx {
@@ -55,6 +57,7 @@ pub async fn token(
         client,
         params: &params,
         ip: &ip,
+        user_agent: &user_agent,
     };
     let response = match grant_type.as_str() {
         "authorization_code" => ctx.authorization_code().await?,
@@ -91,6 +94,7 @@ struct Ctx<'a> {
     client: &'a Client,
     params: &'a Params,
     ip: &'a str,
+    user_agent: &'a str,
 }
 
 impl Ctx<'_> {
@@ -533,6 +537,8 @@ impl Ctx<'_> {
             client: self.client,
             token,
             ip: self.ip,
+            user_agent: self.user_agent,
+            via: "mfa_api",
         };
         let (user_id, pending) = mfa::verify_otp(self.state, self.tenant, &answer, otp)
             .await
@@ -553,6 +559,8 @@ impl Ctx<'_> {
             client: self.client,
             token,
             ip: self.ip,
+            user_agent: self.user_agent,
+            via: "mfa_api",
         };
         let (user_id, pending, channel) =
             mfa::verify_oob(self.state, self.tenant, &answer, oob_code, binding_code)
@@ -573,6 +581,8 @@ impl Ctx<'_> {
             client: self.client,
             token,
             ip: self.ip,
+            user_agent: self.user_agent,
+            via: "mfa_api",
         };
         let (user_id, pending, fresh) =
             mfa::verify_recovery_code(self.state, self.tenant, &answer, code)

@@ -89,7 +89,7 @@ fn from_row(row: &MethodRow) -> Option<Method> {
     let kind = FactorType::try_from(row.method_type.clone()).ok()?;
     let text = |k: &str| row.data.get(k).and_then(|v| v.as_str()).map(String::from);
     let flag = |k: &str| row.data.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-    let passkey = if kind == FactorType::Passkey {
+    let details = || {
         Some(PasskeyDetails {
             key_id: row.credential_id.clone()?,
             public_key: text("public_key")?,
@@ -105,8 +105,13 @@ fn from_row(row: &MethodRow) -> Option<Method> {
             user_handle: text("user_handle")?,
             relying_party_id: text("relying_party_id"),
         })
-    } else {
-        None
+    };
+    // A passkey is nothing without its credential; a WebAuthn key imported
+    // without one is still listed (its key fields are optional).
+    let passkey = match kind {
+        FactorType::Passkey => Some(details()?),
+        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => details(),
+        _ => None,
     };
     Some(Method {
         id: row.id.clone(),

@@ -102,11 +102,25 @@ pub fn two_factor_window_passed(
         && now - auth_time > i64::from(tenant.config.my_account_api.two_factor_window_seconds)
 }
 
-/// Whether a login that authenticated with `amr` still lacks a second factor
-/// it needs: MFA applies, the login used no second factor (nor a passkey,
-/// which is one already), and the user has a factor or the policy demands
-/// one regardless (a user without any gets through the Default Policy).
-pub async fn lacks_second_factor(
+/// What a login still needs before it may finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: no second factor is asked for, or one was given already.
+    Nothing,
+    /// A second factor: the user has at least one to answer with.
+    Challenge,
+    /// The user has none and must enroll one first.
+    Enroll,
+}
+
+/// What a login that authenticated with `amr` still needs. A second factor
+/// is needed when the application's or tenant's policy, the My Account
+/// API's Default Policy, or the request itself (`acr_values`, `demanded`)
+/// asks for one and the login used none (a passkey is one already). A user
+/// without a factor enrolls one, except under the Default Policy alone,
+/// which lets such a user through (MYACCOUNT.md 6.4).
+#[allow(clippy::too_many_arguments)]
+pub async fn need(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
@@ -114,15 +128,19 @@ pub async fn lacks_second_factor(
     audience: Option<&str>,
     user_id: &str,
     amr: &[String],
-) -> Result<bool, StoreError> {
-    if !required(tenant, host, client, audience) || multi_factor(amr) {
-        return Ok(false);
-    }
-    if always(tenant, client) {
-        return Ok(true);
+    demanded: bool,
+) -> Result<Need, StoreError> {
+    if multi_factor(amr) || !(demanded || required(tenant, host, client, audience)) {
+        return Ok(Need::Nothing);
     }
     let methods = state.store.methods(&tenant.id, user_id).await?;
-    Ok(!second_factors(&methods).is_empty())
+    if !second_factors(&methods).is_empty() {
+        Ok(Need::Challenge)
+    } else if demanded || always(tenant, client) {
+        Ok(Need::Enroll)
+    } else {
+        Ok(Need::Nothing)
+    }
 }
 
 /// The user's confirmed second factors that a login may use.
@@ -132,9 +150,23 @@ pub fn second_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
         .filter(|m| {
             matches!(
                 m.method_type.as_str(),
-                "totp" | "recovery-code" | "email" | "phone"
+                "totp"
+                    | "recovery-code"
+                    | "email"
+                    | "phone"
+                    | "webauthn-roaming"
+                    | "webauthn-platform"
             )
         })
+        .collect()
+}
+
+/// The second factors the MFA API can challenge (WebAuthn keys need the
+/// hosted page).
+pub fn api_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
+    second_factors(methods)
+        .into_iter()
+        .filter(|m| !m.method_type.starts_with("webauthn-"))
         .collect()
 }
 
@@ -212,6 +244,9 @@ pub struct Answer<'a> {
     pub client: &'a Client,
     pub token: &'a str,
     pub ip: &'a str,
+    pub user_agent: &'a str,
+    /// Where the answer came: `mfa_api` or `login_page`.
+    pub via: &'static str,
 }
 
 /// Writes `gd_auth_succeed`/`gd_auth_failed` (one-time codes) or
@@ -238,9 +273,9 @@ pub async fn audit(
         client_id: &answer.client.client_id,
         user_id,
         ip: answer.ip,
-        user_agent: "",
+        user_agent: answer.user_agent,
     };
-    let mut details = json!({ "factor": factor, "via": "mfa_api" });
+    let mut details = json!({ "factor": factor, "via": answer.via });
     if let Some(e) = error {
         details["error"] = json!(e);
     }
@@ -385,7 +420,7 @@ fn oob_channel(m: &MethodRow) -> &'static str {
 }
 
 /// A destination with all but its last characters hidden.
-fn masked(destination: &str) -> String {
+pub fn masked(destination: &str) -> String {
     if let Some(at) = destination.find('@') {
         let first = destination.chars().next().unwrap_or('*');
         return format!("{first}***{}", &destination[at..]);
@@ -591,4 +626,213 @@ pub fn enrollable(tenant: &Tenant) -> Vec<Value> {
         out.push(json!({"type": "recovery-code"}));
     }
     out
+}
+
+const KEY_KIND: &str = "mfa-key";
+
+/// The `amr` value a WebAuthn key's signature adds (RFC 8176): `hwk` for a
+/// key held in hardware, `swk` for a platform credential that may be synced
+/// (backup eligible) and so is not bound to one device.
+fn key_amr(m: &MethodRow) -> &'static str {
+    let synced = m
+        .data
+        .get("backup_eligible")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if m.method_type == FactorType::WebauthnPlatform.as_str() && synced {
+        "swk"
+    } else {
+        "hwk"
+    }
+}
+
+fn key_internal(e: impl std::fmt::Display) -> MfaError {
+    MfaError::Internal(e.to_string())
+}
+
+/// Request options naming the user's keys of `kind` (`webauthn-roaming` or
+/// `webauthn-platform`); the ceremony waits, tied to the `mfa_token`, under
+/// the returned session.
+pub async fn key_challenge(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    token: &str,
+    kind: FactorType,
+) -> Result<(String, Value), MfaError> {
+    use webauthn_rs::prelude::{Passkey, SecurityKey};
+    let (row, _) = lookup(state, tenant, token, Some(client)).await?;
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let keys: Vec<&MethodRow> = methods
+        .iter()
+        .filter(|m| m.method_type == kind.as_str())
+        .collect();
+    if keys.is_empty() {
+        return Err(MfaError::NoAuthenticator("webauthn"));
+    }
+    let rp = crate::services::webauthn::relying_party(tenant, host).map_err(key_internal)?;
+    let credential = |m: &&MethodRow| m.data.get("credential").cloned();
+    let (options, ceremony) = if kind == FactorType::WebauthnPlatform {
+        let creds: Vec<Passkey> = keys
+            .iter()
+            .filter_map(credential)
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+        let (rcr, auth) = rp
+            .webauthn
+            .start_passkey_authentication(&creds)
+            .map_err(key_internal)?;
+        (
+            serde_json::to_value(&rcr).map_err(key_internal)?,
+            serde_json::to_value(&auth).map_err(key_internal)?,
+        )
+    } else {
+        let creds: Vec<SecurityKey> = keys
+            .iter()
+            .filter_map(credential)
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+        let (rcr, auth) = rp
+            .webauthn
+            .start_securitykey_authentication(&creds)
+            .map_err(key_internal)?;
+        (
+            serde_json::to_value(&rcr).map_err(key_internal)?,
+            serde_json::to_value(&auth).map_err(key_internal)?,
+        )
+    };
+    let options = options
+        .get("publicKey")
+        .cloned()
+        .ok_or_else(|| key_internal("request options without publicKey"))?;
+    let session = state.rng.token(32);
+    let now = state.clock.now();
+    let pending = EnrollmentRow {
+        user_id: row.user_id.clone(),
+        client_id: client.client_id.clone(),
+        method_type: KEY_KIND.to_string(),
+        method_id: kind.as_str().to_string(),
+        state: json!({
+            "mfa_token": secret_digest(token),
+            "authentication": ceremony,
+            "rp_id": rp.rp_id,
+        }),
+        attempts: 0,
+        created_at: now,
+        expires_at: row.expires_at.min(now + 300),
+    };
+    state
+        .store
+        .create_enrollment(&tenant.id, &secret_digest(&session), &pending)
+        .await?;
+    Ok((session, options))
+}
+
+/// Answers a key challenge with the browser's assertion. Returns the user,
+/// the pending login and the `amr` value of the key (`hwk` or `swk`). A
+/// failed signature counts against the `mfa_token`; the key's signature
+/// counter is kept, and one that goes backwards (a cloned key) is refused.
+pub async fn verify_key(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    answer: &Answer<'_>,
+    session: &str,
+    response: &Value,
+) -> Result<(String, Pending, &'static str), MfaError> {
+    use webauthn_rs::prelude::{
+        Passkey, PasskeyAuthentication, PublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
+    };
+    let token = answer.token;
+    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    let now = state.clock.now();
+    let ceremony = state
+        .store
+        .enrollment(&tenant.id, &secret_digest(session), now)
+        .await?
+        .filter(|c| {
+            c.method_type == KEY_KIND
+                && c.user_id == row.user_id
+                && c.state.get("mfa_token").and_then(Value::as_str) == Some(&secret_digest(token))
+        });
+    let Some(ceremony) = ceremony else {
+        return Err(MfaError::BadToken);
+    };
+    let kind = FactorType::try_from(ceremony.method_id.clone()).map_err(key_internal)?;
+    let rp = crate::services::webauthn::relying_party(tenant, host).map_err(key_internal)?;
+    if ceremony.state.get("rp_id").and_then(Value::as_str) != Some(rp.rp_id.as_str()) {
+        return Err(MfaError::BadToken);
+    }
+    let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(response.clone()) else {
+        return Err(wrong(state, tenant, answer, &row.user_id, "webauthn").await);
+    };
+    let stored = ceremony
+        .state
+        .get("authentication")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let result = if kind == FactorType::WebauthnPlatform {
+        let auth: PasskeyAuthentication = serde_json::from_value(stored).map_err(key_internal)?;
+        rp.webauthn
+            .finish_passkey_authentication(&credential, &auth)
+    } else {
+        let auth: SecurityKeyAuthentication =
+            serde_json::from_value(stored).map_err(key_internal)?;
+        rp.webauthn
+            .finish_securitykey_authentication(&credential, &auth)
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(error = %e, tenant = %tenant.name, "WebAuthn key refused at login");
+            return Err(wrong(state, tenant, answer, &row.user_id, "webauthn").await);
+        }
+    };
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let id = crate::services::webauthn::b64url(result.cred_id().as_ref());
+    let Some(method) = methods
+        .iter()
+        .find(|m| m.method_type == kind.as_str() && m.credential_id.as_deref() == Some(&id))
+    else {
+        return Err(wrong(state, tenant, answer, &row.user_id, "webauthn").await);
+    };
+    // The signature counter: webauthn-rs refuses a counter that went
+    // backwards (CredentialPossibleCompromise) above; here the new one is
+    // kept.
+    let mut data = method.data.clone();
+    let updated = if kind == FactorType::WebauthnPlatform {
+        data.get("credential")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<Passkey>(v).ok())
+            .and_then(|mut k| {
+                k.update_credential(&result)?;
+                serde_json::to_value(&k).ok()
+            })
+    } else {
+        data.get("credential")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<SecurityKey>(v).ok())
+            .and_then(|mut k| {
+                k.update_credential(&result)?;
+                serde_json::to_value(&k).ok()
+            })
+    };
+    if let (Some(k), Some(obj)) = (updated, data.as_object_mut()) {
+        obj.insert("credential".into(), k);
+    }
+    for digest in [secret_digest(session), secret_digest(token)] {
+        if !state
+            .store
+            .complete_enrollment(&tenant.id, &digest, &Completion::Consume, now)
+            .await?
+        {
+            return Err(MfaError::BadToken);
+        }
+    }
+    state
+        .store
+        .update_method_data(&tenant.id, &method.id, &data, Some(now))
+        .await?;
+    Ok((row.user_id, pending, key_amr(method)))
 }

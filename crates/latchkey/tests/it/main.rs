@@ -14,6 +14,7 @@ mod me_methods;
 mod me_openapi;
 mod me_passkeys;
 mod mfa_api;
+mod mfa_page;
 mod native_passkeys;
 mod refresh;
 mod session;

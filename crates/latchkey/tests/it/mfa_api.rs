@@ -16,7 +16,7 @@ const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 
 /// The acme tenant with `extra` settings, the spa client allowed the MFA
 /// grants (and the web client the OTP one, to try another client's token).
-fn tenant(port: u16, extra: &str) -> String {
+pub(crate) fn tenant(port: u16, extra: &str) -> String {
     acme(port)
         .replace(
             "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
@@ -31,14 +31,14 @@ fn tenant(port: u16, extra: &str) -> String {
         + extra
 }
 
-struct Enrolled {
-    totp_secret: String,
-    recovery_code: String,
+pub(crate) struct Enrolled {
+    pub totp_secret: String,
+    pub recovery_code: String,
 }
 
 /// Alice enrolls TOTP and a recovery code through My Account, then the
 /// tenant gets `extra` (its MFA settings).
-async fn server_with(extra: &str) -> (TestServer, Enrolled) {
+pub(crate) async fn server_with(extra: &str) -> (TestServer, Enrolled) {
     let s = TestServer::start().await;
     let token = s.me_token(ME_SCOPES).await;
     let r = s
@@ -92,7 +92,7 @@ async fn server_with(extra: &str) -> (TestServer, Enrolled) {
     )
 }
 
-const ALWAYS: &str = "mfa: { policy: always }\n";
+pub(crate) const ALWAYS: &str = "mfa: { policy: always }\n";
 
 async fn password(
     s: &TestServer,
@@ -124,7 +124,7 @@ async fn password(
 }
 
 const ALICE_LOGIN: (&str, &str) = (ALICE, ALICE_PASSWORD);
-const BOB_LOGIN: (&str, &str) = ("bob@example.com", "B0b-has-a-long-password");
+pub(crate) const BOB_LOGIN: (&str, &str) = ("bob@example.com", "B0b-has-a-long-password");
 
 /// A password login that must answer `mfa_required`; its `mfa_token`.
 async fn mfa_token(s: &TestServer) -> String {
@@ -147,7 +147,7 @@ async fn otp(s: &TestServer, client: &str, token: &str, code: &str) -> (StatusCo
     s.token(&form).await
 }
 
-async fn events(s: &TestServer) -> Vec<String> {
+pub(crate) async fn events(s: &TestServer) -> Vec<String> {
     let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
     s.state
         .store
@@ -402,77 +402,6 @@ async fn one_mfa_token_answered_twice_at_once_gives_one_set_of_tokens() {
     assert_eq!(ok, 1, "{} {} {}", a.1, b.1, c.1);
 }
 
-#[tokio::test]
-async fn the_hosted_page_refuses_a_login_that_needs_a_second_factor() {
-    // The page cannot challenge one yet: refusing beats a password-only login.
-    let (s, _) = server_with("").await;
-    // An app asking for multi-factor assurance (acr_values) gets the same.
-    let strict = AuthRequest::new("openid").param(
-        "acr_values",
-        "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
-    );
-    let res = login_through_page(&s, &s.browser(), &strict, ALICE, ALICE_PASSWORD).await;
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(
-        query_param(&location, "error").as_deref(),
-        Some("access_denied"),
-        "{location}"
-    );
-    let browser = s.browser();
-    // Signed in (single sign-on session) while MFA was off.
-    let code = code_for(&s, &browser, &AuthRequest::new("openid")).await;
-    assert!(!code.is_empty());
-    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, ALWAYS))
-        .await
-        .unwrap();
-    let silent = AuthRequest::new("openid").param("prompt", "none");
-    let res = browser.get(silent.url(&s)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(
-        query_param(&location, "error").as_deref(),
-        Some("login_required")
-    );
-    assert_eq!(
-        query_param(&location, "error_description").as_deref(),
-        Some("Multifactor authentication required")
-    );
-    assert!(query_param(&location, "code").is_none());
-
-    let fresh = s.browser();
-    let res = login_through_page(
-        &s,
-        &fresh,
-        &AuthRequest::new("openid"),
-        ALICE,
-        ALICE_PASSWORD,
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(
-        query_param(&location, "error").as_deref(),
-        Some("access_denied")
-    );
-    assert!(query_param(&location, "code").is_none());
-
-    // The Default Policy: only logins for My Account need the second factor.
-    let text = tenant(s.port, "").replace("require_2fa: false", "require_2fa: true");
-    latchkey::tenant::apply::apply_text(&s.state, &text)
-        .await
-        .unwrap();
-    let location = |res: reqwest::Response| res.headers()["location"].to_str().unwrap().to_string();
-    let api = AuthRequest::new("openid").audience(API);
-    let res = login_through_page(&s, &s.browser(), &api, ALICE, ALICE_PASSWORD).await;
-    assert!(query_param(&location(res), "code").is_some());
-    let me = AuthRequest::new("openid").audience(&s.my_account_audience());
-    let res = login_through_page(&s, &s.browser(), &me, ALICE, ALICE_PASSWORD).await;
-    assert_eq!(
-        query_param(&location(res), "error").as_deref(),
-        Some("access_denied")
-    );
-}
-
 async fn refresh(s: &TestServer, token: &str) -> (StatusCode, Value) {
     s.token(&[
         ("grant_type", "refresh_token"),
@@ -577,7 +506,7 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
     );
 }
 
-fn six_digits(text: &str) -> String {
+pub(crate) fn six_digits(text: &str) -> String {
     text.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
         .unwrap_or_else(|| panic!("no code in {text:?}"))

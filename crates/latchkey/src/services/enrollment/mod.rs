@@ -17,6 +17,7 @@ mod password;
 mod phone;
 mod recovery_code;
 mod totp;
+mod webauthn_key;
 
 use serde_json::Value;
 
@@ -66,6 +67,10 @@ pub enum Start {
         preferred: Option<String>,
     },
     PushNotification,
+    /// A WebAuthn key as a second factor (login pages only).
+    WebauthnKey {
+        platform: bool,
+    },
 }
 
 impl Start {
@@ -78,6 +83,8 @@ impl Start {
             Start::Email { .. } => FactorType::Email,
             Start::Phone { .. } => FactorType::Phone,
             Start::PushNotification => FactorType::PushNotification,
+            Start::WebauthnKey { platform: true } => FactorType::WebauthnPlatform,
+            Start::WebauthnKey { platform: false } => FactorType::WebauthnRoaming,
         }
     }
 }
@@ -95,7 +102,8 @@ pub enum Challenge {
     RecoveryCode {
         recovery_code: String,
     },
-    /// WebAuthn `PublicKeyCredentialCreationOptions`, as JSON.
+    /// WebAuthn `PublicKeyCredentialCreationOptions`, as JSON (passkeys
+    /// and WebAuthn keys).
     Passkey {
         options: Value,
     },
@@ -119,7 +127,8 @@ pub enum Proof {
     Otp {
         code: String,
     },
-    /// The `PublicKeyCredential.toJSON()` of a registration.
+    /// The `PublicKeyCredential.toJSON()` of a registration (passkeys and
+    /// WebAuthn keys).
     Passkey {
         response: Value,
     },
@@ -284,6 +293,7 @@ pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Starte
             .await?;
             (id, stored, Challenge::CodeSent)
         }
+        Start::WebauthnKey { .. } => webauthn_key::start(state, who, kind).await?,
         Start::PushNotification => {
             return Err(EnrollError::Invalid(format!(
                 "Enrolling {kind} methods is not available on this server yet."
@@ -352,6 +362,10 @@ pub async fn verify(
         (FactorType::Passkey, Proof::Passkey { response }) => {
             passkey::finish(state, who, &enrollment, &response)?
         }
+        (
+            k @ (FactorType::WebauthnRoaming | FactorType::WebauthnPlatform),
+            Proof::Passkey { response },
+        ) => webauthn_key::finish(state, who, k, &enrollment, &response)?,
         _ => {
             return Err(EnrollError::Invalid(
                 "The verification does not fit this method's type.".into(),
