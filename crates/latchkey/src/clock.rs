@@ -31,6 +31,34 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock plus an offset read from a file at every reading (a
+/// whole number of seconds; missing or unreadable counts as 0). For
+/// end-to-end tests that move time across a running server
+/// (`LATCHKEY_CLOCK_OFFSET_FILE`); never for production.
+#[derive(Debug, Clone)]
+pub struct OffsetFileClock {
+    path: std::path::PathBuf,
+}
+
+impl OffsetFileClock {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    fn offset(&self) -> i64 {
+        std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Clock for OffsetFileClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now() + self.offset()
+    }
+}
+
 /// A clock that only moves when told to.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
@@ -83,6 +111,21 @@ mod tests {
         assert_eq!(c.now(), 1_700_000_000);
         c.advance(90);
         assert_eq!(c.now(), 1_700_000_090);
+    }
+
+    #[test]
+    fn offset_file_clock_follows_its_file() {
+        let dir = std::env::temp_dir().join(format!("latchkey-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("offset");
+        let c = OffsetFileClock::new(&file);
+        let base = SystemClock.now();
+        assert!((c.now() - base).abs() <= 1, "no file: no offset");
+        std::fs::write(&file, "901\n").unwrap();
+        assert!((c.now() - base - 901).abs() <= 1);
+        std::fs::write(&file, "not a number").unwrap();
+        assert!((c.now() - base).abs() <= 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -80,6 +80,10 @@ struct Storage {
         global = true
     )]
     database_acquire_timeout: u64,
+    /// Tests only: a file holding seconds to add to the wall clock, read at
+    /// every reading (end-to-end tests move time across a running server).
+    #[arg(long, env = "LATCHKEY_CLOCK_OFFSET_FILE", hide = true, global = true)]
+    clock_offset_file: Option<PathBuf>,
 }
 
 impl Storage {
@@ -90,6 +94,13 @@ impl Storage {
             (None, None) => MasterKeySource::DataDir,
         };
         let mut opts = Options::new(self.data_dir.clone(), source);
+        if let Some(file) = &self.clock_offset_file {
+            tracing::warn!(
+                file = %file.display(),
+                "the clock is offset by the seconds in this file: for tests only"
+            );
+            opts.clock = std::sync::Arc::new(latchkey::clock::OffsetFileClock::new(file));
+        }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 anyhow::bail!("--database-url must be a postgres:// URL");

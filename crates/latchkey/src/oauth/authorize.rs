@@ -286,7 +286,8 @@ async fn start(
         current_session(state, tenant, headers).await
     };
     // The Default Policy: a session older than its window cannot give a My
-    // Account token silently; interactively, the user logs in again.
+    // Account token silently; interactively, a user with a second factor is
+    // asked for it again, anyone else logs in again.
     if let Some((_, s)) = &session
         && mfa::two_factor_window_passed(tenant, host, req.audience.as_deref(), s.auth_time, now)
     {
@@ -296,6 +297,44 @@ async fn start(
                 "unmet_authentication_requirements",
                 "The My Account API requires a recent second factor; log in again.",
             );
+        }
+        if req.max_age.is_none_or(|m| now - s.auth_time <= m) {
+            let user = match state.store.user_by_id(&tenant.id, &s.user_id).await {
+                Ok(u) => u.filter(|u| !u.blocked),
+                Err(e) => return store_error(state, tenant, e),
+            };
+            let methods = match &user {
+                Some(u) => match state.store.methods(&tenant.id, &u.user_id).await {
+                    Ok(m) => m,
+                    Err(e) => return store_error(state, tenant, e),
+                },
+                None => Vec::new(),
+            };
+            if let Some(user) = user
+                && !mfa::second_factors(&methods).is_empty()
+            {
+                let first: Vec<String> = s
+                    .amr
+                    .iter()
+                    .filter(|a| !mfa::is_second_factor_amr(a))
+                    .cloned()
+                    .collect();
+                let first = crate::login::FirstFactor {
+                    user: &user,
+                    amr: &first,
+                    auth_time: s.auth_time,
+                };
+                return step_up(
+                    state,
+                    tenant,
+                    host,
+                    &req,
+                    &first,
+                    mfa::Need::Challenge,
+                    headers,
+                )
+                .await;
+            }
         }
     } else if let Some((_, session)) = session
         && req.max_age.is_none_or(|m| now - session.auth_time <= m)
@@ -348,6 +387,31 @@ async fn new_transaction(
     Ok(tx)
 }
 
+/// A login transaction whose first factor is the browser's session: the
+/// page asks for the second factor alone.
+async fn step_up(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    first: &crate::login::FirstFactor<'_>,
+    need: mfa::Need,
+    headers: &HeaderMap,
+) -> Response {
+    let tx = match new_transaction(state, tenant, req).await {
+        Ok(tx) => tx,
+        Err(res) => return res,
+    };
+    let languages = crate::login::accept_languages(headers);
+    let mut res =
+        crate::login::second_factor(state, tenant, host, &tx, req, first, need, &languages).await;
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
+    );
+    res
+}
+
 /// The browser's session is signed in already: the code at once, or (step
 /// up) the second factor this request needs first.
 #[allow(clippy::too_many_arguments)]
@@ -395,25 +459,12 @@ async fn from_session(
             "Multifactor authentication required",
         ),
         Ok(need) => {
-            let tx = match new_transaction(state, tenant, &req).await {
-                Ok(tx) => tx,
-                Err(res) => return res,
-            };
             let first = crate::login::FirstFactor {
                 user,
                 amr: &session.amr,
                 auth_time: session.auth_time,
             };
-            let languages = crate::login::accept_languages(headers);
-            let mut res = crate::login::second_factor(
-                state, tenant, host, &tx, &req, &first, need, &languages,
-            )
-            .await;
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
-            );
-            res
+            step_up(state, tenant, host, &req, &first, need, headers).await
         }
         Err(e) => store_error(state, tenant, e),
     }

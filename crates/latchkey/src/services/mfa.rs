@@ -34,6 +34,12 @@ pub fn multi_factor(amr: &[String]) -> bool {
     amr.iter().any(|a| a == "mfa" || a == "webauthn")
 }
 
+/// Whether an `amr` value records a second factor (RFC 8176 values latchkey
+/// adds after the first factor).
+pub fn is_second_factor_amr(value: &str) -> bool {
+    matches!(value, "mfa" | "otp" | "sms" | "tel" | "hwk" | "swk")
+}
+
 /// What the first factor established, kept with the `mfa_token`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {

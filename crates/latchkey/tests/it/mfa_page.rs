@@ -455,10 +455,16 @@ async fn the_default_policy_through_the_page() {
         query_param(&location(&res), "error").as_deref(),
         Some("unmet_authentication_requirements")
     );
+    // Interactively, the session still stands for the password: the page
+    // asks for the second factor alone.
     let req = me();
-    let page = second_step(&s, &browser, &req, (ALICE, ALICE_PASSWORD)).await;
+    let page = html(browser.get(req.url(&s)).send().await.unwrap()).await;
+    assert!(!page.contains("name=\"password\""), "{page}");
     let right = totp_now(&enrolled.totp_secret, s.clock_now());
-    tokens(&s, &req, answer(&s, &browser, &page, &right).await).await;
+    let body = tokens(&s, &req, answer(&s, &browser, &page, &right).await).await;
+    let id = id_claims(&body);
+    assert_eq!(id["amr"], json!(["pwd", "mfa", "otp"]));
+    assert_eq!(id["auth_time"], json!(s.clock_now()));
     let res = browser.get(silent().url(&s)).send().await.unwrap();
     assert!(query_param(&location(&res), "code").is_some());
 
@@ -470,6 +476,20 @@ async fn the_default_policy_through_the_page() {
         "{:?}",
         res.text().await
     );
+    // After the window she cannot meet the policy silently; interactively she
+    // logs in again with her password.
+    s.clock.advance(901);
+    let res = bob
+        .get(me().param("prompt", "none").url(&s))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        query_param(&location(&res), "error").as_deref(),
+        Some("unmet_authentication_requirements")
+    );
+    let page = html(bob.get(me().url(&s)).send().await.unwrap()).await;
+    assert!(page.contains("name=\"password\""), "{page}");
 }
 
 /// The acme tenant with MFA always on and WebAuthn keys among its factors.
@@ -646,6 +666,16 @@ async fn enroll_key(s: &TestServer, key: &SoftAuthenticator, kind: &str) -> Valu
     .json()
     .await
     .unwrap();
+    if kind == "webauthn-roaming" {
+        // Browsers refuse credProtect "userVerificationRequired" with user
+        // verification only preferred: it is not asked for.
+        let ext = &started["options"]["extensions"];
+        assert!(ext.get("credentialProtectionPolicy").is_none(), "{ext}");
+        assert_eq!(
+            started["options"]["authenticatorSelection"]["userVerification"],
+            "preferred"
+        );
+    }
     let expected = if kind == "webauthn-platform" {
         "platform"
     } else {

@@ -97,7 +97,8 @@
           form.submit();
         });
       })
-      .catch(function () {
+      .catch(function (err) {
+        if (window.console) console.warn("WebAuthn key " + (creating ? "creation" : "use") + " failed:", err && err.name, err && err.message);
         fail(creating ? "No key was added. Try again, or choose another method." : "The key was not used. Try again, or choose another method.");
       });
   });

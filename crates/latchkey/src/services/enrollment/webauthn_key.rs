@@ -79,10 +79,19 @@ pub(super) async fn start(
                 Some(AuthenticatorAttachment::CrossPlatform),
             )
             .map_err(setup)?;
-        (
-            serde_json::to_value(&ccr).map_err(internal)?,
-            serde_json::to_value(&reg).map_err(internal)?,
-        )
+        let mut options = serde_json::to_value(&ccr).map_err(internal)?;
+        // credProtect "userVerificationRequired" with user verification
+        // only preferred is refused by browsers (Chromium: NotSupportedError,
+        // "protection policy is inconsistent"); the key's own default
+        // protection is what a second factor needs.
+        if let Some(ext) = options
+            .pointer_mut("/publicKey/extensions")
+            .and_then(Value::as_object_mut)
+        {
+            ext.remove("credentialProtectionPolicy");
+            ext.remove("enforceCredentialProtectionPolicy");
+        }
+        (options, serde_json::to_value(&reg).map_err(internal)?)
     };
     let options = options
         .get("publicKey")
