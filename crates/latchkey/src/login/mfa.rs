@@ -194,10 +194,7 @@ impl Step<'_> {
     }
 
     async fn factors(&self) -> Result<Vec<MethodRow>, Response> {
-        let methods = self
-            .state
-            .store
-            .methods(&self.tenant.id, self.user_id)
+        let methods = mfa::factors_of(self.state, self.tenant, self.user_id)
             .await
             .map_err(|e| authorize::store_error(self.state, self.tenant, e))?;
         let mut factors: Vec<MethodRow> =

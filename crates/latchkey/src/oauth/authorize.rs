@@ -304,7 +304,7 @@ async fn start(
                 Err(e) => return store_error(state, tenant, e),
             };
             let methods = match &user {
-                Some(u) => match state.store.methods(&tenant.id, &u.user_id).await {
+                Some(u) => match mfa::factors_of(state, tenant, &u.user_id).await {
                     Ok(m) => m,
                     Err(e) => return store_error(state, tenant, e),
                 },

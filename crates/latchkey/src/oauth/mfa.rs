@@ -32,7 +32,7 @@ pub async fn authenticators(
             ));
         }
     };
-    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let methods = mfa::factors_of(&state, &tenant, &row.user_id).await?;
     let list = mfa::authenticators(&mfa::api_factors(&methods));
     Ok(Json(list).into_response())
 }

@@ -442,11 +442,7 @@ impl Ctx<'_> {
         if !mfa::required(self.tenant, self.host, self.client, audience) {
             return Ok(());
         }
-        let methods = self
-            .state
-            .store
-            .methods(&self.tenant.id, &user.user_id)
-            .await?;
+        let methods = mfa::factors_of(self.state, self.tenant, &user.user_id).await?;
         let factors = mfa::second_factors(&methods);
         let requirements = if factors.is_empty() {
             if !mfa::always(self.tenant, self.client) {
@@ -489,11 +485,7 @@ impl Ctx<'_> {
         requested: &[String],
         now: Timestamp,
     ) -> Result<(), OAuthError> {
-        let methods = self
-            .state
-            .store
-            .methods(&self.tenant.id, &row.user_id)
-            .await?;
+        let methods = mfa::factors_of(self.state, self.tenant, &row.user_id).await?;
         let factors = mfa::second_factors(&methods);
         if factors.is_empty() {
             self.state

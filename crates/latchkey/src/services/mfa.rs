@@ -139,7 +139,7 @@ pub async fn need(
     if multi_factor(amr) || !(demanded || required(tenant, host, client, audience)) {
         return Ok(Need::Nothing);
     }
-    let methods = state.store.methods(&tenant.id, user_id).await?;
+    let methods = factors_of(state, tenant, user_id).await?;
     if !second_factors(&methods).is_empty() {
         Ok(Need::Challenge)
     } else if demanded || always(tenant, client) {
@@ -147,6 +147,46 @@ pub async fn need(
     } else {
         Ok(Need::Nothing)
     }
+}
+
+/// ID of the email factor a verified email address stands for.
+pub const VERIFIED_EMAIL: &str = "email|verified";
+
+/// The user's methods, with their verified email address standing as an
+/// email factor when the tenant offers email codes and the user enrolled no
+/// method for that address: Auth0 counts a verified email as a factor
+/// (MYACCOUNT.md 6.4: "no enrollable factor" is "no verified email and no
+/// enrolled factor").
+pub async fn factors_of(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<MethodRow>, StoreError> {
+    let mut methods = state.store.methods(&tenant.id, user_id).await?;
+    if !tenant.config.factors.contains(&FactorType::Email) {
+        return Ok(methods);
+    }
+    let Some(user) = state.store.user_by_id(&tenant.id, user_id).await? else {
+        return Ok(methods);
+    };
+    let enrolled = methods.iter().any(|m| {
+        m.method_type == "email"
+            && destination(m).is_some_and(|d| d.eq_ignore_ascii_case(&user.email))
+    });
+    if user.email_verified && !user.email.is_empty() && !enrolled {
+        methods.push(MethodRow {
+            id: VERIFIED_EMAIL.to_string(),
+            user_id: user_id.to_string(),
+            method_type: FactorType::Email.as_str().to_string(),
+            name: None,
+            data: json!({ "email": user.email }),
+            created_at: user.created_at,
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: None,
+        });
+    }
+    Ok(methods)
 }
 
 /// The user's confirmed second factors that a login may use.
@@ -503,7 +543,7 @@ pub async fn challenge(
     languages: &[String],
 ) -> Result<Challenge, MfaError> {
     let (row, _) = lookup(state, tenant, token, Some(client)).await?;
-    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let methods = factors_of(state, tenant, &row.user_id).await?;
     let factors = second_factors(&methods);
     let accepts = |m: &MethodRow| match m.method_type.as_str() {
         "totp" => types.contains(&"otp"),

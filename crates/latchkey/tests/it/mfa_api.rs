@@ -592,6 +592,9 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
              "name": "a***@example.com"},
             {"id": ids[1], "authenticator_type": "oob", "active": true, "oob_channel": "sms",
              "name": "+*******4567"},
+            // Her verified address counts as an email factor of its own.
+            {"id": "email|verified", "authenticator_type": "oob", "active": true, "oob_channel": "email",
+             "name": "a***@example.com"},
         ])
     );
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::authenticator::SoftAuthenticator;
 use crate::mfa_api::{ALWAYS, Enrolled, events, server_with, six_digits, tenant};
 use crate::sms_receiver::SmsReceiver;
+use crate::smtp::SmtpServer;
 use crate::support::*;
 
 const MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
@@ -852,4 +853,71 @@ async fn a_user_without_factors_is_led_to_enroll_when_the_app_demands_mfa() {
     let page = second_step(&s, &browser, &strict, (CAROL, CAROL_PASSWORD)).await;
     assert!(page.contains("Secure your account"), "{page}");
     assert!(page.contains("enroll-totp"), "{page}");
+}
+
+#[tokio::test]
+async fn a_verified_email_is_a_factor_without_enrollment() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let (s, _) = server("").await;
+    let with = |extra: &str, carol_verified: bool| {
+        let text = page_tenant(s.port, extra)
+            .replace(
+                "factors: [password, totp, recovery-code]",
+                "factors: [password, totp, recovery-code, email]",
+            )
+            .replace(
+                "user_id: \"auth0|carol\" }",
+                &format!("user_id: \"auth0|carol\", email_verified: {carol_verified} }}"),
+            );
+        text + &format!(
+            "email_provider: {{ smtp: {{ host: 127.0.0.1, port: {}, security: none, from: no-reply@acme.test, \
+             username: latchkey, password_env: SMTP_PASSWORD }} }}\n",
+            mail.port
+        )
+    };
+    // The Default Policy: Carol has enrolled nothing, but her verified email
+    // address is a factor, so she is challenged with it.
+    apply(
+        &s,
+        &with("", true).replace("require_2fa: false", "require_2fa: true"),
+    )
+    .await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid").audience(&s.my_account_audience());
+    let page = second_step(&s, &browser, &req, (CAROL, CAROL_PASSWORD)).await;
+    assert!(page.contains("c***@example.com"), "{page}");
+    let sent = mail.wait_for(1).await[0].clone();
+    assert_eq!(sent.to, [CAROL]);
+    let code = six_digits(&sent.text());
+    let body = tokens(&s, &req, answer(&s, &browser, &page, &code).await).await;
+    assert_eq!(id_claims(&body)["amr"], json!(["pwd", "mfa"]));
+    // The MFA API lists it too.
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", CAROL),
+            ("password", CAROL_PASSWORD),
+            ("audience", &s.my_account_audience()),
+            ("scope", "openid"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"challenge": [{"type": "oob"}]})
+    );
+
+    // Unverified, she has no factor and the policy lets her through.
+    apply(
+        &s,
+        &with("", false).replace("require_2fa: false", "require_2fa: true"),
+    )
+    .await;
+    let res = login_through_page(&s, &s.browser(), &req, CAROL, CAROL_PASSWORD).await;
+    assert!(
+        query_param(&location(&res), "code").is_some(),
+        "{:?}",
+        res.text().await
+    );
 }
