@@ -35,6 +35,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/oauth/revoke", post(session::revoke))
         .route("/mfa/authenticators", get(mfa::authenticators))
         .route("/mfa/challenge", post(mfa::challenge))
+        .route("/mfa/associate", post(mfa::associate))
         .route("/passkey/register", post(passkey::register))
         .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))

@@ -532,6 +532,16 @@ impl Ctx<'_> {
             user_agent: self.user_agent,
             via: "mfa_api",
         };
+        if let Some((user_id, pending, _)) =
+            mfa::confirm_association(self.state, self.tenant, self.host, &answer, otp, None)
+                .await
+                .map_err(mfa_error)?
+        {
+            mfa::audit(self.state, self.tenant, &answer, &user_id, "otp", None).await;
+            return self
+                .after_second_factor(&user_id, pending, "otp", None)
+                .await;
+        }
         let (user_id, pending) = mfa::verify_otp(self.state, self.tenant, &answer, otp)
             .await
             .map_err(mfa_error)?;
@@ -554,6 +564,22 @@ impl Ctx<'_> {
             user_agent: self.user_agent,
             via: "mfa_api",
         };
+        if let Some((user_id, pending, channel)) = mfa::confirm_association(
+            self.state,
+            self.tenant,
+            self.host,
+            &answer,
+            binding_code,
+            Some(oob_code),
+        )
+        .await
+        .map_err(mfa_error)?
+        {
+            mfa::audit(self.state, self.tenant, &answer, &user_id, "oob", None).await;
+            return self
+                .after_second_factor(&user_id, pending, channel, None)
+                .await;
+        }
         let (user_id, pending, channel) =
             mfa::verify_oob(self.state, self.tenant, &answer, oob_code, binding_code)
                 .await

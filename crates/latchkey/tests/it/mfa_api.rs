@@ -366,7 +366,7 @@ async fn policies_the_clients_override_and_the_default_policy_at_login() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         body["mfa_requirements"],
-        json!({"enroll": [{"type": "otp"}, {"type": "recovery-code"}]})
+        json!({"enroll": [{"type": "otp"}]})
     );
 
     // The Default Policy: only the My Account audience needs the second
@@ -699,4 +699,180 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn associate(s: &TestServer, token: &str, body: Value) -> (StatusCode, Value) {
+    let res = s
+        .http()
+        .post(s.url("/mfa/associate"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_first_factor_through_mfa_associate() {
+    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
+    let (s, _) = server_with(ALWAYS).await;
+    let text = tenant(s.port, ALWAYS).replace(
+        "factors: [password, totp, recovery-code]",
+        "factors: [password, totp, recovery-code, phone]",
+    ) + &format!(
+        "sms_provider: {{ twilio: {{ base_url: \"{}\", account_sid: AC123, auth_token_env: TWILIO_TOKEN, \
+         from: \"+15550001111\" }} }}\n",
+        sms.base_url
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let (status, body) = password(&s, BOB_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"enroll": [{"type": "otp"}, {"type": "oob"}]})
+    );
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+
+    // Malformed requests change nothing.
+    for bad in [
+        json!({"client_id": "spa", "authenticator_types": ["push"]}),
+        json!({"client_id": "spa", "authenticator_types": "otp oob"}),
+        json!({"client_id": "spa", "authenticator_types": ["oob"], "oob_channels": ["sms"]}),
+        json!({"client_id": "spa", "authenticator_types": [1]}),
+    ] {
+        let (status, body) = associate(&s, &token, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} {body}");
+        assert_eq!(body["error"], "invalid_request");
+    }
+    let (status, _) = associate(
+        &s,
+        "not-a-token",
+        json!({"client_id": "spa", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A phone by SMS: the code arrives, the wrong one counts, the right one
+    // enrolls the phone and logs Bob in.
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_id": "spa", "authenticator_types": ["oob"], "oob_channels": ["sms"],
+               "phone_number": "+15557654321"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["authenticator_type"], "oob");
+    assert_eq!(body["oob_channel"], "sms");
+    assert_eq!(body["binding_method"], "prompt");
+    let recovery = body["recovery_codes"][0].as_str().unwrap().to_string();
+    let oob_code = body["oob_code"].as_str().unwrap().to_string();
+    let code = six_digits(&sms.wait_for(1).await[0].text);
+    let oob = |code: String| {
+        let (s, token, oob_code) = (&s, token.clone(), oob_code.clone());
+        async move {
+            s.token(&[
+                ("grant_type", MFA_OOB),
+                ("client_id", "spa"),
+                ("mfa_token", &token),
+                ("oob_code", &oob_code),
+                ("binding_code", &code),
+            ])
+            .await
+        }
+    };
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, body) = oob(wrong.into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = oob(code.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa", "sms"])
+    );
+    // Spent.
+    let (status, _) = oob(code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Bob has a phone and a recovery code now: the next login challenges,
+    // and association is closed to him.
+    let (status, body) = password(&s, BOB_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body["mfa_requirements"],
+        json!({"challenge": [{"type": "oob"}, {"type": "recovery-code"}]})
+    );
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_id": "spa", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error_description"], "User is already enrolled.");
+    // The recovery code shown at association works.
+    let (status, body) = s
+        .token(&[
+            ("grant_type", MFA_RECOVERY),
+            ("client_id", "spa"),
+            ("mfa_token", &token),
+            ("recovery_code", &recovery),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_authenticator_app_through_mfa_associate() {
+    let (s, _) = server_with(ALWAYS).await;
+    let (_, body) = password(&s, BOB_LOGIN, None).await;
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+    // A form body works as well as JSON.
+    let res = s
+        .http()
+        .post(s.url("/mfa/associate"))
+        .bearer_auth(&token)
+        .form(&[("client_id", "spa"), ("authenticator_types", "otp")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["authenticator_type"], "otp");
+    let secret = body["secret"].as_str().unwrap().to_string();
+    assert!(
+        body["barcode_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 1);
+    // Another client cannot confirm it.
+    let code = totp_now(&secret, s.clock_now());
+    let (status, _) = otp(&s, "web", &token, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa", "otp"])
+    );
+    let events = events(&s).await;
+    assert!(
+        events.contains(&"gd_auth_succeed".to_string()),
+        "{events:?}"
+    );
+    // The association is over with its token.
+    let (status, _) = associate(
+        &s,
+        &token,
+        json!({"client_id": "spa", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -174,6 +174,16 @@ async fn password_then_a_totp_code_on_the_page() {
         .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     assert_eq!(id_claims(&refreshed)["amr"], json!(["pwd", "mfa", "otp"]));
+
+    // max_age: a session older than asked for logs in again, both factors.
+    s.clock.advance(61);
+    let fresh = AuthRequest::new("openid").param("max_age", "60");
+    let page = second_step(&s, &browser, &fresh, (ALICE, ALICE_PASSWORD)).await;
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let body = tokens(&s, &fresh, answer(&s, &browser, &page, &right).await).await;
+    let id = id_claims(&body);
+    assert_eq!(id["auth_time"], json!(s.clock_now()));
+    assert_eq!(id["amr"], json!(["pwd", "mfa", "otp"]));
 }
 
 #[tokio::test]

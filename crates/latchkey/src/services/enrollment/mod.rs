@@ -256,13 +256,25 @@ pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
 }
 
 pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Started, EnrollError> {
+    let auth_session = state.rng.token(32);
+    start_with_session(state, who, req, auth_session).await
+}
+
+/// [`start`] under an `auth_session` the caller chose (one it can derive
+/// again from a secret it holds, as the MFA API's association does from its
+/// `mfa_token`). It must carry at least 256 bits of the secret's entropy.
+pub async fn start_with_session(
+    state: &AppState,
+    who: &Who<'_>,
+    req: Start,
+    auth_session: String,
+) -> Result<Started, EnrollError> {
     let kind = req.kind();
     if !who.tenant.config.factors.contains(&kind) {
         return Err(EnrollError::Invalid(format!(
             "The {kind} factor is not enabled on this tenant."
         )));
     }
-    let auth_session = state.rng.token(32);
     let (method_id, stored, challenge) = match req {
         Start::Password {
             connection,
