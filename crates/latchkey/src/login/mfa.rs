@@ -567,9 +567,21 @@ pub async fn verify(
                 )),
             )
         }
+        Err(MfaError::Throttled(seconds)) => {
+            let oob = (!form.oob_code.is_empty()).then_some(form.oob_code.as_str());
+            step.challenge_page(&factors, method, oob, Some(&too_many(seconds)))
+        }
         Err(MfaError::NoAuthenticator(_)) => step.challenge(None, None).await,
         Err(e) => failure(&state, &tenant, e),
     }
+}
+
+fn too_many(seconds: i64) -> String {
+    let minutes = (seconds + 59) / 60;
+    format!(
+        "Too many wrong codes. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -692,6 +704,7 @@ pub async fn key(
             step.challenge(None, Some("That key could not be verified. Try again."))
                 .await
         }
+        Err(MfaError::Throttled(seconds)) => step.challenge(None, Some(&too_many(seconds))).await,
         Err(e) => failure(&state, &tenant, e),
     }
 }

@@ -24,6 +24,28 @@ use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 pub const MFA_TOKEN_TTL: i64 = 600;
 /// Wrong answers an `mfa_token` survives.
 pub const MAX_ATTEMPTS: i64 = 5;
+/// Wrong second-factor answers one user may give per window, across all
+/// their logins (so a known password cannot buy endless guesses, five per
+/// token): 10 per 15 minutes.
+pub const USER_FAILURES: (u32, i64) = (10, 900);
+
+fn failures_key(tenant: &Tenant, user_id: &str) -> String {
+    format!("mfa:wrong:{}:{user_id}", tenant.id)
+}
+
+/// Refuses answers from a user past [`USER_FAILURES`] (`Throttled`).
+fn check_user(state: &AppState, tenant: &Tenant, user_id: &str) -> Result<(), MfaError> {
+    let d = state.limiter.peek(
+        &failures_key(tenant, user_id),
+        USER_FAILURES.0,
+        USER_FAILURES.1,
+    );
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(MfaError::Throttled(d.retry_after(state.clock.now())))
+    }
+}
 const KIND: &str = "mfa-login";
 /// The `acr` of a multi-factor authentication (OpenID PAPE).
 pub const MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
@@ -336,6 +358,11 @@ async fn wrong(
     factor: &str,
 ) -> MfaError {
     audit(state, tenant, answer, user_id, factor, Some("wrong code")).await;
+    state.limiter.hit(
+        &failures_key(tenant, user_id),
+        USER_FAILURES.0,
+        USER_FAILURES.1,
+    );
     let token = answer.token;
     match state
         .store
@@ -359,6 +386,7 @@ pub async fn verify_otp(
 ) -> Result<(String, Pending), MfaError> {
     let token = answer.token;
     let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     let totps: Vec<&MethodRow> = methods.iter().filter(|m| m.method_type == "totp").collect();
     if totps.is_empty() {
@@ -407,6 +435,7 @@ pub async fn verify_recovery_code(
 ) -> Result<(String, Pending, String), MfaError> {
     let token = answer.token;
     let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     let Some(current) = methods.iter().find(|m| m.method_type == "recovery-code") else {
         return Err(MfaError::NoAuthenticator("recovery-code"));
@@ -616,6 +645,7 @@ pub async fn verify_oob(
 ) -> Result<(String, Pending, &'static str), MfaError> {
     let token = answer.token;
     let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
     let now = state.clock.now();
     let oob = state
         .store
@@ -793,6 +823,7 @@ pub async fn verify_key(
     };
     let token = answer.token;
     let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
     let now = state.clock.now();
     let ceremony = state
         .store
@@ -1034,6 +1065,7 @@ pub async fn confirm_association(
         return Ok(None);
     }
     let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
     let now = state.clock.now();
     let Some(enrolling) = state
         .store

@@ -31,6 +31,8 @@ impl Decision {
 pub trait Limiter: Send + Sync {
     /// Counts one request against `key`, allowing `limit` per `window` seconds.
     fn hit(&self, key: &str, limit: u32, window: i64) -> Decision;
+    /// What `hit` would decide, without counting.
+    fn peek(&self, key: &str, limit: u32, window: i64) -> Decision;
 }
 
 pub struct MemoryLimiter {
@@ -81,6 +83,25 @@ impl Limiter for MemoryLimiter {
             reset,
         }
     }
+
+    fn peek(&self, key: &str, limit: u32, window: i64) -> Decision {
+        let now = self.clock.now();
+        let window = window.max(1);
+        let start = now - now.rem_euclid(window);
+        let reset = start + window;
+        let used = self
+            .windows
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).filter(|(s, _)| *s == start).map(|(_, n)| *n))
+            .unwrap_or(0);
+        Decision {
+            allowed: used < limit,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +127,17 @@ mod tests {
         assert!(l.hit("other", 3, 1).allowed, "keys are independent");
         clock.advance(1);
         assert!(l.hit("t", 3, 1).allowed);
+    }
+
+    #[test]
+    fn peek_does_not_count() {
+        let clock = ManualClock::new(1_000);
+        let l = MemoryLimiter::new(Arc::new(clock));
+        assert!(l.peek("p", 1, 60).allowed);
+        assert!(l.peek("p", 1, 60).allowed);
+        assert!(l.hit("p", 1, 60).allowed);
+        assert!(!l.peek("p", 1, 60).allowed);
+        assert_eq!(l.peek("p", 1, 60).remaining, 0);
     }
 
     #[test]

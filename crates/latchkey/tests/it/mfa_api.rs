@@ -876,3 +876,58 @@ async fn an_authenticator_app_through_mfa_associate() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn wrong_answers_are_limited_per_user_across_logins() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let right = || totp_now(&enrolled.totp_secret, s.clock_now());
+    let wrong = |right: &str| {
+        if right == "000000" {
+            "000001"
+        } else {
+            "000000"
+        }
+        .to_string()
+    };
+    // Two logins, five wrong codes each: the user's budget is spent.
+    for _ in 0..2 {
+        let token = mfa_token(&s).await;
+        for _ in 0..5 {
+            let (status, _) = otp(&s, "spa", &token, &wrong(&right())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+    }
+    // A third login: even the right code waits.
+    let token = mfa_token(&s).await;
+    let (status, body) = otp(&s, "spa", &token, &right()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_requests");
+    // The hosted page says so too.
+    let browser = s.browser();
+    let res = login_through_page(
+        &s,
+        &browser,
+        &AuthRequest::new("openid"),
+        ALICE,
+        ALICE_PASSWORD,
+    )
+    .await;
+    let page = res.text().await.unwrap();
+    let tx = hidden_input(&page, "tx").unwrap();
+    let method = hidden_input(&page, "method").unwrap();
+    let res = browser
+        .post(s.url("/login/mfa/verify"))
+        .form(&[("tx", tx.as_str()), ("method", &method), ("code", &right())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Too many wrong codes"));
+    // After the window, a new login with the right code works.
+    s.clock.advance(USER_WINDOW);
+    let token = mfa_token(&s).await;
+    let (status, body) = otp(&s, "spa", &token, &right()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+const USER_WINDOW: i64 = 900;
