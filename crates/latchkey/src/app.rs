@@ -33,6 +33,8 @@ pub struct AppState {
     pub secrets: crate::services::delivery::SharedSecrets,
     /// Outgoing HTTP (SMS and voice providers).
     pub http: reqwest::Client,
+    /// DPoP proof IDs seen (replay protection).
+    pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -53,6 +55,7 @@ impl AppState {
             limiter: Arc::new(crate::services::ratelimit::MemoryLimiter::new(
                 clock.clone(),
             )),
+            replay: Arc::new(crate::services::dpop::MemoryReplayCache::new(clock.clone())),
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
             store,

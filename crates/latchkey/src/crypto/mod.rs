@@ -1,6 +1,7 @@
 //! Cryptography: everything goes through aws-lc (one crypto stack), except
 //! Argon2id password hashing.
 
+pub mod dpop;
 pub mod hash;
 pub mod jws;
 pub mod otp;

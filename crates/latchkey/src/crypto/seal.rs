@@ -23,6 +23,9 @@ pub enum SealError {
 
 pub struct Sealer {
     key: LessSafeKey,
+    /// For MACs of server-issued values (DPoP nonces): a key derived from the
+    /// master key, so every node computes the same.
+    mac: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -37,9 +40,23 @@ impl Sealer {
             return Err(SealError::BadKey);
         }
         let unbound = UnboundKey::new(&AES_256_GCM, master_key).map_err(|_| SealError::BadKey)?;
+        let mut derivation = b"latchkey-mac-key\0".to_vec();
+        derivation.extend_from_slice(master_key);
+        let mac_key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &derivation);
         Ok(Self {
             key: LessSafeKey::new(unbound),
+            mac: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, mac_key.as_ref()),
         })
+    }
+
+    /// HMAC-SHA256 of `data` under the master key's MAC key, bound to
+    /// `context`; base64url of its first 16 bytes.
+    pub fn mac(&self, context: &str, data: &[u8]) -> String {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.mac);
+        ctx.update(context.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(data);
+        URL_SAFE_NO_PAD.encode(&ctx.sign().as_ref()[..16])
     }
 
     pub fn seal(&self, rng: &dyn Rng, context: &str, plaintext: &[u8]) -> String {

@@ -55,6 +55,14 @@ pub enum ApiError {
     MissingToken,
     /// 401: a token that is not valid here.
     InvalidToken(String),
+    /// 401 with a DPoP challenge (RFC 9449 §7.1): `error` is
+    /// `invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce` (then with
+    /// the nonce to retry with).
+    Dpop {
+        error: &'static str,
+        detail: String,
+        nonce: Option<String>,
+    },
     /// 403: the token lacks the operation's scope.
     InsufficientScope(&'static str),
     /// 403: something else forbids it.
@@ -103,7 +111,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadRequest(_) | Validation(_) => StatusCode::BAD_REQUEST,
-            MissingToken | InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            MissingToken | InvalidToken(_) | Dpop { .. } => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) | Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -139,7 +147,7 @@ impl ApiError {
                 "Missing Token",
                 "No auth token provided.".into(),
             ),
-            InvalidToken(d) => (
+            InvalidToken(d) | Dpop { detail: d, .. } => (
                 "https://auth0.com/api-errors#A0E-401-0003",
                 "Invalid Token",
                 d.clone(),
@@ -233,8 +241,31 @@ impl IntoResponse for ApiError {
             ApiError::MissingToken => {
                 h.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"my-account\""),
+                    HeaderValue::from_static(concat!(
+                        "Bearer realm=\"my-account\", DPoP algs=\"",
+                        "ES256 EdDSA RS256 PS256",
+                        "\""
+                    )),
                 );
+            }
+            ApiError::Dpop {
+                error,
+                detail,
+                nonce,
+            } => {
+                let description: String = detail
+                    .chars()
+                    .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "DPoP algs=\"{}\", error=\"{error}\", error_description=\"{description}\"",
+                    crate::crypto::dpop::ALGS
+                )) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+                if let Some(n) = nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+                    h.insert("dpop-nonce", n);
+                }
             }
             ApiError::InvalidToken(_) => {
                 h.insert(

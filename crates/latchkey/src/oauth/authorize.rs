@@ -51,6 +51,9 @@ pub struct AuthorizeRequest {
     /// `acr_values` asked for the multi-factor policy.
     #[serde(default)]
     pub require_mfa: bool,
+    /// `dpop_jkt`: the code is bound to this DPoP key.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// An error the user's browser sees as a page: used before the redirect URI
@@ -218,6 +221,22 @@ fn validate(
             "max_age must be a non-negative integer".to_string(),
         ))?),
     };
+    let dpop_jkt = match q.dpop_jkt.as_deref().filter(|j| !j.is_empty()) {
+        None => None,
+        Some(j)
+            if j.len() == 43
+                && j.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(j.to_string())
+        }
+        Some(_) => {
+            return Err((
+                "invalid_request",
+                "dpop_jkt must be a base64url SHA-256 JWK thumbprint".into(),
+            ));
+        }
+    };
     let scope = split_scope(q.scope.as_deref());
     let audience = q.audience.clone().filter(|a| !a.is_empty());
     // Refuse early what no user could be granted (unknown API, no client grant).
@@ -247,6 +266,7 @@ fn validate(
         prompt_none,
         max_age,
         login_hint: bounded(&q.login_hint),
+        dpop_jkt,
         require_mfa: q
             .acr_values
             .as_deref()
@@ -578,6 +598,7 @@ pub async fn complete(
         code_challenge: req.code_challenge.clone(),
         auth_time,
         amr: amr.to_vec(),
+        dpop_jkt: req.dpop_jkt.clone(),
     };
     let Ok(json) = serde_json::to_string(&stored) else {
         return internal(state, tenant, "serialising the code");

@@ -33,6 +33,7 @@ pub async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Resp
         ],
         "subject_types_supported": ["public"],
         "acr_values_supported": [crate::services::mfa::MULTI_FACTOR],
+        "dpop_signing_alg_values_supported": crate::crypto::dpop::ALGS.split(' ').collect::<Vec<_>>(),
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -29,6 +29,10 @@ pub enum OAuthError {
     UnmetAuthenticationRequirements(String),
     /// 429: too many codes sent; retry after that many seconds.
     TooManyRequests(i64),
+    /// 400 `invalid_dpop_proof` (RFC 9449).
+    InvalidDpopProof(String),
+    /// 400 `use_dpop_nonce`, with the nonce to retry with (`DPoP-Nonce`).
+    UseDpopNonce(String),
     NotFound,
     /// 503: the database cannot be reached right now.
     Unavailable(String),
@@ -67,6 +71,12 @@ impl OAuthError {
                 "Your account has been blocked after multiple consecutive login attempts.",
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            InvalidDpopProof(d) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d),
+            UseDpopNonce(_) => (
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "Authorization server requires nonce in DPoP proof",
+            ),
             MfaRequired { .. } => (
                 StatusCode::FORBIDDEN,
                 "mfa_required",
@@ -146,6 +156,11 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::Unavailable(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::UseDpopNonce(nonce) => {
+                if let Ok(v) = HeaderValue::from_str(nonce) {
+                    h.insert("dpop-nonce", v);
+                }
             }
             OAuthError::TooManyRequests(seconds) => {
                 h.insert(

@@ -13,6 +13,7 @@ use crate::app::SharedState;
 use crate::clock::Timestamp;
 use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
 use crate::http::ClientIp;
+use crate::services::dpop;
 use crate::services::login::{self, LoginError, PasswordLogin};
 use crate::services::mfa;
 use crate::services::policy::{self, Granted, split_scope};
@@ -38,6 +39,10 @@ pub struct CodeRequest {
     pub code_challenge: Option<String>,
     pub auth_time: Timestamp,
     pub amr: Vec<String>,
+    /// `dpop_jkt` of the authorization request: the code is bound to that
+    /// key (RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 pub async fn token(
@@ -50,6 +55,12 @@ pub async fn token(
     let user_agent = crate::http::user_agent(&headers);
     let grant_type = params.required("grant_type")?.to_string();
     let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let dpop = proof_of_possession(&state, &tenant, &host, &headers)?;
+    if client.require_proof_of_possession && dpop.is_none() {
+        return Err(OAuthError::InvalidRequest(
+            "This client must send a DPoP proof (require_proof_of_possession)".into(),
+        ));
+    }
     let ctx = Ctx {
         state: &state,
         tenant: &tenant,
@@ -58,6 +69,7 @@ pub async fn token(
         params: &params,
         ip: &ip,
         user_agent: &user_agent,
+        dpop_jkt: dpop.as_deref(),
     };
     let response = match grant_type.as_str() {
         "authorization_code" => ctx.authorization_code().await?,
@@ -82,9 +94,42 @@ pub async fn token(
     let mut res = Json(response).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if tenant.config.dpop.require_nonce
+        && let Ok(v) = HeaderValue::from_str(&dpop::current_nonce(&state, &tenant))
+    {
+        res.headers_mut().insert("dpop-nonce", v);
+    }
     res.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// The request's `DPoP` proof, checked for `POST /oauth/token` on this
+/// host: the thumbprint of its key, or None without one.
+fn proof_of_possession(
+    state: &crate::app::AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<String>, OAuthError> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let Some(first) = proofs.next() else {
+        return Ok(None);
+    };
+    if proofs.next().is_some() {
+        return Err(OAuthError::InvalidDpopProof(
+            "Only one DPoP header is allowed".into(),
+        ));
+    }
+    let proof = first
+        .to_str()
+        .map_err(|_| OAuthError::InvalidDpopProof("The DPoP header is not text".into()))?;
+    let url = format!("{}oauth/token", crate::tenant::issuer_for_host(host));
+    match dpop::check(state, tenant, proof, "POST", &url, None) {
+        Ok(p) => Ok(Some(p.jkt)),
+        Err(dpop::DpopError::Invalid(m)) => Err(OAuthError::InvalidDpopProof(m)),
+        Err(dpop::DpopError::UseNonce(n)) => Err(OAuthError::UseDpopNonce(n)),
+    }
 }
 
 struct Ctx<'a> {
@@ -95,6 +140,8 @@ struct Ctx<'a> {
     params: &'a Params,
     ip: &'a str,
     user_agent: &'a str,
+    /// The key a valid `DPoP` proof came with: tokens are bound to it.
+    dpop_jkt: Option<&'a str>,
 }
 
 impl Ctx<'_> {
@@ -205,6 +252,21 @@ impl Ctx<'_> {
             }
             (None, None) => {}
         }
+        if let Some(bound) = &req.dpop_jkt {
+            match self.dpop_jkt {
+                Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => {}
+                Some(_) => {
+                    return Err(OAuthError::InvalidDpopProof(
+                        "The authorization code is bound to another DPoP key (dpop_jkt)".into(),
+                    ));
+                }
+                None => {
+                    return Err(OAuthError::InvalidDpopProof(
+                        "The authorization code is bound to a DPoP key: send a proof".into(),
+                    ));
+                }
+            }
+        }
         let user = self.user(&req.user_id).await?;
         let granted = policy::user_grant(
             self.tenant,
@@ -230,6 +292,7 @@ impl Ctx<'_> {
                 gty: None,
                 refresh_expires_at: None,
                 issue_refresh,
+                dpop_jkt: self.dpop_jkt,
             },
         )
         .await?)
@@ -268,6 +331,23 @@ impl Ctx<'_> {
             return Err(OAuthError::InvalidRequest(
                 "The refresh token was not issued for this audience".into(),
             ));
+        }
+        // A refresh token bound to a DPoP key (public clients) needs a proof
+        // from that key; checked before the token is spent.
+        if let Some(bound) = &row.dpop_jkt {
+            match self.dpop_jkt {
+                Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => {}
+                Some(_) => {
+                    return Err(OAuthError::InvalidDpopProof(
+                        "The refresh token is bound to another DPoP key".into(),
+                    ));
+                }
+                None => {
+                    return Err(OAuthError::InvalidDpopProof(
+                        "The refresh token is bound to a DPoP key: send a proof".into(),
+                    ));
+                }
+            }
         }
         if mfa::two_factor_window_passed(
             self.tenant,
@@ -308,6 +388,7 @@ impl Ctx<'_> {
                 gty: None,
                 refresh_expires_at: Some(row.expires_at),
                 issue_refresh: rotate,
+                dpop_jkt: self.dpop_jkt,
             },
         )
         .await?)
@@ -691,6 +772,7 @@ impl Ctx<'_> {
                 gty,
                 refresh_expires_at: None,
                 issue_refresh: self.wants_refresh(granted),
+                dpop_jkt: self.dpop_jkt,
             },
         )
         .await?)
@@ -706,10 +788,15 @@ impl Ctx<'_> {
             self.params.str("audience")?,
             &requested,
         )?;
-        Ok(
-            tokens::issue_client_token(self.state, self.tenant, self.host, self.client, &granted)
-                .await?,
+        Ok(tokens::issue_client_token(
+            self.state,
+            self.tenant,
+            self.host,
+            self.client,
+            &granted,
+            self.dpop_jkt,
         )
+        .await?)
     }
 }
 

@@ -171,6 +171,8 @@ pub struct AuthorizeQuery {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub acr_values: Option<String>,
+    /// RFC 9449 §10: binds the code to this DPoP key's thumbprint.
+    pub dpop_jkt: Option<String>,
     pub response_mode: Option<String>,
     pub connection: Option<String>,
     pub ui_locales: Option<String>,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod delivery;
+pub mod dpop;
 pub mod enrollment;
 pub mod keys;
 pub mod login;

@@ -11,7 +11,7 @@ use crate::crypto::jws;
 use crate::rng::RngExt;
 use crate::services::keys::KeyError;
 use crate::store::{RefreshTokenRow, StoreError, UserRow};
-use crate::tenant::{Client, Tenant, issuer_for_host};
+use crate::tenant::{Client, Tenant, TokenEndpointAuthMethod, issuer_for_host};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -58,6 +58,9 @@ pub struct UserTokens<'a> {
     /// Whether a refresh token is issued (offline_access granted; on a
     /// refresh grant, whether rotation applies).
     pub issue_refresh: bool,
+    /// The thumbprint of the DPoP key the request proved: the access token
+    /// is bound to it (`cnf.jkt`), and a public client's refresh token too.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 fn aud_claim(issuer: &str, granted: &Granted) -> Value {
@@ -103,6 +106,9 @@ pub async fn issue_user_tokens(
     // How the user authenticated (RFC 8176 values: pwd, otp, mfa, …).
     if let (false, Some(obj)) = (t.amr.is_empty(), at.as_object_mut()) {
         obj.insert("amr".into(), json!(t.amr));
+    }
+    if let (Some(jkt), Some(obj)) = (t.dpop_jkt, at.as_object_mut()) {
+        obj.insert("cnf".into(), json!({ "jkt": jkt }));
     }
     let access_token = key.sign("JWT", &at).map_err(|_| TokenError::Sign)?;
 
@@ -158,6 +164,12 @@ pub async fn issue_user_tokens(
                 .unwrap_or(now + i64::from(rt.token_lifetime)),
             idle_expires_at: now + i64::from(rt.idle_token_lifetime),
             rotated_at: None,
+            // RFC 9449 §5: a public client's refresh token is bound to its
+            // key; a confidential client's is bound by client authentication.
+            dpop_jkt: t
+                .dpop_jkt
+                .filter(|_| t.client.auth_method() == TokenEndpointAuthMethod::None)
+                .map(str::to_string),
         };
         state
             .store
@@ -174,7 +186,7 @@ pub async fn issue_user_tokens(
         id_token,
         scope: t.granted.scope_string(),
         expires_in: t.granted.lifetime,
-        token_type: "Bearer",
+        token_type: token_type(t.dpop_jkt),
         recovery_code: None,
     })
 }
@@ -206,6 +218,11 @@ pub fn profile_claims(claims: &mut Map<String, Value>, user: &UserRow, scopes: &
     }
 }
 
+/// `DPoP` for a token bound to a key, else `Bearer`.
+fn token_type(dpop_jkt: Option<&str>) -> &'static str {
+    if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }
+}
+
 /// A client-credentials access token.
 pub async fn issue_client_token(
     state: &AppState,
@@ -213,11 +230,12 @@ pub async fn issue_client_token(
     host: &str,
     client: &Client,
     granted: &Granted,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, TokenError> {
     let now = state.clock.now();
     let issuer = issuer_for_host(host);
     let key = state.keys.signing_key(&tenant.id).await?;
-    let claims = json!({
+    let mut claims = json!({
         "iss": issuer,
         "sub": format!("{}@clients", client.client_id),
         "aud": granted.audience,
@@ -228,6 +246,9 @@ pub async fn issue_client_token(
         "gty": "client-credentials",
         "jti": state.rng.token(16),
     });
+    if let Some(jkt) = dpop_jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     let access_token = key.sign("JWT", &claims).map_err(|_| TokenError::Sign)?;
     Ok(TokenResponse {
         access_token,
@@ -235,7 +256,7 @@ pub async fn issue_client_token(
         id_token: None,
         scope: granted.scope_string(),
         expires_in: granted.lifetime,
-        token_type: "Bearer",
+        token_type: token_type(dpop_jkt),
         recovery_code: None,
     })
 }

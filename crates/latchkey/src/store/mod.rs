@@ -80,6 +80,9 @@ pub struct RefreshTokenRow {
     pub expires_at: Timestamp,
     pub idle_expires_at: Timestamp,
     pub rotated_at: Option<Timestamp>,
+    /// The JWK thumbprint of the DPoP key a public client's token is bound
+    /// to: refreshing needs a proof from that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Outcome of redeeming a single-use secret.

@@ -120,6 +120,17 @@ pub struct TenantFile {
     /// When logins need a second factor.
     #[serde(default)]
     pub mfa: MfaSettings,
+    /// DPoP (RFC 9449) settings.
+    #[serde(default)]
+    pub dpop: DpopSettings,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Whether DPoP proofs must carry a server-issued nonce (`use_dpop_nonce`
+    /// and a `DPoP-Nonce` header tell the client which).
+    pub require_nonce: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -575,6 +586,10 @@ pub struct Client {
     /// Overrides the tenant's `mfa.policy` for this application.
     #[serde(default)]
     pub mfa_policy: Option<MfaPolicy>,
+    /// Tokens only with a DPoP proof (Auth0's name for sender-constrained
+    /// tokens).
+    #[serde(default)]
+    pub require_proof_of_possession: bool,
 }
 
 impl Client {

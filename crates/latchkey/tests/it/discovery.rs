@@ -38,6 +38,10 @@ async fn openid_configuration_is_per_host_and_truthful() {
         doc["acr_values_supported"],
         serde_json::json!(["http://schemas.openid.net/pape/policies/2007/06/multi-factor"])
     );
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA", "RS256", "PS256"])
+    );
     // Every grant type it names is one the token endpoint knows.
     for grant in doc["grant_types_supported"].as_array().unwrap() {
         let grant = grant.as_str().unwrap();

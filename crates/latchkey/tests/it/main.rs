@@ -6,6 +6,8 @@ mod authorize;
 mod cli;
 mod cluster;
 mod discovery;
+mod dpop;
+mod dpop_client;
 mod grants;
 mod keys;
 mod me_codes;

@@ -213,6 +213,7 @@ fn refresh(grant_id: &str, expires_at: Timestamp, idle_expires_at: Timestamp) ->
         expires_at,
         idle_expires_at,
         rotated_at: None,
+        dpop_jkt: Some("jkt-of-the-client-key".into()),
     }
 }
 

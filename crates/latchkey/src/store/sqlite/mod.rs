@@ -650,7 +650,7 @@ impl GrantStore for SqliteStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
-               auth_time, amr, created_at, expires_at, idle_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_digest)
         .bind(&row.grant_id)
@@ -664,6 +664,7 @@ impl GrantStore for SqliteStore {
         .bind(row.created_at)
         .bind(row.expires_at)
         .bind(row.idle_expires_at)
+        .bind(&row.dpop_jkt)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -698,7 +699,7 @@ impl GrantStore for SqliteStore {
         };
         let row = sqlx::query(
             "SELECT r.grant_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.amr, r.created_at, \
-               r.expires_at, r.idle_expires_at, r.rotated_at, g.revoked_at \
+               r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, g.revoked_at \
              FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
              WHERE r.token_digest = ? AND r.tenant_id = ?",
         )
@@ -721,6 +722,7 @@ impl GrantStore for SqliteStore {
             expires_at: r.get("expires_at"),
             idle_expires_at: r.get("idle_expires_at"),
             rotated_at: r.get("rotated_at"),
+            dpop_jkt: r.get("dpop_jkt"),
         };
         let revoked: Option<i64> = r.get("revoked_at");
         if revoked.is_some() {
