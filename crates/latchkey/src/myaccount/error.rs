@@ -253,14 +253,12 @@ impl IntoResponse for ApiError {
                 detail,
                 nonce,
             } => {
-                let description: String = detail
-                    .chars()
-                    .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-                    .collect();
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    "DPoP algs=\"{}\", error=\"{error}\", error_description=\"{description}\"",
-                    crate::crypto::dpop::ALGS
-                )) {
+                let c = crate::services::dpop::Challenge {
+                    error,
+                    detail: detail.clone(),
+                    nonce: nonce.clone(),
+                };
+                if let Ok(v) = HeaderValue::from_str(&crate::services::dpop::www_authenticate(&c)) {
                     h.insert(header::WWW_AUTHENTICATE, v);
                 }
                 if let Some(n) = nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {

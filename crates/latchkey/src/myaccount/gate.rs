@@ -15,12 +15,11 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::app::SharedState;
-use crate::crypto::hash::constant_time_eq;
 use crate::http::{TenantLookupError, tenant_for, user_agent};
-use crate::services::dpop;
+use crate::services::dpop::{self, Scheme};
 use crate::services::ratelimit::Decision;
 use crate::services::tokens::{self, AccessTokenError, grant_of_jti};
-use crate::tenant::{Tenant, issuer_for_host, my_account_audience};
+use crate::tenant::{Tenant, my_account_audience};
 
 /// Who is calling, established by the gate.
 #[derive(Debug, Clone)]
@@ -37,109 +36,13 @@ pub struct Caller {
     pub languages: Vec<String>,
 }
 
-/// How the token was presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Bearer,
-    Dpop,
-}
-
 fn token_of(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::MissingToken);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken("The Authorization header is malformed.".into()))?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if !token.trim().is_empty() => {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                Ok((Scheme::Bearer, token.trim()))
-            } else if scheme.eq_ignore_ascii_case("dpop") {
-                Ok((Scheme::Dpop, token.trim()))
-            } else {
-                Err(ApiError::InvalidToken(
-                    "The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.".into(),
-                ))
-            }
-        }
-        _ => Err(ApiError::InvalidToken(
+    match dpop::authorization(headers) {
+        None => Err(ApiError::MissingToken),
+        Some(Ok(found)) => Ok(found),
+        Some(Err(())) => Err(ApiError::InvalidToken(
             "The Authorization header must be 'Bearer <token>' or 'DPoP <token>'.".into(),
         )),
-    }
-}
-
-fn dpop_error(error: &'static str, detail: impl Into<String>) -> ApiError {
-    ApiError::Dpop {
-        error,
-        detail: detail.into(),
-        nonce: None,
-    }
-}
-
-/// RFC 9449 §7: a token bound to a key (`cnf.jkt`) is presented with the
-/// DPoP scheme and a proof by that key for this request; an unbound one
-/// with the Bearer scheme.
-fn check_binding(
-    state: &SharedState,
-    tenant: &Tenant,
-    host: &str,
-    parts: &Parts,
-    scheme: Scheme,
-    token: &str,
-    claims: &serde_json::Map<String, Value>,
-) -> Result<(), ApiError> {
-    let bound = claims
-        .get("cnf")
-        .and_then(|c| c.get("jkt"))
-        .and_then(Value::as_str);
-    match (bound, scheme) {
-        (None, Scheme::Bearer) => Ok(()),
-        (None, Scheme::Dpop) => Err(dpop_error(
-            "invalid_token",
-            "The token is not bound to a DPoP key: present it with the Bearer scheme.",
-        )),
-        (Some(_), Scheme::Bearer) => Err(dpop_error(
-            "invalid_token",
-            "The token is bound to a DPoP key: present it with the DPoP scheme and a proof.",
-        )),
-        (Some(jkt), Scheme::Dpop) => {
-            let mut proofs = parts.headers.get_all("dpop").iter();
-            let (Some(proof), None) = (proofs.next(), proofs.next()) else {
-                return Err(dpop_error(
-                    "invalid_dpop_proof",
-                    "Exactly one DPoP proof header is required.",
-                ));
-            };
-            let proof = proof
-                .to_str()
-                .map_err(|_| dpop_error("invalid_dpop_proof", "The DPoP header is not text."))?;
-            let path = parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
-            let url = format!("{}{path}", issuer_for_host(host).trim_end_matches('/'));
-            match dpop::check(
-                state,
-                tenant,
-                proof,
-                parts.method.as_str(),
-                &url,
-                Some(token),
-            ) {
-                Ok(p) if constant_time_eq(p.jkt.as_bytes(), jkt.as_bytes()) => Ok(()),
-                Ok(_) => Err(dpop_error(
-                    "invalid_dpop_proof",
-                    "The proof's key is not the one the token is bound to.",
-                )),
-                Err(dpop::DpopError::Invalid(m)) => Err(dpop_error("invalid_dpop_proof", m)),
-                Err(dpop::DpopError::UseNonce(n)) => Err(ApiError::Dpop {
-                    error: "use_dpop_nonce",
-                    detail: "Resource server requires nonce in DPoP proof.".into(),
-                    nonce: Some(n),
-                }),
-            }
-        }
     }
 }
 
@@ -256,7 +159,23 @@ async fn authenticate(
             "The token's audience is not the My Account API of this host.".into(),
         ));
     }
-    check_binding(state, tenant, host, parts, scheme, token, &at.claims)?;
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
+    let request = dpop::Request {
+        host,
+        method: parts.method.as_str(),
+        path: &path,
+        headers: &parts.headers,
+    };
+    dpop::check_binding(state, tenant, &request, scheme, token, &at.claims).map_err(|c| {
+        ApiError::Dpop {
+            error: c.error,
+            detail: c.detail,
+            nonce: c.nonce,
+        }
+    })?;
     let is_client = at.claims.get("gty").and_then(Value::as_str) == Some("client-credentials")
         || at.sub.ends_with("@clients");
     if is_client {

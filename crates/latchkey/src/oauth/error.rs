@@ -33,6 +33,8 @@ pub enum OAuthError {
     InvalidDpopProof(String),
     /// 400 `use_dpop_nonce`, with the nonce to retry with (`DPoP-Nonce`).
     UseDpopNonce(String),
+    /// 401 at a resource endpoint, with a DPoP challenge.
+    DpopChallenge(crate::services::dpop::Challenge),
     NotFound,
     /// 503: the database cannot be reached right now.
     Unavailable(String),
@@ -72,6 +74,7 @@ impl OAuthError {
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
             InvalidDpopProof(d) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d),
+            DpopChallenge(c) => (StatusCode::UNAUTHORIZED, c.error, &c.detail),
             UseDpopNonce(_) => (
                 StatusCode::BAD_REQUEST,
                 "use_dpop_nonce",
@@ -156,6 +159,18 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::Unavailable(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::DpopChallenge(c) => {
+                if let Ok(v) = HeaderValue::from_str(&crate::services::dpop::www_authenticate(c)) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+                if let Some(n) = c
+                    .nonce
+                    .as_deref()
+                    .and_then(|n| HeaderValue::from_str(n).ok())
+                {
+                    h.insert("dpop-nonce", n);
+                }
             }
             OAuthError::UseDpopNonce(nonce) => {
                 if let Ok(v) = HeaderValue::from_str(nonce) {

@@ -26,10 +26,13 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub async fn userinfo(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let token =
-        bearer(&headers).ok_or_else(|| OAuthError::InvalidToken("Missing bearer token".into()))?;
+    let (scheme, token) = match crate::services::dpop::authorization(&headers) {
+        Some(Ok(found)) => found,
+        _ => return Err(OAuthError::InvalidToken("Missing bearer token".into())),
+    };
     let at = match tokens::verify_access_token(&state, &tenant, &host, token).await {
         Ok(at) => at,
         Err(AccessTokenError::Internal) => return Err(OAuthError::internal("verifying a token")),
@@ -38,6 +41,14 @@ pub async fn userinfo(
         }
         Err(e) => return Err(OAuthError::InvalidToken(e.to_string())),
     };
+    let request = crate::services::dpop::Request {
+        host: &host,
+        method: method.as_str(),
+        path: "/userinfo",
+        headers: &headers,
+    };
+    crate::services::dpop::check_binding(&state, &tenant, &request, scheme, token, &at.claims)
+        .map_err(OAuthError::DpopChallenge)?;
     let userinfo_aud = format!("{}userinfo", issuer_for_host(&host));
     if !at.audiences.contains(&userinfo_aud) || !at.scopes.iter().any(|s| s == "openid") {
         return Err(OAuthError::InvalidToken(

@@ -13,10 +13,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use axum::http::{HeaderMap, header};
+use serde_json::{Map, Value};
+
 use crate::app::AppState;
 use crate::clock::{SharedClock, Timestamp};
 use crate::crypto::dpop::{self, Expect, MAX_AGE, MAX_SKEW, Proof, ProofError};
-use crate::tenant::Tenant;
+use crate::crypto::hash::constant_time_eq;
+use crate::tenant::{Tenant, issuer_for_host};
 
 /// How long one nonce window lasts, seconds.
 pub const NONCE_WINDOW: i64 = 300;
@@ -121,6 +125,136 @@ pub fn check(
         return Err(DpopError::Invalid("the proof's jti was used before".into()));
     }
     Ok(proof)
+}
+
+/// How an access token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token of an `Authorization` header: None without one, `Err` for one
+/// that is neither `Bearer <token>` nor `DPoP <token>`.
+pub fn authorization(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(value) = value.to_str() else {
+        return Some(Err(()));
+    };
+    Some(match value.split_once(' ') {
+        Some((scheme, token)) if !token.trim().is_empty() => {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                Ok((Scheme::Bearer, token.trim()))
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Ok((Scheme::Dpop, token.trim()))
+            } else {
+                Err(())
+            }
+        }
+        _ => Err(()),
+    })
+}
+
+/// The request a resource server checks a token's binding for.
+pub struct Request<'a> {
+    pub host: &'a str,
+    pub method: &'a str,
+    /// The path the client called (as sent, before any routing).
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+/// A refusal with a DPoP challenge (RFC 9449 §7.1): `error` is
+/// `invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce` (with the nonce
+/// to retry with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub error: &'static str,
+    pub detail: String,
+    pub nonce: Option<String>,
+}
+
+fn challenge(error: &'static str, detail: impl Into<String>) -> Challenge {
+    Challenge {
+        error,
+        detail: detail.into(),
+        nonce: None,
+    }
+}
+
+/// RFC 9449 §7: a token bound to a key (`cnf.jkt`) comes with the DPoP
+/// scheme and a proof by that key for this request; an unbound one with
+/// the Bearer scheme.
+pub fn check_binding(
+    state: &AppState,
+    tenant: &Tenant,
+    request: &Request<'_>,
+    scheme: Scheme,
+    token: &str,
+    claims: &Map<String, Value>,
+) -> Result<(), Challenge> {
+    let bound = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    let jkt = match (bound, scheme) {
+        (None, Scheme::Bearer) => return Ok(()),
+        (None, Scheme::Dpop) => {
+            return Err(challenge(
+                "invalid_token",
+                "The token is not bound to a DPoP key: present it with the Bearer scheme.",
+            ));
+        }
+        (Some(_), Scheme::Bearer) => {
+            return Err(challenge(
+                "invalid_token",
+                "The token is bound to a DPoP key: present it with the DPoP scheme and a proof.",
+            ));
+        }
+        (Some(jkt), Scheme::Dpop) => jkt,
+    };
+    let mut proofs = request.headers.get_all("dpop").iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return Err(challenge(
+            "invalid_dpop_proof",
+            "Exactly one DPoP proof header is required.",
+        ));
+    };
+    let proof = proof
+        .to_str()
+        .map_err(|_| challenge("invalid_dpop_proof", "The DPoP header is not text."))?;
+    let url = format!(
+        "{}{}",
+        issuer_for_host(request.host).trim_end_matches('/'),
+        request.path
+    );
+    match check(state, tenant, proof, request.method, &url, Some(token)) {
+        Ok(p) if constant_time_eq(p.jkt.as_bytes(), jkt.as_bytes()) => Ok(()),
+        Ok(_) => Err(challenge(
+            "invalid_dpop_proof",
+            "The proof's key is not the one the token is bound to.",
+        )),
+        Err(DpopError::Invalid(m)) => Err(challenge("invalid_dpop_proof", m)),
+        Err(DpopError::UseNonce(n)) => Err(Challenge {
+            error: "use_dpop_nonce",
+            detail: "Resource server requires nonce in DPoP proof.".into(),
+            nonce: Some(n),
+        }),
+    }
+}
+
+/// The `WWW-Authenticate` value of a challenge.
+pub fn www_authenticate(c: &Challenge) -> String {
+    let description: String = c
+        .detail
+        .chars()
+        .filter(|ch| *ch != '"' && *ch != '\\' && !ch.is_control())
+        .collect();
+    format!(
+        "DPoP algs=\"{}\", error=\"{}\", error_description=\"{description}\"",
+        dpop::ALGS,
+        c.error
+    )
 }
 
 #[cfg(test)]

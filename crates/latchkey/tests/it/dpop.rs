@@ -496,3 +496,29 @@ async fn a_client_that_requires_proof_of_possession_gets_nothing_without_one() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
 }
+
+#[tokio::test]
+async fn userinfo_takes_bound_tokens_with_their_proof() {
+    let s = TestServer::start().await;
+    let key = Key::eddsa();
+    let body = bound_token(&s, &key).await;
+    let at = body["access_token"].as_str().unwrap().to_string();
+    let url = s.url("/userinfo");
+    let proof = key.proof("GET", &url, s.clock_now(), Some(&at), None);
+    let res = s
+        .http()
+        .get(&url)
+        .header("Authorization", format!("DPoP {at}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["sub"], "auth0|alice");
+    let res = s.http().get(&url).bearer_auth(&at).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(www_authenticate(res.headers()).contains("DPoP algs="));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+}
