@@ -46,7 +46,7 @@ export async function startNavigatingCall(page, name) {
  * Opens the test app at `/` with the given configuration and creates the
  * spa-js client. `scope` (optional) replaces the app's default scopes.
  */
-export async function openApp(page, { app, server, clientId, audience, refresh, cache, scope }) {
+export async function openApp(page, { app, server, clientId, audience, refresh, cache, scope, dpop }) {
   const q = new URLSearchParams({
     domain: `localhost:${server.port}`,
     clientId,
@@ -56,6 +56,7 @@ export async function openApp(page, { app, server, clientId, audience, refresh, 
   });
   // Optional: the scopes for login and the client (the app has a default).
   if (scope) q.set('scope', scope);
+  if (dpop) q.set('dpop', '1');
   await page.goto(`${app.origin}/?${q}`);
   await callApp(page, 'init');
 }

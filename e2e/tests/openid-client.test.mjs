@@ -1,7 +1,9 @@
 // openid-client v6 (the reference relying-party library, unmodified) against
 // a real latchkey: discovery, authorization code + PKCE (S256) with state
 // and nonce, the hosted login page driven with plain HTTP, ID token checks,
-// UserInfo, and a refresh-token grant.
+// UserInfo, and a refresh-token grant; and DPoP with openid-client's own
+// support: a code bound with dpop_jkt, DPoP-bound tokens used at the My
+// Account API and UserInfo, a refresh bound to the key.
 //
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md).
 
@@ -202,5 +204,73 @@ test('a wrong password re-renders the login page with an error and no redirect',
     assert.doesNotMatch(text, /not-the-password/, 'the error does not echo the password');
     // The re-rendered page still has a usable login form.
     assert.ok(/name\s*=\s*["']?password/i.test(attempt.page.html), 'the password field is shown again');
+  }),
+);
+
+test('DPoP: bound tokens from the code and refresh grants, used at /me/v1 and userinfo', { timeout: TEST_MS }, () =>
+  withServerLog('openid-client DPoP', async () => {
+    const config = await discover();
+    assert.deepEqual(config.serverMetadata().dpop_signing_alg_values_supported, ['ES256', 'EdDSA', 'RS256', 'PS256']);
+    const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+    const jkt = await DPoP.calculateThumbprint();
+    const codeVerifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const myAccount = `${server.issuer}me/`;
+    const authorizationUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: `${appOrigin}/cb`,
+      scope: 'openid offline_access read:me:authentication_methods',
+      audience: myAccount,
+      code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+      dpop_jkt: jkt,
+    });
+    const { callback } = await httpLogin(authorizationUrl, {
+      serverOrigin: server.origin,
+      username: ALICE.email,
+      password: ALICE.password,
+    });
+    const tokens = await withTimeout(
+      client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: codeVerifier, expectedState: state }, undefined, {
+        DPoP,
+      }),
+      WAIT_MS,
+      'authorizationCodeGrant with DPoP',
+    );
+    assert.equal(tokens.token_type, 'dpop');
+    assert.equal(decodeJwt(tokens.access_token).payload.cnf?.jkt, jkt, 'the access token is bound to the key');
+
+    const url = new URL(`${server.issuer}me/v1/authentication-methods`);
+    const res = await withTimeout(
+      client.fetchProtectedResource(config, tokens.access_token, url, 'GET', undefined, undefined, { DPoP }),
+      WAIT_MS,
+      'GET /me/v1/authentication-methods with DPoP',
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    const body = await res.json();
+    assert.ok(Array.isArray(body.authentication_methods), 'a list of methods');
+
+    // The same token as a Bearer token is refused with a DPoP challenge.
+    const bearer = await fetch(url, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    assert.equal(bearer.status, 401);
+    assert.match(bearer.headers.get('www-authenticate') || '', /^DPoP .*error="invalid_token"/);
+
+    const sub = decodeJwt(tokens.access_token).payload.sub;
+    const userinfo = await withTimeout(client.fetchUserInfo(config, tokens.access_token, sub, { DPoP }), WAIT_MS, 'userinfo');
+    assert.equal(userinfo.sub, sub);
+
+    // The refresh token is bound to the key: another key is refused, the key refreshes.
+    const other = client.getDPoPHandle(config, await client.randomDPoPKeyPair('EdDSA'));
+    await assert.rejects(
+      client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: other }),
+      (e) => e.error === 'invalid_dpop_proof',
+    );
+    const refreshed = await withTimeout(
+      client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP }),
+      WAIT_MS,
+      'refreshTokenGrant with DPoP',
+    );
+    assert.equal(refreshed.token_type, 'dpop');
+    assert.equal(decodeJwt(refreshed.access_token).payload.cnf?.jkt, jkt);
   }),
 );
