@@ -74,6 +74,7 @@ pub async fn register(
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&state, &tenant, &params)?;
     require_webauthn(client)?;
+    passkey_login::native_allowed(&tenant, &host)?;
     let profile = object_param(&params, "user_profile")?.ok_or_else(|| {
         OAuthError::InvalidRequest("Missing required parameter: user_profile".into())
     })?;
@@ -98,6 +99,7 @@ pub async fn challenge(
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&state, &tenant, &params)?;
     require_webauthn(client)?;
+    passkey_login::native_allowed(&tenant, &host)?;
     let (auth_session, options) =
         passkey_login::challenge(&state, &tenant, &host, client, params.str("realm")?).await?;
     Ok(answer(auth_session, options))

@@ -482,6 +482,7 @@ impl Ctx<'_> {
     /// or `/passkey/challenge`.
     async fn webauthn(&self) -> Result<TokenResponse, OAuthError> {
         super::passkey::require_webauthn(self.client)?;
+        crate::services::passkey_login::native_allowed(self.tenant, self.host)?;
         let auth_session = self.params.required("auth_session")?;
         let response =
             super::passkey::object_param(self.params, "authn_response")?.ok_or_else(|| {

@@ -74,6 +74,20 @@ fn enabled(tenant: &Tenant) -> Result<(), PasskeyError> {
     }
 }
 
+/// Whether the native Passkey API answers on `host`: everywhere, unless the
+/// tenant limits it to custom domains (`passkeys.require_custom_domain`).
+/// The hosted login page's passkeys are not limited.
+pub fn native_allowed(tenant: &Tenant, host: &str) -> Result<(), PasskeyError> {
+    if tenant.config.tenant.passkeys.require_custom_domain
+        && host.eq_ignore_ascii_case(tenant.config.canonical_domain())
+    {
+        return Err(PasskeyError::InvalidRequest(
+            "The Passkey API is only available on this tenant's custom domains.".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn public_key(v: Value) -> Result<Value, PasskeyError> {
     v.get("publicKey")
         .cloned()

@@ -100,7 +100,7 @@ pub fn user_grant(
                 MY_ACCOUNT_SCOPES.iter().map(|s| s.to_string()).collect()
             }
             MyAccountUserPolicy::RequireClientGrant => {
-                match tenant.client_grant(client_id, audience, SubjectType::User) {
+                match tenant.my_account_client_grant(client_id) {
                     Some(g) if g.allow_all_scopes => {
                         MY_ACCOUNT_SCOPES.iter().map(|s| s.to_string()).collect()
                     }

@@ -75,6 +75,22 @@ impl Tenant {
         })
     }
 
+    /// The client's user grant to the My Account API. The API is one, on
+    /// every host of the tenant: a grant naming its audience on any of them
+    /// covers all.
+    pub fn my_account_client_grant(&self, client_id: &str) -> Option<&ClientGrant> {
+        self.config.client_grants.iter().find(|g| {
+            g.client_id == client_id
+                && g.subject_type == SubjectType::User
+                && self
+                    .config
+                    .tenant
+                    .domains
+                    .iter()
+                    .any(|d| self.is_my_account_audience(d, &g.audience))
+        })
+    }
+
     /// Every origin any client of the tenant allows for CORS.
     pub fn allowed_origins(&self) -> impl Iterator<Item = &str> {
         self.config

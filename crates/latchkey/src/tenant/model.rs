@@ -318,6 +318,9 @@ pub struct PasskeySettings {
     /// After a password login, offer users without a passkey to create one
     /// (Auth0's progressive enrollment).
     pub progressive_enrollment: bool,
+    /// The Passkey API (`/passkey/register`, `/passkey/challenge` and the
+    /// webauthn grant) answers on custom domains only, as Auth0's does.
+    pub require_custom_domain: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -5,6 +5,7 @@ mod authenticator;
 mod authorize;
 mod cli;
 mod cluster;
+mod custom_domains;
 mod discovery;
 mod dpop;
 mod dpop_client;
