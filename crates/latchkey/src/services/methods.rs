@@ -163,10 +163,14 @@ pub async fn list(
     user_id: &str,
     filter: Option<FactorType>,
 ) -> Result<Vec<Method>, MethodError> {
-    let user = user(state, tenant_id, user_id).await?;
+    let (user, rows) = state
+        .store
+        .user_with_methods(tenant_id, user_id)
+        .await?
+        .ok_or(MethodError::NotFound)?;
     let mut out: Vec<Method> = password_method(&user).into_iter().collect();
-    for row in state.store.methods(tenant_id, user_id).await? {
-        out.extend(from_row(&row));
+    for row in &rows {
+        out.extend(from_row(row));
     }
     if let Some(kind) = filter {
         out.retain(|m| m.kind == kind);

@@ -332,6 +332,13 @@ pub struct AuditEvent {
 #[async_trait]
 pub trait MethodStore: Send + Sync {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>>;
+    /// The user and their methods (ordered as [`MethodStore::methods`]) in
+    /// one read; None when the user does not exist.
+    async fn user_with_methods(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(UserRow, Vec<MethodRow>)>>;
     /// The method holding a WebAuthn credential, whoever's it is.
     async fn method_by_credential(
         &self,

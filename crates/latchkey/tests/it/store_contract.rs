@@ -1135,6 +1135,18 @@ mod bodies {
         s.upsert_user(&t, &user("u1", "u1@example.com"))
             .await
             .unwrap();
+        // The user and their methods in one read, in the same order.
+        let (u, methods) = s.user_with_methods(&t, "u1").await.unwrap().unwrap();
+        assert_eq!(Some(u), s.user_by_id(&t, "u1").await.unwrap());
+        assert_eq!(methods, s.methods(&t, "u1").await.unwrap());
+        assert_eq!(methods.len(), 3);
+        s.upsert_user(&t, &user("u3", "u3@example.com"))
+            .await
+            .unwrap();
+        let (u3, none) = s.user_with_methods(&t, "u3").await.unwrap().unwrap();
+        assert_eq!((u3.user_id.as_str(), none.len()), ("u3", 0));
+        assert_eq!(s.user_with_methods(&other, "u1").await.unwrap(), None);
+        assert_eq!(s.user_with_methods(&t, "nobody").await.unwrap(), None);
         assert!(!s.clear_password(&other, "u1", T + 9).await.unwrap());
         assert!(s.clear_password(&t, "u1", T + 9).await.unwrap());
         assert!(!s.clear_password(&t, "u1", T + 10).await.unwrap());

@@ -9,16 +9,22 @@ use crate::clock::Timestamp;
 use crate::store::*;
 
 fn method_row(r: &PgRow) -> StoreResult<MethodRow> {
+    method_row_as(r, "")
+}
+
+/// A method from columns named with `prefix` (joined queries).
+fn method_row_as(r: &PgRow, prefix: &str) -> StoreResult<MethodRow> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(MethodRow {
-        id: r.get("id"),
-        user_id: r.get("user_id"),
-        method_type: r.get("type"),
-        name: r.get("name"),
-        data: json(r.get::<&str, _>("data"))?,
-        created_at: r.get("created_at"),
-        last_auth_at: r.get("last_auth_at"),
-        last_otp_step: r.get("last_otp_step"),
-        credential_id: r.get("credential_id"),
+        id: r.get(col("id").as_str()),
+        user_id: r.get(col("user_id").as_str()),
+        method_type: r.get(col("type").as_str()),
+        name: r.get(col("name").as_str()),
+        data: json(r.get::<&str, _>(col("data").as_str()))?,
+        created_at: r.get(col("created_at").as_str()),
+        last_auth_at: r.get(col("last_auth_at").as_str()),
+        last_otp_step: r.get(col("last_otp_step").as_str()),
+        credential_id: r.get(col("credential_id").as_str()),
     })
 }
 
@@ -76,6 +82,52 @@ impl MethodStore for PostgresStore {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(method_row).collect()
+    }
+
+    async fn user_with_methods(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(UserRow, Vec<MethodRow>)>> {
+        // One statement, one trip to the database: the user's columns on
+        // every row, the method's (if any) prefixed with `m_`.
+        let user_columns: Vec<String> = super::USER_COLUMNS
+            .split(',')
+            .map(|c| {
+                let c = c.trim();
+                format!("u.{c} AS {c}")
+            })
+            .collect();
+        let method_columns: Vec<String> = METHOD_COLUMNS
+            .split(',')
+            .map(|c| {
+                let c = c.trim();
+                format!("m.{c} AS m_{c}")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {}, {} FROM users u LEFT JOIN authentication_methods m \
+             ON m.tenant_id = u.tenant_id AND m.user_id = u.user_id \
+             WHERE u.tenant_id = $1 AND u.user_id = $2 ORDER BY m.created_at, m.id COLLATE \"C\"",
+            user_columns.join(", "),
+            method_columns.join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let user = super::user_row(first)?;
+        let mut methods = Vec::new();
+        for r in &rows {
+            if r.get::<Option<String>, _>("m_id").is_some() {
+                methods.push(method_row_as(r, "m_")?);
+            }
+        }
+        Ok(Some((user, methods)))
     }
 
     async fn method(
