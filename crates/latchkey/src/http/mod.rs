@@ -69,6 +69,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The caller's languages (`Accept-Language`), most preferred first: for
+/// the wording of the codes sent.
+pub fn accept_languages(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::services::delivery::messages::languages)
+        .unwrap_or_default()
+}
+
 pub fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)

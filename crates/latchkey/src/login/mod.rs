@@ -6,7 +6,7 @@
 mod mfa;
 mod submit;
 
-pub use mfa::{FirstFactor, accept_languages, second_factor};
+pub use mfa::{FirstFactor, second_factor};
 
 use std::path::Path;
 

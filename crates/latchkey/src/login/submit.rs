@@ -238,7 +238,7 @@ pub async fn submit(
                 amr: &amr,
                 auth_time: state.clock.now(),
             };
-            let languages = super::accept_languages(&headers);
+            let languages = crate::http::accept_languages(&headers);
             return super::second_factor(
                 &state, &tenant, &host, &form.tx, &req, &first, need, &languages,
             )

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -207,12 +207,7 @@ async fn authenticate(
         scopes: at.scopes,
         ip,
         user_agent: user_agent(&parts.headers),
-        languages: parts
-            .headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(crate::services::delivery::messages::languages)
-            .unwrap_or_default(),
+        languages: crate::http::accept_languages(&parts.headers),
     })
 }
 

@@ -422,7 +422,7 @@ async fn step_up(
         Ok(tx) => tx,
         Err(res) => return res,
     };
-    let languages = crate::login::accept_languages(headers);
+    let languages = crate::http::accept_languages(headers);
     let mut res =
         crate::login::second_factor(state, tenant, host, &tx, req, first, need, &languages).await;
     res.headers_mut().append(

@@ -60,11 +60,7 @@ pub async fn challenge(
             bad.chars().take(40).collect::<String>()
         )));
     }
-    let languages = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::services::delivery::messages::languages)
-        .unwrap_or_default();
+    let languages = crate::http::accept_languages(&headers);
     let started = mfa::challenge(
         &state,
         &tenant,
@@ -172,11 +168,7 @@ pub async fn associate(
             ));
         }
     };
-    let languages = headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::services::delivery::messages::languages)
-        .unwrap_or_default();
+    let languages = crate::http::accept_languages(&headers);
     let ua = crate::http::user_agent(&headers);
     let done = mfa::associate(&state, &tenant, &host, client, token, what, &ua, &languages).await;
     let a = match done {
