@@ -84,15 +84,6 @@ pub async fn second_factor(
     res
 }
 
-/// The browser's languages, most preferred first (for the codes sent).
-pub fn accept_languages(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::services::delivery::messages::languages)
-        .unwrap_or_default()
-}
-
 fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Response {
     match e {
         MfaError::Store(e) => authorize::store_error(state, tenant, e),
@@ -364,6 +355,19 @@ struct Ctx {
     user_agent: String,
 }
 
+impl Ctx {
+    /// Who answers this step's challenge, for the checks and the tenant log.
+    fn answer<'a>(&'a self, client: &'a Client, ip: &'a str) -> Answer<'a> {
+        Answer {
+            client,
+            token: &self.token,
+            ip,
+            user_agent: &self.user_agent,
+            via: "login_page",
+        }
+    }
+}
+
 async fn context(
     state: &AppState,
     tenant: &Tenant,
@@ -379,7 +383,7 @@ async fn context(
         Ok(found) => found,
         Err(e) => return Err(failure(state, tenant, e)),
     };
-    let languages = accept_languages(headers);
+    let languages = crate::http::accept_languages(headers);
     Ok(Ctx {
         req,
         token,
@@ -511,13 +515,7 @@ pub async fn verify(
     let Some(method) = factors.iter().find(|m| m.id == form.method) else {
         return step.challenge(None, None).await;
     };
-    let answer = Answer {
-        client: step.client,
-        token: &ctx.token,
-        ip: &ip,
-        user_agent: &ctx.user_agent,
-        via: "login_page",
-    };
+    let answer = ctx.answer(step.client, &ip);
     let code = form.code.trim();
     let (factor, outcome) = match answer_kind(method) {
         "otp" => (
@@ -664,13 +662,7 @@ pub async fn key(
         Err(res) => return res,
     };
     let step = step!(&state, &tenant, &host, &form.tx, ctx);
-    let answer = Answer {
-        client: step.client,
-        token: &ctx.token,
-        ip: &ip,
-        user_agent: &ctx.user_agent,
-        via: "login_page",
-    };
+    let answer = ctx.answer(step.client, &ip);
     let response = if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
         Value::Null
     } else {
@@ -904,13 +896,7 @@ pub async fn enroll_verify(
         Ok(false) => return failure(&state, &tenant, MfaError::BadToken),
         Err(e) => return authorize::store_error(&state, &tenant, e),
     }
-    let answer = Answer {
-        client: step.client,
-        token: &ctx.token,
-        ip: &ip,
-        user_agent: &ctx.user_agent,
-        via: "login_page",
-    };
+    let answer = ctx.answer(step.client, &ip);
     mfa::audit(
         &state,
         &tenant,

@@ -145,6 +145,23 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A `what` bound to a DPoP key (`bound`) is only usable with a proof by
+    /// that key.
+    fn proved_key(&self, bound: Option<&str>, what: &str) -> Result<(), OAuthError> {
+        let Some(bound) = bound else {
+            return Ok(());
+        };
+        match self.dpop_jkt {
+            Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => Ok(()),
+            Some(_) => Err(OAuthError::InvalidDpopProof(format!(
+                "The {what} is bound to another DPoP key"
+            ))),
+            None => Err(OAuthError::InvalidDpopProof(format!(
+                "The {what} is bound to a DPoP key: send a proof by it"
+            ))),
+        }
+    }
+
     fn require_grant_type(&self, gt: GrantType) -> Result<(), OAuthError> {
         if self.client.grant_types.contains(&gt) {
             Ok(())
@@ -252,21 +269,7 @@ impl Ctx<'_> {
             }
             (None, None) => {}
         }
-        if let Some(bound) = &req.dpop_jkt {
-            match self.dpop_jkt {
-                Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => {}
-                Some(_) => {
-                    return Err(OAuthError::InvalidDpopProof(
-                        "The authorization code is bound to another DPoP key (dpop_jkt)".into(),
-                    ));
-                }
-                None => {
-                    return Err(OAuthError::InvalidDpopProof(
-                        "The authorization code is bound to a DPoP key: send a proof".into(),
-                    ));
-                }
-            }
-        }
+        self.proved_key(req.dpop_jkt.as_deref(), "authorization code")?;
         let user = self.user(&req.user_id).await?;
         let granted = policy::user_grant(
             self.tenant,
@@ -334,21 +337,7 @@ impl Ctx<'_> {
         }
         // A refresh token bound to a DPoP key (public clients) needs a proof
         // from that key; checked before the token is spent.
-        if let Some(bound) = &row.dpop_jkt {
-            match self.dpop_jkt {
-                Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => {}
-                Some(_) => {
-                    return Err(OAuthError::InvalidDpopProof(
-                        "The refresh token is bound to another DPoP key".into(),
-                    ));
-                }
-                None => {
-                    return Err(OAuthError::InvalidDpopProof(
-                        "The refresh token is bound to a DPoP key: send a proof".into(),
-                    ));
-                }
-            }
-        }
+        self.proved_key(row.dpop_jkt.as_deref(), "refresh token")?;
         if mfa::two_factor_window_passed(
             self.tenant,
             self.host,
