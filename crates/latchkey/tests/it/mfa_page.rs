@@ -761,56 +761,76 @@ async fn a_security_key_enrolled_at_login_then_used() {
     let body = tokens(&s, &req, res).await;
     assert_eq!(id_claims(&body)["amr"], json!(["pwd", "mfa", "hwk"]));
 
-    // Another authenticator's signature is refused, and counts as a wrong answer.
+    // An assertion answers only the challenge it signed, once.
     let browser = s.browser();
     let page = second_step(&s, &browser, &req, (CAROL, CAROL_PASSWORD)).await;
     let tx = hidden_input(&page, "tx").unwrap();
-    let options: Value = post(
-        &s,
-        &browser,
-        "/login/mfa/key/challenge",
-        &[("tx", &tx), ("kind", "webauthn-roaming")],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let stranger = SoftAuthenticator::new();
-    assert!(
-        stranger
-            .authenticate(&s.base, &options["options"])
+    let challenge = || {
+        let (s, browser, tx) = (&s, &browser, tx.clone());
+        async move {
+            post(
+                s,
+                browser,
+                "/login/mfa/key/challenge",
+                &[("tx", &tx), ("kind", "webauthn-roaming")],
+            )
             .await
-            .is_err()
-    );
-    // A replayed assertion of the right key (from the login above) fails.
-    let first = key
-        .authenticate(&s.base, &options["options"])
-        .await
-        .unwrap();
-    let ok = post(
+            .json::<Value>()
+            .await
+            .unwrap()
+        }
+    };
+    let (a, b) = (challenge().await, challenge().await);
+    let signed_a = key.authenticate(&s.base, &a["options"]).await.unwrap();
+    let submit = |session: String, credential: String| {
+        let (s, browser, tx) = (&s, &browser, tx.clone());
+        async move {
+            post(
+                s,
+                browser,
+                "/login/mfa/key",
+                &[
+                    ("tx", tx.as_str()),
+                    ("auth_session", session.as_str()),
+                    ("credential", credential.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    // A's signature presented for challenge B: refused, counted as a wrong answer.
+    let res = submit(
+        b["auth_session"].as_str().unwrap().into(),
+        signed_a.to_string(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("could not be verified"));
+    assert!(events(&s).await.contains(&"gd_auth_failed".to_string()));
+    // For A: the login goes through.
+    let res = submit(
+        a["auth_session"].as_str().unwrap().into(),
+        signed_a.to_string(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    // Replayed in another login (another browser): the challenge is spent,
+    // and was that login's token's only.
+    let other = s.browser();
+    let page = second_step(&s, &other, &req, (CAROL, CAROL_PASSWORD)).await;
+    let tx = hidden_input(&page, "tx").unwrap();
+    let res = post(
         &s,
-        &browser,
+        &other,
         "/login/mfa/key",
         &[
-            ("tx", &tx),
-            ("auth_session", options["auth_session"].as_str().unwrap()),
-            ("credential", &first.to_string()),
+            ("tx", tx.as_str()),
+            ("auth_session", a["auth_session"].as_str().unwrap()),
+            ("credential", &signed_a.to_string()),
         ],
     )
     .await;
-    assert_eq!(ok.status(), StatusCode::FOUND);
-    let replay = post(
-        &s,
-        &browser,
-        "/login/mfa/key",
-        &[
-            ("tx", &tx),
-            ("auth_session", options["auth_session"].as_str().unwrap()),
-            ("credential", &first.to_string()),
-        ],
-    )
-    .await;
-    assert_ne!(replay.status(), StatusCode::FOUND);
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -831,8 +851,7 @@ async fn a_platform_key_enrolled_at_login_then_used() {
     let body = tokens(&s, &req, res).await;
     assert_eq!(id_claims(&body)["amr"], amr);
 
-    // A platform key needs user verification: one without it is refused.
-    let unverified = SoftAuthenticator::without_user_verification();
+    // A platform key is asked for with user verification required.
     let browser = s.browser();
     let page = second_step(&s, &browser, &req, (CAROL, CAROL_PASSWORD)).await;
     let tx = hidden_input(&page, "tx").unwrap();
@@ -847,12 +866,54 @@ async fn a_platform_key_enrolled_at_login_then_used() {
     .await
     .unwrap();
     assert_eq!(options["options"]["userVerification"], "required");
-    assert!(
-        unverified
-            .authenticate(&s.base, &options["options"])
-            .await
-            .is_err()
-    );
+}
+
+#[tokio::test]
+async fn a_platform_key_without_user_verification_is_not_enrolled() {
+    let s = TestServer::start().await;
+    apply(&s, &with_keys(s.port)).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let page = second_step(&s, &browser, &req, (CAROL, CAROL_PASSWORD)).await;
+    let tx = hidden_input(&page, "tx").unwrap();
+    let started: Value = post(
+        &s,
+        &browser,
+        "/login/mfa/enroll/key/challenge",
+        &[("tx", &tx), ("factor", "webauthn-platform")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    // The authenticator cannot verify the user; it answers with UV = 0.
+    let credential = SoftAuthenticator::without_user_verification()
+        .register(&s.base, &started["options"])
+        .await
+        .unwrap();
+    let res = post(
+        &s,
+        &browser,
+        "/login/mfa/enroll/verify",
+        &[
+            ("tx", &tx),
+            ("factor", "webauthn-platform"),
+            ("method_id", started["method_id"].as_str().unwrap()),
+            ("auth_session", started["auth_session"].as_str().unwrap()),
+            ("credential", &credential.to_string()),
+        ],
+    )
+    .await;
+    let page = html(res).await;
+    assert!(page.contains("class=\"error\""), "{page}");
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let methods = s
+        .state
+        .store
+        .methods(&tenant.id, "auth0|carol")
+        .await
+        .unwrap();
+    assert!(methods.is_empty(), "{methods:?}");
 }
 
 #[tokio::test]
