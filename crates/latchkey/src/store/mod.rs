@@ -329,6 +329,26 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
+/// The select list of `users u` joined with `authentication_methods m`: the
+/// user's columns under their own names, the method's as `m_<column>`.
+pub(crate) fn joined_columns(user_columns: &str, method_columns: &str) -> String {
+    let aliased = |table: &str, prefix: &str, columns: &str| {
+        columns
+            .split(',')
+            .map(|c| {
+                let c = c.trim();
+                format!("{table}.{c} AS {prefix}{c}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{}, {}",
+        aliased("u", "", user_columns),
+        aliased("m", "m_", method_columns)
+    )
+}
+
 #[async_trait]
 pub trait MethodStore: Send + Sync {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>>;

@@ -86,26 +86,11 @@ impl MethodStore for SqliteStore {
     ) -> StoreResult<Option<(UserRow, Vec<MethodRow>)>> {
         // One statement, one trip to the database: the user's columns on
         // every row, the method's (if any) prefixed with `m_`.
-        let user_columns: Vec<String> = super::USER_COLUMNS
-            .split(',')
-            .map(|c| {
-                let c = c.trim();
-                format!("u.{c} AS {c}")
-            })
-            .collect();
-        let method_columns: Vec<String> = METHOD_COLUMNS
-            .split(',')
-            .map(|c| {
-                let c = c.trim();
-                format!("m.{c} AS m_{c}")
-            })
-            .collect();
         let sql = format!(
-            "SELECT {}, {} FROM users u LEFT JOIN authentication_methods m \
+            "SELECT {} FROM users u LEFT JOIN authentication_methods m \
              ON m.tenant_id = u.tenant_id AND m.user_id = u.user_id \
              WHERE u.tenant_id = ? AND u.user_id = ? ORDER BY m.created_at, m.id",
-            user_columns.join(", "),
-            method_columns.join(", ")
+            joined_columns(super::USER_COLUMNS, METHOD_COLUMNS)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
