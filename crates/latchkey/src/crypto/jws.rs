@@ -5,7 +5,7 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _, RsaPublicKeyComponents};
+use aws_lc_rs::signature::{self, KeyPair as _, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,47 @@ impl Jwk {
             n: URL_SAFE_NO_PAD.decode(&self.n).map_err(|_| JwsError::Key)?,
             e: URL_SAFE_NO_PAD.decode(&self.e).map_err(|_| JwsError::Key)?,
         })
+    }
+}
+
+/// A published key parsed once for verification: the RSA key and its
+/// Montgomery constants are built when the key is loaded, not per token.
+pub struct VerifyingKey {
+    kid: String,
+    key: ParsedPublicKey,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+impl VerifyingKey {
+    pub fn new(jwk: &Jwk) -> Result<Self, JwsError> {
+        if jwk.kty != "RSA" || jwk.alg != "RS256" {
+            return Err(JwsError::Key);
+        }
+        let key = jwk
+            .components()?
+            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            .map_err(|_| JwsError::Key)?;
+        Ok(Self {
+            kid: jwk.kid.clone(),
+            key,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+impl AsRef<VerifyingKey> for VerifyingKey {
+    fn as_ref(&self) -> &VerifyingKey {
+        self
     }
 }
 
@@ -128,7 +169,15 @@ pub struct Header {
 /// Decodes a compact JWS, checks that it is RS256 and signed by one of
 /// `keys`, and returns its claims. Claim checks (exp, iss, aud) are the
 /// caller's.
-pub fn verify(token: &str, keys: &[Jwk]) -> Result<Value, JwsError> {
+pub fn verify<K: AsRef<VerifyingKey>>(token: &str, keys: &[K]) -> Result<Value, JwsError> {
+    verify_by(token, keys).map(|(_, claims)| claims)
+}
+
+/// [`verify`], also naming the key that verified.
+pub fn verify_by<'k, K: AsRef<VerifyingKey>>(
+    token: &str,
+    keys: &'k [K],
+) -> Result<(&'k VerifyingKey, Value), JwsError> {
     if token.len() > 16 * 1024 {
         return Err(JwsError::Malformed);
     }
@@ -147,16 +196,13 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Value, JwsError> {
     let kid = header.kid.ok_or(JwsError::UnknownKey)?;
     let key = keys
         .iter()
+        .map(AsRef::as_ref)
         .find(|k| k.kid == kid)
         .ok_or(JwsError::UnknownKey)?;
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
     let signed_len = h.len() + 1 + p.len();
-    key.components()?
-        .verify(
-            &signature::RSA_PKCS1_2048_8192_SHA256,
-            &token.as_bytes()[..signed_len],
-            &sig,
-        )
+    key.key
+        .verify_sig(&token.as_bytes()[..signed_len], &sig)
         .map_err(|_| JwsError::Signature)?;
     let claims: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?)
@@ -164,7 +210,7 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Value, JwsError> {
     if !claims.is_object() {
         return Err(JwsError::Malformed);
     }
-    Ok(claims)
+    Ok((key, claims))
 }
 
 #[cfg(test)]
@@ -179,6 +225,7 @@ mod tests {
         assert_eq!(key.public_jwk(), again.public_jwk());
         let jwk = key.public_jwk();
         assert_eq!(jwk.e, "AQAB");
+        let jwk = VerifyingKey::new(&jwk).unwrap();
         let token = key.sign("JWT", &json!({"sub": "u1"})).unwrap();
         assert_eq!(
             verify(&token, std::slice::from_ref(&jwk)).unwrap()["sub"],
@@ -201,10 +248,33 @@ mod tests {
         );
 
         let (other, _) = SigningKey::generate("k2".into()).unwrap();
+        let other = VerifyingKey::new(&other.public_jwk()).unwrap();
+        assert_eq!(verify(&token, &[other]), Err(JwsError::UnknownKey));
+
+        // Another key under the same kid does not verify.
+        let (impostor, _) = SigningKey::generate("k1".into()).unwrap();
+        let impostor = VerifyingKey::new(&impostor.public_jwk()).unwrap();
         assert_eq!(
-            verify(&token, &[other.public_jwk()]),
-            Err(JwsError::UnknownKey)
+            verify(&token, std::slice::from_ref(&impostor)),
+            Err(JwsError::Signature)
         );
         assert_eq!(verify("a.b", &[jwk]), Err(JwsError::Malformed));
+    }
+
+    #[test]
+    fn verifying_keys_are_rsa_rs256_only() {
+        let (key, _) = SigningKey::generate("k1".into()).unwrap();
+        let good = key.public_jwk();
+        assert!(VerifyingKey::new(&good).is_ok());
+        let other_alg = Jwk {
+            alg: "PS256".into(),
+            ..good.clone()
+        };
+        assert_eq!(VerifyingKey::new(&other_alg).unwrap_err(), JwsError::Key);
+        let bad_modulus = Jwk {
+            n: "!!".into(),
+            ..good
+        };
+        assert_eq!(VerifyingKey::new(&bad_modulus).unwrap_err(), JwsError::Key);
     }
 }

@@ -3,10 +3,13 @@
 //! in the JWKS until every token it signed has expired.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Map, Value};
 
 use crate::clock::{SharedClock, Timestamp};
-use crate::crypto::jws::{Jwk, SigningKey};
+use crate::crypto::hash::sha256;
+use crate::crypto::jws::{self, Jwk, SigningKey, VerifyingKey};
 use crate::crypto::seal::Sealer;
 use crate::rng::{RngExt, SharedRng};
 use crate::store::{SigningKeyRow, Store, StoreError};
@@ -19,12 +22,32 @@ pub enum KeyError {
     Open(String, String),
     #[error("key generation failed")]
     Generate,
+    #[error("the token is malformed or not signed by a key of the tenant")]
+    Invalid,
+}
+
+/// How many verified tokens are remembered; past it, expired ones go, and
+/// if that is not enough, all of them.
+const VERIFIED_CAPACITY: usize = 16_384;
+
+/// A token whose signature checked out: by which key, until when.
+struct Verified {
+    kid: String,
+    exp: Timestamp,
+    claims: Arc<Map<String, Value>>,
 }
 
 struct TenantKeys {
     loaded_at: Timestamp,
     current: Arc<SigningKey>,
-    rows: Vec<SigningKeyRow>,
+    published: Vec<Published>,
+}
+
+/// A key of the tenant's JWKS, with its parsed form for verification.
+struct Published {
+    superseded_at: Option<Timestamp>,
+    jwk: Jwk,
+    key: Arc<VerifyingKey>,
 }
 
 pub struct KeyService {
@@ -34,6 +57,9 @@ pub struct KeyService {
     rng: SharedRng,
     cache: RwLock<HashMap<String, Arc<TenantKeys>>>,
     ttl: i64,
+    /// Tokens already verified, by the digest of tenant and token: a token
+    /// presented again is not verified again while its key is published.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 fn context(tenant_id: &str, kid: &str) -> String {
@@ -54,6 +80,7 @@ impl KeyService {
             rng,
             cache: RwLock::new(HashMap::new()),
             ttl: 5,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,10 +144,28 @@ impl KeyService {
                 )
             }
         };
+        let mut published = Vec::with_capacity(rows.len());
+        for r in &rows {
+            // A public key that does not parse is left out of the JWKS and
+            // verifies nothing; the others keep working.
+            let parsed = serde_json::from_str::<Jwk>(&r.public_jwk)
+                .map_err(|e| e.to_string())
+                .and_then(|jwk| Ok((VerifyingKey::new(&jwk).map_err(|e| e.to_string())?, jwk)));
+            match parsed {
+                Ok((key, jwk)) => published.push(Published {
+                    superseded_at: r.superseded_at,
+                    jwk,
+                    key: Arc::new(key),
+                }),
+                Err(e) => {
+                    tracing::error!(tenant = tenant_id, kid = %r.kid, "unusable public key: {e}")
+                }
+            }
+        }
         let keys = Arc::new(TenantKeys {
             loaded_at: now,
             current,
-            rows,
+            published,
         });
         if let Ok(mut c) = self.cache.write() {
             c.insert(tenant_id.to_string(), keys.clone());
@@ -147,13 +192,76 @@ impl KeyService {
         max_token_lifetime: i64,
     ) -> Result<Vec<Jwk>, KeyError> {
         let keys = self.load(tenant_id).await?;
-        let now = self.clock.now();
-        Ok(keys
-            .rows
-            .iter()
-            .filter(|r| r.superseded_at.is_none_or(|s| s + max_token_lifetime > now))
-            .filter_map(|r| serde_json::from_str(&r.public_jwk).ok())
+        Ok(self
+            .live(&keys, max_token_lifetime)
+            .map(|p| p.jwk.clone())
             .collect())
+    }
+
+    /// The claims of `token` if a published key of the tenant signed it.
+    /// Expiry, issuer and audience are the caller's to check.
+    pub async fn verify_token(
+        &self,
+        tenant_id: &str,
+        token: &str,
+        max_token_lifetime: i64,
+    ) -> Result<Arc<Map<String, Value>>, KeyError> {
+        let keys = self.load(tenant_id).await?;
+        let live: Vec<&Arc<VerifyingKey>> = self
+            .live(&keys, max_token_lifetime)
+            .map(|p| &p.key)
+            .collect();
+        let mut input = Vec::with_capacity(tenant_id.len() + 1 + token.len());
+        input.extend_from_slice(tenant_id.as_bytes());
+        input.push(0);
+        input.extend_from_slice(token.as_bytes());
+        let digest = sha256(&input);
+        if let Some(v) = self.verified().get(&digest)
+            && live.iter().any(|k| k.kid() == v.kid)
+        {
+            return Ok(v.claims.clone());
+        }
+        let (key, claims) = jws::verify_by(token, &live).map_err(|_| KeyError::Invalid)?;
+        let Value::Object(claims) = claims else {
+            return Err(KeyError::Invalid);
+        };
+        let claims = Arc::new(claims);
+        if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
+            let now = self.clock.now();
+            let mut verified = self.verified();
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.retain(|_, v| v.exp > now);
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+            }
+            verified.insert(
+                digest,
+                Verified {
+                    kid: key.kid().to_string(),
+                    exp,
+                    claims: claims.clone(),
+                },
+            );
+        }
+        Ok(claims)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        // Every update is one insert, retain or clear: a panic elsewhere
+        // cannot leave the map half-changed.
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live<'a>(
+        &self,
+        keys: &'a TenantKeys,
+        max_token_lifetime: i64,
+    ) -> impl Iterator<Item = &'a Published> {
+        let now = self.clock.now();
+        keys.published
+            .iter()
+            .filter(move |p| p.superseded_at.is_none_or(|s| s + max_token_lifetime > now))
     }
 
     /// Deletes keys no token can still carry. Returns how many went.

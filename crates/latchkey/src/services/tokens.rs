@@ -1,13 +1,14 @@
 //! Minting and checking tokens: JWT access tokens, OpenID Connect ID tokens,
 //! and opaque refresh tokens (stored as digests, rotated on every use).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::policy::Granted;
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::hash::{half_hash_b64url, secret_digest};
-use crate::crypto::jws;
 use crate::rng::RngExt;
 use crate::services::keys::KeyError;
 use crate::store::{RefreshTokenRow, StoreError, UserRow};
@@ -264,7 +265,7 @@ pub async fn issue_client_token(
 /// A verified access token.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
-    pub claims: Map<String, Value>,
+    pub claims: Arc<Map<String, Value>>,
     pub sub: String,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
@@ -305,18 +306,15 @@ pub async fn verify_access_token(
     host: &str,
     token: &str,
 ) -> Result<AccessToken, AccessTokenError> {
-    let keys = state
+    let claims = state
         .keys
-        .published(&tenant.id, max_token_lifetime(tenant))
+        .verify_token(&tenant.id, token, max_token_lifetime(tenant))
         .await
         .map_err(|e| match &e {
             KeyError::Store(s) => store_failure(s),
+            KeyError::Invalid => AccessTokenError::Invalid,
             _ => AccessTokenError::Internal,
         })?;
-    let claims = jws::verify(token, &keys).map_err(|_| AccessTokenError::Invalid)?;
-    let Value::Object(claims) = claims else {
-        return Err(AccessTokenError::Invalid);
-    };
     if claims.get("iss").and_then(Value::as_str) != Some(issuer_for_host(host).as_str()) {
         return Err(AccessTokenError::WrongIssuer);
     }

@@ -64,6 +64,56 @@ async fn rotation_publishes_both_keys_until_old_tokens_expire() {
     assert_eq!(s.state.keys.prune(&tenant.id, horizon).await.unwrap(), 1);
 }
 
+/// Tokens are verified once and remembered; a remembered token stops
+/// verifying when the key that signed it is no longer published, even if
+/// the token itself claims to live longer.
+#[tokio::test]
+async fn a_remembered_token_dies_with_its_key() {
+    use latchkey::clock::Clock;
+    use latchkey::services::tokens::{AccessTokenError, max_token_lifetime, verify_access_token};
+    let s = TestServer::start().await;
+    let tenant = latchkey::tenant::Tenant::from_row(
+        &s.state.store.tenant_by_name("acme").await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let host = s.base.trim_start_matches("http://").to_string();
+    let key = s.state.keys.signing_key(&tenant.id).await.unwrap();
+    let now = s.clock.now();
+    let long_lived = key
+        .sign(
+            "at+jwt",
+            &serde_json::json!({
+                "iss": s.issuer, "sub": "backend@clients", "aud": "https://api.acme.test/",
+                "gty": "client-credentials", "iat": now, "exp": now + 10 * 365 * 86_400,
+            }),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let at = verify_access_token(&s.state, &tenant, &host, &long_lived)
+            .await
+            .unwrap();
+        assert_eq!(at.sub, "backend@clients");
+    }
+    // A tampered copy is not the remembered token.
+    let tampered = format!("{}A", &long_lived[..long_lived.len() - 1]);
+    if tampered != long_lived {
+        assert_eq!(
+            verify_access_token(&s.state, &tenant, &host, &tampered)
+                .await
+                .unwrap_err(),
+            AccessTokenError::Invalid
+        );
+    }
+    s.state.keys.rotate(&tenant.id).await.unwrap();
+    s.clock.advance(max_token_lifetime(&tenant) + 1);
+    assert_eq!(
+        verify_access_token(&s.state, &tenant, &host, &long_lived)
+            .await
+            .unwrap_err(),
+        AccessTokenError::Invalid
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_master_key_is_a_clear_start_up_error() {
     let s = TestServer::start().await;
