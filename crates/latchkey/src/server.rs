@@ -146,7 +146,7 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     let sealer = Arc::new(Sealer::new(&key).map_err(|e| anyhow::anyhow!(e))?);
     let store: Arc<dyn Store> = match &opts.database {
         Database::Sqlite => Arc::new(
-            SqliteStore::open(&opts.data_dir.join("latchkey.db"))
+            SqliteStore::open(&opts.data_dir.join("latchkey.db"), opts.clock.clone())
                 .await
                 .map_err(schema_error)
                 .context("opening the SQLite database")?,

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Once};
 
-use latchkey::clock::Timestamp;
+use latchkey::clock::{ManualClock, Timestamp};
 use latchkey::rng::{RngExt, SystemRng};
 use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
@@ -36,7 +36,11 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("store.db"))
+    // A clock that never moves: the store's read cache never expires an
+    // entry here, so every read after a write shows whether the write
+    // dropped what it changed.
+    let clock = Arc::new(ManualClock::new(T));
+    let store = SqliteStore::open(&dir.path().join("store.db"), clock)
         .await
         .unwrap();
     body(Arc::new(store)).await;
@@ -156,6 +160,7 @@ contract!(
     enrollments,
     complete_enrollment,
     methods,
+    reads_follow_writes,
     password_history,
     audit,
     race_redeem_code,
@@ -290,6 +295,39 @@ where
         out.push(t.await.unwrap());
     }
     out
+}
+
+// -------------------------------------------------------- SQLite specifics
+
+/// Another process writing the same SQLite file (`latchkey tenant apply`
+/// while the server runs) is seen once the cached answer's second is over.
+#[tokio::test]
+async fn sqlite_sees_another_process_write_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let clock = Arc::new(ManualClock::new(T));
+    let server: S = Arc::new(SqliteStore::open(&path, clock.clone()).await.unwrap());
+    let cli: S = Arc::new(SqliteStore::open(&path, clock.clone()).await.unwrap());
+    let t = tenant(&server, "acme").await;
+    server
+        .upsert_user(&t, &user("u1", "u1@example.com"))
+        .await
+        .unwrap();
+    server
+        .create_grant(&t, "g1", "spa", Some("u1"), T)
+        .await
+        .unwrap();
+    let (u, _) = server.user_with_methods(&t, "u1").await.unwrap().unwrap();
+    assert_eq!(u.email, "u1@example.com");
+    assert!(!server.grant_revoked(&t, "g1").await.unwrap());
+    cli.upsert_user(&t, &user("u1", "new@example.com"))
+        .await
+        .unwrap();
+    cli.revoke_grant(&t, "g1", "elsewhere", T).await.unwrap();
+    clock.advance(1);
+    let (u, _) = server.user_with_methods(&t, "u1").await.unwrap().unwrap();
+    assert_eq!(u.email, "new@example.com");
+    assert!(server.grant_revoked(&t, "g1").await.unwrap());
 }
 
 // ---------------------------------------------------- PostgreSQL specifics
@@ -762,9 +800,12 @@ mod bodies {
         s.revoke_grant(&t, "g1", "again", T + 2).await.unwrap();
         assert!(s.grant_revoked(&t, "g1").await.unwrap());
 
+        // An unknown grant reads as revoked until it exists.
+        assert!(s.grant_revoked(&t, "g2").await.unwrap());
         s.create_grant(&t, "g2", "spa", Some("u1"), T)
             .await
             .unwrap();
+        assert!(!s.grant_revoked(&t, "g2").await.unwrap());
         s.create_code(&t, "c1", "g2", r#"{"r":1}"#, T + 60)
             .await
             .unwrap();
@@ -1153,6 +1194,104 @@ mod bodies {
         let u = s.user_by_id(&t, "u1").await.unwrap().unwrap();
         assert_eq!((u.password_hash, u.updated_at), (None, T + 9));
         assert!(!s.clear_password(&t, "nobody", T).await.unwrap());
+    }
+
+    /// The user-with-methods read after every write that changes its answer
+    /// (the SQLite store caches it; see `store/sqlite/cache.rs`).
+    pub async fn reads_follow_writes(s: S) {
+        let t = tenant(&s, "acme").await;
+        async fn same(s: &S, t: &str, u: &str) {
+            let combined = s.user_with_methods(t, u).await.unwrap();
+            let apart = match s.user_by_id(t, u).await.unwrap() {
+                Some(user) => Some((user, s.methods(t, u).await.unwrap())),
+                None => None,
+            };
+            assert_eq!(combined, apart);
+        }
+        same(&s, &t, "u1").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        same(&s, &t, "u1").await;
+        s.upsert_user(&t, &user("u1", "new@example.com"))
+            .await
+            .unwrap();
+        same(&s, &t, "u1").await;
+
+        let mut n = 0;
+        let mut complete = async |c: Completion| {
+            n += 1;
+            let digest = format!("e{n}");
+            s.create_enrollment(&t, &digest, &enrollment("u1", "m", T + 300))
+                .await
+                .unwrap();
+            assert!(s.complete_enrollment(&t, &digest, &c, T).await.unwrap());
+        };
+        complete(Completion::AddMethod {
+            row: method("totp|m1", "u1", "totp", T),
+            replace_type: false,
+        })
+        .await;
+        same(&s, &t, "u1").await;
+        complete(Completion::AddMethod {
+            row: method("rc|1", "u1", "recovery-code", T),
+            replace_type: true,
+        })
+        .await;
+        same(&s, &t, "u1").await;
+        complete(Completion::AddMethod {
+            row: method("rc|2", "u1", "recovery-code", T),
+            replace_type: true,
+        })
+        .await;
+        same(&s, &t, "u1").await;
+        complete(Completion::SetPassword {
+            user_id: "u1".into(),
+            hash: "another".into(),
+            at: T + 1,
+        })
+        .await;
+        same(&s, &t, "u1").await;
+        same(&s, &t, "u2").await;
+        complete(Completion::SignUp {
+            user: Box::new(user("u2", "u2@example.com")),
+            row: method("passkey|p2", "u2", "passkey", T),
+        })
+        .await;
+        same(&s, &t, "u2").await;
+
+        assert!(
+            s.update_method_data(&t, "totp|m1", &json!({"k": 2}), Some(T + 2))
+                .await
+                .unwrap()
+        );
+        same(&s, &t, "u1").await;
+        assert!(
+            s.consume_otp_step(&t, "u1", "totp|m1", 9, T + 3)
+                .await
+                .unwrap()
+        );
+        same(&s, &t, "u1").await;
+        assert!(
+            s.rename_method(&t, "u1", "totp|m1", Some("Phone"))
+                .await
+                .unwrap()
+        );
+        same(&s, &t, "u1").await;
+        assert!(s.delete_method(&t, "u1", "rc|2").await.unwrap());
+        same(&s, &t, "u1").await;
+        assert!(s.clear_password(&t, "u1", T + 4).await.unwrap());
+        same(&s, &t, "u1").await;
+        let (u, methods) = s.user_with_methods(&t, "u1").await.unwrap().unwrap();
+        assert_eq!(
+            (u.email.as_str(), u.password_hash),
+            ("new@example.com", None)
+        );
+        let names: Vec<_> = methods
+            .iter()
+            .map(|m| (m.id.as_str(), m.name.as_deref()))
+            .collect();
+        assert_eq!(names, [("totp|m1", Some("Phone"))]);
     }
 
     pub async fn password_history(s: S) {

@@ -84,6 +84,10 @@ impl MethodStore for SqliteStore {
         tenant_id: &str,
         user_id: &str,
     ) -> StoreResult<Option<(UserRow, Vec<MethodRow>)>> {
+        let ticket = match self.cache.user(tenant_id, user_id) {
+            Ok(found) => return Ok(found),
+            Err(ticket) => ticket,
+        };
         // One statement, one trip to the database: the user's columns on
         // every row, the method's (if any) prefixed with `m_`.
         let sql = format!(
@@ -97,17 +101,21 @@ impl MethodStore for SqliteStore {
             .bind(user_id)
             .fetch_all(self.pool())
             .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let user = super::user_row(first)?;
-        let mut methods = Vec::new();
-        for r in &rows {
-            if r.get::<Option<String>, _>("m_id").is_some() {
-                methods.push(method_row_as(r, "m_")?);
+        let found = match rows.first() {
+            None => None,
+            Some(first) => {
+                let user = super::user_row(first)?;
+                let mut methods = Vec::new();
+                for r in &rows {
+                    if r.get::<Option<String>, _>("m_id").is_some() {
+                        methods.push(method_row_as(r, "m_")?);
+                    }
+                }
+                Some((user, methods))
             }
-        }
-        Ok(Some((user, methods)))
+        };
+        self.cache.put_user(ticket, tenant_id, user_id, &found);
+        Ok(found)
     }
 
     async fn method(
@@ -151,14 +159,20 @@ impl MethodStore for SqliteStore {
         data: &serde_json::Value,
         last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = COALESCE(?, last_auth_at) WHERE tenant_id = ? AND id = ?")
+        let owner = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = COALESCE(?, last_auth_at) WHERE tenant_id = ? AND id = ? RETURNING user_id")
             .bind(to_json(data))
             .bind(last_auth_at)
             .bind(tenant_id)
             .bind(id)
-            .execute(self.pool())
+            .fetch_optional(self.pool())
             .await?;
-        Ok(done.rows_affected() == 1)
+        match owner {
+            Some(r) => {
+                self.cache.forget_user(tenant_id, r.get("user_id"));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn rename_method(
@@ -177,6 +191,7 @@ impl MethodStore for SqliteStore {
         .bind(id)
         .execute(self.pool())
         .await?;
+        self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -189,6 +204,7 @@ impl MethodStore for SqliteStore {
         .bind(id)
         .execute(self.pool())
         .await?;
+        self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -212,6 +228,7 @@ impl MethodStore for SqliteStore {
         .bind(step)
         .execute(self.pool())
         .await?;
+        self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -230,6 +247,7 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .execute(self.pool())
         .await?;
+        self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -416,6 +434,12 @@ impl MethodStore for SqliteStore {
             }
         }
         tx.commit().await?;
+        match completion {
+            Completion::AddMethod { row, .. } => self.cache.forget_user(tenant_id, &row.user_id),
+            Completion::SignUp { user, .. } => self.cache.forget_user(tenant_id, &user.user_id),
+            Completion::SetPassword { user_id, .. } => self.cache.forget_user(tenant_id, user_id),
+            Completion::Consume => {}
+        }
         Ok(true)
     }
 

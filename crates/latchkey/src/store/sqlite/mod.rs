@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,18 +11,23 @@ use sqlx::{Row, SqlitePool};
 
 use super::*;
 
+mod cache;
 mod methods;
-use crate::clock::Timestamp;
+use crate::clock::{SharedClock, Timestamp};
+use cache::ReadCache;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    cache: Arc<ReadCache>,
 }
 
 impl SqliteStore {
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    /// Opens (and migrates) the database at `path`. `clock` times the read
+    /// cache's entries (see `cache.rs`).
+    pub async fn open(path: &Path, clock: SharedClock) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -34,7 +40,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cache: Arc::new(ReadCache::new(clock)),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -317,6 +326,7 @@ impl UserStore for SqliteStore {
         .bind(user.updated_at)
         .execute(&self.pool)
         .await;
+        self.cache.forget_user(tenant_id, &user.user_id);
         match res {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -555,17 +565,25 @@ impl GrantStore for SqliteStore {
             .bind(now)
             .execute(&self.pool)
             .await?;
+        // An unknown grant reads as revoked; it is known from now on.
+        self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
     }
 
     async fn grant_revoked(&self, tenant_id: &str, grant_id: &str) -> StoreResult<bool> {
+        let ticket = match self.cache.grant_revoked(tenant_id, grant_id) {
+            Ok(revoked) => return Ok(revoked),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query("SELECT revoked_at FROM grants WHERE id = ? AND tenant_id = ?")
             .bind(grant_id)
             .bind(tenant_id)
             .fetch_optional(&self.pool)
             .await?;
         // An unknown grant is treated as revoked: nothing vouches for it.
-        Ok(row.is_none_or(|r| r.get::<Option<i64>, _>("revoked_at").is_some()))
+        let revoked = row.is_none_or(|r| r.get::<Option<i64>, _>("revoked_at").is_some());
+        self.cache.put_grant(ticket, tenant_id, grant_id, revoked);
+        Ok(revoked)
     }
 
     async fn revoke_grant(
@@ -584,6 +602,7 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .execute(&self.pool)
         .await?;
+        self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
     }
 
