@@ -8,6 +8,10 @@ use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 
+/// The allocator latchkey runs with: the ceiling is the same stack.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -11,6 +11,12 @@ use latchkey::server::{self, Database, MasterKeySource, Options};
 use latchkey::store::postgres::PoolOptions;
 use latchkey::tenant::{apply, dev, issuer_for_host};
 
+/// mimalloc: per-thread heaps, so memory freed on another runtime thread
+/// than the one that allocated it costs no lock (glibc's arenas contended
+/// on exactly that under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "latchkey",
