@@ -27,7 +27,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)]
     fn now(&self) -> Timestamp {
-        OffsetDateTime::now_utc().unix_timestamp()
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+        }
     }
 }
 
@@ -90,15 +93,33 @@ impl Clock for ManualClock {
 /// RFC 3339 with milliseconds in UTC, the form the My Account API uses.
 pub fn rfc3339(ts: Timestamp) -> String {
     let dt = OffsetDateTime::from_unix_timestamp(ts).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
+    let Ok(year @ 0..=9999) = u16::try_from(dt.year()) else {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+    };
+    // Written digit by digit: this runs for every date of every listed
+    // method, and `format!` with padding costs several times more.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u16| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u16::from(u8::from(dt.month())));
+    put(8, 2, u16::from(dt.day()));
+    put(11, 2, u16::from(dt.hour()));
+    put(14, 2, u16::from(dt.minute()));
+    put(17, 2, u16::from(dt.second()));
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 #[cfg(test)]
@@ -132,5 +153,7 @@ mod tests {
     fn rfc3339_has_millis_and_z() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_736_937_000), "2025-01-15T10:30:00.000Z");
+        assert_eq!(rfc3339(1_772_683_506), "2026-03-05T04:05:06.000Z");
+        assert_eq!(rfc3339(-30_610_224_001), "0999-12-31T23:59:59.000Z");
     }
 }
