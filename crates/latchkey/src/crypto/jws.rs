@@ -25,6 +25,9 @@ pub enum JwsError {
     Key,
 }
 
+/// The longest compact JWS accepted for verification.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
 /// A public RSA key as published in a JWKS.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Jwk {
@@ -178,7 +181,7 @@ pub fn verify_by<'k, K: AsRef<VerifyingKey>>(
     token: &str,
     keys: &'k [K],
 ) -> Result<(&'k VerifyingKey, Value), JwsError> {
-    if token.len() > 16 * 1024 {
+    if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::Malformed);
     }
     let mut parts = token.split('.');

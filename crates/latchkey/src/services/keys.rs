@@ -206,6 +206,9 @@ impl KeyService {
         token: &str,
         max_token_lifetime: i64,
     ) -> Result<Arc<Map<String, Value>>, KeyError> {
+        if token.len() > jws::MAX_TOKEN_LEN {
+            return Err(KeyError::Invalid);
+        }
         let keys = self.load(tenant_id).await?;
         let live: Vec<&Arc<VerifyingKey>> = self
             .live(&keys, max_token_lifetime)
