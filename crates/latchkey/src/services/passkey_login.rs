@@ -4,8 +4,6 @@
 //! `auth_session`'s digest, expiring, single use, attempt-limited), so any
 //! node can finish what another started.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
@@ -13,7 +11,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::enrollment::{MAX_ATTEMPTS, TTL};
-use super::webauthn::{attested_credential, b64url, relying_party, user_handle};
+use super::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::app::AppState;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
@@ -313,11 +311,7 @@ pub async fn finish(
             Ok(p) => p,
             Err(e) => return wrong(format!("The passkey could not be verified: {e}.")).await,
         };
-        let attestation = response
-            .pointer("/response/attestationObject")
-            .and_then(Value::as_str)
-            .and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok());
-        let Some(attested) = attestation.as_deref().and_then(attested_credential) else {
+        let Some(attested) = attested_in(response) else {
             return wrong("The attestation has no credential data.".into()).await;
         };
         let user_id = pending.user_id.clone();
@@ -474,17 +468,7 @@ fn passkey_row(
     rp_id: &str,
     now: i64,
 ) -> Result<MethodRow, PasskeyError> {
-    let transports: Vec<String> = response
-        .pointer("/response/transports")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .filter(|t| t.len() <= 32)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let transports = transports_in(response);
     Ok(MethodRow {
         id: format!("passkey|dev_{}", state.rng.alnum(16)),
         user_id: user_id.to_string(),

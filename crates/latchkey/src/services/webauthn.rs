@@ -106,6 +106,32 @@ pub fn attested_credential(attestation_object: &[u8]) -> Option<AttestedCredenti
     })
 }
 
+/// The attested credential of a registration response (the JSON of a
+/// `PublicKeyCredential`), read from its `attestationObject`.
+pub fn attested_in(response: &serde_json::Value) -> Option<AttestedCredential> {
+    let object = response
+        .pointer("/response/attestationObject")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())?;
+    attested_credential(&object)
+}
+
+/// The transports a registration response lists (each at most 32 bytes;
+/// none when absent).
+pub fn transports_in(response: &serde_json::Value) -> Vec<String> {
+    response
+        .pointer("/response/transports")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .filter(|t| t.len() <= 32)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

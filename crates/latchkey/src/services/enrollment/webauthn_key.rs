@@ -19,7 +19,7 @@ use webauthn_rs::prelude::{
 
 use super::{Challenge, EnrollError, Outcome, Who, identity_user, new_method_id};
 use crate::app::AppState;
-use crate::services::webauthn::{attested_credential, b64url, relying_party, user_handle};
+use crate::services::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
@@ -152,26 +152,12 @@ pub(super) fn finish(
             )));
         }
     };
-    let attestation = response
-        .pointer("/response/attestationObject")
-        .and_then(Value::as_str)
-        .and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok());
-    let Some(attested) = attestation.as_deref().and_then(attested_credential) else {
+    let Some(attested) = attested_in(response) else {
         return Ok(Outcome::Wrong(
             "The attestation has no credential data.".into(),
         ));
     };
-    let transports: Vec<String> = response
-        .pointer("/response/transports")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .filter(|t| t.len() <= 32)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let transports = transports_in(response);
     let handle = user_handle(&who.tenant.id, who.user_id);
     let data = json!({
         "credential": key,
