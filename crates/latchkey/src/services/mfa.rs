@@ -283,6 +283,41 @@ pub async fn issue_token(
     Ok(token)
 }
 
+/// The pending login an answer is for, whose user may still answer (not
+/// past the per-user limit on wrong answers).
+async fn answering(
+    state: &AppState,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+) -> Result<(EnrollmentRow, Pending), MfaError> {
+    let (row, pending) = lookup(state, tenant, answer.token, Some(answer.client)).await?;
+    check_user(state, tenant, &row.user_id)?;
+    Ok((row, pending))
+}
+
+/// A challenge stored for the `mfa_token` (an out-of-band code, a key
+/// ceremony), found by its own secret; anything else is a bad token.
+async fn ceremony(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    user_id: &str,
+    secret: &str,
+    kind: &str,
+) -> Result<EnrollmentRow, MfaError> {
+    let token_digest = secret_digest(token);
+    state
+        .store
+        .enrollment(&tenant.id, &secret_digest(secret), state.clock.now())
+        .await?
+        .filter(|c| {
+            c.method_type == kind
+                && c.user_id == user_id
+                && c.state.get("mfa_token").and_then(Value::as_str) == Some(token_digest.as_str())
+        })
+        .ok_or(MfaError::BadToken)
+}
+
 /// The live pending login behind `token`, if `client` (when given) is the
 /// one it was issued to.
 pub async fn lookup(
@@ -385,8 +420,7 @@ pub async fn verify_otp(
     code: &str,
 ) -> Result<(String, Pending), MfaError> {
     let token = answer.token;
-    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
-    check_user(state, tenant, &row.user_id)?;
+    let (row, pending) = answering(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     let totps: Vec<&MethodRow> = methods.iter().filter(|m| m.method_type == "totp").collect();
     if totps.is_empty() {
@@ -434,8 +468,7 @@ pub async fn verify_recovery_code(
     code: &str,
 ) -> Result<(String, Pending, String), MfaError> {
     let token = answer.token;
-    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
-    check_user(state, tenant, &row.user_id)?;
+    let (row, pending) = answering(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     let Some(current) = methods.iter().find(|m| m.method_type == "recovery-code") else {
         return Err(MfaError::NoAuthenticator("recovery-code"));
@@ -644,21 +677,9 @@ pub async fn verify_oob(
     binding_code: &str,
 ) -> Result<(String, Pending, &'static str), MfaError> {
     let token = answer.token;
-    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
-    check_user(state, tenant, &row.user_id)?;
+    let (row, pending) = answering(state, tenant, answer).await?;
     let now = state.clock.now();
-    let oob = state
-        .store
-        .enrollment(&tenant.id, &secret_digest(oob_code), now)
-        .await?
-        .filter(|o| {
-            o.method_type == OOB_KIND
-                && o.user_id == row.user_id
-                && o.state.get("mfa_token").and_then(Value::as_str) == Some(&secret_digest(token))
-        });
-    let Some(oob) = oob else {
-        return Err(MfaError::BadToken);
-    };
+    let oob = ceremony(state, tenant, token, &row.user_id, oob_code, OOB_KIND).await?;
     let stored = oob
         .state
         .get("code_digest")
@@ -822,21 +843,9 @@ pub async fn verify_key(
         Passkey, PasskeyAuthentication, PublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
     };
     let token = answer.token;
-    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
-    check_user(state, tenant, &row.user_id)?;
+    let (row, pending) = answering(state, tenant, answer).await?;
     let now = state.clock.now();
-    let ceremony = state
-        .store
-        .enrollment(&tenant.id, &secret_digest(session), now)
-        .await?
-        .filter(|c| {
-            c.method_type == KEY_KIND
-                && c.user_id == row.user_id
-                && c.state.get("mfa_token").and_then(Value::as_str) == Some(&secret_digest(token))
-        });
-    let Some(ceremony) = ceremony else {
-        return Err(MfaError::BadToken);
-    };
+    let ceremony = ceremony(state, tenant, token, &row.user_id, session, KEY_KIND).await?;
     let kind = FactorType::try_from(ceremony.method_id.clone()).map_err(key_internal)?;
     let rp = crate::services::webauthn::relying_party(tenant, host).map_err(key_internal)?;
     if ceremony.state.get("rp_id").and_then(Value::as_str) != Some(rp.rp_id.as_str()) {
@@ -1064,8 +1073,7 @@ pub async fn confirm_association(
     if oob_code.is_some_and(|c| !constant_time_eq(c.as_bytes(), session.as_bytes())) {
         return Ok(None);
     }
-    let (row, pending) = lookup(state, tenant, token, Some(answer.client)).await?;
-    check_user(state, tenant, &row.user_id)?;
+    let (row, pending) = answering(state, tenant, answer).await?;
     let now = state.clock.now();
     let Some(enrolling) = state
         .store
