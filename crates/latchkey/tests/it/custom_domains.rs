@@ -91,6 +91,14 @@ impl Hosts {
 
     /// A My Account token for Alice, got on one host for that host.
     async fn me_token(&self, custom: bool) -> Value {
+        self.me_token_with(
+            custom,
+            "openid read:me:authentication_methods create:me:authentication_methods",
+        )
+        .await
+    }
+
+    async fn me_token_with(&self, custom: bool, scope: &str) -> Value {
         let audience = format!("{}me/", self.issuer(custom));
         let res = self
             .client(custom)
@@ -101,10 +109,7 @@ impl Hosts {
                 ("username", ALICE),
                 ("password", ALICE_PASSWORD),
                 ("audience", audience.as_str()),
-                (
-                    "scope",
-                    "openid read:me:authentication_methods create:me:authentication_methods",
-                ),
+                ("scope", scope),
             ])
             .send()
             .await
@@ -202,27 +207,9 @@ async fn a_token_works_only_on_the_host_that_minted_it() {
     assert_eq!(body["error"], "access_denied", "{body}");
 
     // A refresh token of one host does not refresh on the other.
-    let audience = format!("{}me/", h.custom_issuer());
-    let res: Value = h
-        .custom
-        .post(h.custom_url("/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "spa"),
-            ("username", ALICE),
-            ("password", ALICE_PASSWORD),
-            ("audience", audience.as_str()),
-            (
-                "scope",
-                "openid offline_access read:me:authentication_methods",
-            ),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let res = h
+        .me_token_with(true, "openid offline_access read:me:authentication_methods")
+        .await;
     let rt = res["refresh_token"].as_str().unwrap();
     let (status, body) =
         h.s.token(&[

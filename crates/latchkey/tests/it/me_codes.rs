@@ -55,17 +55,6 @@ async fn start(s: &TestServer, token: &str, body: Value) -> MeResponse {
         .await
 }
 
-async fn verify(s: &TestServer, token: &str, started: &MeResponse, code: &str) -> MeResponse {
-    let location = started.header("location").unwrap().to_string();
-    s.me(
-        "POST",
-        &format!("{location}/verify"),
-        Some(token),
-        Some(json!({"auth_session": started.body["auth_session"], "otp_code": code})),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn email_codes_arrive_over_smtp_and_enroll_the_address() {
     let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
@@ -101,15 +90,15 @@ async fn email_codes_arrive_over_smtp_and_enroll_the_address() {
     assert!(received[0].html().contains(&code));
     assert!(received[0].header("subject").unwrap().contains(&code));
 
-    let wrong = verify(
-        &s,
-        &token,
-        &r,
-        if code == "000000" { "111111" } else { "000000" },
-    )
-    .await;
+    let wrong = s
+        .me_verify_code(
+            &token,
+            &r,
+            if code == "000000" { "111111" } else { "000000" },
+        )
+        .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
-    let ok = verify(&s, &token, &r, &code).await;
+    let ok = s.me_verify_code(&token, &r, &code).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["type"], "email");
     assert_eq!(ok.body["email"], "alice.work@example.com");
@@ -125,7 +114,7 @@ async fn email_codes_arrive_over_smtp_and_enroll_the_address() {
     assert_eq!(list.body["authentication_methods"][0], ok.body);
     // The code was used: it never works again.
     assert_eq!(
-        verify(&s, &token, &r, &code).await.status,
+        s.me_verify_code(&token, &r, &code).await.status,
         StatusCode::BAD_REQUEST
     );
 
@@ -150,7 +139,7 @@ async fn codes_expire_allow_five_attempts_and_sending_is_throttled() {
     s.clock.advance(301);
     let token = s.me_token(ME_SCOPES).await;
     assert_eq!(
-        verify(&s, &token, &r, &code).await.status,
+        s.me_verify_code(&token, &r, &code).await.status,
         StatusCode::BAD_REQUEST,
         "expired"
     );
@@ -165,12 +154,12 @@ async fn codes_expire_allow_five_attempts_and_sending_is_throttled() {
     let wrong = if code == "999999" { "999998" } else { "999999" };
     for _ in 0..5 {
         assert_eq!(
-            verify(&s, &token, &r, wrong).await.status,
+            s.me_verify_code(&token, &r, wrong).await.status,
             StatusCode::BAD_REQUEST
         );
     }
     assert_eq!(
-        verify(&s, &token, &r, &code).await.status,
+        s.me_verify_code(&token, &r, &code).await.status,
         StatusCode::BAD_REQUEST,
         "dead after five"
     );
@@ -280,7 +269,7 @@ async fn sms_and_voice_through_twilio_and_switching_between_them() {
     assert_eq!(got[0].kind, "sms");
     assert_eq!(got[0].to, "+15551234567");
     assert_eq!(got[0].from, "+15550001111");
-    let ok = verify(&s, &token, &r, &code_in(&got[0].text)).await;
+    let ok = s.me_verify_code(&token, &r, &code_in(&got[0].text)).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["phone_number"], "+15551234567");
     assert_eq!(ok.body["preferred_authentication_method"], "sms");
@@ -311,7 +300,7 @@ async fn sms_and_voice_through_twilio_and_switching_between_them() {
     assert_eq!(got[1].to, "+442079460958");
     let spoken: String = got[1].text.chars().filter(char::is_ascii_digit).collect();
     let code = &spoken[..6];
-    let ok = verify(&s, &token, &r, code).await;
+    let ok = s.me_verify_code(&token, &r, code).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["preferred_authentication_method"], "voice");
 }
@@ -332,7 +321,9 @@ async fn codes_through_a_signed_webhook() {
     assert_eq!(got[0].kind, "webhook-sms");
     assert_eq!(got[0].to, "+33612345678");
     assert_eq!(
-        verify(&s, &token, &r, &code_in(&got[0].text)).await.status,
+        s.me_verify_code(&token, &r, &code_in(&got[0].text))
+            .await
+            .status,
         StatusCode::CREATED
     );
 }

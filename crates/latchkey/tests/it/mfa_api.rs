@@ -553,14 +553,7 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
         } else {
             six_digits(&sms.wait_for(1).await[0].text)
         };
-        let v = s
-            .me(
-                "POST",
-                &format!("{}/verify", r.header("location").unwrap()),
-                Some(&token),
-                Some(json!({"auth_session": r.body["auth_session"], "otp_code": code})),
-            )
-            .await;
+        let v = s.me_verify_code(&token, &r, &code).await;
         assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
         ids.push(v.body["id"].as_str().unwrap().to_string());
     }

@@ -355,14 +355,7 @@ async fn a_code_by_sms_on_the_page() {
         )
         .await;
     let code = six_digits(&sms.wait_for(1).await[0].text);
-    let v = s
-        .me(
-            "POST",
-            &format!("{}/verify", r.header("location").unwrap()),
-            Some(&token),
-            Some(json!({"auth_session": r.body["auth_session"], "otp_code": code})),
-        )
-        .await;
+    let v = s.me_verify_code(&token, &r, &code).await;
     assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
     latchkey::tenant::apply::apply_text(&s.state, &with(ALWAYS))
         .await

@@ -568,6 +568,26 @@ impl TestServer {
     }
 
     /// Calls `/me/v1{path}`.
+    /// Confirms an enrollment `started` by `POST /me/v1/authentication-methods`
+    /// with the one-time code the user received.
+    pub async fn me_verify_code(
+        &self,
+        token: &str,
+        started: &MeResponse,
+        code: &str,
+    ) -> MeResponse {
+        let location = started.header("location").unwrap().to_string();
+        self.me(
+            "POST",
+            &format!("{location}/verify"),
+            Some(token),
+            Some(
+                serde_json::json!({"auth_session": started.body["auth_session"], "otp_code": code}),
+            ),
+        )
+        .await
+    }
+
     pub async fn me(
         &self,
         method: &str,
