@@ -1032,21 +1032,3 @@ pub async fn enroll_key_challenge(
         }
     }
 }
-
-/// The second step's script: WebAuthn keys, used and created.
-pub async fn script() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/javascript; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
-        include_str!("templates/mfa-key.js"),
-    )
-        .into_response()
-}

@@ -11,7 +11,9 @@ pub use mfa::{FirstFactor, second_factor};
 use std::path::Path;
 
 use axum::Router;
-use axum::routing::post;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
@@ -48,7 +50,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/login/passkey/create", post(submit::create_passkey))
         .route(
             "/login/add-passkey.js",
-            axum::routing::get(submit::add_passkey_script),
+            get(|| async { script(ADD_PASSKEY_JS) }),
         )
         .route("/login/passkey", post(submit::passkey_submit))
         .route("/login/mfa", post(mfa::choose))
@@ -61,11 +63,41 @@ pub fn routes() -> Router<SharedState> {
             "/login/mfa/enroll/key/challenge",
             post(mfa::enroll_key_challenge),
         )
-        .route("/login/mfa.js", axum::routing::get(mfa::script))
-        .route(
-            "/login/passkey.js",
-            axum::routing::get(submit::passkey_script),
-        )
+        .route("/login/mfa.js", get(|| async { script(MFA_JS) }))
+        .route("/login/passkey.js", get(|| async { script(PASSKEY_JS) }))
+}
+
+/// The pages' scripts, each after the WebAuthn helpers they share: the login
+/// page's passkey sign-in (button and autofill), progressive enrollment of a
+/// passkey, and the second step's WebAuthn keys (used and created).
+const PASSKEY_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/passkey.js")
+);
+const ADD_PASSKEY_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/add-passkey.js")
+);
+const MFA_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/mfa-key.js")
+);
+
+fn script(body: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 pub struct Templates {

@@ -432,24 +432,6 @@ pub async fn create_passkey(
     }
 }
 
-/// The progressive-enrollment page's script.
-pub async fn add_passkey_script() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/javascript; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
-        include_str!("templates/add-passkey.js"),
-    )
-        .into_response()
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ChallengeForm {
     tx: String,
@@ -577,22 +559,4 @@ pub async fn passkey_submit(
             failed(&state)
         }
     }
-}
-
-/// The login page's script: passkey sign-in by button and by autofill.
-pub async fn passkey_script() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/javascript; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
-        include_str!("templates/passkey.js"),
-    )
-        .into_response()
 }

@@ -12,51 +12,6 @@
   }
   var tx = form.elements.tx.value;
 
-  function fromB64url(s) {
-    var b64 = s.replace(/-/g, "+").replace(/_/g, "/");
-    while (b64.length % 4) b64 += "=";
-    var bin = atob(b64);
-    var bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return bytes.buffer;
-  }
-
-  function toB64url(buf) {
-    var bytes = new Uint8Array(buf);
-    var bin = "";
-    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
-    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  function requestOptions(o) {
-    var pk = Object.assign({}, o);
-    pk.challenge = fromB64url(o.challenge);
-    if (o.allowCredentials) {
-      pk.allowCredentials = o.allowCredentials.map(function (c) {
-        return Object.assign({}, c, { id: fromB64url(c.id) });
-      });
-    }
-    return pk;
-  }
-
-  function asJSON(c) {
-    if (typeof c.toJSON === "function") return c.toJSON();
-    var r = c.response;
-    return {
-      id: c.id,
-      rawId: toB64url(c.rawId),
-      type: c.type,
-      authenticatorAttachment: c.authenticatorAttachment || undefined,
-      response: {
-        authenticatorData: toB64url(r.authenticatorData),
-        clientDataJSON: toB64url(r.clientDataJSON),
-        signature: toB64url(r.signature),
-        userHandle: r.userHandle ? toB64url(r.userHandle) : null,
-      },
-      clientExtensionResults: c.getClientExtensionResults ? c.getClientExtensionResults() : {},
-    };
-  }
-
   function showError(message) {
     var p = document.getElementById("passkey-error");
     if (p) {
@@ -79,13 +34,13 @@
 
   function signIn(mediation, signal) {
     return challenge().then(function (ch) {
-      var opts = { publicKey: requestOptions(ch.options) };
+      var opts = { publicKey: latchkeyWebAuthn.publicKey(ch.options) };
       if (mediation) opts.mediation = mediation;
       if (signal) opts.signal = signal;
       return navigator.credentials.get(opts).then(function (credential) {
         if (!credential) throw new Error("no passkey");
         form.elements.auth_session.value = ch.auth_session;
-        form.elements.credential.value = JSON.stringify(asJSON(credential));
+        form.elements.credential.value = JSON.stringify(latchkeyWebAuthn.asJSON(credential));
         form.submit();
       });
     });
