@@ -224,7 +224,7 @@ impl KeyService {
         {
             return Ok(v.claims.clone());
         }
-        let (key, claims) = jws::verify_by(token, &live).map_err(|_| KeyError::Invalid)?;
+        let (key, claims) = jws::verify(token, &live).map_err(|_| KeyError::Invalid)?;
         let Value::Object(claims) = claims else {
             return Err(KeyError::Invalid);
         };
