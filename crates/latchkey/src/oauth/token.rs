@@ -17,8 +17,8 @@ use crate::services::dpop;
 use crate::services::login::{self, LoginError, PasswordLogin};
 use crate::services::mfa;
 use crate::services::policy::{self, Granted, split_scope};
-use crate::services::tokens::{self, TokenResponse, UserTokens};
-use crate::store::{Redeem, UserRow};
+use crate::services::tokens::{self, Refresh, TokenResponse, UserTokens};
+use crate::store::{Redeem, RefreshTokenRow, UserRow};
 use crate::tenant::{Client, GrantType, RotationType, Tenant};
 
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
@@ -195,8 +195,15 @@ impl Ctx<'_> {
         move |aud: &str| policy::role_permissions(self.tenant, &roles, aud)
     }
 
-    fn wants_refresh(&self, granted: &Granted) -> bool {
-        granted.has("offline_access") && self.client.grant_types.contains(&GrantType::RefreshToken)
+    /// A new refresh token with `offline_access`, for a client that may use it.
+    fn new_refresh(&self, granted: &Granted) -> Refresh {
+        if granted.has("offline_access")
+            && self.client.grant_types.contains(&GrantType::RefreshToken)
+        {
+            Refresh::New
+        } else {
+            Refresh::None
+        }
     }
 
     async fn authorization_code(&self) -> Result<TokenResponse, OAuthError> {
@@ -279,7 +286,6 @@ impl Ctx<'_> {
             &req.requested_scope,
             &self.permissions(&user),
         )?;
-        let issue_refresh = self.wants_refresh(&granted);
         Ok(tokens::issue_user_tokens(
             self.state,
             UserTokens {
@@ -294,7 +300,7 @@ impl Ctx<'_> {
                 amr: &req.amr,
                 gty: None,
                 refresh_expires_at: None,
-                issue_refresh,
+                refresh: self.new_refresh(&granted),
                 dpop_jkt: self.dpop_jkt,
             },
         )
@@ -307,9 +313,9 @@ impl Ctx<'_> {
         let now = self.state.clock.now();
         let rotate = self.client.refresh_token.rotation_type == RotationType::Rotating;
         let digest = secret_digest(token);
-        // Validate against a read first, so a malformed request does not
-        // spend a good token; then claim it atomically.
-        let row = self.live_refresh_token(&digest, now, false).await?;
+        // Validate against a read first, so a request that fails a check
+        // does not spend a good token; spend it once everything holds.
+        let row = self.live_refresh_token(&digest, now, None).await?;
         if row.client_id != self.client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "Unknown or invalid refresh token.".into(),
@@ -348,11 +354,6 @@ impl Ctx<'_> {
             self.default_policy_on_refresh(&row, &requested, now)
                 .await?;
         }
-        let row = if rotate {
-            self.live_refresh_token(&digest, now, true).await?
-        } else {
-            row
-        };
         let user = self.user(&row.user_id).await?;
         let granted = policy::user_grant(
             self.tenant,
@@ -362,25 +363,31 @@ impl Ctx<'_> {
             &requested,
             &self.permissions(&user),
         )?;
-        Ok(tokens::issue_user_tokens(
-            self.state,
-            UserTokens {
-                tenant: self.tenant,
-                host: self.host,
-                client: self.client,
-                user: &user,
-                granted: &granted,
-                grant_id: &row.grant_id,
-                nonce: None,
-                auth_time: row.auth_time,
-                amr: &row.amr,
-                gty: None,
-                refresh_expires_at: Some(row.expires_at),
-                issue_refresh: rotate,
-                dpop_jkt: self.dpop_jkt,
-            },
-        )
-        .await?)
+        let mut answer = UserTokens {
+            tenant: self.tenant,
+            host: self.host,
+            client: self.client,
+            user: &user,
+            granted: &granted,
+            grant_id: &row.grant_id,
+            nonce: None,
+            auth_time: row.auth_time,
+            amr: &row.amr,
+            gty: None,
+            refresh_expires_at: Some(row.expires_at),
+            refresh: Refresh::None,
+            dpop_jkt: self.dpop_jkt,
+        };
+        // Everything checked: spend the token, storing its successor in
+        // the same step.
+        if rotate {
+            let (next, next_row) = tokens::mint_refresh_token(self.state, &answer, now);
+            let successor = (secret_digest(&next), next_row);
+            self.live_refresh_token(&digest, now, Some((&successor.0, &successor.1)))
+                .await?;
+            answer.refresh = Refresh::Stored(next);
+        }
+        Ok(tokens::issue_user_tokens(self.state, answer).await?)
     }
 
     /// A usable refresh token; a replayed one revokes its family.
@@ -388,8 +395,8 @@ impl Ctx<'_> {
         &self,
         digest: &str,
         now: Timestamp,
-        rotate: bool,
-    ) -> Result<crate::store::RefreshTokenRow, OAuthError> {
+        successor: Option<(&str, &RefreshTokenRow)>,
+    ) -> Result<RefreshTokenRow, OAuthError> {
         match self
             .state
             .store
@@ -397,7 +404,7 @@ impl Ctx<'_> {
                 &self.tenant.id,
                 digest,
                 now,
-                rotate,
+                successor,
                 i64::from(self.client.refresh_token.leeway),
             )
             .await?
@@ -761,7 +768,7 @@ impl Ctx<'_> {
                 amr,
                 gty,
                 refresh_expires_at: None,
-                issue_refresh: self.wants_refresh(granted),
+                refresh: self.new_refresh(granted),
                 dpop_jkt: self.dpop_jkt,
             },
         )

@@ -56,12 +56,54 @@ pub struct UserTokens<'a> {
     pub gty: Option<&'a str>,
     /// The refresh token's absolute expiry carried over on rotation.
     pub refresh_expires_at: Option<Timestamp>,
-    /// Whether a refresh token is issued (offline_access granted; on a
-    /// refresh grant, whether rotation applies).
-    pub issue_refresh: bool,
+    /// Whether the answer carries a refresh token, and who stores it.
+    pub refresh: Refresh,
     /// The thumbprint of the DPoP key the request proved: the access token
     /// is bound to it (`cnf.jkt`), and a public client's refresh token too.
     pub dpop_jkt: Option<&'a str>,
+}
+
+/// The refresh token of an answer.
+pub enum Refresh {
+    /// None (no `offline_access`; a refresh grant without rotation).
+    None,
+    /// A new one, minted and stored by [`issue_user_tokens`].
+    New,
+    /// One the caller minted with [`mint_refresh_token`] and stored: a
+    /// rotation stores the successor in the same step that spends the token.
+    Stored(String),
+}
+
+/// A new refresh token for these tokens' grant, and the row to store under
+/// its digest.
+pub fn mint_refresh_token(
+    state: &AppState,
+    t: &UserTokens<'_>,
+    now: Timestamp,
+) -> (String, RefreshTokenRow) {
+    let rt = &t.client.refresh_token;
+    let row = RefreshTokenRow {
+        grant_id: t.grant_id.to_string(),
+        client_id: t.client.client_id.clone(),
+        user_id: t.user.user_id.clone(),
+        scope: t.granted.scope_string(),
+        audience: t.granted.audience.clone(),
+        auth_time: t.auth_time,
+        amr: t.amr.to_vec(),
+        created_at: now,
+        expires_at: t
+            .refresh_expires_at
+            .unwrap_or(now + i64::from(rt.token_lifetime)),
+        idle_expires_at: now + i64::from(rt.idle_token_lifetime),
+        rotated_at: None,
+        // RFC 9449 §5: a public client's refresh token is bound to its
+        // key; a confidential client's is bound by client authentication.
+        dpop_jkt: t
+            .dpop_jkt
+            .filter(|_| t.client.auth_method() == TokenEndpointAuthMethod::None)
+            .map(str::to_string),
+    };
+    (state.rng.token(32), row)
 }
 
 fn aud_claim(issuer: &str, granted: &Granted) -> Value {
@@ -148,37 +190,17 @@ pub async fn issue_user_tokens(
         None
     };
 
-    let refresh_token = if t.issue_refresh {
-        let token = state.rng.token(32);
-        let rt = &t.client.refresh_token;
-        let row = RefreshTokenRow {
-            grant_id: t.grant_id.to_string(),
-            client_id: t.client.client_id.clone(),
-            user_id: t.user.user_id.clone(),
-            scope: t.granted.scope_string(),
-            audience: t.granted.audience.clone(),
-            auth_time: t.auth_time,
-            amr: t.amr.to_vec(),
-            created_at: now,
-            expires_at: t
-                .refresh_expires_at
-                .unwrap_or(now + i64::from(rt.token_lifetime)),
-            idle_expires_at: now + i64::from(rt.idle_token_lifetime),
-            rotated_at: None,
-            // RFC 9449 §5: a public client's refresh token is bound to its
-            // key; a confidential client's is bound by client authentication.
-            dpop_jkt: t
-                .dpop_jkt
-                .filter(|_| t.client.auth_method() == TokenEndpointAuthMethod::None)
-                .map(str::to_string),
-        };
-        state
-            .store
-            .create_refresh_token(&t.tenant.id, &secret_digest(&token), &row)
-            .await?;
-        Some(token)
-    } else {
-        None
+    let refresh_token = match &t.refresh {
+        Refresh::None => None,
+        Refresh::New => {
+            let (token, row) = mint_refresh_token(state, &t, now);
+            state
+                .store
+                .create_refresh_token(&t.tenant.id, &secret_digest(&token), &row)
+                .await?;
+            Some(token)
+        }
+        Refresh::Stored(token) => Some(token.clone()),
     };
 
     Ok(TokenResponse {

@@ -96,6 +96,28 @@ pub enum Redeem<T> {
     Missing,
 }
 
+/// What a refresh token that was read but not claimed means, for both
+/// backends: `rotating` when the caller tried to rotate it.
+pub(crate) fn unclaimed_refresh_token(
+    token: RefreshTokenRow,
+    revoked: bool,
+    now: Timestamp,
+    rotating: bool,
+    leeway: i64,
+) -> Redeem<RefreshTokenRow> {
+    if revoked || token.expires_at <= now || token.idle_expires_at <= now {
+        return Redeem::Missing;
+    }
+    match token.rotated_at {
+        None if rotating => Redeem::Missing, // expired between claim and read
+        None => Redeem::Fresh(token),
+        Some(rotated) if leeway > 0 && now - rotated <= leeway => Redeem::Fresh(token),
+        Some(_) => Redeem::Replayed {
+            grant_id: token.grant_id,
+        },
+    }
+}
+
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<TenantRow>>;
@@ -247,16 +269,19 @@ pub trait GrantStore: Send + Sync {
         token_digest: &str,
         row: &RefreshTokenRow,
     ) -> StoreResult<()>;
-    /// Marks the token rotated, atomically, when `rotate`; otherwise only
-    /// reads it. A token rotated at most `leeway` seconds ago still redeems
-    /// (the reuse interval for clients racing themselves); older rotated
-    /// tokens are replays.
+    /// Without `next`, only reads the token. With `next` (its successor's
+    /// digest and row), rotates it: marks it rotated and stores the
+    /// successor in one atomic step, so of two racing requests exactly one
+    /// rotates it, and a rotated token always has its successor. A token
+    /// rotated at most `leeway` seconds ago still redeems (the reuse interval
+    /// for clients racing themselves; with `next`, that successor is stored
+    /// too); older rotated tokens are replays, which store nothing.
     async fn redeem_refresh_token(
         &self,
         tenant_id: &str,
         token_digest: &str,
         now: Timestamp,
-        rotate: bool,
+        next: Option<(&str, &RefreshTokenRow)>,
         leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>>;
     /// Finds a refresh token without using it (for revocation).

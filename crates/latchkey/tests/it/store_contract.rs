@@ -165,6 +165,7 @@ contract!(
     audit,
     race_redeem_code,
     race_redeem_refresh_token,
+    rotation_abandoned_by_its_caller,
     race_complete_enrollment,
     race_counters,
     otp_steps,
@@ -854,38 +855,64 @@ mod bodies {
         let replayed = Redeem::Replayed {
             grant_id: "g".into(),
         };
+        // The successor a rotation stores; each call names its own digest.
+        let mut next_row = refresh("g", T + 3600, T + 700);
+        next_row.scope = "offline_access".into();
+        next_row.dpop_jkt = None;
+        let next = |digest: &'static str| Some((digest, &next_row));
+        let stored = |digest: &'static str| {
+            let s = s.clone();
+            let t = t.clone();
+            async move { s.refresh_token_grant(&t, digest).await.unwrap().is_some() }
+        };
 
-        // Without rotation it is only read.
+        // Without a successor it is only read.
         let read = fresh(
-            s.redeem_refresh_token(&t, "rt", T + 1, false, 0)
+            s.redeem_refresh_token(&t, "rt", T + 1, None, 0)
                 .await
                 .unwrap(),
         );
         assert_eq!((read.amr.clone(), read.rotated_at), (row.amr.clone(), None));
         assert_eq!(read.audience, row.audience);
-        // Rotation: once; the row says when.
+        // Rotation: once; the row says when, and the successor is stored
+        // as given.
         let rotated = fresh(
-            s.redeem_refresh_token(&t, "rt", T + 10, true, 0)
+            s.redeem_refresh_token(&t, "rt", T + 10, next("n1"), 0)
                 .await
                 .unwrap(),
         );
         assert_eq!(rotated.rotated_at, Some(T + 10));
         assert_eq!(rotated.scope, row.scope);
-        // Later: a replay, rotating or not, unless within the leeway.
+        let successor = fresh(
+            s.redeem_refresh_token(&t, "n1", T + 11, None, 0)
+                .await
+                .unwrap(),
+        );
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "rt", T + 10, true, 0)
+            (
+                successor.scope.as_str(),
+                successor.idle_expires_at,
+                successor.dpop_jkt
+            ),
+            ("offline_access", T + 700, None)
+        );
+        // Later: a replay, rotating or not, unless within the leeway; a
+        // replay stores no successor.
+        assert_eq!(
+            rt(s.redeem_refresh_token(&t, "rt", T + 10, next("n2"), 0)
                 .await
                 .unwrap()),
             replayed
         );
+        assert!(!stored("n2").await, "a replay stored its successor");
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "rt", T + 11, false, 0)
+            rt(s.redeem_refresh_token(&t, "rt", T + 11, None, 0)
                 .await
                 .unwrap()),
             replayed
         );
         let again = fresh(
-            s.redeem_refresh_token(&t, "rt", T + 40, true, 30)
+            s.redeem_refresh_token(&t, "rt", T + 40, next("n3"), 30)
                 .await
                 .unwrap(),
         );
@@ -894,43 +921,51 @@ mod bodies {
             Some(T + 10),
             "the leeway does not re-rotate"
         );
+        assert!(
+            stored("n3").await,
+            "within the leeway the successor is stored"
+        );
         assert!(matches!(
-            s.redeem_refresh_token(&t, "rt", T + 40, false, 30)
+            s.redeem_refresh_token(&t, "rt", T + 40, None, 30)
                 .await
                 .unwrap(),
             Redeem::Fresh(_)
         ));
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "rt", T + 41, true, 30)
+            rt(s.redeem_refresh_token(&t, "rt", T + 41, next("n4"), 30)
                 .await
                 .unwrap()),
             replayed
         );
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "rt", T + 15, true, -5)
+            rt(s.redeem_refresh_token(&t, "rt", T + 15, next("n5"), -5)
                 .await
                 .unwrap()),
             replayed
         );
+        assert!(!stored("n4").await && !stored("n5").await);
         // An expired rotated token is just missing.
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "rt", T + 600, true, 0)
+            rt(s.redeem_refresh_token(&t, "rt", T + 600, next("n6"), 0)
                 .await
                 .unwrap()),
             Redeem::Missing
         );
         assert_eq!(
-            rt(s.redeem_refresh_token(&other, "rt", T + 20, true, 0)
+            rt(s.redeem_refresh_token(&other, "rt", T + 20, next("n7"), 0)
                 .await
                 .unwrap()),
             Redeem::Missing
         );
         assert_eq!(
-            rt(s.redeem_refresh_token(&t, "nope", T + 20, true, 0)
+            rt(s.redeem_refresh_token(&t, "nope", T + 20, next("n8"), 0)
                 .await
                 .unwrap()),
             Redeem::Missing
         );
+        for digest in ["n6", "n7", "n8"] {
+            assert!(!stored(digest).await, "{digest}");
+        }
 
         // Absolute and idle expiry, with and without rotation.
         s.create_refresh_token(&t, "abs", &refresh("g", T + 100, T + 600))
@@ -940,19 +975,27 @@ mod bodies {
             .await
             .unwrap();
         for digest in ["abs", "idle"] {
-            for rotate in [false, true] {
+            for successor in [None, next("n9")] {
                 assert_eq!(
-                    rt(s.redeem_refresh_token(&t, digest, T + 100, rotate, 30)
+                    rt(s.redeem_refresh_token(&t, digest, T + 100, successor, 30)
                         .await
                         .unwrap()),
                     Redeem::Missing,
-                    "{digest} rotate={rotate}"
+                    "{digest} rotating={}",
+                    successor.is_some()
                 );
             }
+            assert!(!stored("n9").await);
             assert!(matches!(
-                s.redeem_refresh_token(&t, digest, T + 99, true, 0)
-                    .await
-                    .unwrap(),
+                s.redeem_refresh_token(
+                    &t,
+                    digest,
+                    T + 99,
+                    next(if digest == "abs" { "n10" } else { "n11" }),
+                    0
+                )
+                .await
+                .unwrap(),
                 Redeem::Fresh(_)
             ));
         }
@@ -962,17 +1005,19 @@ mod bodies {
             .await
             .unwrap();
         s.revoke_grant(&t, "g", "reuse", T + 20).await.unwrap();
-        for digest in ["rt", "rt2"] {
-            for rotate in [false, true] {
+        for digest in ["rt", "rt2", "n1"] {
+            for successor in [None, next("n12")] {
                 assert_eq!(
-                    rt(s.redeem_refresh_token(&t, digest, T + 21, rotate, 30)
+                    rt(s.redeem_refresh_token(&t, digest, T + 21, successor, 30)
                         .await
                         .unwrap()),
                     Redeem::Missing,
-                    "{digest} rotate={rotate}"
+                    "{digest} rotating={}",
+                    successor.is_some()
                 );
             }
         }
+        assert!(!stored("n12").await, "a revoked grant got a new token");
         assert_eq!(
             s.refresh_token_grant(&t, "rt2").await.unwrap(),
             Some(("g".into(), "spa".into()))
@@ -1403,25 +1448,86 @@ mod bodies {
         s.create_refresh_token(&t, "rt", &refresh("g", T + 3600, T + 600))
             .await
             .unwrap();
-        let outcomes = race(|_| {
+        let outcomes = race(|i| {
             let (s, t) = (s.clone(), t.clone());
             async move {
-                s.redeem_refresh_token(&t, "rt", T + 1, true, 0)
+                let successor = refresh("g", T + 3600, T + 700);
+                s.redeem_refresh_token(&t, "rt", T + 1, Some((&format!("next{i}"), &successor)), 0)
                     .await
                     .unwrap()
             }
         })
         .await;
-        let fresh = outcomes
-            .iter()
-            .filter(|o| matches!(o, Redeem::Fresh(_)))
-            .count();
-        assert_eq!(fresh, 1, "{outcomes:?}");
+        let winners: Vec<usize> = (0..RACERS)
+            .filter(|i| matches!(outcomes[*i], Redeem::Fresh(_)))
+            .collect();
+        assert_eq!(winners.len(), 1, "{outcomes:?}");
         let replay = Redeem::Replayed {
             grant_id: "g".into(),
         };
         let replays = outcomes.into_iter().filter(|o| rt(o.clone()) == replay);
         assert_eq!(replays.count(), RACERS - 1);
+        // Only the winner's successor exists.
+        for i in 0..RACERS {
+            let stored = s
+                .refresh_token_grant(&t, &format!("next{i}"))
+                .await
+                .unwrap();
+            assert_eq!(stored.is_some(), winners == [i], "successor of racer {i}");
+        }
+    }
+
+    /// A request that goes away (its client hung up) while its rotation is
+    /// being written leaves the token either unspent or spent with its
+    /// successor stored, never half of it, and the store writes on.
+    pub async fn rotation_abandoned_by_its_caller(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        let successor = refresh("g", T + 3600, T + 700);
+        for i in 0..20 {
+            let digest = format!("rt{i}");
+            let next = format!("next{i}");
+            s.create_refresh_token(&t, &digest, &refresh("g", T + 3600, T + 600))
+                .await
+                .unwrap();
+            // Polled once, then dropped.
+            let rotation = s.redeem_refresh_token(&t, &digest, T + 1, Some((&next, &successor)), 0);
+            let _ = tokio::time::timeout(std::time::Duration::ZERO, rotation).await;
+            // A write after it: on SQLite it waits for whatever was started.
+            s.create_grant(&t, &format!("after{i}"), "spa", Some("u1"), T + 1)
+                .await
+                .unwrap();
+            // On PostgreSQL the abandoned statement may still be running on
+            // its connection: wait (boundedly) until both reads agree.
+            let mut seen = Vec::new();
+            for _ in 0..400 {
+                let spent = !matches!(
+                    s.redeem_refresh_token(&t, &digest, T + 2, None, 0)
+                        .await
+                        .unwrap(),
+                    Redeem::Fresh(_)
+                );
+                let stored = s.refresh_token_grant(&t, &next).await.unwrap().is_some();
+                let again = !matches!(
+                    s.redeem_refresh_token(&t, &digest, T + 2, None, 0)
+                        .await
+                        .unwrap(),
+                    Redeem::Fresh(_)
+                );
+                seen.push((spent, stored));
+                if spent == stored && spent == again {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let settled = seen.last().is_some_and(|(spent, stored)| spent == stored);
+            assert!(
+                settled,
+                "round {i}: (spent, successor stored) seen {seen:?}"
+            );
+            // The write after it is committed: a new read sees it.
+            assert!(!s.grant_revoked(&t, &format!("after{i}")).await.unwrap());
+        }
     }
 
     pub async fn otp_steps(s: S) {

@@ -134,6 +134,23 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+fn refresh_token_row(r: &PgRow) -> StoreResult<RefreshTokenRow> {
+    Ok(RefreshTokenRow {
+        grant_id: r.get("grant_id"),
+        client_id: r.get("client_id"),
+        user_id: r.get("user_id"),
+        scope: r.get("scope"),
+        audience: r.get("audience"),
+        auth_time: r.get("auth_time"),
+        amr: json_vec(r.get::<&str, _>("amr"))?,
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+        idle_expires_at: r.get("idle_expires_at"),
+        rotated_at: r.get("rotated_at"),
+        dpop_jkt: r.get("dpop_jkt"),
+    })
+}
+
 fn tenant_row(r: &PgRow) -> TenantRow {
     TenantRow {
         id: r.get("id"),
@@ -785,26 +802,48 @@ impl GrantStore for PostgresStore {
         tenant_id: &str,
         token_digest: &str,
         now: Timestamp,
-        rotate: bool,
+        next: Option<(&str, &RefreshTokenRow)>,
         leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>> {
-        // Claim first with a guarded UPDATE: of two racing requests exactly
-        // one sees rows_affected == 1, without holding a read transaction.
-        let won = if rotate {
-            sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_digest = $2 AND tenant_id = $3 \
-                 AND rotated_at IS NULL AND expires_at > $1 AND idle_expires_at > $1",
+        if let Some((next_digest, n)) = next {
+            // One statement: a guarded UPDATE claims it (of two racing
+            // requests exactly one gets the row back) and the successor is
+            // inserted from the claimed row only.
+            let claimed = sqlx::query(
+                "WITH claimed AS ( \
+                   UPDATE refresh_tokens SET rotated_at = $1 WHERE token_digest = $2 AND tenant_id = $3 \
+                     AND rotated_at IS NULL AND expires_at > $1 AND idle_expires_at > $1 \
+                     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
+                     RETURNING grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
+                       expires_at, idle_expires_at, rotated_at, dpop_jkt), \
+                 successor AS ( \
+                   INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, \
+                     audience, auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
+                   SELECT $4, $5, $3, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM claimed) \
+                 SELECT * FROM claimed",
             )
             .bind(now)
             .bind(token_digest)
             .bind(tenant_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-                == 1
-        } else {
-            false
-        };
+            .bind(next_digest)
+            .bind(&n.grant_id)
+            .bind(&n.client_id)
+            .bind(&n.user_id)
+            .bind(&n.scope)
+            .bind(&n.audience)
+            .bind(n.auth_time)
+            .bind(to_json(&n.amr))
+            .bind(n.created_at)
+            .bind(n.expires_at)
+            .bind(n.idle_expires_at)
+            .bind(&n.dpop_jkt)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = claimed {
+                return Ok(Redeem::Fresh(refresh_token_row(&r)?));
+            }
+        }
+        // Only read, or not claimed: tell a replay from a dead token.
         let row = sqlx::query(
             "SELECT r.grant_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.amr, \
                r.created_at, r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, g.revoked_at \
@@ -818,43 +857,14 @@ impl GrantStore for PostgresStore {
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
-        let token = RefreshTokenRow {
-            grant_id: r.get("grant_id"),
-            client_id: r.get("client_id"),
-            user_id: r.get("user_id"),
-            scope: r.get("scope"),
-            audience: r.get("audience"),
-            auth_time: r.get("auth_time"),
-            amr: json_vec(r.get::<&str, _>("amr"))?,
-            created_at: r.get("created_at"),
-            expires_at: r.get("expires_at"),
-            idle_expires_at: r.get("idle_expires_at"),
-            rotated_at: r.get("rotated_at"),
-            dpop_jkt: r.get("dpop_jkt"),
-        };
-        let revoked: Option<i64> = r.get("revoked_at");
-        if revoked.is_some() {
-            return Ok(Redeem::Missing);
+        let revoked = r.get::<Option<i64>, _>("revoked_at").is_some();
+        let outcome =
+            unclaimed_refresh_token(refresh_token_row(&r)?, revoked, now, next.is_some(), leeway);
+        // Redeemed again within the leeway: its successor is stored too.
+        if let (Redeem::Fresh(_), Some((next_digest, n))) = (&outcome, next) {
+            self.create_refresh_token(tenant_id, next_digest, n).await?;
         }
-        if won {
-            return Ok(Redeem::Fresh(token));
-        }
-        if token.expires_at <= now || token.idle_expires_at <= now {
-            return Ok(Redeem::Missing);
-        }
-        if let Some(rotated) = token.rotated_at {
-            if leeway > 0 && now - rotated <= leeway {
-                return Ok(Redeem::Fresh(token));
-            }
-            return Ok(Redeem::Replayed {
-                grant_id: token.grant_id,
-            });
-        }
-        Ok(if rotate {
-            Redeem::Missing
-        } else {
-            Redeem::Fresh(token)
-        })
+        Ok(outcome)
     }
 
     async fn refresh_token_grant(

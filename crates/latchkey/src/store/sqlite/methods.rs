@@ -1,8 +1,8 @@
 //! SQLite: authentication methods, enrollments, password history, audit.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, Row};
 
 use super::{SqliteStore, to_json};
 use crate::clock::Timestamp;
@@ -74,7 +74,7 @@ impl MethodStore for SqliteStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(user_id)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await)
             .await?;
         rows.iter().map(method_row).collect()
     }
@@ -99,7 +99,7 @@ impl MethodStore for SqliteStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(user_id)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.reader().await)
             .await?;
         let found = match rows.first() {
             None => None,
@@ -131,7 +131,7 @@ impl MethodStore for SqliteStore {
             .bind(tenant_id)
             .bind(user_id)
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         row.as_ref().map(method_row).transpose()
     }
@@ -147,7 +147,7 @@ impl MethodStore for SqliteStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(credential_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         row.as_ref().map(method_row).transpose()
     }
@@ -164,7 +164,7 @@ impl MethodStore for SqliteStore {
             .bind(last_auth_at)
             .bind(tenant_id)
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.writer().await)
             .await?;
         match owner {
             Some(r) => {
@@ -189,7 +189,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -202,7 +202,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -226,7 +226,7 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .bind(id)
         .bind(step)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -245,7 +245,7 @@ impl MethodStore for SqliteStore {
         .bind(at)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -271,7 +271,7 @@ impl MethodStore for SqliteStore {
         .bind(row.attempts)
         .bind(row.created_at)
         .bind(row.expires_at)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -289,7 +289,7 @@ impl MethodStore for SqliteStore {
         .bind(session_digest)
         .bind(tenant_id)
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         row.map(|r| {
             let state: String = r.get("state");
@@ -320,14 +320,14 @@ impl MethodStore for SqliteStore {
         )
         .bind(session_digest)
         .bind(tenant_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.writer().await)
         .await?;
         let attempts: i64 = row.map_or(max_attempts, |r| r.get("attempts"));
         if attempts >= max_attempts {
             sqlx::query("DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ?")
                 .bind(session_digest)
                 .bind(tenant_id)
-                .execute(self.pool())
+                .execute(&mut *self.writer().await)
                 .await?;
         }
         Ok((max_attempts - attempts).max(0))
@@ -341,7 +341,8 @@ impl MethodStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         // IMMEDIATE takes the write lock up front (see mod.rs).
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut writer = self.writer().await;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let consumed = sqlx::query(
             "DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ? AND expires_at > ?",
         )
@@ -456,7 +457,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await)
         .await?;
         Ok(rows.iter().map(|r| r.get("hash")).collect())
     }
@@ -475,7 +476,7 @@ impl MethodStore for SqliteStore {
         .bind(&e.ip)
         .bind(&e.user_agent)
         .bind(to_json(&e.details))
-        .execute(self.pool())
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -488,7 +489,7 @@ impl MethodStore for SqliteStore {
         )
         .bind(tenant_id)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.reader().await)
         .await?;
         rows.iter()
             .map(|r| {

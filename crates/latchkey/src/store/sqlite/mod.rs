@@ -6,21 +6,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Row};
+use tokio::sync::MutexGuard;
 
 use super::*;
 
 mod cache;
+mod conns;
 mod methods;
 use crate::clock::{SharedClock, Timestamp};
 use cache::ReadCache;
+use conns::Connections;
+
+/// Read-only connections beside the writer.
+const READERS: usize = 8;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    conns: Arc<Connections>,
     cache: Arc<ReadCache>,
 }
 
@@ -35,19 +41,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+        let conns = Connections::open(&opts, READERS).await?;
+        MIGRATOR.run(&mut *conns.writer().await).await?;
         Ok(Self {
-            pool,
+            conns: Arc::new(conns),
             cache: Arc::new(ReadCache::new(clock)),
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The connection for writes, in turn (see `conns.rs`).
+    async fn writer(&self) -> MutexGuard<'_, SqliteConnection> {
+        self.conns.writer().await
+    }
+
+    /// A connection for reads.
+    async fn reader(&self) -> MutexGuard<'_, SqliteConnection> {
+        self.conns.reader().await
     }
 }
 
@@ -57,6 +66,36 @@ pub(super) fn json_vec(s: &str) -> StoreResult<Vec<String>> {
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Rotation (see `redeem_refresh_token`): ?1 now, ?2 the token's digest,
+/// ?3 the tenant, ?4 to ?15 the successor.
+const ROTATE_REFRESH_TOKEN: &str = "BEGIN IMMEDIATE; \
+     UPDATE refresh_tokens SET rotated_at = ?1 WHERE token_digest = ?2 AND tenant_id = ?3 \
+       AND rotated_at IS NULL AND expires_at > ?1 AND idle_expires_at > ?1 \
+       AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
+       RETURNING grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
+         expires_at, idle_expires_at, rotated_at, dpop_jkt; \
+     INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
+       auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
+       SELECT ?4, ?5, ?3, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 WHERE changes() = 1; \
+     COMMIT;";
+
+fn refresh_token_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<RefreshTokenRow> {
+    Ok(RefreshTokenRow {
+        grant_id: r.get("grant_id"),
+        client_id: r.get("client_id"),
+        user_id: r.get("user_id"),
+        scope: r.get("scope"),
+        audience: r.get("audience"),
+        auth_time: r.get("auth_time"),
+        amr: json_vec(r.get::<&str, _>("amr"))?,
+        created_at: r.get("created_at"),
+        expires_at: r.get("expires_at"),
+        idle_expires_at: r.get("idle_expires_at"),
+        rotated_at: r.get("rotated_at"),
+        dpop_jkt: r.get("dpop_jkt"),
+    })
 }
 
 fn tenant_row(r: &sqlx::sqlite::SqliteRow) -> TenantRow {
@@ -92,7 +131,7 @@ impl TenantStore for SqliteStore {
              JOIN tenants t ON t.id = d.tenant_id WHERE d.domain = ?",
         )
         .bind(domain)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         Ok(row.as_ref().map(tenant_row))
     }
@@ -100,14 +139,14 @@ impl TenantStore for SqliteStore {
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>> {
         let row = sqlx::query("SELECT id, name, config, revision FROM tenants WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         Ok(row.as_ref().map(tenant_row))
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>> {
         let rows = sqlx::query("SELECT id, name, config, revision FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.reader().await)
             .await?;
         Ok(rows.iter().map(tenant_row).collect())
     }
@@ -122,7 +161,8 @@ impl TenantStore for SqliteStore {
     ) -> StoreResult<String> {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut writer = self.writer().await;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let existing = sqlx::query("SELECT id, config FROM tenants WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -199,7 +239,7 @@ impl KeyStore for SqliteStore {
              WHERE tenant_id = ? ORDER BY created_at DESC, rowid DESC",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.reader().await)
         .await?;
         Ok(rows
             .iter()
@@ -216,7 +256,8 @@ impl KeyStore for SqliteStore {
     async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()> {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut writer = self.writer().await;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE signing_keys SET superseded_at = ? WHERE tenant_id = ? AND superseded_at IS NULL",
         )
@@ -243,7 +284,7 @@ impl KeyStore for SqliteStore {
         sqlx::query("DELETE FROM signing_keys WHERE tenant_id = ? AND kid = ? AND superseded_at IS NOT NULL")
             .bind(tenant_id)
             .bind(kid)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await)
             .await?;
         Ok(())
     }
@@ -251,7 +292,7 @@ impl KeyStore for SqliteStore {
     async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         Ok(row.map(|r| r.get("value")))
     }
@@ -260,7 +301,7 @@ impl KeyStore for SqliteStore {
         sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await)
             .await?;
         self.meta_get(key)
             .await?
@@ -278,7 +319,7 @@ impl UserStore for SqliteStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         row.as_ref().map(user_row).transpose()
     }
@@ -296,7 +337,7 @@ impl UserStore for SqliteStore {
             .bind(tenant_id)
             .bind(connection)
             .bind(email.to_lowercase())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         row.as_ref().map(user_row).transpose()
     }
@@ -324,7 +365,7 @@ impl UserStore for SqliteStore {
         .bind(user.last_password_reset)
         .bind(user.created_at)
         .bind(user.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await;
         self.cache.forget_user(tenant_id, &user.user_id);
         match res {
@@ -339,7 +380,7 @@ impl UserStore for SqliteStore {
     async fn count_users(&self, tenant_id: &str) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?")
             .bind(tenant_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.reader().await)
             .await?;
         Ok(row.get("n"))
     }
@@ -366,7 +407,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(now)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -386,7 +427,7 @@ impl SessionStore for SqliteStore {
         .bind(tenant_id)
         .bind(now)
         .bind(now - idle_seconds)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         // Activity is recorded at most once a minute, to keep reads cheap.
         if let Some(r) = &row
@@ -396,7 +437,7 @@ impl SessionStore for SqliteStore {
                 .bind(now)
                 .bind(id_digest)
                 .bind(tenant_id)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await)
                 .await?;
         }
         row.map(|r| {
@@ -420,7 +461,7 @@ impl SessionStore for SqliteStore {
             .bind(now)
             .bind(id_digest)
             .bind(tenant_id)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await)
             .await?;
         Ok(())
     }
@@ -441,7 +482,7 @@ impl SessionStore for SqliteStore {
         .bind(request)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -458,7 +499,7 @@ impl SessionStore for SqliteStore {
         .bind(id_digest)
         .bind(tenant_id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         Ok(row.map(|r| r.get("request")))
     }
@@ -467,7 +508,7 @@ impl SessionStore for SqliteStore {
         sqlx::query("DELETE FROM login_transactions WHERE id_digest = ? AND tenant_id = ?")
             .bind(id_digest)
             .bind(tenant_id)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await)
             .await?;
         Ok(())
     }
@@ -484,7 +525,7 @@ impl SessionStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(ip)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         Ok(row.map_or((0, None), |r| (r.get("failures"), r.get("blocked_until"))))
     }
@@ -513,7 +554,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(block_at)
         .bind(block_until)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -532,14 +573,14 @@ impl SessionStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .bind(ip)
-                .execute(&self.pool)
+                .execute(&mut *self.writer().await)
                 .await?
             }
             None => {
                 sqlx::query("DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ?")
                     .bind(tenant_id)
                     .bind(user_id)
-                    .execute(&self.pool)
+                    .execute(&mut *self.writer().await)
                     .await?
             }
         };
@@ -563,7 +604,7 @@ impl GrantStore for SqliteStore {
             .bind(client_id)
             .bind(user_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await)
             .await?;
         // An unknown grant reads as revoked; it is known from now on.
         self.cache.forget_grant(tenant_id, grant_id);
@@ -578,7 +619,7 @@ impl GrantStore for SqliteStore {
         let row = sqlx::query("SELECT revoked_at FROM grants WHERE id = ? AND tenant_id = ?")
             .bind(grant_id)
             .bind(tenant_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.reader().await)
             .await?;
         // An unknown grant is treated as revoked: nothing vouches for it.
         let revoked = row.is_none_or(|r| r.get::<Option<i64>, _>("revoked_at").is_some());
@@ -600,7 +641,7 @@ impl GrantStore for SqliteStore {
         .bind(reason)
         .bind(grant_id)
         .bind(tenant_id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
@@ -622,7 +663,7 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .bind(request)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -641,7 +682,7 @@ impl GrantStore for SqliteStore {
         .bind(code_digest)
         .bind(tenant_id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await)
         .await?;
         if let Some(r) = claimed {
             return Ok(Redeem::Fresh((r.get("grant_id"), r.get("request"))));
@@ -651,7 +692,7 @@ impl GrantStore for SqliteStore {
         )
         .bind(code_digest)
         .bind(tenant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         Ok(match used {
             Some(r) => Redeem::Replayed {
@@ -684,7 +725,7 @@ impl GrantStore for SqliteStore {
         .bind(row.expires_at)
         .bind(row.idle_expires_at)
         .bind(&row.dpop_jkt)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await)
         .await?;
         Ok(())
     }
@@ -694,28 +735,34 @@ impl GrantStore for SqliteStore {
         tenant_id: &str,
         token_digest: &str,
         now: Timestamp,
-        rotate: bool,
+        next: Option<(&str, &RefreshTokenRow)>,
         leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>> {
-        // Claim first with a guarded UPDATE: of two racing requests exactly
-        // one sees rows_affected == 1, without holding a read transaction.
-        let won = if rotate {
-            sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = ? WHERE token_digest = ? AND tenant_id = ? \
-                 AND rotated_at IS NULL AND expires_at > ? AND idle_expires_at > ?",
-            )
-            .bind(now)
-            .bind(token_digest)
-            .bind(tenant_id)
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-                == 1
-        } else {
-            false
-        };
+        if let Some((next_digest, n)) = next {
+            // A guarded UPDATE claims it (of two racing requests exactly one
+            // gets the row back) and the successor is inserted only then, in
+            // one transaction sent as one batch.
+            let batch = sqlx::query(ROTATE_REFRESH_TOKEN)
+                .bind(now)
+                .bind(token_digest.to_string())
+                .bind(tenant_id.to_string())
+                .bind(next_digest.to_string())
+                .bind(n.grant_id.clone())
+                .bind(n.client_id.clone())
+                .bind(n.user_id.clone())
+                .bind(n.scope.clone())
+                .bind(n.audience.clone())
+                .bind(n.auth_time)
+                .bind(to_json(&n.amr))
+                .bind(n.created_at)
+                .bind(n.expires_at)
+                .bind(n.idle_expires_at)
+                .bind(n.dpop_jkt.clone());
+            if let Some(r) = self.conns.write_batch(batch).await?.first() {
+                return Ok(Redeem::Fresh(refresh_token_row(r)?));
+            }
+        }
+        // Only read, or not claimed: tell a replay from a dead token.
         let row = sqlx::query(
             "SELECT r.grant_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.amr, r.created_at, \
                r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, g.revoked_at \
@@ -724,48 +771,19 @@ impl GrantStore for SqliteStore {
         )
         .bind(token_digest)
         .bind(tenant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
-        let token = RefreshTokenRow {
-            grant_id: r.get("grant_id"),
-            client_id: r.get("client_id"),
-            user_id: r.get("user_id"),
-            scope: r.get("scope"),
-            audience: r.get("audience"),
-            auth_time: r.get("auth_time"),
-            amr: json_vec(r.get::<&str, _>("amr"))?,
-            created_at: r.get("created_at"),
-            expires_at: r.get("expires_at"),
-            idle_expires_at: r.get("idle_expires_at"),
-            rotated_at: r.get("rotated_at"),
-            dpop_jkt: r.get("dpop_jkt"),
-        };
-        let revoked: Option<i64> = r.get("revoked_at");
-        if revoked.is_some() {
-            return Ok(Redeem::Missing);
+        let revoked = r.get::<Option<i64>, _>("revoked_at").is_some();
+        let outcome =
+            unclaimed_refresh_token(refresh_token_row(&r)?, revoked, now, next.is_some(), leeway);
+        // Redeemed again within the leeway: its successor is stored too.
+        if let (Redeem::Fresh(_), Some((next_digest, n))) = (&outcome, next) {
+            self.create_refresh_token(tenant_id, next_digest, n).await?;
         }
-        if won {
-            return Ok(Redeem::Fresh(token));
-        }
-        if token.expires_at <= now || token.idle_expires_at <= now {
-            return Ok(Redeem::Missing);
-        }
-        if let Some(rotated) = token.rotated_at {
-            if leeway > 0 && now - rotated <= leeway {
-                return Ok(Redeem::Fresh(token));
-            }
-            return Ok(Redeem::Replayed {
-                grant_id: token.grant_id,
-            });
-        }
-        Ok(if rotate {
-            Redeem::Missing
-        } else {
-            Redeem::Fresh(token)
-        })
+        Ok(outcome)
     }
 
     async fn refresh_token_grant(
@@ -778,7 +796,7 @@ impl GrantStore for SqliteStore {
         )
         .bind(token_digest)
         .bind(tenant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.reader().await)
         .await?;
         Ok(row.map(|r| (r.get("grant_id"), r.get("client_id"))))
     }
