@@ -61,20 +61,24 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
         return Err(LoginError::WrongCredentials);
     };
     let now = state.clock.now();
+    // Failures counted so far from this IP (none when protection is off).
+    let mut counted = 0;
     if bf.enabled {
-        let (_, blocked_until) = state
+        let (failures, blocked_until) = state
             .store
             .login_failures(tenant_id, &user.user_id, req.ip)
             .await?;
         if blocked_until.is_some_and(|b| b > now) {
             return Err(LoginError::TooManyAttempts);
         }
+        counted = failures;
         if blocked_until.is_some() {
             // The block expired: start counting afresh.
             state
                 .store
                 .clear_login_failures(tenant_id, &user.user_id, Some(req.ip))
                 .await?;
+            counted = 0;
         }
     }
     let ok = match user.password_hash.as_deref() {
@@ -100,7 +104,9 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
     if user.blocked {
         return Err(LoginError::Blocked);
     }
-    if bf.enabled {
+    // A success resets the count; with nothing counted there is nothing to
+    // write, so an ordinary login writes nothing here.
+    if counted > 0 {
         state
             .store
             .clear_login_failures(tenant_id, &user.user_id, Some(req.ip))
