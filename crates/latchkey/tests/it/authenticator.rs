@@ -31,10 +31,12 @@ use passkey::types::webauthn::{
 };
 use serde_json::{Map, Value, json};
 use url::Url;
+#[cfg(test)]
 use webauthn_rs::prelude::{
     DiscoverableKey, Passkey as RpPasskey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid,
     WebauthnError,
 };
+#[cfg(test)]
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 /// Signature counter of a new credential once it is stored; the attestation
@@ -117,7 +119,7 @@ impl SoftAuthenticator {
             .map_err(|e| format!("PublicKeyCredentialCreationOptions: {e}"))?;
         check_origin(&origin, public_key.rp.id.as_deref())?;
 
-        let mut client = Client::new(self.authenticator())
+        let mut client = Client::new(self.authenticator()?)
             .allows_insecure_localhost(true)
             .user_verification_when_preferred(self.user_verification);
         let created = client
@@ -176,7 +178,7 @@ impl SoftAuthenticator {
             .map_err(|e| format!("PublicKeyCredentialRequestOptions: {e}"))?;
         check_origin(&origin, public_key.rp_id.as_deref())?;
 
-        let mut client = Client::new(self.authenticator())
+        let mut client = Client::new(self.authenticator()?)
             .allows_insecure_localhost(true)
             .user_verification_when_preferred(self.user_verification);
         let asserted = client
@@ -236,7 +238,9 @@ impl SoftAuthenticator {
     /// This authenticator, for a client. A browser around it
     /// ([`Client::new`]) must allow plain `http` on `localhost`, and ask it
     /// for user verification on `preferred` when it can do it.
-    fn authenticator(&self) -> Authenticator<Store, UserPresence, RustCryptoBackend> {
+    fn authenticator(
+        &self,
+    ) -> Result<Authenticator<Store, UserPresence, RustCryptoBackend>, String> {
         let mut authenticator = Authenticator::new(
             Aaguid::new_empty(),
             self.store.clone(),
@@ -248,12 +252,13 @@ impl SoftAuthenticator {
         authenticator.set_make_credentials_with_signature_counter(true);
         authenticator
             .set_algorithms(&[Algorithm::ES256])
-            .expect("the RustCrypto backend signs with ES256");
-        authenticator
+            .map_err(|e| format!("NotSupportedError ({e:?})"))?;
+        Ok(authenticator)
     }
 }
 
 /// `b64url` decoding (no padding; padding tolerated). Panics on bad input.
+#[cfg(test)]
 pub fn b64url_decode(text: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD
         .decode(text.trim_end_matches('='))
@@ -269,6 +274,7 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// `register` or `authenticate`), lets `edit` change it (e.g. its
 /// `challenge` or `origin`), and encodes it back. The authenticator's
 /// signature no longer covers it.
+#[cfg(test)]
 pub fn tamper_client_data(credential: &mut Value, edit: impl FnOnce(&mut Value)) {
     let encoded = credential["response"]["clientDataJSON"]
         .as_str()
@@ -442,8 +448,10 @@ impl UserValidationMethod for UserPresence {
     }
 }
 
+#[cfg(test)]
 const ORIGIN: &str = "http://localhost:3917";
 
+#[cfg(test)]
 fn relying_party() -> Webauthn {
     let origin = Url::parse(ORIGIN).unwrap();
     WebauthnBuilder::new("localhost", &origin)
@@ -454,16 +462,19 @@ fn relying_party() -> Webauthn {
 }
 
 /// The `publicKey` member of a `webauthn-rs` challenge, as a server sends it.
+#[cfg(test)]
 fn public_key_of(challenge: &impl serde::Serialize) -> Value {
     let mut challenge = serde_json::to_value(challenge).unwrap();
     challenge["publicKey"].take()
 }
 
+#[cfg(test)]
 fn user(n: u128) -> Uuid {
     Uuid::from_u128(0x6c61_7463_686b_6579_0000_0000_0000_0000 | n)
 }
 
 /// Registers a passkey for `user` with `authenticator` at the relying party.
+#[cfg(test)]
 async fn enrol(rp: &Webauthn, authenticator: &SoftAuthenticator, user: Uuid) -> RpPasskey {
     let (challenge, state) = rp
         .start_passkey_registration(user, "alice@example.com", "Alice", None)
@@ -476,6 +487,7 @@ async fn enrol(rp: &Webauthn, authenticator: &SoftAuthenticator, user: Uuid) -> 
     rp.finish_passkey_registration(&credential, &state).unwrap()
 }
 
+#[cfg(test)]
 fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value
         .as_object()
@@ -487,23 +499,28 @@ fn keys(value: &Value) -> Vec<&str> {
     keys
 }
 
+#[cfg(test)]
 fn client_data(credential: &Value) -> Value {
     let encoded = credential["response"]["clientDataJSON"].as_str().unwrap();
     serde_json::from_slice(&b64url_decode(encoded)).unwrap()
 }
 
 /// The flags byte of an assertion's authenticator data.
+#[cfg(test)]
 fn assertion_flags(assertion: &Value) -> u8 {
     b64url_decode(assertion["response"]["authenticatorData"].as_str().unwrap())[32]
 }
 
 /// The signature counter of an assertion's authenticator data.
+#[cfg(test)]
 fn counter_of(assertion: &Value) -> u32 {
     let data = b64url_decode(assertion["response"]["authenticatorData"].as_str().unwrap());
     u32::from_be_bytes(data[33..37].try_into().unwrap())
 }
 
+#[cfg(test)]
 const FLAG_UP: u8 = 0x01;
+#[cfg(test)]
 const FLAG_UV: u8 = 0x04;
 
 #[tokio::test]
