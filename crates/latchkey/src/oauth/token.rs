@@ -18,7 +18,7 @@ use crate::services::login::{self, LoginError, PasswordLogin};
 use crate::services::mfa;
 use crate::services::policy::{self, Granted, split_scope};
 use crate::services::tokens::{self, Refresh, TokenResponse, UserTokens};
-use crate::store::{Redeem, RefreshTokenRow, UserRow};
+use crate::store::{Redeem, UserRow};
 use crate::tenant::{Client, GrantType, RotationType, Tenant};
 
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
@@ -174,16 +174,12 @@ impl Ctx<'_> {
     }
 
     async fn user(&self, user_id: &str) -> Result<UserRow, OAuthError> {
-        match self
-            .state
-            .store
-            .user_by_id(&self.tenant.id, user_id)
-            .await?
-        {
-            Some(u) if !u.blocked => Ok(u),
-            Some(_) => Err(OAuthError::InvalidGrant("user is blocked".into())),
-            None => Err(OAuthError::InvalidGrant("The user no longer exists".into())),
-        }
+        active_user(
+            self.state
+                .store
+                .user_by_id(&self.tenant.id, user_id)
+                .await?,
+        )
     }
 
     fn permissions(&self, user: &UserRow) -> impl Fn(&str) -> Vec<String> + '_ {
@@ -315,7 +311,13 @@ impl Ctx<'_> {
         let digest = secret_digest(token);
         // Validate against a read first, so a request that fails a check
         // does not spend a good token; spend it once everything holds.
-        let row = self.live_refresh_token(&digest, now, None).await?;
+        let leeway = i64::from(self.client.refresh_token.leeway);
+        let read = self
+            .state
+            .store
+            .refresh_token_and_user(&self.tenant.id, &digest, now, leeway)
+            .await?;
+        let (row, user) = self.live_refresh_token(read, now).await?;
         if row.client_id != self.client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "Unknown or invalid refresh token.".into(),
@@ -354,7 +356,7 @@ impl Ctx<'_> {
             self.default_policy_on_refresh(&row, &requested, now)
                 .await?;
         }
-        let user = self.user(&row.user_id).await?;
+        let user = active_user(user)?;
         let granted = policy::user_grant(
             self.tenant,
             self.host,
@@ -383,32 +385,31 @@ impl Ctx<'_> {
         if rotate {
             let (next, next_row) = tokens::mint_refresh_token(self.state, &answer, now);
             let successor = (secret_digest(&next), next_row);
-            self.live_refresh_token(&digest, now, Some((&successor.0, &successor.1)))
+            let spent = self
+                .state
+                .store
+                .redeem_refresh_token(
+                    &self.tenant.id,
+                    &digest,
+                    now,
+                    Some((&successor.0, &successor.1)),
+                    leeway,
+                )
                 .await?;
+            self.live_refresh_token(spent, now).await?;
             answer.refresh = Refresh::Stored(next);
         }
         Ok(tokens::issue_user_tokens(self.state, answer).await?)
     }
 
-    /// A usable refresh token; a replayed one revokes its family.
-    async fn live_refresh_token(
+    /// A usable refresh token (as the store found it); a replayed one
+    /// revokes its family.
+    async fn live_refresh_token<T>(
         &self,
-        digest: &str,
+        found: Redeem<T>,
         now: Timestamp,
-        successor: Option<(&str, &RefreshTokenRow)>,
-    ) -> Result<RefreshTokenRow, OAuthError> {
-        match self
-            .state
-            .store
-            .redeem_refresh_token(
-                &self.tenant.id,
-                digest,
-                now,
-                successor,
-                i64::from(self.client.refresh_token.leeway),
-            )
-            .await?
-        {
+    ) -> Result<T, OAuthError> {
+        match found {
             Redeem::Fresh(row) => Ok(row),
             Redeem::Replayed { grant_id } => {
                 // A rotated token came back: someone holds a stolen copy.
@@ -817,5 +818,14 @@ pub(super) fn mfa_error(e: mfa::MfaError) -> OAuthError {
         }
         mfa::MfaError::Store(s) => s.into(),
         mfa::MfaError::Internal(m) => OAuthError::Internal(m),
+    }
+}
+
+/// The user a token is issued to: one that exists and is not blocked.
+fn active_user(found: Option<UserRow>) -> Result<UserRow, OAuthError> {
+    match found {
+        Some(u) if !u.blocked => Ok(u),
+        Some(_) => Err(OAuthError::InvalidGrant("user is blocked".into())),
+        None => Err(OAuthError::InvalidGrant("The user no longer exists".into())),
     }
 }

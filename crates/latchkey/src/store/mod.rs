@@ -96,6 +96,17 @@ pub enum Redeem<T> {
     Missing,
 }
 
+impl<T> Redeem<T> {
+    /// The same outcome, with what a fresh one carries changed by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Redeem<U> {
+        match self {
+            Redeem::Fresh(t) => Redeem::Fresh(f(t)),
+            Redeem::Replayed { grant_id } => Redeem::Replayed { grant_id },
+            Redeem::Missing => Redeem::Missing,
+        }
+    }
+}
+
 /// What a refresh token that was read but not claimed means, for both
 /// backends: `rotating` when the caller tried to rotate it.
 pub(crate) fn unclaimed_refresh_token(
@@ -284,6 +295,16 @@ pub trait GrantStore: Send + Sync {
         next: Option<(&str, &RefreshTokenRow)>,
         leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>>;
+    /// Reads a refresh token as `redeem_refresh_token` without a successor
+    /// does, together with its user (`None` when the user is gone), in one
+    /// read: what the refresh grant checks before it spends the token.
+    async fn refresh_token_and_user(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        leeway: i64,
+    ) -> StoreResult<Redeem<(RefreshTokenRow, Option<UserRow>)>>;
     /// Finds a refresh token without using it (for revocation).
     async fn refresh_token_grant(
         &self,
@@ -357,20 +378,37 @@ pub struct AuditEvent {
 /// The select list of `users u` joined with `authentication_methods m`: the
 /// user's columns under their own names, the method's as `m_<column>`.
 pub(crate) fn joined_columns(user_columns: &str, method_columns: &str) -> String {
-    let aliased = |table: &str, prefix: &str, columns: &str| {
-        columns
-            .split(',')
-            .map(|c| {
-                let c = c.trim();
-                format!("{table}.{c} AS {prefix}{c}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     format!(
         "{}, {}",
-        aliased("u", "", user_columns),
-        aliased("m", "m_", method_columns)
+        aliased_columns("u", "", user_columns),
+        aliased_columns("m", "m_", method_columns)
+    )
+}
+
+/// `columns` of `table`, each renamed with `prefix`.
+pub(crate) fn aliased_columns(table: &str, prefix: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            format!("{table}.{c} AS {prefix}{c}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A refresh token's columns, as both stores read them.
+pub(crate) const REFRESH_TOKEN_COLUMNS: &str = "grant_id, client_id, user_id, scope, audience, \
+     auth_time, amr, created_at, expires_at, idle_expires_at, rotated_at, dpop_jkt";
+
+/// The select list of a refresh token read with its grant's revocation
+/// (`rt_revoked_at`) and its user: the token's columns prefixed `rt_`, the
+/// user's (`user_columns`) as they are, NULL without a user.
+pub(crate) fn refresh_token_and_user_columns(user_columns: &str) -> String {
+    format!(
+        "{}, g.revoked_at AS rt_revoked_at, {}",
+        aliased_columns("r", "rt_", REFRESH_TOKEN_COLUMNS),
+        aliased_columns("u", "", user_columns)
     )
 }
 

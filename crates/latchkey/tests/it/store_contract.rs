@@ -157,6 +157,7 @@ contract!(
     login_failures,
     grants_and_codes,
     refresh_tokens,
+    refresh_token_and_user,
     enrollments,
     complete_enrollment,
     methods,
@@ -165,6 +166,7 @@ contract!(
     audit,
     race_redeem_code,
     race_redeem_refresh_token,
+    rotations_at_once,
     rotation_abandoned_by_its_caller,
     race_complete_enrollment,
     race_counters,
@@ -1442,6 +1444,68 @@ mod bodies {
         );
     }
 
+    /// The refresh grant's read: the token as `redeem_refresh_token` reads
+    /// it, with its user.
+    pub async fn refresh_token_and_user(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        s.create_refresh_token(&t, "rt", &refresh("g", T + 3600, T + 600))
+            .await
+            .unwrap();
+        let Redeem::Fresh((row, Some(found))) =
+            s.refresh_token_and_user(&t, "rt", T + 1, 0).await.unwrap()
+        else {
+            panic!("expected the token and its user");
+        };
+        assert_eq!((row.grant_id.as_str(), row.user_id.as_str()), ("g", "u1"));
+        assert_eq!((row.created_at, row.amr.len()), (T, 2));
+        assert_eq!(found, user("u1", "u1@example.com"));
+        // A token whose user is gone: the token, without a user.
+        let mut orphan = refresh("g", T + 3600, T + 600);
+        orphan.user_id = "gone".into();
+        s.create_refresh_token(&t, "orphan", &orphan).await.unwrap();
+        assert!(matches!(
+            s.refresh_token_and_user(&t, "orphan", T + 1, 0)
+                .await
+                .unwrap(),
+            Redeem::Fresh((_, None))
+        ));
+        // Rotated: a replay past the leeway, fresh within it.
+        let successor = refresh("g", T + 3600, T + 700);
+        s.redeem_refresh_token(&t, "rt", T + 10, Some(("rt-next", &successor)), 0)
+            .await
+            .unwrap();
+        let replay = Redeem::Replayed {
+            grant_id: "g".into(),
+        };
+        let read = |digest: &'static str, at: Timestamp, leeway: i64| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                rt(s.refresh_token_and_user(&t, digest, at, leeway)
+                    .await
+                    .unwrap()
+                    .map(|(r, _)| r))
+            }
+        };
+        assert_eq!(read("rt", T + 11, 0).await, replay);
+        assert_eq!(read("rt", T + 11, 30).await, Redeem::Fresh(()));
+        assert_eq!(read("rt", T + 600, 0).await, Redeem::Missing);
+        assert_eq!(read("nope", T + 11, 0).await, Redeem::Missing);
+        assert_eq!(
+            rt(s.refresh_token_and_user(&other, "rt-next", T + 11, 0)
+                .await
+                .unwrap()
+                .map(|(r, _)| r)),
+            Redeem::Missing
+        );
+        s.revoke_grant(&t, "g", "reuse", T + 20).await.unwrap();
+        assert_eq!(read("rt-next", T + 21, 0).await, Redeem::Missing);
+    }
+
     pub async fn race_redeem_refresh_token(s: S) {
         let t = tenant(&s, "acme").await;
         s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
@@ -1474,6 +1538,65 @@ mod bodies {
                 .await
                 .unwrap();
             assert_eq!(stored.is_some(), winners == [i], "successor of racer {i}");
+        }
+    }
+
+    /// Many tokens rotated at once (on SQLite, in shared batches): each gets
+    /// its own row back and its own successor; a token of a revoked grant
+    /// among them gets nothing.
+    pub async fn rotations_at_once(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_grant(&t, "g", "spa", Some("u1"), T).await.unwrap();
+        s.create_grant(&t, "dead", "spa", Some("u1"), T)
+            .await
+            .unwrap();
+        for i in 0..RACERS {
+            let grant = if i == 3 { "dead" } else { "g" };
+            let mut row = refresh(grant, T + 3600, T + 600);
+            row.scope = format!("scope-{i}");
+            s.create_refresh_token(&t, &format!("rt{i}"), &row)
+                .await
+                .unwrap();
+        }
+        s.revoke_grant(&t, "dead", "test", T).await.unwrap();
+        let outcomes = race(|i| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                let mut next = refresh("g", T + 3600, T + 700);
+                next.scope = format!("next-{i}");
+                s.redeem_refresh_token(
+                    &t,
+                    &format!("rt{i}"),
+                    T + 1,
+                    Some((&format!("next{i}"), &next)),
+                    0,
+                )
+                .await
+                .unwrap()
+            }
+        })
+        .await;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let stored = s
+                .redeem_refresh_token(&t, &format!("next{i}"), T + 2, None, 0)
+                .await
+                .unwrap();
+            if i == 3 {
+                assert_eq!(rt(outcome), Redeem::Missing);
+                assert_eq!(rt(stored), Redeem::Missing);
+                continue;
+            }
+            let Redeem::Fresh(row) = outcome else {
+                panic!("rotation {i}: {outcome:?}");
+            };
+            assert_eq!(
+                (row.scope, row.rotated_at),
+                (format!("scope-{i}"), Some(T + 1))
+            );
+            let Redeem::Fresh(successor) = stored else {
+                panic!("successor {i}: {stored:?}");
+            };
+            assert_eq!(successor.scope, format!("next-{i}"));
         }
     }
 

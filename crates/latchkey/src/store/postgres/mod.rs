@@ -6,6 +6,7 @@
 //! for read-then-write sequences, from transaction-scoped advisory locks.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -135,19 +136,25 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn refresh_token_row(r: &PgRow) -> StoreResult<RefreshTokenRow> {
+    refresh_token_row_as(r, "")
+}
+
+/// A refresh token from columns named with `prefix`.
+fn refresh_token_row_as(r: &PgRow, prefix: &str) -> StoreResult<RefreshTokenRow> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(RefreshTokenRow {
-        grant_id: r.get("grant_id"),
-        client_id: r.get("client_id"),
-        user_id: r.get("user_id"),
-        scope: r.get("scope"),
-        audience: r.get("audience"),
-        auth_time: r.get("auth_time"),
-        amr: json_vec(r.get::<&str, _>("amr"))?,
-        created_at: r.get("created_at"),
-        expires_at: r.get("expires_at"),
-        idle_expires_at: r.get("idle_expires_at"),
-        rotated_at: r.get("rotated_at"),
-        dpop_jkt: r.get("dpop_jkt"),
+        grant_id: r.get(c("grant_id").as_str()),
+        client_id: r.get(c("client_id").as_str()),
+        user_id: r.get(c("user_id").as_str()),
+        scope: r.get(c("scope").as_str()),
+        audience: r.get(c("audience").as_str()),
+        auth_time: r.get(c("auth_time").as_str()),
+        amr: json_vec(r.get::<&str, _>(c("amr").as_str()))?,
+        created_at: r.get(c("created_at").as_str()),
+        expires_at: r.get(c("expires_at").as_str()),
+        idle_expires_at: r.get(c("idle_expires_at").as_str()),
+        rotated_at: r.get(c("rotated_at").as_str()),
+        dpop_jkt: r.get(c("dpop_jkt").as_str()),
     })
 }
 
@@ -865,6 +872,38 @@ impl GrantStore for PostgresStore {
             self.create_refresh_token(tenant_id, next_digest, n).await?;
         }
         Ok(outcome)
+    }
+
+    async fn refresh_token_and_user(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        leeway: i64,
+    ) -> StoreResult<Redeem<(RefreshTokenRow, Option<UserRow>)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.user_id = r.user_id \
+                 WHERE r.token_digest = $1 AND r.tenant_id = $2",
+                refresh_token_and_user_columns(USER_COLUMNS)
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+            .bind(token_digest)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else {
+            return Ok(Redeem::Missing);
+        };
+        let revoked = r.get::<Option<i64>, _>("rt_revoked_at").is_some();
+        let user = match r.get::<Option<String>, _>("user_id") {
+            Some(_) => Some(user_row(&r)?),
+            None => None,
+        };
+        let token = refresh_token_row_as(&r, "rt_")?;
+        Ok(unclaimed_refresh_token(token, revoked, now, false, leeway).map(|t| (t, user)))
     }
 
     async fn refresh_token_grant(

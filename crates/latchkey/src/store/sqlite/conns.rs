@@ -19,6 +19,9 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{ConnectOptions, Sqlite};
 use tokio::sync::{Mutex, MutexGuard};
 
+/// Statements run together on the writer (see [`Connections::spawn_batch`]).
+pub(super) type Batch = Query<'static, Sqlite, SqliteArguments>;
+
 #[derive(Debug)]
 pub(super) struct Connections {
     writer: Arc<Mutex<SqliteConnection>>,
@@ -47,27 +50,33 @@ impl Connections {
         self.writer.lock().await
     }
 
-    /// Runs `batch`, several statements from `BEGIN IMMEDIATE` to `COMMIT`,
-    /// on the writer as one hand-off: the statements of a small transaction
-    /// cost one trip to the worker thread instead of one each. It runs to
-    /// its end even if the caller stops waiting (the worker stops between
+    /// Runs a batch on the writer in a task of its own: once the writer is
+    /// held, `batch` gives the statements (from `BEGIN IMMEDIATE` to
+    /// `COMMIT`, sent as one hand-off, so a small transaction costs one trip
+    /// to the worker thread instead of one per statement) with a context,
+    /// or nothing to do; `done` gets the context and the outcome. The batch
+    /// runs to its end whoever waits for it (the worker stops between
     /// statements once nobody reads the results, which would leave the
-    /// transaction open), and a failure rolls the transaction back.
-    pub(super) async fn write_batch(
+    /// transaction open), and a failure rolls it back.
+    pub(super) fn spawn_batch<C: Send + 'static>(
         &self,
-        batch: Query<'static, Sqlite, SqliteArguments>,
-    ) -> sqlx::Result<Vec<SqliteRow>> {
-        let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        batch: impl FnOnce() -> Option<(Batch, C)> + Send + 'static,
+        done: impl FnOnce(C, sqlx::Result<Vec<SqliteRow>>) + Send + 'static,
+    ) {
+        let writer = Arc::clone(&self.writer);
         tokio::spawn(async move {
-            let result = batch.fetch_all(&mut *writer).await;
+            let mut writer = writer.lock().await;
+            let Some((query, context)) = batch() else {
+                return;
+            };
+            let result = query.fetch_all(&mut *writer).await;
             if result.is_err() {
                 // Fails harmlessly when the batch failed before `BEGIN` took.
                 let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
             }
-            result
-        })
-        .await
-        .map_err(|e| sqlx::Error::Protocol(format!("write batch: {e}")))?
+            drop(writer);
+            done(context, result);
+        });
     }
 
     /// A free reader if there is one; otherwise waits its turn on one.
@@ -85,7 +94,6 @@ impl Connections {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
@@ -109,18 +117,38 @@ mod tests {
             .unwrap()
     }
 
+    /// Runs `sql` through `spawn_batch` and waits for its outcome.
+    async fn batch(conns: &Connections, sql: &'static str) -> sqlx::Result<Vec<SqliteRow>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        conns.spawn_batch(
+            move || Some((sqlx::query(sql), tx)),
+            |tx, result| {
+                let _ = tx.send(result);
+            },
+        );
+        rx.await.unwrap()
+    }
+
     #[tokio::test]
-    async fn a_batch_runs_to_its_end_when_its_caller_goes_away() {
+    async fn a_batch_runs_to_its_end_when_nobody_waits_for_it() {
         let dir = tempfile::tempdir().unwrap();
         let conns = open(&dir).await;
-        // A long statement in the middle: the caller is gone before it ends.
-        let batch = sqlx::query(
-            "BEGIN IMMEDIATE; INSERT INTO t VALUES (1); \
-             WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000) \
-               SELECT count(*) FROM c; \
-             INSERT INTO t VALUES (2); COMMIT;",
+        // A long statement in the middle, and nobody reading the results.
+        conns.spawn_batch(
+            || {
+                Some((
+                    sqlx::query(
+                        "BEGIN IMMEDIATE; INSERT INTO t VALUES (1); \
+                         WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000) \
+                           SELECT count(*) FROM c; \
+                         INSERT INTO t VALUES (2); COMMIT;",
+                    ),
+                    (),
+                ))
+            },
+            |(), _| {},
         );
-        let _ = tokio::time::timeout(Duration::ZERO, conns.write_batch(batch)).await;
+        tokio::task::yield_now().await;
         // The next write waits for the batch, then commits on its own.
         sqlx::query("INSERT INTO t VALUES (3)")
             .execute(&mut *conns.writer().await)
@@ -133,14 +161,33 @@ mod tests {
     async fn a_failed_batch_is_rolled_back() {
         let dir = tempfile::tempdir().unwrap();
         let conns = open(&dir).await;
-        let batch = sqlx::query(
+        let failed = batch(
+            &conns,
             "BEGIN IMMEDIATE; INSERT INTO t VALUES (1); INSERT INTO t VALUES (NULL); COMMIT;",
-        );
-        assert!(conns.write_batch(batch).await.is_err());
+        )
+        .await;
+        assert!(failed.is_err());
         sqlx::query("INSERT INTO t VALUES (3)")
             .execute(&mut *conns.writer().await)
             .await
             .unwrap();
         assert_eq!(committed(&conns).await, [3]);
+    }
+
+    #[tokio::test]
+    async fn nothing_to_do_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let conns = open(&dir).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        conns.spawn_batch(|| None::<(Batch, ())>, |(), _| {});
+        conns.spawn_batch(
+            move || {
+                let _ = tx.send(());
+                None::<(Batch, ())>
+            },
+            |(), _| {},
+        );
+        rx.await.unwrap();
+        assert_eq!(committed(&conns).await, Vec::<i64>::new());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,9 +15,11 @@ use super::*;
 mod cache;
 mod conns;
 mod methods;
+mod rotations;
 use crate::clock::{SharedClock, Timestamp};
 use cache::ReadCache;
 use conns::Connections;
+use rotations::{Rotation, Rotations};
 
 /// Read-only connections beside the writer.
 const READERS: usize = 8;
@@ -27,6 +29,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conns: Arc<Connections>,
+    rotations: Arc<Rotations>,
     cache: Arc<ReadCache>,
 }
 
@@ -45,6 +48,7 @@ impl SqliteStore {
         MIGRATOR.run(&mut *conns.writer().await).await?;
         Ok(Self {
             conns: Arc::new(conns),
+            rotations: Arc::default(),
             cache: Arc::new(ReadCache::new(clock)),
         })
     }
@@ -68,33 +72,29 @@ pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// Rotation (see `redeem_refresh_token`): ?1 now, ?2 the token's digest,
-/// ?3 the tenant, ?4 to ?15 the successor.
-const ROTATE_REFRESH_TOKEN: &str = "BEGIN IMMEDIATE; \
-     UPDATE refresh_tokens SET rotated_at = ?1 WHERE token_digest = ?2 AND tenant_id = ?3 \
-       AND rotated_at IS NULL AND expires_at > ?1 AND idle_expires_at > ?1 \
-       AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
-       RETURNING grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
-         expires_at, idle_expires_at, rotated_at, dpop_jkt; \
-     INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
-       auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
-       SELECT ?4, ?5, ?3, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 WHERE changes() = 1; \
-     COMMIT;";
-
 fn refresh_token_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<RefreshTokenRow> {
+    refresh_token_row_as(r, "")
+}
+
+/// A refresh token from columns named with `prefix`.
+pub(super) fn refresh_token_row_as(
+    r: &sqlx::sqlite::SqliteRow,
+    prefix: &str,
+) -> StoreResult<RefreshTokenRow> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(RefreshTokenRow {
-        grant_id: r.get("grant_id"),
-        client_id: r.get("client_id"),
-        user_id: r.get("user_id"),
-        scope: r.get("scope"),
-        audience: r.get("audience"),
-        auth_time: r.get("auth_time"),
-        amr: json_vec(r.get::<&str, _>("amr"))?,
-        created_at: r.get("created_at"),
-        expires_at: r.get("expires_at"),
-        idle_expires_at: r.get("idle_expires_at"),
-        rotated_at: r.get("rotated_at"),
-        dpop_jkt: r.get("dpop_jkt"),
+        grant_id: r.get(c("grant_id").as_str()),
+        client_id: r.get(c("client_id").as_str()),
+        user_id: r.get(c("user_id").as_str()),
+        scope: r.get(c("scope").as_str()),
+        audience: r.get(c("audience").as_str()),
+        auth_time: r.get(c("auth_time").as_str()),
+        amr: json_vec(r.get::<&str, _>(c("amr").as_str()))?,
+        created_at: r.get(c("created_at").as_str()),
+        expires_at: r.get(c("expires_at").as_str()),
+        idle_expires_at: r.get(c("idle_expires_at").as_str()),
+        rotated_at: r.get(c("rotated_at").as_str()),
+        dpop_jkt: r.get(c("dpop_jkt").as_str()),
     })
 }
 
@@ -739,27 +739,17 @@ impl GrantStore for SqliteStore {
         leeway: i64,
     ) -> StoreResult<Redeem<RefreshTokenRow>> {
         if let Some((next_digest, n)) = next {
-            // A guarded UPDATE claims it (of two racing requests exactly one
-            // gets the row back) and the successor is inserted only then, in
-            // one transaction sent as one batch.
-            let batch = sqlx::query(ROTATE_REFRESH_TOKEN)
-                .bind(now)
-                .bind(token_digest.to_string())
-                .bind(tenant_id.to_string())
-                .bind(next_digest.to_string())
-                .bind(n.grant_id.clone())
-                .bind(n.client_id.clone())
-                .bind(n.user_id.clone())
-                .bind(n.scope.clone())
-                .bind(n.audience.clone())
-                .bind(n.auth_time)
-                .bind(to_json(&n.amr))
-                .bind(n.created_at)
-                .bind(n.expires_at)
-                .bind(n.idle_expires_at)
-                .bind(n.dpop_jkt.clone());
-            if let Some(r) = self.conns.write_batch(batch).await?.first() {
-                return Ok(Redeem::Fresh(refresh_token_row(r)?));
+            // Claimed and its successor stored in one step, together with
+            // the rotations queued beside it (`rotations.rs`).
+            let rotation = Rotation {
+                now,
+                tenant_id: tenant_id.to_string(),
+                token_digest: token_digest.to_string(),
+                next_digest: next_digest.to_string(),
+                next: n.clone(),
+            };
+            if let Some(row) = self.rotations.rotate(&self.conns, rotation).await? {
+                return Ok(Redeem::Fresh(row));
             }
         }
         // Only read, or not claimed: tell a replay from a dead token.
@@ -784,6 +774,38 @@ impl GrantStore for SqliteStore {
             self.create_refresh_token(tenant_id, next_digest, n).await?;
         }
         Ok(outcome)
+    }
+
+    async fn refresh_token_and_user(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        leeway: i64,
+    ) -> StoreResult<Redeem<(RefreshTokenRow, Option<UserRow>)>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.user_id = r.user_id \
+                 WHERE r.token_digest = ? AND r.tenant_id = ?",
+                refresh_token_and_user_columns(USER_COLUMNS)
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+            .bind(token_digest)
+            .bind(tenant_id)
+            .fetch_optional(&mut *self.reader().await)
+            .await?;
+        let Some(r) = row else {
+            return Ok(Redeem::Missing);
+        };
+        let revoked = r.get::<Option<i64>, _>("rt_revoked_at").is_some();
+        let user = match r.get::<Option<String>, _>("user_id") {
+            Some(_) => Some(user_row(&r)?),
+            None => None,
+        };
+        let token = refresh_token_row_as(&r, "rt_")?;
+        Ok(unclaimed_refresh_token(token, revoked, now, false, leeway).map(|t| (t, user)))
     }
 
     async fn refresh_token_grant(
