@@ -204,7 +204,6 @@ pub(super) async fn identity_user(
     Ok(user)
 }
 
-/// A new method ID of the `<type>|dev_<16 chars>` form.
 /// The sealing context of a TOTP method's secret.
 pub fn totp_context(tenant_id: &str, method_id: &str) -> String {
     totp::context(tenant_id, method_id)
@@ -251,7 +250,8 @@ pub fn throttle_send(
     }
 }
 
-pub(super) fn new_method_id(state: &AppState, kind: FactorType) -> String {
+/// A new method ID of the `<type>|dev_<16 chars>` form.
+pub fn new_method_id(state: &AppState, kind: FactorType) -> String {
     format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
 }
 
