@@ -215,20 +215,28 @@ pub async fn update(
         ));
     }
     if let Some(preferred) = preferred_phone_method {
-        let row = state
-            .store
-            .method(tenant_id, user_id, id)
-            .await?
-            .ok_or(MethodError::NotFound)?;
-        let mut data = row.data.clone();
-        if let Some(obj) = data.as_object_mut() {
-            obj.insert("preferred_authentication_method".into(), preferred.into());
+        // Read, change, write if unchanged meanwhile; a few tries.
+        let mut updated = false;
+        for _ in 0..3 {
+            let row = state
+                .store
+                .method(tenant_id, user_id, id)
+                .await?
+                .ok_or(MethodError::NotFound)?;
+            let mut data = row.data.clone();
+            if let Some(obj) = data.as_object_mut() {
+                obj.insert("preferred_authentication_method".into(), preferred.into());
+            }
+            if state
+                .store
+                .update_method_data(tenant_id, id, &row.data, &data, None)
+                .await?
+            {
+                updated = true;
+                break;
+            }
         }
-        if !state
-            .store
-            .update_method_data(tenant_id, id, &data, None)
-            .await?
-        {
+        if !updated {
             return Err(MethodError::NotFound);
         }
     }

@@ -908,6 +908,15 @@ pub async fn verify_key(
     if let (Some(k), Some(obj)) = (updated, data.as_object_mut()) {
         obj.insert("credential".into(), k);
     }
+    // The new counter is kept only over the one this answer was checked
+    // against (two logins with one key at once cannot move it backwards).
+    if !state
+        .store
+        .update_method_data(&tenant.id, &method.id, &method.data, &data, Some(now))
+        .await?
+    {
+        return Err(wrong(state, tenant, answer, &row.user_id, "webauthn").await);
+    }
     for digest in [secret_digest(session), secret_digest(token)] {
         if !state
             .store
@@ -917,10 +926,6 @@ pub async fn verify_key(
             return Err(MfaError::BadToken);
         }
     }
-    state
-        .store
-        .update_method_data(&tenant.id, &method.id, &data, Some(now))
-        .await?;
     Ok((row.user_id, pending, key_amr(method)))
 }
 

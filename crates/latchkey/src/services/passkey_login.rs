@@ -424,14 +424,6 @@ pub async fn finish(
         }
         Err(e) => return wrong(format!("The passkey could not be verified: {e}.")).await,
     };
-    // The challenge is answered: it is used up, whoever wins a race.
-    if !state
-        .store
-        .complete_enrollment(&tenant.id, &digest, &Completion::Consume, now)
-        .await?
-    {
-        return Err(unknown());
-    }
     let mut data = method.data.clone();
     if passkey.update_credential(&result) == Some(true)
         && let Some(obj) = data.as_object_mut()
@@ -442,10 +434,24 @@ pub async fn finish(
         );
         obj.insert("backed_up".into(), json!(result.backup_state()));
     }
-    state
+    // The new counter is kept only over the one this login checked against:
+    // of two logins with one passkey at once, the later write would
+    // otherwise move it backwards.
+    if !state
         .store
-        .update_method_data(&tenant.id, &method.id, &data, Some(now))
-        .await?;
+        .update_method_data(&tenant.id, &method.id, &method.data, &data, Some(now))
+        .await?
+    {
+        return wrong("The passkey was used by another login at the same moment.".into()).await;
+    }
+    // The challenge is answered: it is used up, whoever wins a race.
+    if !state
+        .store
+        .complete_enrollment(&tenant.id, &digest, &Completion::Consume, now)
+        .await?
+    {
+        return Err(unknown());
+    }
     let user = state
         .store
         .user_by_id(&tenant.id, &method.user_id)

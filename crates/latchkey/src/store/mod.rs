@@ -429,11 +429,15 @@ pub trait MethodStore: Send + Sync {
         credential_id: &str,
     ) -> StoreResult<Option<MethodRow>>;
     /// Replaces a method's data (a passkey's counter and backup state after
-    /// use, a phone's preferred delivery); `last_auth_at` when it was used.
+    /// use, a phone's preferred delivery) if it still is `previous`, the
+    /// data the caller read and changed; `last_auth_at` when it was used.
+    /// False when the method is gone or its data changed meanwhile: two
+    /// logins with one passkey cannot move its counter backwards.
     async fn update_method_data(
         &self,
         tenant_id: &str,
         id: &str,
+        previous: &serde_json::Value,
         data: &serde_json::Value,
         last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool>;

@@ -172,6 +172,7 @@ contract!(
     race_counters,
     otp_steps,
     race_otp_step,
+    race_method_data,
     credentials_are_unique,
 );
 
@@ -1308,9 +1309,15 @@ mod bodies {
         same(&s, &t, "u2").await;
 
         assert!(
-            s.update_method_data(&t, "totp|m1", &json!({"k": 2}), Some(T + 2))
-                .await
-                .unwrap()
+            s.update_method_data(
+                &t,
+                "totp|m1",
+                &json!({ "id": "totp|m1" }),
+                &json!({"k": 2}),
+                Some(T + 2)
+            )
+            .await
+            .unwrap()
         );
         same(&s, &t, "u1").await;
         assert!(
@@ -1758,16 +1765,85 @@ mod bodies {
                 .unwrap()
                 .is_none()
         );
+        let read = s.method(&t, "u1", "passkey|a").await.unwrap().unwrap();
         assert!(
-            s.update_method_data(&t, "passkey|a", &json!({"counter": 2}), Some(T + 9))
-                .await
-                .unwrap()
+            s.update_method_data(
+                &t,
+                "passkey|a",
+                &read.data,
+                &json!({"counter": 2}),
+                Some(T + 9)
+            )
+            .await
+            .unwrap()
         );
         let m = s.method(&t, "u1", "passkey|a").await.unwrap().unwrap();
         assert_eq!(
             (m.data["counter"].as_i64(), m.last_auth_at),
             (Some(2), Some(T + 9))
         );
+        // Another login that read the data before that write loses: its
+        // older counter is not written over the newer one.
+        assert!(
+            !s.update_method_data(
+                &t,
+                "passkey|a",
+                &read.data,
+                &json!({"counter": 1}),
+                Some(T + 10)
+            )
+            .await
+            .unwrap()
+        );
+        let m = s.method(&t, "u1", "passkey|a").await.unwrap().unwrap();
+        assert_eq!(
+            (m.data["counter"].as_i64(), m.last_auth_at),
+            (Some(2), Some(T + 9))
+        );
+        // A method that is gone: nothing written.
+        assert!(
+            !s.update_method_data(&t, "passkey|gone", &read.data, &json!({"counter": 3}), None)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Logins with one key at once, each writing the counter it saw: one
+    /// write wins, the others find the data changed.
+    pub async fn race_method_data(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e1", &enrollment("u1", "passkey|k", T + 60))
+            .await
+            .unwrap();
+        let row = method("passkey|k", "u1", "passkey", T);
+        let read = row.data.clone();
+        let add = Completion::AddMethod {
+            row,
+            replace_type: false,
+        };
+        assert!(s.complete_enrollment(&t, "e1", &add, T).await.unwrap());
+        let outcomes = race(|i| {
+            let (s, t, read) = (s.clone(), t.clone(), read.clone());
+            async move {
+                s.update_method_data(
+                    &t,
+                    "passkey|k",
+                    &read,
+                    &json!({ "counter": 10 + i }),
+                    Some(T + 1),
+                )
+                .await
+                .unwrap()
+            }
+        })
+        .await;
+        let winners: Vec<usize> = (0..RACERS).filter(|i| outcomes[*i]).collect();
+        assert_eq!(winners.len(), 1, "{outcomes:?}");
+        let m = s.method(&t, "u1", "passkey|k").await.unwrap().unwrap();
+        assert_eq!(m.data["counter"].as_u64(), Some(10 + winners[0] as u64));
     }
 
     pub async fn race_otp_step(s: S) {

@@ -153,14 +153,19 @@ impl MethodStore for PostgresStore {
         &self,
         tenant_id: &str,
         id: &str,
+        previous: &serde_json::Value,
         data: &serde_json::Value,
         last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE authentication_methods SET data = $1, last_auth_at = COALESCE($2, last_auth_at) WHERE tenant_id = $3 AND id = $4")
+        let done = sqlx::query(
+            "UPDATE authentication_methods SET data = $1, last_auth_at = COALESCE($2, last_auth_at) \
+             WHERE tenant_id = $3 AND id = $4 AND data = $5",
+        )
             .bind(to_json(data))
             .bind(last_auth_at)
             .bind(tenant_id)
             .bind(id)
+            .bind(to_json(previous))
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() == 1)

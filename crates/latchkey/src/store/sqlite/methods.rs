@@ -156,16 +156,21 @@ impl MethodStore for SqliteStore {
         &self,
         tenant_id: &str,
         id: &str,
+        previous: &serde_json::Value,
         data: &serde_json::Value,
         last_auth_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let owner = sqlx::query("UPDATE authentication_methods SET data = ?, last_auth_at = COALESCE(?, last_auth_at) WHERE tenant_id = ? AND id = ? RETURNING user_id")
-            .bind(to_json(data))
-            .bind(last_auth_at)
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&mut *self.writer().await)
-            .await?;
+        let owner = sqlx::query(
+            "UPDATE authentication_methods SET data = ?, last_auth_at = COALESCE(?, last_auth_at) \
+             WHERE tenant_id = ? AND id = ? AND data = ? RETURNING user_id",
+        )
+        .bind(to_json(data))
+        .bind(last_auth_at)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(to_json(previous))
+        .fetch_optional(&mut *self.writer().await)
+        .await?;
         match owner {
             Some(r) => {
                 self.cache.forget_user(tenant_id, r.get("user_id"));
