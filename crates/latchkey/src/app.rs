@@ -35,8 +35,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// DPoP proof IDs seen (replay protection).
     pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
-    /// Password hashing slots: one per core.
-    pub hashing: tokio::sync::Semaphore,
+    /// Password hashing, one thread per core.
+    pub hashing: crate::crypto::hashing::HashingThreads,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -58,9 +58,9 @@ impl AppState {
                 clock.clone(),
             )),
             replay: Arc::new(crate::services::dpop::MemoryReplayCache::new(clock.clone())),
-            hashing: tokio::sync::Semaphore::new(
+            hashing: crate::crypto::hashing::HashingThreads::start(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
+            )?,
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
             store,
@@ -84,24 +84,22 @@ impl AppState {
         format!("g_{}", self.rng.alnum(22))
     }
 
-    /// Argon2id off the async workers, at most one per core at a time: each
-    /// takes 19 MiB and a core, so more at once only adds memory and
-    /// contention; the rest wait their turn.
+    /// Argon2id off the async workers, on the hashing threads (one per core;
+    /// the rest wait their turn).
     pub async fn verify_password(&self, password: &str, hash: &str) -> bool {
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return false;
-        };
         let (p, h, cfg) = (password.to_string(), hash.to_string(), self.passwords);
-        tokio::task::spawn_blocking(move || cfg.verify(&p, &h))
+        self.hashing
+            .run(move || cfg.verify(&p, &h))
             .await
             .unwrap_or(false)
     }
 
     pub async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
-        let _permit = self.hashing.acquire().await?;
         let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
-        tokio::task::spawn_blocking(move || cfg.hash(&*rng, &p))
-            .await?
+        self.hashing
+            .run(move || cfg.hash(&*rng, &p))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("hashing: the hashing threads are gone"))?
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod dpop;
 pub mod hash;
+pub mod hashing;
 pub mod jws;
 pub mod otp;
 pub mod password;
