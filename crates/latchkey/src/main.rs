@@ -134,6 +134,11 @@ enum Command {
         /// A tenant file applied (idempotently) before serving.
         #[arg(long, env = "LATCHKEY_TENANT_FILE")]
         tenant_file: Option<PathBuf>,
+        /// Seconds between two sweeps of what can no longer be used (expired
+        /// tokens, codes, sessions); the first runs at start. 0: never (run
+        /// `latchkey sweep` on a schedule instead).
+        #[arg(long, env = "LATCHKEY_SWEEP_INTERVAL", default_value_t = 3600)]
+        sweep_interval: u64,
         #[command(flatten)]
         storage: Storage,
     },
@@ -146,6 +151,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Delete what can no longer be used (expired tokens, codes, sessions,
+    /// spent grants) in every tenant, once, and print what went.
+    Sweep {
+        #[command(flatten)]
+        storage: Storage,
     },
     /// Apply the database migrations this version knows, then exit.
     Migrate {
@@ -216,8 +227,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             tenant_file,
+            sweep_interval,
             storage,
-        } => serve(listen, tenant_file, storage).await,
+        } => serve(listen, tenant_file, sweep_interval, storage).await,
+        Command::Sweep { storage } => {
+            let state = server::open(storage.options()?).await?;
+            let s = latchkey::services::sweep::sweep_all(&state).await?;
+            println!(
+                "swept {} row(s): {} refresh token(s), {} code(s), {} grant(s), {} session(s), \
+                 {} login transaction(s), {} enrollment(s), {} login-failure count(s)",
+                s.total(),
+                s.refresh_tokens,
+                s.auth_codes,
+                s.grants,
+                s.sessions,
+                s.login_transactions,
+                s.enrollments,
+                s.login_failures
+            );
+            Ok(())
+        }
         Command::Tenant {
             command: TenantCommand::Apply { file, storage },
         } => {
@@ -303,6 +332,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn serve(
     listen: SocketAddr,
     tenant_file: Option<PathBuf>,
+    sweep_interval: u64,
     storage: Storage,
 ) -> anyhow::Result<()> {
     let state = server::open(storage.options()?).await?;
@@ -319,6 +349,12 @@ async fn serve(
         tracing::info!(file = %file.display(), users_created = report.users_created, "tenant file applied");
     } else {
         development_tenant(&state, port).await?;
+    }
+    if sweep_interval > 0 {
+        tokio::spawn(latchkey::services::sweep::run(
+            state.clone(),
+            std::time::Duration::from_secs(sweep_interval),
+        ));
     }
     tracing::info!(address = %listen, "latchkey listening");
     latchkey::app::serve(listener, state, shutdown_signal()).await?;

@@ -14,5 +14,6 @@ pub mod password_policy;
 pub mod phone;
 pub mod policy;
 pub mod ratelimit;
+pub mod sweep;
 pub mod tokens;
 pub mod webauthn;

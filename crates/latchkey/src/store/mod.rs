@@ -520,8 +520,104 @@ pub trait MethodStore: Send + Sync {
     async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// What a sweep deleted, kind by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub refresh_tokens: u64,
+    pub auth_codes: u64,
+    /// Revoked grants (with what they issued) and spent ones.
+    pub grants: u64,
+    pub sessions: u64,
+    pub login_transactions: u64,
+    pub enrollments: u64,
+    pub login_failures: u64,
+}
+
+impl Swept {
+    pub fn total(&self) -> u64 {
+        self.refresh_tokens
+            + self.auth_codes
+            + self.grants
+            + self.sessions
+            + self.login_transactions
+            + self.enrollments
+            + self.login_failures
+    }
+
+    /// Whether some kind had `limit` rows deleted: more may be waiting.
+    pub fn reached(&self, limit: u64) -> bool {
+        [
+            self.refresh_tokens,
+            self.auth_codes,
+            self.grants,
+            self.sessions,
+            self.login_transactions,
+            self.enrollments,
+            self.login_failures,
+        ]
+        .into_iter()
+        .any(|n| n >= limit)
+    }
+
+    pub fn add(&mut self, o: &Swept) {
+        self.refresh_tokens += o.refresh_tokens;
+        self.auth_codes += o.auth_codes;
+        self.grants += o.grants;
+        self.sessions += o.sessions;
+        self.login_transactions += o.login_transactions;
+        self.enrollments += o.enrollments;
+        self.login_failures += o.login_failures;
+    }
+}
+
+/// Where a walk over a tenant's grants (oldest first) goes on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantCursor {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+/// Deleting what can no longer be used (`services::sweep`). Nothing deleted
+/// here changes an answer: each row is one every read already treats as
+/// absent (expired, revoked, spent), kept no longer than the rules below.
+#[async_trait]
+pub trait SweepStore: Send + Sync {
+    /// Deletes, in tenant `tenant_id`, at most `limit` rows of each kind:
+    /// - refresh tokens and authorization codes that ended more than `grace`
+    ///   seconds before `now` (`grace` is the longest lifetime of a token
+    ///   they can have issued, so their grant outlives its access tokens); a
+    ///   used code stays while its grant has refresh tokens, so replaying it
+    ///   still revokes them;
+    /// - revoked grants, with their codes and refresh tokens;
+    /// - sessions expired or revoked, login transactions and enrollments
+    ///   expired, and login-failure counts whose block has ended (the next
+    ///   login would clear them).
+    async fn sweep_expired(
+        &self,
+        tenant_id: &str,
+        now: Timestamp,
+        grace: i64,
+        limit: i64,
+    ) -> StoreResult<Swept>;
+    /// Looks at up to `limit` grants of `tenant_id` created before `before`,
+    /// oldest first from after `from`, and deletes those with neither a code
+    /// nor a refresh token left (with none left, their last access token was
+    /// issued when they were created, or when the last of those was used).
+    /// Returns how many it deleted and where to go on from (`None`: done).
+    async fn sweep_grants(
+        &self,
+        tenant_id: &str,
+        before: Timestamp,
+        from: Option<&GrantCursor>,
+        limit: i64,
+    ) -> StoreResult<(u64, Option<GrantCursor>)>;
+}
+
 pub trait Store:
-    TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore
+    TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore
 {
 }
-impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore> Store for T {}
+impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore>
+    Store for T
+{
+}

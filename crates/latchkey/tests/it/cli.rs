@@ -247,6 +247,23 @@ async fn tenant_apply_refuses_bad_files_with_the_line_and_applies_good_ones() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("now signing with key"));
+    // One sweep of every tenant, from the command line: nothing has ended.
+    let out = Command::new(BIN)
+        .args(["sweep", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("swept 0 row(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = Command::new(BIN)
         .args(["keys", "rotate", "--tenant", "nobody", "--data-dir"])
         .arg(dir.path().join("data"))

@@ -25,4 +25,5 @@ mod sms_receiver;
 mod smtp;
 mod store_contract;
 mod support;
+mod sweep;
 mod tenant_files;

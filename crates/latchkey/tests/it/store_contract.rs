@@ -17,7 +17,7 @@ use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
     AuditEvent, Completion, EnrollmentRow, KeyStore, MethodRow, Redeem, RefreshTokenRow,
-    SessionRow, SigningKeyRow, Store, StoreError, UserRow,
+    SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -174,6 +174,8 @@ contract!(
     race_otp_step,
     race_method_data,
     credentials_are_unique,
+    sweep,
+    sweep_in_chunks,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1988,5 +1990,264 @@ mod bodies {
             s.login_failures(&t, "u1", "ip").await.unwrap(),
             (RACERS as i64, Some(T + 500))
         );
+    }
+    /// What the sweep deletes, and what it must keep: nothing that a read
+    /// would still answer differently without it.
+    pub async fn sweep(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let grace = 100;
+        for g in ["g-live", "g-old", "g-bare", "g-code", "g-used", "g-rev"] {
+            s.create_grant(&t, g, "spa", Some("u1"), T).await.unwrap();
+        }
+        s.create_grant(&other, "g-other", "spa", Some("u1"), T)
+            .await
+            .unwrap();
+        // Refresh tokens end at the earlier of their two expiries.
+        s.create_refresh_token(&t, "rt-live", &refresh("g-live", T + 10_000, T + 5_000))
+            .await
+            .unwrap();
+        s.create_refresh_token(&t, "rt-old", &refresh("g-old", T + 50, T + 40))
+            .await
+            .unwrap();
+        s.create_refresh_token(&t, "rt-rev", &refresh("g-rev", T + 10_000, T + 5_000))
+            .await
+            .unwrap();
+        s.create_refresh_token(&other, "rt-other", &refresh("g-other", T + 10, T + 10))
+            .await
+            .unwrap();
+        // Codes: one never used, one used whose grant has a refresh token.
+        s.create_code(&t, "c-unused", "g-code", "{}", T + 60)
+            .await
+            .unwrap();
+        s.create_code(&t, "c-used", "g-used", "{}", T + 60)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.redeem_code(&t, "c-used", T + 1).await.unwrap(),
+            Redeem::Fresh(_)
+        ));
+        s.create_refresh_token(&t, "rt-used", &refresh("g-used", T + 10_000, T + 5_000))
+            .await
+            .unwrap();
+        s.revoke_grant(&t, "g-rev", "logout", T + 2).await.unwrap();
+        // Sessions, login transactions, enrollments, login failures.
+        let session = |expires_at| SessionRow {
+            user_id: "u1".into(),
+            auth_time: T,
+            amr: vec!["pwd".into()],
+            expires_at,
+        };
+        s.create_session(&t, "s-ended", &session(T + 50), T)
+            .await
+            .unwrap();
+        s.create_session(&t, "s-revoked", &session(T + 10_000), T)
+            .await
+            .unwrap();
+        s.revoke_session(&t, "s-revoked", T + 1).await.unwrap();
+        s.create_session(&t, "s-live", &session(T + 10_000), T)
+            .await
+            .unwrap();
+        s.create_session(&other, "s-other", &session(T + 50), T)
+            .await
+            .unwrap();
+        s.create_login_transaction(&t, "tx-ended", "{}", T, T + 50)
+            .await
+            .unwrap();
+        s.create_login_transaction(&t, "tx-live", "{}", T, T + 10_000)
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e-ended", &enrollment("u1", "totp|a", T + 50))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e-live", &enrollment("u1", "totp|b", T + 10_000))
+            .await
+            .unwrap();
+        let ip = "198.51.100.7";
+        s.record_login_failure(&t, "u-unblocked", ip, T, 1, T + 50)
+            .await
+            .unwrap();
+        s.record_login_failure(&t, "u-blocked", ip, T, 1, T + 10_000)
+            .await
+            .unwrap();
+        s.record_login_failure(&t, "u-counted", ip, T, 5, T + 50)
+            .await
+            .unwrap();
+        // Read before the sweeps: the SQLite store caches these answers.
+        assert!(!s.grant_revoked(&t, "g-bare").await.unwrap());
+        assert!(s.grant_revoked(&t, "g-rev").await.unwrap());
+
+        // At T + 100, nothing token-like has been over for `grace` yet;
+        // what has ended, and the revoked grant with its token, go.
+        let swept = s.sweep_expired(&t, T + 100, grace, 1000).await.unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                refresh_tokens: 0,
+                auth_codes: 0,
+                grants: 1,
+                sessions: 2,
+                login_transactions: 1,
+                enrollments: 1,
+                login_failures: 1,
+            }
+        );
+        assert_eq!(
+            s.sweep_grants(&t, T, None, 1000).await.unwrap(),
+            (0, None),
+            "no grant was created before T"
+        );
+        assert!(s.grant_revoked(&t, "g-rev").await.unwrap());
+        assert_eq!(s.refresh_token_grant(&t, "rt-rev").await.unwrap(), None);
+        assert!(s.refresh_token_grant(&t, "rt-old").await.unwrap().is_some());
+        assert!(
+            s.session(&t, "s-live", T + 100, 3600)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            s.login_failures(&t, "u-unblocked", ip).await.unwrap(),
+            (0, None)
+        );
+        assert_eq!(
+            s.login_failures(&t, "u-blocked", ip).await.unwrap(),
+            (1, Some(T + 10_000))
+        );
+        assert_eq!(
+            s.login_failures(&t, "u-counted", ip).await.unwrap(),
+            (1, None)
+        );
+        assert!(!s.grant_revoked(&t, "g-bare").await.unwrap());
+        assert!(
+            s.login_transaction(&t, "tx-live", T + 100)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(s.enrollment(&t, "e-live", T + 100).await.unwrap().is_some());
+
+        // At T + 200: the token that ended at T + 40 and the unused code
+        // are past their grace; the used code stays while its grant has a
+        // refresh token, so replaying it is still seen as a replay.
+        let swept = s.sweep_expired(&t, T + 200, grace, 1000).await.unwrap();
+        assert_eq!(
+            (swept.refresh_tokens, swept.auth_codes, swept.total()),
+            (1, 1, 2)
+        );
+        let replay = Redeem::Replayed {
+            grant_id: "g-used".into(),
+        };
+        assert_eq!(s.redeem_code(&t, "c-used", T + 200).await.unwrap(), replay);
+        // The grants with nothing left and created before T + 100 go: the
+        // one that never had a token, the one whose token went, the one
+        // whose code went. Each reads as revoked once gone.
+        assert_eq!(
+            s.sweep_grants(&t, T + 100, None, 1000).await.unwrap(),
+            (3, None)
+        );
+        for g in ["g-bare", "g-old", "g-code"] {
+            assert!(s.grant_revoked(&t, g).await.unwrap(), "{g}");
+        }
+        for g in ["g-live", "g-used"] {
+            assert!(!s.grant_revoked(&t, g).await.unwrap(), "{g}");
+        }
+        // The other tenant was not touched.
+        assert!(
+            s.refresh_token_grant(&other, "rt-other")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(!s.grant_revoked(&other, "g-other").await.unwrap());
+
+        // Once the live family has ended too, everything of it goes: the
+        // tokens first, then the used code, then the grants.
+        let later = T + 5_000 + grace + 1;
+        let swept = s.sweep_expired(&t, later, grace, 1000).await.unwrap();
+        assert_eq!(
+            (swept.refresh_tokens, swept.auth_codes, swept.total()),
+            (2, 1, 3)
+        );
+        assert_eq!(
+            s.sweep_grants(&t, later - grace, None, 1000).await.unwrap(),
+            (2, None)
+        );
+        assert_eq!(
+            s.redeem_code(&t, "c-used", later).await.unwrap(),
+            Redeem::Missing
+        );
+        // Nothing left to do: what remains is live.
+        assert_eq!(
+            s.sweep_expired(&t, later, grace, 1000).await.unwrap(),
+            Swept::default()
+        );
+        assert!(
+            s.session(&t, "s-live", later, 10_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            s.sweep_grants(&t, later - grace, None, 1000).await.unwrap(),
+            (0, None)
+        );
+    }
+
+    /// A sweep's statements each delete at most a chunk, and the walk over
+    /// grants goes on from where it stopped.
+    pub async fn sweep_in_chunks(s: S) {
+        let t = tenant(&s, "acme").await;
+        for i in 0..7 {
+            let id = format!("s{i}");
+            let row = SessionRow {
+                user_id: "u1".into(),
+                auth_time: T,
+                amr: vec!["pwd".into()],
+                expires_at: T + 10,
+            };
+            s.create_session(&t, &id, &row, T).await.unwrap();
+        }
+        let mut counts = Vec::new();
+        loop {
+            let swept = s.sweep_expired(&t, T + 10, 0, 3).await.unwrap();
+            counts.push(swept.sessions);
+            if !swept.reached(3) {
+                break;
+            }
+        }
+        assert_eq!(counts, [3, 3, 1]);
+
+        // Seven grants created at three moments; the ones with a code stay.
+        for i in 0..7 {
+            let g = format!("g{i}");
+            s.create_grant(&t, &g, "spa", Some("u1"), T + i / 3)
+                .await
+                .unwrap();
+            if i % 3 == 1 {
+                s.create_code(&t, &format!("c{i}"), &g, "{}", T + 1_000)
+                    .await
+                    .unwrap();
+            }
+        }
+        let (mut from, mut deleted, mut calls) = (None, 0, 0);
+        loop {
+            let (n, next) = s.sweep_grants(&t, T + 100, from.as_ref(), 2).await.unwrap();
+            deleted += n;
+            calls += 1;
+            match next {
+                Some(cursor) => from = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!((deleted, calls), (5, 4));
+        for i in 0..7 {
+            let kept = i % 3 == 1;
+            assert_eq!(
+                s.grant_revoked(&t, &format!("g{i}")).await.unwrap(),
+                !kept,
+                "g{i}"
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ use sqlx::{PgPool, Row};
 use super::*;
 
 mod methods;
+mod sweep;
 use crate::clock::Timestamp;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -16,6 +16,7 @@ mod cache;
 mod conns;
 mod methods;
 mod rotations;
+mod sweep;
 use crate::clock::{SharedClock, Timestamp};
 use cache::ReadCache;
 use conns::Connections;

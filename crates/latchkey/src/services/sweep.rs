@@ -1,0 +1,99 @@
+//! The sweep: deletes what can no longer be used, so the store holds what
+//! is live and not every token, code and session ever issued.
+//!
+//! `latchkey serve` sweeps every tenant when it starts and then every
+//! `--sweep-interval` seconds; `latchkey sweep` does one pass and exits (for
+//! deployments that prefer to schedule it). What goes, and how long after it
+//! ended, is in [`SweepStore`]: refresh tokens and codes are kept for the
+//! longest token lifetime of their tenant past their own end, and a grant
+//! until nothing it issued can still be presented, so deleting never turns a
+//! valid token invalid or a replay into something else than a refusal.
+//!
+//! Work is done a chunk of rows at a time, each its own short statement, so
+//! requests' writes go between chunks (SQLite has one writer).
+
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::services::tokens;
+use crate::store::{StoreError, SweepStore, Swept};
+use crate::tenant::Tenant;
+
+/// Rows per delete statement (and grants looked at per read).
+pub const CHUNK: i64 = 500;
+
+/// Sweeps one tenant as of the clock's `now`.
+pub async fn sweep_tenant(state: &AppState, tenant: &Tenant) -> Result<Swept, StoreError> {
+    sweep_tenant_in_chunks(state, tenant, CHUNK).await
+}
+
+/// [`sweep_tenant`] with a chunk size of `chunk` rows.
+pub async fn sweep_tenant_in_chunks(
+    state: &AppState,
+    tenant: &Tenant,
+    chunk: i64,
+) -> Result<Swept, StoreError> {
+    let store: &dyn SweepStore = &*state.store;
+    let now = state.clock.now();
+    let grace = tokens::max_token_lifetime(tenant);
+    let mut total = Swept::default();
+    loop {
+        let round = store.sweep_expired(&tenant.id, now, grace, chunk).await?;
+        total.add(&round);
+        if !round.reached(chunk.unsigned_abs()) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Grants that issued nothing that is left: walked oldest first.
+    let mut from = None;
+    loop {
+        let (gone, next) = store
+            .sweep_grants(&tenant.id, now.saturating_sub(grace), from.as_ref(), chunk)
+            .await?;
+        total.grants += gone;
+        match next {
+            Some(cursor) => from = Some(cursor),
+            None => break,
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
+/// Sweeps every tenant; returns what was deleted in all of them.
+pub async fn sweep_all(state: &AppState) -> Result<Swept, StoreError> {
+    let mut total = Swept::default();
+    for row in state.store.list_tenants().await? {
+        let tenant = Tenant::from_row(&row)?;
+        let swept = sweep_tenant(state, &tenant).await?;
+        if swept.total() > 0 {
+            tracing::info!(
+                tenant = %tenant.name,
+                refresh_tokens = swept.refresh_tokens,
+                auth_codes = swept.auth_codes,
+                grants = swept.grants,
+                sessions = swept.sessions,
+                login_transactions = swept.login_transactions,
+                enrollments = swept.enrollments,
+                login_failures = swept.login_failures,
+                "swept what can no longer be used"
+            );
+        }
+        total.add(&swept);
+    }
+    Ok(total)
+}
+
+/// Sweeps now and then every `every`, for as long as the server runs. A
+/// failed pass is logged and tried again at the next tick.
+pub async fn run(state: std::sync::Arc<AppState>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = sweep_all(&state).await {
+            tracing::warn!(error = %e, "the sweep failed; it runs again at the next interval");
+        }
+    }
+}
