@@ -61,15 +61,28 @@ pub async fn sweep_tenant_in_chunks(
     Ok(total)
 }
 
-/// Sweeps every tenant; returns what was deleted in all of them.
+/// Sweeps every tenant; returns what was deleted in all of them. A tenant
+/// that fails does not keep the others from being swept: the first failure
+/// is returned once all have been tried.
 pub async fn sweep_all(state: &AppState) -> Result<Swept, StoreError> {
     let mut total = Swept::default();
+    let mut failed = None;
     for row in state.store.list_tenants().await? {
-        let tenant = Tenant::from_row(&row)?;
-        let swept = sweep_tenant(state, &tenant).await?;
+        let swept = match Tenant::from_row(&row) {
+            Ok(tenant) => sweep_tenant(state, &tenant).await,
+            Err(e) => Err(e),
+        };
+        let swept = match swept {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(tenant = %row.name, error = %e, "the sweep of this tenant failed");
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         if swept.total() > 0 {
             tracing::info!(
-                tenant = %tenant.name,
+                tenant = %row.name,
                 refresh_tokens = swept.refresh_tokens,
                 auth_codes = swept.auth_codes,
                 grants = swept.grants,
@@ -82,7 +95,10 @@ pub async fn sweep_all(state: &AppState) -> Result<Swept, StoreError> {
         }
         total.add(&swept);
     }
-    Ok(total)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
 }
 
 /// Sweeps now and then every `every`, for as long as the server runs. A

@@ -152,3 +152,31 @@ async fn sweeping_all_tenants_touches_each_only_by_its_own_rules() {
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{:?}", body.text().await);
 }
+
+#[tokio::test]
+async fn a_tenant_that_cannot_be_read_does_not_stop_the_others() {
+    let s = TestServer::start().await;
+    let tenant = acme_tenant(&s).await;
+    s.state
+        .store
+        .upsert_tenant("broken", "id-broken", "not a tenant", &[], START)
+        .await
+        .unwrap();
+    let login = s.password_login("openid offline_access", None).await;
+    let res = s
+        .http()
+        .post(s.url("/oauth/revoke"))
+        .form(&[
+            ("client_id", "spa"),
+            ("token", login["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The pass reports the broken tenant, and acme was swept all the same.
+    let err = sweep::sweep_all(&s.state).await.unwrap_err();
+    assert!(err.to_string().contains("broken"), "{err}");
+    let swept = sweep::sweep_tenant(&s.state, &tenant).await.unwrap();
+    assert_eq!(swept.total(), 0, "{swept:?}");
+}
