@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::services::tokens;
-use crate::store::{StoreError, SweepStore, Swept};
+use crate::store::{StoreError, Swept};
 use crate::tenant::Tenant;
 
 /// Rows per delete statement (and grants looked at per read).
@@ -24,23 +24,14 @@ pub const CHUNK: i64 = 500;
 
 /// Sweeps one tenant as of the clock's `now`.
 pub async fn sweep_tenant(state: &AppState, tenant: &Tenant) -> Result<Swept, StoreError> {
-    sweep_tenant_in_chunks(state, tenant, CHUNK).await
-}
-
-/// [`sweep_tenant`] with a chunk size of `chunk` rows.
-pub async fn sweep_tenant_in_chunks(
-    state: &AppState,
-    tenant: &Tenant,
-    chunk: i64,
-) -> Result<Swept, StoreError> {
-    let store: &dyn SweepStore = &*state.store;
+    let store = &state.store;
     let now = state.clock.now();
     let grace = tokens::max_token_lifetime(tenant);
     let mut total = Swept::default();
     loop {
-        let round = store.sweep_expired(&tenant.id, now, grace, chunk).await?;
+        let round = store.sweep_expired(&tenant.id, now, grace, CHUNK).await?;
         total.add(&round);
-        if !round.reached(chunk.unsigned_abs()) {
+        if !round.reached(CHUNK.unsigned_abs()) {
             break;
         }
         tokio::task::yield_now().await;
@@ -49,7 +40,7 @@ pub async fn sweep_tenant_in_chunks(
     let mut from = None;
     loop {
         let (gone, next) = store
-            .sweep_grants(&tenant.id, now.saturating_sub(grace), from.as_ref(), chunk)
+            .sweep_grants(&tenant.id, now.saturating_sub(grace), from.as_ref(), CHUNK)
             .await?;
         total.grants += gone;
         match next {

@@ -520,7 +520,7 @@ pub trait MethodStore: Send + Sync {
     async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
 }
 
-/// What a sweep deleted, kind by kind.
+/// What a sweep deleted, kind by kind: each count is named after its table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     pub refresh_tokens: u64,
@@ -534,18 +534,7 @@ pub struct Swept {
 }
 
 impl Swept {
-    pub fn total(&self) -> u64 {
-        self.refresh_tokens
-            + self.auth_codes
-            + self.grants
-            + self.sessions
-            + self.login_transactions
-            + self.enrollments
-            + self.login_failures
-    }
-
-    /// Whether some kind had `limit` rows deleted: more may be waiting.
-    pub fn reached(&self, limit: u64) -> bool {
+    fn counts(&self) -> [u64; 7] {
         [
             self.refresh_tokens,
             self.auth_codes,
@@ -555,8 +544,15 @@ impl Swept {
             self.enrollments,
             self.login_failures,
         ]
-        .into_iter()
-        .any(|n| n >= limit)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+
+    /// Whether some kind had `limit` rows deleted: more may be waiting.
+    pub fn reached(&self, limit: u64) -> bool {
+        self.counts().iter().any(|&n| n >= limit)
     }
 
     pub fn add(&mut self, o: &Swept) {
@@ -570,11 +566,146 @@ impl Swept {
     }
 }
 
+/// The moment a [`SweepRule`] compares with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SweepAt {
+    Now,
+    /// `now` less the tenant's longest token lifetime: for what can have
+    /// issued tokens.
+    Ended,
+}
+
+/// One kind of row [`SweepStore::sweep_expired`] deletes: rows of `table`
+/// in the tenant for which `filter` holds, where `{at}` is the moment and
+/// `{least}` the backend's two-argument minimum; counted in `count`.
+pub(crate) struct SweepRule {
+    pub table: &'static str,
+    pub filter: &'static str,
+    pub at: SweepAt,
+    pub count: fn(&mut Swept) -> &mut u64,
+}
+
+impl SweepRule {
+    pub(crate) fn moment(&self, now: Timestamp, grace: i64) -> Timestamp {
+        match self.at {
+            SweepAt::Now => now,
+            SweepAt::Ended => now.saturating_sub(grace),
+        }
+    }
+
+    /// The filter with the backend's parameter for `{at}` and its minimum.
+    pub(crate) fn filter(&self, param: &str, least: &str) -> String {
+        self.filter.replace("{at}", param).replace("{least}", least)
+    }
+}
+
+/// The rules, in order: codes are looked at once the refresh tokens that
+/// ended are gone; a revoked grant goes last, with what it issued (ON DELETE
+/// CASCADE), and reads as revoked once unknown, as it did before. A revoked
+/// row's `revoked_at` is never after `now`.
+pub(crate) const SWEEP_RULES: &[SweepRule] = &[
+    SweepRule {
+        table: "refresh_tokens",
+        filter: "{least}(expires_at, idle_expires_at) < {at}",
+        at: SweepAt::Ended,
+        count: |s| &mut s.refresh_tokens,
+    },
+    SweepRule {
+        table: "auth_codes",
+        filter: "expires_at < {at} AND (used_at IS NULL OR NOT EXISTS \
+                 (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = auth_codes.grant_id))",
+        at: SweepAt::Ended,
+        count: |s| &mut s.auth_codes,
+    },
+    SweepRule {
+        table: "sessions",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.sessions,
+    },
+    SweepRule {
+        table: "sessions",
+        filter: "revoked_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.sessions,
+    },
+    SweepRule {
+        table: "login_transactions",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.login_transactions,
+    },
+    SweepRule {
+        table: "enrollments",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.enrollments,
+    },
+    SweepRule {
+        table: "login_failures",
+        filter: "blocked_until <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.login_failures,
+    },
+    SweepRule {
+        table: "grants",
+        filter: "revoked_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.grants,
+    },
+];
+
+/// A grant with nothing left that can issue a token (`grants` unaliased).
+pub(crate) const GRANT_IS_SPENT: &str = "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id) \
+     AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)";
+
+/// One step of the walk of [`SweepStore::sweep_grants`]: the tenant's grants
+/// created before `$2`, after (`$3`, `$4`), oldest first, at most `$5`, each
+/// with whether it is spent.
+pub(crate) fn grant_walk_sql() -> String {
+    format!(
+        "SELECT id, created_at, {GRANT_IS_SPENT} AS spent FROM grants \
+         WHERE tenant_id = $1 AND created_at < $2 AND (created_at, id) > ($3, $4) \
+         ORDER BY created_at, id LIMIT $5"
+    )
+}
+
 /// Where a walk over a tenant's grants (oldest first) goes on from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantCursor {
     pub created_at: Timestamp,
     pub id: String,
+}
+
+impl GrantCursor {
+    /// The (created_at, id) a walk starts after.
+    pub(crate) fn after(from: Option<&GrantCursor>) -> (Timestamp, &str) {
+        match from {
+            Some(c) => (c.created_at, c.id.as_str()),
+            None => (Timestamp::MIN, ""),
+        }
+    }
+
+    /// From one step's rows (id, created_at, spent): the spent grants' IDs,
+    /// and where the next step starts (`None` when this one was the last).
+    pub(crate) fn step(
+        rows: Vec<(String, Timestamp, bool)>,
+        limit: i64,
+    ) -> (Vec<String>, Option<GrantCursor>) {
+        let next = match rows.last() {
+            Some((id, created_at, _)) if rows.len() as i64 >= limit => Some(GrantCursor {
+                created_at: *created_at,
+                id: id.clone(),
+            }),
+            _ => None,
+        };
+        let spent = rows
+            .into_iter()
+            .filter(|(_, _, spent)| *spent)
+            .map(|(id, _, _)| id)
+            .collect();
+        (spent, next)
+    }
 }
 
 /// Deleting what can no longer be used (`services::sweep`). Nothing deleted
