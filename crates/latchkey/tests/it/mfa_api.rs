@@ -402,15 +402,6 @@ async fn one_mfa_token_answered_twice_at_once_gives_one_set_of_tokens() {
     assert_eq!(ok, 1, "{} {} {}", a.1, b.1, c.1);
 }
 
-async fn refresh(s: &TestServer, token: &str) -> (StatusCode, Value) {
-    s.token(&[
-        ("grant_type", "refresh_token"),
-        ("client_id", "spa"),
-        ("refresh_token", token),
-    ])
-    .await
-}
-
 #[tokio::test]
 async fn the_default_policy_window_on_refresh_and_silent_login() {
     let (s, enrolled) = server_with("").await;
@@ -430,13 +421,13 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
 
     // Within 15 minutes of the second factor: refreshed, no challenge.
     s.clock.advance(600);
-    let (status, body) = refresh(&s, &rt).await;
+    let (status, body) = s.refresh(&rt).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let rt = body["refresh_token"].as_str().unwrap().to_string();
 
     // After: challenged again; the refresh token is not spent by asking.
     s.clock.advance(301);
-    let (status, body) = refresh(&s, &rt).await;
+    let (status, body) = s.refresh(&rt).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "mfa_required");
     assert_eq!(body["mfa_requirements"]["challenge"][0]["type"], "otp");
@@ -450,7 +441,7 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
         json!([me.clone(), format!("{}userinfo", s.issuer)])
     );
     let fresh = body["refresh_token"].as_str().unwrap().to_string();
-    let (status, body) = refresh(&s, &fresh).await;
+    let (status, body) = s.refresh(&fresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Bob has no factor: let in at login, refused after the window, and his
@@ -459,14 +450,14 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let bob_rt = body["refresh_token"].as_str().unwrap().to_string();
     s.clock.advance(300);
-    let (status, body) = refresh(&s, &bob_rt).await;
+    let (status, body) = s.refresh(&bob_rt).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let bob_rt = body["refresh_token"].as_str().unwrap().to_string();
     s.clock.advance(601);
-    let (status, body) = refresh(&s, &bob_rt).await;
+    let (status, body) = s.refresh(&bob_rt).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "unmet_authentication_requirements");
-    let (status, body) = refresh(&s, &bob_rt).await;
+    let (status, body) = s.refresh(&bob_rt).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))

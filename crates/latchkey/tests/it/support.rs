@@ -311,6 +311,27 @@ impl TestServer {
         (status, res.json().await.unwrap())
     }
 
+    /// The refresh-token grant for the `spa` client.
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// Revokes a refresh token of the `spa` client (`/oauth/revoke`).
+    pub async fn revoke(&self, refresh_token: &str) -> StatusCode {
+        self.http()
+            .post(self.url("/oauth/revoke"))
+            .form(&[("client_id", "spa"), ("token", refresh_token)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub async fn password_login(&self, scope: &str, audience: Option<&str>) -> Value {
         let mut form = vec![
             ("grant_type", "password"),

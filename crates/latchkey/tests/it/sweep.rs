@@ -13,15 +13,6 @@ async fn acme_tenant(s: &TestServer) -> Tenant {
     Tenant::from_row(&row).unwrap()
 }
 
-async fn refresh(s: &TestServer, token: &str) -> (StatusCode, serde_json::Value) {
-    s.token(&[
-        ("grant_type", "refresh_token"),
-        ("client_id", "spa"),
-        ("refresh_token", token),
-    ])
-    .await
-}
-
 #[tokio::test]
 async fn a_grant_stays_while_its_access_token_is_valid() {
     let s = TestServer::start().await;
@@ -48,7 +39,7 @@ async fn a_refresh_family_goes_once_it_has_ended_and_not_before() {
     let login = s.password_login("openid offline_access", None).await;
     let rt1 = login["refresh_token"].as_str().unwrap().to_string();
     s.clock.advance(60);
-    let (status, second) = refresh(&s, &rt1).await;
+    let (status, second) = s.refresh(&rt1).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let rt2 = second["refresh_token"].as_str().unwrap().to_string();
 
@@ -58,26 +49,26 @@ async fn a_refresh_family_goes_once_it_has_ended_and_not_before() {
     s.clock.advance(86_400);
     let swept = sweep::sweep_tenant(&s.state, &tenant).await.unwrap();
     assert_eq!((swept.refresh_tokens, swept.grants), (0, 0), "{swept:?}");
-    assert_eq!(refresh(&s, &rt1).await.1["error"], "invalid_grant");
-    assert_eq!(refresh(&s, &rt2).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(&rt1).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(&rt2).await.1["error"], "invalid_grant");
 
     // Another family, rotated once, left until every token has expired.
     let login = s.password_login("openid offline_access", None).await;
-    let (status, next) = refresh(&s, login["refresh_token"].as_str().unwrap()).await;
+    let (status, next) = s.refresh(login["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{next}");
     let last = next["refresh_token"].as_str().unwrap().to_string();
     s.clock.advance(10 * 365 * 86_400);
-    assert_eq!(refresh(&s, &last).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(&last).await.1["error"], "invalid_grant");
     // The four tokens of the two families have ended and go, with both
     // grants (the revoked one, and the one with nothing left); the last
     // token is refused as before.
     let swept = sweep::sweep_tenant(&s.state, &tenant).await.unwrap();
     assert_eq!((swept.refresh_tokens, swept.grants), (4, 2), "{swept:?}");
-    assert_eq!(refresh(&s, &last).await.1["error"], "invalid_grant");
-    assert_eq!(refresh(&s, &rt2).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(&last).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(&rt2).await.1["error"], "invalid_grant");
     // Logging in again works, and a second sweep finds nothing.
     let again = s.password_login("openid offline_access", None).await;
-    let (status, _) = refresh(&s, again["refresh_token"].as_str().unwrap()).await;
+    let (status, _) = s.refresh(again["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let swept = sweep::sweep_tenant(&s.state, &tenant).await.unwrap();
     assert_eq!(swept.total(), 0, "{swept:?}");
@@ -90,28 +81,27 @@ async fn a_revoked_grant_goes_at_once_and_its_tokens_stay_refused() {
     let login = s.password_login("openid offline_access", None).await;
     let rt = login["refresh_token"].as_str().unwrap();
     let at = login["access_token"].as_str().unwrap();
-    let res = s
-        .http()
-        .post(s.url("/oauth/revoke"))
-        .form(&[("client_id", "spa"), ("token", rt)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(s.revoke(rt).await, StatusCode::OK);
     let swept = sweep::sweep_tenant(&s.state, &tenant).await.unwrap();
     assert_eq!(swept.grants, 1, "{swept:?}");
     assert_eq!(userinfo(&s, at).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(refresh(&s, rt).await.1["error"], "invalid_grant");
+    assert_eq!(s.refresh(rt).await.1["error"], "invalid_grant");
 }
 
 #[tokio::test]
-async fn sweeping_all_tenants_touches_each_only_by_its_own_rules() {
+async fn sweeping_all_sweeps_every_tenant() {
     let s = TestServer::start().await;
-    // Alice logs in on both tenants; only acme's grant is revoked.
+    // Alice logs in on both tenants (`other` is served as 127.0.0.1) and
+    // both grants are revoked.
     let acme = s.password_login("openid offline_access", None).await;
-    let (status, other) = s
+    assert_eq!(
+        s.revoke(acme["refresh_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    let other = format!("http://127.0.0.1:{}", s.port);
+    let login: serde_json::Value = s
         .http()
-        .post(format!("http://127.0.0.1:{}/oauth/token", s.port))
+        .post(format!("{other}/oauth/token"))
         .form(&[
             ("grant_type", "password"),
             ("client_id", "spa"),
@@ -121,36 +111,23 @@ async fn sweeping_all_tenants_touches_each_only_by_its_own_rules() {
         ])
         .send()
         .await
-        .map(|r| (r.status(), r))
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(status, StatusCode::OK);
-    let other: serde_json::Value = other.json().await.unwrap();
     let res = s
         .http()
-        .post(s.url("/oauth/revoke"))
+        .post(format!("{other}/oauth/revoke"))
         .form(&[
             ("client_id", "spa"),
-            ("token", acme["refresh_token"].as_str().unwrap()),
+            ("token", login["refresh_token"].as_str().unwrap()),
         ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let swept = sweep::sweep_all(&s.state).await.unwrap();
-    assert_eq!(swept.grants, 1, "{swept:?}");
-    let (status, body) = s
-        .http()
-        .post(format!("http://127.0.0.1:{}/oauth/token", s.port))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "spa"),
-            ("refresh_token", other["refresh_token"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .map(|r| (r.status(), r))
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{:?}", body.text().await);
+    assert_eq!(swept.grants, 2, "{swept:?}");
 }
 
 #[tokio::test]
@@ -163,17 +140,10 @@ async fn a_tenant_that_cannot_be_read_does_not_stop_the_others() {
         .await
         .unwrap();
     let login = s.password_login("openid offline_access", None).await;
-    let res = s
-        .http()
-        .post(s.url("/oauth/revoke"))
-        .form(&[
-            ("client_id", "spa"),
-            ("token", login["refresh_token"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        s.revoke(login["refresh_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
     // The pass reports the broken tenant, and acme was swept all the same.
     let err = sweep::sweep_all(&s.state).await.unwrap_err();
     assert!(err.to_string().contains("broken"), "{err}");
