@@ -37,6 +37,8 @@ pub struct AppState {
     pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
     /// Password hashing, one thread per core.
     pub hashing: crate::crypto::hashing::HashingThreads,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: crate::http::proxy::TrustedProxies,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -75,6 +77,7 @@ impl AppState {
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .build()?,
+            trusted_proxies: crate::http::proxy::TrustedProxies::default(),
         })
     }
 

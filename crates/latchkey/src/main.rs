@@ -125,6 +125,16 @@ impl Storage {
     }
 }
 
+/// The HTTP edge: who the client is behind proxies.
+#[derive(clap::Args, Clone)]
+struct Edge {
+    /// Reverse proxies (CIDRs or addresses, comma-separated) whose
+    /// `X-Forwarded-For`/`Forwarded` name the client; from any other peer
+    /// those headers are ignored.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES")]
+    trusted_proxies: Option<latchkey::http::proxy::TrustedProxies>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve HTTP.
@@ -139,6 +149,8 @@ enum Command {
         /// `latchkey sweep` on a schedule instead).
         #[arg(long, env = "LATCHKEY_SWEEP_INTERVAL", default_value_t = 3600)]
         sweep_interval: u64,
+        #[command(flatten)]
+        edge: Edge,
         #[command(flatten)]
         storage: Storage,
     },
@@ -228,8 +240,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             tenant_file,
             sweep_interval,
+            edge,
             storage,
-        } => serve(listen, tenant_file, sweep_interval, storage).await,
+        } => serve(listen, tenant_file, sweep_interval, edge, storage).await,
         Command::Sweep { storage } => {
             let state = server::open(storage.options()?).await?;
             let s = latchkey::services::sweep::sweep_all(&state).await?;
@@ -333,9 +346,12 @@ async fn serve(
     listen: SocketAddr,
     tenant_file: Option<PathBuf>,
     sweep_interval: u64,
+    edge: Edge,
     storage: Storage,
 ) -> anyhow::Result<()> {
-    let state = server::open(storage.options()?).await?;
+    let mut opts = storage.options()?;
+    opts.trusted_proxies = edge.trusted_proxies.unwrap_or_default();
+    let state = server::open(opts).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -45,6 +45,8 @@ pub struct Options {
     pub rng: SharedRng,
     /// Where provider secrets come from (the environment by default).
     pub secrets: crate::services::delivery::SharedSecrets,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
+    pub trusted_proxies: crate::http::proxy::TrustedProxies,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             rng: Arc::new(SystemRng),
             secrets: Arc::new(crate::services::delivery::EnvSecrets),
+            trusted_proxies: crate::http::proxy::TrustedProxies::default(),
         }
     }
 }
@@ -168,7 +171,7 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let state = AppState::new(
+    let mut state = AppState::new(
         store,
         opts.clock,
         opts.rng,
@@ -176,5 +179,6 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
         opts.passwords,
         opts.secrets,
     )?;
+    state.trusted_proxies = opts.trusted_proxies;
     Ok(Arc::new(state))
 }

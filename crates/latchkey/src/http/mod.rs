@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod cors;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,19 +53,29 @@ pub async fn tenant_for(
     }
 }
 
-/// The caller's IP address as the server sees it.
+/// The caller's IP address: the socket peer, or, when the peer is a trusted
+/// proxy (`--trusted-proxies`), the client it forwards for (see
+/// [`proxy::TrustedProxies::client_ip`]). Every area takes the caller's
+/// address from here: brute-force counts, limits and audit events.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+/// The caller's address for a request (see [`ClientIp`]); `None` when the
+/// connection's peer is unknown (a request not served over a socket).
+pub fn client_ip(state: &crate::app::AppState, parts: &Parts) -> Option<std::net::IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(state.trusted_proxies.client_ip(peer, &parts.headers))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    SharedState: axum::extract::FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, Self::Rejection> {
+        let state = <SharedState as axum::extract::FromRef<S>>::from_ref(s);
+        let ip = client_ip(&state, parts).map_or_else(|| "unknown".into(), |ip| ip.to_string());
         Ok(Self(ip))
     }
 }

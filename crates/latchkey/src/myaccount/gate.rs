@@ -183,10 +183,8 @@ async fn authenticate(
             "The My Account API needs a token issued to a user.".into(),
         ));
     }
-    let ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    let ip = crate::http::client_ip(state, parts)
+        .map(|ip| ip.to_string())
         .unwrap_or_default();
     Ok(Caller {
         tenant: tenant.clone(),

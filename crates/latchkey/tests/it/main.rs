@@ -9,6 +9,7 @@ mod custom_domains;
 mod discovery;
 mod dpop;
 mod dpop_client;
+mod edge;
 mod grants;
 mod keys;
 mod me_codes;

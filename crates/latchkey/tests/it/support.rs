@@ -149,6 +149,14 @@ impl TestServer {
     }
 
     pub async fn with_tenants(files: &[fn(u16) -> String]) -> Self {
+        Self::configured(files, |_| {}).await
+    }
+
+    /// A server whose options the test adjusts before it opens.
+    pub async fn configured(
+        files: &[fn(u16) -> String],
+        configure: impl FnOnce(&mut Options),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -185,6 +193,7 @@ impl TestServer {
             }
             None => None,
         };
+        configure(&mut opts);
         let state = latchkey::server::open(opts).await.unwrap();
         for f in files {
             latchkey::tenant::apply::apply_text(&state, &f(port))

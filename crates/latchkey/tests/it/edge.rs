@@ -1,0 +1,109 @@
+//! The HTTP edge: who the client is behind proxies.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A password grant for Alice sent through a proxy that says it forwards
+/// for `forwarded` (as `X-Forwarded-For`, or `Forwarded` when `rfc7239`).
+async fn password_via(
+    s: &TestServer,
+    forwarded: &str,
+    password: &str,
+    rfc7239: bool,
+) -> (StatusCode, Value) {
+    let (name, value) = if rfc7239 {
+        ("forwarded", format!("for={forwarded};proto=https"))
+    } else {
+        ("x-forwarded-for", forwarded.to_string())
+    };
+    let res = s
+        .http()
+        .post(s.url("/oauth/token"))
+        .header(name, value)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+/// The tests' client connects from 127.0.0.1: trusting it makes it the proxy.
+async fn behind_proxy(trusted: &str) -> TestServer {
+    let trusted = trusted.to_string();
+    TestServer::configured(&[acme, other_tenant], move |o| {
+        o.trusted_proxies = trusted.parse().unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_brute_force_is_counted_per_forwarded_client() {
+    for rfc7239 in [false, true] {
+        let s = behind_proxy("127.0.0.1/32, 10.0.0.0/8").await;
+        for _ in 0..10 {
+            let (status, body) = password_via(&s, "203.0.113.7", "wrong-password", rfc7239).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        }
+        // The attacker's address is blocked…
+        let (status, body) = password_via(&s, "203.0.113.7", ALICE_PASSWORD, rfc7239).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error"], "too_many_attempts");
+        // …Alice, behind the same proxy from elsewhere, is not.
+        let (status, body) = password_via(&s, "198.51.100.4", ALICE_PASSWORD, rfc7239).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // A chain through a second trusted hop still names the client; an
+        // entry the client wrote before it is not believed.
+        let chain = "198.51.100.4, 203.0.113.7, 10.1.2.3";
+        let (status, _) = password_via(&s, chain, ALICE_PASSWORD, false).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let chain = "203.0.113.7, 198.51.100.4, 10.1.2.3";
+        let (status, _) = password_via(&s, chain, ALICE_PASSWORD, false).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    // No proxies trusted, and a list that does not hold the peer.
+    for trusted in ["", "10.0.0.0/8"] {
+        let s = behind_proxy(trusted).await;
+        for i in 0..10 {
+            // A new "address" for every guess: were it believed, no block.
+            let spoofed = format!("203.0.113.{i}");
+            let (status, _) = password_via(&s, &spoofed, "wrong-password", i % 2 == 0).await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+        }
+        let (status, body) = password_via(&s, "198.51.100.4", ALICE_PASSWORD, false).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn audit_events_carry_the_forwarded_client_only_from_a_trusted_proxy() {
+    for (trusted, expected) in [("127.0.0.1", "203.0.113.7"), ("10.0.0.0/8", "127.0.0.1")] {
+        let s = behind_proxy(trusted).await;
+        let token = s.me_token(ME_SCOPES).await;
+        let res = s
+            .http()
+            .post(s.url("/me/v1/authentication-methods"))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", "203.0.113.7")
+            .json(&json!({"type": "totp"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+        let events = s.state.store.audit_events(&tenant.id, 10).await.unwrap();
+        let ips: Vec<_> = events.iter().map(|e| e.ip.clone()).collect();
+        assert_eq!(ips, vec![Some(expected.to_string())], "trusted {trusted}");
+    }
+}
