@@ -114,6 +114,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::oauth::routes(state.clone()))
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
+        .layer(axum::middleware::from_fn(
+            crate::http::refuse_duplicate_host,
+        ))
         .with_state(state)
 }
 

@@ -33,18 +33,32 @@ pub fn request_host(parts: &Parts) -> Option<String> {
     ok.then_some(host)
 }
 
+/// Whether the request carries more than one `Host` header, which
+/// RFC 9112 §3.2 requires a server to refuse with 400.
+pub fn duplicate_host(headers: &HeaderMap) -> bool {
+    headers.get_all(header::HOST).iter().nth(1).is_some()
+}
+
 #[derive(Debug)]
 pub enum TenantLookupError {
     /// No host header, or one naming no tenant.
     UnknownHost,
+    /// More than one `Host` header: which tenant is meant is ambiguous.
+    DuplicateHost,
     Store(StoreError),
 }
+
+/// The message of a request refused for its two `Host` headers.
+pub const DUPLICATE_HOST: &str = "The request has more than one Host header.";
 
 /// Resolves the tenant a request is for.
 pub async fn tenant_for(
     state: &SharedState,
     parts: &Parts,
 ) -> Result<(Arc<Tenant>, String), TenantLookupError> {
+    if duplicate_host(&parts.headers) {
+        return Err(TenantLookupError::DuplicateHost);
+    }
     let host = request_host(parts).ok_or(TenantLookupError::UnknownHost)?;
     match state.tenants.by_host(&host).await {
         Ok(Some(t)) => Ok((t, host)),
@@ -107,6 +121,24 @@ pub fn is_local_host(host: &str) -> bool {
         _ => host,
     };
     matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// Outermost layer: a request with more than one `Host` header is answered
+/// 400. Areas that resolve a tenant have already refused it in their own
+/// dialect (see [`tenant_for`]); anything else gets a plain 400.
+pub async fn refuse_duplicate_host(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !duplicate_host(req.headers()) {
+        return next.run(req).await;
+    }
+    let res = next.run(req).await;
+    if res.status() == axum::http::StatusCode::BAD_REQUEST {
+        return res;
+    }
+    (axum::http::StatusCode::BAD_REQUEST, DUPLICATE_HOST).into_response()
 }
 
 /// `302 Found` to `location`, as OAuth redirects are conventionally sent.

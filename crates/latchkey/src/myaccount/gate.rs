@@ -69,6 +69,9 @@ pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) ->
         Err(TenantLookupError::UnknownHost) => {
             return ApiError::NotFound("No tenant is served on this host.".into()).into_response();
         }
+        Err(TenantLookupError::DuplicateHost) => {
+            return ApiError::BadRequest(crate::http::DUPLICATE_HOST.into()).into_response();
+        }
         Err(TenantLookupError::Store(e)) => return ApiError::from(e).into_response(),
     };
     let api = &tenant.config.my_account_api;

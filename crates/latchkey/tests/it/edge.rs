@@ -107,3 +107,76 @@ async fn audit_events_carry_the_forwarded_client_only_from_a_trusted_proxy() {
         assert_eq!(ips, vec![Some(expected.to_string())], "trusted {trusted}");
     }
 }
+
+/// Sends `request` as raw bytes and reads the answer until the server
+/// closes: (status, headers lowercased, body).
+pub async fn raw(port: u16, request: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    sock.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn two_host_headers_are_refused_in_each_areas_dialect() {
+    let s = TestServer::start().await;
+    let p = s.port;
+    let hosts = format!("Host: localhost:{p}\r\nHost: 127.0.0.1:{p}\r\n");
+    let form = "grant_type=password&client_id=spa&username=alice%40example.com&password=x";
+    // OAuth endpoints: {error, error_description}.
+    let (status, _, body) = raw(
+        p,
+        &format!(
+            "POST /oauth/token HTTP/1.1\r\n{hosts}Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "invalid_request", "{body}");
+    let (status, _, body) = raw(
+        p,
+        &format!("GET /authorize?client_id=spa HTTP/1.1\r\n{hosts}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // My Account: the ErrorResponse, before any token is looked at.
+    let (status, _, body) = raw(
+        p,
+        &format!("GET /me/v1/factors HTTP/1.1\r\n{hosts}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], 400, "{body}");
+    assert!(v["type"].is_string() && v["detail"].is_string(), "{body}");
+    // Anything else: a plain 400.
+    for path in ["/healthz", "/nowhere"] {
+        let (status, _, body) = raw(
+            p,
+            &format!("GET {path} HTTP/1.1\r\n{hosts}Connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}: {body}");
+    }
+    // One Host header is fine.
+    let (status, _, _) = raw(
+        p,
+        &format!("GET /healthz HTTP/1.1\r\nHost: localhost:{p}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
