@@ -117,6 +117,7 @@ pub fn router(state: SharedState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::http::refuse_duplicate_host,
         ))
+        .layer(axum::middleware::from_fn(crate::http::headers::hygiene))
         .with_state(state)
 }
 

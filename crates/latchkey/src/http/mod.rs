@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod cors;
+pub mod headers;
 pub mod proxy;
 
 use std::net::SocketAddr;

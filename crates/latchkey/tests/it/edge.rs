@@ -180,3 +180,115 @@ async fn two_host_headers_are_refused_in_each_areas_dialect() {
     .await;
     assert_eq!(status, 200);
 }
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    res.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// nosniff, the referrer policy, and no framing for a page.
+fn assert_page_hygiene(res: &reqwest::Response, what: &str) {
+    assert_eq!(
+        header(res, "x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        header(res, "referrer-policy"),
+        Some("same-origin"),
+        "{what}"
+    );
+    assert_eq!(header(res, "x-frame-options"), Some("DENY"), "{what}");
+    assert!(
+        header(res, "content-security-policy")
+            .is_some_and(|c| c.contains("frame-ancestors 'none'")),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn hosted_pages_are_not_sniffed_leak_no_referrer_and_cannot_be_framed() {
+    let s = TestServer::start().await;
+    let browser = s.browser();
+    // The login page.
+    let res = browser
+        .get(AuthRequest::new("openid").url(&s))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_page_hygiene(&res, "login page");
+    // The error page (an unknown client: a page, never a redirect).
+    let res = browser
+        .get(s.url("/authorize?client_id=nobody&response_type=code"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert!(
+        header(&res, "content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_page_hygiene(&res, "error page");
+    // Other answers are not sniffed either; loopback hosts get no HSTS.
+    let res = s.http().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(header(&res, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(header(&res, "strict-transport-security"), None);
+}
+
+#[tokio::test]
+async fn https_hosts_send_hsts() {
+    let s = TestServer::start().await;
+    let custom = format!("id.acme.test:{}", s.port);
+    let file = acme(s.port).replace(
+        &format!("domains: [\"localhost:{}\"]", s.port),
+        &format!("domains: [\"localhost:{}\", \"{custom}\"]", s.port),
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &file)
+        .await
+        .unwrap();
+    for path in ["/.well-known/openid-configuration", "/healthz"] {
+        let (status, head, _) = raw(
+            s.port,
+            &format!("GET {path} HTTP/1.1\r\nHost: {custom}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            head.contains("\r\nstrict-transport-security: max-age=31536000\r\n"),
+            "{path}: {head}"
+        );
+        assert!(
+            head.contains("\r\nx-content-type-options: nosniff\r\n"),
+            "{path}: {head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn my_account_answers_carrying_secrets_are_never_cached() {
+    let s = TestServer::start().await;
+    let token = s.me_token(ME_SCOPES).await;
+    for kind in ["totp", "recovery-code"] {
+        let r = s
+            .me(
+                "POST",
+                "/authentication-methods",
+                Some(&token),
+                Some(json!({"type": kind})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{kind}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{kind}"
+        );
+    }
+    let r = s
+        .me("GET", "/authentication-methods", Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}

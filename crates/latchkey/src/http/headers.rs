@@ -1,0 +1,56 @@
+//! Headers every response carries, set once by the outermost layer: no
+//! content sniffing, no referrer leaving the site, pages that cannot be
+//! framed, and HSTS on HTTPS hosts.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Sent to other sites: nothing (a login page's address carries the
+/// authorization request). Same-origin requests keep it, and unlike
+/// `no-referrer` this keeps the `Origin` of the pages' own POSTs.
+pub const REFERRER_POLICY: &str = "same-origin";
+
+/// One year; subdomains are not ours to decide (custom domains).
+pub const HSTS: &str = "max-age=31536000";
+
+pub async fn hygiene(req: Request, next: Next) -> Response {
+    let https = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| !super::is_local_host(&h.trim().to_ascii_lowercase()));
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::REFERRER_POLICY) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static(REFERRER_POLICY),
+        );
+    }
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/html"));
+    // A page that set its own policy (the `web_message` answer, framed by
+    // the app on purpose) keeps it; every other page refuses to be framed.
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+    res
+}
