@@ -137,14 +137,21 @@ impl FromRequest<SharedState> for Params {
                 }
             }
             "application/json" => {
-                let v: Value = serde_json::from_slice(&body)
-                    .map_err(|_| OAuthError::InvalidRequest("Malformed JSON body".into()))?;
-                let Value::Object(map) = v else {
-                    return Err(OAuthError::InvalidRequest(
-                        "The JSON body must be an object".into(),
-                    ));
-                };
-                values.extend(map);
+                let JsonMembers(members) = serde_json::from_slice(&body).map_err(|e| {
+                    OAuthError::InvalidRequest(if e.is_data() {
+                        "The JSON body must be an object".into()
+                    } else {
+                        "Malformed JSON body".into()
+                    })
+                })?;
+                for (k, v) in members {
+                    if values.contains_key(&k) {
+                        return Err(OAuthError::InvalidRequest(format!(
+                            "Parameter '{k}' is repeated"
+                        )));
+                    }
+                    values.insert(k, v);
+                }
             }
             "" if body.is_empty() => {}
             _ => {
@@ -155,6 +162,34 @@ impl FromRequest<SharedState> for Params {
             }
         }
         Ok(Self { values, basic })
+    }
+}
+
+/// The members of a JSON object in the order written, a name given twice
+/// kept twice (a `serde_json::Map` would keep only the last), so that a
+/// repeated parameter is refused as it is in a form.
+struct JsonMembers(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for JsonMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonMembers, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(JsonMembers(members))
+            }
+        }
+        d.deserialize_map(Members)
     }
 }
 

@@ -306,6 +306,45 @@ async fn json_bodies_work_and_malformed_bodies_are_invalid_request() {
     }
 }
 
+/// A JSON body naming a parameter twice is refused as a repeated form field
+/// is: never "the last one wins" (`grant_type` password, then
+/// client_credentials).
+#[tokio::test]
+async fn json_bodies_with_a_repeated_key_are_invalid_request() {
+    let s = TestServer::start().await;
+    let bodies = [
+        format!(
+            r#"{{"grant_type": "password", "client_id": "backend", "client_secret": "{BACKEND_SECRET}",
+                "username": "{ALICE}", "password": "{ALICE_PASSWORD}", "audience": "{API}",
+                "grant_type": "client_credentials"}}"#
+        ),
+        format!(
+            r#"{{"grant_type": "client_credentials", "client_id": "backend",
+                "client_secret": "wrong", "client_secret": "{BACKEND_SECRET}", "audience": "{API}"}}"#
+        ),
+    ];
+    for body in bodies {
+        let res = s
+            .http()
+            .post(s.url("/oauth/token"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(answer["error"], "invalid_request", "{answer}");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("repeated"),
+            "{answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn user_policy_allow_all_and_deny_all() {
     let s = TestServer::start().await;
