@@ -599,6 +599,7 @@ pub async fn complete(
         auth_time,
         amr: amr.to_vec(),
         dpop_jkt: req.dpop_jkt.clone(),
+        host: Some(host.to_string()),
     };
     let Ok(json) = serde_json::to_string(&stored) else {
         return internal(state, tenant, "serialising the code");

@@ -43,6 +43,11 @@ pub struct CodeRequest {
     /// key (RFC 9449 §10).
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// The host the code was issued on: it is exchanged there only (tokens
+    /// minted there carry that host's issuer). Absent in codes issued
+    /// before codes knew their host: the tenant's canonical host.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 pub async fn token(
@@ -205,16 +210,67 @@ impl Ctx<'_> {
     async fn authorization_code(&self) -> Result<TokenResponse, OAuthError> {
         self.require_grant_type(GrantType::AuthorizationCode)?;
         let code = self.params.required("code")?;
-        let redirect_uri = self.params.str("redirect_uri")?;
-        let verifier = self.params.str("code_verifier")?;
+        let digest = secret_digest(code);
         let now = self.state.clock.now();
-        let (grant_id, raw) = match self
+        // Read first and do all that can fail before the code is spent: a
+        // code spent while the answer is an error cannot be tried again
+        // (presented again, it revokes its grant).
+        let read = self.state.store.code(&self.tenant.id, &digest, now).await?;
+        let (grant_id, raw) = self.live_code(read, now).await?;
+        let req: CodeRequest = serde_json::from_str(&raw).map_err(OAuthError::internal)?;
+        let (user, granted) = match self.check_code(&req).await {
+            Ok(checked) => checked,
+            Err(e @ (OAuthError::Unavailable(_) | OAuthError::Internal(_))) => return Err(e),
+            Err(refused) => {
+                // A failed exchange spends the code, as it always has.
+                let spent = self
+                    .state
+                    .store
+                    .redeem_code(&self.tenant.id, &digest, now)
+                    .await?;
+                self.live_code(spent, now).await?;
+                return Err(refused);
+            }
+        };
+        let key = self.state.keys.signing_key(&self.tenant.id).await?;
+        let mut answer = UserTokens {
+            tenant: self.tenant,
+            host: self.host,
+            client: self.client,
+            user: &user,
+            granted: &granted,
+            grant_id: &grant_id,
+            nonce: req.nonce.as_deref(),
+            auth_time: req.auth_time,
+            amr: &req.amr,
+            gty: None,
+            refresh_expires_at: None,
+            refresh: Refresh::None,
+            dpop_jkt: self.dpop_jkt,
+        };
+        if let Refresh::New = self.new_refresh(&granted) {
+            // Stored before the code is spent: should the spend not happen,
+            // it is a token nobody was ever given.
+            let (token, row) = tokens::mint_refresh_token(self.state, &answer, now);
+            self.state
+                .store
+                .create_refresh_token(&self.tenant.id, &secret_digest(&token), &row)
+                .await?;
+            answer.refresh = Refresh::Stored(token);
+        }
+        let spent = self
             .state
             .store
-            .redeem_code(&self.tenant.id, &secret_digest(code), now)
-            .await?
-        {
-            Redeem::Fresh(v) => v,
+            .redeem_code(&self.tenant.id, &digest, now)
+            .await?;
+        self.live_code(spent, now).await?;
+        Ok(tokens::sign_user_tokens(self.state, &key, answer).await?)
+    }
+
+    /// A usable code (as the store found it); a used one revokes its grant.
+    async fn live_code<T>(&self, found: Redeem<T>, now: Timestamp) -> Result<T, OAuthError> {
+        match found {
+            Redeem::Fresh(v) => Ok(v),
             Redeem::Replayed { grant_id } => {
                 // A code used twice means it leaked: revoke all it produced.
                 self.state
@@ -222,20 +278,30 @@ impl Ctx<'_> {
                     .revoke_grant(&self.tenant.id, &grant_id, "authorization code reused", now)
                     .await?;
                 tracing::warn!(tenant = %self.tenant.name, "authorization code replayed; grant revoked");
-                return Err(OAuthError::InvalidGrant(
+                Err(OAuthError::InvalidGrant(
                     "Invalid authorization code".into(),
-                ));
+                ))
             }
-            Redeem::Missing => {
-                return Err(OAuthError::InvalidGrant(
-                    "Invalid authorization code".into(),
-                ));
-            }
-        };
-        let req: CodeRequest = serde_json::from_str(&raw).map_err(OAuthError::internal)?;
+            Redeem::Missing => Err(OAuthError::InvalidGrant(
+                "Invalid authorization code".into(),
+            )),
+        }
+    }
+
+    /// Whether this request may exchange the code `req` stands for: its
+    /// client, host, redirect URI, PKCE verifier and DPoP key, and a user
+    /// who may still have tokens, with what they are granted today.
+    async fn check_code(&self, req: &CodeRequest) -> Result<(UserRow, Granted), OAuthError> {
+        let redirect_uri = self.params.str("redirect_uri")?;
+        let verifier = self.params.str("code_verifier")?;
         if req.client_id != self.client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "Invalid authorization code".into(),
+            ));
+        }
+        if !tokens::minted_here(self.tenant, req.host.as_deref(), self.host) {
+            return Err(OAuthError::InvalidGrant(
+                "The authorization code was issued on another host of the tenant".into(),
             ));
         }
         if redirect_uri != Some(req.redirect_uri.as_str()) {
@@ -282,25 +348,7 @@ impl Ctx<'_> {
             &req.requested_scope,
             &self.permissions(&user),
         )?;
-        Ok(tokens::issue_user_tokens(
-            self.state,
-            UserTokens {
-                tenant: self.tenant,
-                host: self.host,
-                client: self.client,
-                user: &user,
-                granted: &granted,
-                grant_id: &grant_id,
-                nonce: req.nonce.as_deref(),
-                auth_time: req.auth_time,
-                amr: &req.amr,
-                gty: None,
-                refresh_expires_at: None,
-                refresh: self.new_refresh(&granted),
-                dpop_jkt: self.dpop_jkt,
-            },
-        )
-        .await?)
+        Ok((user, granted))
     }
 
     async fn refresh_token(&self) -> Result<TokenResponse, OAuthError> {
@@ -321,6 +369,11 @@ impl Ctx<'_> {
         if row.client_id != self.client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "Unknown or invalid refresh token.".into(),
+            ));
+        }
+        if !tokens::minted_here(self.tenant, row.host.as_deref(), self.host) {
+            return Err(OAuthError::InvalidGrant(
+                "The refresh token was issued on another host of the tenant".into(),
             ));
         }
         let original = split_scope(Some(&row.scope));
@@ -380,6 +433,9 @@ impl Ctx<'_> {
             refresh: Refresh::None,
             dpop_jkt: self.dpop_jkt,
         };
+        // The signing key before the token is spent: once it is, nothing
+        // left can fail for want of the database.
+        let key = self.state.keys.signing_key(&self.tenant.id).await?;
         // Everything checked: spend the token, storing its successor in
         // the same step.
         if rotate {
@@ -399,7 +455,7 @@ impl Ctx<'_> {
             self.live_refresh_token(spent, now).await?;
             answer.refresh = Refresh::Stored(next);
         }
-        Ok(tokens::issue_user_tokens(self.state, answer).await?)
+        Ok(tokens::sign_user_tokens(self.state, &key, answer).await?)
     }
 
     /// A usable refresh token (as the store found it); a replayed one

@@ -9,6 +9,7 @@ use super::policy::Granted;
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::hash::{half_hash_b64url, secret_digest};
+use crate::crypto::jws::SigningKey;
 use crate::rng::RngExt;
 use crate::services::keys::KeyError;
 use crate::store::{RefreshTokenRow, StoreError, UserRow};
@@ -102,6 +103,7 @@ pub fn mint_refresh_token(
             .dpop_jkt
             .filter(|_| t.client.auth_method() == TokenEndpointAuthMethod::None)
             .map(str::to_string),
+        host: Some(t.host.to_string()),
     };
     (state.rng.token(32), row)
 }
@@ -126,13 +128,35 @@ pub fn grant_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(g, _)| g)
 }
 
+/// Whether a code or refresh token minted on `minted_on` (`None`: before
+/// tokens knew their host, so the tenant's canonical host) may be used on
+/// `host`: only where it was minted, as tokens minted there carry that
+/// host's issuer.
+pub fn minted_here(tenant: &Tenant, minted_on: Option<&str>, host: &str) -> bool {
+    match minted_on {
+        Some(h) => h == host,
+        None => tenant.config.canonical_domain().eq_ignore_ascii_case(host),
+    }
+}
+
 pub async fn issue_user_tokens(
     state: &AppState,
     t: UserTokens<'_>,
 ) -> Result<TokenResponse, TokenError> {
+    let key = state.keys.signing_key(&t.tenant.id).await?;
+    sign_user_tokens(state, &key, t).await
+}
+
+/// [`issue_user_tokens`] with a signing key loaded beforehand: a grant that
+/// spends a code or a refresh token loads it before spending, so that what
+/// remains after the spend cannot fail for want of the database.
+pub async fn sign_user_tokens(
+    state: &AppState,
+    key: &SigningKey,
+    t: UserTokens<'_>,
+) -> Result<TokenResponse, TokenError> {
     let now = state.clock.now();
     let issuer = issuer_for_host(t.host);
-    let key = state.keys.signing_key(&t.tenant.id).await?;
     let mut at = json!({
         "iss": issuer,
         "sub": t.user.user_id,

@@ -83,6 +83,10 @@ pub struct RefreshTokenRow {
     /// The JWK thumbprint of the DPoP key a public client's token is bound
     /// to: refreshing needs a proof from that key.
     pub dpop_jkt: Option<String>,
+    /// The host (lowercased, with its port) the token was minted on: it
+    /// refreshes there only. `None` for tokens minted before tokens knew
+    /// their host: the tenant's canonical host.
+    pub host: Option<String>,
 }
 
 /// Outcome of redeeming a single-use secret.
@@ -109,6 +113,23 @@ impl<T> Redeem<T> {
 
 /// What a refresh token that was read but not claimed means, for both
 /// backends: `rotating` when the caller tried to rotate it.
+/// What a code read without being used means, for both backends.
+pub(crate) fn unclaimed_code(
+    grant_id: String,
+    request: String,
+    used: bool,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Redeem<(String, String)> {
+    if used {
+        Redeem::Replayed { grant_id }
+    } else if expires_at > now {
+        Redeem::Fresh((grant_id, request))
+    } else {
+        Redeem::Missing
+    }
+}
+
 pub(crate) fn unclaimed_refresh_token(
     token: RefreshTokenRow,
     revoked: bool,
@@ -266,6 +287,16 @@ pub trait GrantStore: Send + Sync {
         request: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()>;
+    /// Reads a code without using it, as [`GrantStore::redeem_code`] would
+    /// find it: (grant_id, request) while unused and unexpired, `Replayed`
+    /// once used. The token grant checks it, and does all that can fail,
+    /// before it spends the code.
+    async fn code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>>;
     /// Marks the code used, atomically. (grant_id, request) on first use.
     async fn redeem_code(
         &self,
@@ -399,7 +430,7 @@ pub(crate) fn aliased_columns(table: &str, prefix: &str, columns: &str) -> Strin
 
 /// A refresh token's columns, as both stores read them.
 pub(crate) const REFRESH_TOKEN_COLUMNS: &str = "grant_id, client_id, user_id, scope, audience, \
-     auth_time, amr, created_at, expires_at, idle_expires_at, rotated_at, dpop_jkt";
+     auth_time, amr, created_at, expires_at, idle_expires_at, rotated_at, dpop_jkt, host";
 
 /// The select list of a refresh token read with its grant's revocation
 /// (`rt_revoked_at`) and its user: the token's columns prefixed `rt_`, the

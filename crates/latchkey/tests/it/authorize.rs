@@ -531,3 +531,29 @@ async fn a_token_is_only_good_on_the_host_it_was_minted_for() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+/// The signing key cannot be loaded when a code is exchanged: the client is
+/// told to try again, so the code must not have been spent (a spent code
+/// presented again revokes its grant): the retry gets the tokens.
+#[tokio::test]
+async fn an_exchange_that_cannot_be_answered_leaves_the_code_unspent() {
+    let s = TestServer::start().await;
+    let req = AuthRequest::new("openid offline_access");
+    let code = code_for(&s, &s.browser(), &req).await;
+    s.sql("ALTER TABLE signing_keys RENAME TO signing_keys_away")
+        .await;
+    // Past the 5 seconds the keys are held in memory.
+    s.clock.advance(6);
+    let (status, body) = exchange(&s, &req, &code).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    s.sql("ALTER TABLE signing_keys_away RENAME TO signing_keys")
+        .await;
+    let (status, body) = exchange(&s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        userinfo(&s, body["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = s.refresh(body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -326,3 +326,116 @@ async fn the_passkey_relying_party_follows_the_host_and_can_be_limited_to_custom
         "{body}"
     );
 }
+
+/// A code minted on the canonical host and exchanged on the custom domain
+/// would mint tokens for the other issuer: refused, and (as any failed
+/// exchange) spent.
+#[tokio::test]
+async fn a_code_is_exchanged_only_on_the_host_that_minted_it() {
+    let h = Hosts::start("").await;
+    let req = AuthRequest::new("openid offline_access");
+    let code = code_for(&h.s, &h.s.browser(), &req).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", req.client_id),
+        ("code", code.as_str()),
+        ("redirect_uri", req.redirect_uri.as_str()),
+        ("code_verifier", req.verifier.as_str()),
+    ];
+    let res = h
+        .custom
+        .post(h.custom_url("/oauth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body.get("access_token").is_none());
+    let (status, body) = exchange(&h.s, &req, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // On its own host, a code still works.
+    let req = AuthRequest::new("openid offline_access");
+    let code = code_for(&h.s, &h.s.browser(), &req).await;
+    let (status, body) = exchange(&h.s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["iss"],
+        h.s.issuer
+    );
+}
+
+/// A refresh token (here one for no API, so the audience cannot give it
+/// away) refreshes only on the host that minted it, both ways; refused
+/// elsewhere, it stays good where it belongs. A token stored before tokens
+/// knew their host counts as the canonical host's.
+#[tokio::test]
+async fn a_refresh_token_refreshes_only_on_the_host_that_minted_it() {
+    let h = Hosts::start("").await;
+    let login = |custom: bool| {
+        let h = &h;
+        async move {
+            let res = h
+                .client(custom)
+                .post(h.url(custom, "/oauth/token"))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", "spa"),
+                    ("username", ALICE),
+                    ("password", ALICE_PASSWORD),
+                    ("scope", "openid offline_access"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let body: Value = res.json().await.unwrap();
+            body["refresh_token"].as_str().unwrap().to_string()
+        }
+    };
+    let refresh = |custom: bool, rt: String| {
+        let h = &h;
+        async move {
+            let res = h
+                .client(custom)
+                .post(h.url(custom, "/oauth/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "spa"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for minted_on_custom in [false, true] {
+        let rt = login(minted_on_custom).await;
+        let (status, body) = refresh(!minted_on_custom, rt.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+        let (status, body) = refresh(minted_on_custom, rt).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            claims(body["access_token"].as_str().unwrap())["iss"],
+            h.issuer(minted_on_custom)
+        );
+        // Its successor is bound to the same host.
+        let next = body["refresh_token"].as_str().unwrap().to_string();
+        let (status, _) = refresh(!minted_on_custom, next.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(refresh(minted_on_custom, next).await.0, StatusCode::OK);
+    }
+
+    // Rows from before the binding: the canonical host's.
+    let rt = login(true).await;
+    h.s.sql("UPDATE refresh_tokens SET host = NULL").await;
+    assert_eq!(refresh(true, rt.clone()).await.0, StatusCode::BAD_REQUEST);
+    let (status, body) = refresh(false, rt).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -248,3 +248,30 @@ async fn revoking_a_refresh_token_ends_its_family() {
         StatusCode::OK
     );
 }
+
+/// The signing key cannot be loaded when a refresh is answered (its table is
+/// out of reach for a moment): the client is told to try again, so the
+/// token must not have been spent: the retry gets the successor and the
+/// family lives on.
+#[tokio::test]
+async fn a_refresh_that_cannot_be_answered_leaves_the_token_unspent() {
+    let s = TestServer::start().await;
+    let first = s.password_login("openid offline_access", None).await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    s.sql("ALTER TABLE signing_keys RENAME TO signing_keys_away")
+        .await;
+    // Past the 5 seconds the keys are held in memory.
+    s.clock.advance(6);
+    let (status, body) = refresh(&s, rt, None).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    s.sql("ALTER TABLE signing_keys_away RENAME TO signing_keys")
+        .await;
+    let (status, body) = refresh(&s, rt, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let next = body["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        userinfo(&s, body["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(refresh(&s, next, None).await.0, StatusCode::OK);
+}

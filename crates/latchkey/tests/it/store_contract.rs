@@ -225,6 +225,7 @@ fn refresh(grant_id: &str, expires_at: Timestamp, idle_expires_at: Timestamp) ->
         idle_expires_at,
         rotated_at: None,
         dpop_jkt: Some("jkt-of-the-client-key".into()),
+        host: Some("login.acme.test".into()),
     }
 }
 
@@ -819,13 +820,19 @@ mod bodies {
             s.redeem_code(&other, "c1", T).await.unwrap(),
             Redeem::Missing
         );
-        assert_eq!(
-            s.redeem_code(&t, "c1", T + 59).await.unwrap(),
-            Redeem::Fresh(("g2".into(), r#"{"r":1}"#.into()))
-        );
+        assert_eq!(s.code(&other, "c1", T).await.unwrap(), Redeem::Missing);
+        // Reading a code does not use it.
+        let unused = Redeem::Fresh(("g2".into(), r#"{"r":1}"#.into()));
+        assert_eq!(s.code(&t, "c1", T + 59).await.unwrap(), unused);
+        assert_eq!(s.code(&t, "c1", T + 59).await.unwrap(), unused);
+        assert_eq!(s.code(&t, "c1", T + 60).await.unwrap(), Redeem::Missing);
+        assert_eq!(s.redeem_code(&t, "c1", T + 59).await.unwrap(), unused);
         let replay = Redeem::Replayed {
             grant_id: "g2".into(),
         };
+        assert_eq!(s.code(&t, "c1", T + 59).await.unwrap(), replay);
+        assert_eq!(s.code(&t, "c1", T + 600).await.unwrap(), replay);
+        assert_eq!(s.code(&t, "nope", T).await.unwrap(), Redeem::Missing);
         assert_eq!(s.redeem_code(&t, "c1", T + 59).await.unwrap(), replay);
         // A used code stays a replay after it expires.
         assert_eq!(s.redeem_code(&t, "c1", T + 600).await.unwrap(), replay);
@@ -864,6 +871,7 @@ mod bodies {
         let mut next_row = refresh("g", T + 3600, T + 700);
         next_row.scope = "offline_access".into();
         next_row.dpop_jkt = None;
+        next_row.host = None;
         let next = |digest: &'static str| Some((digest, &next_row));
         let stored = |digest: &'static str| {
             let s = s.clone();
@@ -879,6 +887,7 @@ mod bodies {
         );
         assert_eq!((read.amr.clone(), read.rotated_at), (row.amr.clone(), None));
         assert_eq!(read.audience, row.audience);
+        assert_eq!(read.host.as_deref(), Some("login.acme.test"));
         // Rotation: once; the row says when, and the successor is stored
         // as given.
         let rotated = fresh(
@@ -897,9 +906,10 @@ mod bodies {
             (
                 successor.scope.as_str(),
                 successor.idle_expires_at,
-                successor.dpop_jkt
+                successor.dpop_jkt,
+                successor.host
             ),
-            ("offline_access", T + 700, None)
+            ("offline_access", T + 700, None, None)
         );
         // Later: a replay, rotating or not, unless within the leeway; a
         // replay stores no successor.

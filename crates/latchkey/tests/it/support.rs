@@ -277,6 +277,33 @@ impl TestServer {
         }
     }
 
+    /// Runs `sql` (statements separated by `;`) on the server's database,
+    /// beside the server: on PostgreSQL in the server's schema.
+    pub async fn sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match &self.postgres {
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("latchkey.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                c.close().await.unwrap();
+            }
+            Some((url, schema)) => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "SET search_path TO {schema}; {sql}"
+                )))
+                .execute(&mut c)
+                .await
+                .unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+
     pub fn clock_now(&self) -> i64 {
         use latchkey::clock::Clock;
         self.clock.now()

@@ -156,6 +156,7 @@ fn refresh_token_row_as(r: &PgRow, prefix: &str) -> StoreResult<RefreshTokenRow>
         idle_expires_at: r.get(c("idle_expires_at").as_str()),
         rotated_at: r.get(c("rotated_at").as_str()),
         dpop_jkt: r.get(c("dpop_jkt").as_str()),
+        host: r.get(c("host").as_str()),
     })
 }
 
@@ -739,6 +740,32 @@ impl GrantStore for PostgresStore {
         Ok(())
     }
 
+    async fn code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT grant_id, request, used_at, expires_at FROM auth_codes \
+             WHERE code_digest = $1 AND tenant_id = $2",
+        )
+        .bind(code_digest)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            None => Redeem::Missing,
+            Some(r) => unclaimed_code(
+                r.get("grant_id"),
+                r.get("request"),
+                r.get::<Option<i64>, _>("used_at").is_some(),
+                r.get("expires_at"),
+                now,
+            ),
+        })
+    }
+
     async fn redeem_code(
         &self,
         tenant_id: &str,
@@ -784,8 +811,8 @@ impl GrantStore for PostgresStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, \
-               audience, auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+               audience, auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt, host) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(token_digest)
         .bind(&row.grant_id)
@@ -800,6 +827,7 @@ impl GrantStore for PostgresStore {
         .bind(row.expires_at)
         .bind(row.idle_expires_at)
         .bind(&row.dpop_jkt)
+        .bind(&row.host)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -823,11 +851,11 @@ impl GrantStore for PostgresStore {
                      AND rotated_at IS NULL AND expires_at > $1 AND idle_expires_at > $1 \
                      AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
                      RETURNING grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
-                       expires_at, idle_expires_at, rotated_at, dpop_jkt), \
+                       expires_at, idle_expires_at, rotated_at, dpop_jkt, host), \
                  successor AS ( \
                    INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, \
-                     audience, auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
-                   SELECT $4, $5, $3, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM claimed) \
+                     audience, auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt, host) \
+                   SELECT $4, $5, $3, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM claimed) \
                  SELECT * FROM claimed",
             )
             .bind(now)
@@ -845,6 +873,7 @@ impl GrantStore for PostgresStore {
             .bind(n.expires_at)
             .bind(n.idle_expires_at)
             .bind(&n.dpop_jkt)
+            .bind(&n.host)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(r) = claimed {
@@ -854,7 +883,7 @@ impl GrantStore for PostgresStore {
         // Only read, or not claimed: tell a replay from a dead token.
         let row = sqlx::query(
             "SELECT r.grant_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.amr, \
-               r.created_at, r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, g.revoked_at \
+               r.created_at, r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, r.host, g.revoked_at \
              FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
              WHERE r.token_digest = $1 AND r.tenant_id = $2",
         )

@@ -96,6 +96,7 @@ pub(super) fn refresh_token_row_as(
         idle_expires_at: r.get(c("idle_expires_at").as_str()),
         rotated_at: r.get(c("rotated_at").as_str()),
         dpop_jkt: r.get(c("dpop_jkt").as_str()),
+        host: r.get(c("host").as_str()),
     })
 }
 
@@ -669,6 +670,32 @@ impl GrantStore for SqliteStore {
         Ok(())
     }
 
+    async fn code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT grant_id, request, used_at, expires_at FROM auth_codes \
+             WHERE code_digest = ? AND tenant_id = ?",
+        )
+        .bind(code_digest)
+        .bind(tenant_id)
+        .fetch_optional(&mut *self.reader().await)
+        .await?;
+        Ok(match row {
+            None => Redeem::Missing,
+            Some(r) => unclaimed_code(
+                r.get("grant_id"),
+                r.get("request"),
+                r.get::<Option<i64>, _>("used_at").is_some(),
+                r.get("expires_at"),
+                now,
+            ),
+        })
+    }
+
     async fn redeem_code(
         &self,
         tenant_id: &str,
@@ -711,7 +738,7 @@ impl GrantStore for SqliteStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
-               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_digest)
         .bind(&row.grant_id)
@@ -726,6 +753,7 @@ impl GrantStore for SqliteStore {
         .bind(row.expires_at)
         .bind(row.idle_expires_at)
         .bind(&row.dpop_jkt)
+        .bind(&row.host)
         .execute(&mut *self.writer().await)
         .await?;
         Ok(())
@@ -756,7 +784,7 @@ impl GrantStore for SqliteStore {
         // Only read, or not claimed: tell a replay from a dead token.
         let row = sqlx::query(
             "SELECT r.grant_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.amr, r.created_at, \
-               r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, g.revoked_at \
+               r.expires_at, r.idle_expires_at, r.rotated_at, r.dpop_jkt, r.host, g.revoked_at \
              FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
              WHERE r.token_digest = ? AND r.tenant_id = ?",
         )

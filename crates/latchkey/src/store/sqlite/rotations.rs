@@ -25,7 +25,7 @@ use super::{refresh_token_row_as, to_json};
 use crate::clock::Timestamp;
 use crate::store::{RefreshTokenRow, StoreError, StoreResult};
 
-/// Most rotations in one transaction (18 parameters each, far below
+/// Most rotations in one transaction (19 parameters each, far below
 /// SQLite's limit of 32,766 a statement).
 const MAX_BATCH: usize = 64;
 
@@ -101,10 +101,10 @@ fn batch(jobs: &[Job]) -> Batch {
                AND rotated_at IS NULL AND expires_at > ? AND idle_expires_at > ? \
                AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
                RETURNING {k} AS job, grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
-                 expires_at, idle_expires_at, rotated_at, dpop_jkt; \
+                 expires_at, idle_expires_at, rotated_at, dpop_jkt, host; \
              INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
-               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt) \
-               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
+               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt, host) \
+               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
         ));
     }
     sql.push_str(" COMMIT;");
@@ -131,7 +131,8 @@ fn batch(jobs: &[Job]) -> Batch {
             .bind(n.created_at)
             .bind(n.expires_at)
             .bind(n.idle_expires_at)
-            .bind(n.dpop_jkt.clone());
+            .bind(n.dpop_jkt.clone())
+            .bind(n.host.clone());
     }
     query
 }
