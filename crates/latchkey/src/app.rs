@@ -121,18 +121,21 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Readiness: whether this node can reach its database (liveness is
-/// `/healthz`, which only says the process answers).
+/// Readiness: whether this node can write to its database now (liveness is
+/// `/healthz`, which only says the process answers). The probe goes the way
+/// every write goes and writes nothing (`KeyStore::probe_write`), so a
+/// database that answers reads but cannot take writes (locked by another
+/// process, a read-only file, a writer that cannot write) is not ready.
 async fn ready(
     axum::extract::State(state): axum::extract::State<SharedState>,
 ) -> (axum::http::StatusCode, &'static str) {
-    match state.store.meta_get("master_key_check").await {
-        Ok(_) => (axum::http::StatusCode::OK, "ready"),
+    match state.store.probe_write().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready"),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: the database is unreachable");
+            tracing::warn!(error = %e, "not ready: the database cannot take writes");
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "database unreachable",
+                "database unavailable",
             )
         }
     }

@@ -78,7 +78,8 @@ struct Storage {
         global = true
     )]
     database_max_connections: u32,
-    /// Seconds a request waits for a database connection before answering 503.
+    /// Seconds a request waits for a database connection (PostgreSQL) or its
+    /// turn at the writer (SQLite), and then for a lock, before answering 503.
     #[arg(
         long,
         env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT",
@@ -100,6 +101,7 @@ impl Storage {
             (None, None) => MasterKeySource::DataDir,
         };
         let mut opts = Options::new(self.data_dir.clone(), source);
+        opts.sqlite.write_wait = std::time::Duration::from_secs(self.database_acquire_timeout);
         if let Some(file) = &self.clock_offset_file {
             tracing::warn!(
                 file = %file.display(),

@@ -14,7 +14,7 @@ use crate::crypto::password::PasswordHasherConfig;
 use crate::crypto::seal::{SealError, Sealer};
 use crate::rng::{Rng, RngExt, SharedRng, SystemRng};
 use crate::store::postgres::{PoolOptions, PostgresStore};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{Store, StoreError};
 
 /// Where the master key comes from.
@@ -39,6 +39,8 @@ pub enum Database {
 pub struct Options {
     pub data_dir: PathBuf,
     pub database: Database,
+    /// How the SQLite store behaves (with `Database::Sqlite`).
+    pub sqlite: SqliteOptions,
     pub master_key: MasterKeySource,
     pub passwords: PasswordHasherConfig,
     pub clock: SharedClock,
@@ -54,6 +56,7 @@ impl Options {
         Self {
             data_dir,
             database: Database::Sqlite,
+            sqlite: SqliteOptions::default(),
             master_key,
             passwords: PasswordHasherConfig::default(),
             clock: Arc::new(SystemClock),
@@ -149,10 +152,14 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     let sealer = Arc::new(Sealer::new(&key).map_err(|e| anyhow::anyhow!(e))?);
     let store: Arc<dyn Store> = match &opts.database {
         Database::Sqlite => Arc::new(
-            SqliteStore::open(&opts.data_dir.join("latchkey.db"), opts.clock.clone())
-                .await
-                .map_err(schema_error)
-                .context("opening the SQLite database")?,
+            SqliteStore::open_with(
+                &opts.data_dir.join("latchkey.db"),
+                opts.clock.clone(),
+                &opts.sqlite,
+            )
+            .await
+            .map_err(schema_error)
+            .context("opening the SQLite database")?,
         ),
         Database::Postgres { url, pool } => Arc::new(
             PostgresStore::connect(url, pool.clone())

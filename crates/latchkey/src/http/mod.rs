@@ -151,26 +151,92 @@ pub fn found(location: &str) -> axum::response::Response {
     }
 }
 
-/// Whether a store failure means the database cannot be reached right now
-/// (answered with 503, and expected to heal by itself), rather than a bug.
+/// Whether a store failure means the database cannot take the request right
+/// now (answered with 503 and `retry-after`, and expected to heal by itself:
+/// a database away, busy or locked, a full disk, an I/O error, a read-only
+/// file), rather than a bug.
 pub fn store_unavailable(e: &crate::store::StoreError) -> bool {
     use crate::store::StoreError;
     match e {
-        StoreError::Database(db) => {
-            matches!(
-                db,
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-                    | sqlx::Error::Protocol(_)
-            ) || matches!(db, sqlx::Error::Database(d) if d.code().is_some_and(|c| {
-                // PostgreSQL: admin shutdown, crash shutdown, cannot connect now,
-                // too many connections; SQLite: busy, locked.
-                matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
-            }))
-        }
+        StoreError::Unavailable(_) => true,
+        StoreError::Database(db) => match db {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(d) => {
+                let sqlite = d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                d.code().is_some_and(|c| {
+                    if sqlite {
+                        sqlite_unavailable(&c)
+                    } else {
+                        postgres_unavailable(&c)
+                    }
+                })
+            }
+            _ => false,
+        },
         _ => false,
+    }
+}
+
+/// SQLite result codes (extended ones carry their primary code in the low
+/// byte) of a database that cannot take a request now: busy (5), locked (6),
+/// out of memory (7), read-only (8), I/O error (10), full (13), cannot open
+/// (14), a lock protocol failure (15).
+fn sqlite_unavailable(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+}
+
+/// PostgreSQL SQLSTATEs of a database that cannot take a request now:
+/// connection exceptions (class 08), insufficient resources (class 53: disk
+/// full, out of memory, too many connections), a lock not available within
+/// `lock_timeout` (55P03), shutdowns and "cannot connect now" (57P01–57P03),
+/// an I/O error (58030), a read-only transaction (25006: a standby after a
+/// failover).
+fn postgres_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "55P03" | "57P01" | "57P02" | "57P03" | "58030" | "25006"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_codes_of_a_database_that_cannot_take_a_request_now() {
+        // Primary codes and extended ones: busy, busy snapshot, locked,
+        // nomem, read-only, read-only (file moved), I/O error, a short read,
+        // a failed write, a failed fsync, full, cannot open, lock protocol.
+        for code in [
+            "5", "517", "6", "262", "7", "8", "1032", "10", "522", "778", "1034", "13", "14", "15",
+        ] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // Bugs and bad data stay 500: error, constraint (unique, foreign
+        // key, trigger), corrupt, mismatch, not a database.
+        for code in ["1", "19", "2067", "787", "1811", "11", "20", "26", "x"] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn postgres_codes_of_a_database_that_cannot_take_a_request_now() {
+        for code in [
+            "08006", "08001", "53000", "53100", "53200", "53300", "55P03", "57P01", "57P03",
+            "58030", "25006",
+        ] {
+            assert!(postgres_unavailable(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22001"] {
+            assert!(!postgres_unavailable(code), "{code}");
+        }
     }
 }

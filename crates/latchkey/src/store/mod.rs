@@ -22,6 +22,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database cannot take the request now (its writer stayed busy, a
+    /// batch did not commit): answered 503, to be tried again.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -176,6 +180,10 @@ pub trait KeyStore: Send + Sync {
     async fn meta_get(&self, key: &str) -> StoreResult<Option<String>>;
     /// Sets `key` only when it is absent; returns the value now stored.
     async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String>;
+    /// Whether a write could be made now (readiness): goes the way a write
+    /// goes, takes the database's write lock and changes a row in a
+    /// transaction it rolls back. Writes nothing.
+    async fn probe_write(&self) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -10,6 +10,7 @@ mod discovery;
 mod dpop;
 mod dpop_client;
 mod edge;
+mod faults;
 mod grants;
 mod keys;
 mod me_codes;

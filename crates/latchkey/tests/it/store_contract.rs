@@ -28,6 +28,8 @@ const RACERS: usize = 16;
 
 type S = Arc<dyn Store>;
 
+mod faults;
+
 // ---------------------------------------------------------------- harness
 
 async fn on_sqlite<F, Fut>(body: F)

@@ -27,7 +27,8 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// Connections kept open even when idle.
     pub min_connections: u32,
-    /// How long a query waits for a free connection before failing.
+    /// How long a query waits for a free connection, and a statement for a
+    /// lock, before failing (at least a second for the lock).
     pub acquire_timeout_secs: u64,
     /// A schema to work in instead of the role's default `search_path`
     /// (`[a-z_][a-z0-9_]*`). It must exist; the tables and the migration
@@ -64,6 +65,11 @@ impl PostgresStore {
             }
             connect = connect.options([("search_path", schema)]);
         }
+        // A statement waiting for a lock (a table locked by hand, a stuck
+        // transaction) gives up as a request waiting for a connection does,
+        // and is answered 503 (`lock_not_available`).
+        let lock_timeout = format!("{}s", options.acquire_timeout_secs.max(1));
+        connect = connect.options([("lock_timeout", lock_timeout.as_str())]);
         let max = options.max_connections.max(1);
         let pool = PgPoolOptions::new()
             .max_connections(max)
@@ -381,6 +387,15 @@ impl KeyStore for PostgresStore {
         self.meta_get(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE meta SET value = value WHERE key = 'master_key_check'")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(())
     }
 }
 

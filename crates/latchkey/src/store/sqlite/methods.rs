@@ -169,7 +169,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(id)
         .bind(to_json(previous))
-        .fetch_optional(&mut *self.writer().await)
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         match owner {
             Some(r) => {
@@ -194,7 +194,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -207,7 +207,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -231,7 +231,7 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .bind(id)
         .bind(step)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -250,7 +250,7 @@ impl MethodStore for SqliteStore {
         .bind(at)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
@@ -276,7 +276,7 @@ impl MethodStore for SqliteStore {
         .bind(row.attempts)
         .bind(row.created_at)
         .bind(row.expires_at)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -325,14 +325,14 @@ impl MethodStore for SqliteStore {
         )
         .bind(session_digest)
         .bind(tenant_id)
-        .fetch_optional(&mut *self.writer().await)
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         let attempts: i64 = row.map_or(max_attempts, |r| r.get("attempts"));
         if attempts >= max_attempts {
             sqlx::query("DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ?")
                 .bind(session_digest)
                 .bind(tenant_id)
-                .execute(&mut *self.writer().await)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok((max_attempts - attempts).max(0))
@@ -346,7 +346,7 @@ impl MethodStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         // IMMEDIATE takes the write lock up front (see mod.rs).
-        let mut writer = self.writer().await;
+        let mut writer = self.writer().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let consumed = sqlx::query(
             "DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ? AND expires_at > ?",
@@ -481,7 +481,7 @@ impl MethodStore for SqliteStore {
         .bind(&e.ip)
         .bind(&e.user_agent)
         .bind(to_json(&e.details))
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }

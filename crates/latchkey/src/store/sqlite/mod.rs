@@ -19,13 +19,35 @@ mod rotations;
 mod sweep;
 use crate::clock::{SharedClock, Timestamp};
 use cache::ReadCache;
-use conns::Connections;
+use conns::{Connections, Writer};
 use rotations::{Rotation, Rotations};
 
 /// Read-only connections beside the writer.
 const READERS: usize = 8;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How the SQLite store behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// How long a write waits for its turn at the writer, and then for a
+    /// lock another process holds on the file, before it fails as
+    /// unavailable (503).
+    pub write_wait: Duration,
+    /// The most pages (4 KiB each) the file may grow to (SQLite's
+    /// `max_page_count`): past it, writes fail as they do on a full disk.
+    /// `None`: as large as the disk allows.
+    pub max_pages: Option<u64>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            write_wait: Duration::from_secs(5),
+            max_pages: None,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -38,15 +60,27 @@ impl SqliteStore {
     /// Opens (and migrates) the database at `path`. `clock` times the read
     /// cache's entries (see `cache.rs`).
     pub async fn open(path: &Path, clock: SharedClock) -> StoreResult<Self> {
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
+        Self::open_with(path, clock, &SqliteOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with `options`.
+    pub async fn open_with(
+        path: &Path,
+        clock: SharedClock,
+        options: &SqliteOptions,
+    ) -> StoreResult<Self> {
+        let mut opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let conns = Connections::open(&opts, READERS).await?;
-        MIGRATOR.run(&mut *conns.writer().await).await?;
+            .busy_timeout(options.write_wait);
+        if let Some(pages) = options.max_pages {
+            opts = opts.pragma("max_page_count", pages.to_string());
+        }
+        let conns = Connections::open(&opts, READERS, options.write_wait).await?;
+        MIGRATOR.run(&mut *conns.writer().await?).await?;
         Ok(Self {
             conns: Arc::new(conns),
             rotations: Arc::default(),
@@ -54,8 +88,8 @@ impl SqliteStore {
         })
     }
 
-    /// The connection for writes, in turn (see `conns.rs`).
-    async fn writer(&self) -> MutexGuard<'_, SqliteConnection> {
+    /// The connection for writes, in turn and clean (see `conns.rs`).
+    async fn writer(&self) -> StoreResult<Writer> {
         self.conns.writer().await
     }
 
@@ -163,7 +197,7 @@ impl TenantStore for SqliteStore {
     ) -> StoreResult<String> {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
-        let mut writer = self.writer().await;
+        let mut writer = self.writer().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let existing = sqlx::query("SELECT id, config FROM tenants WHERE name = ?")
             .bind(name)
@@ -258,7 +292,7 @@ impl KeyStore for SqliteStore {
     async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()> {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
-        let mut writer = self.writer().await;
+        let mut writer = self.writer().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE signing_keys SET superseded_at = ? WHERE tenant_id = ? AND superseded_at IS NULL",
@@ -286,7 +320,7 @@ impl KeyStore for SqliteStore {
         sqlx::query("DELETE FROM signing_keys WHERE tenant_id = ? AND kid = ? AND superseded_at IS NOT NULL")
             .bind(tenant_id)
             .bind(kid)
-            .execute(&mut *self.writer().await)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -303,11 +337,15 @@ impl KeyStore for SqliteStore {
         sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
-            .execute(&mut *self.writer().await)
+            .execute(&mut *self.writer().await?)
             .await?;
         self.meta_get(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        self.conns.probe().await
     }
 }
 
@@ -367,7 +405,7 @@ impl UserStore for SqliteStore {
         .bind(user.last_password_reset)
         .bind(user.created_at)
         .bind(user.updated_at)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await;
         self.cache.forget_user(tenant_id, &user.user_id);
         match res {
@@ -409,7 +447,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(now)
         .bind(s.expires_at)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -439,7 +477,7 @@ impl SessionStore for SqliteStore {
                 .bind(now)
                 .bind(id_digest)
                 .bind(tenant_id)
-                .execute(&mut *self.writer().await)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         row.map(|r| {
@@ -463,7 +501,7 @@ impl SessionStore for SqliteStore {
             .bind(now)
             .bind(id_digest)
             .bind(tenant_id)
-            .execute(&mut *self.writer().await)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -484,7 +522,7 @@ impl SessionStore for SqliteStore {
         .bind(request)
         .bind(now)
         .bind(expires_at)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -510,7 +548,7 @@ impl SessionStore for SqliteStore {
         sqlx::query("DELETE FROM login_transactions WHERE id_digest = ? AND tenant_id = ?")
             .bind(id_digest)
             .bind(tenant_id)
-            .execute(&mut *self.writer().await)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -556,7 +594,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(block_at)
         .bind(block_until)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -575,14 +613,14 @@ impl SessionStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .bind(ip)
-                .execute(&mut *self.writer().await)
+                .execute(&mut *self.writer().await?)
                 .await?
             }
             None => {
                 sqlx::query("DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ?")
                     .bind(tenant_id)
                     .bind(user_id)
-                    .execute(&mut *self.writer().await)
+                    .execute(&mut *self.writer().await?)
                     .await?
             }
         };
@@ -606,7 +644,7 @@ impl GrantStore for SqliteStore {
             .bind(client_id)
             .bind(user_id)
             .bind(now)
-            .execute(&mut *self.writer().await)
+            .execute(&mut *self.writer().await?)
             .await?;
         // An unknown grant reads as revoked; it is known from now on.
         self.cache.forget_grant(tenant_id, grant_id);
@@ -643,7 +681,7 @@ impl GrantStore for SqliteStore {
         .bind(reason)
         .bind(grant_id)
         .bind(tenant_id)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
@@ -665,7 +703,7 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .bind(request)
         .bind(expires_at)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -710,7 +748,7 @@ impl GrantStore for SqliteStore {
         .bind(code_digest)
         .bind(tenant_id)
         .bind(now)
-        .fetch_optional(&mut *self.writer().await)
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         if let Some(r) = claimed {
             return Ok(Redeem::Fresh((r.get("grant_id"), r.get("request"))));
@@ -754,7 +792,7 @@ impl GrantStore for SqliteStore {
         .bind(row.idle_expires_at)
         .bind(&row.dpop_jkt)
         .bind(&row.host)
-        .execute(&mut *self.writer().await)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }

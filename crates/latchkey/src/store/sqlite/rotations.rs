@@ -139,11 +139,11 @@ fn batch(jobs: &[Job]) -> Batch {
 
 /// A failure the caller answers with 503: the batch did not commit.
 fn unavailable(message: String) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(message))
+    StoreError::Unavailable(message)
 }
 
 /// Hands each job its row (if its token was claimed) or the batch's error.
-fn answer_each(jobs: Vec<Job>, result: sqlx::Result<Vec<SqliteRow>>) {
+fn answer_each(jobs: Vec<Job>, result: StoreResult<Vec<SqliteRow>>) {
     let rows = match result {
         Ok(rows) => rows,
         Err(e) => {

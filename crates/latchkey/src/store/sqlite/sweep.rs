@@ -31,7 +31,7 @@ impl SweepStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(rule.moment(now, grace))
                 .bind(limit)
-                .execute(&mut *self.writer().await)
+                .execute(&mut *self.writer().await?)
                 .await?
                 .rows_affected();
         }
@@ -72,7 +72,7 @@ impl SweepStore for SqliteStore {
         for id in &spent {
             q = q.bind(id);
         }
-        let gone = q.fetch_all(&mut *self.writer().await).await?;
+        let gone = q.fetch_all(&mut *self.writer().await?).await?;
         // These read as unrevoked until now.
         for id in &gone {
             self.cache.forget_grant(tenant_id, id);
