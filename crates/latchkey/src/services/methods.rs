@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::AppState;
 use crate::clock::Timestamp;
-use crate::store::{MethodRow, StoreError, UserRow};
+use crate::store::{LoginMethods, MethodRow, Removal, StoreError, UserRow};
 use crate::tenant::FactorType;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,11 +56,6 @@ pub enum MethodError {
 /// `password|` + base64url of the user ID (MYACCOUNT.md §10 Q10).
 pub fn password_method_id(user_id: &str) -> String {
     format!("password|{}", URL_SAFE_NO_PAD.encode(user_id))
-}
-
-/// Primary factors log a user in on their own; the rest are second factors.
-pub fn is_primary(kind: FactorType) -> bool {
-    matches!(kind, FactorType::Password | FactorType::Passkey)
 }
 
 /// Types whose methods carry a user-chosen `name`.
@@ -258,7 +253,18 @@ pub async fn update(
     get(state, tenant_id, user_id, id).await
 }
 
-/// Deletes a method, unless it is the user's last way to log in.
+/// The ways to log in on their own: the password and passkeys.
+const PRIMARY: [FactorType; 2] = [FactorType::Password, FactorType::Passkey];
+
+/// Primary factors log a user in on their own; the rest are second factors.
+pub fn is_primary(kind: FactorType) -> bool {
+    PRIMARY.contains(&kind)
+}
+
+/// Deletes a method, unless it is the user's last way to log in. The rule
+/// is this module's ([`is_primary`]); the store applies it in the same
+/// atomic step as the delete, so two deletions racing for the last two ways
+/// to log in cannot both go through.
 pub async fn delete(
     state: &AppState,
     tenant_id: &str,
@@ -266,28 +272,31 @@ pub async fn delete(
     id: &str,
 ) -> Result<Method, MethodError> {
     let method = get(state, tenant_id, user_id, id).await?;
-    if is_primary(method.kind) {
-        let all = list(state, tenant_id, user_id, None).await?;
-        let others = all
-            .iter()
-            .filter(|m| is_primary(m.kind) && m.id != method.id)
-            .count();
-        if others == 0 {
-            return Err(MethodError::Conflict(
-                "This is the user's only way to log in; add another before removing it.".into(),
-            ));
-        }
-    }
-    let gone = if method.kind == FactorType::Password {
+    let types: Vec<&str> = PRIMARY
+        .iter()
+        .filter(|k| **k != FactorType::Password)
+        .map(|k| k.as_str())
+        .collect();
+    let keep = is_primary(method.kind).then_some(LoginMethods {
+        types: &types,
+        password: PRIMARY.contains(&FactorType::Password),
+    });
+    let removal = if method.kind == FactorType::Password {
         state
             .store
-            .clear_password(tenant_id, user_id, state.clock.now())
+            .clear_password(tenant_id, user_id, state.clock.now(), keep)
             .await?
     } else {
-        state.store.delete_method(tenant_id, user_id, id).await?
+        state
+            .store
+            .delete_method(tenant_id, user_id, id, keep)
+            .await?
     };
-    if !gone {
-        return Err(MethodError::NotFound);
+    match removal {
+        Removal::Removed => Ok(method),
+        Removal::Missing => Err(MethodError::NotFound),
+        Removal::LastLogin => Err(MethodError::Conflict(
+            "This is the user's only way to log in; add another before removing it.".into(),
+        )),
     }
-    Ok(method)
 }

@@ -369,6 +369,24 @@ pub struct MethodRow {
     pub credential_id: Option<String>,
 }
 
+/// What counts as a way to log in, as the service that owns the rule says:
+/// methods of these types, and the password when `password`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginMethods<'a> {
+    pub types: &'a [&'a str],
+    pub password: bool,
+}
+
+/// What removing a method did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// No such method (or no password).
+    Missing,
+    /// Refused: it is the user's last way to log in.
+    LastLogin,
+}
+
 /// A pending enrollment, found by the digest of its `auth_session`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollmentRow {
@@ -494,7 +512,17 @@ pub trait MethodStore: Send + Sync {
         id: &str,
         name: Option<&str>,
     ) -> StoreResult<bool>;
-    async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Deletes a method. With `keep`, only if the user keeps a way to log in
+    /// (another method of `keep.types`, or a password when `keep.password`):
+    /// checked and deleted in one atomic step, so of two removals racing for
+    /// a user's last two ways to log in, one is refused.
+    async fn delete_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal>;
     /// Records that one-time-password step `step` of a method was used at
     /// `at`, unless that step or a later one was already used. Of racing
     /// uses of one code, exactly one gets true.
@@ -506,13 +534,15 @@ pub trait MethodStore: Send + Sync {
         step: i64,
         at: Timestamp,
     ) -> StoreResult<bool>;
-    /// Removes the user's password (when a passkey remains to log in with).
+    /// Removes the user's password; with `keep`, only if the user keeps a
+    /// method of `keep.types` (atomically, as [`MethodStore::delete_method`]).
     async fn clear_password(
         &self,
         tenant_id: &str,
         user_id: &str,
         at: Timestamp,
-    ) -> StoreResult<bool>;
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal>;
 
     async fn create_enrollment(
         &self,

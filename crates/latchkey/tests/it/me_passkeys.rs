@@ -487,3 +487,76 @@ async fn what_browsers_to_json_adds_is_accepted() {
     let v = verify(&s, &token, &location, &r.body["auth_session"], &cred).await;
     assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
 }
+
+/// The password and the only passkey deleted at once, round after round:
+/// exactly one goes (204) and the other is refused as the last way to log
+/// in (409); the user is never left with nothing.
+#[tokio::test]
+async fn deleting_the_password_and_the_only_passkey_at_once_leaves_one() {
+    let s = server().await;
+    // No tenant-wide limit: the rounds make many calls in a short time.
+    let text = acme(s.port)
+        .replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, passkey, totp, recovery-code]",
+        )
+        .replace("tenant_per_second: 25", "tenant_per_second: 0");
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let token = s.me_token(ME_SCOPES).await;
+    let authenticator = SoftAuthenticator::new();
+    let password = "/authentication-methods/password%7CYXV0aDB8YWxpY2U";
+    let mut passkey = None;
+    for round in 0..24 {
+        if passkey.is_none() {
+            let r = start(&s, &token, json!({"type": "passkey"})).await;
+            let options = r.body["authn_params_public_key"].clone();
+            let credential = authenticator.register(&s.base, &options).await.unwrap();
+            let location = r.header("location").unwrap().to_string();
+            let v = verify(&s, &token, &location, &r.body["auth_session"], &credential).await;
+            assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+            let id = v.body["id"].as_str().unwrap().replace('|', "%7C");
+            passkey = Some(format!("/authentication-methods/{id}"));
+        }
+        let key = passkey.clone().unwrap();
+        let (a, b) = tokio::join!(
+            s.me("DELETE", password, Some(&token), None),
+            s.me("DELETE", &key, Some(&token), None),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::NO_CONTENT, StatusCode::CONFLICT],
+            "round {round}: {} / {}",
+            a.body,
+            b.body
+        );
+        let list = s
+            .me("GET", "/authentication-methods", Some(&token), None)
+            .await;
+        let primary = list.body["authentication_methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] == "password" || m["type"] == "passkey")
+            .count();
+        assert_eq!(primary, 1, "round {round}: {}", list.body);
+        if a.status == StatusCode::NO_CONTENT {
+            // The password went: set one again.
+            let r = start(&s, &token, json!({"type": "password"})).await;
+            let v = s
+                .me(
+                    "POST",
+                    &format!("{}/verify", r.header("location").unwrap()),
+                    Some(&token),
+                    Some(json!({"auth_session": r.body["auth_session"], "new_password": format!("Another-Passw0rd-{round}")})),
+                )
+                .await;
+            assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+        } else {
+            passkey = None;
+        }
+    }
+}

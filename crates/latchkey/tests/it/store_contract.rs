@@ -16,8 +16,8 @@ use latchkey::rng::{RngExt, SystemRng};
 use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
-    AuditEvent, Completion, EnrollmentRow, KeyStore, MethodRow, Redeem, RefreshTokenRow,
-    SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
+    AuditEvent, Completion, EnrollmentRow, KeyStore, LoginMethods, MethodRow, Redeem,
+    RefreshTokenRow, Removal, SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -178,6 +178,8 @@ contract!(
     credentials_are_unique,
     sweep,
     sweep_in_chunks,
+    last_login_method,
+    race_last_login_method,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1230,9 +1232,18 @@ mod bodies {
         assert!(!s.rename_method(&t, "u2", "a", Some("x")).await.unwrap());
         assert!(!s.rename_method(&other, "u1", "a", Some("x")).await.unwrap());
 
-        assert!(!s.delete_method(&t, "u2", "a").await.unwrap());
-        assert!(s.delete_method(&t, "u1", "a").await.unwrap());
-        assert!(!s.delete_method(&t, "u1", "a").await.unwrap());
+        assert_eq!(
+            s.delete_method(&t, "u2", "a", None).await.unwrap(),
+            Removal::Missing
+        );
+        assert_eq!(
+            s.delete_method(&t, "u1", "a", None).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            s.delete_method(&t, "u1", "a", None).await.unwrap(),
+            Removal::Missing
+        );
         assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 3);
 
         s.upsert_user(&t, &user("u1", "u1@example.com"))
@@ -1250,12 +1261,24 @@ mod bodies {
         assert_eq!((u3.user_id.as_str(), none.len()), ("u3", 0));
         assert_eq!(s.user_with_methods(&other, "u1").await.unwrap(), None);
         assert_eq!(s.user_with_methods(&t, "nobody").await.unwrap(), None);
-        assert!(!s.clear_password(&other, "u1", T + 9).await.unwrap());
-        assert!(s.clear_password(&t, "u1", T + 9).await.unwrap());
-        assert!(!s.clear_password(&t, "u1", T + 10).await.unwrap());
+        assert_eq!(
+            s.clear_password(&other, "u1", T + 9, None).await.unwrap(),
+            Removal::Missing
+        );
+        assert_eq!(
+            s.clear_password(&t, "u1", T + 9, None).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            s.clear_password(&t, "u1", T + 10, None).await.unwrap(),
+            Removal::Missing
+        );
         let u = s.user_by_id(&t, "u1").await.unwrap().unwrap();
         assert_eq!((u.password_hash, u.updated_at), (None, T + 9));
-        assert!(!s.clear_password(&t, "nobody", T).await.unwrap());
+        assert_eq!(
+            s.clear_password(&t, "nobody", T, None).await.unwrap(),
+            Removal::Missing
+        );
     }
 
     /// The user-with-methods read after every write that changes its answer
@@ -1346,9 +1369,15 @@ mod bodies {
                 .unwrap()
         );
         same(&s, &t, "u1").await;
-        assert!(s.delete_method(&t, "u1", "rc|2").await.unwrap());
+        assert_eq!(
+            s.delete_method(&t, "u1", "rc|2", None).await.unwrap(),
+            Removal::Removed
+        );
         same(&s, &t, "u1").await;
-        assert!(s.clear_password(&t, "u1", T + 4).await.unwrap());
+        assert_eq!(
+            s.clear_password(&t, "u1", T + 4, None).await.unwrap(),
+            Removal::Removed
+        );
         same(&s, &t, "u1").await;
         let (u, methods) = s.user_with_methods(&t, "u1").await.unwrap().unwrap();
         assert_eq!(
@@ -2260,6 +2289,144 @@ mod bodies {
                 !kept,
                 "g{i}"
             );
+        }
+    }
+
+    /// The ways to log in as the service counts them.
+    const LOGIN: LoginMethods<'static> = LoginMethods {
+        types: &["passkey"],
+        password: true,
+    };
+
+    /// A removal with `keep` goes only while another way to log in is left.
+    pub async fn last_login_method(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        s.create_enrollment(&t, "e1", &enrollment("u1", "passkey|a", T + 300))
+            .await
+            .unwrap();
+        let add = |id: &str| Completion::AddMethod {
+            row: method(id, "u1", "passkey", T),
+            replace_type: false,
+        };
+        assert!(
+            s.complete_enrollment(&t, "e1", &add("passkey|a"), T)
+                .await
+                .unwrap()
+        );
+        s.create_enrollment(&t, "e2", &enrollment("u1", "totp|m", T + 300))
+            .await
+            .unwrap();
+        let totp = Completion::AddMethod {
+            row: method("totp|m", "u1", "totp", T),
+            replace_type: false,
+        };
+        assert!(s.complete_enrollment(&t, "e2", &totp, T).await.unwrap());
+        // Password and passkey: either may go, then not the other; a TOTP
+        // does not count as a way to log in.
+        assert_eq!(
+            s.clear_password(&t, "u1", T, Some(LOGIN)).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            s.delete_method(&t, "u1", "passkey|a", Some(LOGIN))
+                .await
+                .unwrap(),
+            Removal::LastLogin
+        );
+        assert_eq!(
+            s.clear_password(&t, "u1", T, Some(LOGIN)).await.unwrap(),
+            Removal::Missing
+        );
+        assert_eq!(
+            s.delete_method(&t, "u1", "passkey|b", Some(LOGIN))
+                .await
+                .unwrap(),
+            Removal::Missing
+        );
+        assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 2);
+        // Not a way to log in: no check.
+        assert_eq!(
+            s.delete_method(&t, "u1", "totp|m", None).await.unwrap(),
+            Removal::Removed
+        );
+        // With a password back, the passkey may go, and then not the password.
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.delete_method(&t, "u1", "passkey|a", Some(LOGIN))
+                .await
+                .unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            s.clear_password(&t, "u1", T, Some(LOGIN)).await.unwrap(),
+            Removal::LastLogin
+        );
+        let (u, methods) = s.user_with_methods(&t, "u1").await.unwrap().unwrap();
+        assert!(u.password_hash.is_some() && methods.is_empty());
+    }
+
+    /// The last two ways to log in removed at once, many times over: one
+    /// removal goes, the other is refused, and one way is always left
+    /// (password and passkey; two passkeys).
+    pub async fn race_last_login_method(s: S) {
+        let t = tenant(&s, "acme").await;
+        for round in 0..40 {
+            let uid = format!("u{round}");
+            let mut u = user(&uid, &format!("{uid}@example.com"));
+            let two_passkeys = round % 2 == 1;
+            if two_passkeys {
+                u.password_hash = None;
+            }
+            s.upsert_user(&t, &u).await.unwrap();
+            let (a, b) = (format!("passkey|a{round}"), format!("passkey|b{round}"));
+            let keys = if two_passkeys {
+                vec![a.clone(), b.clone()]
+            } else {
+                vec![a.clone()]
+            };
+            for (i, id) in keys.iter().enumerate() {
+                let digest = format!("e{round}-{i}");
+                s.create_enrollment(&t, &digest, &enrollment(&uid, id, T + 300))
+                    .await
+                    .unwrap();
+                let add = Completion::AddMethod {
+                    row: method(id, &uid, "passkey", T),
+                    replace_type: false,
+                };
+                assert!(s.complete_enrollment(&t, &digest, &add, T).await.unwrap());
+            }
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let racer = |first: bool| {
+                let (s, t, uid, barrier) = (s.clone(), t.clone(), uid.clone(), barrier.clone());
+                let (a, b) = (a.clone(), b.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    match (first, two_passkeys) {
+                        (true, false) => s.clear_password(&t, &uid, T, Some(LOGIN)).await,
+                        (true, true) => s.delete_method(&t, &uid, &b, Some(LOGIN)).await,
+                        (false, _) => s.delete_method(&t, &uid, &a, Some(LOGIN)).await,
+                    }
+                })
+            };
+            let (first, second) = (racer(true), racer(false));
+            let mut outcomes = [
+                first.await.unwrap().unwrap(),
+                second.await.unwrap().unwrap(),
+            ];
+            outcomes.sort_by_key(|o| *o != Removal::Removed);
+            assert_eq!(
+                outcomes,
+                [Removal::Removed, Removal::LastLogin],
+                "round {round}"
+            );
+            let (u, methods) = s.user_with_methods(&t, &uid).await.unwrap().unwrap();
+            let left = methods.len() + usize::from(u.password_hash.is_some());
+            assert_eq!(left, 1, "round {round}");
         }
     }
 }

@@ -69,6 +69,20 @@ async fn insert_method(
     Ok(())
 }
 
+/// The advisory lock a user's methods are changed under.
+fn user_lock(tenant_id: &str, user_id: &str) -> String {
+    format!("latchkey:user:{tenant_id}:{user_id}")
+}
+
+/// A removal's outcome: done, refused (the thing is still there), missing.
+fn removal(removed: bool, still_there: bool) -> Removal {
+    match (removed, still_there) {
+        (true, _) => Removal::Removed,
+        (false, true) => Removal::LastLogin,
+        (false, false) => Removal::Missing,
+    }
+}
+
 #[async_trait]
 impl MethodStore for PostgresStore {
     async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>> {
@@ -190,16 +204,54 @@ impl MethodStore for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal> {
+        let Some(keep) = keep else {
+            let done = sqlx::query(
+                "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+            return Ok(removal(done.rows_affected() == 1, false));
+        };
+        // Under the user's lock (as enrollments take it): a removal racing
+        // this one waits, and its check then sees what this one deleted.
+        let mut tx = self.pool().begin().await?;
+        advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
         let done = sqlx::query(
-            "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+            "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3 \
+             AND (EXISTS (SELECT 1 FROM authentication_methods o WHERE o.tenant_id = $1 \
+                   AND o.user_id = $2 AND o.id <> $3 AND o.type = ANY($4)) \
+               OR ($5 AND EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 \
+                   AND u.user_id = $2 AND u.password_hash IS NOT NULL)))",
         )
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(self.pool())
+        .bind(keep.types)
+        .bind(keep.password)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let left = done.rows_affected() == 0
+            && sqlx::query(
+                "SELECT 1 FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        tx.commit().await?;
+        Ok(removal(done.rows_affected() == 1, left))
     }
 
     async fn consume_otp_step(
@@ -229,17 +281,36 @@ impl MethodStore for PostgresStore {
         tenant_id: &str,
         user_id: &str,
         at: Timestamp,
-    ) -> StoreResult<bool> {
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal> {
+        let mut tx = self.pool().begin().await?;
+        if keep.is_some() {
+            advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
+        }
         let done = sqlx::query(
             "UPDATE users SET password_hash = NULL, updated_at = $1 \
-             WHERE tenant_id = $2 AND user_id = $3 AND password_hash IS NOT NULL",
+             WHERE tenant_id = $2 AND user_id = $3 AND password_hash IS NOT NULL \
+             AND (NOT $4 OR EXISTS (SELECT 1 FROM authentication_methods o WHERE o.tenant_id = $2 \
+               AND o.user_id = $3 AND o.type = ANY($5)))",
         )
         .bind(at)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.pool())
+        .bind(keep.is_some())
+        .bind(keep.map(|k| k.types).unwrap_or_default())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let left = done.rows_affected() == 0
+            && sqlx::query(
+                "SELECT 1 FROM users WHERE tenant_id = $1 AND user_id = $2 AND password_hash IS NOT NULL",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        tx.commit().await?;
+        Ok(removal(done.rows_affected() == 1, left))
     }
 
     async fn create_enrollment(
@@ -352,7 +423,7 @@ impl MethodStore for PostgresStore {
             Completion::Consume => None,
         };
         if let Some(user_id) = user_id {
-            advisory_lock(&mut tx, &format!("latchkey:user:{tenant_id}:{user_id}")).await?;
+            advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
         }
         match completion {
             Completion::Consume => {}

@@ -29,6 +29,14 @@ fn method_row_as(r: &SqliteRow, prefix: &str) -> StoreResult<MethodRow> {
     })
 }
 
+/// `keep` as parameters: whether to check, the types (JSON), the password.
+fn keep_params(keep: Option<LoginMethods<'_>>) -> (bool, String, bool) {
+    match keep {
+        Some(k) => (true, to_json(&k.types), k.password),
+        None => (false, "[]".into(), false),
+    }
+}
+
 const METHOD_COLUMNS: &str =
     "id, user_id, type, name, data, created_at, last_auth_at, last_otp_step, credential_id";
 
@@ -200,17 +208,51 @@ impl MethodStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_method(&self, tenant_id: &str, user_id: &str, id: &str) -> StoreResult<bool> {
+    async fn delete_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal> {
+        let (guarded, types, password) = keep_params(keep);
+        // One statement on the one writer: the check and the delete are one
+        // step no other write comes between.
+        let mut writer = self.writer().await?;
         let done = sqlx::query(
-            "DELETE FROM authentication_methods WHERE tenant_id = ? AND user_id = ? AND id = ?",
+            "DELETE FROM authentication_methods WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3 \
+             AND (?4 = 0 \
+               OR EXISTS (SELECT 1 FROM authentication_methods o WHERE o.tenant_id = ?1 \
+                 AND o.user_id = ?2 AND o.id <> ?3 AND o.type IN (SELECT value FROM json_each(?5))) \
+               OR (?6 = 1 AND EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = ?1 \
+                 AND u.user_id = ?2 AND u.password_hash IS NOT NULL)))",
         )
         .bind(tenant_id)
         .bind(user_id)
         .bind(id)
-        .execute(&mut *self.writer().await?)
+        .bind(guarded)
+        .bind(types)
+        .bind(password)
+        .execute(&mut *writer)
         .await?;
-        self.cache.forget_user(tenant_id, user_id);
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            drop(writer);
+            self.cache.forget_user(tenant_id, user_id);
+            return Ok(Removal::Removed);
+        }
+        let left = sqlx::query(
+            "SELECT 1 FROM authentication_methods WHERE tenant_id = ? AND user_id = ? AND id = ?",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(id)
+        .fetch_optional(&mut *writer)
+        .await?;
+        Ok(if left.is_some() {
+            Removal::LastLogin
+        } else {
+            Removal::Missing
+        })
     }
 
     async fn consume_otp_step(
@@ -242,18 +284,40 @@ impl MethodStore for SqliteStore {
         tenant_id: &str,
         user_id: &str,
         at: Timestamp,
-    ) -> StoreResult<bool> {
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal> {
+        let (guarded, types, _) = keep_params(keep);
+        let mut writer = self.writer().await?;
         let done = sqlx::query(
-            "UPDATE users SET password_hash = NULL, updated_at = ? \
-             WHERE tenant_id = ? AND user_id = ? AND password_hash IS NOT NULL",
+            "UPDATE users SET password_hash = NULL, updated_at = ?3 \
+             WHERE tenant_id = ?1 AND user_id = ?2 AND password_hash IS NOT NULL \
+             AND (?4 = 0 OR EXISTS (SELECT 1 FROM authentication_methods o WHERE o.tenant_id = ?1 \
+               AND o.user_id = ?2 AND o.type IN (SELECT value FROM json_each(?5))))",
         )
-        .bind(at)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(&mut *self.writer().await?)
+        .bind(at)
+        .bind(guarded)
+        .bind(types)
+        .execute(&mut *writer)
         .await?;
-        self.cache.forget_user(tenant_id, user_id);
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            drop(writer);
+            self.cache.forget_user(tenant_id, user_id);
+            return Ok(Removal::Removed);
+        }
+        let left = sqlx::query(
+            "SELECT 1 FROM users WHERE tenant_id = ? AND user_id = ? AND password_hash IS NOT NULL",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *writer)
+        .await?;
+        Ok(if left.is_some() {
+            Removal::LastLogin
+        } else {
+            Removal::Missing
+        })
     }
 
     async fn create_enrollment(
