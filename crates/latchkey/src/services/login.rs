@@ -2,6 +2,7 @@
 //! `max_attempts` consecutive failures from one IP, that user is blocked from
 //! that IP until `block_minutes` pass or the password is reset.
 
+use super::email_address;
 use crate::app::AppState;
 use crate::store::{StoreError, UserRow};
 use crate::tenant::Tenant;
@@ -45,15 +46,18 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
     };
     let tenant_id = &req.tenant.id;
     let bf = &req.tenant.config.tenant.brute_force_protection;
-    // No email has control characters (and PostgreSQL text cannot hold NUL).
-    let malformed = req.username.chars().any(char::is_control);
-    let user = if malformed || req.username.len() > 320 || req.password.len() > MAX_PASSWORD_BYTES {
-        None
-    } else {
-        state
-            .store
-            .user_by_email(tenant_id, &connection.name, req.username.trim())
-            .await?
+    // The username is an email, in its normal form as every account's is;
+    // one that cannot be an address (control characters among them, which
+    // PostgreSQL text cannot hold) names nobody.
+    let email = email_address::normalize(req.username).ok();
+    let user = match email {
+        Some(email) if req.password.len() <= MAX_PASSWORD_BYTES => {
+            state
+                .store
+                .user_by_email(tenant_id, &connection.name, &email)
+                .await?
+        }
+        _ => None,
     };
     let Some(user) = user else {
         // Same work as for a real user, so timing does not reveal who exists.

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::email_address;
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
@@ -193,7 +194,7 @@ pub async fn factors_of(
     };
     let enrolled = methods.iter().any(|m| {
         m.method_type == "email"
-            && destination(m).is_some_and(|d| d.eq_ignore_ascii_case(&user.email))
+            && destination(m).is_some_and(|d| email_address::same(d, &user.email))
     });
     if user.email_verified && !user.email.is_empty() && !enrolled {
         methods.push(MethodRow {

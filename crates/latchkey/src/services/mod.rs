@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod delivery;
 pub mod dpop;
+pub mod email_address;
 pub mod enrollment;
 pub mod keys;
 pub mod login;

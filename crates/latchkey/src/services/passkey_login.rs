@@ -10,6 +10,7 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, WebauthnError,
 };
 
+use super::email_address;
 use super::enrollment::{MAX_ATTEMPTS, TTL};
 use super::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::app::AppState;
@@ -28,6 +29,9 @@ pub enum PasskeyError {
     NotEnabled,
     #[error("{0}")]
     InvalidRequest(String),
+    /// The connection takes no sign-ups (`disable_signup`): `access_denied`.
+    #[error("Public signup is disabled")]
+    SignupDisabled,
     /// The answer does not verify: `invalid_grant`.
     #[error("{0}")]
     InvalidGrant(String),
@@ -61,6 +65,15 @@ fn connection<'t>(tenant: &'t Tenant, realm: Option<&str>) -> Result<&'t Connect
         None => tenant.default_connection().ok_or_else(|| {
             PasskeyError::InvalidRequest("The tenant has no database connection".into())
         }),
+    }
+}
+
+/// Sign-ups create users: never in a connection with `disable_signup`.
+fn open_for_signup(conn: &Connection) -> Result<(), PasskeyError> {
+    if conn.disable_signup {
+        Err(PasskeyError::SignupDisabled)
+    } else {
+        Ok(())
     }
 }
 
@@ -117,6 +130,7 @@ pub async fn register(
 ) -> Result<(String, Value), PasskeyError> {
     enabled(tenant)?;
     let conn = connection(tenant, realm)?;
+    open_for_signup(conn)?;
     let Value::Object(profile) = profile else {
         return Err(PasskeyError::InvalidRequest(
             "user_profile must be an object".into(),
@@ -137,23 +151,21 @@ pub async fn register(
                 "user_profile.{k} must be a string of 1 to {max} characters"
             )));
         };
-        if text.chars().any(char::is_control) {
+        if k != "email" && text.chars().any(char::is_control) {
             return Err(PasskeyError::InvalidRequest(format!(
                 "user_profile.{k} is malformed"
             )));
         }
         clean.insert(k.clone(), json!(text));
     }
-    let email = clean
+    let raw = clean
         .get("email")
         .and_then(Value::as_str)
-        .ok_or_else(|| PasskeyError::InvalidRequest("user_profile.email is required".into()))?
-        .to_string();
-    if email.split('@').filter(|p| !p.is_empty()).count() != 2 {
-        return Err(PasskeyError::InvalidRequest(
-            "user_profile.email is not an email address".into(),
-        ));
-    }
+        .ok_or_else(|| PasskeyError::InvalidRequest("user_profile.email is required".into()))?;
+    // Every spelling of one address is one account (`email_address`).
+    let email = email_address::normalize(raw)
+        .map_err(|e| PasskeyError::InvalidRequest(format!("user_profile.email {e}")))?;
+    clean.insert("email".into(), json!(email));
     if let Some(m) = metadata {
         let ok = m.as_object().is_some_and(|o| {
             o.len() <= 10
@@ -330,14 +342,20 @@ pub async fn finish(
         if let Some(m) = pending.state.get("user_metadata").filter(|m| !m.is_null()) {
             stored_profile.insert("user_metadata".into(), m.clone());
         }
+        // The connection may have closed to sign-ups since the challenge.
+        let connection = pending
+            .state
+            .get("connection")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match tenant.connection(&connection) {
+            Some(conn) => open_for_signup(conn)?,
+            None => return Err(unknown()),
+        }
         let user = UserRow {
             user_id: user_id.clone(),
-            connection: pending
-                .state
-                .get("connection")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            connection,
             email,
             email_verified: false,
             password_hash: None,
@@ -346,6 +364,8 @@ pub async fn finish(
             last_password_reset: None,
             created_at: now,
             updated_at: now,
+            signed_up: true,
+            seeded_password: None,
         };
         let row = passkey_row(
             state, tenant, &user_id, &passkey, &attested, response, &rp.rp_id, now,

@@ -61,6 +61,12 @@ pub struct UserRow {
     pub last_password_reset: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The user created the account themselves (a sign-up): until the
+    /// email is verified, it is only their word.
+    pub signed_up: bool,
+    /// A MAC of the password or hash a tenant file last applied to the user
+    /// (`tenant::apply`), so that the same file leaves a changed password alone.
+    pub seeded_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +195,9 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, tenant_id: &str, user_id: &str) -> StoreResult<Option<UserRow>>;
+    /// The user of `connection` whose email is `email`, an address in its
+    /// normal form (`services::email_address::normalize`), compared by its
+    /// lowercase as it is kept in `users.email_lower`.
     async fn user_by_email(
         &self,
         tenant_id: &str,

@@ -59,6 +59,67 @@ fn profile_of(u: &User) -> Value {
     Value::Object(p)
 }
 
+/// Why the file's user `u` cannot be given the existing account `c`: an
+/// account its holder signed up for, whose email nobody has verified, is
+/// theirs and not the operator's to hand to whoever the file means (it would
+/// give the file's user the sign-up's passkeys, or the sign-up a verified
+/// email). None when `c` may be provisioned.
+fn not_adoptable(u: &User, c: &UserRow) -> Option<String> {
+    (c.signed_up && !c.email_verified).then(|| {
+        format!(
+            "user {}: the email belongs to {}, an account that signed up by itself and whose email \
+             is not verified; a tenant file does not take such an account over (give this user \
+             another email or connection)",
+            u.email, c.user_id
+        )
+    })
+}
+
+/// The MAC context of the password value the file applied to a user.
+fn seed_context(tenant_id: &str, user_id: &str) -> String {
+    format!("seeded-password:{tenant_id}:{user_id}")
+}
+
+/// The user's password hash and the record of the file's value after
+/// applying `u`. A tenant file seeds passwords: its value is written when
+/// the user is created and whenever the value in the file changes, and
+/// otherwise the user's own password (changed, or removed, through My
+/// Account) stays. A user from before this record existed keeps their
+/// password and the file's value is recorded as applied.
+async fn password_of(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: &str,
+    u: &User,
+    current: Option<&UserRow>,
+) -> Result<(Option<String>, Option<String>), ApplyError> {
+    let ctx = seed_context(tenant_id, user_id);
+    let seed = match (&u.password, &u.password_hash) {
+        (Some(p), _) => state.sealer.mac(&ctx, format!("password\0{p}").as_bytes()),
+        (None, Some(h)) => state.sealer.mac(&ctx, format!("hash\0{h}").as_bytes()),
+        (None, None) => {
+            return Ok(current.map_or((None, None), |c| {
+                (c.password_hash.clone(), c.seeded_password.clone())
+            }));
+        }
+    };
+    if let Some(c) = current {
+        let unchanged = c.seeded_password.as_deref() == Some(seed.as_str());
+        let before_records = c.seeded_password.is_none() && c.password_hash.is_some();
+        if unchanged || before_records {
+            return Ok((c.password_hash.clone(), Some(seed)));
+        }
+    }
+    let hash = match (&u.password, &u.password_hash) {
+        (Some(p), _) => state
+            .hash_password(p)
+            .await
+            .map_err(|e| ApplyError::Other(e.to_string()))?,
+        (None, h) => h.clone().unwrap_or_default(),
+    };
+    Ok((Some(hash), Some(seed)))
+}
+
 pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, ApplyError> {
     let store = &state.store;
     let now = state.clock.now();
@@ -80,15 +141,22 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
                 if let Some(other) = &by_email
                     && &other.user_id != id
                 {
-                    return Err(ApplyError::Conflict(format!(
-                        "user {id}: the email {} already belongs to {}",
-                        u.email, other.user_id
-                    )));
+                    return Err(ApplyError::Conflict(
+                        not_adoptable(u, other).unwrap_or_else(|| {
+                            format!(
+                                "user {id}: the email {} already belongs to {}",
+                                u.email, other.user_id
+                            )
+                        }),
+                    ));
                 }
                 store.user_by_id(&tenant_id, id).await?
             }
             None => by_email,
         };
+        if let Some(message) = current.as_ref().and_then(|c| not_adoptable(u, c)) {
+            return Err(ApplyError::Conflict(message));
+        }
         plans.push((current, u));
     }
 
@@ -136,33 +204,18 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
         ..ApplyReport::default()
     };
     for (current, u) in plans {
-        let password_hash = match (&u.password, &u.password_hash, &current) {
-            (Some(p), _, Some(cur))
-                if cur
-                    .password_hash
-                    .as_deref()
-                    .is_some_and(|h| state.passwords.verify(p, h)) =>
-            {
-                cur.password_hash.clone()
-            }
-            (Some(p), _, _) => Some(
-                state
-                    .hash_password(p)
-                    .await
-                    .map_err(|e| ApplyError::Other(e.to_string()))?,
-            ),
-            (None, Some(h), _) => Some(h.clone()),
-            (None, None, cur) => cur.as_ref().and_then(|c| c.password_hash.clone()),
-        };
+        let user_id = current
+            .as_ref()
+            .map(|c| c.user_id.clone())
+            .or_else(|| u.user_id.clone())
+            .unwrap_or_else(|| format!("auth0|{}", state.rng.alnum(24).to_lowercase()));
+        let (password_hash, seeded_password) =
+            password_of(state, &tenant_id, &user_id, u, current.as_ref()).await?;
         let password_changed = current
             .as_ref()
             .is_none_or(|c| c.password_hash != password_hash);
         let row = UserRow {
-            user_id: current
-                .as_ref()
-                .map(|c| c.user_id.clone())
-                .or_else(|| u.user_id.clone())
-                .unwrap_or_else(|| format!("auth0|{}", state.rng.alnum(24).to_lowercase())),
+            user_id,
             connection: u.connection.clone(),
             email: u.email.clone(),
             email_verified: u.email_verified,
@@ -175,6 +228,8 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
             },
             created_at: current.as_ref().map_or(now, |c| c.created_at),
             updated_at: now,
+            signed_up: false,
+            seeded_password,
         };
         let same = current.as_ref().is_some_and(|c| {
             let mut c = c.clone();

@@ -18,6 +18,7 @@ use url::Url;
 
 pub use super::model::*;
 use super::yaml::{self, LineMap, index_path, key_path};
+use crate::services::email_address;
 
 /// Why a tenant file was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,31 @@ pub fn parse_tenant_file(text: &str) -> Result<TenantFile, TenantFileError> {
         serde_path_to_error::deserialize(root).map_err(|error| shape_error(&error, &lines))?;
     fill_derived_defaults(&mut file);
     Validator::new(&file, &lines).validate()?;
+    // Users' emails in their normal form, as every account's is (the
+    // validator refused those that have none).
+    for user in &mut file.users {
+        if let Ok(email) = email_address::normalize(&user.email) {
+            user.email = email;
+        }
+    }
     Ok(file)
+}
+
+/// Reads the tenant file at `path` (at most [`yaml::MAX_FILE_BYTES`], looked
+/// at before a byte is read) and parses it. Errors name the file.
+pub fn read_tenant_file(path: &std::path::Path) -> Result<TenantFile, String> {
+    let name = path.display();
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("reading {name}: {e}"))?
+        .len();
+    if size > yaml::MAX_FILE_BYTES as u64 {
+        return Err(format!(
+            "{name}: {}",
+            yaml::too_large(usize::try_from(size).unwrap_or(usize::MAX))
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {name}: {e}"))?;
+    parse_tenant_file(&text).map_err(|e| format!("{name}: {e}"))
 }
 
 fn document_error(lines: &LineMap, message: &str) -> TenantFileError {
@@ -734,9 +759,11 @@ impl<'a> Validator<'a> {
         for (i, user) in self.file.users.iter().enumerate() {
             self.user(&format!("users[{i}]"), user)?;
         }
-        // Emails are compared without regard to case, as Auth0 does.
+        // Emails are compared in their normal form without regard to case,
+        // so that spellings that look alike are one address.
         let emails = indexed("users", &self.file.users, |u| {
-            (u.connection.as_str(), u.email.to_lowercase())
+            let normal = email_address::normalize(&u.email).unwrap_or_default();
+            (u.connection.as_str(), email_address::key(&normal))
         })
         .map(at("email"));
         self.unique(emails, |(connection, email)| {
@@ -750,14 +777,9 @@ impl<'a> Validator<'a> {
     }
 
     fn user(&self, path: &str, user: &User) -> Check {
-        let email_ok = user.email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        });
-        self.ensure(
-            email_ok,
-            format!("{path}.email"),
-            format!("{:?} is not an email address", user.email),
-        )?;
+        if let Err(e) = email_address::normalize(&user.email) {
+            return Err(self.error(format!("{path}.email"), format!("{:?} {e}", user.email)));
+        }
         if let Some(hash) = &user.password_hash {
             let hash_path = format!("{path}.password_hash");
             self.ensure(
@@ -1013,6 +1035,45 @@ users:
             Ok(file) => file,
             Err(error) => panic!("unexpected error: {error}"),
         }
+    }
+
+    #[test]
+    fn sizes_are_bounded_with_the_key_and_line() {
+        // A 40 MB field makes a file over the bound; a 1 MB one is refused
+        // with its key and line.
+        let huge = "x".repeat(40 << 20);
+        let error = parse_err(&format!("{TENANT}clients: [{{ client_id: \"{huge}\" }}]\n"));
+        assert!(error.message.contains("at most 32 MiB"), "{error}");
+        let huge = "x".repeat(1 << 20);
+        let text = format!(
+            "{TENANT}connections: [{{ name: db }}]\nusers:\n  - email: a@acme.test\n    connection: db\n    name: \"{huge}\"\n"
+        );
+        assert_error(&text, 6, "users[0].name", "at most 64 KiB");
+        let key = "k".repeat(70 << 10);
+        let text = format!(
+            "{TENANT}connections: [{{ name: db }}]\nusers:\n  - {{ email: a@acme.test, connection: db, user_metadata: {{ {key}: 1 }} }}\n"
+        );
+        let error = parse_err(&text);
+        assert_eq!(error.line, Some(4), "{error}");
+        assert!(error.message.contains("this key is"), "{error}");
+        // Just under the bound is accepted.
+        let long = "y".repeat(yaml::MAX_SCALAR_BYTES);
+        let file = parse_ok(&format!(
+            "{TENANT}connections: [{{ name: db }}]\nusers: [{{ email: a@acme.test, connection: db, nickname: \"{long}\" }}]\n"
+        ));
+        assert_eq!(file.users[0].nickname.as_deref(), Some(long.as_str()));
+        // The file as a whole.
+        let many = format!("{TENANT}# {}\n", "z".repeat(yaml::MAX_FILE_BYTES));
+        let error = parse_err(&many);
+        assert!(error.message.contains("at most 32 MiB"), "{error}");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("big.yaml");
+        std::fs::write(&path, &many).unwrap_or_else(|e| panic!("{e}"));
+        let error = read_tenant_file(&path).err().unwrap_or_default();
+        assert!(
+            error.contains("big.yaml") && error.contains("at most 32 MiB"),
+            "{error}"
+        );
     }
 
     fn assert_error(text: &str, line: usize, path: &str, message_part: &str) {

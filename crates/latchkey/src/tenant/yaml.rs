@@ -19,6 +19,12 @@ use super::file::TenantFileError;
 const MAX_DEPTH: usize = 64;
 /// Most nodes that aliases may copy in, all aliases together.
 const MAX_ALIASED_NODES: usize = 100_000;
+/// The largest tenant file accepted, in bytes.
+pub const MAX_FILE_BYTES: usize = 32 << 20;
+/// The longest key or value accepted, in bytes: far beyond any real setting
+/// (a picture URL, metadata), far below what would burden every request
+/// that reads the tenant's configuration.
+pub const MAX_SCALAR_BYTES: usize = 64 << 10;
 /// The prefix of the standard tags, which `!!` abbreviates.
 const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
@@ -75,6 +81,13 @@ fn parent_path(path: &str) -> &str {
 pub(super) fn parse(text: &str) -> Result<Document, TenantFileError> {
     // Editors on Windows like to start files with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.len() > MAX_FILE_BYTES {
+        return Err(TenantFileError {
+            line: None,
+            path: String::new(),
+            message: too_large(text.len()),
+        });
+    }
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
@@ -154,6 +167,17 @@ impl Builder {
                 Ok(())
             }
             Event::Scalar(text, style, anchor, tag) => {
+                if text.len() > MAX_SCALAR_BYTES {
+                    let what = if self.awaiting_key() { "key" } else { "value" };
+                    return Err(self.error(
+                        line,
+                        format!(
+                            "this {what} is {} bytes long; at most {} KiB are accepted",
+                            text.len(),
+                            MAX_SCALAR_BYTES >> 10
+                        ),
+                    ));
+                }
                 let value = resolve_scalar(text, style, tag.as_ref())
                     .map_err(|message| self.error(line, message))?;
                 let node = Node::scalar(value);
@@ -332,6 +356,14 @@ impl Builder {
             message: message.into(),
         }
     }
+}
+
+/// Why a tenant file of `len` bytes is refused.
+pub fn too_large(len: usize) -> String {
+    format!(
+        "the tenant file is {len} bytes; at most {} MiB are accepted",
+        MAX_FILE_BYTES >> 20
+    )
 }
 
 fn is_core_tag(tag: &Tag, name: &str) -> bool {

@@ -48,7 +48,10 @@ async fn sign_up(s: &TestServer, authenticator: &SoftAuthenticator, email: &str)
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let options = &body["authn_params_public_key"];
-    assert_eq!(options["user"]["name"], email);
+    assert_eq!(
+        options["user"]["name"],
+        latchkey::services::email_address::normalize(email).unwrap()
+    );
     assert_eq!(options["authenticatorSelection"]["residentKey"], "required");
     let cred = authenticator.register(&s.base, options).await.unwrap();
     let (status, tokens) = webauthn_grant(s, &body["auth_session"], &cred).await;
@@ -497,4 +500,255 @@ async fn after_a_password_login_the_page_offers_to_add_a_passkey() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::FOUND);
+}
+
+async fn acme_id(s: &TestServer) -> String {
+    s.state
+        .store
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn acme_tenant(s: &TestServer) -> latchkey::tenant::Tenant {
+    let row = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    latchkey::tenant::Tenant::from_row(&row).unwrap()
+}
+
+/// The tenant file of [`server`] as text, to extend with users.
+fn passkey_file(port: u16) -> String {
+    acme(port)
+        .replace("factors: [password, totp, recovery-code]", "factors: [password, passkey, totp, recovery-code]")
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            "\"http://auth0.com/oauth/grant-type/password-realm\", \"urn:okta:params:oauth:grant-type:webauthn\"] }",
+        )
+}
+
+async fn password_grant(s: &TestServer, username: &str, password: &str) -> (StatusCode, Value) {
+    s.token(&[
+        ("grant_type", "password"),
+        ("client_id", "spa"),
+        ("username", username),
+        ("password", password),
+        ("scope", "openid email"),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn provisioning_never_takes_over_a_self_registered_unverified_account() {
+    let s = server().await;
+    // Someone signs up with an address that is not theirs (nobody verified it).
+    let attacker = SoftAuthenticator::new();
+    let tokens = sign_up(&s, &attacker, "victim@example.com").await;
+    let squatter = claims(tokens["id_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The operator then provisions that address, matched by email: refused,
+    // naming the account in the way.
+    let by_email = format!(
+        "{}  - {{ email: victim@example.com, password: \"Victim-has-a-long-password\", connection: Username-Password-Authentication, email_verified: true }}\n",
+        passkey_file(s.port)
+    );
+    let err = latchkey::tenant::apply::apply_text(&s.state, &by_email)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains(&squatter) && err.contains("signed up") && err.contains("victim@example.com"),
+        "{err}"
+    );
+    // With a user_id of its own, or with the account's very user_id: refused too.
+    for id in ["auth0|victim", squatter.as_str()] {
+        let with_id = by_email.replace(
+            "email_verified: true }",
+            &format!("email_verified: true, user_id: \"{id}\" }}"),
+        );
+        let err = latchkey::tenant::apply::apply_text(&s.state, &with_id)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains(&squatter) && err.contains("signed up"),
+            "{id}: {err}"
+        );
+    }
+
+    // Nothing was adopted: the account is as it signed up, unverified and
+    // without the operator's password; the attacker's passkey reaches only it.
+    let user = s
+        .state
+        .store
+        .user_by_id(&acme_id(&s).await, &squatter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!user.email_verified && user.password_hash.is_none());
+    let (status, again) = log_in(&s, &attacker).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let id = claims(again["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], squatter.as_str());
+    let (status, _) = password_grant(&s, "victim@example.com", "Victim-has-a-long-password").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // An unverified address is never a factor: the squatter gets no email
+    // second factor out of it.
+    let factors = latchkey::services::mfa::factors_of(&s.state, &acme_tenant(&s).await, &squatter)
+        .await
+        .unwrap();
+    assert!(
+        factors.iter().all(|m| m.method_type == "passkey"),
+        "{factors:?}"
+    );
+
+    // A provisioned account is never taken by a sign-up either.
+    let (status, body) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": ALICE}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn disable_signup_holds_on_the_passkey_api() {
+    let s = server().await;
+    let closed = passkey_file(s.port).replace(
+        "password_policy: { min_length: 8 }",
+        "password_policy: { min_length: 8 }\n    disable_signup: true",
+    );
+    // A ceremony started while sign-up was open cannot finish once it closed.
+    let authenticator = SoftAuthenticator::new();
+    let (status, started) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": "early@example.com"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    latchkey::tenant::apply::apply_text(&s.state, &closed)
+        .await
+        .unwrap();
+    s.state.tenants.invalidate();
+    let cred = authenticator
+        .register(&s.base, &started["authn_params_public_key"])
+        .await
+        .unwrap();
+    let (status, body) = webauthn_grant(&s, &started["auth_session"], &cred).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "access_denied");
+    assert_eq!(body["error_description"], "Public signup is disabled");
+
+    for body in [
+        json!({"client_id": "spa", "user_profile": {"email": "new@example.com"}}),
+        json!({"client_id": "spa", "user_profile": {"email": "new@example.com"}, "realm": "Username-Password-Authentication"}),
+    ] {
+        let (status, answer) = post(&s, "/passkey/register", body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
+        assert_eq!(answer["error"], "access_denied");
+        assert_eq!(answer["error_description"], "Public signup is disabled");
+    }
+    let tenant = acme_id(&s).await;
+    for email in ["early@example.com", "new@example.com"] {
+        let found = s
+            .state
+            .store
+            .user_by_email(&tenant, "Username-Password-Authentication", email)
+            .await
+            .unwrap();
+        assert!(found.is_none(), "{email}");
+    }
+    // Another connection of the tenant still takes sign-ups.
+    let (status, answer) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": "new@example.com"}, "realm": "Partners"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn look_alike_emails_are_the_same_user() {
+    let s = server().await;
+    // Each spelling of alice@example.com is refused as the exact one is.
+    for email in [
+        ALICE,
+        " alice@example.com",
+        "alice@example.com ",
+        "alice@example.com.",
+        "ALICE@Example.COM",
+        "\u{ff21}\u{ff2c}\u{ff29}\u{ff23}\u{ff25}@example.com",
+        "alice@\u{ff45}xample.com",
+    ] {
+        let (status, body) = post(
+            &s,
+            "/passkey/register",
+            json!({"client_id": "spa", "user_profile": {"email": email}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{email:?}: {body}");
+        assert_eq!(
+            body["error_description"], "The user already exists.",
+            "{email:?}"
+        );
+    }
+    // Invisible and direction-changing characters are not part of an address.
+    for email in [
+        "alice\u{200b}@example.com",
+        "\u{feff}alice@example.com",
+        "alice@example.com\u{202e}",
+        "al\u{2066}ice@example.com",
+        "alice\u{00ad}@example.com",
+        "alice@@example.com",
+        "alice@example.com..",
+    ] {
+        let (status, body) = post(
+            &s,
+            "/passkey/register",
+            json!({"client_id": "spa", "user_profile": {"email": email}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{email:?}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+        assert_ne!(
+            body["error_description"], "The user already exists.",
+            "{email:?}"
+        );
+    }
+    // A new address is stored in its normal form, found however it is spelled.
+    let authenticator = SoftAuthenticator::new();
+    let tokens = sign_up(&s, &authenticator, " \u{ff43}arol@Example.com. ").await;
+    let (_, info) = userinfo(&s, tokens["access_token"].as_str().unwrap()).await;
+    let tenant = acme_id(&s).await;
+    let stored = s
+        .state
+        .store
+        .user_by_id(&tenant, info["sub"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.email, "carol@Example.com");
+    let (status, _) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": "CAROL@example.com"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Logging in by email takes the same spellings.
+    for username in [
+        " alice@example.com ",
+        "ALICE@EXAMPLE.COM.",
+        "\u{ff41}lice@example.com",
+    ] {
+        let (status, body) = password_grant(&s, username, ALICE_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{username:?}: {body}");
+    }
+    let (status, _) = password_grant(&s, "alice\u{200b}@example.com", ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

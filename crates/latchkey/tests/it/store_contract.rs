@@ -202,6 +202,8 @@ fn user(id: &str, email: &str) -> UserRow {
         last_password_reset: Some(T - 100),
         created_at: T - 1000,
         updated_at: T - 1000,
+        signed_up: false,
+        seeded_password: None,
     }
 }
 
@@ -633,6 +635,8 @@ mod bodies {
             profile: json!({}),
             created_at: T + 50,
             updated_at: T + 50,
+            signed_up: true,
+            seeded_password: Some("mac-of-the-file-value".into()),
             ..alice.clone()
         };
         s.upsert_user(&t, &changed).await.unwrap();

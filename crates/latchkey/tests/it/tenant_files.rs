@@ -114,3 +114,126 @@ async fn imported_bcrypt_hashes_log_in() {
         .await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_password_the_user_changed_survives_reapplying_the_file() {
+    use serde_json::json;
+    let s = TestServer::start().await;
+    let login = |pw: &'static str| {
+        let s = &s;
+        async move {
+            s.token(&[
+                ("grant_type", "password"),
+                ("client_id", "spa"),
+                ("username", ALICE),
+                ("password", pw),
+            ])
+            .await
+            .0
+        }
+    };
+    // Alice changes her password through My Account.
+    let token = s.me_token(ME_SCOPES).await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "password"})),
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::ACCEPTED, "{}", r.body);
+    let location = r.header("location").unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!("{location}/verify"),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"], "new_password": "Gl4cier-Velvet-Orbit"})),
+        )
+        .await;
+    assert_eq!(v.status, reqwest::StatusCode::CREATED, "{}", v.body);
+
+    // The same file again (an ordinary restart) leaves her password alone,
+    // however often it is applied.
+    for _ in 0..2 {
+        let report = apply_text(&s.state, &acme(s.port)).await.unwrap();
+        assert_eq!(report.users_updated, 0, "{report:?}");
+        assert_eq!(login("Gl4cier-Velvet-Orbit").await, reqwest::StatusCode::OK);
+        assert_eq!(login(ALICE_PASSWORD).await, reqwest::StatusCode::FORBIDDEN);
+    }
+
+    // The operator resets it on purpose by giving the file another value:
+    // applied once, then left alone again.
+    let reset = acme(s.port).replace(ALICE_PASSWORD, "Operator-reset-passphrase-7");
+    let report = apply_text(&s.state, &reset).await.unwrap();
+    assert_eq!(report.users_updated, 1, "{report:?}");
+    assert_eq!(
+        login("Operator-reset-passphrase-7").await,
+        reqwest::StatusCode::OK
+    );
+    assert_eq!(
+        login("Gl4cier-Velvet-Orbit").await,
+        reqwest::StatusCode::FORBIDDEN
+    );
+    let report = apply_text(&s.state, &reset).await.unwrap();
+    assert_eq!(report.users_updated, 0, "{report:?}");
+
+    // The same holds for an imported hash.
+    let hash = bcrypt::hash("Imported-from-auth0", 4).unwrap();
+    let imported = acme(s.port).replace(
+        &format!("password: \"{ALICE_PASSWORD}\""),
+        &format!("password_hash: \"{hash}\""),
+    );
+    apply_text(&s.state, &imported).await.unwrap();
+    assert_eq!(login("Imported-from-auth0").await, reqwest::StatusCode::OK);
+    let token = s
+        .me_token_for(ALICE, "Imported-from-auth0", None, ME_SCOPES)
+        .await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "password"})),
+        )
+        .await;
+    let location = r.header("location").unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!("{location}/verify"),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"], "new_password": "Second-own-choice-42"})),
+        )
+        .await;
+    assert_eq!(v.status, reqwest::StatusCode::CREATED, "{}", v.body);
+    apply_text(&s.state, &imported).await.unwrap();
+    assert_eq!(login("Second-own-choice-42").await, reqwest::StatusCode::OK);
+    assert_eq!(
+        login("Imported-from-auth0").await,
+        reqwest::StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn look_alike_emails_in_a_file_are_duplicates_or_refused() {
+    let s = TestServer::start().await;
+    let twin = acme(s.port).replace(
+        "  - { email: bob@example.com,",
+        "  - { email: \"\u{ff21}LICE@example.com \", password: \"Twin-has-a-long-password\", connection: Username-Password-Authentication }\n  - { email: bob@example.com,",
+    );
+    let err = apply_text(&s.state, &twin).await.unwrap_err();
+    assert!(err.contains("duplicate email"), "{err}");
+    let hidden = acme(s.port).replace(
+        "email: bob@example.com,",
+        "email: \"bob\u{200b}@example.com\",",
+    );
+    let err = apply_text(&s.state, &hidden).await.unwrap_err();
+    assert!(err.contains("users[1].email"), "{err}");
+    // A user of the file given in another spelling is the same user.
+    let respelled =
+        acme(s.port).replace("email: bob@example.com,", "email: \" BOB@example.com.\",");
+    let report = apply_text(&s.state, &respelled).await.unwrap();
+    assert_eq!(report.users_created, 0, "{report:?}");
+}

@@ -34,7 +34,9 @@ pub(super) async fn start(
     email: &str,
     auth_session: &str,
 ) -> Result<(String, Value), EnrollError> {
-    let email = email.trim();
+    // The address in its normal form, as accounts' addresses are.
+    let normal = crate::services::email_address::normalize(email).unwrap_or_default();
+    let email = normal.as_str();
     if !valid_address(email) {
         return Err(EnrollError::Field {
             pointer: "/email",

@@ -430,8 +430,9 @@ impl MethodStore for PostgresStore {
             Completion::SignUp { user, row } => {
                 sqlx::query(
                     "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
-                       password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                       password_hash, profile, blocked, last_password_reset, created_at, updated_at, \
+                       signed_up, seeded_password) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(tenant_id)
                 .bind(&user.user_id)
@@ -445,6 +446,8 @@ impl MethodStore for PostgresStore {
                 .bind(user.last_password_reset)
                 .bind(user.created_at)
                 .bind(user.updated_at)
+                .bind(user.signed_up)
+                .bind(&user.seeded_password)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match e {

@@ -187,6 +187,8 @@ fn user_row(r: &PgRow) -> StoreResult<UserRow> {
         last_password_reset: r.get("last_password_reset"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
+        signed_up: r.get("signed_up"),
+        seeded_password: r.get("seeded_password"),
     })
 }
 
@@ -400,7 +402,7 @@ impl KeyStore for PostgresStore {
 }
 
 const USER_COLUMNS: &str = "user_id, connection, email, email_verified, password_hash, profile, \
-     blocked, last_password_reset, created_at, updated_at";
+     blocked, last_password_reset, created_at, updated_at, signed_up, seeded_password";
 
 #[async_trait]
 impl UserStore for PostgresStore {
@@ -436,13 +438,15 @@ impl UserStore for PostgresStore {
     async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()> {
         let res = sqlx::query(
             "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
-               password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+               password_hash, profile, blocked, last_password_reset, created_at, updated_at, \
+               signed_up, seeded_password) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET connection = excluded.connection, \
                email = excluded.email, email_lower = excluded.email_lower, \
                email_verified = excluded.email_verified, password_hash = excluded.password_hash, \
                profile = excluded.profile, blocked = excluded.blocked, \
-               last_password_reset = excluded.last_password_reset, updated_at = excluded.updated_at",
+               last_password_reset = excluded.last_password_reset, updated_at = excluded.updated_at, \
+               signed_up = excluded.signed_up, seeded_password = excluded.seeded_password",
         )
         .bind(tenant_id)
         .bind(&user.user_id)
@@ -456,6 +460,8 @@ impl UserStore for PostgresStore {
         .bind(user.last_password_reset)
         .bind(user.created_at)
         .bind(user.updated_at)
+        .bind(user.signed_up)
+        .bind(&user.seeded_password)
         .execute(&self.pool)
         .await;
         match res {

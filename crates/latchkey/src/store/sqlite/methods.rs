@@ -441,8 +441,9 @@ impl MethodStore for SqliteStore {
             Completion::SignUp { user, row } => {
                 sqlx::query(
                     "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
-                       password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       password_hash, profile, blocked, last_password_reset, created_at, updated_at, \
+                       signed_up, seeded_password) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(tenant_id)
                 .bind(&user.user_id)
@@ -456,6 +457,8 @@ impl MethodStore for SqliteStore {
                 .bind(user.last_password_reset)
                 .bind(user.created_at)
                 .bind(user.updated_at)
+                .bind(i64::from(user.signed_up))
+                .bind(&user.seeded_password)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match e {

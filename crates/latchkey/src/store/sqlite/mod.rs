@@ -156,6 +156,8 @@ fn user_row(r: &sqlx::sqlite::SqliteRow) -> StoreResult<UserRow> {
         last_password_reset: r.get("last_password_reset"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
+        signed_up: r.get::<i64, _>("signed_up") != 0,
+        seeded_password: r.get("seeded_password"),
     })
 }
 
@@ -350,7 +352,7 @@ impl KeyStore for SqliteStore {
 }
 
 const USER_COLUMNS: &str = "user_id, connection, email, email_verified, password_hash, profile, \
-     blocked, last_password_reset, created_at, updated_at";
+     blocked, last_password_reset, created_at, updated_at, signed_up, seeded_password";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -385,13 +387,15 @@ impl UserStore for SqliteStore {
     async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()> {
         let res = sqlx::query(
             "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, email_verified, \
-               password_hash, profile, blocked, last_password_reset, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+               password_hash, profile, blocked, last_password_reset, created_at, updated_at, \
+               signed_up, seeded_password) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET connection = excluded.connection, \
                email = excluded.email, email_lower = excluded.email_lower, \
                email_verified = excluded.email_verified, password_hash = excluded.password_hash, \
                profile = excluded.profile, blocked = excluded.blocked, \
-               last_password_reset = excluded.last_password_reset, updated_at = excluded.updated_at",
+               last_password_reset = excluded.last_password_reset, updated_at = excluded.updated_at, \
+               signed_up = excluded.signed_up, seeded_password = excluded.seeded_password",
         )
         .bind(tenant_id)
         .bind(&user.user_id)
@@ -405,6 +409,8 @@ impl UserStore for SqliteStore {
         .bind(user.last_password_reset)
         .bind(user.created_at)
         .bind(user.updated_at)
+        .bind(i64::from(user.signed_up))
+        .bind(&user.seeded_password)
         .execute(&mut *self.writer().await?)
         .await;
         self.cache.forget_user(tenant_id, &user.user_id);
