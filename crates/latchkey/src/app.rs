@@ -1,7 +1,6 @@
 //! The application: shared state, the router, and serving with graceful
 //! shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -141,14 +140,32 @@ async fn ready(
     }
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish first.
+/// Serves until `shutdown` resolves; in-flight requests finish first (for at
+/// most the default stop deadline).
 pub async fn serve(
     listener: TcpListener,
     state: SharedState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(
+        listener,
+        state,
+        crate::http::serve::ServeOptions::default(),
+        shutdown,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Serves with the edge's limits (`opts`) until `shutdown` resolves; then
+/// requests in flight have `opts.shutdown_timeout` to finish, unless
+/// `stop_now` resolves first.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: SharedState,
+    opts: crate::http::serve::ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    stop_now: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    crate::http::serve::serve(listener, router(state), opts, shutdown, stop_now).await
 }

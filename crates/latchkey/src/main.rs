@@ -135,6 +135,48 @@ struct Edge {
     /// those headers are ignored.
     #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES")]
     trusted_proxies: Option<latchkey::http::proxy::TrustedProxies>,
+    /// Seconds a client has to send a request's headers, from their first byte.
+    #[arg(long, env = "LATCHKEY_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body, from the end of its headers.
+    #[arg(long, env = "LATCHKEY_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Seconds a connection may wait for its next request (or its first).
+    #[arg(long, env = "LATCHKEY_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Connections open at once (default: three quarters of the open-file
+    /// limit); further ones wait in the kernel's backlog.
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Seconds a stop (SIGTERM, SIGINT) waits for requests in flight before
+    /// closing their connections; a second signal stops at once.
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    shutdown_timeout: u64,
+}
+
+impl Edge {
+    fn serve_options(&self) -> latchkey::http::serve::ServeOptions {
+        use std::time::Duration;
+        let files = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+        // The rest of the descriptors: the database, log files, the
+        // listener, outgoing connections to providers.
+        let auto = (files / 4 * 3).max(1);
+        let max = self.max_connections.unwrap_or(auto);
+        if max >= files {
+            tracing::warn!(
+                max_connections = max,
+                open_file_limit = files,
+                "--max-connections is not below the open-file limit: accepting can fail with \"too many open files\""
+            );
+        }
+        latchkey::http::serve::ServeOptions {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: usize::try_from(max).unwrap_or(usize::MAX),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -351,8 +393,9 @@ async fn serve(
     edge: Edge,
     storage: Storage,
 ) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let mut opts = storage.options()?;
-    opts.trusted_proxies = edge.trusted_proxies.unwrap_or_default();
+    opts.trusted_proxies = edge.trusted_proxies.clone().unwrap_or_default();
     let state = server::open(opts).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -374,10 +417,32 @@ async fn serve(
             std::time::Duration::from_secs(sweep_interval),
         ));
     }
-    tracing::info!(address = %listen, "latchkey listening");
-    latchkey::app::serve(listener, state, shutdown_signal()).await?;
+    let serve_options = edge.serve_options();
+    tracing::info!(
+        address = %listen,
+        max_connections = serve_options.max_connections,
+        "latchkey listening"
+    );
+    let signals = stop_signals();
+    latchkey::app::serve_with(
+        listener,
+        state,
+        serve_options,
+        signals.nth(1),
+        signals.nth(2),
+    )
+    .await?;
     tracing::info!("latchkey stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: each connection
+/// costs a descriptor, and the common default of 1,024 is soon reached.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(open_file_limit = limit, "open-file limit raised"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
 }
 
 /// Without a tenant file, an empty store gets the development tenant, and a
@@ -438,24 +503,83 @@ fn print_dev_instructions(port: u16) {
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGTERM and SIGINT, counted: the first starts a graceful stop, the
+/// second ends it at once.
+struct StopSignals(tokio::sync::watch::Receiver<u32>);
+
+fn stop_signals() -> StopSignals {
+    let (tx, rx) = tokio::sync::watch::channel(0u32);
+    let mut signals = Signals::new();
+    tokio::spawn(async move {
+        loop {
+            signals.next().await;
+            tx.send_modify(|n| *n += 1);
+            match *tx.borrow() {
+                1 => tracing::info!(
+                    "stopping: finishing requests in flight (a second signal stops at once)"
+                ),
+                _ => tracing::warn!("second stop signal"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    });
+    StopSignals(rx)
+}
+
+impl StopSignals {
+    /// Resolves at the `n`th signal.
+    fn nth(&self, n: u32) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            if rx.wait_for(|count| *count >= n).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Resolves at every SIGTERM or SIGINT, listening from its creation on.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = one(&mut self.term) => {},
+                () = one(&mut self.int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod cookies;
 pub mod cors;
 pub mod headers;
 pub mod proxy;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

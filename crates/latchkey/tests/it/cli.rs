@@ -32,8 +32,21 @@ impl Drop for Server {
 
 impl Server {
     async fn start(data: &Path, extra: &[String]) -> Self {
+        Self::start_with_file_limit(data, extra, None).await
+    }
+
+    /// Started by a shell that first lowers the soft open-file limit.
+    async fn start_with_file_limit(data: &Path, extra: &[String], files: Option<u32>) -> Self {
         let port = free_port();
-        let child = Command::new(BIN)
+        let mut command = match files {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -Sn {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+        };
+        let child = command
             .args([
                 "serve",
                 "--listen",
@@ -394,4 +407,124 @@ async fn logs_prints_a_tenants_events() {
     assert_eq!(events[0]["user_id"], "auth0|alice");
     assert_eq!(events[0]["tenant_name"], "acme");
     assert!(!stdout.contains("auth_session"), "no secrets in logs");
+}
+
+/// Sends `signal` to the server's process.
+fn signal(server: &Server, signal: &str) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Waits (up to a generous bound) for the process to exit.
+async fn exited(server: &mut Server, bound: Duration) -> Option<std::process::ExitStatus> {
+    let until = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < until {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// A connection holding half a request (headers sent, body not).
+async fn half_request(port: u16) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nhost: localhost:{port}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nclient_id"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+fn patient(extra: &[&str]) -> Vec<String> {
+    // Connection limits far beyond the test, so only the stop ends it.
+    let mut args: Vec<String> = [
+        "--header-timeout",
+        "600",
+        "--body-timeout",
+        "600",
+        "--idle-timeout",
+        "600",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[tokio::test]
+async fn a_half_sent_request_does_not_keep_a_stopping_server_past_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = patient(&["--shutdown-timeout", "1"]);
+    args.extend(crate::support::database_args().await);
+    let mut server = Server::start(dir.path(), &args).await;
+    let _held = half_request(server.port).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&server, "-TERM");
+    let status = exited(&mut server, Duration::from_secs(30))
+        .await
+        .expect("still running long after the stop deadline");
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    use std::io::Read;
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("stop deadline reached"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = patient(&["--shutdown-timeout", "600"]);
+    args.extend(crate::support::database_args().await);
+    for second in ["-TERM", "-INT"] {
+        let mut server = Server::start(dir.path(), &args).await;
+        let _held = half_request(server.port).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        signal(&server, "-TERM");
+        // The first signal waits for the request in flight…
+        assert!(
+            exited(&mut server, Duration::from_millis(500))
+                .await
+                .is_none()
+        );
+        // …the second does not.
+        signal(&server, second);
+        assert!(
+            exited(&mut server, Duration::from_secs(30)).await.is_some(),
+            "a second {second} did not stop the server"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_args().await;
+    let server = Server::start_with_file_limit(dir.path(), &db, Some(256)).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft below hard: {line}");
 }

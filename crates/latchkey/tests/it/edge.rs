@@ -1,5 +1,7 @@
 //! The HTTP edge: who the client is behind proxies.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -291,4 +293,180 @@ async fn my_account_answers_carrying_secrets_are_never_cached() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// A server whose connection limits are short (and whichever of them
+/// `adjust` changes).
+async fn with_limits(adjust: impl FnOnce(&mut ServeOptions)) -> TestServer {
+    let mut o = ServeOptions {
+        header_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        ..ServeOptions::default()
+    };
+    adjust(&mut o);
+    TestServer::serving(&[acme], |_| {}, o).await
+}
+
+/// Reads until the server closes the connection (or resets it); `None` if
+/// it is still open after `bound` (generous: the limits under test are a
+/// fraction of it).
+async fn closed_by_server(sock: &mut tokio::net::TcpStream, bound: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(bound, read).await.ok()?;
+    Some(String::from_utf8_lossy(&out).to_string())
+}
+
+const BOUND: Duration = Duration::from_secs(20);
+
+async fn connect(s: &TestServer) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unfinished_headers_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let s = with_limits(|o| o.header_timeout = Duration::from_millis(300)).await;
+    let mut sock = connect(&s).await;
+    // Headers begun and never finished, a byte now and then.
+    sock.write_all(format!("GET /healthz HTTP/1.1\r\nHost: localhost:{}\r\n", s.port).as_bytes())
+        .await
+        .unwrap();
+    let trickle = async {
+        let mut sock2 = connect(&s).await;
+        sock2
+            .write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if sock2.write_all(b"a").await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    let (answer, cut) = tokio::join!(closed_by_server(&mut sock, BOUND), trickle);
+    let answer = answer.expect("the server kept unfinished headers open");
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(cut, "headers trickled a byte at a time were never cut");
+    // The server still serves.
+    assert_eq!(
+        s.http()
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut() {
+    use tokio::io::AsyncWriteExt;
+    let s = with_limits(|o| o.body_timeout = Duration::from_millis(300)).await;
+    let mut sock = connect(&s).await;
+    let (mut rd, mut wr) = sock.split();
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: localhost:{}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\n",
+        s.port
+    );
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let trickle = async {
+        for _ in 0..200 {
+            if wr.write_all(b"a").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let read = async {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(BOUND, async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        (r.is_ok(), String::from_utf8_lossy(&out).to_string())
+    };
+    // The server closes the connection while the body is still trickling
+    // (200 bytes at 50 ms would take 10 s); no answer to the request is
+    // produced from a partial body.
+    let ((closed, answer), ()) = tokio::select! {
+        r = read => (r, ()),
+        () = trickle => panic!("the whole trickled body was accepted"),
+    };
+    assert!(closed, "the connection was kept open");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_beyond_the_cap_do_not_starve_healthz() {
+    use tokio::io::AsyncWriteExt;
+    let s = with_limits(|o| {
+        o.max_connections = 4;
+        o.idle_timeout = Duration::from_millis(300);
+        o.header_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // Three times the cap in connections that send nothing.
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(connect(&s).await);
+    }
+    // A client arriving after them is answered: idle ones are closed, the
+    // cap keeps descriptors for the ones waiting.
+    let mut sock = connect(&s).await;
+    sock.write_all(
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            s.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = closed_by_server(&mut sock, BOUND).await.expect("no answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Every idle connection was closed by the server, none left open.
+    for (i, mut c) in idle.into_iter().enumerate() {
+        let got = closed_by_server(&mut c, BOUND).await;
+        assert_eq!(got.as_deref(), Some(""), "idle connection {i}");
+    }
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut sock = connect(&s).await;
+    sock.write_all(
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost:{}\r\n\r\n",
+            s.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = closed_by_server(&mut sock, BOUND).await.expect("kept open");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

@@ -10,6 +10,7 @@ use latchkey::app::AppState;
 use latchkey::clock::ManualClock;
 use latchkey::crypto::hash::sha256_b64url;
 use latchkey::crypto::password::PasswordHasherConfig;
+pub use latchkey::http::serve::ServeOptions;
 use latchkey::rng::{RngExt, SystemRng};
 use latchkey::server::{Database, MasterKeySource, Options};
 use latchkey::store::postgres::PoolOptions;
@@ -157,6 +158,15 @@ impl TestServer {
         files: &[fn(u16) -> String],
         configure: impl FnOnce(&mut Options),
     ) -> Self {
+        Self::serving(files, configure, ServeOptions::default()).await
+    }
+
+    /// A server with the edge's limits of `serve` (timeouts, connections).
+    pub async fn serving(
+        files: &[fn(u16) -> String],
+        configure: impl FnOnce(&mut Options),
+        serve: ServeOptions,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -203,9 +213,15 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
         tokio::spawn(async move {
-            let _ = latchkey::app::serve(listener, served, async {
-                let _ = rx.await;
-            })
+            let _ = latchkey::app::serve_with(
+                listener,
+                served,
+                serve,
+                async {
+                    let _ = rx.await;
+                },
+                std::future::pending(),
+            )
             .await;
         });
         let host = format!("localhost:{port}");
