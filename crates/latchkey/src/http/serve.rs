@@ -391,3 +391,21 @@ async fn serve_connection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backs_off_when_out_of_descriptors_not_for_one_aborted_connection() {
+        // EMFILE and ENFILE: the process or the system is out of descriptors.
+        for errno in [24, 23] {
+            assert!(accept_error_needs_backoff(&io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+        assert!(!accept_error_needs_backoff(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+    }
+}

@@ -35,14 +35,15 @@ impl Server {
         Self::start_with_file_limit(data, extra, None).await
     }
 
-    /// Started by a shell that first lowers the soft open-file limit.
-    async fn start_with_file_limit(data: &Path, extra: &[String], files: Option<u32>) -> Self {
+    /// Started by a shell that first sets its open-file limit (`ulimit`'s
+    /// arguments: `-Sn 256` the soft one, `-n 128` both).
+    async fn start_with_file_limit(data: &Path, extra: &[String], ulimit: Option<&str>) -> Self {
         let port = free_port();
-        let mut command = match files {
+        let mut command = match ulimit {
             None => Command::new(BIN),
-            Some(n) => {
+            Some(limit) => {
                 let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -Sn {n} && exec \"$0\" \"$@\""), BIN]);
+                c.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), BIN]);
                 c
             }
         };
@@ -519,7 +520,7 @@ async fn a_second_signal_stops_at_once() {
 async fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::support::database_args().await;
-    let server = Server::start_with_file_limit(dir.path(), &db, Some(256)).await;
+    let server = Server::start_with_file_limit(dir.path(), &db, Some("-Sn 256")).await;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
     let line = limits
         .lines()
@@ -527,4 +528,49 @@ async fn serve_raises_the_soft_open_file_limit_to_the_hard_one() {
         .unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers[0], numbers[1], "soft below hard: {line}");
+}
+
+/// The fault as it was seen: more idle connections than the process has
+/// descriptors. The cap keeps `accept` from running out, the idle timeout
+/// frees the slots, and a new client's `/healthz` is answered.
+#[tokio::test]
+async fn more_idle_connections_than_descriptors_do_not_lock_out_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = ["--idle-timeout", "1", "--header-timeout", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(crate::support::database_args().await);
+    let server = Server::start_with_file_limit(dir.path(), &args, Some("-n 128")).await;
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /healthz HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n",
+                server.port
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("/healthz was not answered")
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop(idle);
 }
