@@ -67,9 +67,12 @@ impl PostgresStore {
         }
         // A statement waiting for a lock (a table locked by hand, a stuck
         // transaction) gives up as a request waiting for a connection does,
-        // and is answered 503 (`lock_not_available`).
+        // and is answered 503 (`lock_not_available`). Migrations are not
+        // requests: they run on a connection of their own, without it, so
+        // nodes starting together wait their turn at the migration lock.
+        let migrating = connect.clone();
         let lock_timeout = format!("{}s", options.acquire_timeout_secs.max(1));
-        connect = connect.options([("lock_timeout", lock_timeout.as_str())]);
+        let connect = connect.options([("lock_timeout", lock_timeout.as_str())]);
         let max = options.max_connections.max(1);
         let pool = PgPoolOptions::new()
             .max_connections(max)
@@ -88,7 +91,14 @@ impl PostgresStore {
                 return Err(config_error(format!("schema {schema} does not exist")));
             }
         }
-        MIGRATOR.run(&pool).await?;
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(options.acquire_timeout_secs))
+            .connect_with(migrating)
+            .await?;
+        let migrated = MIGRATOR.run(&migrating).await;
+        migrating.close().await;
+        migrated?;
         Ok(Self { pool })
     }
 
