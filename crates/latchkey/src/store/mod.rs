@@ -428,6 +428,34 @@ pub enum Completion {
     Consume,
 }
 
+impl Completion {
+    /// The existing user whose methods it changes (a sign-up makes a new
+    /// user; consuming changes nobody's).
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        match self {
+            Completion::AddMethod { row, .. } => Some(&row.user_id),
+            Completion::SetPassword { user_id, .. } => Some(user_id),
+            Completion::SignUp { .. } | Completion::Consume => None,
+        }
+    }
+}
+
+/// What [`MethodStore::finish_enrollment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// Already consumed, or expired.
+    Gone,
+    /// Refused: it would take the user past the most methods allowed.
+    Full,
+}
+
+/// How many methods a user has, the password counted (`$1` tenant, `$2`
+/// user): what `GET /me/v1/authentication-methods` lists.
+pub(crate) const METHOD_COUNT_SQL: &str = "SELECT \
+     (SELECT COUNT(*) FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2) \
+     + (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND user_id = $2 AND password_hash IS NOT NULL)";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
@@ -584,7 +612,25 @@ pub trait MethodStore: Send + Sync {
         session_digest: &str,
         completion: &Completion,
         now: Timestamp,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let end = self
+            .finish_enrollment(tenant_id, session_digest, completion, now, None)
+            .await?;
+        Ok(end == Finish::Done)
+    }
+    /// [`MethodStore::complete_enrollment`], refusing (`Full`: nothing
+    /// written, nothing consumed) a completion that would take the user past
+    /// `max_methods` methods, their password counted among them. The count
+    /// is taken in the same transaction as the write, so two enrollments
+    /// completing at once cannot both pass the limit.
+    async fn finish_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        completion: &Completion,
+        now: Timestamp,
+        max_methods: Option<i64>,
+    ) -> StoreResult<Finish>;
     /// The user's previous password hashes, newest first.
     async fn password_history(
         &self,

@@ -791,3 +791,91 @@ async fn control_characters_never_reach_the_database() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_user_password");
 }
+
+/// A user has at most 20 methods, the password counted, so the list (at
+/// most 20 items) shows them all: past it, an enrollment is refused with a
+/// 400 naming the limit, at its start and, for two racing for the last
+/// place, at its verification.
+#[tokio::test]
+async fn enrollments_stop_at_twenty_methods() {
+    let s = TestServer::start().await;
+    let text = acme(s.port).replace("tenant_per_second: 25", "tenant_per_second: 0");
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let token = s.me_token(ME_SCOPES).await;
+    let mut ids = Vec::new();
+    for _ in 0..18 {
+        ids.push(enroll_totp(&s, &token).await.0);
+    }
+    // 19 with the password: two start, one of them completes.
+    let a = start(&s, &token, json!({"type": "totp"})).await;
+    let b = start(&s, &token, json!({"type": "totp"})).await;
+    let answer = |r: &MeResponse| {
+        let secret = r.body["manual_input_code"].as_str().unwrap();
+        json!({"auth_session": r.body["auth_session"], "otp_code": totp_now(secret, s.clock_now())})
+    };
+    let (va, vb) = tokio::join!(
+        verify(&s, &token, a.header("location").unwrap(), answer(&a)),
+        verify(&s, &token, b.header("location").unwrap(), answer(&b)),
+    );
+    let mut statuses = [va.status, vb.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::BAD_REQUEST],
+        "{} / {}",
+        va.body,
+        vb.body
+    );
+    let refused = if va.status == StatusCode::BAD_REQUEST {
+        &va
+    } else {
+        &vb
+    };
+    refused.error_type();
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("(20)"),
+        "{}",
+        refused.body
+    );
+    let list = s
+        .me("GET", "/authentication-methods", Some(&token), None)
+        .await;
+    assert_eq!(
+        list.body["authentication_methods"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    // Full: refused at the start, with the limit named.
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "totp"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    r.error_type();
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("(20)"),
+        "{}",
+        r.body
+    );
+    // A new password replaces the old one: still allowed.
+    start(&s, &token, json!({"type": "password"})).await;
+    // One removed, one may come.
+    let gone = s
+        .me(
+            "DELETE",
+            &format!("/authentication-methods/{}", ids[0].replace('|', "%7C")),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    enroll_totp(&s, &token).await;
+}

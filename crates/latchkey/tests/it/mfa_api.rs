@@ -915,3 +915,74 @@ async fn wrong_answers_are_limited_per_user_across_logins() {
 }
 
 const USER_WINDOW: i64 = 900;
+
+/// The cap on a user's methods holds on the MFA API too, in its dialect:
+/// a user with 20 methods (a password and 19 passkeys, none of them a
+/// second factor) cannot associate a first one.
+#[tokio::test]
+async fn association_stops_at_twenty_methods() {
+    use latchkey::store::{Completion, EnrollmentRow, MethodRow};
+    let (s, _) = server_with(ALWAYS).await;
+    let store = &s.state.store;
+    let tenant = store.tenant_by_name("acme").await.unwrap().unwrap();
+    let bob = store
+        .user_by_email(&tenant.id, "Partners", BOB_LOGIN.0)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = s.clock_now();
+    for i in 0..19 {
+        let id = format!("passkey|dev_seeded{i:02}");
+        let enrollment = EnrollmentRow {
+            user_id: bob.user_id.clone(),
+            client_id: "spa".into(),
+            method_type: "passkey".into(),
+            method_id: id.clone(),
+            state: json!({}),
+            attempts: 0,
+            created_at: now,
+            expires_at: now + 300,
+        };
+        let digest = format!("seed-{i}");
+        store
+            .create_enrollment(&tenant.id, &digest, &enrollment)
+            .await
+            .unwrap();
+        let row = MethodRow {
+            id,
+            user_id: bob.user_id.clone(),
+            method_type: "passkey".into(),
+            name: None,
+            data: json!({"public_key": "pQECAyYgASFYIA", "user_handle": format!("handle-{i}")}),
+            created_at: now,
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: Some(format!("credential-{i}")),
+        };
+        let add = Completion::AddMethod {
+            row,
+            replace_type: false,
+        };
+        assert!(
+            store
+                .complete_enrollment(&tenant.id, &digest, &add, now)
+                .await
+                .unwrap()
+        );
+    }
+    let (status, body) = password(&s, BOB_LOGIN, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_id": "spa", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("(20)"),
+        "{body}"
+    );
+}

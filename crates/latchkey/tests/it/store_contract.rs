@@ -16,7 +16,7 @@ use latchkey::rng::{RngExt, SystemRng};
 use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
-    AuditEvent, Completion, EnrollmentRow, KeyStore, LoginMethods, MethodRow, Redeem,
+    AuditEvent, Completion, EnrollmentRow, Finish, KeyStore, LoginMethods, MethodRow, Redeem,
     RefreshTokenRow, Removal, SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
 };
 use serde_json::json;
@@ -180,6 +180,7 @@ contract!(
     sweep_in_chunks,
     last_login_method,
     race_last_login_method,
+    enrollment_cap,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -2432,5 +2433,99 @@ mod bodies {
             let left = methods.len() + usize::from(u.password_hash.is_some());
             assert_eq!(left, 1, "round {round}");
         }
+    }
+
+    /// Completions past the most methods a user may have are refused,
+    /// writing and consuming nothing; replacing adds nothing and goes; of
+    /// enrollments racing for the last place, one gets it.
+    pub async fn enrollment_cap(s: S) {
+        const MAX: i64 = 5;
+        let t = tenant(&s, "acme").await;
+        s.upsert_user(&t, &user("u1", "u1@example.com"))
+            .await
+            .unwrap();
+        let add = |id: &str, kind: &str, replace_type: bool| Completion::AddMethod {
+            row: method(id, "u1", kind, T),
+            replace_type,
+        };
+        let finish = |digest: String, c: Completion| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                s.create_enrollment(&t, &digest, &enrollment("u1", "x", T + 300))
+                    .await
+                    .unwrap();
+                s.finish_enrollment(&t, &digest, &c, T, Some(MAX))
+                    .await
+                    .unwrap()
+            }
+        };
+        // The password and three methods: four of five.
+        for i in 0..3 {
+            let c = add(&format!("totp|{i}"), "totp", false);
+            assert_eq!(finish(format!("e{i}"), c).await, Finish::Done);
+        }
+        // Racing for the last place: one gets it, the others are refused
+        // and their enrollments stay.
+        let outcomes = race(|i| {
+            finish(
+                format!("r{i}"),
+                add(&format!("passkey|{i}"), "passkey", false),
+            )
+        })
+        .await;
+        assert_eq!(outcomes.iter().filter(|o| **o == Finish::Done).count(), 1);
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Finish::Full).count(),
+            RACERS - 1
+        );
+        assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 4);
+        let refused = outcomes.iter().position(|o| *o == Finish::Full).unwrap();
+        assert!(
+            s.enrollment(&t, &format!("r{refused}"), T)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Full: a new password replaces the old one and a recovery code
+        // replaced by another adds nothing, so both go; a new method does not.
+        let password = Completion::SetPassword {
+            user_id: "u1".into(),
+            hash: "h2".into(),
+            at: T,
+        };
+        assert_eq!(finish("p1".into(), password.clone()).await, Finish::Done);
+        assert_eq!(
+            finish("x1".into(), add("totp|x", "totp", false)).await,
+            Finish::Full
+        );
+        assert_eq!(
+            s.delete_method(&t, "u1", "totp|0", None).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            finish("c1".into(), add("rc|1", "recovery-code", true)).await,
+            Finish::Done
+        );
+        assert_eq!(
+            finish("c2".into(), add("rc|2", "recovery-code", true)).await,
+            Finish::Done
+        );
+        // Without a password, setting one adds a method: refused when full.
+        assert_eq!(
+            s.clear_password(&t, "u1", T, None).await.unwrap(),
+            Removal::Removed
+        );
+        assert_eq!(
+            finish("x2".into(), add("totp|y", "totp", false)).await,
+            Finish::Done
+        );
+        assert_eq!(finish("p2".into(), password).await, Finish::Full);
+        assert_eq!(s.methods(&t, "u1").await.unwrap().len(), 5);
+        // Without a cap, nothing is counted.
+        assert!(
+            s.complete_enrollment(&t, "x1", &add("totp|x", "totp", false), T)
+                .await
+                .unwrap()
+        );
     }
 }

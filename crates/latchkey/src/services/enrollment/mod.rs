@@ -25,13 +25,44 @@ use super::methods::{self, Method};
 use crate::app::AppState;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
-use crate::store::{Completion, EnrollmentRow, StoreError};
+use crate::store::{Completion, EnrollmentRow, Finish, StoreError};
 use crate::tenant::{FactorType, Tenant};
 
 /// How long an enrollment waits for its verification.
 pub const TTL: i64 = 300;
 /// Wrong verifications an enrollment survives.
 pub const MAX_ATTEMPTS: i64 = 5;
+/// The most methods a user may have, the password counted: what one page of
+/// `GET /me/v1/authentication-methods` shows (its `maxItems`), so the list
+/// always shows them all. Auth0 caps passkeys at 20; here it is every method.
+pub const MAX_METHODS: usize = 20;
+
+/// The refusal of a method past [`MAX_METHODS`].
+fn too_many() -> EnrollError {
+    EnrollError::Invalid(format!(
+        "The user already has the most authentication methods allowed ({MAX_METHODS}); \
+         remove one before adding another."
+    ))
+}
+
+/// Refuses to start an enrollment that would add a method past
+/// [`MAX_METHODS`] (a new password or recovery code that replaces the one
+/// the user has adds nothing). The store checks again when it completes.
+async fn check_room(state: &AppState, who: &Who<'_>, kind: FactorType) -> Result<(), EnrollError> {
+    let methods = match methods::list(state, &who.tenant.id, who.user_id, None).await {
+        Ok(m) => m,
+        // A user not there yet (or no more) has nothing to count.
+        Err(methods::MethodError::NotFound) => return Ok(()),
+        Err(methods::MethodError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(EnrollError::Internal(e.to_string())),
+    };
+    let replaces = matches!(kind, FactorType::Password | FactorType::RecoveryCode)
+        && methods.iter().any(|m| m.kind == kind);
+    if methods.len() >= MAX_METHODS && !replaces {
+        return Err(too_many());
+    }
+    Ok(())
+}
 
 /// Who is enrolling.
 pub struct Who<'a> {
@@ -275,6 +306,7 @@ pub async fn start_with_session(
             "The {kind} factor is not enabled on this tenant."
         )));
     }
+    check_room(state, who, kind).await?;
     let (method_id, stored, challenge) = match req {
         Start::Password {
             connection,
@@ -389,11 +421,18 @@ pub async fn verify(
             let completion = *completion;
             match state
                 .store
-                .complete_enrollment(&who.tenant.id, &digest, &completion, state.clock.now())
+                .finish_enrollment(
+                    &who.tenant.id,
+                    &digest,
+                    &completion,
+                    state.clock.now(),
+                    Some(MAX_METHODS as i64),
+                )
                 .await
             {
-                Ok(true) => {}
-                Ok(false) => return Err(EnrollError::Invalid(NO_SESSION.into())),
+                Ok(Finish::Done) => {}
+                Ok(Finish::Gone) => return Err(EnrollError::Invalid(NO_SESSION.into())),
+                Ok(Finish::Full) => return Err(too_many()),
                 Err(StoreError::Conflict(_)) => {
                     return Err(EnrollError::Invalid(
                         "This passkey is already registered.".into(),

@@ -393,13 +393,14 @@ impl MethodStore for PostgresStore {
         Ok((max_attempts - attempts).max(0))
     }
 
-    async fn complete_enrollment(
+    async fn finish_enrollment(
         &self,
         tenant_id: &str,
         session_digest: &str,
         completion: &Completion,
         now: Timestamp,
-    ) -> StoreResult<bool> {
+        max_methods: Option<i64>,
+    ) -> StoreResult<Finish> {
         let mut tx = self.pool().begin().await?;
         let consumed = sqlx::query(
             "DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3",
@@ -410,7 +411,7 @@ impl MethodStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         if consumed.rows_affected() != 1 {
-            return Ok(false);
+            return Ok(Finish::Gone);
         }
         // The winner writes for the user while holding the user's lock: two
         // different enrollments completing at once then take turns, as they
@@ -425,6 +426,19 @@ impl MethodStore for PostgresStore {
         if let Some(user_id) = user_id {
             advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
         }
+        // Counted under the user's lock: a completion racing this one for
+        // the last place waits, then counts what this one added.
+        let capped = max_methods.zip(completion.user_id());
+        let before = match capped {
+            Some((_, user_id)) => {
+                sqlx::query_scalar::<_, i64>(METHOD_COUNT_SQL)
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            None => 0,
+        };
         match completion {
             Completion::Consume => {}
             Completion::SignUp { user, row } => {
@@ -509,8 +523,19 @@ impl MethodStore for PostgresStore {
                     .await?;
             }
         }
+        if let Some((max, user_id)) = capped {
+            let after = sqlx::query_scalar::<_, i64>(METHOD_COUNT_SQL)
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if after > max && after > before {
+                // Dropped, the transaction rolls back: the enrollment stays.
+                return Ok(Finish::Full);
+            }
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(Finish::Done)
     }
 
     async fn password_history(

@@ -402,13 +402,14 @@ impl MethodStore for SqliteStore {
         Ok((max_attempts - attempts).max(0))
     }
 
-    async fn complete_enrollment(
+    async fn finish_enrollment(
         &self,
         tenant_id: &str,
         session_digest: &str,
         completion: &Completion,
         now: Timestamp,
-    ) -> StoreResult<bool> {
+        max_methods: Option<i64>,
+    ) -> StoreResult<Finish> {
         // IMMEDIATE takes the write lock up front (see mod.rs).
         let mut writer = self.writer().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -421,8 +422,20 @@ impl MethodStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         if consumed.rows_affected() != 1 {
-            return Ok(false);
+            return Ok(Finish::Gone);
         }
+        let capped = max_methods.zip(completion.user_id());
+        let count_sql = METHOD_COUNT_SQL.replace('$', "?");
+        let before = match capped {
+            Some((_, user_id)) => {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql.clone()))
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+            None => 0,
+        };
         match completion {
             Completion::AddMethod { row, replace_type } => {
                 if *replace_type {
@@ -506,6 +519,17 @@ impl MethodStore for SqliteStore {
                     .await?;
             }
         }
+        if let Some((max, user_id)) = capped {
+            let after = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql))
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if after > max && after > before {
+                // Dropped, the transaction rolls back: the enrollment stays.
+                return Ok(Finish::Full);
+            }
+        }
         tx.commit().await?;
         match completion {
             Completion::AddMethod { row, .. } => self.cache.forget_user(tenant_id, &row.user_id),
@@ -513,7 +537,7 @@ impl MethodStore for SqliteStore {
             Completion::SetPassword { user_id, .. } => self.cache.forget_user(tenant_id, user_id),
             Completion::Consume => {}
         }
-        Ok(true)
+        Ok(Finish::Done)
     }
 
     async fn password_history(
