@@ -366,6 +366,13 @@ pub async fn create_challenge(
             }
             _ => refused(),
         },
+        // Said as it is when the user can add nothing more (the cap on
+        // methods): the page's script shows it.
+        Err(enrollment::EnrollError::Invalid(detail)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request", "error_description": detail})),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "passkey creation challenge failed");
             refused()

@@ -21,13 +21,13 @@ use crate::support::*;
 /// The SQLite file's cap, in pages (4 KiB).
 const CAP: u64 = 4000;
 
-/// A server whose store gives up waiting after a second, on a capped file.
+/// A server whose store gives up waiting after two seconds, on a capped file.
 async fn server() -> TestServer {
     TestServer::configured(&[acme], |opts| {
-        opts.sqlite.write_wait = Duration::from_secs(1);
+        opts.sqlite.write_wait = Duration::from_secs(2);
         opts.sqlite.max_pages = Some(CAP);
         if let latchkey::server::Database::Postgres { pool, .. } = &mut opts.database {
-            pool.acquire_timeout_secs = 1;
+            pool.acquire_timeout_secs = 2;
         }
     })
     .await

@@ -752,3 +752,90 @@ async fn look_alike_emails_are_the_same_user() {
     let (status, _) = password_grant(&s, "alice\u{200b}@example.com", ALICE_PASSWORD).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// A user who already has the most methods allowed is told so when the page
+/// offers a passkey after a password login: the challenge is refused with
+/// the limit named (the page's script shows it).
+#[tokio::test]
+async fn the_passkey_offered_after_login_names_the_cap_when_full() {
+    use latchkey::store::{Completion, EnrollmentRow, MethodRow};
+    let s = TestServer::start().await;
+    let text = acme(s.port)
+        .replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, passkey, totp, recovery-code]",
+        )
+        .replace(
+            "tenant: { name: acme,",
+            "tenant: { passkeys: { progressive_enrollment: true }, name: acme,",
+        );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    // The password and 19 authenticator apps.
+    let store = &s.state.store;
+    let tenant = store.tenant_by_name("acme").await.unwrap().unwrap();
+    let now = s.clock_now();
+    for i in 0..19 {
+        let id = format!("totp|dev_seeded{i:02}");
+        let digest = format!("seed-{i}");
+        let enrollment = EnrollmentRow {
+            user_id: "auth0|alice".into(),
+            client_id: "spa".into(),
+            method_type: "totp".into(),
+            method_id: id.clone(),
+            state: json!({}),
+            attempts: 0,
+            created_at: now,
+            expires_at: now + 300,
+        };
+        store
+            .create_enrollment(&tenant.id, &digest, &enrollment)
+            .await
+            .unwrap();
+        let row = MethodRow {
+            id,
+            user_id: "auth0|alice".into(),
+            method_type: "totp".into(),
+            name: None,
+            data: json!({}),
+            created_at: now,
+            last_auth_at: None,
+            last_otp_step: None,
+            credential_id: None,
+        };
+        let add = Completion::AddMethod {
+            row,
+            replace_type: false,
+        };
+        assert!(
+            store
+                .complete_enrollment(&tenant.id, &digest, &add, now)
+                .await
+                .unwrap()
+        );
+    }
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let html = login_through_page(&s, &browser, &req, ALICE, ALICE_PASSWORD)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let Some(tx) = hidden_input(&html, "tx") else {
+        panic!("no passkey offered: {html}");
+    };
+    let res = browser
+        .post(s.url("/login/passkey/create/challenge"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("(20)"),
+        "{body}"
+    );
+}

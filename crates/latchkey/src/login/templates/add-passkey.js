@@ -18,8 +18,12 @@
       body: new URLSearchParams({ tx: tx }).toString(),
     })
       .then(function (r) {
-        if (!r.ok) throw new Error("challenge refused");
-        return r.json();
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (r.ok) return body;
+          var refused = new Error("challenge refused");
+          refused.detail = body.error_description;
+          throw refused;
+        });
       })
       .then(function (ch) {
         return navigator.credentials.create({ publicKey: latchkeyWebAuthn.publicKey(ch.options) }).then(function (c) {
@@ -28,9 +32,9 @@
           form.submit();
         });
       })
-      .catch(function () {
+      .catch(function (e) {
         var p = document.getElementById("passkey-error");
-        p.textContent = "No passkey was created. Try again, or continue without one.";
+        p.textContent = (e && e.detail) || "No passkey was created. Try again, or continue without one.";
         p.hidden = false;
       });
   });
