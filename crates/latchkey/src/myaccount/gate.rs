@@ -186,6 +186,17 @@ async fn authenticate(
             "The My Account API needs a token issued to a user.".into(),
         ));
     }
+    // A blocked or deleted user's token is good for nothing, whatever its
+    // grant says. The read is the one the operations make (cached for the
+    // second on SQLite, see ARCHITECTURE.md *Caches*).
+    match state.store.user_with_methods(&tenant.id, &at.sub).await {
+        Ok(Some((user, _))) if !user.blocked => {}
+        Ok(Some(_)) => return Err(ApiError::InvalidToken("The user is blocked.".into())),
+        Ok(None) => {
+            return Err(ApiError::InvalidToken("The user no longer exists.".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let ip = crate::http::client_ip(state, parts)
         .map(|ip| ip.to_string())
         .unwrap_or_default();

@@ -376,6 +376,7 @@ impl Ctx<'_> {
                 "The refresh token was issued on another host of the tenant".into(),
             ));
         }
+        let user = active_user(user)?;
         let original = split_scope(Some(&row.scope));
         let requested = match self.params.str("scope")? {
             None => original.clone(),
@@ -409,7 +410,6 @@ impl Ctx<'_> {
             self.default_policy_on_refresh(&row, &requested, now)
                 .await?;
         }
-        let user = active_user(user)?;
         let granted = policy::user_grant(
             self.tenant,
             self.host,

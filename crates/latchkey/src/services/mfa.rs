@@ -338,6 +338,12 @@ pub async fn lookup(
     if row.method_type != KIND || client.is_some_and(|c| c.client_id != row.client_id) {
         return Err(MfaError::BadToken);
     }
+    // A login of a user blocked (or deleted) since cannot be finished: its
+    // token is as good as expired, on every MFA endpoint and grant.
+    match state.store.user_by_id(&tenant.id, &row.user_id).await? {
+        Some(user) if !user.blocked => {}
+        _ => return Err(MfaError::BadToken),
+    }
     let pending: Pending =
         serde_json::from_value(row.state.clone()).map_err(|e| MfaError::Internal(e.to_string()))?;
     Ok((row, pending))

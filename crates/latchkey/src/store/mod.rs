@@ -296,6 +296,17 @@ pub trait GrantStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<()>;
 
+    /// Ends all a user holds: revokes every grant of theirs (their codes,
+    /// refresh tokens and access tokens die with them) and ends their login
+    /// sessions. Idempotent; run when the user is blocked.
+    async fn revoke_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
     async fn create_code(
         &self,
         tenant_id: &str,

@@ -238,6 +238,7 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
         });
         if same {
             report.users_unchanged += 1;
+            end_if_blocked(state, &tenant_id, &row, now).await?;
             continue;
         }
         store
@@ -258,9 +259,29 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
         } else {
             report.users_created += 1;
         }
+        end_if_blocked(state, &tenant_id, &row, now).await?;
     }
     state.tenants.invalidate();
     Ok(report)
+}
+
+/// A blocked user keeps nothing: their grants (and with them their refresh
+/// and access tokens) are revoked and their sessions ended, once the block
+/// is written. Idempotent, so applying the file again repairs a run that
+/// stopped in between.
+async fn end_if_blocked(
+    state: &AppState,
+    tenant_id: &str,
+    user: &UserRow,
+    now: crate::clock::Timestamp,
+) -> Result<(), ApplyError> {
+    if user.blocked {
+        state
+            .store
+            .revoke_user(tenant_id, &user.user_id, "user blocked", now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Applies `file` and returns the report; the convenience used by the CLI

@@ -986,3 +986,48 @@ async fn association_stops_at_twenty_methods() {
         "{body}"
     );
 }
+
+/// A user blocked between the password and the second factor: the
+/// `mfa_token` of that login is dead on every MFA endpoint and grant.
+#[tokio::test]
+async fn a_user_blocked_midway_cannot_finish_through_the_mfa_api() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let token = mfa_token(&s).await;
+    let blocked = tenant(s.port, ALWAYS).replace(
+        "user_id: \"auth0|alice\", name: Alice Example }",
+        "user_id: \"auth0|alice\", name: Alice Example, blocked: true }",
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &blocked)
+        .await
+        .unwrap();
+    let res = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = s
+        .http()
+        .post(s.url("/mfa/challenge"))
+        .form(&[
+            ("client_id", "spa"),
+            ("mfa_token", token.as_str()),
+            ("challenge_type", "otp"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let (status, body) = otp(
+        &s,
+        "spa",
+        &token,
+        &totp_now(&enrolled.totp_secret, s.clock_now()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body.get("access_token").is_none());
+}

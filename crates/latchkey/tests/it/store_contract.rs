@@ -158,6 +158,7 @@ contract!(
     login_transactions,
     login_failures,
     grants_and_codes,
+    revoke_user,
     refresh_tokens,
     refresh_token_and_user,
     enrollments,
@@ -723,6 +724,45 @@ mod bodies {
         s.revoke_session(&t, "rev", T + 3).await.unwrap();
         s.revoke_session(&t, "rev", T + 4).await.unwrap();
         assert_eq!(s.session(&t, "rev", T + 5, 300).await.unwrap(), None);
+    }
+
+    /// Revoking a user ends their grants and sessions, and no one else's.
+    pub async fn revoke_user(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let session = |user: &str| SessionRow {
+            user_id: user.into(),
+            auth_time: T,
+            amr: vec!["pwd".into()],
+            expires_at: T + 3600,
+        };
+        for (tenant, grant, user) in [
+            (&t, "g1", "u1"),
+            (&t, "g2", "u1"),
+            (&t, "g3", "u2"),
+            (&other, "g4", "u1"),
+        ] {
+            s.create_grant(tenant, grant, "spa", Some(user), T)
+                .await
+                .unwrap();
+            // Read once, so that a cached answer would be stale.
+            assert!(!s.grant_revoked(tenant, grant).await.unwrap());
+            s.create_session(tenant, grant, &session(user), T)
+                .await
+                .unwrap();
+        }
+        s.revoke_user(&t, "u1", "user blocked", T + 1)
+            .await
+            .unwrap();
+        s.revoke_user(&t, "u1", "again", T + 2).await.unwrap();
+        assert!(s.grant_revoked(&t, "g1").await.unwrap());
+        assert!(s.grant_revoked(&t, "g2").await.unwrap());
+        assert!(!s.grant_revoked(&t, "g3").await.unwrap());
+        assert!(!s.grant_revoked(&other, "g4").await.unwrap());
+        assert_eq!(s.session(&t, "g1", T + 3, 300).await.unwrap(), None);
+        assert_eq!(s.session(&t, "g2", T + 3, 300).await.unwrap(), None);
+        assert!(s.session(&t, "g3", T + 3, 300).await.unwrap().is_some());
+        assert!(s.session(&other, "g4", T + 3, 300).await.unwrap().is_some());
     }
 
     pub async fn login_transactions(s: S) {

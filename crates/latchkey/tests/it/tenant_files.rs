@@ -1,6 +1,8 @@
 //! Applying tenant files: idempotent, and all-or-nothing on errors.
 
 use latchkey::tenant::apply::apply_text;
+use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::support::*;
 
@@ -236,4 +238,115 @@ async fn look_alike_emails_in_a_file_are_duplicates_or_refused() {
         acme(s.port).replace("email: bob@example.com,", "email: \" BOB@example.com.\",");
     let report = apply_text(&s.state, &respelled).await.unwrap();
     assert_eq!(report.users_created, 0, "{report:?}");
+}
+
+const ME_SCOPE: &str =
+    "openid offline_access read:me:authentication_methods create:me:authentication_methods";
+
+/// `blocked: true` applied to a signed-in user: their My Account token, their
+/// refresh token, their access tokens and their login session all stop
+/// working at once, and nothing new is issued to them.
+#[tokio::test]
+async fn blocking_a_user_ends_everything_they_hold() {
+    let s = TestServer::start().await;
+    let browser = s.browser();
+    let aud = s.my_account_audience();
+    let req = AuthRequest::new(ME_SCOPE).audience(&aud);
+    let code = code_for(&s, &browser, &req).await;
+    let (status, tokens) = exchange(&s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let at = tokens["access_token"].as_str().unwrap();
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let me = s.me_token(ME_SCOPE).await;
+    let enroll = || json!({"type": "totp"});
+    assert_eq!(
+        s.me("GET", "/authentication-methods", Some(&me), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let blocked = acme(s.port).replace(
+        "user_id: \"auth0|alice\", name: Alice Example }",
+        "user_id: \"auth0|alice\", name: Alice Example, blocked: true }",
+    );
+    assert_ne!(blocked, acme(s.port));
+    apply_text(&s.state, &blocked).await.unwrap();
+
+    for token in [me.as_str(), at] {
+        let res = s
+            .me("GET", "/authentication-methods", Some(token), None)
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+        let res = s
+            .me(
+                "POST",
+                "/authentication-methods",
+                Some(token),
+                Some(enroll()),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+    }
+    assert_eq!(userinfo(&s, at).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = s.refresh(rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // The session is over: no single sign-on, the login page again.
+    let page = browser
+        .get(AuthRequest::new("openid").url(&s))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    // And a password is no way back in.
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .await;
+    assert!(status.is_client_error(), "{body}");
+    assert!(body.get("access_token").is_none());
+
+    // Applying the file again (blocked still) changes nothing, and
+    // unblocking gives back a login, not the old tokens.
+    apply_text(&s.state, &blocked).await.unwrap();
+    apply_text(&s.state, &acme(s.port)).await.unwrap();
+    assert_eq!(s.refresh(rt).await.0, StatusCode::BAD_REQUEST);
+    let me = s.me_token(ME_SCOPE).await;
+    assert_eq!(
+        s.me("GET", "/authentication-methods", Some(&me), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// A block written beside the server (another process on the same
+/// database, here without revoking anything) reaches `/me/v1` within the
+/// second the server may hold the user in memory.
+#[tokio::test]
+async fn a_block_written_by_another_process_reaches_my_account_within_a_second() {
+    let s = TestServer::start().await;
+    let me = s.me_token(ME_SCOPE).await;
+    let list = || s.me("GET", "/authentication-methods", Some(&me), None);
+    assert_eq!(list().await.status, StatusCode::OK);
+    s.sql("UPDATE users SET blocked = TRUE WHERE user_id = 'auth0|alice'")
+        .await;
+    s.clock.advance(1);
+    let res = list().await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
+    assert_eq!(res.body["detail"], "The user is blocked.");
+    let res = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&me),
+            Some(json!({"type": "totp"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.body);
 }

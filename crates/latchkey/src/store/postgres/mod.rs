@@ -749,6 +749,29 @@ impl GrantStore for PostgresStore {
         Ok(())
     }
 
+    async fn revoke_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        // One statement: the grants and the sessions end together.
+        sqlx::query(
+            "WITH g AS (UPDATE grants SET revoked_at = $1, revoke_reason = $2 \
+               WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL RETURNING 1) \
+             UPDATE sessions SET revoked_at = $1 \
+             WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn create_code(
         &self,
         tenant_id: &str,

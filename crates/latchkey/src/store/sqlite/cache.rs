@@ -144,6 +144,14 @@ impl ReadCache {
         m.users.remove(&key(tenant_id, user_id));
     }
 
+    /// After a committed write to grants that were not named one by one
+    /// (all of a user's).
+    pub(super) fn forget_grants(&self) {
+        let mut m = self.maps();
+        m.epoch += 1;
+        m.grants.clear();
+    }
+
     /// After a committed write to the grant.
     pub(super) fn forget_grant(&self, tenant_id: &str, grant_id: &str) {
         let mut m = self.maps();

@@ -693,6 +693,36 @@ impl GrantStore for SqliteStore {
         Ok(())
     }
 
+    async fn revoke_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE grants SET revoked_at = ?, revoke_reason = ? \
+             WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *self.writer().await?)
+        .await?;
+        self.cache.forget_grants();
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = ? \
+             WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *self.writer().await?)
+        .await?;
+        Ok(())
+    }
+
     async fn create_code(
         &self,
         tenant_id: &str,
