@@ -307,10 +307,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenant {
             command: TenantCommand::Apply { file, storage },
         } => {
+            // The file is read and checked before the store is opened.
+            let parsed =
+                latchkey::tenant::file::read_tenant_file(&file).map_err(anyhow::Error::msg)?;
             let state = server::open(storage.options()?).await?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let report = apply::apply_text(&state, &text)
+            let report = apply::apply(&state, &parsed)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
@@ -396,15 +397,21 @@ async fn serve(
     raise_open_file_limit();
     let mut opts = storage.options()?;
     opts.trusted_proxies = edge.trusted_proxies.clone().unwrap_or_default();
-    let state = server::open(opts).await?;
+    // What can fail without touching the data directory comes first (the
+    // address taken, a bad tenant file), so such a start leaves nothing.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let port = listener.local_addr()?.port();
-    if let Some(file) = &tenant_file {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let report = apply::apply_text(&state, &text)
+    let parsed = match &tenant_file {
+        Some(file) => {
+            Some(latchkey::tenant::file::read_tenant_file(file).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let state = server::open(opts).await?;
+    if let (Some(file), Some(parsed)) = (&tenant_file, &parsed) {
+        let report = apply::apply(&state, parsed)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         tracing::info!(file = %file.display(), users_created = report.users_created, "tenant file applied");

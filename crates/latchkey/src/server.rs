@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::password::PasswordHasherConfig;
 use crate::crypto::seal::{SealError, Sealer};
-use crate::rng::{Rng, RngExt, SharedRng, SystemRng};
+use crate::rng::{RngExt, SharedRng, SystemRng};
 use crate::store::postgres::{PoolOptions, PostgresStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{Store, StoreError};
@@ -100,29 +100,31 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn master_key(source: &MasterKeySource, data_dir: &Path, rng: &dyn Rng) -> anyhow::Result<Vec<u8>> {
+/// The master key given by the operator (a value or a file); None when it
+/// is to live in the data directory.
+fn given_master_key(source: &MasterKeySource) -> anyhow::Result<Option<Vec<u8>>> {
     match source {
-        MasterKeySource::Value(v) => decode_key(v),
+        MasterKeySource::Value(v) => decode_key(v).map(Some),
         MasterKeySource::File(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading the master key file {}", p.display()))?;
-            decode_key(&text)
+            decode_key(&text).map(Some)
         }
-        MasterKeySource::DataDir => {
-            let path = data_dir.join("master.key");
-            if !path.exists() {
-                let key: [u8; 32] = rng.bytes();
-                write_private(&path, &format!("{}\n", URL_SAFE_NO_PAD.encode(key)))?;
-                tracing::warn!(
-                    path = %path.display(),
-                    "generated a development master key; set LATCHKEY_MASTER_KEY in production"
-                );
-            }
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            decode_key(&text)
-        }
+        MasterKeySource::DataDir => Ok(None),
     }
+}
+
+/// Whether a file can be made in `dir`, asked before anything is put there
+/// so that a directory that cannot be written is named as such.
+fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
+    let probe = dir.join(".latchkey-write-check");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))
 }
 
 /// A database migrated by a newer latchkey is refused with a clear message.
@@ -144,23 +146,51 @@ const KEY_CHECK_CONTEXT: &str = "master-key-check";
 
 /// Opens the data directory and builds the application state. A master key
 /// other than the one the data was sealed with is refused here, before any
-/// request is served.
+/// request is served. A start that fails leaves nothing it created behind:
+/// no new database file, no generated master key.
 pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating the data directory {}", opts.data_dir.display()))?;
-    let key = master_key(&opts.master_key, &opts.data_dir, &*opts.rng)?;
-    let sealer = Arc::new(Sealer::new(&key).map_err(|e| anyhow::anyhow!(e))?);
-    let store: Arc<dyn Store> = match &opts.database {
-        Database::Sqlite => Arc::new(
-            SqliteStore::open_with(
-                &opts.data_dir.join("latchkey.db"),
-                opts.clock.clone(),
-                &opts.sqlite,
-            )
-            .await
-            .map_err(schema_error)
-            .context("opening the SQLite database")?,
+    let mut created = Vec::new();
+    let opened = open_in(opts, &mut created).await;
+    if opened.is_err() {
+        for path in created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    opened
+}
+
+/// [`open`], noting in `created` each file it makes.
+async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Arc<AppState>> {
+    let given_key = given_master_key(&opts.master_key)?;
+    let key_path = opts.data_dir.join("master.key");
+    let key_file = match &given_key {
+        Some(_) => None,
+        None if key_path.exists() => Some(
+            std::fs::read_to_string(&key_path)
+                .with_context(|| format!("reading {}", key_path.display()))
+                .and_then(|text| decode_key(&text))?,
         ),
+        None => None,
+    };
+    let store: Arc<dyn Store> = match &opts.database {
+        Database::Sqlite => {
+            let path = opts.data_dir.join("latchkey.db");
+            ensure_writable(&opts.data_dir)?;
+            if !path.exists() {
+                created.extend(
+                    ["latchkey.db", "latchkey.db-wal", "latchkey.db-shm"]
+                        .map(|f| opts.data_dir.join(f)),
+                );
+            }
+            Arc::new(
+                SqliteStore::open(&path, opts.clock.clone())
+                    .await
+                    .map_err(schema_error)
+                    .with_context(|| format!("opening the SQLite database {}", path.display()))?,
+            )
+        }
         Database::Postgres { url, pool } => Arc::new(
             PostgresStore::connect(url, pool.clone())
                 .await
@@ -168,6 +198,27 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
                 .context("opening the PostgreSQL database")?,
         ),
     };
+    let sealed_before = store.meta_get(KEY_CHECK).await?.is_some();
+    let key = match (given_key, key_file) {
+        (Some(key), _) | (None, Some(key)) => key,
+        (None, None) if sealed_before => bail!(
+            "the master key file {} is missing, and this database was sealed with the key it held: \
+             restore the file, or give that key with LATCHKEY_MASTER_KEY or --master-key-file \
+             (a new key would not open the database's secrets, so none is generated)",
+            key_path.display()
+        ),
+        (None, None) => {
+            let key: [u8; 32] = opts.rng.bytes();
+            write_private(&key_path, &format!("{}\n", URL_SAFE_NO_PAD.encode(key)))?;
+            created.push(key_path.clone());
+            tracing::warn!(
+                path = %key_path.display(),
+                "generated a development master key; set LATCHKEY_MASTER_KEY in production"
+            );
+            key.to_vec()
+        }
+    };
+    let sealer = Arc::new(Sealer::new(&key).map_err(|e| anyhow::anyhow!(e))?);
     let probe = sealer.seal(&*opts.rng, KEY_CHECK_CONTEXT, b"latchkey");
     let stored = store.meta_init(KEY_CHECK, &probe).await?;
     match sealer.open(KEY_CHECK_CONTEXT, &stored) {

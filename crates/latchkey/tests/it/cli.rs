@@ -574,3 +574,119 @@ async fn more_idle_connections_than_descriptors_do_not_lock_out_healthz() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     drop(idle);
 }
+
+/// Runs `latchkey serve` on `data` expecting it to fail at start; its stderr.
+fn failed_start(data: &Path, args: &[String], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "started: {stderr}");
+    stderr
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_start_that_fails_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = crate::support::database_args().await;
+    // The address is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut args = vec!["--listen".to_string(), addr.clone()];
+    args.extend(db.iter().cloned());
+    let err = failed_start(&data, &args, &[]);
+    assert!(err.contains(&addr), "{err}");
+    assert_eq!(names_in(&data), Vec::<String>::new(), "{err}");
+    // A tenant file that does not parse.
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(
+        &file,
+        "tenant: { name: acme, domains: [\"login.acme.test\"] }\ncolour: blue\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_port()),
+        "--tenant-file".to_string(),
+        file.display().to_string(),
+    ];
+    args.extend(db.iter().cloned());
+    let err = failed_start(&data, &args, &[]);
+    assert!(err.contains("line 2") && err.contains("colour"), "{err}");
+    assert_eq!(names_in(&data), Vec::<String>::new(), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_master_key_file_is_named_and_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_args().await;
+    let server = Server::start(dir.path(), &db).await;
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+    let key = dir.path().join("master.key");
+    std::fs::remove_file(&key).unwrap();
+    let mut args = vec!["--listen".to_string(), format!("127.0.0.1:{}", free_port())];
+    args.extend(db.iter().cloned());
+    let err = failed_start(dir.path(), &args, &[]);
+    assert!(
+        err.contains(&key.display().to_string()) && err.contains("is missing"),
+        "{err}"
+    );
+    assert!(!err.contains("does not match"), "{err}");
+    assert!(!key.exists(), "no new key was generated");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgresql_is_named_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let args = [
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_port()),
+        "--database-url".to_string(),
+        format!("postgres://latchkey@127.0.0.1:{port}/latchkey"),
+        "--database-acquire-timeout".to_string(),
+        "2".to_string(),
+    ];
+    let err = failed_start(dir.path(), &args, &[]);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.to_lowercase().contains("refused"),
+        "{err}"
+    );
+    assert_eq!(names_in(dir.path()), Vec::<String>::new(), "{err}");
+}
+
+#[tokio::test]
+async fn a_data_directory_that_cannot_be_written_is_named() {
+    // A directory that exists and that nobody, root included, can write in.
+    let data = Path::new("/proc/self/fdinfo");
+    let args = ["--listen".to_string(), format!("127.0.0.1:{}", free_port())];
+    let key = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ0=";
+    let err = failed_start(data, &args, &[("LATCHKEY_MASTER_KEY", key)]);
+    assert!(
+        err.contains("the data directory /proc/self/fdinfo is not writable"),
+        "{err}"
+    );
+    // Without a key, the development key cannot be written either: named too.
+    let err = failed_start(data, &args, &[]);
+    assert!(err.contains("/proc/self/fdinfo"), "{err}");
+}

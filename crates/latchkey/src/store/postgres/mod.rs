@@ -74,13 +74,18 @@ impl PostgresStore {
         let lock_timeout = format!("{}s", options.acquire_timeout_secs.max(1));
         let connect = connect.options([("lock_timeout", lock_timeout.as_str())]);
         let max = options.max_connections.max(1);
-        let pool = PgPoolOptions::new()
+        let timeout = Duration::from_secs(options.acquire_timeout_secs);
+        let pool = match PgPoolOptions::new()
             .max_connections(max)
             .min_connections(options.min_connections.min(max))
-            .acquire_timeout(Duration::from_secs(options.acquire_timeout_secs))
+            .acquire_timeout(timeout)
             .test_before_acquire(true)
-            .connect_with(connect)
-            .await?;
+            .connect_with(connect.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => return Err(unreachable(&connect, e, timeout).await),
+        };
         if let Some(schema) = &options.schema {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
@@ -105,6 +110,36 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Why the database could not be reached at start, naming where it was
+/// looked for. A pool that timed out only says it waited: one direct
+/// connection attempt finds out what stood in the way (refused, unknown
+/// host, authentication, no answer).
+async fn unreachable(connect: &PgConnectOptions, e: sqlx::Error, timeout: Duration) -> StoreError {
+    use sqlx::Connection;
+    let cause = match e {
+        sqlx::Error::PoolTimedOut => {
+            match tokio::time::timeout(timeout, sqlx::PgConnection::connect_with(connect)).await {
+                Ok(Err(cause)) => cause.to_string(),
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    format!(
+                        "{e} (a direct connection succeeded: the pool is too small or too slow)"
+                    )
+                }
+                Err(_) => format!("no answer within {} s", timeout.as_secs()),
+            }
+        }
+        e => e.to_string(),
+    };
+    StoreError::Unavailable(format!(
+        "cannot connect to PostgreSQL at {}:{} (database {:?}, user {:?}): {cause}",
+        connect.get_host(),
+        connect.get_port(),
+        connect.get_database().unwrap_or_default(),
+        connect.get_username(),
+    ))
 }
 
 fn valid_schema_name(s: &str) -> bool {
