@@ -42,6 +42,11 @@ pub struct AppState {
 
 pub type SharedState = Arc<AppState>;
 
+/// Password verifications that may wait for a hashing thread, per core,
+/// unless `--hash-queue` says otherwise: at about 20 ms a hash, the last
+/// waits some 600 ms.
+pub const HASHING_QUEUE_PER_CORE: usize = 32;
+
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
@@ -50,17 +55,20 @@ impl AppState {
         sealer: Arc<Sealer>,
         passwords: PasswordHasherConfig,
         secrets: crate::services::delivery::SharedSecrets,
+        hashing_queue: Option<usize>,
     ) -> anyhow::Result<Self> {
         let dummy_hash = passwords
             .hash(&*rng, "latchkey-dummy-password")
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             limiter: Arc::new(crate::services::ratelimit::MemoryLimiter::new(
                 clock.clone(),
             )),
             replay: Arc::new(crate::services::dpop::MemoryReplayCache::new(clock.clone())),
             hashing: crate::crypto::hashing::HashingThreads::start(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cores,
+                hashing_queue.unwrap_or(HASHING_QUEUE_PER_CORE * cores),
             )?,
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
@@ -87,21 +95,25 @@ impl AppState {
     }
 
     /// Argon2id off the async workers, on the hashing threads (one per core;
-    /// the rest wait their turn).
-    pub async fn verify_password(&self, password: &str, hash: &str) -> bool {
+    /// the rest wait their turn, as many as the queue holds). Refused at once
+    /// when the queue is full; never run when the caller goes away first.
+    pub async fn verify_password(
+        &self,
+        password: &str,
+        hash: &str,
+    ) -> Result<bool, crate::crypto::hashing::HashingError> {
         let (p, h, cfg) = (password.to_string(), hash.to_string(), self.passwords);
-        self.hashing
-            .run(move || cfg.verify(&p, &h))
-            .await
-            .unwrap_or(false)
+        self.hashing.run(move || cfg.verify(&p, &h)).await
     }
 
+    /// Hashes a new password; waits its turn however long the queue is (a
+    /// caller with a token, or a tenant file being applied).
     pub async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
         let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
         self.hashing
-            .run(move || cfg.hash(&*rng, &p))
+            .run_unbounded(move || cfg.hash(&*rng, &p))
             .await
-            .ok_or_else(|| anyhow::anyhow!("hashing: the hashing threads are gone"))?
+            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
             .map_err(|e| anyhow::anyhow!("hashing: {e}"))
     }
 }

@@ -193,6 +193,11 @@ enum Command {
         /// `latchkey sweep` on a schedule instead).
         #[arg(long, env = "LATCHKEY_SWEEP_INTERVAL", default_value_t = 3600)]
         sweep_interval: u64,
+        /// Password verifications that may wait for a hashing thread
+        /// (default 32 per core); beyond, a password login answers 503 with
+        /// `retry-after` at once.
+        #[arg(long, env = "LATCHKEY_HASH_QUEUE")]
+        hash_queue: Option<usize>,
         #[command(flatten)]
         edge: Edge,
         #[command(flatten)]
@@ -284,9 +289,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             tenant_file,
             sweep_interval,
+            hash_queue,
             edge,
             storage,
-        } => serve(listen, tenant_file, sweep_interval, edge, storage).await,
+        } => {
+            serve(
+                listen,
+                tenant_file,
+                sweep_interval,
+                hash_queue,
+                edge,
+                storage,
+            )
+            .await
+        }
         Command::Sweep { storage } => {
             let state = server::open(storage.options()?).await?;
             let s = latchkey::services::sweep::sweep_all(&state).await?;
@@ -391,12 +407,14 @@ async fn serve(
     listen: SocketAddr,
     tenant_file: Option<PathBuf>,
     sweep_interval: u64,
+    hash_queue: Option<usize>,
     edge: Edge,
     storage: Storage,
 ) -> anyhow::Result<()> {
     raise_open_file_limit();
     let mut opts = storage.options()?;
     opts.trusted_proxies = edge.trusted_proxies.clone().unwrap_or_default();
+    opts.hashing_queue = hash_queue;
     // What can fail without touching the data directory comes first (the
     // address taken, a bad tenant file), so such a start leaves nothing.
     let listener = tokio::net::TcpListener::bind(listen)

@@ -49,6 +49,9 @@ pub struct Options {
     pub secrets: crate::services::delivery::SharedSecrets,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
     pub trusted_proxies: crate::http::proxy::TrustedProxies,
+    /// Password verifications that may wait for a hashing thread; by
+    /// default [`crate::app::HASHING_QUEUE_PER_CORE`] per core.
+    pub hashing_queue: Option<usize>,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             rng: Arc::new(SystemRng),
             secrets: Arc::new(crate::services::delivery::EnvSecrets),
             trusted_proxies: crate::http::proxy::TrustedProxies::default(),
+            hashing_queue: None,
         }
     }
 }
@@ -236,6 +240,7 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         sealer,
         opts.passwords,
         opts.secrets,
+        opts.hashing_queue,
     )?;
     state.trusted_proxies = opts.trusted_proxies;
     Ok(Arc::new(state))

@@ -202,6 +202,25 @@ pub async fn submit(
     let user = match attempt {
         Ok(u) => u,
         Err(LoginError::Store(err)) => return authorize::store_error(&state, &tenant, err),
+        Err(LoginError::Throttled(seconds)) => {
+            return authorize::retry_page(
+                &state,
+                &tenant,
+                StatusCode::TOO_MANY_REQUESTS,
+                "We have detected suspicious login behavior and further attempts will be \
+                 blocked. Please contact the administrator.",
+                seconds,
+            );
+        }
+        Err(LoginError::Busy) => {
+            return authorize::retry_page(
+                &state,
+                &tenant,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many logins are being checked at once. Please try again in a moment.",
+                1,
+            );
+        }
         Err(e) => {
             let message = match &e {
                 LoginError::WrongCredentials => "Wrong email or password.",
@@ -210,7 +229,9 @@ pub async fn submit(
                 }
                 LoginError::Blocked => "This account is blocked.",
                 LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
-                LoginError::Store(_) => "Something went wrong. Please try again.",
+                LoginError::Store(_) | LoginError::Throttled(_) | LoginError::Busy => {
+                    "Something went wrong. Please try again."
+                }
             };
             return login_page(&state, &tenant, &form.tx, &form.username, message);
         }

@@ -500,6 +500,21 @@ pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display
     )
 }
 
+/// A page asking to come back in `seconds` (with `retry-after`): 429 when
+/// the caller made too many attempts, 503 when the server is too busy.
+pub fn retry_page(
+    state: &AppState,
+    tenant: &Tenant,
+    status: StatusCode,
+    message: &str,
+    seconds: i64,
+) -> Response {
+    let mut res = error_page(state, Some(tenant), status, message);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    res
+}
+
 /// A page for a store failure: 503 when the database is out of reach (it
 /// heals by itself), 500 otherwise.
 pub fn store_error(state: &AppState, tenant: &Tenant, e: crate::store::StoreError) -> Response {

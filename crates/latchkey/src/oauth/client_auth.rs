@@ -5,15 +5,19 @@ use super::error::OAuthError;
 use super::wire::Params;
 use crate::app::AppState;
 use crate::crypto::hash::constant_time_eq;
+use crate::services::login;
 use crate::tenant::{Client, Tenant, TokenEndpointAuthMethod};
 
-/// The client a request authenticated as. Secrets are compared in constant
-/// time; a public client presenting a secret, or a confidential one
-/// presenting none, is refused.
+/// The client a request from `ip` authenticated as. Secrets are compared in
+/// constant time; a public client presenting a secret, or a confidential one
+/// presenting none, is refused. A secret presented is a credential attempt
+/// (Suspicious IP Throttling): a wrong one counts against the IP and the
+/// tenant, and none is checked once their attempts are spent.
 pub fn authenticate<'t>(
     state: &AppState,
     tenant: &'t Tenant,
     params: &Params,
+    ip: &str,
 ) -> Result<&'t Client, OAuthError> {
     let body_id = params.str("client_id")?;
     let body_secret = params.str("client_secret")?;
@@ -42,7 +46,33 @@ pub fn authenticate<'t>(
         }
     };
     let unknown = || OAuthError::InvalidClient("Unknown client or wrong credentials".into());
-    let client = tenant.client(client_id).ok_or_else(unknown)?;
+    let attempt = match secret {
+        Some(_) => Some(login::attempt(state, tenant, ip).map_err(OAuthError::Throttled)?),
+        None => None,
+    };
+    let checked = check(state, tenant, client_id, secret, unknown);
+    if let Some(attempt) = attempt {
+        match &checked {
+            Ok(_) => attempt.passed(),
+            Err(OAuthError::InvalidClient(_)) => attempt.failed(),
+            Err(_) => attempt.not_made(),
+        }
+    }
+    // Either secret method is accepted once the secret is right; `method`
+    // is kept for auditing.
+    let _ = method;
+    checked
+}
+
+/// The client `client_id`, if `secret` is what it must present.
+fn check<'t>(
+    state: &AppState,
+    tenant: &'t Tenant,
+    client_id: &str,
+    secret: Option<&str>,
+    unknown: impl Fn() -> OAuthError,
+) -> Result<&'t Client, OAuthError> {
+    let client = tenant.client(client_id).ok_or_else(&unknown)?;
     let expected = client.auth_method();
     match (expected, secret) {
         (TokenEndpointAuthMethod::None, None) => Ok(client),
@@ -53,7 +83,7 @@ pub fn authenticate<'t>(
             "Client authentication is required for this client".into(),
         )),
         (_, Some(given)) => {
-            let stored = client.client_secret.as_deref().ok_or_else(unknown)?;
+            let stored = client.client_secret.as_deref().ok_or_else(&unknown)?;
             let plain = state
                 .sealer
                 .open(
@@ -64,9 +94,6 @@ pub fn authenticate<'t>(
             if !constant_time_eq(&plain, given.as_bytes()) {
                 return Err(unknown());
             }
-            // Either secret method is accepted once the secret is right;
-            // `method` is kept for auditing.
-            let _ = method;
             Ok(client)
         }
     }

@@ -29,6 +29,11 @@ pub enum OAuthError {
     UnmetAuthenticationRequirements(String),
     /// 429: too many codes sent; retry after that many seconds.
     TooManyRequests(i64),
+    /// 429 `too_many_attempts` (Suspicious IP Throttling): too many failed
+    /// credentials from this IP; retry after that many seconds.
+    Throttled(i64),
+    /// 503: the password hashing queue is full; retry shortly.
+    Busy,
     /// 400 `invalid_dpop_proof` (RFC 9449).
     InvalidDpopProof(String),
     /// 400 `use_dpop_nonce`, with the nonce to retry with (`DPoP-Nonce`).
@@ -94,6 +99,17 @@ impl OAuthError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "Too many codes were sent; try again later.",
+            ),
+            Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "We have detected suspicious login behavior and further attempts will be blocked. \
+                 Please contact the administrator.",
+            ),
+            Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Too many logins are being checked at once. Try again shortly.",
             ),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Unavailable(_) => (
@@ -177,7 +193,10 @@ impl IntoResponse for OAuthError {
                     h.insert("dpop-nonce", v);
                 }
             }
-            OAuthError::TooManyRequests(seconds) => {
+            OAuthError::Busy => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthError::TooManyRequests(seconds) | OAuthError::Throttled(seconds) => {
                 h.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(seconds.max(&1).to_owned()),

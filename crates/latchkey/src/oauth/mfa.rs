@@ -44,10 +44,11 @@ pub async fn authenticators(
 pub async fn challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let token = params.required("mfa_token")?;
     let types: Vec<&str> = params
         .str("challenge_type")?
@@ -114,10 +115,11 @@ fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
 pub async fn associate(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let token = bearer(&headers)
         .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
     let types = list(&params, "authenticator_types")?;

@@ -71,9 +71,10 @@ fn answer(auth_session: String, options: Value) -> Response {
 pub async fn register(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     require_webauthn(client)?;
     passkey_login::native_allowed(&tenant, &host)?;
     let profile = object_param(&params, "user_profile")?.ok_or_else(|| {
@@ -96,9 +97,10 @@ pub async fn register(
 pub async fn challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     require_webauthn(client)?;
     passkey_login::native_allowed(&tenant, &host)?;
     let (auth_session, options) =

@@ -73,9 +73,10 @@ pub async fn userinfo(
 pub async fn revoke(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let token = params.required("token")?;
     if let Some((grant_id, client_id)) = state
         .store

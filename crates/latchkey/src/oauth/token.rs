@@ -59,7 +59,7 @@ pub async fn token(
 ) -> Result<Response, OAuthError> {
     let user_agent = crate::http::user_agent(&headers);
     let grant_type = params.required("grant_type")?.to_string();
-    let client = client_auth::authenticate(&state, &tenant, &params)?;
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let dpop = proof_of_possession(&state, &tenant, &host, &headers)?;
     if client.require_proof_of_possession && dpop.is_none() {
         return Err(OAuthError::InvalidRequest(
@@ -508,6 +508,8 @@ impl Ctx<'_> {
             Ok(u) => u,
             Err(LoginError::WrongCredentials) => return Err(OAuthError::InvalidUserPassword),
             Err(LoginError::TooManyAttempts) => return Err(OAuthError::TooManyAttempts),
+            Err(LoginError::Throttled(seconds)) => return Err(OAuthError::Throttled(seconds)),
+            Err(LoginError::Busy) => return Err(OAuthError::Busy),
             Err(LoginError::Blocked) => {
                 return Err(OAuthError::UnauthorizedClient("user is blocked".into()));
             }

@@ -1,9 +1,13 @@
 //! Password authentication with Auth0-style brute-force protection: after
 //! `max_attempts` consecutive failures from one IP, that user is blocked from
-//! that IP until `block_minutes` pass or the password is reset.
+//! that IP until `block_minutes` pass or the password is reset. In front of
+//! it, Suspicious IP Throttling: failed attempts (passwords, client secrets)
+//! per IP and per tenant, whoever they were for; see [`attempt`].
 
 use super::email_address;
 use crate::app::AppState;
+use crate::crypto::hashing::HashingError;
+use crate::services::ratelimit::Decision;
 use crate::store::{StoreError, UserRow};
 use crate::tenant::Tenant;
 
@@ -17,8 +21,81 @@ pub enum LoginError {
     Blocked,
     #[error("unknown connection: {0}")]
     UnknownConnection(String),
+    /// Too many failed attempts from this IP (or on this tenant): retry
+    /// after that many seconds.
+    #[error("too many failed attempts")]
+    Throttled(i64),
+    /// The hashing queue is full: retry shortly.
+    #[error("the password hashing queue is full")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One credential attempt, taken from the tenant's throttling buckets
+/// before any work is done for it (so a flood is turned away before it
+/// costs a hash). It counts as a failure unless it is [`Attempt::passed`],
+/// or [`Attempt::not_made`] when nothing was checked after all.
+#[must_use]
+pub struct Attempt<'a> {
+    state: &'a AppState,
+    /// The buckets taken from, with their rates.
+    taken: Vec<(String, u64)>,
+}
+
+impl Attempt<'_> {
+    /// The credential was right: the attempt does not count.
+    pub fn passed(self) {
+        self.give_back();
+    }
+
+    /// Nothing was verified (the hashing queue was full, the store failed):
+    /// the attempt does not count.
+    pub fn not_made(self) {
+        self.give_back();
+    }
+
+    /// The credential was wrong: the attempt stays counted.
+    pub fn failed(self) {}
+
+    fn give_back(self) {
+        for (key, rate) in &self.taken {
+            self.state.limiter.give_back(key, *rate);
+        }
+    }
+}
+
+/// Takes an attempt for a credential presented from `ip`: refused with the
+/// seconds to wait when the IP's bucket (`pre-login`) or the tenant's
+/// (`pre-login-tenant`) is empty.
+pub fn attempt<'a>(state: &'a AppState, tenant: &Tenant, ip: &str) -> Result<Attempt<'a>, i64> {
+    let throttling = &tenant.config.tenant.suspicious_ip_throttling;
+    let mut attempt = Attempt {
+        state,
+        taken: Vec::new(),
+    };
+    if !throttling.enabled {
+        return Ok(attempt);
+    }
+    let stages = &throttling.stage;
+    for (key, stage) in [
+        (format!("pre-login:{}:{ip}", tenant.id), stages.pre_login),
+        (
+            format!("pre-login-tenant:{}", tenant.id),
+            stages.pre_login_tenant,
+        ),
+    ] {
+        let rate = u64::from(stage.rate);
+        let d: Decision = state.limiter.take(&key, stage.max_attempts, rate);
+        if !d.allowed {
+            tracing::warn!(tenant = %tenant.name, %ip, bucket = %key, "suspicious IP throttling");
+            // What was taken already is given back: this attempt was never made.
+            attempt.not_made();
+            return Err(d.retry_after(state.clock.now()));
+        }
+        attempt.taken.push((key, rate));
+    }
+    Ok(attempt)
 }
 
 /// Longest password we hash: refusing more bounds Argon2's work per request.
@@ -34,6 +111,20 @@ pub struct PasswordLogin<'a> {
 }
 
 pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<UserRow, LoginError> {
+    let attempt = attempt(state, req.tenant, req.ip).map_err(LoginError::Throttled)?;
+    let outcome = check_password(state, &req).await;
+    match &outcome {
+        Ok(_) => attempt.passed(),
+        Err(LoginError::Busy | LoginError::Store(_) | LoginError::UnknownConnection(_)) => {
+            attempt.not_made();
+        }
+        Err(_) => attempt.failed(),
+    }
+    outcome
+}
+
+/// The password check itself, with brute-force protection per user and IP.
+async fn check_password(state: &AppState, req: &PasswordLogin<'_>) -> Result<UserRow, LoginError> {
     let connection = match req.realm {
         Some(r) => req
             .tenant
@@ -61,7 +152,7 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
     };
     let Some(user) = user else {
         // Same work as for a real user, so timing does not reveal who exists.
-        let _ = state.verify_password(req.password, &state.dummy_hash).await;
+        verify(state, req.password, &state.dummy_hash).await?;
         return Err(LoginError::WrongCredentials);
     };
     let now = state.clock.now();
@@ -86,8 +177,13 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
         }
     }
     let ok = match user.password_hash.as_deref() {
-        Some(h) => state.verify_password(req.password, h).await,
-        None => false,
+        Some(h) => verify(state, req.password, h).await?,
+        None => {
+            // No password (a passkey-only user): the same work again, so
+            // timing does not tell such users apart.
+            verify(state, req.password, &state.dummy_hash).await?;
+            false
+        }
     };
     if !ok {
         if bf.enabled {
@@ -117,4 +213,17 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
             .await?;
     }
     Ok(user)
+}
+
+/// A password against a hash on the hashing threads.
+async fn verify(state: &AppState, password: &str, hash: &str) -> Result<bool, LoginError> {
+    match state.verify_password(password, hash).await {
+        Ok(ok) => Ok(ok),
+        Err(HashingError::Busy) => Err(LoginError::Busy),
+        // Without hashing threads nothing verifies; say so in the logs.
+        Err(HashingError::Gone) => {
+            tracing::error!("the hashing threads are gone: no password can be verified");
+            Ok(false)
+        }
+    }
 }

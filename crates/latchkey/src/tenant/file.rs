@@ -458,6 +458,20 @@ impl<'a> Validator<'a> {
             brute_force.block_minutes,
             1..=u32::MAX,
         )?;
+        let stages = &tenant.suspicious_ip_throttling.stage;
+        for (name, stage) in [
+            ("pre-login", stages.pre_login),
+            ("pre-login-tenant", stages.pre_login_tenant),
+        ] {
+            let path = format!("tenant.suspicious_ip_throttling.stage.{name}");
+            self.in_range(
+                format!("{path}.max_attempts"),
+                stage.max_attempts,
+                1..=1_000_000,
+            )?;
+            // Up to a day between two attempts.
+            self.in_range(format!("{path}.rate"), stage.rate, 1..=86_400_000)?;
+        }
 
         let login_page = &tenant.login_page;
         if let Some(color) = &login_page.primary_color {

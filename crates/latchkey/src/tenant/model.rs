@@ -299,6 +299,8 @@ pub struct TenantSettings {
     #[serde(default)]
     pub brute_force_protection: BruteForceProtection,
     #[serde(default)]
+    pub suspicious_ip_throttling: SuspiciousIpThrottling,
+    #[serde(default)]
     pub login_page: LoginPage,
     #[serde(default)]
     pub passkeys: PasskeySettings,
@@ -339,6 +341,60 @@ impl Default for BruteForceProtection {
             block_minutes: 60,
         }
     }
+}
+
+/// Auth0's Suspicious IP Throttling, in its Management API shape: each stage
+/// a bucket of `max_attempts`, one more granted every `rate` milliseconds.
+/// `pre-login` is Auth0's (failed password and client-secret attempts per
+/// IP); `pre-login-tenant` (the same, every IP together) is latchkey's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuspiciousIpThrottling {
+    pub enabled: bool,
+    pub stage: ThrottlingStages,
+}
+
+impl Default for SuspiciousIpThrottling {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stage: ThrottlingStages::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottlingStages {
+    #[serde(rename = "pre-login")]
+    pub pre_login: Throttle,
+    #[serde(rename = "pre-login-tenant")]
+    pub pre_login_tenant: Throttle,
+}
+
+impl Default for ThrottlingStages {
+    fn default() -> Self {
+        Self {
+            // Auth0's defaults: 100 a day per IP.
+            pre_login: Throttle {
+                max_attempts: 100,
+                rate: 864_000,
+            },
+            // 2,000 at once, then 20 a second.
+            pre_login_tenant: Throttle {
+                max_attempts: 2_000,
+                rate: 50,
+            },
+        }
+    }
+}
+
+/// A bucket: at most `max_attempts`, one more every `rate` milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub max_attempts: u32,
+    pub rate: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -13,6 +13,7 @@ mod edge;
 mod faults;
 mod grants;
 mod keys;
+mod limits;
 mod me_codes;
 mod me_gate;
 mod me_methods;

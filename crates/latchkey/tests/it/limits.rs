@@ -1,0 +1,390 @@
+//! Abuse limits: the password hashing queue, Suspicious IP Throttling of
+//! passwords and client secrets, the same work for every password attempt.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+const SUSPICIOUS: &str = "We have detected suspicious login behavior and further attempts will be \
+                          blocked. Please contact the administrator.";
+
+/// A client whose requests come from `127.0.0.{last}` (any loopback address
+/// reaches the server on Linux).
+fn client_from(s: &TestServer, last: u8) -> reqwest::Client {
+    let addr: SocketAddr = ([127, 0, 0, 1], s.port).into();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("localhost", addr)
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+async fn token_from(
+    s: &TestServer,
+    client: &reqwest::Client,
+    form: &[(&str, &str)],
+) -> (StatusCode, Option<String>, Value) {
+    let res = client
+        .post(s.url("/oauth/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry, res.json().await.unwrap())
+}
+
+async fn password_from(
+    s: &TestServer,
+    client: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, Value) {
+    token_from(
+        s,
+        client,
+        &[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", username),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+/// The acme tenant with twelve more users, `user{i}@example.com`, and one
+/// without a password.
+fn crowded(port: u16) -> String {
+    let mut file = acme(port);
+    for i in 0..12 {
+        file.push_str(&format!(
+            "  - {{ email: user{i}@example.com, password: \"User-{i}-long-password\", \
+             connection: Username-Password-Authentication, user_id: \"auth0|user{i}\" }}\n"
+        ));
+    }
+    file.push_str(
+        "  - { email: passkeyonly@example.com, connection: Username-Password-Authentication, \
+         user_id: \"auth0|passkeyonly\" }\n",
+    );
+    file
+}
+
+#[tokio::test]
+async fn spraying_passwords_from_one_ip_is_throttled_and_other_ips_are_not() {
+    let s = TestServer::with_tenants(&[crowded, other_tenant]).await;
+    let sprayer = client_from(&s, 2);
+    // Nine guesses at each of twelve users stay under the per-user block
+    // (ten), but not under the IP's hundred failed attempts.
+    let mut failures = 0;
+    let mut throttled = None;
+    'spray: for guess in 0..9 {
+        for i in 0..12 {
+            let user = format!("user{i}@example.com");
+            let (status, retry, body) =
+                password_from(&s, &sprayer, &user, &format!("Guess-{guess}")).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                throttled = Some((retry, body));
+                break 'spray;
+            }
+            assert_eq!(body["error"], "invalid_user_password", "{body}");
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 100, "Auth0's default: 100 failed attempts per IP");
+    let (retry, body) = throttled.expect("the sprayer was throttled");
+    assert_eq!(body["error"], "too_many_attempts");
+    assert_eq!(body["error_description"], SUSPICIOUS);
+    // One more attempt is granted every 864 seconds.
+    assert_eq!(retry.as_deref(), Some("864"));
+
+    // Even the right password is refused from that IP, on every endpoint
+    // that checks one…
+    let (status, _, body) = password_from(&s, &sprayer, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let req = AuthRequest::new("openid");
+    let page = sprayer.get(req.url(&s)).send().await.unwrap();
+    let tx = hidden_input(&page.text().await.unwrap(), "tx").unwrap();
+    let res = sprayer
+        .post(s.url("/login"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "864");
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("suspicious login behavior")
+    );
+
+    // …while another IP, and the same IP on another tenant, are unaffected.
+    let neighbour = client_from(&s, 3);
+    let (status, _, body) = password_from(&s, &neighbour, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = sprayer
+        .post(format!("http://127.0.0.1:{}/oauth/token", s.port))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The bucket grants one attempt again after 864 seconds.
+    s.clock.advance(864);
+    let (status, _, body) = password_from(&s, &sprayer, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_right_password_does_not_use_up_the_ip_s_attempts() {
+    let s = TestServer::start().await;
+    let office = client_from(&s, 4);
+    for _ in 0..150 {
+        let (status, _, body) = password_from(&s, &office, ALICE, ALICE_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn guessing_a_client_secret_is_throttled_per_ip() {
+    let s = TestServer::start().await;
+    let guesser = client_from(&s, 5);
+    let credentials = |secret: &'static str| {
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", "backend"),
+            ("client_secret", secret),
+            ("audience", API),
+        ]
+    };
+    for _ in 0..100 {
+        let (status, _, body) = token_from(&s, &guesser, &credentials("guess")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let (status, retry, body) = token_from(&s, &guesser, &credentials("guess")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_attempts");
+    assert_eq!(retry.as_deref(), Some("864"));
+    let (status, _, _) = token_from(&s, &guesser, &credentials(BACKEND_SECRET)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Basic authentication is the same attempt.
+    let res = guesser
+        .post(s.url("/oauth/token"))
+        .basic_auth("backend", Some("guess"))
+        .form(&[("grant_type", "client_credentials"), ("audience", API)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let backend = client_from(&s, 6);
+    let (status, _, body) = token_from(&s, &backend, &credentials(BACKEND_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The IP's attempts are spent for passwords too.
+    let (status, _, body) = password_from(&s, &guesser, ALICE, "wrong").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+/// The acme tenant with a tenant-wide bucket of five failed attempts.
+fn small_tenant_bucket(port: u16) -> String {
+    acme(port).replacen(
+        "tenant: { name: acme, domains: [\"localhost:",
+        "tenant: { suspicious_ip_throttling: { stage: { pre-login-tenant: { max_attempts: 5, rate: 60000 } } },\n          name: acme, domains: [\"localhost:",
+        1,
+    )
+}
+
+#[tokio::test]
+async fn failures_from_many_ips_are_throttled_tenant_wide() {
+    let s = TestServer::with_tenants(&[small_tenant_bucket, other_tenant]).await;
+    for last in 10..15 {
+        let (status, _, body) = password_from(&s, &client_from(&s, last), ALICE, "wrong").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let fresh = client_from(&s, 20);
+    let (status, retry, body) = password_from(&s, &fresh, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_attempts");
+    assert_eq!(retry.as_deref(), Some("60"));
+    // The other tenant on the same server is unaffected.
+    let res = fresh
+        .post(format!("http://127.0.0.1:{}/oauth/token", s.port))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    s.clock.advance(60);
+    let (status, _, body) = password_from(&s, &fresh, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn throttling_can_be_turned_off_and_is_checked_in_the_tenant_file() {
+    fn off(port: u16) -> String {
+        acme(port).replacen(
+            "tenant: { name: acme,",
+            "tenant: { suspicious_ip_throttling: { enabled: false }, name: acme,",
+            1,
+        )
+    }
+    let s = TestServer::with_tenants(&[off]).await;
+    let c = client_from(&s, 7);
+    for _ in 0..101 {
+        let (status, _, body) = password_from(&s, &c, "nobody@example.com", "wrong").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let bad = acme(s.port).replacen(
+        "tenant: { name: acme,",
+        "tenant: { suspicious_ip_throttling: { stage: { pre-login: { max_attempts: 0, rate: 1000 } } }, name: acme,",
+        1,
+    );
+    let err = latchkey::tenant::apply::apply_text(&s.state, &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tenant.suspicious_ip_throttling.stage.pre-login.max_attempts"),
+        "{err}"
+    );
+}
+
+/// Occupies every hashing thread and fills the queue; the returned sender
+/// releases them.
+async fn flood_the_hashing_queue(s: &TestServer) -> std::sync::mpsc::Sender<()> {
+    let hashing_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let capacity = latchkey::app::HASHING_QUEUE_PER_CORE * hashing_threads;
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(std::sync::Mutex::new(released));
+    let mut started = Vec::new();
+    for _ in 0..hashing_threads {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = s.state.clone();
+        let released = Arc::clone(&released);
+        tokio::spawn(async move {
+            state
+                .hashing
+                .run_unbounded(move || {
+                    let _ = tx.send(());
+                    let _ = released.lock().unwrap().recv();
+                })
+                .await
+        });
+        started.push(rx);
+    }
+    for rx in started {
+        rx.await.unwrap();
+    }
+    for _ in 0..capacity {
+        let state = s.state.clone();
+        tokio::spawn(async move { state.hashing.run_unbounded(|| ()).await });
+    }
+    while s.state.hashing.waiting() < capacity {
+        tokio::task::yield_now().await;
+    }
+    release
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hashing_queue_answers_503_with_retry_after() {
+    let s = TestServer::start().await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let page = browser.get(req.url(&s)).send().await.unwrap();
+    let tx = hidden_input(&page.text().await.unwrap(), "tx").unwrap();
+
+    let release = flood_the_hashing_queue(&s).await;
+    let c = s.http();
+    let (status, retry, body) = password_from(&s, &c, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(retry.as_deref(), Some("1"));
+    let res = browser
+        .post(s.url("/login"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+
+    // Once the threads are free the same requests go through.
+    drop(release);
+    while s.state.hashing.waiting() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let (status, _, body) = password_from(&s, &c, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = browser
+        .post(s.url("/login"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn every_password_attempt_costs_one_hash_whoever_it_names() {
+    let s = TestServer::with_tenants(&[crowded]).await;
+    let c = s.http();
+    let hashes = || s.state.hashing.jobs_started();
+    for (username, password, error) in [
+        (ALICE, "wrong-password", Some("invalid_user_password")),
+        (
+            "passkeyonly@example.com",
+            "any-password",
+            Some("invalid_user_password"),
+        ),
+        (
+            "nobody@example.com",
+            "any-password",
+            Some("invalid_user_password"),
+        ),
+        (ALICE, ALICE_PASSWORD, None),
+    ] {
+        let before = hashes();
+        let (status, _, body) = password_from(&s, &c, username, password).await;
+        match error {
+            Some(e) => assert_eq!(body["error"], e, "{username}: {body}"),
+            None => assert_eq!(status, StatusCode::OK, "{body}"),
+        }
+        assert_eq!(hashes() - before, 1, "{username}: one verification");
+    }
+}
