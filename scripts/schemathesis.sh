@@ -186,7 +186,7 @@ tenant: { name: schemathesis, domains: ["localhost:${port}"] }
 my_account_api:
   active: true
   user_policy: require_client_grant
-  rate_limits: { tenant_per_second: 0, user_per_minute: 0 }
+  rate_limits: { tenant_per_second: 0, user_per_minute: 0, anonymous_per_ip_per_second: 0 }
 factors: [password, totp, recovery-code, email, phone]
 email_provider:
   smtp: { host: 127.0.0.1, port: ${smtp_port}, security: none, from: "Contract tests <no-reply@localhost>" }

@@ -1,5 +1,6 @@
 //! The gate in front of every `/me/v1` operation: the tenant of the host,
-//! the tenant-wide and per-user request limits, and the access token. The
+//! the access token, and the request limits: per IP for requests without a
+//! verified token, tenant-wide and per user for the others. The
 //! operation's scope is checked by the [`Authorized`] extractor of each
 //! handler.
 
@@ -53,6 +54,16 @@ fn rate_headers(res: &mut Response, d: &Decision) {
     h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
 }
 
+/// The decision of a limit that is not set.
+fn unlimited(now: crate::clock::Timestamp) -> Decision {
+    Decision {
+        allowed: true,
+        limit: u32::MAX,
+        remaining: u32::MAX,
+        reset: now + 1,
+    }
+}
+
 /// The tighter of two decisions: the one with fewer requests left.
 fn tighter(a: Decision, b: Option<Decision>) -> Decision {
     match b {
@@ -80,17 +91,45 @@ pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) ->
             .into_response();
     }
     let limits = &api.rate_limits;
+    let ip = crate::http::client_ip(&state, &parts)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    // Requests without a verified token spend their IP's budget, never the
+    // signed-in users' (the tenant's): an IP whose budget is spent is
+    // refused before its token is even looked at, which also bounds what a
+    // flood of bad tokens costs in verification.
+    let anonymous_key = format!("me:ip:{}:{ip}", tenant.id);
+    let anonymous_limit = limits.anonymous_per_ip_per_second;
+    if anonymous_limit > 0 {
+        let d = state.limiter.peek(&anonymous_key, anonymous_limit, 1);
+        if !d.allowed {
+            let mut res = ApiError::TooManyRequests {
+                retry_after: d.retry_after(now),
+                global: false,
+            }
+            .into_response();
+            rate_headers(&mut res, &d);
+            return res;
+        }
+    }
+    let caller = match authenticate(&state, &tenant, &host, &parts, &ip).await {
+        Ok(c) => c,
+        Err(e) => {
+            let d = if anonymous_limit > 0 {
+                state.limiter.hit(&anonymous_key, anonymous_limit, 1)
+            } else {
+                unlimited(now)
+            };
+            let mut res = e.into_response();
+            rate_headers(&mut res, &d);
+            return res;
+        }
+    };
     let tenant_decision = if limits.tenant_per_second > 0 {
         state
             .limiter
             .hit(&format!("me:t:{}", tenant.id), limits.tenant_per_second, 1)
     } else {
-        Decision {
-            allowed: true,
-            limit: u32::MAX,
-            remaining: u32::MAX,
-            reset: now + 1,
-        }
+        unlimited(now)
     };
     if !tenant_decision.allowed {
         let mut res = ApiError::TooManyRequests {
@@ -101,14 +140,6 @@ pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) ->
         rate_headers(&mut res, &tenant_decision);
         return res;
     }
-    let caller = match authenticate(&state, &tenant, &host, &parts).await {
-        Ok(c) => c,
-        Err(e) => {
-            let mut res = e.into_response();
-            rate_headers(&mut res, &tenant_decision);
-            return res;
-        }
-    };
     let user_decision = (limits.user_per_minute > 0).then(|| {
         state.limiter.hit(
             &format!("me:u:{}:{}", tenant.id, caller.user_id),
@@ -137,6 +168,7 @@ async fn authenticate(
     tenant: &Arc<Tenant>,
     host: &str,
     parts: &Parts,
+    ip: &str,
 ) -> Result<Caller, ApiError> {
     let (scheme, token) = token_of(&parts.headers)?;
     let at = match tokens::verify_access_token(state, tenant, host, token).await {
@@ -197,9 +229,6 @@ async fn authenticate(
         }
         Err(e) => return Err(e.into()),
     }
-    let ip = crate::http::client_ip(state, parts)
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
     Ok(Caller {
         tenant: tenant.clone(),
         host: host.to_string(),
@@ -217,7 +246,7 @@ async fn authenticate(
             .and_then(grant_of_jti)
             .map(String::from),
         scopes: at.scopes,
-        ip,
+        ip: ip.to_string(),
         user_agent: user_agent(&parts.headers),
         languages: crate::http::accept_languages(&parts.headers),
     })

@@ -76,6 +76,7 @@ pub async fn authorize(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     query: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
 ) -> Response {
     let Ok(Query(q)) = query else {
@@ -119,7 +120,7 @@ pub async fn authorize(
     };
     let back = Back::new(&redirect_uri, mode, q.state.as_deref());
     match validate(&tenant, &host, &q, redirect_uri.clone(), mode) {
-        Ok(req) => start(&state, &tenant, &host, req, &headers, &back).await,
+        Ok(req) => start(&state, &tenant, &host, req, &headers, &ip, &back).await,
         Err((error, description)) => back.error(&state, error, &description),
     }
 }
@@ -297,6 +298,7 @@ async fn start(
     host: &str,
     req: AuthorizeRequest,
     headers: &HeaderMap,
+    ip: &str,
     back: &Back,
 ) -> Response {
     let now = state.clock.now();
@@ -371,6 +373,15 @@ async fn start(
     if req.prompt_none {
         return back.error(state, "login_required", "Login required");
     }
+    if let Err(seconds) = anonymous_transaction(state, tenant, ip) {
+        return retry_page(
+            state,
+            tenant,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login pages were opened from your network. Please try again in a moment.",
+            seconds,
+        );
+    }
     let tx = match new_transaction(state, tenant, &req).await {
         Ok(tx) => tx,
         Err(res) => return res,
@@ -386,6 +397,28 @@ async fn start(
     );
     frame_guard(&mut res);
     res
+}
+
+/// Whether `ip` may have one more login transaction stored without being
+/// signed in (the `login-transaction` stage of Suspicious IP Throttling):
+/// the seconds to wait if not. Bounds what anonymous callers make the store
+/// hold; the sweep deletes what expires.
+fn anonymous_transaction(state: &AppState, tenant: &Tenant, ip: &str) -> Result<(), i64> {
+    let throttling = &tenant.config.tenant.suspicious_ip_throttling;
+    if !throttling.enabled {
+        return Ok(());
+    }
+    let stage = throttling.stage.login_transaction;
+    let d = state.limiter.take(
+        &format!("login-transaction:{}:{ip}", tenant.id),
+        stage.max_attempts,
+        u64::from(stage.rate),
+    );
+    if d.allowed {
+        return Ok(());
+    }
+    tracing::warn!(tenant = %tenant.name, %ip, "too many login transactions from one IP");
+    Err(d.retry_after(state.clock.now()))
 }
 
 /// A login transaction for `req`: the handle the hosted pages carry.

@@ -462,6 +462,7 @@ impl<'a> Validator<'a> {
         for (name, stage) in [
             ("pre-login", stages.pre_login),
             ("pre-login-tenant", stages.pre_login_tenant),
+            ("login-transaction", stages.login_transaction),
         ] {
             let path = format!("tenant.suspicious_ip_throttling.stage.{name}");
             self.in_range(

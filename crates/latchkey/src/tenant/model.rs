@@ -346,7 +346,9 @@ impl Default for BruteForceProtection {
 /// Auth0's Suspicious IP Throttling, in its Management API shape: each stage
 /// a bucket of `max_attempts`, one more granted every `rate` milliseconds.
 /// `pre-login` is Auth0's (failed password and client-secret attempts per
-/// IP); `pre-login-tenant` (the same, every IP together) is latchkey's.
+/// IP); `pre-login-tenant` (the same, every IP together) and
+/// `login-transaction` (login pages opened per IP by `GET /authorize`, each
+/// a stored login transaction) are latchkey's.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SuspiciousIpThrottling {
@@ -370,6 +372,8 @@ pub struct ThrottlingStages {
     pub pre_login: Throttle,
     #[serde(rename = "pre-login-tenant")]
     pub pre_login_tenant: Throttle,
+    #[serde(rename = "login-transaction")]
+    pub login_transaction: Throttle,
 }
 
 impl Default for ThrottlingStages {
@@ -384,6 +388,12 @@ impl Default for ThrottlingStages {
             pre_login_tenant: Throttle {
                 max_attempts: 2_000,
                 rate: 50,
+            },
+            // 300 at once, then one every 2 seconds per IP: with the
+            // 15 minutes a login page lives, at most 750 stored per IP.
+            login_transaction: Throttle {
+                max_attempts: 300,
+                rate: 2_000,
             },
         }
     }
@@ -447,8 +457,11 @@ keyword_enum! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MyAccountRateLimits {
+    /// Requests with a verified token, every user together.
     pub tenant_per_second: u32,
     pub user_per_minute: u32,
+    /// Requests without a verified token (none, or one refused), per IP.
+    pub anonymous_per_ip_per_second: u32,
 }
 
 impl Default for MyAccountRateLimits {
@@ -456,6 +469,7 @@ impl Default for MyAccountRateLimits {
         Self {
             tenant_per_second: 25,
             user_per_minute: 0,
+            anonymous_per_ip_per_second: 20,
         }
     }
 }

@@ -388,3 +388,129 @@ async fn every_password_attempt_costs_one_hash_whoever_it_names() {
         assert_eq!(hashes() - before, 1, "{username}: one verification");
     }
 }
+
+async fn me_from(
+    s: &TestServer,
+    client: &reqwest::Client,
+    token: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap) {
+    let mut req = client.get(s.url("/me/v1/factors"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    (res.status(), res.headers().clone())
+}
+
+#[tokio::test]
+async fn anonymous_requests_do_not_spend_the_signed_in_users_budget() {
+    let s = TestServer::start().await;
+    let token = s.me_token(ME_SCOPES).await;
+    let flooder = client_from(&s, 8);
+    // Without a token, with a forged one: the IP's 20 a second, then 429.
+    let mut refused = 0;
+    for i in 0..200 {
+        let forged = (i % 2 == 1).then_some("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+        let (status, headers) = me_from(&s, &flooder, forged).await;
+        match status {
+            StatusCode::UNAUTHORIZED => assert!(i < 20, "request {i} was not limited"),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(i >= 20);
+                assert_eq!(headers["retry-after"], "1");
+                assert_eq!(headers["x-ratelimit-limit"], "20");
+                assert!(
+                    headers.get("x-auth0-error-kind").is_none(),
+                    "not the tenant's"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(refused, 180);
+    // The signed-in user's budget is whole, in the same second.
+    let r = s.me("GET", "/factors", Some(&token), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-ratelimit-limit"), Some("25"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("24"));
+    // The flooding IP is refused before its tokens are looked at, good
+    // ones too, until its window ends: a flood of forged tokens costs no
+    // more than 20 signature checks a second.
+    let (status, _) = me_from(&s, &flooder, Some(&token)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another IP without a token has its own budget.
+    let (status, _) = me_from(&s, &client_from(&s, 9), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    s.clock.advance(1);
+    let (status, headers) = me_from(&s, &flooder, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["x-ratelimit-remaining"], "19");
+    let (status, headers) = me_from(&s, &flooder, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-ratelimit-limit"], "25");
+}
+
+#[tokio::test]
+async fn anonymous_login_pages_are_limited_per_ip_and_bound_what_is_stored() {
+    let s = TestServer::start().await;
+    let req = AuthRequest::new("openid");
+    let opener = client_from(&s, 11);
+    for i in 0..300 {
+        let res = opener.get(req.url(&s)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "page {i}");
+    }
+    let res = opener.get(req.url(&s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "2");
+    assert!(res.headers().get("set-cookie").is_none(), "nothing stored");
+    assert!(res.text().await.unwrap().contains("Too many login pages"));
+
+    // Another IP opens its page; a signed-in browser on the refused IP
+    // gets its code from the session, nothing stored.
+    let other = client_from(&s, 12);
+    let res = other.get(req.url(&s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let signed_in = client_from(&s, 11);
+    let res = other.get(req.url(&s)).send().await.unwrap();
+    let tx = hidden_input(&res.text().await.unwrap(), "tx").unwrap();
+    let res = other
+        .post(s.url("/login"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("latchkey_session="))
+        .unwrap();
+    let res = signed_in
+        .get(req.url(&s))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND, "single sign-on");
+
+    // One more page every two seconds.
+    s.clock.advance(2);
+    let res = opener.get(req.url(&s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = opener.get(req.url(&s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The store held what was allowed, and no more: 301 pages from the
+    // first IP, two from the other (one of which was used and deleted).
+    s.clock.advance(16 * 60);
+    let swept = latchkey::services::sweep::sweep_all(&s.state)
+        .await
+        .unwrap();
+    assert_eq!(swept.login_transactions, 302);
+}

@@ -394,10 +394,10 @@ async fn rate_limits_per_tenant_and_per_user() {
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.header("x-auth0-error-kind"), Some("global-rate-limit"));
     assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
-    // Even without a token, the tenant's limit answers first.
+    // A request without a token spends its IP's budget, not the tenant's.
     assert_eq!(
         s.me("GET", "/factors", None, None).await.status,
-        StatusCode::TOO_MANY_REQUESTS
+        StatusCode::UNAUTHORIZED
     );
     s.clock.advance(1);
     assert_eq!(
