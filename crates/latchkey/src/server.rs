@@ -189,7 +189,7 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
                 );
             }
             Arc::new(
-                SqliteStore::open(&path, opts.clock.clone())
+                SqliteStore::open_with(&path, opts.clock.clone(), &opts.sqlite)
                     .await
                     .map_err(schema_error)
                     .with_context(|| format!("opening the SQLite database {}", path.display()))?,
