@@ -66,6 +66,7 @@ pub async fn token(
             "This client must send a DPoP proof (require_proof_of_possession)".into(),
         ));
     }
+    let user_ip = relayed_ip(client, &headers)?.unwrap_or_else(|| ip.clone());
     let ctx = Ctx {
         state: &state,
         tenant: &tenant,
@@ -79,9 +80,9 @@ pub async fn token(
     let response = match grant_type.as_str() {
         "authorization_code" => ctx.authorization_code().await?,
         "refresh_token" => ctx.refresh_token().await?,
-        "password" => ctx.password(None, ctx.ip).await?,
+        "password" => ctx.password(None, &user_ip).await?,
         PASSWORD_REALM => {
-            ctx.password(Some(params.required("realm")?), ctx.ip)
+            ctx.password(Some(params.required("realm")?), &user_ip)
                 .await?
         }
         "client_credentials" => ctx.client_credentials().await?,
@@ -107,6 +108,37 @@ pub async fn token(
     res.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// The end user's IP that a confidential client relays in Auth0's
+/// `auth0-forwarded-for` header, when the client is trusted to
+/// (`token_endpoint_ip_header_trusted`) and has authenticated with its
+/// secret: brute-force protection and Suspicious IP Throttling of its
+/// password grants count that IP instead of the client's own. From any other
+/// client the header is ignored.
+fn relayed_ip(
+    client: &Client,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<String>, OAuthError> {
+    use crate::tenant::TokenEndpointAuthMethod;
+    if !client.token_endpoint_ip_header_trusted
+        || client.auth_method() == TokenEndpointAuthMethod::None
+    {
+        return Ok(None);
+    }
+    let mut values = headers.get_all("auth0-forwarded-for").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let ip = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .filter(|_| values.next().is_none())
+        .ok_or_else(|| {
+            OAuthError::InvalidRequest("auth0-forwarded-for must be one IP address".into())
+        })?;
+    Ok(Some(ip.to_canonical().to_string()))
 }
 
 /// The request's `DPoP` proof, checked for `POST /oauth/token` on this

@@ -578,6 +578,12 @@ impl<'a> Validator<'a> {
                 secret_path,
                 "a client with token_endpoint_auth_method none cannot have a client_secret",
             )?;
+            self.ensure(
+                !client.token_endpoint_ip_header_trusted,
+                format!("{path}.token_endpoint_ip_header_trusted"),
+                "only a client that authenticates with its client_secret may name its users' IP \
+                 (auth0-forwarded-for)",
+            )?;
         } else {
             self.ensure(
                 secret.is_some(),

@@ -663,6 +663,11 @@ pub struct Client {
     /// tokens).
     #[serde(default)]
     pub require_proof_of_possession: bool,
+    /// Auth0's "Trust Token Endpoint IP Header": this confidential client
+    /// (a backend relaying its users' logins) names the user's IP in the
+    /// `auth0-forwarded-for` header of its password grants.
+    #[serde(default)]
+    pub token_endpoint_ip_header_trusted: bool,
 }
 
 impl Client {

@@ -514,3 +514,122 @@ async fn anonymous_login_pages_are_limited_per_ip_and_bound_what_is_stored() {
         .unwrap();
     assert_eq!(swept.login_transactions, 302);
 }
+
+/// The acme tenant with a backend trusted to name its users' IP, one that
+/// is not, and at most 20 failed attempts per IP.
+fn relaying(port: u16) -> String {
+    let file = acme(port).replacen(
+        "tenant: { name: acme,",
+        "tenant: { suspicious_ip_throttling: { stage: { pre-login: { max_attempts: 20, rate: 864000 } } },\n          name: acme,",
+        1,
+    );
+    file.replacen(
+        "client_grants:\n",
+        "  - { client_id: relay, app_type: regular_web, client_secret: relay-secret-value,\n      \
+         token_endpoint_ip_header_trusted: true, grant_types: [password] }\n  \
+         - { client_id: untrusted, app_type: regular_web, client_secret: untrusted-secret-value,\n      \
+         grant_types: [password] }\nclient_grants:\n",
+        1,
+    )
+}
+
+async fn relayed(
+    s: &TestServer,
+    client: (&str, &str),
+    user_ip: Option<&str>,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Value) {
+    let mut req = s.http().post(s.url("/oauth/token")).form(&[
+        ("grant_type", "password"),
+        ("client_id", client.0),
+        ("client_secret", client.1),
+        ("username", username),
+        ("password", password),
+    ]);
+    if let Some(ip) = user_ip {
+        req = req.header("auth0-forwarded-for", ip);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_trusted_backend_names_its_users_ip_with_auth0_forwarded_for() {
+    let s = TestServer::with_tenants(&[relaying]).await;
+    let relay = ("relay", "relay-secret-value");
+    let untrusted = ("untrusted", "untrusted-secret-value");
+    // Ten wrong passwords from one user's IP block Alice there only.
+    for _ in 0..10 {
+        let (status, body) = relayed(&s, relay, Some("203.0.113.7"), ALICE, "wrong").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, body) = relayed(&s, relay, Some("203.0.113.7"), ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "too_many_attempts");
+    for other in [Some("203.0.113.8"), Some("2001:db8::8"), None] {
+        let (status, body) = relayed(&s, relay, other, ALICE, ALICE_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{other:?}: {body}");
+    }
+    // From a client not trusted to, or a public one, the header is ignored:
+    // the block is not theirs (it is 203.0.113.7's).
+    let (status, body) = relayed(&s, untrusted, Some("203.0.113.7"), ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = s
+        .http()
+        .post(s.url("/oauth/token"))
+        .header("auth0-forwarded-for", "203.0.113.7")
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Suspicious IP Throttling counts the relayed IP too (20 here).
+    for i in 0..20 {
+        let (status, _) = relayed(
+            &s,
+            relay,
+            Some("198.51.100.9"),
+            &format!("nobody{i}@example.com"),
+            "x",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, body) = relayed(&s, relay, Some("198.51.100.9"), ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error_description"], SUSPICIOUS);
+    let (status, body) = relayed(&s, relay, Some("198.51.100.10"), ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The untrusted client's own IP (this machine's) still has its attempts.
+    let (status, body) = relayed(&s, untrusted, Some("198.51.100.9"), ALICE, ALICE_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Anything but one address is refused.
+    for bad in ["not-an-ip", "203.0.113.7, 203.0.113.8", ""] {
+        let (status, body) = relayed(&s, relay, Some(bad), ALICE, ALICE_PASSWORD).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+    }
+    // Only a client with a secret may be trusted to name IPs.
+    let public = acme(s.port).replacen(
+        "grant_types: [authorization_code, refresh_token, password,",
+        "token_endpoint_ip_header_trusted: true,\n      grant_types: [authorization_code, refresh_token, password,",
+        1,
+    );
+    let err = latchkey::tenant::apply::apply_text(&s.state, &public)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clients[0].token_endpoint_ip_header_trusted"),
+        "{err}"
+    );
+}
