@@ -7,114 +7,34 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::clock::SharedClock;
-use crate::crypto::password::PasswordHasherConfig;
-use crate::crypto::seal::Sealer;
-use crate::rng::SharedRng;
-use crate::services::keys::KeyService;
-use crate::store::Store;
-use crate::tenant::TenantCache;
+use crate::context::Core;
 
 pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub clock: SharedClock,
-    pub rng: SharedRng,
-    pub sealer: Arc<Sealer>,
-    pub tenants: TenantCache,
-    pub keys: KeyService,
-    pub passwords: PasswordHasherConfig,
-    /// A hash verified against when a user does not exist, to keep timing flat.
-    pub dummy_hash: String,
+    /// What the services work with.
+    pub core: Arc<Core>,
     pub templates: crate::login::Templates,
-    /// Request limits (My Account API) and code-sending throttles.
-    pub limiter: Arc<dyn crate::services::ratelimit::Limiter>,
-    /// Provider secrets named by tenant files.
-    pub secrets: crate::services::delivery::SharedSecrets,
-    /// Outgoing HTTP (SMS and voice providers).
-    pub http: reqwest::Client,
-    /// DPoP proof IDs seen (replay protection).
-    pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
-    /// Password hashing, one thread per core.
-    pub hashing: crate::crypto::hashing::HashingThreads,
     /// Reverse proxies whose forwarding headers name the client.
     pub trusted_proxies: crate::http::proxy::TrustedProxies,
 }
 
 pub type SharedState = Arc<AppState>;
 
-/// Password verifications that may wait for a hashing thread, per core,
-/// unless `--hash-queue` says otherwise: at about 20 ms a hash, the last
-/// waits some 600 ms.
-pub const HASHING_QUEUE_PER_CORE: usize = 32;
+/// Handlers reach the ports through the state (`state.store`, `state.clock`)
+/// and hand it to services as the `Core` they take.
+impl std::ops::Deref for AppState {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: SharedClock,
-        rng: SharedRng,
-        sealer: Arc<Sealer>,
-        passwords: PasswordHasherConfig,
-        secrets: crate::services::delivery::SharedSecrets,
-        hashing_queue: Option<usize>,
-    ) -> anyhow::Result<Self> {
-        let dummy_hash = passwords
-            .hash(&*rng, "latchkey-dummy-password")
-            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    pub fn new(core: Core) -> anyhow::Result<Self> {
         Ok(Self {
-            limiter: Arc::new(crate::services::ratelimit::MemoryLimiter::new(
-                clock.clone(),
-            )),
-            replay: Arc::new(crate::services::dpop::MemoryReplayCache::new(clock.clone())),
-            hashing: crate::crypto::hashing::HashingThreads::start(
-                cores,
-                hashing_queue.unwrap_or(HASHING_QUEUE_PER_CORE * cores),
-            )?,
-            tenants: TenantCache::new(store.clone(), clock.clone(), 2),
-            keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
-            store,
-            clock,
-            rng,
-            sealer,
-            passwords,
-            dummy_hash,
+            core: Arc::new(core),
             templates: crate::login::Templates::new()?,
-            secrets,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .build()?,
             trusted_proxies: crate::http::proxy::TrustedProxies::default(),
         })
-    }
-
-    /// A fresh grant ID (the family of tokens from one authentication).
-    pub fn new_grant_id(&self) -> String {
-        use crate::rng::RngExt;
-        format!("g_{}", self.rng.alnum(22))
-    }
-
-    /// Argon2id off the async workers, on the hashing threads (one per core;
-    /// the rest wait their turn, as many as the queue holds). Refused at once
-    /// when the queue is full; never run when the caller goes away first.
-    pub async fn verify_password(
-        &self,
-        password: &str,
-        hash: &str,
-    ) -> Result<bool, crate::crypto::hashing::HashingError> {
-        let (p, h, cfg) = (password.to_string(), hash.to_string(), self.passwords);
-        self.hashing.run(move || cfg.verify(&p, &h)).await
-    }
-
-    /// Hashes a new password; waits its turn however long the queue is (a
-    /// caller with a token, or a tenant file being applied).
-    pub async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
-        let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
-        self.hashing
-            .run_unbounded(move || cfg.hash(&*rng, &p))
-            .await
-            .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
-            .map_err(|e| anyhow::anyhow!("hashing: {e}"))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod clock;
+pub mod context;
 pub mod crypto;
 pub mod http;
 pub mod login;

@@ -438,7 +438,7 @@ async fn serve(
     }
     if sweep_interval > 0 {
         tokio::spawn(latchkey::services::sweep::run(
-            state.clone(),
+            state.core.clone(),
             std::time::Duration::from_secs(sweep_interval),
         ));
     }

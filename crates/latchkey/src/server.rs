@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::app::AppState;
 use crate::clock::{SharedClock, SystemClock};
+use crate::context::Core;
 use crate::crypto::password::PasswordHasherConfig;
 use crate::crypto::seal::{SealError, Sealer};
 use crate::rng::{RngExt, SharedRng, SystemRng};
@@ -50,7 +51,7 @@ pub struct Options {
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
     pub trusted_proxies: crate::http::proxy::TrustedProxies,
     /// Password verifications that may wait for a hashing thread; by
-    /// default [`crate::app::HASHING_QUEUE_PER_CORE`] per core.
+    /// default [`crate::context::HASHING_QUEUE_PER_CORE`] per core.
     pub hashing_queue: Option<usize>,
 }
 
@@ -233,7 +234,7 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let mut state = AppState::new(
+    let mut state = AppState::new(Core::new(
         store,
         opts.clock,
         opts.rng,
@@ -241,7 +242,7 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         opts.passwords,
         opts.secrets,
         opts.hashing_queue,
-    )?;
+    )?)?;
     state.trusted_proxies = opts.trusted_proxies;
     Ok(Arc::new(state))
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::context::Core;
 use crate::rng::RngExt;
 use crate::store::AuditEvent;
 
@@ -21,7 +21,7 @@ pub struct Actor<'a> {
 
 /// Records an event. A failure to record is logged, never fatal to the
 /// request it describes.
-pub async fn record(state: &AppState, actor: &Actor<'_>, event_type: &str, details: Value) {
+pub async fn record(state: &Core, actor: &Actor<'_>, event_type: &str, details: Value) {
     let event = AuditEvent {
         id: format!("log_{}", state.rng.alnum(24)),
         event_type: event_type.to_string(),

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
-use crate::app::AppState;
 use crate::clock::{SharedClock, Timestamp};
+use crate::context::Core;
 use crate::crypto::dpop::{self, Expect, MAX_AGE, MAX_SKEW, Proof, ProofError};
 use crate::crypto::hash::constant_time_eq;
 use crate::tenant::{Tenant, issuer_for_host};
@@ -75,7 +75,7 @@ pub enum DpopError {
 }
 
 /// The nonce of `tenant` for the window holding `at`.
-fn nonce_at(state: &AppState, tenant: &Tenant, at: Timestamp) -> String {
+fn nonce_at(state: &Core, tenant: &Tenant, at: Timestamp) -> String {
     let window = at.div_euclid(NONCE_WINDOW);
     state
         .sealer
@@ -83,7 +83,7 @@ fn nonce_at(state: &AppState, tenant: &Tenant, at: Timestamp) -> String {
 }
 
 /// The nonce to hand out now (`DPoP-Nonce`).
-pub fn current_nonce(state: &AppState, tenant: &Tenant) -> String {
+pub fn current_nonce(state: &Core, tenant: &Tenant) -> String {
     nonce_at(state, tenant, state.clock.now())
 }
 
@@ -91,7 +91,7 @@ pub fn current_nonce(state: &AppState, tenant: &Tenant) -> String {
 /// `access_token` at resource servers): the proof, the tenant's nonce rule,
 /// and that its `jti` was not seen before.
 pub fn check(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     proof: &str,
     method: &str,
@@ -186,7 +186,7 @@ fn challenge(error: &'static str, detail: impl Into<String>) -> Challenge {
 /// scheme and a proof by that key for this request; an unbound one with
 /// the Bearer scheme.
 pub fn check_binding(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     request: &Request<'_>,
     scheme: Scheme,

@@ -5,7 +5,7 @@
 //! per IP and per tenant, whoever they were for; see [`attempt`].
 
 use super::email_address;
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::hashing::HashingError;
 use crate::services::ratelimit::Decision;
 use crate::store::{StoreError, UserRow};
@@ -38,7 +38,7 @@ pub enum LoginError {
 /// or [`Attempt::not_made`] when nothing was checked after all.
 #[must_use]
 pub struct Attempt<'a> {
-    state: &'a AppState,
+    state: &'a Core,
     /// The buckets taken from, with their rates.
     taken: Vec<(String, u64)>,
 }
@@ -68,7 +68,7 @@ impl Attempt<'_> {
 /// Takes an attempt for a credential presented from `ip`: refused with the
 /// seconds to wait when the IP's bucket (`pre-login`) or the tenant's
 /// (`pre-login-tenant`) is empty.
-pub fn attempt<'a>(state: &'a AppState, tenant: &Tenant, ip: &str) -> Result<Attempt<'a>, i64> {
+pub fn attempt<'a>(state: &'a Core, tenant: &Tenant, ip: &str) -> Result<Attempt<'a>, i64> {
     let throttling = &tenant.config.tenant.suspicious_ip_throttling;
     let mut attempt = Attempt {
         state,
@@ -110,7 +110,7 @@ pub struct PasswordLogin<'a> {
     pub ip: &'a str,
 }
 
-pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<UserRow, LoginError> {
+pub async fn authenticate(state: &Core, req: PasswordLogin<'_>) -> Result<UserRow, LoginError> {
     let attempt = attempt(state, req.tenant, req.ip).map_err(LoginError::Throttled)?;
     let outcome = check_password(state, &req).await;
     match &outcome {
@@ -124,7 +124,7 @@ pub async fn authenticate(state: &AppState, req: PasswordLogin<'_>) -> Result<Us
 }
 
 /// The password check itself, with brute-force protection per user and IP.
-async fn check_password(state: &AppState, req: &PasswordLogin<'_>) -> Result<UserRow, LoginError> {
+async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow, LoginError> {
     let connection = match req.realm {
         Some(r) => req
             .tenant
@@ -216,7 +216,7 @@ async fn check_password(state: &AppState, req: &PasswordLogin<'_>) -> Result<Use
 }
 
 /// A password against a hash on the hashing threads.
-async fn verify(state: &AppState, password: &str, hash: &str) -> Result<bool, LoginError> {
+async fn verify(state: &Core, password: &str, hash: &str) -> Result<bool, LoginError> {
     match state.verify_password(password, hash).await {
         Ok(ok) => Ok(ok),
         Err(HashingError::Busy) => Err(LoginError::Busy),

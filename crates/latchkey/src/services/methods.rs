@@ -4,8 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::app::AppState;
 use crate::clock::Timestamp;
+use crate::context::Core;
 use crate::store::{LoginMethods, MethodRow, Removal, StoreError, UserRow};
 use crate::tenant::FactorType;
 
@@ -144,7 +144,7 @@ fn password_method(user: &UserRow) -> Option<Method> {
     })
 }
 
-async fn user(state: &AppState, tenant_id: &str, user_id: &str) -> Result<UserRow, MethodError> {
+async fn user(state: &Core, tenant_id: &str, user_id: &str) -> Result<UserRow, MethodError> {
     state
         .store
         .user_by_id(tenant_id, user_id)
@@ -153,7 +153,7 @@ async fn user(state: &AppState, tenant_id: &str, user_id: &str) -> Result<UserRo
 }
 
 pub async fn list(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     filter: Option<FactorType>,
@@ -174,7 +174,7 @@ pub async fn list(
 }
 
 pub async fn get(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     id: &str,
@@ -196,7 +196,7 @@ pub async fn get(
 
 /// Renames a method, or sets a phone's preferred delivery.
 pub async fn update(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     id: &str,
@@ -266,7 +266,7 @@ pub fn is_primary(kind: FactorType) -> bool {
 /// atomic step as the delete, so two deletions racing for the last two ways
 /// to log in cannot both go through.
 pub async fn delete(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     id: &str,

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::email_address;
-use crate::app::AppState;
 use crate::clock::Timestamp;
+use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
 use crate::crypto::otp;
 use crate::rng::RngExt;
@@ -35,7 +35,7 @@ fn failures_key(tenant: &Tenant, user_id: &str) -> String {
 }
 
 /// Refuses answers from a user past [`USER_FAILURES`] (`Throttled`).
-fn check_user(state: &AppState, tenant: &Tenant, user_id: &str) -> Result<(), MfaError> {
+fn check_user(state: &Core, tenant: &Tenant, user_id: &str) -> Result<(), MfaError> {
     let d = state.limiter.peek(
         &failures_key(tenant, user_id),
         USER_FAILURES.0,
@@ -150,7 +150,7 @@ pub enum Need {
 /// which lets such a user through (MYACCOUNT.md 6.4).
 #[allow(clippy::too_many_arguments)]
 pub async fn need(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -181,7 +181,7 @@ pub const VERIFIED_EMAIL: &str = "email|verified";
 /// (MYACCOUNT.md 6.4: "no enrollable factor" is "no verified email and no
 /// enrolled factor").
 pub async fn factors_of(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<Vec<MethodRow>, StoreError> {
@@ -259,7 +259,7 @@ pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
 
 /// Starts the second step: stores the pending login, returns the token.
 pub async fn issue_token(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     client: &Client,
     user_id: &str,
@@ -287,7 +287,7 @@ pub async fn issue_token(
 /// The pending login an answer is for, whose user may still answer (not
 /// past the per-user limit on wrong answers).
 async fn answering(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
 ) -> Result<(EnrollmentRow, Pending), MfaError> {
@@ -299,7 +299,7 @@ async fn answering(
 /// A challenge stored for the `mfa_token` (an out-of-band code, a key
 /// ceremony), found by its own secret; anything else is a bad token.
 async fn ceremony(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     token: &str,
     user_id: &str,
@@ -322,7 +322,7 @@ async fn ceremony(
 /// The live pending login behind `token`, if `client` (when given) is the
 /// one it was issued to.
 pub async fn lookup(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     token: &str,
     client: Option<&Client>,
@@ -362,7 +362,7 @@ pub struct Answer<'a> {
 /// Writes `gd_auth_succeed`/`gd_auth_failed` (one-time codes) or
 /// `gd_recovery_succeed`/`gd_recovery_failed` (recovery codes).
 pub async fn audit(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
     user_id: &str,
@@ -393,7 +393,7 @@ pub async fn audit(
 }
 
 async fn wrong(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
     user_id: &str,
@@ -421,7 +421,7 @@ async fn wrong(
 /// Answers the challenge with a TOTP code. On success the token is consumed
 /// and the code's time step can never be used again.
 pub async fn verify_otp(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
     code: &str,
@@ -469,7 +469,7 @@ pub async fn verify_otp(
 /// is replaced by a new one (returned, to be shown once) in the same
 /// transaction that consumes the token.
 pub async fn verify_recovery_code(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
     code: &str,
@@ -603,7 +603,7 @@ pub enum Challenge {
 /// first of the accepted types, one-time codes first) and, for email and
 /// phone, sends a code.
 pub async fn challenge(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     client: &Client,
     token: &str,
@@ -677,7 +677,7 @@ const OOB_KIND: &str = "mfa-oob";
 /// Answers an out-of-band challenge with the code the user received
 /// (`binding_code`). Wrong codes count against the `mfa_token`.
 pub async fn verify_oob(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,
     oob_code: &str,
@@ -759,7 +759,7 @@ fn key_internal(e: impl std::fmt::Display) -> MfaError {
 /// `webauthn-platform`); the ceremony waits, tied to the `mfa_token`, under
 /// the returned session.
 pub async fn key_challenge(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -839,7 +839,7 @@ pub async fn key_challenge(
 /// failed signature counts against the `mfa_token`; the key's signature
 /// counter is kept, and one that goes backwards (a cloned key) is refused.
 pub async fn verify_key(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     answer: &Answer<'_>,
@@ -989,7 +989,7 @@ impl From<StoreError> for AssociateError {
 /// usable with the factor.
 #[allow(clippy::too_many_arguments)]
 pub async fn associate(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -1072,7 +1072,7 @@ pub async fn associate(
 /// a challenge. Returns the user, the pending login and the channel
 /// (`otp`, `sms`, `voice`, `email`).
 pub async fn confirm_association(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     answer: &Answer<'_>,

@@ -13,7 +13,7 @@ use webauthn_rs::prelude::{
 use super::email_address;
 use super::enrollment::{MAX_ATTEMPTS, TTL};
 use super::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError, UserRow};
@@ -105,11 +105,7 @@ fn public_key(v: Value) -> Result<Value, PasskeyError> {
         .ok_or_else(|| internal("options without publicKey"))
 }
 
-async fn save(
-    state: &AppState,
-    tenant: &Tenant,
-    row: EnrollmentRow,
-) -> Result<String, PasskeyError> {
+async fn save(state: &Core, tenant: &Tenant, row: EnrollmentRow) -> Result<String, PasskeyError> {
     let auth_session = state.rng.token(32);
     state
         .store
@@ -120,7 +116,7 @@ async fn save(
 
 /// `POST /passkey/register`: options to create a passkey for a new user.
 pub async fn register(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -230,7 +226,7 @@ pub async fn register(
 
 /// `POST /passkey/challenge`: options to log in with any passkey of the RP.
 pub async fn challenge(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -266,7 +262,7 @@ pub async fn challenge(
 /// The webauthn grant: verifies the answer to a challenge and returns the
 /// user it authenticates (created, for a sign-up).
 pub async fn finish(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -485,7 +481,7 @@ pub async fn finish(
 
 #[allow(clippy::too_many_arguments)]
 fn passkey_row(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     user_id: &str,
     passkey: &Passkey,

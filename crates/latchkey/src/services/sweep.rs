@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::tokens;
 use crate::store::{StoreError, Swept};
 use crate::tenant::Tenant;
@@ -23,7 +23,7 @@ use crate::tenant::Tenant;
 pub const CHUNK: i64 = 500;
 
 /// Sweeps one tenant as of the clock's `now`.
-pub async fn sweep_tenant(state: &AppState, tenant: &Tenant) -> Result<Swept, StoreError> {
+pub async fn sweep_tenant(state: &Core, tenant: &Tenant) -> Result<Swept, StoreError> {
     let store = &state.store;
     let now = state.clock.now();
     let grace = tokens::max_token_lifetime(tenant);
@@ -55,7 +55,7 @@ pub async fn sweep_tenant(state: &AppState, tenant: &Tenant) -> Result<Swept, St
 /// Sweeps every tenant; returns what was deleted in all of them. A tenant
 /// that fails does not keep the others from being swept: the first failure
 /// is returned once all have been tried.
-pub async fn sweep_all(state: &AppState) -> Result<Swept, StoreError> {
+pub async fn sweep_all(state: &Core) -> Result<Swept, StoreError> {
     let mut total = Swept::default();
     let mut failed = None;
     for row in state.store.list_tenants().await? {
@@ -94,7 +94,7 @@ pub async fn sweep_all(state: &AppState) -> Result<Swept, StoreError> {
 
 /// Sweeps now and then every `every`, for as long as the server runs. A
 /// failed pass is logged and tried again at the next tick.
-pub async fn run(state: std::sync::Arc<AppState>, every: Duration) {
+pub async fn run(state: std::sync::Arc<Core>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

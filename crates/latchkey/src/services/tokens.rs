@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::policy::Granted;
-use crate::app::AppState;
 use crate::clock::Timestamp;
+use crate::context::Core;
 use crate::crypto::hash::{half_hash_b64url, secret_digest};
 use crate::crypto::jws::SigningKey;
 use crate::rng::RngExt;
@@ -78,7 +78,7 @@ pub enum Refresh {
 /// A new refresh token for these tokens' grant, and the row to store under
 /// its digest.
 pub fn mint_refresh_token(
-    state: &AppState,
+    state: &Core,
     t: &UserTokens<'_>,
     now: Timestamp,
 ) -> (String, RefreshTokenRow) {
@@ -117,7 +117,7 @@ fn aud_claim(issuer: &str, granted: &Granted) -> Value {
     }
 }
 
-fn jti(state: &AppState, grant_id: &str) -> String {
+fn jti(state: &Core, grant_id: &str) -> String {
     // The grant ID is part of the token ID so a resource server can check
     // with one lookup whether the grant was revoked (code replay, family reuse).
     format!("{grant_id}.{}", state.rng.token(12))
@@ -140,7 +140,7 @@ pub fn minted_here(tenant: &Tenant, minted_on: Option<&str>, host: &str) -> bool
 }
 
 pub async fn issue_user_tokens(
-    state: &AppState,
+    state: &Core,
     t: UserTokens<'_>,
 ) -> Result<TokenResponse, TokenError> {
     let key = state.keys.signing_key(&t.tenant.id).await?;
@@ -151,7 +151,7 @@ pub async fn issue_user_tokens(
 /// spends a code or a refresh token loads it before spending, so that what
 /// remains after the spend cannot fail for want of the database.
 pub async fn sign_user_tokens(
-    state: &AppState,
+    state: &Core,
     key: &SigningKey,
     t: UserTokens<'_>,
 ) -> Result<TokenResponse, TokenError> {
@@ -272,7 +272,7 @@ fn token_type(dpop_jkt: Option<&str>) -> &'static str {
 
 /// A client-credentials access token.
 pub async fn issue_client_token(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
@@ -347,7 +347,7 @@ pub const LEEWAY: i64 = 30;
 /// Verifies an access token presented on `host`: signature by this tenant's
 /// keys, issuer of this host, expiry, and that its grant is not revoked.
 pub async fn verify_access_token(
-    state: &AppState,
+    state: &Core,
     tenant: &Tenant,
     host: &str,
     token: &str,

@@ -2,12 +2,10 @@
 //! twice changes nothing the second time. Users the file does not mention
 //! (signed up, or created through the API) are left alone.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value, json};
 
 use super::{TenantFile, User};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::rng::RngExt;
 use crate::store::{StoreError, UserRow};
 
@@ -87,7 +85,7 @@ fn seed_context(tenant_id: &str, user_id: &str) -> String {
 /// Account) stays. A user from before this record existed keeps their
 /// password and the file's value is recorded as applied.
 async fn password_of(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     u: &User,
@@ -120,7 +118,7 @@ async fn password_of(
     Ok((Some(hash), Some(seed)))
 }
 
-pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, ApplyError> {
+pub async fn apply(state: &Core, file: &TenantFile) -> Result<ApplyReport, ApplyError> {
     let store = &state.store;
     let now = state.clock.now();
     let name = &file.tenant.name;
@@ -270,7 +268,7 @@ pub async fn apply(state: &AppState, file: &TenantFile) -> Result<ApplyReport, A
 /// is written. Idempotent, so applying the file again repairs a run that
 /// stopped in between.
 async fn end_if_blocked(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user: &UserRow,
     now: crate::clock::Timestamp,
@@ -286,7 +284,7 @@ async fn end_if_blocked(
 
 /// Applies `file` and returns the report; the convenience used by the CLI
 /// and the server's start-up.
-pub async fn apply_text(state: &Arc<AppState>, text: &str) -> Result<ApplyReport, String> {
+pub async fn apply_text(state: &Core, text: &str) -> Result<ApplyReport, String> {
     let file = super::parse_tenant_file(text).map_err(|e| e.to_string())?;
     apply(state, &file).await.map_err(|e| e.to_string())
 }

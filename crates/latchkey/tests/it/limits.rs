@@ -281,7 +281,7 @@ async fn throttling_can_be_turned_off_and_is_checked_in_the_tenant_file() {
 /// releases them.
 async fn flood_the_hashing_queue(s: &TestServer) -> std::sync::mpsc::Sender<()> {
     let hashing_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let capacity = latchkey::app::HASHING_QUEUE_PER_CORE * hashing_threads;
+    let capacity = latchkey::context::HASHING_QUEUE_PER_CORE * hashing_threads;
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = Arc::new(std::sync::Mutex::new(released));
     let mut started = Vec::new();

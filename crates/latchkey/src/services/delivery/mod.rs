@@ -61,7 +61,7 @@ pub enum CodeChannel {
 /// Sends `code` to `to` by `channel` through the tenant's provider, worded
 /// in the caller's language for `purpose`.
 pub async fn send_code(
-    state: &crate::app::AppState,
+    state: &crate::context::Core,
     tenant: &crate::tenant::Tenant,
     languages: &[String],
     channel: CodeChannel,

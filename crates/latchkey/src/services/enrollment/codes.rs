@@ -4,7 +4,7 @@
 //! sending is throttled per destination and per user.
 
 use super::EnrollError;
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
 
 /// Codes one destination may be sent per window, and the window.
@@ -12,7 +12,7 @@ const PER_DESTINATION: (u32, i64) = (3, 300);
 /// Codes one user may have sent per window, and the window.
 const PER_USER: (u32, i64) = (10, 3600);
 
-pub(super) fn new_code(state: &AppState) -> String {
+pub(super) fn new_code(state: &Core) -> String {
     loop {
         let mut b = [0u8; 4];
         state.rng.fill(&mut b);
@@ -37,7 +37,7 @@ pub(super) fn code_matches(stored: &str, auth_session: &str, code: &str) -> bool
 
 /// Counts a send to `destination` for `user_id`; refuses past the limits.
 pub(super) fn throttle(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     destination: &str,

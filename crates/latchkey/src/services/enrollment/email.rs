@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
 use super::{EnrollError, Outcome, Who, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::delivery::messages::Purpose;
 use crate::services::delivery::{CodeChannel, send_code};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
@@ -29,7 +29,7 @@ pub fn valid_address(email: &str) -> bool {
 }
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     email: &str,
     auth_session: &str,
@@ -68,7 +68,7 @@ pub(super) async fn start(
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
     auth_session: &str,

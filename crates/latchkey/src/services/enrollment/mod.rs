@@ -22,7 +22,7 @@ mod webauthn_key;
 use serde_json::Value;
 
 use super::methods::{self, Method};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::store::{Completion, EnrollmentRow, Finish, StoreError};
@@ -48,7 +48,7 @@ fn too_many() -> EnrollError {
 /// Refuses to start an enrollment that would add a method past
 /// [`MAX_METHODS`] (a new password or recovery code that replaces the one
 /// the user has adds nothing). The store checks again when it completes.
-async fn check_room(state: &AppState, who: &Who<'_>, kind: FactorType) -> Result<(), EnrollError> {
+async fn check_room(state: &Core, who: &Who<'_>, kind: FactorType) -> Result<(), EnrollError> {
     let methods = match methods::list(state, &who.tenant.id, who.user_id, None).await {
         Ok(m) => m,
         // A user not there yet (or no more) has nothing to count.
@@ -206,7 +206,7 @@ pub(super) enum Outcome {
 /// The user enrolling, checked against the `connection` and
 /// `identity_user_id` the request names (each optional).
 pub(super) async fn identity_user(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
     identity_user_id: Option<String>,
@@ -246,14 +246,14 @@ pub fn recovery_code_digest(code: &str) -> String {
 }
 
 /// A fresh recovery code and its stored form.
-pub fn new_recovery_code(state: &AppState) -> (String, String) {
+pub fn new_recovery_code(state: &Core) -> (String, String) {
     let code = recovery_code::new_code(state);
     let digest = recovery_code::code_digest(&code);
     (code, digest)
 }
 
 /// A six-digit one-time code (email, SMS, voice).
-pub fn new_otp_code(state: &AppState) -> String {
+pub fn new_otp_code(state: &Core) -> String {
     codes::new_code(state)
 }
 
@@ -269,7 +269,7 @@ pub fn sent_code_matches(stored: &str, key: &str, code: &str) -> bool {
 
 /// Counts a code sent to `destination`; `Err(seconds)` past the limits.
 pub fn throttle_send(
-    state: &AppState,
+    state: &Core,
     tenant_id: &str,
     user_id: &str,
     destination: &str,
@@ -282,11 +282,11 @@ pub fn throttle_send(
 }
 
 /// A new method ID of the `<type>|dev_<16 chars>` form.
-pub fn new_method_id(state: &AppState, kind: FactorType) -> String {
+pub fn new_method_id(state: &Core, kind: FactorType) -> String {
     format!("{}|dev_{}", kind.as_str(), state.rng.alnum(16))
 }
 
-pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Started, EnrollError> {
+pub async fn start(state: &Core, who: &Who<'_>, req: Start) -> Result<Started, EnrollError> {
     let auth_session = state.rng.token(32);
     start_with_session(state, who, req, auth_session).await
 }
@@ -295,7 +295,7 @@ pub async fn start(state: &AppState, who: &Who<'_>, req: Start) -> Result<Starte
 /// again from a secret it holds, as the MFA API's association does from its
 /// `mfa_token`). It must carry at least 256 bits of the secret's entropy.
 pub async fn start_with_session(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     req: Start,
     auth_session: String,
@@ -369,7 +369,7 @@ pub async fn start_with_session(
 const NO_SESSION: &str = "The auth_session is invalid, has expired or was already used.";
 
 pub async fn verify(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     method_id: &str,
     auth_session: &str,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use webauthn_rs::prelude::{CredentialID, PasskeyRegistration, RegisterPublicKeyCredential};
 
 use super::{Challenge, EnrollError, Outcome, Who, identity_user, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
@@ -19,7 +19,7 @@ fn setup(e: impl std::fmt::Display) -> EnrollError {
 }
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
     identity_user_id: Option<String>,
@@ -77,7 +77,7 @@ pub(super) async fn start(
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
     response: &Value,

@@ -4,11 +4,11 @@
 use serde_json::{Value, json};
 
 use super::{Challenge, EnrollError, Outcome, Who};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::password_policy::{self, Candidate, Profile};
 use crate::store::{Completion, UserRow};
 
-async fn user(state: &AppState, who: &Who<'_>) -> Result<UserRow, EnrollError> {
+async fn user(state: &Core, who: &Who<'_>) -> Result<UserRow, EnrollError> {
     state
         .store
         .user_by_id(&who.tenant.id, who.user_id)
@@ -17,7 +17,7 @@ async fn user(state: &AppState, who: &Who<'_>) -> Result<UserRow, EnrollError> {
 }
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
     identity_user_id: Option<String>,
@@ -73,7 +73,7 @@ fn profile_values(user: &UserRow) -> Vec<(String, String)> {
 }
 
 pub(super) async fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     new_password: &str,
 ) -> Result<Outcome, EnrollError> {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
 use super::{EnrollError, Outcome, Who, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::delivery::messages::Purpose;
 use crate::services::delivery::{CodeChannel, send_code};
 use crate::services::phone::normalise;
@@ -13,7 +13,7 @@ use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     phone_number: &str,
     preferred: Option<&str>,
@@ -58,7 +58,7 @@ pub(super) async fn start(
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
     auth_session: &str,

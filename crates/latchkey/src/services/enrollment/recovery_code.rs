@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Challenge, EnrollError, Outcome, Who, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
@@ -12,7 +12,7 @@ use crate::tenant::FactorType;
 pub const LENGTH: usize = 24;
 
 /// 24 letters from A–Z: about 113 bits, without modulo bias.
-pub(super) fn new_code(state: &AppState) -> String {
+pub(super) fn new_code(state: &Core) -> String {
     let mut out = String::with_capacity(LENGTH);
     while out.len() < LENGTH {
         let mut b = [0u8; 32];
@@ -38,7 +38,7 @@ pub fn code_digest(code: &str) -> String {
     secret_digest(&normal)
 }
 
-pub(super) fn start(state: &AppState, _who: &Who<'_>) -> (String, Value, Challenge) {
+pub(super) fn start(state: &Core, _who: &Who<'_>) -> (String, Value, Challenge) {
     let code = new_code(state);
     (
         new_method_id(state, FactorType::RecoveryCode),
@@ -50,7 +50,7 @@ pub(super) fn start(state: &AppState, _who: &Who<'_>) -> (String, Value, Challen
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
 ) -> Result<Outcome, EnrollError> {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{Challenge, EnrollError, Outcome, Who, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::crypto::otp;
 use crate::rng::RngExt;
 use crate::store::{Completion, EnrollmentRow, MethodRow};
@@ -26,7 +26,7 @@ fn enc(s: &str) -> String {
 }
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
 ) -> Result<(String, Value, Challenge), EnrollError> {
     let user = state
@@ -66,7 +66,7 @@ pub(super) async fn start(
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
     code: &str,

@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::{Challenge, EnrollError, Outcome, Who, identity_user, new_method_id};
-use crate::app::AppState;
+use crate::context::Core;
 use crate::services::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
@@ -32,7 +32,7 @@ fn internal(e: impl std::fmt::Display) -> EnrollError {
 }
 
 pub(super) async fn start(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     kind: FactorType,
 ) -> Result<(String, Value, Challenge), EnrollError> {
@@ -106,7 +106,7 @@ pub(super) async fn start(
 }
 
 pub(super) fn finish(
-    state: &AppState,
+    state: &Core,
     who: &Who<'_>,
     kind: FactorType,
     enrollment: &EnrollmentRow,
