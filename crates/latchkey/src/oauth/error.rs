@@ -8,6 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::services::grants::{BadParameter, Bound, GrantError};
+use crate::services::login::LoginError;
+use crate::services::mfa::MfaError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OAuthError {
     InvalidRequest(String),
@@ -224,16 +228,17 @@ impl From<crate::services::tokens::TokenError> for OAuthError {
         match e {
             TokenError::Store(s) => s.into(),
             TokenError::Keys(k) => k.into(),
-            other => Self::internal(other),
+            e @ TokenError::Sign => Self::internal(e),
         }
     }
 }
 
 impl From<crate::services::keys::KeyError> for OAuthError {
     fn from(e: crate::services::keys::KeyError) -> Self {
+        use crate::services::keys::KeyError;
         match e {
-            crate::services::keys::KeyError::Store(s) => s.into(),
-            other => Self::internal(other),
+            KeyError::Store(s) => s.into(),
+            e @ (KeyError::Open(..) | KeyError::Generate | KeyError::Invalid) => Self::internal(e),
         }
     }
 }
@@ -244,5 +249,118 @@ impl From<crate::services::policy::PolicyError> for OAuthError {
             crate::services::policy::PolicyError::Denied(d) => Self::AccessDenied(d),
             crate::services::policy::PolicyError::Unauthorized(d) => Self::UnauthorizedClient(d),
         }
+    }
+}
+
+/// The wire form of a grant's refusal (`services::grants`): every case
+/// named, with the descriptions clients and tests read.
+impl From<GrantError> for OAuthError {
+    fn from(e: GrantError) -> Self {
+        let invalid_grant = |d: &str| Self::InvalidGrant(d.into());
+        match e {
+            GrantError::BadParameter(BadParameter(key)) => {
+                Self::InvalidRequest(format!("Parameter '{key}' must be a string"))
+            }
+            GrantError::NotAllowed(gt) => Self::UnauthorizedClient(format!(
+                "Grant type '{}' not allowed for the client.",
+                gt.as_str()
+            )),
+            GrantError::InvalidCode => invalid_grant("Invalid authorization code"),
+            GrantError::CodeFromAnotherHost => {
+                invalid_grant("The authorization code was issued on another host of the tenant")
+            }
+            GrantError::RedirectUriMismatch => invalid_grant(
+                "redirect_uri does not match the one used in the authorization request",
+            ),
+            GrantError::VerifierMismatch => invalid_grant("Failed to verify code verifier"),
+            GrantError::VerifierMissing => {
+                invalid_grant("Missing required parameter: code_verifier")
+            }
+            GrantError::VerifierUnexpected => invalid_grant(
+                "code_verifier given, but the authorization request had no code_challenge",
+            ),
+            GrantError::OtherDpopKey(what) => {
+                Self::InvalidDpopProof(format!("The {} is bound to another DPoP key", bound(what)))
+            }
+            GrantError::NoDpopProof(what) => Self::InvalidDpopProof(format!(
+                "The {} is bound to a DPoP key: send a proof by it",
+                bound(what)
+            )),
+            GrantError::InvalidRefreshToken => invalid_grant("Unknown or invalid refresh token."),
+            GrantError::RefreshFromAnotherHost => {
+                invalid_grant("The refresh token was issued on another host of the tenant")
+            }
+            GrantError::ScopeNotGranted(extra) => Self::InvalidScope(format!(
+                "The scope '{extra}' was not granted to this refresh token"
+            )),
+            GrantError::AudienceMismatch => {
+                Self::InvalidRequest("The refresh token was not issued for this audience".into())
+            }
+            GrantError::UserBlocked => invalid_grant("user is blocked"),
+            GrantError::UserGone => invalid_grant("The user no longer exists"),
+            GrantError::MfaRequired {
+                mfa_token,
+                requirements,
+            } => Self::MfaRequired {
+                mfa_token,
+                requirements,
+            },
+            GrantError::NoSecondFactor => Self::UnmetAuthenticationRequirements(
+                "The My Account API requires a second factor within the last \
+                 authentication window and the user has none; log in again."
+                    .into(),
+            ),
+            GrantError::Login(e) => match e {
+                LoginError::WrongCredentials => Self::InvalidUserPassword,
+                LoginError::TooManyAttempts => Self::TooManyAttempts,
+                LoginError::Throttled(seconds) => Self::Throttled(seconds),
+                LoginError::Busy => Self::Busy,
+                LoginError::Blocked => Self::UnauthorizedClient("user is blocked".into()),
+                LoginError::UnknownConnection(c) => {
+                    Self::InvalidRequest(format!("Unknown realm: {c}"))
+                }
+                LoginError::Store(s) => s.into(),
+            },
+            GrantError::Mfa(e) => mfa_error(e),
+            GrantError::Passkey(e) => e.into(),
+            GrantError::Policy(e) => e.into(),
+            GrantError::Token(e) => e.into(),
+            GrantError::Keys(e) => e.into(),
+            GrantError::Store(e) => e.into(),
+            GrantError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// What a DPoP-bound code or token is called in a refusal.
+fn bound(what: Bound) -> &'static str {
+    match what {
+        Bound::AuthorizationCode => "authorization code",
+        Bound::RefreshToken => "refresh token",
+    }
+}
+
+/// The wire form of a failed second factor (the MFA API's grants and
+/// endpoints).
+pub(super) fn mfa_error(e: MfaError) -> OAuthError {
+    match e {
+        MfaError::BadToken => {
+            OAuthError::InvalidGrant("Malformed, expired or already used mfa_token.".into())
+        }
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => {
+            OAuthError::InvalidGrant("Invalid otp_code or recovery code.".into())
+        }
+        MfaError::Wrong { .. } => OAuthError::InvalidGrant(
+            "Too many wrong answers: this mfa_token can no longer be used; log in again.".into(),
+        ),
+        MfaError::NoAuthenticator(kind) => {
+            OAuthError::InvalidGrant(format!("The user has no {kind} authenticator."))
+        }
+        MfaError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        MfaError::Delivery(m) => {
+            OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
+        }
+        MfaError::Store(s) => s.into(),
+        MfaError::Internal(m) => OAuthError::Internal(m),
     }
 }

@@ -72,7 +72,7 @@ pub async fn challenge(
         &languages,
     )
     .await
-    .map_err(super::token::mfa_error)?;
+    .map_err(super::error::mfa_error)?;
     let body = match started {
         mfa::Challenge::Otp => json!({ "challenge_type": "otp" }),
         mfa::Challenge::Oob { oob_code, .. } => json!({
@@ -147,7 +147,7 @@ pub async fn associate(
                     None => {
                         let (row, _) = mfa::lookup(&state, &tenant, token, Some(client))
                             .await
-                            .map_err(super::token::mfa_error)?;
+                            .map_err(super::error::mfa_error)?;
                         state
                             .store
                             .user_by_id(&tenant.id, &row.user_id)
@@ -178,7 +178,7 @@ pub async fn associate(
         Err(mfa::AssociateError::AlreadyEnrolled) => {
             return Err(OAuthError::AccessDenied("User is already enrolled.".into()));
         }
-        Err(mfa::AssociateError::Mfa(e)) => return Err(super::token::mfa_error(e)),
+        Err(mfa::AssociateError::Mfa(e)) => return Err(super::error::mfa_error(e)),
         Err(mfa::AssociateError::Enroll(e)) => return Err(enroll_error(e)),
     };
     let mut body = json!({ "authenticator_type": a.authenticator_type });

@@ -1,0 +1,128 @@
+//! The MFA API's grants: an `mfa_token` from `mfa_required` traded, with a
+//! one-time password, an out-of-band code or a recovery code, for the
+//! tokens the first factor asked for. A first factor enrolled through
+//! `/mfa/associate` is confirmed by its first answer here.
+
+use super::{GrantError, TokenRequest};
+use crate::context::Core;
+use crate::services::mfa::{self, Answer, Pending};
+use crate::services::tokens::TokenResponse;
+
+/// `grant_type=http://auth0.com/oauth/grant-type/mfa-otp`: a TOTP code.
+pub struct MfaOtp<'a> {
+    pub mfa_token: &'a str,
+    pub otp: &'a str,
+}
+
+/// `grant_type=http://auth0.com/oauth/grant-type/mfa-oob`: the code sent by
+/// email, SMS or voice call after `POST /mfa/challenge`, as `binding_code`.
+pub struct MfaOob<'a> {
+    pub mfa_token: &'a str,
+    pub oob_code: &'a str,
+    pub binding_code: &'a str,
+}
+
+/// `grant_type=http://auth0.com/oauth/grant-type/mfa-recovery-code`.
+pub struct MfaRecoveryCode<'a> {
+    pub mfa_token: &'a str,
+    pub recovery_code: &'a str,
+}
+
+fn answer<'a>(req: &TokenRequest<'a>, token: &'a str) -> Answer<'a> {
+    Answer {
+        client: req.client,
+        token,
+        ip: req.ip,
+        user_agent: req.user_agent,
+        via: "mfa_api",
+    }
+}
+
+pub(super) async fn otp(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    grant: &MfaOtp<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let answer = answer(req, grant.mfa_token);
+    let tenant = req.tenant;
+    if let Some((user_id, pending, _)) =
+        mfa::confirm_association(core, tenant, req.host, &answer, grant.otp, None).await?
+    {
+        mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
+        return after_second_factor(core, req, &user_id, pending, "otp", None).await;
+    }
+    let (user_id, pending) = mfa::verify_otp(core, tenant, &answer, grant.otp).await?;
+    mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
+    after_second_factor(core, req, &user_id, pending, "otp", None).await
+}
+
+pub(super) async fn oob(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    grant: &MfaOob<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let answer = answer(req, grant.mfa_token);
+    let tenant = req.tenant;
+    if let Some((user_id, pending, channel)) = mfa::confirm_association(
+        core,
+        tenant,
+        req.host,
+        &answer,
+        grant.binding_code,
+        Some(grant.oob_code),
+    )
+    .await?
+    {
+        mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
+        return after_second_factor(core, req, &user_id, pending, channel, None).await;
+    }
+    let (user_id, pending, channel) =
+        mfa::verify_oob(core, tenant, &answer, grant.oob_code, grant.binding_code).await?;
+    mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
+    after_second_factor(core, req, &user_id, pending, channel, None).await
+}
+
+/// The code is replaced, and the new one is in the response
+/// (`recovery_code`), to be shown once.
+pub(super) async fn recovery_code(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    grant: &MfaRecoveryCode<'_>,
+) -> Result<TokenResponse, GrantError> {
+    let answer = answer(req, grant.mfa_token);
+    let (user_id, pending, fresh) =
+        mfa::verify_recovery_code(core, req.tenant, &answer, grant.recovery_code).await?;
+    mfa::audit(core, req.tenant, &answer, &user_id, "recovery-code", None).await;
+    after_second_factor(core, req, &user_id, pending, "recovery-code", Some(fresh)).await
+}
+
+async fn after_second_factor(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    user_id: &str,
+    pending: Pending,
+    factor: &str,
+    recovery_code: Option<String>,
+) -> Result<TokenResponse, GrantError> {
+    let user = req.user(core, user_id).await?;
+    let granted = req.user_grant(&user, pending.audience.as_deref(), &pending.scope)?;
+    let mut amr = pending.amr.clone();
+    // RFC 8176 has no value for a recovery code: "mfa" alone says it.
+    let extra: &[&str] = match factor {
+        "otp" => &["mfa", "otp"],
+        "sms" => &["mfa", "sms"],
+        "voice" => &["mfa", "tel"],
+        _ => &["mfa"],
+    };
+    for m in extra {
+        if !amr.iter().any(|a| a == m) {
+            amr.push(m.to_string());
+        }
+    }
+    let now = core.clock.now();
+    let mut response = req
+        .new_grant_tokens(core, &user, &granted, now, &amr, Some(pending.gty.as_str()))
+        .await?;
+    response.recovery_code = recovery_code;
+    Ok(response)
+}

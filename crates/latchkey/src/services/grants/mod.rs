@@ -1,0 +1,333 @@
+//! The grants of the token endpoint: one module per grant (or family), each
+//! taking a [`TokenRequest`] (the authenticated client, where the request
+//! came from, the grant's own parameters, decoded) and answering tokens or
+//! a [`GrantError`]. The endpoint decodes and maps to its dialect; the
+//! protocol is here, and the store is reached from here only.
+
+mod authorization_code;
+mod client_credentials;
+mod mfa;
+mod password;
+mod refresh_token;
+mod webauthn;
+
+pub use authorization_code::{AuthorizationCode, CodeRequest};
+pub use client_credentials::ClientCredentials;
+pub use mfa::{MfaOob, MfaOtp, MfaRecoveryCode};
+pub use password::Password;
+pub use refresh_token::RefreshToken;
+pub use webauthn::Webauthn;
+
+use crate::clock::Timestamp;
+use crate::context::Core;
+use crate::crypto::hash::constant_time_eq;
+use crate::services::keys::KeyError;
+use crate::services::login::LoginError;
+use crate::services::mfa::MfaError;
+use crate::services::passkey_login::PasskeyError;
+use crate::services::policy::{self, Granted, PolicyError};
+use crate::services::tokens::{self, Refresh, TokenError, TokenResponse, UserTokens};
+use crate::store::{StoreError, UserRow};
+use crate::tenant::{Client, GrantType, Tenant};
+
+/// A token request whose client is authenticated, and the grant it makes.
+pub struct TokenRequest<'a> {
+    pub tenant: &'a Tenant,
+    /// The host the request came to: tokens carry its issuer.
+    pub host: &'a str,
+    pub client: &'a Client,
+    /// The caller's IP (the tenant log of second factors).
+    pub ip: &'a str,
+    /// The end user's IP, which brute-force protection and throttling of
+    /// passwords count: relayed by a trusted confidential client, else `ip`.
+    pub user_ip: &'a str,
+    pub user_agent: &'a str,
+    /// The thumbprint of the key a valid DPoP proof came with: tokens are
+    /// bound to it.
+    pub dpop_jkt: Option<&'a str>,
+    pub grant: Grant<'a>,
+}
+
+/// The grant types, each with its own parameters.
+pub enum Grant<'a> {
+    AuthorizationCode(AuthorizationCode<'a>),
+    RefreshToken(RefreshToken<'a>),
+    /// `password`, and `password-realm` with its realm.
+    Password(Password<'a>),
+    ClientCredentials(ClientCredentials<'a>),
+    /// The answer to a native passkey sign-up or login.
+    Webauthn(Webauthn<'a>),
+    MfaOtp(MfaOtp<'a>),
+    MfaOob(MfaOob<'a>),
+    MfaRecoveryCode(MfaRecoveryCode<'a>),
+}
+
+/// A parameter that came as something other than a string, named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadParameter(pub &'static str);
+
+/// A parameter decoded by the endpoint whose fault (not a string) the
+/// grant reports at the step that reads it: after the checks that have
+/// always come before it.
+pub type Later<T> = Result<T, BadParameter>;
+
+fn later<T: Clone>(param: &Later<T>) -> Result<T, GrantError> {
+    param.clone().map_err(GrantError::BadParameter)
+}
+
+/// What the bound DPoP key of a refused request was bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    AuthorizationCode,
+    RefreshToken,
+}
+
+/// Why a grant gives no tokens.
+#[derive(Debug)]
+pub enum GrantError {
+    BadParameter(BadParameter),
+    /// The client may not use this grant type.
+    NotAllowed(GrantType),
+    /// The code is unknown, used, expired or another client's.
+    InvalidCode,
+    CodeFromAnotherHost,
+    RedirectUriMismatch,
+    /// The PKCE verifier is malformed or does not match the challenge.
+    VerifierMismatch,
+    VerifierMissing,
+    /// A verifier for a code whose request had no challenge.
+    VerifierUnexpected,
+    /// The code or refresh token is bound to another DPoP key than the
+    /// request's proof.
+    OtherDpopKey(Bound),
+    /// The code or refresh token is bound to a DPoP key, and the request
+    /// came without a proof.
+    NoDpopProof(Bound),
+    /// The refresh token is unknown, rotated, expired or another client's.
+    InvalidRefreshToken,
+    RefreshFromAnotherHost,
+    /// A scope the refresh token was not granted.
+    ScopeNotGranted(String),
+    /// An audience the refresh token was not issued for.
+    AudienceMismatch,
+    UserBlocked,
+    UserGone,
+    /// A second factor is needed first: the app goes on with `mfa_token`.
+    MfaRequired {
+        mfa_token: String,
+        requirements: serde_json::Value,
+    },
+    /// The My Account API's Default Policy wants a second factor the user
+    /// does not have: the grant is revoked.
+    NoSecondFactor,
+    Login(LoginError),
+    Mfa(MfaError),
+    Passkey(PasskeyError),
+    Policy(PolicyError),
+    Token(TokenError),
+    Keys(KeyError),
+    Store(StoreError),
+    Internal(String),
+}
+
+impl GrantError {
+    /// Whether the request was refused on its merits, rather than left
+    /// undone by a failure of the server (database, keys, signing).
+    pub fn refused(&self) -> bool {
+        match self {
+            Self::Token(_)
+            | Self::Keys(_)
+            | Self::Store(_)
+            | Self::Internal(_)
+            | Self::Login(LoginError::Store(_) | LoginError::Busy)
+            | Self::Mfa(MfaError::Store(_) | MfaError::Internal(_))
+            | Self::Passkey(PasskeyError::Store(_) | PasskeyError::Internal(_)) => false,
+            Self::BadParameter(_)
+            | Self::NotAllowed(_)
+            | Self::InvalidCode
+            | Self::CodeFromAnotherHost
+            | Self::RedirectUriMismatch
+            | Self::VerifierMismatch
+            | Self::VerifierMissing
+            | Self::VerifierUnexpected
+            | Self::OtherDpopKey(_)
+            | Self::NoDpopProof(_)
+            | Self::InvalidRefreshToken
+            | Self::RefreshFromAnotherHost
+            | Self::ScopeNotGranted(_)
+            | Self::AudienceMismatch
+            | Self::UserBlocked
+            | Self::UserGone
+            | Self::MfaRequired { .. }
+            | Self::NoSecondFactor
+            | Self::Login(_)
+            | Self::Mfa(_)
+            | Self::Passkey(_)
+            | Self::Policy(_) => true,
+        }
+    }
+}
+
+impl From<StoreError> for GrantError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<TokenError> for GrantError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(e)
+    }
+}
+
+impl From<KeyError> for GrantError {
+    fn from(e: KeyError) -> Self {
+        Self::Keys(e)
+    }
+}
+
+impl From<PolicyError> for GrantError {
+    fn from(e: PolicyError) -> Self {
+        Self::Policy(e)
+    }
+}
+
+impl From<MfaError> for GrantError {
+    fn from(e: MfaError) -> Self {
+        Self::Mfa(e)
+    }
+}
+
+impl From<PasskeyError> for GrantError {
+    fn from(e: PasskeyError) -> Self {
+        Self::Passkey(e)
+    }
+}
+
+/// Tokens for the request's grant.
+pub async fn exchange(core: &Core, req: &TokenRequest<'_>) -> Result<TokenResponse, GrantError> {
+    match &req.grant {
+        Grant::AuthorizationCode(g) => authorization_code::exchange(core, req, g).await,
+        Grant::RefreshToken(g) => refresh_token::exchange(core, req, g).await,
+        Grant::Password(g) => password::exchange(core, req, g).await,
+        Grant::ClientCredentials(g) => client_credentials::exchange(core, req, g).await,
+        Grant::Webauthn(g) => webauthn::exchange(core, req, g).await,
+        Grant::MfaOtp(g) => mfa::otp(core, req, g).await,
+        Grant::MfaOob(g) => mfa::oob(core, req, g).await,
+        Grant::MfaRecoveryCode(g) => mfa::recovery_code(core, req, g).await,
+    }
+}
+
+/// Whether `client` may use grant type `gt`: checked before its parameters
+/// are read.
+pub fn allowed(client: &Client, gt: GrantType) -> Result<(), GrantError> {
+    if client.grant_types.contains(&gt) {
+        Ok(())
+    } else {
+        Err(GrantError::NotAllowed(gt))
+    }
+}
+
+impl TokenRequest<'_> {
+    /// A code or refresh token bound to a DPoP key (`bound`) is only usable
+    /// with a proof by that key.
+    fn proved_key(&self, bound: Option<&str>, what: Bound) -> Result<(), GrantError> {
+        let Some(bound) = bound else {
+            return Ok(());
+        };
+        match self.dpop_jkt {
+            Some(jkt) if constant_time_eq(jkt.as_bytes(), bound.as_bytes()) => Ok(()),
+            Some(_) => Err(GrantError::OtherDpopKey(what)),
+            None => Err(GrantError::NoDpopProof(what)),
+        }
+    }
+
+    /// The user a token is issued to: one that exists and is not blocked.
+    async fn user(&self, core: &Core, user_id: &str) -> Result<UserRow, GrantError> {
+        active_user(core.store.user_by_id(&self.tenant.id, user_id).await?)
+    }
+
+    /// What `user` is granted today for `audience` and `requested`.
+    fn user_grant(
+        &self,
+        user: &UserRow,
+        audience: Option<&str>,
+        requested: &[String],
+    ) -> Result<Granted, GrantError> {
+        let roles: Vec<String> = user
+            .profile
+            .get("roles")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let permissions = move |aud: &str| policy::role_permissions(self.tenant, &roles, aud);
+        Ok(policy::user_grant(
+            self.tenant,
+            self.host,
+            &self.client.client_id,
+            audience,
+            requested,
+            &permissions,
+        )?)
+    }
+
+    /// A new refresh token with `offline_access`, for a client that may use it.
+    fn new_refresh(&self, granted: &Granted) -> Refresh {
+        if granted.has("offline_access")
+            && self.client.grant_types.contains(&GrantType::RefreshToken)
+        {
+            Refresh::New
+        } else {
+            Refresh::None
+        }
+    }
+
+    /// A new grant for a user who just authenticated at `now`, and its tokens.
+    async fn new_grant_tokens(
+        &self,
+        core: &Core,
+        user: &UserRow,
+        granted: &Granted,
+        now: Timestamp,
+        amr: &[String],
+        gty: Option<&str>,
+    ) -> Result<TokenResponse, GrantError> {
+        let grant_id = core.new_grant_id();
+        core.store
+            .create_grant(
+                &self.tenant.id,
+                &grant_id,
+                &self.client.client_id,
+                Some(&user.user_id),
+                now,
+            )
+            .await?;
+        Ok(tokens::issue_user_tokens(
+            core,
+            UserTokens {
+                tenant: self.tenant,
+                host: self.host,
+                client: self.client,
+                user,
+                granted,
+                grant_id: &grant_id,
+                nonce: None,
+                auth_time: now,
+                amr,
+                gty,
+                refresh_expires_at: None,
+                refresh: self.new_refresh(granted),
+                dpop_jkt: self.dpop_jkt,
+            },
+        )
+        .await?)
+    }
+}
+
+/// The user a token is issued to: one that exists and is not blocked.
+fn active_user(found: Option<UserRow>) -> Result<UserRow, GrantError> {
+    match found {
+        Some(u) if !u.blocked => Ok(u),
+        Some(_) => Err(GrantError::UserBlocked),
+        None => Err(GrantError::UserGone),
+    }
+}
