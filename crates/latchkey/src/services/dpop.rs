@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::http::{HeaderMap, header};
+use http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
 use crate::clock::{SharedClock, Timestamp};
