@@ -20,10 +20,21 @@ impl Rng for SystemRng {
         use aws_lc_rs::rand::SecureRandom;
         // The system generator only fails when the OS has no entropy source,
         // in which case no secret can be produced safely at all.
-        if aws_lc_rs::rand::SystemRandom::new().fill(buf).is_err() {
+        if system_random().fill(buf).is_err() {
             std::process::abort();
         }
     }
+}
+
+/// The operating system's generator as aws-lc takes it, for the aws-lc calls
+/// that want one (RSA PKCS#1 v1.5 signing, which is deterministic and draws
+/// nothing from it). The one place it is constructed.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the system generator is made here and nowhere else"
+)]
+pub fn system_random() -> aws_lc_rs::rand::SystemRandom {
+    aws_lc_rs::rand::SystemRandom::new()
 }
 
 /// Helpers over any generator.

@@ -141,7 +141,7 @@ impl SigningKey {
         input.push('.');
         input.push_str(&b64_json(claims)?);
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let rng = crate::rng::system_random();
         self.pair
             .sign(
                 &signature::RSA_PKCS1_SHA256,
