@@ -210,6 +210,7 @@ say "starting ${bin} on 127.0.0.1:${port}"
 env -u LATCHKEY_MASTER_KEY -u LATCHKEY_MASTER_KEY_FILE RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
   LATCHKEY_ST_SMS_SECRET="${sms_secret}" \
   "${bin}" serve --listen "127.0.0.1:${port}" --data-dir "${tmp}/data" --tenant-file "${tmp}/tenant.yaml" \
+  --outbound-allow-loopback \
   >"${server_log}" 2>&1 &
 server_pid=$!
 

@@ -1,5 +1,5 @@
 //! What the services work with: the ports (store, clock, randomness, rate
-//! limits, replay cache, outbound HTTP, message delivery secrets), the
+//! limits, replay cache, outbound HTTP, message delivery), the
 //! tenant cache, signing keys and password hashing. It knows nothing of
 //! HTTP: the HTTP layer's state (`app::AppState`) holds a `Core` beside its
 //! own parts (page templates, trusted proxies).
@@ -26,14 +26,25 @@ pub struct Core {
     pub dummy_hash: String,
     /// Request limits (My Account API) and code-sending throttles.
     pub limiter: Arc<dyn crate::services::ratelimit::Limiter>,
-    /// Provider secrets named by tenant files.
-    pub secrets: crate::services::delivery::SharedSecrets,
-    /// Outgoing HTTP (SMS and voice providers).
-    pub http: reqwest::Client,
+    /// What reaches outside: outbound HTTP and message delivery.
+    pub outside: Outside,
     /// DPoP proof IDs seen (replay protection).
     pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
     /// Password hashing, one thread per core.
     pub hashing: crate::crypto::hashing::HashingThreads,
+}
+
+/// The ports to the outside world, implemented by the adapters the binary
+/// wires in.
+#[derive(Clone)]
+pub struct Outside {
+    /// Every outbound HTTP request, guarded ([`crate::outbound`]).
+    pub http: crate::outbound::SharedHttpClient,
+    /// The networks beyond the public internet the server lets requests
+    /// reach (widened per tenant by `outbound.allow_private_networks`).
+    pub access: crate::outbound::NetworkAccess,
+    /// Codes by email, SMS and voice.
+    pub delivery: crate::services::delivery::SharedDelivery,
 }
 
 /// Password verifications that may wait for a hashing thread, per core,
@@ -48,7 +59,7 @@ impl Core {
         rng: SharedRng,
         sealer: Arc<Sealer>,
         passwords: PasswordHasherConfig,
-        secrets: crate::services::delivery::SharedSecrets,
+        outside: Outside,
         hashing_queue: Option<usize>,
     ) -> anyhow::Result<Self> {
         let dummy_hash = passwords
@@ -72,11 +83,7 @@ impl Core {
             sealer,
             passwords,
             dummy_hash,
-            secrets,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .build()?,
+            outside,
         })
     }
 

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the map of this crate.
 
+pub mod adapters;
 pub mod app;
 pub mod clock;
 pub mod context;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod login;
 pub mod myaccount;
 pub mod oauth;
+pub mod outbound;
 pub mod rng;
 pub mod server;
 pub mod services;

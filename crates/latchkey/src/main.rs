@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use latchkey::adapters::delivery::messages::MessageTemplates;
 use latchkey::crypto::hash::sha256_b64url;
 use latchkey::rng::{RngExt, SystemRng};
 use latchkey::server::{self, Database, MasterKeySource, Options};
@@ -199,6 +200,8 @@ enum Command {
         #[arg(long, env = "LATCHKEY_HASH_QUEUE")]
         hash_queue: Option<usize>,
         #[command(flatten)]
+        outbound: OutboundFlags,
+        #[command(flatten)]
         edge: Edge,
         #[command(flatten)]
         storage: Storage,
@@ -290,6 +293,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tenant_file,
             sweep_interval,
             hash_queue,
+            outbound,
             edge,
             storage,
         } => {
@@ -298,6 +302,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 tenant_file,
                 sweep_interval,
                 hash_queue,
+                outbound,
                 edge,
                 storage,
             )
@@ -324,8 +329,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: TenantCommand::Apply { file, storage },
         } => {
             // The file is read and checked before the store is opened.
-            let parsed =
-                latchkey::tenant::file::read_tenant_file(&file).map_err(anyhow::Error::msg)?;
+            let parsed = latchkey::tenant::file::read_tenant_file(&file, &MessageTemplates)
+                .map_err(anyhow::Error::msg)?;
             let state = server::open(storage.options()?).await?;
             let report = apply::apply(&state, &parsed)
                 .await
@@ -403,11 +408,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Where latchkey's own requests (SMS and voice providers) may go beyond the
+/// public internet. Link-local and cloud metadata addresses never.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct OutboundFlags {
+    /// Let outbound requests reach private networks (10/8, 172.16/12,
+    /// 192.168/16, 100.64/10, fc00::/7) for every tenant; a tenant file can
+    /// allow them for its own tenant with `outbound.allow_private_networks`.
+    #[arg(long, env = "LATCHKEY_OUTBOUND_ALLOW_PRIVATE_NETWORKS")]
+    outbound_allow_private_networks: bool,
+    /// Let outbound requests reach loopback (127/8, ::1): for development
+    /// and tests, where providers are local receivers.
+    #[arg(long, env = "LATCHKEY_OUTBOUND_ALLOW_LOOPBACK")]
+    outbound_allow_loopback: bool,
+}
+
 async fn serve(
     listen: SocketAddr,
     tenant_file: Option<PathBuf>,
     sweep_interval: u64,
     hash_queue: Option<usize>,
+    outbound: OutboundFlags,
     edge: Edge,
     storage: Storage,
 ) -> anyhow::Result<()> {
@@ -415,6 +436,10 @@ async fn serve(
     let mut opts = storage.options()?;
     opts.trusted_proxies = edge.trusted_proxies.clone().unwrap_or_default();
     opts.hashing_queue = hash_queue;
+    opts.outbound = latchkey::outbound::NetworkAccess {
+        private_networks: outbound.outbound_allow_private_networks,
+        loopback: outbound.outbound_allow_loopback,
+    };
     // What can fail without touching the data directory comes first (the
     // address taken, a bad tenant file), so such a start leaves nothing.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -422,9 +447,10 @@ async fn serve(
         .with_context(|| format!("listening on {listen}"))?;
     let port = listener.local_addr()?.port();
     let parsed = match &tenant_file {
-        Some(file) => {
-            Some(latchkey::tenant::file::read_tenant_file(file).map_err(anyhow::Error::msg)?)
-        }
+        Some(file) => Some(
+            latchkey::tenant::file::read_tenant_file(file, &MessageTemplates)
+                .map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
     let state = server::open(opts).await?;
@@ -489,7 +515,7 @@ async fn development_tenant(state: &latchkey::app::AppState, port: u16) -> anyho
     if create || moved {
         let report = apply::apply(
             state,
-            &latchkey::tenant::parse_tenant_file(&dev::dev_tenant_yaml(port))?,
+            &latchkey::tenant::parse_tenant_file(&dev::dev_tenant_yaml(port), &MessageTemplates)?,
         )
         .await
         .map_err(|e| anyhow::anyhow!("preparing the development tenant: {e}"))?;

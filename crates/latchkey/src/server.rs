@@ -48,6 +48,10 @@ pub struct Options {
     pub rng: SharedRng,
     /// Where provider secrets come from (the environment by default).
     pub secrets: crate::services::delivery::SharedSecrets,
+    /// The networks beyond the public internet outbound requests may reach
+    /// (`--outbound-allow-private-networks`, `--outbound-allow-loopback`);
+    /// none by default.
+    pub outbound: crate::outbound::NetworkAccess,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
     pub trusted_proxies: crate::http::proxy::TrustedProxies,
     /// Password verifications that may wait for a hashing thread; by
@@ -66,6 +70,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             rng: Arc::new(SystemRng),
             secrets: Arc::new(crate::services::delivery::EnvSecrets),
+            outbound: crate::outbound::NetworkAccess::PUBLIC,
             trusted_proxies: crate::http::proxy::TrustedProxies::default(),
             hashing_queue: None,
         }
@@ -234,13 +239,25 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
+    let http: crate::outbound::SharedHttpClient =
+        Arc::new(crate::adapters::http_client::ReqwestClient::new()?);
+    let outside = crate::context::Outside {
+        delivery: Arc::new(crate::adapters::delivery::MessageDelivery::new(
+            opts.secrets,
+            http.clone(),
+            opts.clock.clone(),
+            opts.outbound,
+        )),
+        http,
+        access: opts.outbound,
+    };
     let mut state = AppState::new(Core::new(
         store,
         opts.clock,
         opts.rng,
         sealer,
         opts.passwords,
-        opts.secrets,
+        outside,
         opts.hashing_queue,
     )?)?;
     state.trusted_proxies = opts.trusted_proxies;

@@ -102,7 +102,7 @@ pub fn accept_languages(headers: &HeaderMap) -> Vec<String> {
     headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
-        .map(crate::services::delivery::messages::languages)
+        .map(crate::services::delivery::languages)
         .unwrap_or_default()
 }
 

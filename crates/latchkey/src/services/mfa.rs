@@ -642,7 +642,7 @@ pub async fn challenge(
     let oob_code = state.rng.alnum(32);
     let channel = oob_channel(method);
     let now = state.clock.now();
-    use crate::services::delivery::{CodeChannel, messages::Purpose, send_code};
+    use crate::services::delivery::{CodeChannel, Purpose, send_code};
     let by = match channel {
         "email" => CodeChannel::Email,
         "voice" => CodeChannel::Voice,

@@ -285,6 +285,7 @@ async fn end_if_blocked(
 /// Applies `file` and returns the report; the convenience used by the CLI
 /// and the server's start-up.
 pub async fn apply_text(state: &Core, text: &str) -> Result<ApplyReport, String> {
-    let file = super::parse_tenant_file(text).map_err(|e| e.to_string())?;
+    let file =
+        super::parse_tenant_file(text, &*state.outside.delivery).map_err(|e| e.to_string())?;
     apply(state, &file).await.map_err(|e| e.to_string())
 }

@@ -45,7 +45,11 @@ mod tests {
 
     #[test]
     fn dev_tenant_parses() {
-        let f = crate::tenant::parse_tenant_file(&dev_tenant_yaml(3000)).unwrap();
+        let f = crate::tenant::parse_tenant_file(
+            &dev_tenant_yaml(3000),
+            &crate::adapters::delivery::messages::MessageTemplates,
+        )
+        .unwrap();
         assert_eq!(f.tenant.domains[0], "localhost:3000");
         assert_eq!(f.users.len(), 1);
     }

@@ -123,6 +123,19 @@ pub struct TenantFile {
     /// DPoP (RFC 9449) settings.
     #[serde(default)]
     pub dpop: DpopSettings,
+    /// Where the tenant's outbound requests (its SMS provider) may go.
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+}
+
+/// The networks beyond the public internet the tenant's outbound requests
+/// may reach (see `outbound.rs`); loopback is the server's to allow.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7 (a provider on
+    /// the operator's own network). Link-local and metadata never.
+    pub allow_private_networks: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -22,6 +22,7 @@ mod me_passkeys;
 mod mfa_api;
 mod mfa_page;
 mod native_passkeys;
+mod outbound;
 mod refresh;
 mod session;
 mod sms_receiver;

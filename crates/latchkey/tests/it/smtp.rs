@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use latchkey::services::delivery::email::{EmailMessage, send_email};
+use latchkey::adapters::delivery::email::{EmailMessage, send_email};
 use latchkey::services::delivery::{DeliveryError, MapSecrets};
 use latchkey::tenant::model::{SmtpSecurity, SmtpSettings};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};

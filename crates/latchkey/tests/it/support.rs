@@ -188,6 +188,8 @@ impl TestServer {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         ));
+        // The SMS receivers of the tests listen on loopback.
+        opts.outbound.loopback = true;
         let postgres = match postgres_url() {
             Some(url) => {
                 let schema = fresh_schema(&url).await;

@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 use super::codes::{code_digest, code_matches, new_code, throttle};
 use super::{EnrollError, Outcome, Who, new_method_id};
 use crate::context::Core;
-use crate::services::delivery::messages::Purpose;
-use crate::services::delivery::{CodeChannel, send_code};
+use crate::services::delivery::{CodeChannel, Purpose, send_code};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 

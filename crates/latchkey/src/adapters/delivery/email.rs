@@ -20,7 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{DeliveryError, Secrets};
+use crate::services::delivery::{DeliveryError, Secrets};
 use crate::tenant::model::{SmtpSecurity, SmtpSettings};
 
 /// One message to one recipient, with a plain-text and an HTML rendering.

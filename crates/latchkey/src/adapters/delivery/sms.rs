@@ -1,17 +1,22 @@
 //! SMS and voice delivery through the tenant's provider: a Twilio-compatible
-//! REST API, or a signed JSON webhook the tenant operates itself.
+//! REST API, or a signed JSON webhook the tenant operates itself, both over
+//! the outbound HTTP port (so the provider's URL passes its guard).
 //!
 //! Every attempt is bounded by the provider's `timeout_seconds`, and every
-//! outcome other than a clear acceptance is an error: an unreachable provider,
-//! a refusal, or an answer that does not look like an accepted message.
+//! outcome other than a clear acceptance is an error: an unreachable or
+//! refused provider, a refusal, or an answer that does not look like an
+//! accepted message.
 
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
+use base64::Engine;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-use super::{DeliveryError, Secrets};
+use crate::outbound::{HttpClient, NetworkAccess, OutboundError, Request};
+use crate::services::delivery::{DeliveryError, Secrets};
 use crate::tenant::model::{SmsProvider, TwilioSettings, WebhookSettings};
 
 /// The header carrying the webhook signature: `t=<timestamp>,v1=<hex>`.
@@ -45,18 +50,28 @@ pub struct PhoneMessage {
     pub text: String,
 }
 
+/// How a provider is reached: the outbound HTTP port, and the networks the
+/// tenant's requests may reach.
+#[derive(Clone, Copy)]
+pub struct Outbound<'a> {
+    pub http: &'a dyn HttpClient,
+    pub access: NetworkAccess,
+}
+
 /// Sends through the tenant's provider, bounded by its `timeout_seconds`;
 /// never a silent success.
 pub async fn send(
     provider: &SmsProvider,
     message: &PhoneMessage,
     secrets: &dyn Secrets,
-    http: &reqwest::Client,
+    outbound: Outbound<'_>,
     now: i64,
 ) -> Result<(), DeliveryError> {
     match provider {
-        SmsProvider::Twilio(settings) => send_twilio(settings, message, secrets, http).await,
-        SmsProvider::Webhook(settings) => send_webhook(settings, message, secrets, http, now).await,
+        SmsProvider::Twilio(settings) => send_twilio(settings, message, secrets, outbound).await,
+        SmsProvider::Webhook(settings) => {
+            send_webhook(settings, message, secrets, outbound, now).await
+        }
     }
 }
 
@@ -92,7 +107,7 @@ async fn send_twilio(
     settings: &TwilioSettings,
     message: &PhoneMessage,
     secrets: &dyn Secrets,
-    http: &reqwest::Client,
+    outbound: Outbound<'_>,
 ) -> Result<(), DeliveryError> {
     let token = secret(secrets, &settings.auth_token_env, "Twilio auth token")?;
     if settings.account_sid.is_empty() {
@@ -118,20 +133,32 @@ async fn send_twilio(
         ("From", settings.from.as_str()),
         (content.0, content.1.as_str()),
     ];
-    let response = http
-        .post(&url)
-        .basic_auth(&settings.account_sid, Some(&token))
-        .form(&form)
-        .timeout(timeout(settings.timeout_seconds))
-        .send()
+    let mut request = Request::new(
+        http::Method::POST,
+        &url,
+        timeout(settings.timeout_seconds),
+        outbound.access,
+    );
+    let credentials = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{token}", settings.account_sid));
+    let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+        .map_err(|_| DeliveryError::Config("the Twilio credentials are not usable".into()))?;
+    authorization.set_sensitive(true);
+    request.headers.insert(AUTHORIZATION, authorization);
+    request.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    request.body = serde_urlencoded::to_string(form)
+        .map_err(|e| DeliveryError::Failed(format!("the Twilio form could not be built: {e}")))?
+        .into_bytes();
+    let response = outbound
+        .http
+        .send(request)
         .await
         .map_err(|e| unreachable("Twilio", &e))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable("Twilio", &e))?;
-    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let status = response.status;
+    let json: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
     if status.is_success() {
         let has_sid = json
             .as_ref()
@@ -185,7 +212,7 @@ async fn send_webhook(
     settings: &WebhookSettings,
     message: &PhoneMessage,
     secrets: &dyn Secrets,
-    http: &reqwest::Client,
+    outbound: Outbound<'_>,
     now: i64,
 ) -> Result<(), DeliveryError> {
     let key = secret(secrets, &settings.secret_env, "webhook signing secret")?;
@@ -200,16 +227,27 @@ async fn send_webhook(
         "t={now},v1={}",
         webhook_signature(key.as_bytes(), now, &body)
     );
-    let response = http
-        .post(&settings.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .body(body)
-        .timeout(timeout(settings.timeout_seconds))
-        .send()
+    let mut request = Request::new(
+        http::Method::POST,
+        &settings.url,
+        timeout(settings.timeout_seconds),
+        outbound.access,
+    );
+    request
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request.headers.insert(
+        SIGNATURE_HEADER,
+        HeaderValue::from_str(&signature)
+            .map_err(|_| DeliveryError::Failed("the webhook signature is not a header".into()))?,
+    );
+    request.body = body;
+    let response = outbound
+        .http
+        .send(request)
         .await
         .map_err(|e| unreachable("SMS webhook", &e))?;
-    let status = response.status();
+    let status = response.status;
     if status.is_success() {
         Ok(())
     } else {
@@ -222,15 +260,18 @@ async fn send_webhook(
 
 /// A transport failure, described without the URL (a webhook URL may carry
 /// a credential in its query).
-fn unreachable(provider: &str, error: &reqwest::Error) -> DeliveryError {
-    let why = if error.is_timeout() {
-        "it did not answer in time"
-    } else if error.is_connect() {
-        "the connection failed"
-    } else if error.is_builder() {
-        return DeliveryError::Config(format!("the {provider} URL is not usable"));
-    } else {
-        "the exchange was interrupted"
+fn unreachable(provider: &str, error: &OutboundError) -> DeliveryError {
+    let why = match error {
+        OutboundError::Timeout => "it did not answer in time",
+        OutboundError::Connect => "the connection failed",
+        OutboundError::InvalidUrl => {
+            return DeliveryError::Config(format!("the {provider} URL is not usable"));
+        }
+        OutboundError::Refused(why) => {
+            return DeliveryError::Config(format!("the {provider} URL is refused: {why}"));
+        }
+        OutboundError::TooLarge(_) => "its answer was too large",
+        OutboundError::Interrupted => "the exchange was interrupted",
     };
     DeliveryError::Failed(format!("the {provider} could not be reached: {why}"))
 }

@@ -1,10 +1,13 @@
-//! The wording of messages that carry codes: the tenant's templates for the
-//! caller's language (from `Accept-Language`), else the built-in English.
+//! The wording of messages that carry codes: the tenant's templates
+//! (minijinja) for the caller's language (from `Accept-Language`), else the
+//! built-in English; and the check of those templates' syntax.
 
 use minijinja::{Environment, context};
 
 use super::email::EmailMessage;
+use crate::services::delivery::Purpose;
 use crate::tenant::Tenant;
+use crate::tenant::file::TemplateSyntax;
 
 const EMAIL_SUBJECT: &str = "{{ code }} is your {{ tenant }} verification code";
 const EMAIL_TEXT: &str = "Your verification code is {{ code }}.\n\nEnter it to {% if purpose == \"login\" %}finish signing in to{% else %}add this email address to{% endif %} your \
@@ -18,29 +21,6 @@ const SMS: &str =
     "{{ code }} is your {{ tenant }} verification code. It expires in {{ minutes }} minutes.";
 const VOICE: &str =
     "Your {{ tenant }} verification code is {{ code_spoken }}. Again: {{ code_spoken }}.";
-
-/// Languages from an `Accept-Language` header, most preferred first.
-pub fn languages(accept_language: &str) -> Vec<String> {
-    let mut tagged: Vec<(f32, usize, String)> = accept_language
-        .split(',')
-        .take(20)
-        .enumerate()
-        .filter_map(|(i, part)| {
-            let mut pieces = part.trim().split(';');
-            let tag = pieces.next()?.trim();
-            if tag.is_empty() || tag == "*" || tag.len() > 35 {
-                return None;
-            }
-            let q = pieces
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            Some((q, i, tag.to_string()))
-        })
-        .collect();
-    tagged.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    tagged.into_iter().map(|(_, _, t)| t).collect()
-}
 
 /// The template for the first language the tenant has (exact tag, then its
 /// primary language).
@@ -61,12 +41,23 @@ fn pick<'a, T>(
     None
 }
 
-/// Why a code is sent: to confirm a new method, or to sign in with one.
-/// Templates see it as `purpose` (`enroll` or `login`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Enroll,
-    Login,
+/// Whether `source` compiles as a message template; the error says why not.
+/// Tenant files are checked with it when they are read.
+pub fn check_template(source: &str) -> Result<(), String> {
+    Environment::new()
+        .template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The syntax of message templates (minijinja), for tenant-file validation.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MessageTemplates;
+
+impl TemplateSyntax for MessageTemplates {
+    fn check(&self, source: &str) -> Result<(), String> {
+        check_template(source)
+    }
 }
 
 fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpose) -> String {
@@ -138,14 +129,29 @@ pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tenant::parse_tenant_file;
+
+    const TENANT: &str = "tenant: { name: acme, domains: [\"localhost:3917\"] }\n";
 
     #[test]
-    fn accept_language_in_preference_order() {
-        assert_eq!(
-            languages("fr-CH, fr;q=0.9, en;q=0.8, *;q=0.5"),
-            vec!["fr-CH", "fr", "en"]
+    fn tenant_files_with_templates_that_do_not_compile_are_refused() {
+        let error = parse_tenant_file(
+            &format!("{TENANT}messages: {{ code_sms: {{ fr: \"{{{{ code \" }} }}\n"),
+            &MessageTemplates,
+        )
+        .unwrap_err();
+        assert!(error.path.starts_with("messages.code_sms"), "{error}");
+        assert!(
+            error.message.starts_with("is not a valid template: "),
+            "{error}"
         );
-        assert_eq!(languages("en;q=0.2, de"), vec!["de", "en"]);
-        assert!(languages("").is_empty());
+        let file = parse_tenant_file(
+            &format!(
+                "{TENANT}messages: {{ code_sms: {{ fr: \"{{{{ code }}}} est votre code\" }} }}\n"
+            ),
+            &MessageTemplates,
+        )
+        .unwrap();
+        assert!(file.messages.code_sms.contains_key("fr"));
     }
 }
