@@ -49,6 +49,10 @@ fn form(user: u64) -> Vec<(&'static str, String)> {
 
 /// A client whose requests come from `127.0.0.{last}`, to the server at
 /// `base` (`http://localhost:PORT`: reached on `127.0.0.1`).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the load generator is a client of the server it measures, not latchkey's outbound HTTP"
+)]
 fn client_from(base: &str, last: u8) -> anyhow::Result<Client> {
     let port = url::Url::parse(base)?
         .port_or_known_default()

@@ -247,6 +247,10 @@ async fn main() -> anyhow::Result<()> {
     if connections == 0 || users < connections {
         bail!("USERS must be at least CONNECTIONS (at least 1): one login at a time per user");
     }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the load generator is a client of the server it measures, not latchkey's outbound HTTP"
+    )]
     let target = Arc::new(Target {
         http: Client::builder().timeout(Duration::from_secs(30)).build()?,
         base: base.trim_end_matches('/').to_string(),

@@ -80,6 +80,10 @@ impl Server {
 
     fn localhost(&self, path: &str) -> (reqwest::Client, String) {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test client of the server under test, not an outbound request of latchkey"
+        )]
         let c = reqwest::Client::builder()
             .resolve("localhost", addr)
             .build()

@@ -112,6 +112,10 @@ impl Node {
     fn client(&self, host: &str) -> (reqwest::Client, String) {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::HOST, host.parse().unwrap());
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test client of the server under test, not an outbound request of latchkey"
+        )]
         let c = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)

@@ -47,6 +47,10 @@ impl Hosts {
             .await
             .unwrap();
         let addr: SocketAddr = ([127, 0, 0, 1], s.port).into();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a test client of the server under test, not an outbound request of latchkey"
+        )]
         let custom = reqwest::Client::builder()
             .redirect(Policy::none())
             .resolve(CUSTOM, addr)

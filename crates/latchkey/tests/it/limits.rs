@@ -14,6 +14,10 @@ const SUSPICIOUS: &str = "We have detected suspicious login behavior and further
 
 /// A client whose requests come from `127.0.0.{last}` (any loopback address
 /// reaches the server on Linux).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test client of the server under test, not an outbound request of latchkey"
+)]
 fn client_from(s: &TestServer, last: u8) -> reqwest::Client {
     let addr: SocketAddr = ([127, 0, 0, 1], s.port).into();
     reqwest::Client::builder()

@@ -331,6 +331,10 @@ impl TestServer {
         format!("{}me/", self.issuer)
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test client of the server under test, not an outbound request of latchkey"
+    )]
     fn builder(&self) -> reqwest::ClientBuilder {
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         reqwest::Client::builder()
