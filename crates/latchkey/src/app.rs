@@ -12,7 +12,7 @@ use crate::context::Core;
 pub struct AppState {
     /// What the services work with.
     pub core: Arc<Core>,
-    pub templates: crate::login::Templates,
+    pub templates: crate::pages::Templates,
     /// Reverse proxies whose forwarding headers name the client.
     pub trusted_proxies: crate::http::proxy::TrustedProxies,
 }
@@ -32,7 +32,7 @@ impl AppState {
     pub fn new(core: Core) -> anyhow::Result<Self> {
         Ok(Self {
             core: Arc::new(core),
-            templates: crate::login::Templates::new()?,
+            templates: crate::pages::Templates::new()?,
             trusted_proxies: crate::http::proxy::TrustedProxies::default(),
         })
     }

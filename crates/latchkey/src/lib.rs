@@ -12,6 +12,7 @@ pub mod login;
 pub mod myaccount;
 pub mod oauth;
 pub mod outbound;
+pub mod pages;
 pub mod rng;
 pub mod server;
 pub mod services;

@@ -1,53 +1,42 @@
-//! Hosted pages: the login form and the pages that carry an authorization
-//! response back to the application. Server-rendered from minijinja
-//! templates; operators theme them per tenant (title, colour, logo) or
-//! replace the templates with their own files (`LATCHKEY_TEMPLATES_DIR`).
+//! The hosted login's handlers: the password and passkey sign-in of the
+//! login form (`submit.rs`), the steps between signing in and the code
+//! (`signed_in.rs`: a passkey offered, or on), and the second step's answers and enrollment
+//! (`mfa.rs`, `mfa_enroll.rs`). `/authorize` hands them a login
+//! transaction; they carry it through `services::login_flow` and, when it
+//! completes, answer in the request's response mode (`oauth::respond`). The
+//! pages themselves (templates, scripts, error pages) are `pages/`.
 
 mod mfa;
+mod mfa_enroll;
+mod signed_in;
 mod submit;
 
-pub use mfa::{FirstFactor, second_factor};
-
-use std::path::Path;
-
-use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use minijinja::value::Serde;
-use minijinja::{Environment, Value, context};
-use serde::Serialize;
+use axum::{Json, Router};
+use serde_json::{Value, json};
 
-use crate::app::SharedState;
+use crate::app::{AppState, SharedState};
+use crate::crypto::hash::constant_time_eq;
+use crate::http::cookies;
+use crate::oauth::respond;
+use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, PASSKEY_JS, script};
+use crate::services::authorize::{AuthorizeRequest, Reply};
+use crate::services::login_flow;
+use crate::store::UserRow;
 use crate::tenant::Tenant;
-
-const TEMPLATES: [(&str, &str); 8] = [
-    (
-        "add_passkey.html",
-        include_str!("templates/add_passkey.html"),
-    ),
-    ("base.html", include_str!("templates/base.html")),
-    ("login.html", include_str!("templates/login.html")),
-    ("mfa.html", include_str!("templates/mfa.html")),
-    ("error.html", include_str!("templates/error.html")),
-    ("logged_out.html", include_str!("templates/logged_out.html")),
-    ("form_post.html", include_str!("templates/form_post.html")),
-    (
-        "web_message.html",
-        include_str!("templates/web_message.html"),
-    ),
-];
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/login", post(submit::submit))
         .route("/login/passkey/challenge", post(submit::passkey_challenge))
-        .route("/login/continue", post(submit::continue_login))
+        .route("/login/continue", post(signed_in::continue_login))
         .route(
             "/login/passkey/create/challenge",
-            post(submit::create_challenge),
+            post(signed_in::create_challenge),
         )
-        .route("/login/passkey/create", post(submit::create_passkey))
+        .route("/login/passkey/create", post(signed_in::create_passkey))
         .route(
             "/login/add-passkey.js",
             get(|| async { script(ADD_PASSKEY_JS) }),
@@ -57,205 +46,92 @@ pub fn routes() -> Router<SharedState> {
         .route("/login/mfa/verify", post(mfa::verify))
         .route("/login/mfa/key/challenge", post(mfa::key_challenge))
         .route("/login/mfa/key", post(mfa::key))
-        .route("/login/mfa/enroll", post(mfa::enroll))
-        .route("/login/mfa/enroll/verify", post(mfa::enroll_verify))
+        .route("/login/mfa/enroll", post(mfa_enroll::enroll))
+        .route("/login/mfa/enroll/verify", post(mfa_enroll::enroll_verify))
         .route(
             "/login/mfa/enroll/key/challenge",
-            post(mfa::enroll_key_challenge),
+            post(mfa_enroll::enroll_key_challenge),
         )
         .route("/login/mfa.js", get(|| async { script(MFA_JS) }))
         .route("/login/passkey.js", get(|| async { script(PASSKEY_JS) }))
 }
 
-/// The pages' scripts, each after the WebAuthn helpers they share: the login
-/// page's passkey sign-in (button and autofill), progressive enrollment of a
-/// passkey, and the second step's WebAuthn keys (used and created).
-const PASSKEY_JS: &str = concat!(
-    include_str!("templates/webauthn.js"),
-    include_str!("templates/passkey.js")
-);
-const ADD_PASSKEY_JS: &str = concat!(
-    include_str!("templates/webauthn.js"),
-    include_str!("templates/add-passkey.js")
-);
-const MFA_JS: &str = concat!(
-    include_str!("templates/webauthn.js"),
-    include_str!("templates/mfa-key.js")
-);
-
-fn script(body: &'static str) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/javascript; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+/// The login transaction behind a form, if it belongs to this browser (the
+/// cookie set with the page: login CSRF) and is still alive.
+async fn transaction(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+) -> Result<AuthorizeRequest, Response> {
+    let bound = cookies::get(headers, cookies::TRANSACTION)
+        .is_some_and(|c| constant_time_eq(c.as_bytes(), tx.as_bytes()));
+    if !bound || tx.len() > 128 {
+        return Err(pages::expired(state, tenant));
+    }
+    login_flow::load(state, tenant, tx)
+        .await
+        .map_err(|e| pages::flow_error(state, tenant, e))
 }
 
-pub struct Templates {
-    env: Environment<'static>,
+/// A new session for `user` (the browser's old one, if any, ends): its
+/// cookie.
+async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<HeaderValue, Response> {
+    let old = cookies::get(headers, cookies::SESSION);
+    let (id, lifetime) = login_flow::open_session(state, tenant, old.as_deref(), user, amr)
+        .await
+        .map_err(|e| pages::store_error(state, tenant, e))?;
+    Ok(cookies::set(host, cookies::SESSION, &id, lifetime))
 }
 
-#[derive(Serialize)]
-struct Page {
-    title: String,
-    primary_color: String,
-    logo_url: Option<String>,
+/// The login is over: the transaction goes, the code (in the response mode)
+/// goes back to the app with the session's cookie, if a new one.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: i64,
+    amr: &[String],
+    session_cookie: Option<HeaderValue>,
+) -> Response {
+    let completed = login_flow::complete(state, tenant, host, tx, req, user, auth_time, amr).await;
+    let mut res = match completed {
+        Ok(Ok(issued)) => respond::issued(state, &Reply::to(req), &issued),
+        Ok(Err(e)) => pages::flow_error(state, tenant, e),
+        // The transaction stays: nothing was issued, no cookie is set.
+        Err(e) => return pages::store_error(state, tenant, e),
+    };
+    let h = res.headers_mut();
+    if let Some(c) = session_cookie {
+        h.append(header::SET_COOKIE, c);
+    }
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(host, cookies::TRANSACTION),
+    );
+    res
 }
 
-fn page(tenant: Option<&Tenant>) -> Page {
-    let lp = tenant.map(|t| &t.config.tenant.login_page);
-    Page {
-        title: lp
-            .and_then(|l| l.title.clone())
-            .or_else(|| tenant.and_then(|t| t.config.tenant.friendly_name.clone()))
-            .or_else(|| tenant.map(|t| t.name.clone()))
-            .unwrap_or_else(|| "latchkey".into()),
-        primary_color: lp
-            .and_then(|l| l.primary_color.clone())
-            .unwrap_or_else(|| "#4f46e5".into()),
-        logo_url: lp.and_then(|l| l.logo_url.clone()),
-    }
+/// A refusal for a page's script.
+fn json_refused(error: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
 }
 
-impl Templates {
-    /// The built-in templates, each replaced by a file of the same name in
-    /// `LATCHKEY_TEMPLATES_DIR` when that is set.
-    pub fn new() -> anyhow::Result<Self> {
-        let dir = std::env::var_os("LATCHKEY_TEMPLATES_DIR");
-        Self::with_overrides(dir.as_deref().map(Path::new))
-    }
-
-    pub fn with_overrides(dir: Option<&Path>) -> anyhow::Result<Self> {
-        let mut env = Environment::new();
-        for (name, builtin) in TEMPLATES {
-            let source = match dir.map(|d| d.join(name)) {
-                Some(p) if p.is_file() => std::fs::read_to_string(&p)?,
-                _ => builtin.to_string(),
-            };
-            env.add_template_owned(name, source)?;
-        }
-        Ok(Self { env })
-    }
-
-    fn render(&self, name: &str, ctx: minijinja::Value) -> String {
-        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => html,
-            Err(e) => {
-                tracing::error!(template = name, error = %e, "template failed to render");
-                "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
-            }
-        }
-    }
-
-    pub fn render_login(
-        &self,
-        tenant: &Tenant,
-        tx: &str,
-        username: &str,
-        error: Option<&str>,
-    ) -> String {
-        self.render(
-            "login.html",
-            context! {
-                page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
-                passkeys => tenant.config.factors.contains(&crate::tenant::FactorType::Passkey),
-            },
-        )
-    }
-
-    pub fn render_add_passkey(
-        &self,
-        tenant: &Tenant,
-        tx: &str,
-        email: &str,
-        error: Option<&str>,
-    ) -> String {
-        self.render(
-            "add_passkey.html",
-            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
-        )
-    }
-
-    /// A page of a login's second step; `view` says which (see mfa.html).
-    pub fn render_mfa(&self, tenant: &Tenant, view: &serde_json::Value) -> String {
-        self.render(
-            "mfa.html",
-            context! { page => Value::from(Serde(page(Some(tenant)))), view => Value::from(Serde(view)) },
-        )
-    }
-
-    pub fn render_error(&self, tenant: Option<&Tenant>, message: &str) -> String {
-        self.render(
-            "error.html",
-            context! { page => Value::from(Serde(page(tenant))), message },
-        )
-    }
-
-    pub fn render_logged_out(&self, tenant: &Tenant) -> String {
-        self.render(
-            "logged_out.html",
-            context! { page => Value::from(Serde(page(Some(tenant)))) },
-        )
-    }
-
-    pub fn render_form_post(&self, action: &str, params: &[(&str, String)]) -> String {
-        self.render(
-            "form_post.html",
-            context! { action, params => Value::from(Serde(params)) },
-        )
-    }
-
-    pub fn render_web_message(
-        &self,
-        origin: &str,
-        params: &[(&str, String)],
-        nonce: &str,
-    ) -> String {
-        let response: serde_json::Map<String, serde_json::Value> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
-            .collect();
-        self.render(
-            "web_message.html",
-            context! { origin, response => Value::from(Serde(&response)), nonce },
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn web_message_escapes_for_script_context() {
-        let t = Templates::with_overrides(None).unwrap();
-        let html = t.render_web_message(
-            "http://localhost:5173",
-            &[("state", "</script><script>alert(1)</script>".into())],
-            "n0nce",
-        );
-        assert!(!html.contains("</script><script>alert(1)"));
-        assert!(
-            html.contains("\"type\": \"authorization_response\"")
-                || html.contains("authorization_response")
-        );
-    }
-
-    #[test]
-    fn login_escapes_username() {
-        let t = Templates::with_overrides(None).unwrap();
-        let html = t.render("login.html", context! {
-            page => Value::from(Serde(page(None))), tx => "t", username => "\"><script>x</script>", error => None::<String>
-        });
-        assert!(!html.contains("<script>x</script>"));
-    }
+/// JSON for a page's script, never cached.
+fn json_no_store(body: Value) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }

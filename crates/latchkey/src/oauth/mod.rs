@@ -7,6 +7,7 @@ mod discovery;
 pub mod error;
 mod mfa;
 mod passkey;
+pub mod respond;
 mod session;
 pub mod token;
 pub mod wire;

@@ -10,8 +10,9 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::wire::{LogoutQuery, OAuthTenant, Params};
 use crate::app::SharedState;
-use crate::crypto::hash::secret_digest;
 use crate::http::cookies;
+use crate::services::login_flow;
+use crate::services::revocation::{self, Revocation};
 use crate::services::tokens::{self, AccessTokenError, profile_claims};
 use crate::tenant::issuer_for_host;
 
@@ -55,11 +56,8 @@ pub async fn userinfo(
             "The token is not valid for /userinfo (it needs the openid scope)".into(),
         ));
     }
-    let user = state
-        .store
-        .user_by_id(&tenant.id, &at.sub)
+    let user = login_flow::active_user(&state, &tenant, &at.sub)
         .await?
-        .filter(|u| !u.blocked)
         .ok_or_else(|| OAuthError::InvalidToken("The user no longer exists".into()))?;
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.user_id));
@@ -78,27 +76,12 @@ pub async fn revoke(
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let token = params.required("token")?;
-    if let Some((grant_id, client_id)) = state
-        .store
-        .refresh_token_grant(&tenant.id, &secret_digest(token))
-        .await?
-    {
-        if client_id != client.client_id {
-            return Err(OAuthError::InvalidRequest(
-                "The token was not issued to this client".into(),
-            ));
-        }
-        state
-            .store
-            .revoke_grant(
-                &tenant.id,
-                &grant_id,
-                "revoked by the client",
-                state.clock.now(),
-            )
-            .await?;
+    match revocation::revoke_refresh_token(&state, &tenant, token, &client.client_id).await? {
+        Revocation::Revoked | Revocation::Unknown => Ok(StatusCode::OK.into_response()),
+        Revocation::OtherClient => Err(OAuthError::InvalidRequest(
+            "The token was not issued to this client".into(),
+        )),
     }
-    Ok(StatusCode::OK.into_response())
 }
 
 /// Ends the login session and sends the browser to an allowed URL.
@@ -129,15 +112,10 @@ async fn end_session(
         );
         return (StatusCode::BAD_REQUEST, Html(html)).into_response();
     }
-    if let Some(raw) = cookies::get(headers, cookies::SESSION) {
-        let digest = secret_digest(&raw);
-        if let Err(e) = state
-            .store
-            .revoke_session(&tenant.id, &digest, state.clock.now())
-            .await
-        {
-            return super::authorize::store_error(state, tenant, e);
-        }
+    if let Some(raw) = cookies::get(headers, cookies::SESSION)
+        && let Err(e) = login_flow::end_session(state, tenant, &raw).await
+    {
+        return crate::pages::store_error(state, tenant, e);
     }
     let mut res = match return_to {
         Some(url) => {

@@ -18,9 +18,6 @@ use crate::services::passkey_login;
 use crate::services::policy::split_scope;
 use crate::tenant::{Client, GrantType, Tenant};
 
-/// Kept where `/authorize` has always found it.
-pub use crate::services::grants::CodeRequest;
-
 pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
 pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 pub const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";

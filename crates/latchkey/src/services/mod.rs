@@ -2,6 +2,7 @@
 //! ports, and know nothing of HTTP.
 
 pub mod audit;
+pub mod authorize;
 pub mod delivery;
 pub mod dpop;
 pub mod email_address;
@@ -9,6 +10,7 @@ pub mod enrollment;
 pub mod grants;
 pub mod keys;
 pub mod login;
+pub mod login_flow;
 pub mod methods;
 pub mod mfa;
 pub mod passkey_login;
@@ -16,6 +18,7 @@ pub mod password_policy;
 pub mod phone;
 pub mod policy;
 pub mod ratelimit;
+pub mod revocation;
 pub mod sweep;
 pub mod tokens;
 pub mod webauthn;

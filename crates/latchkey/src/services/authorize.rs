@@ -1,0 +1,446 @@
+//! The authorization request: validating it against the tenant and its
+//! client, and deciding what a browser's session makes of it — an error for
+//! the client, a code at once, a login, or the second factor the session
+//! lacks (step-up). The login transaction that carries a request through the
+//! hosted pages, and the code issued at the end, are `login_flow.rs`'s.
+
+use serde::{Deserialize, Serialize};
+
+use super::login_flow::{self, FlowError, Issued};
+use super::mfa::{self, Need};
+use super::policy::{self, split_scope};
+use crate::clock::Timestamp;
+use crate::context::Core;
+use crate::store::{SessionRow, UserRow};
+use crate::tenant::{GrantType, Tenant, TokenEndpointAuthMethod};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+    WebMessage,
+}
+
+/// A validated authorization request, kept in the login transaction while
+/// the user signs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub scope: Vec<String>,
+    pub audience: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt_login: bool,
+    pub prompt_none: bool,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// `acr_values` asked for the multi-factor policy.
+    #[serde(default)]
+    pub require_mfa: bool,
+    /// `dpop_jkt`: the code is bound to this DPoP key.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+}
+
+/// The parameters of an authorization request, as sent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Params<'a> {
+    pub response_type: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub code_challenge: Option<&'a str>,
+    pub code_challenge_method: Option<&'a str>,
+    pub prompt: Option<&'a str>,
+    pub max_age: Option<&'a str>,
+    pub login_hint: Option<&'a str>,
+    pub acr_values: Option<&'a str>,
+    pub dpop_jkt: Option<&'a str>,
+    pub response_mode: Option<&'a str>,
+}
+
+/// Where and how the answer goes back to the client.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub state: Option<String>,
+}
+
+impl Reply {
+    /// The answer to a request kept in a login transaction.
+    pub fn to(req: &AuthorizeRequest) -> Self {
+        Self {
+            redirect_uri: req.redirect_uri.clone(),
+            mode: req.response_mode,
+            state: req.state.clone(),
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug)]
+pub enum Invalid {
+    /// Before the redirect URI is known to be the client's: the browser is
+    /// told on a page, never redirected.
+    Page(&'static str),
+    /// Sent back to the client in the response mode.
+    Client {
+        reply: Reply,
+        error: &'static str,
+        description: String,
+    },
+}
+
+/// Validates a request: the client and its redirect URI first (errors are
+/// pages), then the rest (errors go back to the client). The request, and
+/// where its answer goes.
+pub fn validate(
+    tenant: &Tenant,
+    host: &str,
+    q: &Params<'_>,
+) -> Result<(AuthorizeRequest, Reply), Invalid> {
+    let Some(client) = q.client_id.and_then(|id| tenant.client(id)) else {
+        return Err(Invalid::Page("Unknown client."));
+    };
+    let redirect_uri = match q.redirect_uri {
+        Some(r) if client.callbacks.iter().any(|c| c == r) => r.to_string(),
+        None if client.callbacks.len() == 1 => client.callbacks[0].clone(),
+        _ => {
+            return Err(Invalid::Page(
+                "The redirect_uri is not registered for this application (its Allowed Callback URLs).",
+            ));
+        }
+    };
+    // From here on errors go back to the client.
+    let reply = |mode| Reply {
+        redirect_uri: redirect_uri.clone(),
+        mode,
+        state: q.state.map(str::to_string),
+    };
+    let mode = match q.response_mode {
+        None | Some("query") => ResponseMode::Query,
+        Some("fragment") => ResponseMode::Fragment,
+        Some("form_post") => ResponseMode::FormPost,
+        Some("web_message") => ResponseMode::WebMessage,
+        Some(_) => {
+            return Err(Invalid::Client {
+                reply: reply(ResponseMode::Query),
+                error: "invalid_request",
+                description: "Unsupported response_mode".into(),
+            });
+        }
+    };
+    match checked(tenant, host, q, redirect_uri.clone(), mode) {
+        Ok(req) => Ok((req, reply(mode))),
+        Err((error, description)) => Err(Invalid::Client {
+            reply: reply(mode),
+            error,
+            description,
+        }),
+    }
+}
+
+/// The parameters after the client and its redirect URI.
+fn checked(
+    tenant: &Tenant,
+    host: &str,
+    q: &Params<'_>,
+    redirect_uri: String,
+    response_mode: ResponseMode,
+) -> Result<AuthorizeRequest, (&'static str, String)> {
+    let client = q
+        .client_id
+        .and_then(|id| tenant.client(id))
+        .ok_or(("invalid_request", "Unknown client".to_string()))?;
+    match q.response_type {
+        Some("code") => {}
+        None => {
+            return Err((
+                "invalid_request",
+                "Missing required parameter: response_type".into(),
+            ));
+        }
+        Some(_) => {
+            return Err((
+                "unsupported_response_type",
+                "Only response_type=code is supported".into(),
+            ));
+        }
+    }
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err((
+            "unauthorized_client",
+            "Grant type 'authorization_code' not allowed for the client.".into(),
+        ));
+    }
+    let code_challenge = code_challenge(q.code_challenge, q.code_challenge_method)?;
+    if code_challenge.is_none() && client.auth_method() == TokenEndpointAuthMethod::None {
+        return Err((
+            "invalid_request",
+            "Public clients must use PKCE (code_challenge with S256)".into(),
+        ));
+    }
+    let prompts: Vec<&str> = q
+        .prompt
+        .unwrap_or("")
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .collect();
+    if prompts
+        .iter()
+        .any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account"))
+    {
+        return Err(("invalid_request", "Unsupported prompt value".into()));
+    }
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return Err((
+            "invalid_request",
+            "prompt=none cannot be combined with other values".into(),
+        ));
+    }
+    let max_age = match q.max_age {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or((
+            "invalid_request",
+            "max_age must be a non-negative integer".to_string(),
+        ))?),
+    };
+    let dpop_jkt = match q.dpop_jkt.filter(|j| !j.is_empty()) {
+        None => None,
+        Some(j) if j.len() == 43 && base64url(j) => Some(j.to_string()),
+        Some(_) => {
+            return Err((
+                "invalid_request",
+                "dpop_jkt must be a base64url SHA-256 JWK thumbprint".into(),
+            ));
+        }
+    };
+    let scope = split_scope(q.scope);
+    let audience = q.audience.filter(|a| !a.is_empty()).map(str::to_string);
+    // Refuse early what no user could be granted (unknown API, no client grant).
+    policy::user_grant(
+        tenant,
+        host,
+        &client.client_id,
+        audience.as_deref(),
+        &scope,
+        &|_| Vec::new(),
+    )
+    .map_err(|e| match e {
+        policy::PolicyError::Denied(d) => ("access_denied", d),
+        policy::PolicyError::Unauthorized(d) => ("unauthorized_client", d),
+    })?;
+    let bounded = |s: Option<&str>| s.map(|v| v.chars().take(2048).collect::<String>());
+    Ok(AuthorizeRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        response_mode,
+        state: bounded(q.state),
+        nonce: bounded(q.nonce),
+        scope,
+        audience,
+        code_challenge,
+        prompt_login: prompts.contains(&"login"),
+        prompt_none,
+        max_age,
+        login_hint: bounded(q.login_hint),
+        dpop_jkt,
+        require_mfa: q
+            .acr_values
+            .is_some_and(|v| v.split_whitespace().any(|a| a == mfa::MULTI_FACTOR)),
+    })
+}
+
+fn base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// PKCE: S256 only, a 43-character base64url digest.
+fn code_challenge(
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<Option<String>, (&'static str, String)> {
+    match (challenge, method) {
+        (Some(c), Some("S256")) => {
+            if c.len() != 43 || !base64url(c) {
+                return Err((
+                    "invalid_request",
+                    "code_challenge must be a base64url SHA-256 digest".into(),
+                ));
+            }
+            Ok(Some(c.to_string()))
+        }
+        (Some(_), _) => Err((
+            "invalid_request",
+            "code_challenge_method must be S256".into(),
+        )),
+        (None, Some(_)) => Err((
+            "invalid_request",
+            "code_challenge_method without code_challenge".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// What a validated request comes to with the browser's session.
+#[derive(Debug)]
+pub enum Decision {
+    /// An error for the client, in its response mode.
+    Refuse {
+        error: &'static str,
+        description: &'static str,
+    },
+    /// Signed in already: the code was issued (or refused at the last check).
+    Issued(Issued),
+    /// The user logs in on the hosted pages.
+    Login,
+    /// The session's first factor stands; the second step asks for what it
+    /// lacks.
+    StepUp(Box<StepUp>),
+}
+
+/// A step-up: the session's user, the first factor it established, and what
+/// the second step must get.
+#[derive(Debug)]
+pub struct StepUp {
+    pub user: UserRow,
+    pub amr: Vec<String>,
+    pub auth_time: Timestamp,
+    pub need: Need,
+}
+
+/// Decides a request given the browser's live session, if any (none is
+/// looked at under `prompt=login`).
+pub async fn decide(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    session: Option<SessionRow>,
+) -> Result<Decision, FlowError> {
+    let now = core.clock.now();
+    let session = if req.prompt_login { None } else { session };
+    let fresh = |s: &SessionRow| req.max_age.is_none_or(|m| now - s.auth_time <= m);
+    // The Default Policy: a session older than its window cannot give a My
+    // Account token silently; interactively, a user with a second factor is
+    // asked for it again, anyone else logs in again.
+    if let Some(s) = &session
+        && mfa::two_factor_window_passed(tenant, host, req.audience.as_deref(), s.auth_time, now)
+    {
+        if req.prompt_none {
+            return Ok(Decision::Refuse {
+                error: "unmet_authentication_requirements",
+                description: "The My Account API requires a recent second factor; log in again.",
+            });
+        }
+        if fresh(s)
+            && let Some(step_up) = window_step_up(core, tenant, s).await?
+        {
+            return Ok(Decision::StepUp(Box::new(step_up)));
+        }
+    } else if let Some(session) = session
+        && fresh(&session)
+        && let Some(user) = login_flow::active_user(core, tenant, &session.user_id).await?
+    {
+        return from_session(core, tenant, host, req, user, session).await;
+    }
+    if req.prompt_none {
+        return Ok(Decision::Refuse {
+            error: "login_required",
+            description: "Login required",
+        });
+    }
+    Ok(Decision::Login)
+}
+
+/// Past the Default Policy's window: the second factor again, for a user
+/// who has one.
+async fn window_step_up(
+    core: &Core,
+    tenant: &Tenant,
+    s: &SessionRow,
+) -> Result<Option<StepUp>, FlowError> {
+    let Some(user) = login_flow::active_user(core, tenant, &s.user_id).await? else {
+        return Ok(None);
+    };
+    let methods = mfa::factors_of(core, tenant, &user.user_id).await?;
+    if mfa::second_factors(&methods).is_empty() {
+        return Ok(None);
+    }
+    let amr = s
+        .amr
+        .iter()
+        .filter(|a| !mfa::is_second_factor_amr(a))
+        .cloned()
+        .collect();
+    Ok(Some(StepUp {
+        user,
+        amr,
+        auth_time: s.auth_time,
+        need: Need::Challenge,
+    }))
+}
+
+/// The browser's session is signed in already: the code at once, or (step
+/// up) the second factor this request needs first.
+async fn from_session(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    user: UserRow,
+    session: SessionRow,
+) -> Result<Decision, FlowError> {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return Err(FlowError::Internal(
+            "the client of a validated request is gone".into(),
+        ));
+    };
+    let need = mfa::need(
+        core,
+        tenant,
+        host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        &session.amr,
+        req.require_mfa,
+    )
+    .await?;
+    match need {
+        Need::Nothing => {
+            let issued = login_flow::issue_code(
+                core,
+                tenant,
+                host,
+                req,
+                &user,
+                session.auth_time,
+                &session.amr,
+            )
+            .await?;
+            Ok(Decision::Issued(issued))
+        }
+        _ if req.prompt_none => Ok(Decision::Refuse {
+            error: "login_required",
+            description: "Multifactor authentication required",
+        }),
+        need => Ok(Decision::StepUp(Box::new(StepUp {
+            user,
+            amr: session.amr,
+            auth_time: session.auth_time,
+            need,
+        }))),
+    }
+}

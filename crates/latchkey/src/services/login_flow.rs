@@ -1,0 +1,418 @@
+//! A login on the hosted pages, from the authorization request to its code:
+//! the stored login transaction (created by `/authorize`, loaded by every
+//! page, ended by the completion), the browser's login session, what follows
+//! the first factor, the second step's factors, and the completion that
+//! issues the code. The pages call in here; nothing here knows the pages.
+
+use super::authorize::AuthorizeRequest;
+use super::enrollment::{self, Challenge, Proof, Start, Who};
+use super::grants::CodeRequest;
+use super::mfa::{self, MfaError, Need, Pending};
+use crate::clock::Timestamp;
+use crate::context::Core;
+use crate::crypto::hash::secret_digest;
+use crate::rng::RngExt;
+use crate::store::{Completion, MethodRow, SessionRow, StoreError, UserRow};
+use crate::tenant::{Client, FactorType, Tenant};
+
+/// How long an authorization code lives.
+pub const CODE_TTL: i64 = 60;
+/// How long a login page stays usable.
+pub const LOGIN_TTL: i64 = 15 * 60;
+
+/// Why a step of the flow cannot go on.
+#[derive(Debug)]
+pub enum FlowError {
+    /// The transaction (or what it names) is gone: start again.
+    Expired,
+    Store(StoreError),
+    /// A failure we did not expect (logged, never shown).
+    Internal(String),
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The end of a login: the code, or (should a path have missed the second
+/// factor the request needs) an error for the client.
+#[derive(Debug)]
+pub enum Issued {
+    Code(String),
+    Refused {
+        error: &'static str,
+        description: &'static str,
+    },
+}
+
+/// The live login session under the session cookie's value, with its digest.
+pub async fn current_session(
+    core: &Core,
+    tenant: &Tenant,
+    cookie: Option<&str>,
+) -> Option<(String, SessionRow)> {
+    let digest = secret_digest(cookie?);
+    let idle = 3600 * i64::from(tenant.config.tenant.idle_session_lifetime_hours);
+    let s = core
+        .store
+        .session(&tenant.id, &digest, core.clock.now(), idle)
+        .await
+        .ok()??;
+    Some((digest, s))
+}
+
+/// A new session for `user` (the browser's old one, if any, ends): its ID
+/// and lifetime in seconds, for the cookie.
+pub async fn open_session(
+    core: &Core,
+    tenant: &Tenant,
+    old_cookie: Option<&str>,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<(String, i64), StoreError> {
+    let now = core.clock.now();
+    if let Some((old, _)) = current_session(core, tenant, old_cookie).await {
+        let _ = core.store.revoke_session(&tenant.id, &old, now).await;
+    }
+    let lifetime = 3600 * i64::from(tenant.config.tenant.session_lifetime_hours);
+    let session_id = core.rng.token(32);
+    let session = SessionRow {
+        user_id: user.user_id.clone(),
+        auth_time: now,
+        amr: amr.to_vec(),
+        expires_at: now + lifetime,
+    };
+    core.store
+        .create_session(&tenant.id, &secret_digest(&session_id), &session, now)
+        .await?;
+    Ok((session_id, lifetime))
+}
+
+/// The session under the cookie's value ends (logout).
+pub async fn end_session(core: &Core, tenant: &Tenant, cookie: &str) -> Result<(), StoreError> {
+    core.store
+        .revoke_session(&tenant.id, &secret_digest(cookie), core.clock.now())
+        .await
+}
+
+/// The user, unless gone or blocked.
+pub async fn active_user(
+    core: &Core,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Option<UserRow>, StoreError> {
+    Ok(core
+        .store
+        .user_by_id(&tenant.id, user_id)
+        .await?
+        .filter(|u| !u.blocked))
+}
+
+/// Whether `ip` may have one more login transaction stored without being
+/// signed in (the `login-transaction` stage of Suspicious IP Throttling):
+/// the seconds to wait if not. Bounds what anonymous callers make the store
+/// hold; the sweep deletes what expires.
+pub fn anonymous_transaction(core: &Core, tenant: &Tenant, ip: &str) -> Result<(), i64> {
+    let throttling = &tenant.config.tenant.suspicious_ip_throttling;
+    if !throttling.enabled {
+        return Ok(());
+    }
+    let stage = throttling.stage.login_transaction;
+    let d = core.limiter.take(
+        &format!("login-transaction:{}:{ip}", tenant.id),
+        stage.max_attempts,
+        u64::from(stage.rate),
+    );
+    if d.allowed {
+        return Ok(());
+    }
+    tracing::warn!(tenant = %tenant.name, %ip, "too many login transactions from one IP");
+    Err(d.retry_after(core.clock.now()))
+}
+
+/// A login transaction for `req`: the handle the hosted pages carry.
+pub async fn create(
+    core: &Core,
+    tenant: &Tenant,
+    req: &AuthorizeRequest,
+) -> Result<String, FlowError> {
+    let now = core.clock.now();
+    let tx = core.rng.token(32);
+    let json = serde_json::to_string(req)
+        .map_err(|_| FlowError::Internal("serialising the login transaction".into()))?;
+    core.store
+        .create_login_transaction(&tenant.id, &secret_digest(&tx), &json, now, now + LOGIN_TTL)
+        .await?;
+    Ok(tx)
+}
+
+/// The request of a live login transaction.
+pub async fn load(core: &Core, tenant: &Tenant, tx: &str) -> Result<AuthorizeRequest, FlowError> {
+    match core
+        .store
+        .login_transaction(&tenant.id, &secret_digest(tx), core.clock.now())
+        .await?
+    {
+        Some(json) => serde_json::from_str(&json).map_err(|e| FlowError::Internal(e.to_string())),
+        None => Err(FlowError::Expired),
+    }
+}
+
+/// What follows a password.
+#[derive(Debug)]
+pub enum Next {
+    /// The second step, for what the request needs.
+    SecondFactor(Need),
+    /// Signed in; a passkey is offered before the code.
+    OfferPasskey,
+    /// Signed in: on to the code.
+    Complete,
+}
+
+/// Decides what follows a password given for `req`.
+pub async fn after_first_factor(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<Next, FlowError> {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return Err(FlowError::Expired);
+    };
+    let need = mfa::need(
+        core,
+        tenant,
+        host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        amr,
+        req.require_mfa,
+    )
+    .await?;
+    if need != Need::Nothing {
+        return Ok(Next::SecondFactor(need));
+    }
+    if offer_passkey(core, tenant, user).await {
+        return Ok(Next::OfferPasskey);
+    }
+    Ok(Next::Complete)
+}
+
+/// Whether to offer this user a passkey after a password login.
+async fn offer_passkey(core: &Core, tenant: &Tenant, user: &UserRow) -> bool {
+    let passkeys = &tenant.config.tenant.passkeys;
+    if !passkeys.progressive_enrollment || !tenant.config.factors.contains(&FactorType::Passkey) {
+        return false;
+    }
+    match core.store.methods(&tenant.id, &user.user_id).await {
+        Ok(methods) => !methods
+            .iter()
+            .any(|m| m.method_type == FactorType::Passkey.as_str()),
+        Err(_) => false,
+    }
+}
+
+/// The second step begins: the `mfa_token` that holds the first factor
+/// until a second is given.
+pub async fn begin_second_step(
+    core: &Core,
+    tenant: &Tenant,
+    client: &Client,
+    req: &AuthorizeRequest,
+    user_id: &str,
+    amr: &[String],
+    auth_time: Timestamp,
+) -> Result<String, MfaError> {
+    let pending = Pending {
+        audience: req.audience.clone(),
+        scope: req.scope.clone(),
+        amr: amr.to_vec(),
+        auth_time,
+        gty: "authorization_code".into(),
+    };
+    mfa::issue_token(core, tenant, client, user_id, &pending).await
+}
+
+/// The user's second factors in the order the page offers them: codes the
+/// user has at hand first, the recovery code last.
+pub async fn second_factors(
+    core: &Core,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<MethodRow>, StoreError> {
+    let methods = mfa::factors_of(core, tenant, user_id).await?;
+    let mut factors: Vec<MethodRow> = mfa::second_factors(&methods).into_iter().cloned().collect();
+    factors.sort_by_key(rank);
+    Ok(factors)
+}
+
+fn rank(m: &MethodRow) -> u8 {
+    match m.method_type.as_str() {
+        "totp" => 0,
+        "webauthn-roaming" | "webauthn-platform" => 1,
+        "phone" => 2,
+        "email" => 3,
+        _ => 4,
+    }
+}
+
+/// A factor enrolled at login is the user's: the login's `mfa_token` is
+/// spent with it. False when it was spent already.
+pub async fn spend_mfa_token(
+    core: &Core,
+    tenant: &Tenant,
+    token: &str,
+) -> Result<bool, StoreError> {
+    core.store
+        .complete_enrollment(
+            &tenant.id,
+            &secret_digest(token),
+            &Completion::Consume,
+            core.clock.now(),
+        )
+        .await
+}
+
+/// A recovery code for a user who enrolled their first factor, when the
+/// tenant offers them: shown once, so a lost device does not lock them out.
+pub async fn first_recovery_code(
+    core: &Core,
+    tenant: &Tenant,
+    who: &Who<'_>,
+) -> Result<Option<String>, StoreError> {
+    if !tenant.config.factors.contains(&FactorType::RecoveryCode) {
+        return Ok(None);
+    }
+    let methods = core.store.methods(&tenant.id, who.user_id).await?;
+    if methods.iter().any(|m| m.method_type == "recovery-code") {
+        return Ok(None);
+    }
+    let started = match enrollment::start(core, who, Start::RecoveryCode).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no recovery code at login enrollment");
+            return Ok(None);
+        }
+    };
+    let Challenge::RecoveryCode { recovery_code } = started.challenge else {
+        return Ok(None);
+    };
+    match enrollment::verify(
+        core,
+        who,
+        &started.method_id,
+        &started.auth_session,
+        Proof::Session,
+    )
+    .await
+    {
+        Ok(_) => Ok(Some(recovery_code)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no recovery code at login enrollment");
+            Ok(None)
+        }
+    }
+}
+
+/// The login is over: the transaction goes, then the code is issued. The
+/// outer error: the transaction could not be ended, and nothing was issued.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: Timestamp,
+    amr: &[String],
+) -> Result<Result<Issued, FlowError>, StoreError> {
+    core.store
+        .delete_login_transaction(&tenant.id, &secret_digest(tx))
+        .await?;
+    Ok(issue_code(core, tenant, host, req, user, auth_time, amr).await)
+}
+
+/// Issues a code for an authenticated user: a new grant, and the code
+/// standing for the request under it.
+pub async fn issue_code(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: Timestamp,
+    amr: &[String],
+) -> Result<Issued, FlowError> {
+    // Every path here has met the second factor the request needs; this is
+    // the last line should one not have.
+    let Some(client) = tenant.client(&req.client_id) else {
+        return Err(FlowError::Internal(
+            "the client of a validated request is gone".into(),
+        ));
+    };
+    let need = mfa::need(
+        core,
+        tenant,
+        host,
+        client,
+        req.audience.as_deref(),
+        &user.user_id,
+        amr,
+        req.require_mfa,
+    )
+    .await?;
+    if need != Need::Nothing {
+        tracing::error!(tenant = %tenant.name, "a login reached the code without its second factor");
+        return Ok(Issued::Refused {
+            error: if req.prompt_none {
+                "login_required"
+            } else {
+                "access_denied"
+            },
+            description: "Multifactor authentication required",
+        });
+    }
+    let now = core.clock.now();
+    let grant_id = core.new_grant_id();
+    core.store
+        .create_grant(
+            &tenant.id,
+            &grant_id,
+            &req.client_id,
+            Some(&user.user_id),
+            now,
+        )
+        .await?;
+    let code = core.rng.token(32);
+    let stored = CodeRequest {
+        client_id: req.client_id.clone(),
+        user_id: user.user_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        requested_scope: req.scope.clone(),
+        audience: req.audience.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        auth_time,
+        amr: amr.to_vec(),
+        dpop_jkt: req.dpop_jkt.clone(),
+        host: Some(host.to_string()),
+    };
+    let json = serde_json::to_string(&stored)
+        .map_err(|_| FlowError::Internal("serialising the code".into()))?;
+    core.store
+        .create_code(
+            &tenant.id,
+            &secret_digest(&code),
+            &grant_id,
+            &json,
+            now + CODE_TTL,
+        )
+        .await?;
+    Ok(Issued::Code(code))
+}
