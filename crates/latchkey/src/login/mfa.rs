@@ -21,8 +21,9 @@ use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
 use crate::services::authorize::AuthorizeRequest;
-use crate::services::login_flow;
+use crate::services::login_flow::{self, CodeAnswer};
 use crate::services::mfa::{self, Answer, MfaError, Pending};
+use crate::store::MethodRow;
 use crate::tenant::{Client, FactorType, Tenant};
 
 /// The browser's second step: its transaction and `mfa_token` cookies, the
@@ -198,61 +199,62 @@ pub async fn verify(
         return step.challenge(None, None).await;
     };
     let answer = ctx.answer(step.client, &ip);
-    let code = form.code.trim();
-    let (factor, outcome) = match second_step::answer_kind(method) {
-        "otp" => (
-            "otp",
-            mfa::verify_otp(&state, &tenant, &answer, code)
-                .await
-                .map(|_| (vec!["otp"], None)),
-        ),
-        "oob" => (
-            "oob",
-            mfa::verify_oob(&state, &tenant, &answer, &form.oob_code, code)
-                .await
-                .map(|(_, _, channel)| {
-                    let amr = match channel {
-                        "sms" => vec!["sms"],
-                        "voice" => vec!["tel"],
-                        _ => vec![],
-                    };
-                    (amr, None)
-                }),
-        ),
-        "recovery-code" => (
-            "recovery-code",
-            mfa::verify_recovery_code(&state, &tenant, &answer, code)
-                .await
-                .map(|(_, _, fresh)| (vec![], Some(fresh))),
-        ),
-        _ => return step.challenge(Some(&method.id), None).await,
+    let Some(kind) = code_answer(method, &form.oob_code) else {
+        return step.challenge(Some(&method.id), None).await;
     };
-    match outcome {
-        Ok((amr, fresh)) => {
-            mfa::audit(&state, &tenant, &answer, &ctx.user_id, factor, None).await;
+    let code = form.code.trim();
+    match login_flow::answer_code(&state, &tenant, &answer, &ctx.user_id, kind, code).await {
+        Ok(a) => {
             done(
-                &state, &tenant, &host, &headers, &form.tx, &ctx, &amr, fresh,
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &ctx,
+                &a.amr,
+                a.recovery_code,
             )
             .await
         }
-        Err(MfaError::Wrong { attempts_left }) if attempts_left > 0 => {
-            let oob = (!form.oob_code.is_empty()).then_some(form.oob_code.as_str());
-            step.challenge_page(
-                &factors,
-                method,
-                oob,
-                Some(&format!(
-                    "That code is not right. {attempts_left} attempt{} left.",
-                    if attempts_left == 1 { "" } else { "s" }
-                )),
-            )
+        Err(e) => wrong_code(&step, &factors, method, &form.oob_code, e).await,
+    }
+}
+
+/// How the chosen factor is answered with a code (a key is not).
+fn code_answer<'a>(method: &MethodRow, oob_code: &'a str) -> Option<CodeAnswer<'a>> {
+    match second_step::answer_kind(method) {
+        "otp" => Some(CodeAnswer::Otp),
+        "oob" => Some(CodeAnswer::Oob { oob_code }),
+        "recovery-code" => Some(CodeAnswer::RecoveryCode),
+        _ => None,
+    }
+}
+
+/// The challenge again after a code that was not right (or too many).
+async fn wrong_code(
+    step: &Step<'_>,
+    factors: &[MethodRow],
+    method: &MethodRow,
+    oob_code: &str,
+    e: MfaError,
+) -> Response {
+    let oob = (!oob_code.is_empty()).then_some(oob_code);
+    match e {
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => step.challenge_page(
+            factors,
+            method,
+            oob,
+            Some(&format!(
+                "That code is not right. {attempts_left} attempt{} left.",
+                if attempts_left == 1 { "" } else { "s" }
+            )),
+        ),
+        MfaError::Throttled(seconds) => {
+            step.challenge_page(factors, method, oob, Some(&too_many(seconds)))
         }
-        Err(MfaError::Throttled(seconds)) => {
-            let oob = (!form.oob_code.is_empty()).then_some(form.oob_code.as_str());
-            step.challenge_page(&factors, method, oob, Some(&too_many(seconds)))
-        }
-        Err(MfaError::NoAuthenticator(_)) => step.challenge(None, None).await,
-        Err(e) => second_step::failure(&state, &tenant, e),
+        MfaError::NoAuthenticator(_) => step.challenge(None, None).await,
+        e => second_step::failure(step.state, step.tenant, e),
     }
 }
 

@@ -20,9 +20,8 @@ use crate::http::ClientIp;
 use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
-use crate::services::enrollment::{self, Challenge, EnrollError, Proof, Start};
+use crate::services::enrollment::{self, Challenge, EnrollError, Proof, Start, Started};
 use crate::services::login_flow;
-use crate::services::mfa::{self, MfaError};
 use crate::tenant::FactorType;
 
 #[derive(Debug, Deserialize)]
@@ -62,28 +61,33 @@ pub async fn enroll(
         Err(res) => return res,
     };
     let step = step!(&state, &tenant, &host, &form.tx, ctx);
-    if let Err(res) = step.may_enroll().await {
-        return res;
-    }
-    let Some((factor, _)) = step
-        .enrollable()
-        .into_iter()
-        .find(|(f, _)| f.as_str() == form.factor)
-    else {
-        return step.enroll_choice(None).await;
+    let factor = match enrolling(&step, &form.factor).await {
+        Ok(f) => f,
+        Err(res) => return res,
     };
-    let start = match factor {
-        FactorType::Totp => Start::Totp,
-        FactorType::Email if form.email.trim().is_empty() => {
-            return step.enroll_page(factor, json!({ "ask": true }), None);
-        }
-        FactorType::Email => Start::Email {
+    let start = match start_of(factor, &form) {
+        Ok(start) => start,
+        Err(ask) => return step.enroll_page(factor, ask, None),
+    };
+    let who = step.who(&ctx.req.client_id, &ctx.user_agent);
+    match enrollment::start(&state, &who, start).await {
+        Ok(started) => step.enroll_page(factor, started_fields(&started, &form), None),
+        Err(EnrollError::Store(e)) => pages::store_error(&state, &tenant, e),
+        Err(e) => step.enroll_page(factor, json!({ "ask": true }), Some(&enroll_error(&e))),
+    }
+}
+
+/// How the chosen factor's enrollment starts, or (as the page's extra
+/// fields) what the page must ask for first.
+fn start_of(factor: FactorType, form: &EnrollForm) -> Result<Start, Value> {
+    match factor {
+        FactorType::Totp => Ok(Start::Totp),
+        FactorType::Email if form.email.trim().is_empty() => Err(json!({ "ask": true })),
+        FactorType::Email => Ok(Start::Email {
             email: form.email.trim().to_string(),
-        },
-        FactorType::Phone if form.phone_number.trim().is_empty() => {
-            return step.enroll_page(factor, json!({ "ask": true }), None);
-        }
-        FactorType::Phone => Start::Phone {
+        }),
+        FactorType::Phone if form.phone_number.trim().is_empty() => Err(json!({ "ask": true })),
+        FactorType::Phone => Ok(Start::Phone {
             phone_number: form.phone_number.trim().to_string(),
             preferred: Some(
                 if form.channel == "voice" {
@@ -93,32 +97,43 @@ pub async fn enroll(
                 }
                 .to_string(),
             ),
-        },
+        }),
         // The page's script asks for the creation options.
-        _ => return step.enroll_page(factor, json!({ "key": true }), None),
-    };
-    let who = step.who(&ctx.req.client_id, &ctx.user_agent);
-    match enrollment::start(&state, &who, start).await {
-        Ok(started) => {
-            let mut extra = json!({
-                "method_id": started.method_id,
-                "auth_session": started.auth_session,
-                "email": form.email.trim(),
-                "phone_number": form.phone_number.trim(),
-            });
-            if let Challenge::Totp {
-                barcode_uri,
-                manual_input_code,
-            } = &started.challenge
-            {
-                extra["manual_input_code"] = json!(manual_input_code);
-                extra["qr_svg"] = json!(qr_svg(barcode_uri));
-            }
-            step.enroll_page(factor, extra, None)
-        }
-        Err(EnrollError::Store(e)) => pages::store_error(&state, &tenant, e),
-        Err(e) => step.enroll_page(factor, json!({ "ask": true }), Some(&enroll_error(&e))),
+        _ => Err(json!({ "key": true })),
     }
+}
+
+/// The factor chosen for enrollment, if this user may enroll it here.
+async fn enrolling(step: &Step<'_>, chosen: &str) -> Result<FactorType, Response> {
+    step.may_enroll().await?;
+    match step
+        .enrollable()
+        .into_iter()
+        .find(|(f, _)| f.as_str() == chosen)
+    {
+        Some((factor, _)) => Ok(factor),
+        None => Err(step.enroll_choice(None).await),
+    }
+}
+
+/// The page's fields for a started enrollment: what the first code is
+/// verified against, and for an authenticator app its QR code.
+fn started_fields(started: &Started, form: &EnrollForm) -> Value {
+    let mut extra = json!({
+        "method_id": started.method_id,
+        "auth_session": started.auth_session,
+        "email": form.email.trim(),
+        "phone_number": form.phone_number.trim(),
+    });
+    if let Challenge::Totp {
+        barcode_uri,
+        manual_input_code,
+    } = &started.challenge
+    {
+        extra["manual_input_code"] = json!(manual_input_code);
+        extra["qr_svg"] = json!(qr_svg(barcode_uri));
+    }
+    extra
 }
 
 /// The `otpauth://` URI as an SVG QR code.
@@ -144,6 +159,44 @@ pub struct EnrollVerifyForm {
     credential: String,
 }
 
+fn is_key(factor: FactorType) -> bool {
+    matches!(
+        factor,
+        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform
+    )
+}
+
+/// The new factor's first code, or the new key's attestation.
+fn proof(factor: FactorType, form: &EnrollVerifyForm) -> Proof {
+    if is_key(factor) {
+        Proof::Passkey {
+            response: serde_json::from_str(&form.credential).unwrap_or(Value::Null),
+        }
+    } else {
+        Proof::Otp {
+            code: form.code.trim().to_string(),
+        }
+    }
+}
+
+/// The enrollment page again, with why the proof was refused.
+fn not_verified(
+    step: &Step<'_>,
+    factor: FactorType,
+    form: &EnrollVerifyForm,
+    e: &EnrollError,
+) -> Response {
+    let extra = if is_key(factor) {
+        json!({ "key": true })
+    } else {
+        json!({
+            "method_id": form.method_id,
+            "auth_session": form.auth_session,
+        })
+    };
+    step.enroll_page(factor, extra, Some(&enroll_error(e)))
+}
+
 /// `POST /login/mfa/enroll/verify`: the first code from the new factor (or
 /// the new key's attestation), then the login finishes.
 pub async fn enroll_verify(
@@ -161,86 +214,38 @@ pub async fn enroll_verify(
         Err(res) => return res,
     };
     let step = step!(&state, &tenant, &host, &form.tx, ctx);
-    if let Err(res) = step.may_enroll().await {
-        return res;
-    }
-    let Some((factor, _)) = step
-        .enrollable()
-        .into_iter()
-        .find(|(f, _)| f.as_str() == form.factor)
-    else {
-        return step.enroll_choice(None).await;
+    let factor = match enrolling(&step, &form.factor).await {
+        Ok(f) => f,
+        Err(res) => return res,
     };
     if form.auth_session.len() > 128 || form.credential.len() > 16 * 1024 {
         return step.enroll_choice(None).await;
     }
-    let is_key = matches!(
-        factor,
-        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform
-    );
-    let proof = if is_key {
-        Proof::Passkey {
-            response: serde_json::from_str(&form.credential).unwrap_or(Value::Null),
-        }
-    } else {
-        Proof::Otp {
-            code: form.code.trim().to_string(),
-        }
-    };
     let who = step.who(&ctx.req.client_id, &ctx.user_agent);
+    let proof = proof(factor, &form);
     let method =
         match enrollment::verify(&state, &who, &form.method_id, &form.auth_session, proof).await {
             Ok(m) => m,
             Err(EnrollError::Store(e)) => return pages::store_error(&state, &tenant, e),
-            Err(e) => {
-                let extra = if is_key {
-                    json!({ "key": true })
-                } else {
-                    json!({
-                        "method_id": form.method_id,
-                        "auth_session": form.auth_session,
-                    })
-                };
-                return step.enroll_page(factor, extra, Some(&enroll_error(&e)));
-            }
+            Err(e) => return not_verified(&step, factor, &form, &e),
         };
-    // The factor is the user's: the login's token is spent with it.
-    match login_flow::spend_mfa_token(&state, &tenant, &ctx.token).await {
-        Ok(true) => {}
-        Ok(false) => return second_step::failure(&state, &tenant, MfaError::BadToken),
-        Err(e) => return pages::store_error(&state, &tenant, e),
-    }
     let answer = ctx.answer(step.client, &ip);
-    mfa::audit(
-        &state,
-        &tenant,
-        &answer,
-        &ctx.user_id,
-        factor.as_str(),
-        None,
-    )
-    .await;
-    let amr: Vec<&str> = match factor {
-        FactorType::Totp => vec!["otp"],
-        FactorType::Phone => match method.preferred_phone_method.as_deref() {
-            Some("voice") => vec!["tel"],
-            _ => vec!["sms"],
-        },
-        FactorType::WebauthnRoaming => vec!["hwk"],
-        FactorType::WebauthnPlatform => {
-            let synced = method.passkey.as_ref().is_some_and(|p| p.backup_eligible);
-            vec![if synced { "swk" } else { "hwk" }]
+    match login_flow::enrolled(&state, &answer, &who, factor, &method).await {
+        Ok(a) => {
+            done(
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &ctx,
+                &a.amr,
+                a.recovery_code,
+            )
+            .await
         }
-        _ => vec![],
-    };
-    let recovery = match login_flow::first_recovery_code(&state, &tenant, &who).await {
-        Ok(r) => r,
-        Err(e) => return pages::store_error(&state, &tenant, e),
-    };
-    done(
-        &state, &tenant, &host, &headers, &form.tx, &ctx, &amr, recovery,
-    )
-    .await
+        Err(e) => second_step::failure(&state, &tenant, e),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,8 @@
 use super::authorize::AuthorizeRequest;
 use super::enrollment::{self, Challenge, Proof, Start, Who};
 use super::grants::CodeRequest;
-use super::mfa::{self, MfaError, Need, Pending};
+use super::methods::Method;
+use super::mfa::{self, Answer, MfaError, Need, Pending};
 use crate::clock::Timestamp;
 use crate::context::Core;
 use crate::crypto::hash::secret_digest;
@@ -261,13 +262,97 @@ fn rank(m: &MethodRow) -> u8 {
     }
 }
 
-/// A factor enrolled at login is the user's: the login's `mfa_token` is
-/// spent with it. False when it was spent already.
-pub async fn spend_mfa_token(
+/// A code given in the second step, by how it is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum CodeAnswer<'a> {
+    /// An authenticator app's code.
+    Otp,
+    /// A code sent by email, SMS or voice call, for the challenge
+    /// `oob_code` names.
+    Oob {
+        oob_code: &'a str,
+    },
+    RecoveryCode,
+}
+
+/// What a right answer adds to the login: the `amr` values of the factor,
+/// and for a used recovery code its replacement (shown once).
+#[derive(Debug)]
+pub struct Answered {
+    pub amr: Vec<&'static str>,
+    pub recovery_code: Option<String>,
+}
+
+/// Checks a code of the second step; a right one is logged as the user's.
+pub async fn answer_code(
     core: &Core,
     tenant: &Tenant,
-    token: &str,
-) -> Result<bool, StoreError> {
+    answer: &Answer<'_>,
+    user_id: &str,
+    kind: CodeAnswer<'_>,
+    code: &str,
+) -> Result<Answered, MfaError> {
+    let (factor, answered) = match kind {
+        CodeAnswer::Otp => {
+            mfa::verify_otp(core, tenant, answer, code).await?;
+            ("otp", (vec!["otp"], None))
+        }
+        CodeAnswer::Oob { oob_code } => {
+            let (_, _, channel) = mfa::verify_oob(core, tenant, answer, oob_code, code).await?;
+            let amr = match channel {
+                "sms" => vec!["sms"],
+                "voice" => vec!["tel"],
+                _ => vec![],
+            };
+            ("oob", (amr, None))
+        }
+        CodeAnswer::RecoveryCode => {
+            let (_, _, fresh) = mfa::verify_recovery_code(core, tenant, answer, code).await?;
+            ("recovery-code", (vec![], Some(fresh)))
+        }
+    };
+    mfa::audit(core, tenant, answer, user_id, factor, None).await;
+    Ok(Answered {
+        amr: answered.0,
+        recovery_code: answered.1,
+    })
+}
+
+/// A factor enrolled at login is the user's: the login's `mfa_token` is
+/// spent with it (refused when spent already), the event is logged, and a
+/// first recovery code is made when the tenant offers them. What the new
+/// factor adds to the login.
+pub async fn enrolled(
+    core: &Core,
+    answer: &Answer<'_>,
+    who: &Who<'_>,
+    factor: FactorType,
+    method: &Method,
+) -> Result<Answered, MfaError> {
+    let tenant = who.tenant;
+    if !spend_mfa_token(core, tenant, answer.token).await? {
+        return Err(MfaError::BadToken);
+    }
+    mfa::audit(core, tenant, answer, who.user_id, factor.as_str(), None).await;
+    let amr = match factor {
+        FactorType::Totp => vec!["otp"],
+        FactorType::Phone => match method.preferred_phone_method.as_deref() {
+            Some("voice") => vec!["tel"],
+            _ => vec!["sms"],
+        },
+        FactorType::WebauthnRoaming => vec!["hwk"],
+        FactorType::WebauthnPlatform => {
+            let synced = method.passkey.as_ref().is_some_and(|p| p.backup_eligible);
+            vec![if synced { "swk" } else { "hwk" }]
+        }
+        _ => vec![],
+    };
+    let recovery_code = first_recovery_code(core, tenant, who).await?;
+    Ok(Answered { amr, recovery_code })
+}
+
+/// The login's `mfa_token` is spent; false when it was spent already.
+async fn spend_mfa_token(core: &Core, tenant: &Tenant, token: &str) -> Result<bool, StoreError> {
     core.store
         .complete_enrollment(
             &tenant.id,
@@ -280,7 +365,7 @@ pub async fn spend_mfa_token(
 
 /// A recovery code for a user who enrolled their first factor, when the
 /// tenant offers them: shown once, so a lost device does not lock them out.
-pub async fn first_recovery_code(
+async fn first_recovery_code(
     core: &Core,
     tenant: &Tenant,
     who: &Who<'_>,
