@@ -45,10 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::oauth::routes(state.clone()))
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
-        .layer(axum::middleware::from_fn(
-            crate::http::refuse_duplicate_host,
-        ))
-        .layer(axum::middleware::from_fn(crate::http::headers::hygiene))
+        .layer(axum::middleware::from_fn(crate::http::headers::edge))
         .with_state(state)
 }
 

@@ -1,11 +1,12 @@
-//! Headers every response carries, set once by the outermost layer: no
-//! content sniffing, no referrer leaving the site, pages that cannot be
-//! framed, and HSTS on HTTPS hosts.
+//! The outermost layer, one for every request: a request with more than
+//! one `Host` header is answered 400, and every response carries the same
+//! headers: no content sniffing, no referrer leaving the site, pages that
+//! cannot be framed, and HSTS on HTTPS hosts.
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 /// Sent to other sites: nothing (a login page's address carries the
 /// authorization request). Same-origin requests keep it, and unlike
@@ -15,13 +16,19 @@ pub const REFERRER_POLICY: &str = "same-origin";
 /// One year; subdomains are not ours to decide (custom domains).
 pub const HSTS: &str = "max-age=31536000";
 
-pub async fn hygiene(req: Request, next: Next) -> Response {
+pub async fn edge(req: Request, next: Next) -> Response {
+    let duplicate_host = super::duplicate_host(req.headers());
     let https = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| !super::is_local_host(&h.trim().to_ascii_lowercase()));
     let mut res = next.run(req).await;
+    // Areas that resolve a tenant have already refused it in their own
+    // dialect (see `http::tenant_for`); anything else gets a plain 400.
+    if duplicate_host && res.status() != axum::http::StatusCode::BAD_REQUEST {
+        res = (axum::http::StatusCode::BAD_REQUEST, super::DUPLICATE_HOST).into_response();
+    }
     let h = res.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

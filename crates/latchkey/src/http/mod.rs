@@ -125,24 +125,6 @@ pub fn is_local_host(host: &str) -> bool {
     matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-/// Outermost layer: a request with more than one `Host` header is answered
-/// 400. Areas that resolve a tenant have already refused it in their own
-/// dialect (see [`tenant_for`]); anything else gets a plain 400.
-pub async fn refuse_duplicate_host(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if !duplicate_host(req.headers()) {
-        return next.run(req).await;
-    }
-    let res = next.run(req).await;
-    if res.status() == axum::http::StatusCode::BAD_REQUEST {
-        return res;
-    }
-    (axum::http::StatusCode::BAD_REQUEST, DUPLICATE_HOST).into_response()
-}
-
 /// `302 Found` to `location`, as OAuth redirects are conventionally sent.
 pub fn found(location: &str) -> axum::response::Response {
     use axum::response::IntoResponse;

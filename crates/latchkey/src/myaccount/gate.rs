@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -20,10 +20,11 @@ use crate::http::{TenantLookupError, tenant_for, user_agent};
 use crate::services::dpop::{self, Scheme};
 use crate::services::ratelimit::Decision;
 use crate::services::tokens::{self, AccessTokenError, grant_of_jti};
+use crate::store::{MethodRow, UserRow};
 use crate::tenant::{Tenant, my_account_audience};
 
 /// Who is calling, established by the gate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Caller {
     pub tenant: Arc<Tenant>,
     pub host: String,
@@ -35,6 +36,10 @@ pub struct Caller {
     pub user_agent: String,
     /// From `Accept-Language`, most preferred first.
     pub languages: Vec<String>,
+    /// The user and their methods as the gate read them (to refuse a
+    /// blocked or deleted user): what an operation that only reads answers
+    /// from, so that it does not read them again.
+    pub account: Arc<(UserRow, Vec<MethodRow>)>,
 }
 
 fn token_of(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
@@ -157,9 +162,15 @@ pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) ->
         rate_headers(&mut res, &decision);
         return res;
     }
-    parts.extensions.insert(caller);
+    parts.extensions.insert(Arc::new(caller));
     let mut res = next.run(Request::from_parts(parts, body)).await;
     rate_headers(&mut res, &decision);
+    // Answers carry secrets (TOTP seeds, recovery codes) and personal data:
+    // never cached.
+    if !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     res
 }
 
@@ -219,16 +230,16 @@ async fn authenticate(
         ));
     }
     // A blocked or deleted user's token is good for nothing, whatever its
-    // grant says. The read is the one the operations make (cached for the
-    // second on SQLite, see ARCHITECTURE.md *Caches*).
-    match state.store.user_with_methods(&tenant.id, &at.sub).await {
-        Ok(Some((user, _))) if !user.blocked => {}
+    // grant says. The operations that only read answer from this read (see
+    // `Caller::account`).
+    let account = match state.store.user_with_methods(&tenant.id, &at.sub).await {
+        Ok(Some(found)) if !found.0.blocked => Arc::new(found),
         Ok(Some(_)) => return Err(ApiError::InvalidToken("The user is blocked.".into())),
         Ok(None) => {
             return Err(ApiError::InvalidToken("The user no longer exists.".into()));
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     Ok(Caller {
         tenant: tenant.clone(),
         host: host.to_string(),
@@ -249,6 +260,7 @@ async fn authenticate(
         ip: ip.to_string(),
         user_agent: user_agent(&parts.headers),
         languages: crate::http::accept_languages(&parts.headers),
+        account,
     })
 }
 
@@ -282,7 +294,7 @@ scopes! {
 
 /// The caller, having the scope `S`.
 pub struct Authorized<S: Scope> {
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     _scope: PhantomData<S>,
 }
 
@@ -299,7 +311,7 @@ impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, ApiError> {
         let caller = parts
             .extensions
-            .get::<Caller>()
+            .get::<Arc<Caller>>()
             .cloned()
             .ok_or(ApiError::MissingToken)?;
         if !caller.scopes.iter().any(|s| s == S::SCOPE) {

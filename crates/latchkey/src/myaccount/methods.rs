@@ -107,7 +107,6 @@ pub struct ListQuery {
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn list(
-    State(state): State<SharedState>,
     caller: Authorized<ReadMethods>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListAuthenticationMethodsResponseContent>, ApiError> {
@@ -125,7 +124,8 @@ pub async fn list(
                 ApiError::Validation(vec![ValidationError::param("query", "type", e)])
             })?),
         };
-    let methods = service::list(&state, &caller.tenant.id, &caller.user_id, filter).await?;
+    let (user, rows) = &*caller.account;
+    let methods = service::list_of(user, rows, filter);
     let authentication_methods = methods.iter().take(20).map(one).collect::<Result<_, _>>()?;
     Ok(Json(ListAuthenticationMethodsResponseContent {
         authentication_methods,
@@ -147,12 +147,12 @@ fn checked_id(id: &str) -> Option<&str> {
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn get(
-    State(state): State<SharedState>,
     caller: Authorized<ReadMethods>,
     Path(id): Path<String>,
 ) -> Result<Json<AuthenticationMethod>, ApiError> {
     let id = checked_id(&id).ok_or_else(|| ApiError::from(MethodError::NotFound))?;
-    let m = service::get(&state, &caller.tenant.id, &caller.user_id, id).await?;
+    let (user, rows) = &*caller.account;
+    let m = service::get_of(user, rows, id)?;
     Ok(Json(one(&m)?))
 }
 

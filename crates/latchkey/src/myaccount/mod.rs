@@ -85,14 +85,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(dialect_405))
-        // Answers carry secrets (TOTP seeds, recovery codes) and personal
-        // data: never cached.
-        .layer(
-            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            ),
-        )
+        // The gate also marks every answer of an operation `no-store`.
         .layer(from_fn_with_state(state.clone(), gate::gate))
         .layer(from_fn_with_state((state.clone(), CORS), cors::apply));
     // The document is public: no token, readable from any origin.

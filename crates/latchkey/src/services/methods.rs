@@ -163,14 +163,33 @@ pub async fn list(
         .user_with_methods(tenant_id, user_id)
         .await?
         .ok_or(MethodError::NotFound)?;
-    let mut out: Vec<Method> = password_method(&user).into_iter().collect();
-    for row in &rows {
+    Ok(list_of(&user, &rows, filter))
+}
+
+/// The methods of a user already read with their method rows, of the type
+/// `filter` names if any.
+pub fn list_of(user: &UserRow, rows: &[MethodRow], filter: Option<FactorType>) -> Vec<Method> {
+    let mut out: Vec<Method> = password_method(user).into_iter().collect();
+    for row in rows {
         out.extend(from_row(row));
     }
     if let Some(kind) = filter {
         out.retain(|m| m.kind == kind);
     }
-    Ok(out)
+    out
+}
+
+/// The method `id` of a user already read with their method rows.
+pub fn get_of(user: &UserRow, rows: &[MethodRow], id: &str) -> Result<Method, MethodError> {
+    if kind_of(id) == Some(FactorType::Password) {
+        return password_method(user)
+            .filter(|m| m.id == id)
+            .ok_or(MethodError::NotFound);
+    }
+    rows.iter()
+        .find(|r| r.id == id)
+        .and_then(from_row)
+        .ok_or(MethodError::NotFound)
 }
 
 pub async fn get(
