@@ -5,6 +5,7 @@ pub mod apply;
 pub mod dev;
 pub mod file;
 pub mod model;
+mod validate;
 pub mod yaml;
 
 use std::collections::HashMap;
