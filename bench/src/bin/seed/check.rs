@@ -63,7 +63,7 @@ pub(super) async fn check_user(
     let rows = state.store.methods(&tenant.id, &user_id).await?;
     let of_type = |kind: FactorType| {
         rows.iter()
-            .find(|r| r.method_type == kind.as_str())
+            .find(|r| r.method_type == kind)
             .ok_or_else(|| anyhow!("user {i}: no {kind} method stored"))
     };
     let totp = of_type(FactorType::Totp)?;

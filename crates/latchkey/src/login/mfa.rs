@@ -21,6 +21,7 @@ use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
 use crate::services::authorize::AuthorizeRequest;
+use crate::services::factors::{self, AnswerKind};
 use crate::services::login_flow::{self, CodeAnswer};
 use crate::services::mfa::{self, Answer, MfaError, Pending};
 use crate::store::MethodRow;
@@ -223,11 +224,12 @@ pub async fn verify(
 
 /// How the chosen factor is answered with a code (a key is not).
 fn code_answer<'a>(method: &MethodRow, oob_code: &'a str) -> Option<CodeAnswer<'a>> {
-    match second_step::answer_kind(method) {
-        "otp" => Some(CodeAnswer::Otp),
-        "oob" => Some(CodeAnswer::Oob { oob_code }),
-        "recovery-code" => Some(CodeAnswer::RecoveryCode),
-        _ => None,
+    match factors::answer_kind(method.method_type) {
+        Some(AnswerKind::Otp) => Some(CodeAnswer::Otp),
+        Some(AnswerKind::Oob) => Some(CodeAnswer::Oob { oob_code }),
+        Some(AnswerKind::RecoveryCode) => Some(CodeAnswer::RecoveryCode),
+        // Keys answer at `/login/mfa/key`; other types are no second factor.
+        Some(AnswerKind::Key) | None => None,
     }
 }
 
@@ -273,12 +275,11 @@ pub struct KeyChallengeForm {
     kind: String,
 }
 
+/// A type of WebAuthn key answered at `/login/mfa/key`, from its wire name.
 pub(super) fn key_kind(kind: &str) -> Option<FactorType> {
-    match kind {
-        "webauthn-roaming" => Some(FactorType::WebauthnRoaming),
-        "webauthn-platform" => Some(FactorType::WebauthnPlatform),
-        _ => None,
-    }
+    FactorType::try_from(kind.to_string())
+        .ok()
+        .filter(|k| factors::answer_kind(*k) == Some(AnswerKind::Key))
 }
 
 /// `POST /login/mfa/key/challenge`: request options naming the user's keys
@@ -351,19 +352,10 @@ pub async fn key(
     )
     .await
     {
-        Ok((_, _, amr)) => {
+        Ok((_, _, given)) => {
+            let amr: Vec<&str> = given.amr().into_iter().collect();
             mfa::audit(&state, &tenant, &answer, &ctx.user_id, "webauthn", None).await;
-            done(
-                &state,
-                &tenant,
-                &host,
-                &headers,
-                &form.tx,
-                &ctx,
-                &[amr],
-                None,
-            )
-            .await
+            done(&state, &tenant, &host, &headers, &form.tx, &ctx, &amr, None).await
         }
         Err(MfaError::Wrong { attempts_left }) if attempts_left > 0 => {
             step.challenge(None, Some("That key could not be verified. Try again."))

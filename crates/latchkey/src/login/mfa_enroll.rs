@@ -21,6 +21,7 @@ use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
 use crate::services::enrollment::{self, Challenge, EnrollError, Proof, Start, Started};
+use crate::services::factors::{self, AnswerKind};
 use crate::services::login_flow;
 use crate::tenant::FactorType;
 
@@ -99,7 +100,12 @@ fn start_of(factor: FactorType, form: &EnrollForm) -> Result<Start, Value> {
             ),
         }),
         // The page's script asks for the creation options.
-        _ => Err(json!({ "key": true })),
+        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => Err(json!({ "key": true })),
+        // Never among `enrollable` (not enrolled at the login).
+        FactorType::RecoveryCode
+        | FactorType::Password
+        | FactorType::Passkey
+        | FactorType::PushNotification => Err(json!({ "key": true })),
     }
 }
 
@@ -160,10 +166,7 @@ pub struct EnrollVerifyForm {
 }
 
 fn is_key(factor: FactorType) -> bool {
-    matches!(
-        factor,
-        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform
-    )
+    factors::answer_kind(factor) == Some(AnswerKind::Key)
 }
 
 /// The new factor's first code, or the new key's attestation.

@@ -214,8 +214,17 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
         Some(_) => return Err(ApiError::validation("/type", "must be a string")),
     };
     let value = Value::Object(map);
-    match kind.as_str() {
-        "password" => {
+    let Ok(factor) = FactorType::try_from(kind.clone()) else {
+        return Err(ApiError::validation(
+            "/type",
+            format!(
+                "unknown type {:?}: expected one of passkey, password, totp, push-notification, recovery-code, email, phone",
+                kind.chars().take(64).collect::<String>()
+            ),
+        ));
+    };
+    match factor {
+        FactorType::Password => {
             let b: CreatePasswordAuthenticationMethod = parse(value)?;
             check_identity(&b.connection, &b.identity_user_id)?;
             Ok(Start::Password {
@@ -223,7 +232,7 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
                 identity_user_id: b.identity_user_id,
             })
         }
-        "passkey" => {
+        FactorType::Passkey => {
             let b: CreatePasskeyAuthenticationMethod = parse(value)?;
             check_identity(&b.connection, &b.identity_user_id)?;
             Ok(Start::Passkey {
@@ -232,18 +241,18 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
                 exclude_existing: b.use_exclude_credentials.unwrap_or(false),
             })
         }
-        "totp" => parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::Totp),
-        "recovery-code" => {
+        FactorType::Totp => parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::Totp),
+        FactorType::RecoveryCode => {
             parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::RecoveryCode)
         }
-        "push-notification" => {
+        FactorType::PushNotification => {
             parse::<CreateMfaAuthenticationMethod>(value).map(|_| Start::PushNotification)
         }
-        "email" => {
+        FactorType::Email => {
             let b: CreateEmailAuthenticationMethod = parse(value)?;
             Ok(Start::Email { email: b.email })
         }
-        "phone" => {
+        FactorType::Phone => {
             let b: CreatePhoneAuthenticationMethod = parse(value)?;
             Ok(Start::Phone {
                 phone_number: b.phone_number,
@@ -256,16 +265,9 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
                 }),
             })
         }
-        "webauthn-platform" | "webauthn-roaming" => Err(ApiError::validation(
+        FactorType::WebauthnPlatform | FactorType::WebauthnRoaming => Err(ApiError::validation(
             "/type",
             format!("{kind} methods cannot be enrolled: they are read-only"),
-        )),
-        other => Err(ApiError::validation(
-            "/type",
-            format!(
-                "unknown type {:?}: expected one of passkey, password, totp, push-notification, recovery-code, email, phone",
-                other.chars().take(64).collect::<String>()
-            ),
         )),
     }
 }

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::http::cookies;
 use crate::services::authorize::AuthorizeRequest;
 use crate::services::enrollment::Who;
+use crate::services::factors::{self, AnswerKind};
 use crate::services::login_flow;
 use crate::services::mfa::{self, MfaError, Need};
 use crate::store::{MethodRow, UserRow};
@@ -106,43 +107,6 @@ pub struct Step<'a> {
     pub languages: &'a [String],
 }
 
-fn label(m: &MethodRow) -> String {
-    let dest = |key: &str| {
-        m.data
-            .get(key)
-            .and_then(Value::as_str)
-            .map(mfa::masked)
-            .unwrap_or_default()
-    };
-    let named = |fallback: &str| m.name.clone().unwrap_or_else(|| fallback.to_string());
-    match m.method_type.as_str() {
-        "totp" => named("Authenticator app"),
-        "recovery-code" => "Recovery code".into(),
-        "email" => format!("Email a code to {}", dest("email")),
-        "phone" => {
-            let voice = m
-                .data
-                .get("preferred_authentication_method")
-                .and_then(Value::as_str)
-                == Some("voice");
-            let how = if voice { "Call" } else { "Text a code to" };
-            format!("{how} {}", dest("phone_number"))
-        }
-        "webauthn-roaming" => named("Security key"),
-        _ => named("This device (fingerprint, face or screen lock)"),
-    }
-}
-
-/// How a factor is answered on the page.
-pub fn answer_kind(m: &MethodRow) -> &'static str {
-    match m.method_type.as_str() {
-        "totp" => "otp",
-        "email" | "phone" => "oob",
-        "recovery-code" => "recovery-code",
-        _ => "key",
-    }
-}
-
 pub fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
     let html = state.templates.render_mfa(tenant, &view);
     let mut res = (
@@ -189,7 +153,7 @@ impl Step<'_> {
         };
         let mut error = error.map(str::to_string);
         let mut oob_code = None;
-        if answer_kind(current) == "oob" {
+        if factors::answer_kind(current.method_type) == Some(AnswerKind::Oob) {
             match mfa::challenge(
                 self.state,
                 self.tenant,
@@ -230,7 +194,7 @@ impl Step<'_> {
     ) -> Response {
         let methods: Vec<Value> = factors
             .iter()
-            .map(|m| json!({ "id": m.id, "label": label(m), "selected": m.id == current.id }))
+            .map(|m| json!({ "id": m.id, "label": factors::label(m), "selected": m.id == current.id }))
             .collect();
         page(
             self.state,
@@ -242,9 +206,9 @@ impl Step<'_> {
                 "methods": methods,
                 "current": {
                     "id": current.id,
-                    "kind": answer_kind(current),
-                    "type": current.method_type,
-                    "label": label(current),
+                    "kind": factors::answer_kind(current.method_type).map(AnswerKind::as_str),
+                    "type": current.method_type.as_str(),
+                    "label": factors::label(current),
                     "oob_code": oob_code,
                 },
             }),
@@ -253,19 +217,13 @@ impl Step<'_> {
 
     pub fn enrollable(&self) -> Vec<(FactorType, &'static str)> {
         let enabled = &self.tenant.config.factors;
-        [
-            (FactorType::Totp, "Authenticator app"),
-            (FactorType::WebauthnRoaming, "Security key"),
-            (
-                FactorType::WebauthnPlatform,
-                "This device (fingerprint, face or screen lock)",
-            ),
-            (FactorType::Phone, "Text message or voice call"),
-            (FactorType::Email, "Email"),
-        ]
-        .into_iter()
-        .filter(|(f, _)| enabled.contains(f))
-        .collect()
+        let mut out: Vec<(FactorType, &'static str)> = FactorType::ALL
+            .iter()
+            .filter(|f| enabled.contains(f))
+            .filter_map(|f| Some((*f, factors::enroll_label(*f)?)))
+            .collect();
+        out.sort_by_key(|(f, _)| factors::rank(*f));
+        out
     }
 
     pub async fn enroll_choice(&self, error: Option<&str>) -> Response {

@@ -6,6 +6,7 @@
 
 use super::authorize::AuthorizeRequest;
 use super::enrollment::{self, Challenge, Proof, Start, Who};
+use super::factors;
 use super::grants::CodeRequest;
 use super::methods::Method;
 use super::mfa::{self, Answer, MfaError, Need, Pending};
@@ -211,9 +212,7 @@ async fn offer_passkey(core: &Core, tenant: &Tenant, user: &UserRow) -> bool {
         return false;
     }
     match core.store.methods(&tenant.id, &user.user_id).await {
-        Ok(methods) => !methods
-            .iter()
-            .any(|m| m.method_type == FactorType::Passkey.as_str()),
+        Ok(methods) => !methods.iter().any(|m| m.method_type == FactorType::Passkey),
         Err(_) => false,
     }
 }
@@ -248,18 +247,8 @@ pub async fn second_factors(
 ) -> Result<Vec<MethodRow>, StoreError> {
     let methods = mfa::factors_of(core, tenant, user_id).await?;
     let mut factors: Vec<MethodRow> = mfa::second_factors(&methods).into_iter().cloned().collect();
-    factors.sort_by_key(rank);
+    factors.sort_by_key(|m| factors::rank(m.method_type));
     Ok(factors)
-}
-
-fn rank(m: &MethodRow) -> u8 {
-    match m.method_type.as_str() {
-        "totp" => 0,
-        "webauthn-roaming" | "webauthn-platform" => 1,
-        "phone" => 2,
-        "email" => 3,
-        _ => 4,
-    }
 }
 
 /// A code given in the second step, by how it is checked.
@@ -292,29 +281,28 @@ pub async fn answer_code(
     kind: CodeAnswer<'_>,
     code: &str,
 ) -> Result<Answered, MfaError> {
-    let (factor, answered) = match kind {
+    let (factor, given, recovery_code) = match kind {
         CodeAnswer::Otp => {
             mfa::verify_otp(core, tenant, answer, code).await?;
-            ("otp", (vec!["otp"], None))
+            ("otp", factors::Answered::Otp, None)
         }
         CodeAnswer::Oob { oob_code } => {
-            let (_, _, channel) = mfa::verify_oob(core, tenant, answer, oob_code, code).await?;
-            let amr = match channel {
-                "sms" => vec!["sms"],
-                "voice" => vec!["tel"],
-                _ => vec![],
-            };
-            ("oob", (amr, None))
+            let (_, _, given) = mfa::verify_oob(core, tenant, answer, oob_code, code).await?;
+            ("oob", given, None)
         }
         CodeAnswer::RecoveryCode => {
             let (_, _, fresh) = mfa::verify_recovery_code(core, tenant, answer, code).await?;
-            ("recovery-code", (vec![], Some(fresh)))
+            (
+                "recovery-code",
+                factors::Answered::RecoveryCode,
+                Some(fresh),
+            )
         }
     };
     mfa::audit(core, tenant, answer, user_id, factor, None).await;
     Ok(Answered {
-        amr: answered.0,
-        recovery_code: answered.1,
+        amr: given.amr().into_iter().collect(),
+        recovery_code,
     })
 }
 
@@ -334,19 +322,21 @@ pub async fn enrolled(
         return Err(MfaError::BadToken);
     }
     mfa::audit(core, tenant, answer, who.user_id, factor.as_str(), None).await;
-    let amr = match factor {
-        FactorType::Totp => vec!["otp"],
-        FactorType::Phone => match method.preferred_phone_method.as_deref() {
-            Some("voice") => vec!["tel"],
-            _ => vec!["sms"],
-        },
-        FactorType::WebauthnRoaming => vec!["hwk"],
-        FactorType::WebauthnPlatform => {
-            let synced = method.passkey.as_ref().is_some_and(|p| p.backup_eligible);
-            vec![if synced { "swk" } else { "hwk" }]
-        }
-        _ => vec![],
+    let given = match factor {
+        FactorType::Totp => Some(factors::Answered::Otp),
+        FactorType::Phone => Some(factors::Answered::Code(factors::Channel::of_phone(
+            method.preferred_phone_method.as_deref(),
+        ))),
+        FactorType::Email => Some(factors::Answered::Code(factors::Channel::Email)),
+        FactorType::WebauthnRoaming => Some(factors::Answered::Key { synced: false }),
+        FactorType::WebauthnPlatform => Some(factors::Answered::Key {
+            synced: method.passkey.as_ref().is_some_and(|p| p.backup_eligible),
+        }),
+        FactorType::RecoveryCode => Some(factors::Answered::RecoveryCode),
+        // Not enrolled at the login: nothing but `mfa`.
+        FactorType::Password | FactorType::Passkey | FactorType::PushNotification => None,
     };
+    let amr = given.and_then(factors::Answered::amr).into_iter().collect();
     let recovery_code = first_recovery_code(core, tenant, who).await?;
     Ok(Answered { amr, recovery_code })
 }
@@ -374,7 +364,10 @@ async fn first_recovery_code(
         return Ok(None);
     }
     let methods = core.store.methods(&tenant.id, who.user_id).await?;
-    if methods.iter().any(|m| m.method_type == "recovery-code") {
+    if methods
+        .iter()
+        .any(|m| m.method_type == FactorType::RecoveryCode)
+    {
         return Ok(None);
     }
     let started = match enrollment::start(core, who, Start::RecoveryCode).await {

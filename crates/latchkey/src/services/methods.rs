@@ -60,16 +60,16 @@ pub fn password_method_id(user_id: &str) -> String {
 
 /// Types whose methods carry a user-chosen `name`.
 pub fn has_name(kind: FactorType) -> bool {
-    matches!(
-        kind,
+    match kind {
         FactorType::Passkey
-            | FactorType::Totp
-            | FactorType::PushNotification
-            | FactorType::Phone
-            | FactorType::Email
-            | FactorType::WebauthnPlatform
-            | FactorType::WebauthnRoaming
-    )
+        | FactorType::Totp
+        | FactorType::PushNotification
+        | FactorType::Phone
+        | FactorType::Email
+        | FactorType::WebauthnPlatform
+        | FactorType::WebauthnRoaming => true,
+        FactorType::Password | FactorType::RecoveryCode => false,
+    }
 }
 
 pub fn kind_of(id: &str) -> Option<FactorType> {
@@ -81,7 +81,7 @@ pub fn kind_of(id: &str) -> Option<FactorType> {
 }
 
 fn from_row(row: &MethodRow) -> Option<Method> {
-    let kind = FactorType::try_from(row.method_type.clone()).ok()?;
+    let kind = row.method_type;
     let text = |k: &str| row.data.get(k).and_then(|v| v.as_str()).map(String::from);
     let flag = |k: &str| row.data.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
     let details = || {
@@ -106,7 +106,12 @@ fn from_row(row: &MethodRow) -> Option<Method> {
     let passkey = match kind {
         FactorType::Passkey => Some(details()?),
         FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => details(),
-        _ => None,
+        FactorType::Password
+        | FactorType::Totp
+        | FactorType::RecoveryCode
+        | FactorType::Email
+        | FactorType::Phone
+        | FactorType::PushNotification => None,
     };
     Some(Method {
         id: row.id.clone(),
@@ -120,7 +125,13 @@ fn from_row(row: &MethodRow) -> Option<Method> {
         contact: match kind {
             FactorType::Email => text("email"),
             FactorType::Phone => text("phone_number"),
-            _ => None,
+            FactorType::Password
+            | FactorType::Totp
+            | FactorType::RecoveryCode
+            | FactorType::PushNotification
+            | FactorType::Passkey
+            | FactorType::WebauthnRoaming
+            | FactorType::WebauthnPlatform => None,
         },
         preferred_phone_method: (kind == FactorType::Phone)
             .then(|| text("preferred_authentication_method"))

@@ -21,6 +21,9 @@ use crate::rng::RngExt;
 use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError};
 use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 
+use super::factors::{self, Answered, AuthenticatorType, Channel};
+pub use super::factors::{destination, masked};
+
 /// Lifetime of an `mfa_token`, seconds.
 pub const MFA_TOKEN_TTL: i64 = 600;
 /// Wrong answers an `mfa_token` survives.
@@ -193,14 +196,14 @@ pub async fn factors_of(
         return Ok(methods);
     };
     let enrolled = methods.iter().any(|m| {
-        m.method_type == "email"
+        m.method_type == FactorType::Email
             && destination(m).is_some_and(|d| email_address::same(d, &user.email))
     });
     if user.email_verified && !user.email.is_empty() && !enrolled {
         methods.push(MethodRow {
             id: VERIFIED_EMAIL.to_string(),
             user_id: user_id.to_string(),
-            method_type: FactorType::Email.as_str().to_string(),
+            method_type: FactorType::Email,
             name: None,
             data: json!({ "email": user.email }),
             created_at: user.created_at,
@@ -216,17 +219,7 @@ pub async fn factors_of(
 pub fn second_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
     methods
         .iter()
-        .filter(|m| {
-            matches!(
-                m.method_type.as_str(),
-                "totp"
-                    | "recovery-code"
-                    | "email"
-                    | "phone"
-                    | "webauthn-roaming"
-                    | "webauthn-platform"
-            )
-        })
+        .filter(|m| factors::is_second_factor(m.method_type))
         .collect()
 }
 
@@ -235,26 +228,21 @@ pub fn second_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
 pub fn api_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
     second_factors(methods)
         .into_iter()
-        .filter(|m| !m.method_type.starts_with("webauthn-"))
+        .filter(|m| factors::authenticator_type(m.method_type).is_some())
         .collect()
 }
 
 /// `mfa_requirements.challenge`: the kinds of challenge the user can answer.
 pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
-    let mut out = Vec::new();
-    if methods.iter().any(|m| m.method_type == "totp") {
-        out.push(json!({"type": "otp"}));
-    }
-    if methods
-        .iter()
-        .any(|m| m.method_type == "email" || m.method_type == "phone")
-    {
-        out.push(json!({"type": "oob"}));
-    }
-    if methods.iter().any(|m| m.method_type == "recovery-code") {
-        out.push(json!({"type": "recovery-code"}));
-    }
-    out
+    AuthenticatorType::ALL
+        .into_iter()
+        .filter(|t| {
+            methods
+                .iter()
+                .any(|m| factors::authenticator_type(m.method_type) == Some(*t))
+        })
+        .map(|t| json!({ "type": t.as_str() }))
+        .collect()
 }
 
 /// Starts the second step: stores the pending login, returns the token.
@@ -429,7 +417,10 @@ pub async fn verify_otp(
     let token = answer.token;
     let (row, pending) = answering(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
-    let totps: Vec<&MethodRow> = methods.iter().filter(|m| m.method_type == "totp").collect();
+    let totps: Vec<&MethodRow> = methods
+        .iter()
+        .filter(|m| m.method_type == FactorType::Totp)
+        .collect();
     if totps.is_empty() {
         return Err(MfaError::NoAuthenticator("otp"));
     }
@@ -477,7 +468,10 @@ pub async fn verify_recovery_code(
     let token = answer.token;
     let (row, pending) = answering(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
-    let Some(current) = methods.iter().find(|m| m.method_type == "recovery-code") else {
+    let Some(current) = methods
+        .iter()
+        .find(|m| m.method_type == FactorType::RecoveryCode)
+    else {
         return Err(MfaError::NoAuthenticator("recovery-code"));
     };
     let stored = current
@@ -494,7 +488,7 @@ pub async fn verify_recovery_code(
     let replacement = MethodRow {
         id: format!("recovery-code|dev_{}", state.rng.alnum(16)),
         user_id: row.user_id.clone(),
-        method_type: FactorType::RecoveryCode.as_str().to_string(),
+        method_type: FactorType::RecoveryCode,
         name: None,
         data: json!({ "code_digest": digest }),
         created_at: now,
@@ -520,70 +514,22 @@ pub async fn verify_recovery_code(
     Ok((row.user_id, pending, fresh))
 }
 
-/// The channel a phone or email method's codes travel by.
-fn oob_channel(m: &MethodRow) -> &'static str {
-    match (
-        m.method_type.as_str(),
-        m.data
-            .get("preferred_authentication_method")
-            .and_then(Value::as_str),
-    ) {
-        ("email", _) => "email",
-        (_, Some("voice")) => "voice",
-        _ => "sms",
-    }
-}
-
-/// A destination with all but its last characters hidden.
-pub fn masked(destination: &str) -> String {
-    if let Some(at) = destination.find('@') {
-        let first = destination.chars().next().unwrap_or('*');
-        return format!("{first}***{}", &destination[at..]);
-    }
-    // A phone number (ASCII, E.164): its last four digits stay.
-    let hidden = destination.len().saturating_sub(4);
-    destination
-        .char_indices()
-        .map(|(i, c)| {
-            if i < hidden && c.is_ascii_digit() {
-                '*'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-fn destination(m: &MethodRow) -> Option<&str> {
-    m.data
-        .get(if m.method_type == "email" {
-            "email"
-        } else {
-            "phone_number"
-        })
-        .and_then(Value::as_str)
-}
-
 /// `GET /mfa/authenticators`: the user's authenticators as Auth0 lists them.
 pub fn authenticators(methods: &[&MethodRow]) -> Vec<Value> {
     methods
         .iter()
-        .map(|m| {
-            let kind = match m.method_type.as_str() {
-                "totp" => "otp",
-                "email" | "phone" => "oob",
-                _ => "recovery-code",
-            };
-            let mut v = json!({ "id": m.id, "authenticator_type": kind, "active": true });
-            if kind == "oob" {
-                v["oob_channel"] = json!(oob_channel(m));
+        .filter_map(|m| {
+            let kind = factors::authenticator_type(m.method_type)?;
+            let mut v = json!({ "id": m.id, "authenticator_type": kind.as_str(), "active": true });
+            if let Some(channel) = factors::channel(m) {
+                v["oob_channel"] = json!(channel.as_str());
             }
             if let Some(name) = &m.name {
                 v["name"] = json!(name);
             } else if let Some(d) = destination(m) {
                 v["name"] = json!(masked(d));
             }
-            v
+            Some(v)
         })
         .collect()
 }
@@ -614,25 +560,25 @@ pub async fn challenge(
     let (row, _) = lookup(state, tenant, token, Some(client)).await?;
     let methods = factors_of(state, tenant, &row.user_id).await?;
     let factors = second_factors(&methods);
-    let accepts = |m: &MethodRow| match m.method_type.as_str() {
-        "totp" => types.contains(&"otp"),
-        "email" | "phone" => types.contains(&"oob"),
-        _ => false,
+    let accepts = |m: &MethodRow| match factors::authenticator_type(m.method_type) {
+        Some(t @ (AuthenticatorType::Otp | AuthenticatorType::Oob)) => types.contains(&t.as_str()),
+        // Answered without a challenge, or not on the MFA API.
+        Some(AuthenticatorType::RecoveryCode) | None => false,
     };
     let chosen = match authenticator_id {
         Some(id) => factors.iter().find(|m| m.id == id).copied(),
         None => factors
             .iter()
-            .find(|m| m.method_type == "totp" && accepts(m))
+            .find(|m| m.method_type == FactorType::Totp && accepts(m))
             .or_else(|| factors.iter().find(|m| accepts(m)))
             .copied(),
     };
     let Some(method) = chosen.filter(|m| accepts(m)) else {
         return Err(MfaError::NoAuthenticator("matching"));
     };
-    if method.method_type == "totp" {
+    let Some(channel) = factors::channel(method) else {
         return Ok(Challenge::Otp);
-    }
+    };
     let to = destination(method)
         .ok_or_else(|| MfaError::Internal("a method without its destination".into()))?
         .to_string();
@@ -640,13 +586,12 @@ pub async fn challenge(
         .map_err(MfaError::Throttled)?;
     let code = crate::services::enrollment::new_otp_code(state);
     let oob_code = state.rng.alnum(32);
-    let channel = oob_channel(method);
     let now = state.clock.now();
     use crate::services::delivery::{CodeChannel, Purpose, send_code};
     let by = match channel {
-        "email" => CodeChannel::Email,
-        "voice" => CodeChannel::Voice,
-        _ => CodeChannel::Sms,
+        Channel::Email => CodeChannel::Email,
+        Channel::Voice => CodeChannel::Voice,
+        Channel::Sms => CodeChannel::Sms,
     };
     send_code(state, tenant, languages, by, &to, &code, Purpose::Login)
         .await
@@ -658,7 +603,7 @@ pub async fn challenge(
         method_id: method.id.clone(),
         state: json!({
             "mfa_token": secret_digest(token),
-            "channel": channel,
+            "channel": channel.as_str(),
             "code_digest": crate::services::enrollment::sent_code_digest(&oob_code, &code),
         }),
         attempts: 0,
@@ -669,7 +614,10 @@ pub async fn challenge(
         .store
         .create_enrollment(&tenant.id, &secret_digest(&oob_code), &oob)
         .await?;
-    Ok(Challenge::Oob { oob_code, channel })
+    Ok(Challenge::Oob {
+        oob_code,
+        channel: channel.as_str(),
+    })
 }
 
 const OOB_KIND: &str = "mfa-oob";
@@ -682,7 +630,7 @@ pub async fn verify_oob(
     answer: &Answer<'_>,
     oob_code: &str,
     binding_code: &str,
-) -> Result<(String, Pending, &'static str), MfaError> {
+) -> Result<(String, Pending, Answered), MfaError> {
     let token = answer.token;
     let (row, pending) = answering(state, tenant, answer).await?;
     let now = state.clock.now();
@@ -695,11 +643,7 @@ pub async fn verify_oob(
     if !crate::services::enrollment::sent_code_matches(stored, oob_code, binding_code) {
         return Err(wrong(state, tenant, answer, &row.user_id, "oob").await);
     }
-    let channel = match oob.state.get("channel").and_then(Value::as_str) {
-        Some("email") => "email",
-        Some("voice") => "voice",
-        _ => "sms",
-    };
+    let channel = Channel::stored(oob.state.get("channel").and_then(Value::as_str));
     if !state
         .store
         .complete_enrollment(&tenant.id, &secret_digest(token), &Completion::Consume, now)
@@ -716,7 +660,7 @@ pub async fn verify_oob(
             now,
         )
         .await?;
-    Ok((row.user_id, pending, channel))
+    Ok((row.user_id, pending, Answered::Code(channel)))
 }
 
 /// `mfa_requirements.enroll`: what a user without a factor could enroll
@@ -738,16 +682,14 @@ const KEY_KIND: &str = "mfa-key";
 /// The `amr` value a WebAuthn key's signature adds (RFC 8176): `hwk` for a
 /// key held in hardware, `swk` for a platform credential that may be synced
 /// (backup eligible) and so is not bound to one device.
-fn key_amr(m: &MethodRow) -> &'static str {
-    let synced = m
+fn key_answer(m: &MethodRow) -> Answered {
+    let eligible = m
         .data
         .get("backup_eligible")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if m.method_type == FactorType::WebauthnPlatform.as_str() && synced {
-        "swk"
-    } else {
-        "hwk"
+    Answered::Key {
+        synced: m.method_type == FactorType::WebauthnPlatform && eligible,
     }
 }
 
@@ -769,10 +711,7 @@ pub async fn key_challenge(
     use webauthn_rs::prelude::{Passkey, SecurityKey};
     let (row, _) = lookup(state, tenant, token, Some(client)).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
-    let keys: Vec<&MethodRow> = methods
-        .iter()
-        .filter(|m| m.method_type == kind.as_str())
-        .collect();
+    let keys: Vec<&MethodRow> = methods.iter().filter(|m| m.method_type == kind).collect();
     if keys.is_empty() {
         return Err(MfaError::NoAuthenticator("webauthn"));
     }
@@ -845,7 +784,7 @@ pub async fn verify_key(
     answer: &Answer<'_>,
     session: &str,
     response: &Value,
-) -> Result<(String, Pending, &'static str), MfaError> {
+) -> Result<(String, Pending, Answered), MfaError> {
     use webauthn_rs::prelude::{
         Passkey, PasskeyAuthentication, PublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
     };
@@ -887,7 +826,7 @@ pub async fn verify_key(
     let id = crate::services::webauthn::b64url(result.cred_id().as_ref());
     let Some(method) = methods
         .iter()
-        .find(|m| m.method_type == kind.as_str() && m.credential_id.as_deref() == Some(&id))
+        .find(|m| m.method_type == kind && m.credential_id.as_deref() == Some(&id))
     else {
         return Err(wrong(state, tenant, answer, &row.user_id, "webauthn").await);
     };
@@ -933,7 +872,7 @@ pub async fn verify_key(
             return Err(MfaError::BadToken);
         }
     }
-    Ok((row.user_id, pending, key_amr(method)))
+    Ok((row.user_id, pending, key_answer(method)))
 }
 
 /// What `POST /mfa/associate` enrolls.
@@ -1078,7 +1017,7 @@ pub async fn confirm_association(
     answer: &Answer<'_>,
     code: &str,
     oob_code: Option<&str>,
-) -> Result<Option<(String, Pending, &'static str)>, MfaError> {
+) -> Result<Option<(String, Pending, Answered)>, MfaError> {
     use crate::services::enrollment::{self, EnrollError, Proof, Who};
     let token = answer.token;
     let (session, recovery_session) = association_sessions(token);
@@ -1095,20 +1034,36 @@ pub async fn confirm_association(
     else {
         return Ok(None);
     };
-    let channel = match enrolling.method_type.as_str() {
-        "totp" if oob_code.is_none() => "otp",
-        "email" if oob_code.is_some() => "email",
-        "phone" if oob_code.is_some() => {
-            match enrolling
+    let Ok(kind) = FactorType::try_from(enrolling.method_type.clone()) else {
+        return Ok(None);
+    };
+    let answered = match (kind, oob_code.is_some()) {
+        (FactorType::Totp, false) => Answered::Otp,
+        (FactorType::Email, true) => Answered::Code(Channel::Email),
+        (FactorType::Phone, true) => Answered::Code(Channel::of_phone(
+            enrolling
                 .state
                 .get("preferred_authentication_method")
-                .and_then(Value::as_str)
-            {
-                Some("voice") => "voice",
-                _ => "sms",
-            }
-        }
-        _ => return Ok(None),
+                .and_then(Value::as_str),
+        )),
+        // The grant does not fit what is enrolling, or the MFA API does not
+        // enroll that type: the grant goes on as a challenge.
+        (FactorType::Totp, true)
+        | (FactorType::Email | FactorType::Phone, false)
+        | (
+            FactorType::Password
+            | FactorType::Passkey
+            | FactorType::WebauthnRoaming
+            | FactorType::WebauthnPlatform
+            | FactorType::RecoveryCode
+            | FactorType::PushNotification,
+            _,
+        ) => return Ok(None),
+    };
+    // The tenant log names the answer by its channel (`otp` for TOTP).
+    let channel = match answered {
+        Answered::Code(c) => c.as_str(),
+        Answered::Otp | Answered::RecoveryCode | Answered::Key { .. } => "otp",
     };
     let who = Who {
         tenant,
@@ -1148,5 +1103,5 @@ pub async fn confirm_association(
     {
         tracing::warn!(error = %e, "the recovery code of an association was not kept");
     }
-    Ok(Some((row.user_id, pending, channel)))
+    Ok(Some((row.user_id, pending, answered)))
 }

@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod dpop;
 pub mod email_address;
 pub mod enrollment;
+pub mod factors;
 pub mod grants;
 pub mod keys;
 pub mod login;

@@ -411,7 +411,7 @@ pub async fn finish(
         .store
         .method_by_credential(&tenant.id, &b64url(credential_id))
         .await?
-        .filter(|m| m.method_type == FactorType::Passkey.as_str())
+        .filter(|m| m.method_type == FactorType::Passkey)
     else {
         return wrong("This passkey is not registered here.".into()).await;
     };
@@ -494,7 +494,7 @@ fn passkey_row(
     Ok(MethodRow {
         id: format!("passkey|dev_{}", state.rng.alnum(16)),
         user_id: user_id.to_string(),
-        method_type: FactorType::Passkey.as_str().to_string(),
+        method_type: FactorType::Passkey,
         name: None,
         data: json!({
             "passkey": serde_json::to_value(passkey).map_err(internal)?,

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::tenant::FactorType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -378,7 +379,9 @@ pub trait GrantStore: Send + Sync {
 pub struct MethodRow {
     pub id: String,
     pub user_id: String,
-    pub method_type: String,
+    /// Stored as its wire name; a row of a type this server does not know
+    /// reads as [`StoreError::Corrupt`].
+    pub method_type: FactorType,
     pub name: Option<String>,
     pub data: serde_json::Value,
     pub created_at: Timestamp,
@@ -387,6 +390,11 @@ pub struct MethodRow {
     pub last_otp_step: Option<i64>,
     /// A WebAuthn credential's ID (base64url), unique in the tenant.
     pub credential_id: Option<String>,
+}
+
+/// A method's type from its stored wire name.
+pub(crate) fn factor_type(stored: String) -> StoreResult<FactorType> {
+    FactorType::try_from(stored).map_err(StoreError::Corrupt)
 }
 
 /// What counts as a way to log in, as the service that owns the rule says:

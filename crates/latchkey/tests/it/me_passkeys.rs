@@ -387,7 +387,7 @@ async fn webauthn_keys_are_listed_renamed_and_deleted_but_not_enrolled() {
         let row = latchkey::store::MethodRow {
             id: format!("{kind}|dev_KEY{i}AAAAAAAAAAAA"),
             user_id: "auth0|alice".into(),
-            method_type: kind.to_string(),
+            method_type: latchkey::tenant::FactorType::try_from(kind.to_string()).unwrap(),
             name: Some("YubiKey".into()),
             data: json!({}),
             created_at: START,

@@ -329,7 +329,7 @@ async fn a_recovery_code_logs_in_once_and_is_replaced() {
     assert_eq!(
         methods
             .iter()
-            .filter(|m| m.method_type == "recovery-code")
+            .filter(|m| m.method_type == latchkey::tenant::FactorType::RecoveryCode)
             .count(),
         1
     );
@@ -951,7 +951,7 @@ async fn association_stops_at_twenty_methods() {
         let row = MethodRow {
             id,
             user_id: bob.user_id.clone(),
-            method_type: "passkey".into(),
+            method_type: latchkey::tenant::FactorType::Passkey,
             name: None,
             data: json!({"public_key": "pQECAyYgASFYIA", "user_handle": format!("handle-{i}")}),
             created_at: now,

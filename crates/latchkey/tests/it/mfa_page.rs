@@ -239,7 +239,7 @@ async fn a_recovery_code_on_the_page_is_replaced_and_shown_once() {
         .unwrap();
     let recovery = methods
         .iter()
-        .find(|m| m.method_type == "recovery-code")
+        .find(|m| m.method_type == latchkey::tenant::FactorType::RecoveryCode)
         .unwrap();
     assert!(page.contains(&recovery.id), "{page}");
     let tx = hidden_input(&page, "tx").unwrap();
@@ -322,7 +322,7 @@ async fn recovery_id(s: &TestServer) -> String {
         .unwrap();
     methods
         .iter()
-        .find(|m| m.method_type == "recovery-code")
+        .find(|m| m.method_type == latchkey::tenant::FactorType::RecoveryCode)
         .unwrap()
         .id
         .clone()

@@ -600,7 +600,9 @@ async fn provisioning_never_takes_over_a_self_registered_unverified_account() {
         .await
         .unwrap();
     assert!(
-        factors.iter().all(|m| m.method_type == "passkey"),
+        factors
+            .iter()
+            .all(|m| m.method_type == latchkey::tenant::FactorType::Passkey),
         "{factors:?}"
     );
 
@@ -796,7 +798,7 @@ async fn the_passkey_offered_after_login_names_the_cap_when_full() {
         let row = MethodRow {
             id,
             user_id: "auth0|alice".into(),
-            method_type: "totp".into(),
+            method_type: latchkey::tenant::FactorType::Totp,
             name: None,
             data: json!({}),
             created_at: now,

@@ -19,6 +19,7 @@ use latchkey::store::{
     AuditEvent, Completion, EnrollmentRow, Finish, KeyStore, LoginMethods, MethodRow, Redeem,
     RefreshTokenRow, Removal, SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
 };
+use latchkey::tenant::FactorType;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -254,7 +255,7 @@ fn method(id: &str, user_id: &str, method_type: &str, created_at: Timestamp) -> 
     MethodRow {
         id: id.into(),
         user_id: user_id.into(),
-        method_type: method_type.into(),
+        method_type: FactorType::try_from(method_type.to_string()).unwrap(),
         name: None,
         data: json!({ "id": id }),
         created_at,
@@ -343,6 +344,70 @@ async fn sqlite_sees_another_process_write_within_a_second() {
     let (u, _) = server.user_with_methods(&t, "u1").await.unwrap().unwrap();
     assert_eq!(u.email, "new@example.com");
     assert!(server.grant_revoked(&t, "g1").await.unwrap());
+}
+
+/// Stores a TOTP method `m1` of user `u1` in `t`.
+async fn add_totp(s: &S, t: &str) {
+    s.create_enrollment(t, "e-m1", &enrollment("u1", "m1", T + 60))
+        .await
+        .unwrap();
+    let c = Completion::AddMethod {
+        row: method("m1", "u1", "totp", T),
+        replace_type: false,
+    };
+    assert!(s.complete_enrollment(t, "e-m1", &c, T).await.unwrap());
+}
+
+/// A stored method whose type this server does not know is a corrupt row,
+/// not a method of some other type.
+async fn unknown_method_type_is_corrupt(s: &S, t: &str) {
+    for outcome in [
+        s.methods(t, "u1").await.map(|_| ()),
+        s.method(t, "u1", "m1").await.map(|_| ()),
+    ] {
+        assert!(
+            matches!(outcome, Err(StoreError::Corrupt(_))),
+            "{outcome:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_method_of_an_unknown_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let clock = Arc::new(ManualClock::new(T));
+    let s: S = Arc::new(SqliteStore::open(&path, clock.clone()).await.unwrap());
+    let t = tenant(&s, "acme").await;
+    add_totp(&s, &t).await;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE authentication_methods SET type = 'smoke-signal' WHERE id = 'm1'")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // A store opened afterwards: nothing read before the change is cached.
+    let fresh: S = Arc::new(SqliteStore::open(&path, clock).await.unwrap());
+    unknown_method_type_is_corrupt(&fresh, &t).await;
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_method_of_an_unknown_type() {
+    in_schema(|url, schema| async move {
+        let s: S = Arc::new(postgres_store(&url, &schema, 2).await);
+        let t = tenant(&s, "acme").await;
+        add_totp(&s, &t).await;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {schema}.authentication_methods SET type = 'smoke-signal' WHERE id = 'm1'"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        unknown_method_type_is_corrupt(&s, &t).await;
+    })
+    .await;
 }
 
 // ---------------------------------------------------- PostgreSQL specifics
@@ -1231,7 +1296,7 @@ mod bodies {
             method("b", "u1", "totp", T),
             method("a", "u1", "totp", T),
             method("Z", "u1", "totp", T),
-            method("early", "u1", "webauthn", T - 1),
+            method("early", "u1", "webauthn-roaming", T - 1),
             method("x", "u2", "totp", T),
         ];
         for (i, row) in rows.iter().enumerate() {
@@ -2002,7 +2067,7 @@ mod bodies {
         let codes = s.methods(&t, "u1").await.unwrap();
         let codes: Vec<_> = codes
             .iter()
-            .filter(|m| m.method_type == "recovery-code")
+            .filter(|m| m.method_type == FactorType::RecoveryCode)
             .collect();
         assert_eq!(codes.len(), 1, "{codes:?}");
 

@@ -90,7 +90,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
-            method_type: FactorType::Email.as_str().to_string(),
+            method_type: FactorType::Email,
             name: None,
             data: json!({ "email": email }),
             created_at: state.clock.now(),

@@ -389,32 +389,53 @@ pub async fn verify(
     }
     let kind = FactorType::try_from(enrollment.method_type.clone())
         .map_err(|e| EnrollError::Internal(format!("stored enrollment: {e}")))?;
-    let outcome = match (kind, proof) {
-        (FactorType::Password, Proof::Password { new_password }) => {
+    let misfit =
+        || EnrollError::Invalid("The verification does not fit this method's type.".into());
+    let outcome = match kind {
+        FactorType::Password => {
+            let Proof::Password { new_password } = proof else {
+                return Err(misfit());
+            };
             password::finish(state, who, &new_password).await?
         }
-        (FactorType::Totp, Proof::Otp { code }) => totp::finish(state, who, &enrollment, &code)?,
-        (FactorType::Email, Proof::Otp { code }) => {
+        FactorType::Totp => {
+            let Proof::Otp { code } = proof else {
+                return Err(misfit());
+            };
+            totp::finish(state, who, &enrollment, &code)?
+        }
+        FactorType::Email => {
+            let Proof::Otp { code } = proof else {
+                return Err(misfit());
+            };
             email::finish(state, who, &enrollment, auth_session, &code)?
         }
-        (FactorType::Phone, Proof::Otp { code }) => {
+        FactorType::Phone => {
+            let Proof::Otp { code } = proof else {
+                return Err(misfit());
+            };
             phone::finish(state, who, &enrollment, auth_session, &code)?
         }
-        (FactorType::RecoveryCode, Proof::Session) => {
+        FactorType::RecoveryCode => {
+            let Proof::Session = proof else {
+                return Err(misfit());
+            };
             recovery_code::finish(state, who, &enrollment)?
         }
-        (FactorType::Passkey, Proof::Passkey { response }) => {
+        FactorType::Passkey => {
+            let Proof::Passkey { response } = proof else {
+                return Err(misfit());
+            };
             passkey::finish(state, who, &enrollment, &response)?
         }
-        (
-            k @ (FactorType::WebauthnRoaming | FactorType::WebauthnPlatform),
-            Proof::Passkey { response },
-        ) => webauthn_key::finish(state, who, k, &enrollment, &response)?,
-        _ => {
-            return Err(EnrollError::Invalid(
-                "The verification does not fit this method's type.".into(),
-            ));
+        k @ (FactorType::WebauthnRoaming | FactorType::WebauthnPlatform) => {
+            let Proof::Passkey { response } = proof else {
+                return Err(misfit());
+            };
+            webauthn_key::finish(state, who, k, &enrollment, &response)?
         }
+        // Never started (see `start`): nothing verifies it.
+        FactorType::PushNotification => return Err(misfit()),
     };
     match outcome {
         Outcome::Done(completion) => {

@@ -32,7 +32,7 @@ pub(super) async fn start(
         Some(
             existing
                 .iter()
-                .filter(|m| m.method_type == FactorType::Passkey.as_str())
+                .filter(|m| m.method_type == FactorType::Passkey)
                 .filter_map(|m| m.credential_id.as_deref())
                 .filter_map(|id| URL_SAFE_NO_PAD.decode(id).ok())
                 .collect::<Vec<CredentialID>>(),
@@ -137,7 +137,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: new_method_id(state, FactorType::Passkey),
             user_id: who.user_id.to_string(),
-            method_type: FactorType::Passkey.as_str().to_string(),
+            method_type: FactorType::Passkey,
             name: None,
             data,
             created_at: state.clock.now(),

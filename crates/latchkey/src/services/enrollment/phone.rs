@@ -76,7 +76,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
-            method_type: FactorType::Phone.as_str().to_string(),
+            method_type: FactorType::Phone,
             name: None,
             data: json!({
                 "phone_number": get("phone_number"),

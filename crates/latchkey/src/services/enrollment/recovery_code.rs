@@ -63,7 +63,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
-            method_type: FactorType::RecoveryCode.as_str().to_string(),
+            method_type: FactorType::RecoveryCode,
             name: None,
             data: json!({ "code_digest": digest }),
             created_at: state.clock.now(),

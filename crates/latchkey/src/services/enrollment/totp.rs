@@ -88,7 +88,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: enrollment.method_id.clone(),
             user_id: who.user_id.to_string(),
-            method_type: FactorType::Totp.as_str().to_string(),
+            method_type: FactorType::Totp,
             name: None,
             data: json!({ "secret": sealed }),
             created_at: now,

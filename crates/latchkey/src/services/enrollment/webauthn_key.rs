@@ -174,7 +174,7 @@ pub(super) fn finish(
         row: MethodRow {
             id: new_method_id(state, kind),
             user_id: who.user_id.to_string(),
-            method_type: kind.as_str().to_string(),
+            method_type: kind,
             name: None,
             data,
             created_at: state.clock.now(),

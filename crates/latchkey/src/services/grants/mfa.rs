@@ -5,6 +5,7 @@
 
 use super::{GrantError, TokenRequest};
 use crate::context::Core;
+use crate::services::factors::Answered;
 use crate::services::mfa::{self, Answer, Pending};
 use crate::services::tokens::TokenResponse;
 
@@ -49,11 +50,11 @@ pub(super) async fn otp(
         mfa::confirm_association(core, tenant, req.host, &answer, grant.otp, None).await?
     {
         mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
-        return after_second_factor(core, req, &user_id, pending, "otp", None).await;
+        return after_second_factor(core, req, &user_id, pending, Answered::Otp, None).await;
     }
     let (user_id, pending) = mfa::verify_otp(core, tenant, &answer, grant.otp).await?;
     mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
-    after_second_factor(core, req, &user_id, pending, "otp", None).await
+    after_second_factor(core, req, &user_id, pending, Answered::Otp, None).await
 }
 
 pub(super) async fn oob(
@@ -63,7 +64,7 @@ pub(super) async fn oob(
 ) -> Result<TokenResponse, GrantError> {
     let answer = answer(req, grant.mfa_token);
     let tenant = req.tenant;
-    if let Some((user_id, pending, channel)) = mfa::confirm_association(
+    if let Some((user_id, pending, answered)) = mfa::confirm_association(
         core,
         tenant,
         req.host,
@@ -74,12 +75,12 @@ pub(super) async fn oob(
     .await?
     {
         mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
-        return after_second_factor(core, req, &user_id, pending, channel, None).await;
+        return after_second_factor(core, req, &user_id, pending, answered, None).await;
     }
-    let (user_id, pending, channel) =
+    let (user_id, pending, answered) =
         mfa::verify_oob(core, tenant, &answer, grant.oob_code, grant.binding_code).await?;
     mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
-    after_second_factor(core, req, &user_id, pending, channel, None).await
+    after_second_factor(core, req, &user_id, pending, answered, None).await
 }
 
 /// The code is replaced, and the new one is in the response
@@ -93,7 +94,15 @@ pub(super) async fn recovery_code(
     let (user_id, pending, fresh) =
         mfa::verify_recovery_code(core, req.tenant, &answer, grant.recovery_code).await?;
     mfa::audit(core, req.tenant, &answer, &user_id, "recovery-code", None).await;
-    after_second_factor(core, req, &user_id, pending, "recovery-code", Some(fresh)).await
+    after_second_factor(
+        core,
+        req,
+        &user_id,
+        pending,
+        Answered::RecoveryCode,
+        Some(fresh),
+    )
+    .await
 }
 
 async fn after_second_factor(
@@ -101,20 +110,13 @@ async fn after_second_factor(
     req: &TokenRequest<'_>,
     user_id: &str,
     pending: Pending,
-    factor: &str,
+    answered: Answered,
     recovery_code: Option<String>,
 ) -> Result<TokenResponse, GrantError> {
     let user = req.user(core, user_id).await?;
     let granted = req.user_grant(&user, pending.audience.as_deref(), &pending.scope)?;
     let mut amr = pending.amr.clone();
-    // RFC 8176 has no value for a recovery code: "mfa" alone says it.
-    let extra: &[&str] = match factor {
-        "otp" => &["mfa", "otp"],
-        "sms" => &["mfa", "sms"],
-        "voice" => &["mfa", "tel"],
-        _ => &["mfa"],
-    };
-    for m in extra {
+    for m in std::iter::once("mfa").chain(answered.amr()) {
         if !amr.iter().any(|a| a == m) {
             amr.push(m.to_string());
         }

@@ -18,7 +18,7 @@ fn method_row_as(r: &PgRow, prefix: &str) -> StoreResult<MethodRow> {
     Ok(MethodRow {
         id: r.get(col("id").as_str()),
         user_id: r.get(col("user_id").as_str()),
-        method_type: r.get(col("type").as_str()),
+        method_type: factor_type(r.get(col("type").as_str()))?,
         name: r.get(col("name").as_str()),
         data: json(r.get::<&str, _>(col("data").as_str()))?,
         created_at: r.get(col("created_at").as_str()),
@@ -51,7 +51,7 @@ async fn insert_method(
         .bind(tenant_id)
         .bind(&row.id)
         .bind(&row.user_id)
-        .bind(&row.method_type)
+        .bind(row.method_type.as_str())
         .bind(&row.name)
         .bind(to_json(&row.data))
         .bind(row.created_at)
@@ -480,7 +480,7 @@ impl MethodStore for PostgresStore {
                     )
                     .bind(tenant_id)
                     .bind(&row.user_id)
-                    .bind(&row.method_type)
+                    .bind(row.method_type.as_str())
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -19,7 +19,7 @@ fn method_row_as(r: &SqliteRow, prefix: &str) -> StoreResult<MethodRow> {
     Ok(MethodRow {
         id: r.get(col("id").as_str()),
         user_id: r.get(col("user_id").as_str()),
-        method_type: r.get(col("type").as_str()),
+        method_type: factor_type(r.get(col("type").as_str()))?,
         name: r.get(col("name").as_str()),
         data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: r.get(col("created_at").as_str()),
@@ -54,7 +54,7 @@ async fn insert_method(
         .bind(tenant_id)
         .bind(&row.id)
         .bind(&row.user_id)
-        .bind(&row.method_type)
+        .bind(row.method_type.as_str())
         .bind(&row.name)
         .bind(to_json(&row.data))
         .bind(row.created_at)
@@ -444,7 +444,7 @@ impl MethodStore for SqliteStore {
                     )
                     .bind(tenant_id)
                     .bind(&row.user_id)
-                    .bind(&row.method_type)
+                    .bind(row.method_type.as_str())
                     .execute(&mut *tx)
                     .await?;
                 }
