@@ -43,7 +43,9 @@ pub fn duplicate_host(headers: &HeaderMap) -> bool {
 
 #[derive(Debug)]
 pub enum TenantLookupError {
-    /// No host header, or one naming no tenant.
+    /// No `Host` header, or one that is not a host: 400 (RFC 9112 §3.2).
+    BadHost,
+    /// A host no tenant is served on.
     UnknownHost,
     /// More than one `Host` header: which tenant is meant is ambiguous.
     DuplicateHost,
@@ -53,6 +55,9 @@ pub enum TenantLookupError {
 /// The message of a request refused for its two `Host` headers.
 pub const DUPLICATE_HOST: &str = "The request has more than one Host header.";
 
+/// The message of a request refused for a missing or malformed `Host`.
+pub const BAD_HOST: &str = "The request has no valid Host header.";
+
 /// Resolves the tenant a request is for.
 pub async fn tenant_for(
     state: &SharedState,
@@ -61,7 +66,7 @@ pub async fn tenant_for(
     if duplicate_host(&parts.headers) {
         return Err(TenantLookupError::DuplicateHost);
     }
-    let host = request_host(parts).ok_or(TenantLookupError::UnknownHost)?;
+    let host = request_host(parts).ok_or(TenantLookupError::BadHost)?;
     match state.tenants.by_host(&host).await {
         Ok(Some(t)) => Ok((t, host)),
         Ok(None) => Err(TenantLookupError::UnknownHost),

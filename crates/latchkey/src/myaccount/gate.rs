@@ -85,6 +85,9 @@ pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) ->
         Err(TenantLookupError::UnknownHost) => {
             return ApiError::NotFound("No tenant is served on this host.".into()).into_response();
         }
+        Err(TenantLookupError::BadHost) => {
+            return ApiError::BadRequest(crate::http::BAD_HOST.into()).into_response();
+        }
         Err(TenantLookupError::DuplicateHost) => {
             return ApiError::BadRequest(crate::http::DUPLICATE_HOST.into()).into_response();
         }

@@ -35,6 +35,9 @@ impl FromRequestParts<SharedState> for OAuthTenant {
         match tenant_for(state, parts).await {
             Ok((tenant, host)) => Ok(Self { tenant, host }),
             Err(TenantLookupError::UnknownHost) => Err(OAuthError::NotFound),
+            Err(TenantLookupError::BadHost) => {
+                Err(OAuthError::InvalidRequest(crate::http::BAD_HOST.into()))
+            }
             Err(TenantLookupError::DuplicateHost) => Err(OAuthError::InvalidRequest(
                 crate::http::DUPLICATE_HOST.into(),
             )),

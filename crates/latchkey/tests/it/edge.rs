@@ -130,6 +130,45 @@ pub async fn raw(port: u16, request: &str) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with one
+/// that is not a host, is answered 400 (in the area's dialect), not 404.
+#[tokio::test]
+async fn a_missing_or_malformed_host_is_a_bad_request_in_each_areas_dialect() {
+    let s = TestServer::start().await;
+    let p = s.port;
+    for host_line in [
+        "",
+        "Host: \r\n",
+        "Host: local host\r\n",
+        "Host: localhost/x\r\n",
+    ] {
+        let (status, _, body) = raw(
+            p,
+            &format!("GET /.well-known/openid-configuration HTTP/1.1\r\n{host_line}Connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{host_line:?}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "invalid_request", "{body}");
+        let (status, _, body) = raw(
+            p,
+            &format!("GET /me/v1/factors HTTP/1.1\r\n{host_line}Connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{host_line:?}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], 400, "{body}");
+        assert!(v["detail"].as_str().unwrap().contains("Host"), "{body}");
+    }
+    // A well-formed host that no tenant is served on stays 404.
+    let (status, _, _) = raw(
+        p,
+        "GET /.well-known/openid-configuration HTTP/1.1\r\nHost: nobody.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test]
 async fn two_host_headers_are_refused_in_each_areas_dialect() {
     let s = TestServer::start().await;
