@@ -14,9 +14,10 @@ use crate::context::Core;
 use crate::crypto::password::PasswordHasherConfig;
 use crate::crypto::seal::{SealError, Sealer};
 use crate::rng::{RngExt, SharedRng, SystemRng};
+use crate::store::Store;
+use crate::store::errors::OpenError;
 use crate::store::postgres::{PoolOptions, PostgresStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{Store, StoreError};
 
 /// Where the master key comes from.
 #[derive(Debug, Clone)]
@@ -138,13 +139,13 @@ fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A database migrated by a newer latchkey is refused with a clear message.
-fn schema_error(e: StoreError) -> anyhow::Error {
+fn schema_error(e: OpenError) -> anyhow::Error {
     match e {
-        StoreError::Migrate(sqlx::migrate::MigrateError::VersionMissing(v)) => anyhow::anyhow!(
+        OpenError::UnknownMigration(v) => anyhow::anyhow!(
             "the database schema has migration {v}, which this latchkey does not know: it was \
              migrated by a newer version; run that version (or newer)"
         ),
-        StoreError::Migrate(sqlx::migrate::MigrateError::VersionMismatch(v)) => anyhow::anyhow!(
+        OpenError::ChangedMigration(v) => anyhow::anyhow!(
             "migration {v} in the database differs from this latchkey's; refusing to start"
         ),
         e => anyhow::Error::new(e),

@@ -303,7 +303,7 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        if crate::http::store_unavailable(&e) {
+        if e.is_unavailable() {
             Self::Unavailable(e.to_string())
         } else {
             Self::internal(e)

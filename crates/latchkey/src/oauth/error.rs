@@ -214,7 +214,7 @@ impl IntoResponse for OAuthError {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
-        if crate::http::store_unavailable(&e) {
+        if e.is_unavailable() {
             Self::Unavailable(e.to_string())
         } else {
             Self::internal(e)

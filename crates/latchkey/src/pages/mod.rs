@@ -122,7 +122,7 @@ pub fn retry_page(
 /// A page for a store failure: 503 when the database is out of reach (it
 /// heals by itself), 500 otherwise.
 pub fn store_error(state: &AppState, tenant: &Tenant, e: crate::store::StoreError) -> Response {
-    if crate::http::store_unavailable(&e) {
+    if e.is_unavailable() {
         tracing::warn!(error = %e, tenant = %tenant.name, "database unavailable");
         let mut res = error_page(
             state,

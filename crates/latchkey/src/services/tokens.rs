@@ -334,7 +334,7 @@ pub enum AccessTokenError {
 }
 
 fn store_failure(e: &StoreError) -> AccessTokenError {
-    if crate::http::store_unavailable(e) {
+    if e.is_unavailable() {
         AccessTokenError::Unavailable
     } else {
         AccessTokenError::Internal

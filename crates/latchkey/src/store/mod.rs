@@ -4,6 +4,7 @@
 //! Every value that is a bearer secret arrives here already digested
 //! (`*_digest`) or sealed (`sealed_*`): the store never sees one in clear.
 
+pub mod errors;
 pub mod postgres;
 pub mod sqlite;
 
@@ -17,16 +18,25 @@ use crate::tenant::FactorType;
 pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database failed in a way that is not expected to heal by itself
+    /// (a bug, bad data); the cause is for the logs.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The database cannot take the request now (its writer stayed busy, a
-    /// batch did not commit): answered 503, to be tried again.
+    /// The database cannot take the request now (away, busy or locked, a
+    /// full disk, its writer stayed busy, a batch did not commit): answered
+    /// 503, to be tried again. The store decides (`errors.rs`).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the database cannot take the request now (503 with
+    /// `retry-after`, expected to heal by itself), rather than a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

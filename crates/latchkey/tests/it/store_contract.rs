@@ -13,6 +13,7 @@ use std::sync::{Arc, Once};
 
 use latchkey::clock::{ManualClock, Timestamp};
 use latchkey::rng::{RngExt, SystemRng};
+use latchkey::store::errors::OpenError;
 use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
@@ -423,10 +424,7 @@ async fn postgres_rejects_a_bad_or_missing_schema() {
             ..PoolOptions::default()
         };
         let err = PostgresStore::connect(&url, options).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::Database(sqlx::Error::Configuration(_))),
-            "{schema:?}: {err}"
-        );
+        assert!(matches!(err, OpenError::Config(_)), "{schema:?}: {err}");
     }
 }
 

@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 
 use super::{PostgresStore, advisory_lock, json, to_json};
 use crate::clock::Timestamp;
+use crate::store::errors::db;
 use crate::store::*;
 
 fn method_row(r: &PgRow) -> StoreResult<MethodRow> {
@@ -64,7 +65,7 @@ async fn insert_method(
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
                 "this credential is already registered".into(),
             ),
-            e => e.into(),
+            e => db(e),
         })?;
     Ok(())
 }
@@ -94,7 +95,8 @@ impl MethodStore for PostgresStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(method_row).collect()
     }
 
@@ -115,7 +117,8 @@ impl MethodStore for PostgresStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .map_err(db)?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -143,7 +146,8 @@ impl MethodStore for PostgresStore {
             .bind(user_id)
             .bind(id)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(method_row).transpose()
     }
 
@@ -159,7 +163,8 @@ impl MethodStore for PostgresStore {
             .bind(tenant_id)
             .bind(credential_id)
             .fetch_optional(self.pool())
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(method_row).transpose()
     }
 
@@ -181,7 +186,7 @@ impl MethodStore for PostgresStore {
             .bind(id)
             .bind(to_json(previous))
             .execute(self.pool())
-            .await?;
+            .await.map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -200,7 +205,7 @@ impl MethodStore for PostgresStore {
         .bind(user_id)
         .bind(id)
         .execute(self.pool())
-        .await?;
+        .await.map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -219,12 +224,12 @@ impl MethodStore for PostgresStore {
             .bind(user_id)
             .bind(id)
             .execute(self.pool())
-            .await?;
+            .await.map_err(db)?;
             return Ok(removal(done.rows_affected() == 1, false));
         };
         // Under the user's lock (as enrollments take it): a removal racing
         // this one waits, and its check then sees what this one deleted.
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.map_err(db)?;
         advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
         let done = sqlx::query(
             "DELETE FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3 \
@@ -239,7 +244,8 @@ impl MethodStore for PostgresStore {
         .bind(keep.types)
         .bind(keep.password)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         let left = done.rows_affected() == 0
             && sqlx::query(
                 "SELECT 1 FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
@@ -248,9 +254,9 @@ impl MethodStore for PostgresStore {
             .bind(user_id)
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
+            .await.map_err(db)?
             .is_some();
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(removal(done.rows_affected() == 1, left))
     }
 
@@ -272,7 +278,7 @@ impl MethodStore for PostgresStore {
         .bind(user_id)
         .bind(id)
         .execute(self.pool())
-        .await?;
+        .await.map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -283,7 +289,7 @@ impl MethodStore for PostgresStore {
         at: Timestamp,
         keep: Option<LoginMethods<'_>>,
     ) -> StoreResult<Removal> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.map_err(db)?;
         if keep.is_some() {
             advisory_lock(&mut tx, &user_lock(tenant_id, user_id)).await?;
         }
@@ -299,7 +305,8 @@ impl MethodStore for PostgresStore {
         .bind(keep.is_some())
         .bind(keep.map(|k| k.types).unwrap_or_default())
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         let left = done.rows_affected() == 0
             && sqlx::query(
                 "SELECT 1 FROM users WHERE tenant_id = $1 AND user_id = $2 AND password_hash IS NOT NULL",
@@ -307,9 +314,9 @@ impl MethodStore for PostgresStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_optional(&mut *tx)
-            .await?
+            .await.map_err(db)?
             .is_some();
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(removal(done.rows_affected() == 1, left))
     }
 
@@ -334,7 +341,7 @@ impl MethodStore for PostgresStore {
         .bind(row.created_at)
         .bind(row.expires_at)
         .execute(self.pool())
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -352,7 +359,7 @@ impl MethodStore for PostgresStore {
         .bind(tenant_id)
         .bind(now)
         .fetch_optional(self.pool())
-        .await?;
+        .await.map_err(db)?;
         row.map(|r| {
             Ok(EnrollmentRow {
                 user_id: r.get("user_id"),
@@ -381,14 +388,15 @@ impl MethodStore for PostgresStore {
         .bind(session_digest)
         .bind(tenant_id)
         .fetch_optional(self.pool())
-        .await?;
+        .await.map_err(db)?;
         let attempts: i64 = row.map_or(max_attempts, |r| r.get("attempts"));
         if attempts >= max_attempts {
             sqlx::query("DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2")
                 .bind(session_digest)
                 .bind(tenant_id)
                 .execute(self.pool())
-                .await?;
+                .await
+                .map_err(db)?;
         }
         Ok((max_attempts - attempts).max(0))
     }
@@ -401,7 +409,7 @@ impl MethodStore for PostgresStore {
         now: Timestamp,
         max_methods: Option<i64>,
     ) -> StoreResult<Finish> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool().begin().await.map_err(db)?;
         let consumed = sqlx::query(
             "DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3",
         )
@@ -409,7 +417,7 @@ impl MethodStore for PostgresStore {
         .bind(tenant_id)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await.map_err(db)?;
         if consumed.rows_affected() != 1 {
             return Ok(Finish::Gone);
         }
@@ -430,13 +438,12 @@ impl MethodStore for PostgresStore {
         // the last place waits, then counts what this one added.
         let capped = max_methods.zip(completion.user_id());
         let before = match capped {
-            Some((_, user_id)) => {
-                sqlx::query_scalar::<_, i64>(METHOD_COUNT_SQL)
-                    .bind(tenant_id)
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
+            Some((_, user_id)) => sqlx::query_scalar::<_, i64>(METHOD_COUNT_SQL)
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?,
             None => 0,
         };
         match completion {
@@ -468,7 +475,7 @@ impl MethodStore for PostgresStore {
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
                         StoreError::Conflict("a user with this email already exists".into())
                     }
-                    e => e.into(),
+                    e => db(e),
                 })?;
                 insert_method(&mut tx, tenant_id, row).await?;
             }
@@ -482,7 +489,7 @@ impl MethodStore for PostgresStore {
                     .bind(&row.user_id)
                     .bind(row.method_type.as_str())
                     .execute(&mut *tx)
-                    .await?;
+                    .await.map_err(db)?;
                 }
                 insert_method(&mut tx, tenant_id, row).await?;
             }
@@ -493,7 +500,8 @@ impl MethodStore for PostgresStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
                 if let Some(Some(old)) = old.map(|r| r.get::<Option<String>, _>("password_hash")) {
                     sqlx::query(
                         "INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES ($1, $2, $3, $4)",
@@ -503,7 +511,7 @@ impl MethodStore for PostgresStore {
                     .bind(old)
                     .bind(at)
                     .execute(&mut *tx)
-                    .await?;
+                    .await.map_err(db)?;
                 }
                 sqlx::query(
                     "UPDATE users SET password_hash = $1, last_password_reset = $2, updated_at = $3 \
@@ -515,12 +523,13 @@ impl MethodStore for PostgresStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await?;
+                .await.map_err(db)?;
                 sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND user_id = $2")
                     .bind(tenant_id)
                     .bind(user_id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await
+                    .map_err(db)?;
             }
         }
         if let Some((max, user_id)) = capped {
@@ -528,13 +537,14 @@ impl MethodStore for PostgresStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
             if after > max && after > before {
                 // Dropped, the transaction rolls back: the enrollment stays.
                 return Ok(Finish::Full);
             }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(Finish::Done)
     }
 
@@ -552,7 +562,8 @@ impl MethodStore for PostgresStore {
         .bind(user_id)
         .bind(no_limit_when_negative(limit))
         .fetch_all(self.pool())
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(rows.iter().map(|r| r.get("hash")).collect())
     }
 
@@ -571,7 +582,7 @@ impl MethodStore for PostgresStore {
         .bind(&e.user_agent)
         .bind(to_json(&e.details))
         .execute(self.pool())
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -584,7 +595,7 @@ impl MethodStore for PostgresStore {
         .bind(tenant_id)
         .bind(no_limit_when_negative(limit))
         .fetch_all(self.pool())
-        .await?;
+        .await.map_err(db)?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEvent {

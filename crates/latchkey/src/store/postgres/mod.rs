@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
+use super::errors::{OpenError, db};
 use super::*;
 
 mod methods;
@@ -57,11 +58,11 @@ impl PostgresStore {
     /// and applies pending migrations. The pool replaces broken connections
     /// by itself: every connection is checked before it is handed out, so a
     /// database restart costs failed requests while it is down, not the pool.
-    pub async fn connect(url: &str, options: PoolOptions) -> StoreResult<Self> {
-        let mut connect = PgConnectOptions::from_str(url)?;
+    pub async fn connect(url: &str, options: PoolOptions) -> Result<Self, OpenError> {
+        let mut connect = PgConnectOptions::from_str(url).map_err(db)?;
         if let Some(schema) = &options.schema {
             if !valid_schema_name(schema) {
-                return Err(config_error(format!("invalid schema name {schema:?}")));
+                return Err(OpenError::Config(format!("invalid schema name {schema:?}")));
             }
             connect = connect.options([("search_path", schema)]);
         }
@@ -84,26 +85,28 @@ impl PostgresStore {
             .await
         {
             Ok(pool) => pool,
-            Err(e) => return Err(unreachable(&connect, e, timeout).await),
+            Err(e) => return Err(unreachable(&connect, e, timeout).await.into()),
         };
         if let Some(schema) = &options.schema {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
                     .bind(schema)
                     .fetch_one(&pool)
-                    .await?;
+                    .await
+                    .map_err(db)?;
             if !exists {
-                return Err(config_error(format!("schema {schema} does not exist")));
+                return Err(OpenError::Config(format!("schema {schema} does not exist")));
             }
         }
         let migrating = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(options.acquire_timeout_secs))
             .connect_with(migrating)
-            .await?;
+            .await
+            .map_err(db)?;
         let migrated = MIGRATOR.run(&migrating).await;
         migrating.close().await;
-        migrated?;
+        migrated.map_err(OpenError::migrate)?;
         Ok(Self { pool })
     }
 
@@ -151,10 +154,6 @@ fn valid_schema_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn config_error(message: String) -> StoreError {
-    StoreError::Database(sqlx::Error::Configuration(message.into()))
-}
-
 /// Serializes the transaction `tx` with every other transaction that takes
 /// the same `key`, on any server process, until it commits or rolls back.
 /// Advisory locks are per database: the key includes the schema, so that
@@ -167,7 +166,8 @@ async fn advisory_lock(tx: &mut sqlx::PgConnection, key: &str) -> StoreResult<()
     )
     .bind(key)
     .execute(tx)
-    .await?;
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -246,7 +246,8 @@ impl TenantStore for PostgresStore {
         )
         .bind(domain)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(row.as_ref().map(tenant_row))
     }
 
@@ -254,7 +255,8 @@ impl TenantStore for PostgresStore {
         let row = sqlx::query("SELECT id, name, config, revision FROM tenants WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.as_ref().map(tenant_row))
     }
 
@@ -264,7 +266,8 @@ impl TenantStore for PostgresStore {
             "SELECT id, name, config, revision FROM tenants ORDER BY name COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(rows.iter().map(tenant_row).collect())
     }
 
@@ -276,7 +279,7 @@ impl TenantStore for PostgresStore {
         domains: &[String],
         now: Timestamp,
     ) -> StoreResult<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         // Two nodes applying the same tenant file take turns; the second one
         // then sees the first one's tenant (READ COMMITTED: each statement
         // reads what is committed when it starts).
@@ -284,7 +287,8 @@ impl TenantStore for PostgresStore {
         let existing = sqlx::query("SELECT id, config FROM tenants WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         let id = match existing {
             Some(row) => {
                 let id: String = row.get("id");
@@ -298,7 +302,8 @@ impl TenantStore for PostgresStore {
                     .bind(now)
                     .bind(&id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await
+                    .map_err(db)?;
                 }
                 id
             }
@@ -313,7 +318,8 @@ impl TenantStore for PostgresStore {
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
                 new_id.to_string()
             }
         };
@@ -323,7 +329,8 @@ impl TenantStore for PostgresStore {
             let owner = sqlx::query("SELECT tenant_id FROM tenant_domains WHERE domain = $1")
                 .bind(d)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
             if let Some(owner) = owner {
                 let owner: String = owner.get("tenant_id");
                 if owner != id {
@@ -334,7 +341,8 @@ impl TenantStore for PostgresStore {
         sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1")
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         for (i, d) in domains.iter().enumerate() {
             let res = sqlx::query(
                 "INSERT INTO tenant_domains (domain, tenant_id, canonical) VALUES ($1, $2, $3)",
@@ -349,10 +357,10 @@ impl TenantStore for PostgresStore {
                 // Another tenant claimed it concurrently (its transaction
                 // committed after our check above).
                 Err(e) if is_unique_violation(&e) => return Err(taken(d)),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(db(e)),
             }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(id)
     }
 }
@@ -366,7 +374,8 @@ impl KeyStore for PostgresStore {
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(rows
             .iter()
             .map(|r| SigningKeyRow {
@@ -380,7 +389,7 @@ impl KeyStore for PostgresStore {
     }
 
     async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         // Without it, two concurrent rotations would each supersede only the
         // keys committed before they started, leaving two current keys.
         advisory_lock(&mut tx, &format!("latchkey:keys:{tenant_id}")).await?;
@@ -390,7 +399,7 @@ impl KeyStore for PostgresStore {
         .bind(key.created_at)
         .bind(tenant_id)
         .execute(&mut *tx)
-        .await?;
+        .await.map_err(db)?;
         sqlx::query(
             "INSERT INTO signing_keys (tenant_id, kid, sealed_private, public_jwk, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -401,8 +410,9 @@ impl KeyStore for PostgresStore {
         .bind(&key.public_jwk)
         .bind(key.created_at)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -413,7 +423,7 @@ impl KeyStore for PostgresStore {
         .bind(tenant_id)
         .bind(kid)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -421,7 +431,8 @@ impl KeyStore for PostgresStore {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.map(|r| r.get("value")))
     }
 
@@ -430,18 +441,20 @@ impl KeyStore for PostgresStore {
             .bind(key)
             .bind(value)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         self.meta_get(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
     }
 
     async fn probe_write(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("UPDATE meta SET value = value WHERE key = 'master_key_check'")
             .execute(&mut *tx)
-            .await?;
-        tx.rollback().await?;
+            .await
+            .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
         Ok(())
     }
 }
@@ -457,7 +470,8 @@ impl UserStore for PostgresStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -476,7 +490,8 @@ impl UserStore for PostgresStore {
             .bind(connection)
             .bind(email.to_lowercase())
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -515,7 +530,7 @@ impl UserStore for PostgresStore {
                 "the email {} is already used by another user",
                 user.email
             ))),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(db(e)),
         }
     }
 
@@ -523,7 +538,8 @@ impl UserStore for PostgresStore {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.get("n"))
     }
 }
@@ -550,7 +566,8 @@ impl SessionStore for PostgresStore {
         .bind(now)
         .bind(s.expires_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -571,7 +588,8 @@ impl SessionStore for PostgresStore {
         .bind(now)
         .bind(now - idle_seconds)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         // Activity is recorded at most once a minute, to keep reads cheap.
         if let Some(r) = &row
             && now - r.get::<i64, _>("last_seen") >= 60
@@ -583,7 +601,8 @@ impl SessionStore for PostgresStore {
             .bind(id_digest)
             .bind(tenant_id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         }
         row.map(|r| {
             Ok(SessionRow {
@@ -610,7 +629,8 @@ impl SessionStore for PostgresStore {
         .bind(id_digest)
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -632,7 +652,7 @@ impl SessionStore for PostgresStore {
         .bind(now)
         .bind(expires_at)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -650,7 +670,8 @@ impl SessionStore for PostgresStore {
         .bind(tenant_id)
         .bind(now)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(row.map(|r| r.get("request")))
     }
 
@@ -659,7 +680,8 @@ impl SessionStore for PostgresStore {
             .bind(id_digest)
             .bind(tenant_id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -677,7 +699,8 @@ impl SessionStore for PostgresStore {
         .bind(user_id)
         .bind(ip)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(row.map_or((0, None), |r| (r.get("failures"), r.get("blocked_until"))))
     }
 
@@ -706,7 +729,7 @@ impl SessionStore for PostgresStore {
         .bind(block_until)
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -725,7 +748,8 @@ impl SessionStore for PostgresStore {
         .bind(user_id)
         .bind(ip)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 }
@@ -750,7 +774,8 @@ impl GrantStore for PostgresStore {
         .bind(user_id)
         .bind(now)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -759,7 +784,8 @@ impl GrantStore for PostgresStore {
             .bind(grant_id)
             .bind(tenant_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         // An unknown grant is treated as revoked: nothing vouches for it.
         Ok(row.is_none_or(|r| r.get::<Option<i64>, _>("revoked_at").is_some()))
     }
@@ -780,7 +806,8 @@ impl GrantStore for PostgresStore {
         .bind(grant_id)
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -803,7 +830,8 @@ impl GrantStore for PostgresStore {
         .bind(tenant_id)
         .bind(user_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -825,7 +853,8 @@ impl GrantStore for PostgresStore {
         .bind(request)
         .bind(expires_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -842,7 +871,8 @@ impl GrantStore for PostgresStore {
         .bind(code_digest)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(match row {
             None => Redeem::Missing,
             Some(r) => unclaimed_code(
@@ -872,7 +902,8 @@ impl GrantStore for PostgresStore {
         .bind(code_digest)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         if let Some(r) = claimed {
             return Ok(Redeem::Fresh((r.get("grant_id"), r.get("request"))));
         }
@@ -883,7 +914,8 @@ impl GrantStore for PostgresStore {
         .bind(code_digest)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(match used {
             Some(r) => Redeem::Replayed {
                 grant_id: r.get("grant_id"),
@@ -918,7 +950,7 @@ impl GrantStore for PostgresStore {
         .bind(&row.dpop_jkt)
         .bind(&row.host)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -964,7 +996,7 @@ impl GrantStore for PostgresStore {
             .bind(&n.dpop_jkt)
             .bind(&n.host)
             .fetch_optional(&self.pool)
-            .await?;
+            .await.map_err(db)?;
             if let Some(r) = claimed {
                 return Ok(Redeem::Fresh(refresh_token_row(&r)?));
             }
@@ -979,7 +1011,7 @@ impl GrantStore for PostgresStore {
         .bind(token_digest)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
@@ -1012,7 +1044,8 @@ impl GrantStore for PostgresStore {
             .bind(token_digest)
             .bind(tenant_id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
@@ -1036,7 +1069,7 @@ impl GrantStore for PostgresStore {
         .bind(token_digest)
         .bind(tenant_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await.map_err(db)?;
         Ok(row.map(|r| (r.get("grant_id"), r.get("client_id"))))
     }
 }

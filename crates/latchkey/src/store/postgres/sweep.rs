@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::PostgresStore;
 use crate::clock::Timestamp;
+use crate::store::errors::db;
 use crate::store::*;
 
 #[async_trait]
@@ -29,7 +30,8 @@ impl SweepStore for PostgresStore {
                 .bind(rule.moment(now, grace))
                 .bind(limit)
                 .execute(self.pool())
-                .await?
+                .await
+                .map_err(db)?
                 .rows_affected();
         }
         Ok(swept)
@@ -50,7 +52,8 @@ impl SweepStore for PostgresStore {
             .bind(after_id)
             .bind(limit)
             .fetch_all(self.pool())
-            .await?;
+            .await
+            .map_err(db)?;
         let (spent, next) = GrantCursor::step(rows, limit);
         if spent.is_empty() {
             return Ok((0, next));
@@ -62,7 +65,7 @@ impl SweepStore for PostgresStore {
         .bind(before)
         .bind(&spent)
         .execute(self.pool())
-        .await?
+        .await.map_err(db)?
         .rows_affected();
         Ok((gone, next))
     }

@@ -28,6 +28,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{ConnectOptions, Connection, Sqlite};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
+use crate::store::errors::db;
 use crate::store::{StoreError, StoreResult};
 
 /// Statements run together on the writer (see [`Connections::spawn_batch`]).
@@ -118,7 +119,7 @@ async fn heal(slot: &mut Slot, opts: &SqliteConnectOptions) -> StoreResult<()> {
     // believes it is inside a transaction for good. Or the connection
     // failed in a way nothing here can see. A new connection knows neither.
     tracing::warn!("replacing the SQLite writer connection after a failed write");
-    let fresh = opts.connect().await?;
+    let fresh = opts.connect().await.map_err(db)?;
     let old = std::mem::replace(&mut slot.conn, fresh);
     slot.suspect = false;
     // Closing rolls back whatever SQLite still held open on it.
@@ -135,11 +136,13 @@ impl Connections {
         opts: &SqliteConnectOptions,
         readers: usize,
         wait: Duration,
-    ) -> sqlx::Result<Self> {
-        let writer = opts.connect().await?;
+    ) -> StoreResult<Self> {
+        let writer = opts.connect().await.map_err(db)?;
         let mut opened = Vec::with_capacity(readers.max(1));
         for _ in 0..readers.max(1) {
-            opened.push(Mutex::new(opts.clone().read_only(true).connect().await?));
+            opened.push(Mutex::new(
+                opts.clone().read_only(true).connect().await.map_err(db)?,
+            ));
         }
         Ok(Self {
             writer: Arc::new(Mutex::new(Slot {
@@ -174,7 +177,7 @@ impl Connections {
             rollback(&mut writer).await;
             tracing::debug!(error = %e, "the write probe failed");
         }
-        result.map(|_| ()).map_err(StoreError::from)
+        result.map(|_| ()).map_err(db)
     }
 
     /// Runs a batch on the writer in a task of its own: once the writer is
@@ -211,7 +214,7 @@ impl Connections {
                 rollback(&mut writer).await;
             }
             drop(writer);
-            done(context, result.map_err(StoreError::from));
+            done(context, result.map_err(db));
         });
     }
 

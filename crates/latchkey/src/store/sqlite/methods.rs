@@ -6,6 +6,7 @@ use sqlx::{Connection, Row};
 
 use super::{SqliteStore, to_json};
 use crate::clock::Timestamp;
+use crate::store::errors::db;
 use crate::store::*;
 
 fn method_row(r: &SqliteRow) -> StoreResult<MethodRow> {
@@ -67,7 +68,7 @@ async fn insert_method(
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
                 "this credential is already registered".into(),
             ),
-            e => e.into(),
+            e => db(e),
         })?;
     Ok(())
 }
@@ -83,7 +84,8 @@ impl MethodStore for SqliteStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_all(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(method_row).collect()
     }
 
@@ -108,7 +110,8 @@ impl MethodStore for SqliteStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_all(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         let found = match rows.first() {
             None => None,
             Some(first) => {
@@ -140,7 +143,8 @@ impl MethodStore for SqliteStore {
             .bind(user_id)
             .bind(id)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(method_row).transpose()
     }
 
@@ -156,7 +160,8 @@ impl MethodStore for SqliteStore {
             .bind(tenant_id)
             .bind(credential_id)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(method_row).transpose()
     }
 
@@ -178,7 +183,8 @@ impl MethodStore for SqliteStore {
         .bind(id)
         .bind(to_json(previous))
         .fetch_optional(&mut *self.writer().await?)
-        .await?;
+        .await
+        .map_err(db)?;
         match owner {
             Some(r) => {
                 self.cache.forget_user(tenant_id, r.get("user_id"));
@@ -203,7 +209,7 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .bind(id)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
@@ -234,7 +240,7 @@ impl MethodStore for SqliteStore {
         .bind(types)
         .bind(password)
         .execute(&mut *writer)
-        .await?;
+        .await.map_err(db)?;
         if done.rows_affected() == 1 {
             drop(writer);
             self.cache.forget_user(tenant_id, user_id);
@@ -247,7 +253,8 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .bind(id)
         .fetch_optional(&mut *writer)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(if left.is_some() {
             Removal::LastLogin
         } else {
@@ -274,7 +281,7 @@ impl MethodStore for SqliteStore {
         .bind(id)
         .bind(step)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         self.cache.forget_user(tenant_id, user_id);
         Ok(done.rows_affected() == 1)
     }
@@ -300,7 +307,8 @@ impl MethodStore for SqliteStore {
         .bind(guarded)
         .bind(types)
         .execute(&mut *writer)
-        .await?;
+        .await
+        .map_err(db)?;
         if done.rows_affected() == 1 {
             drop(writer);
             self.cache.forget_user(tenant_id, user_id);
@@ -312,7 +320,8 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .fetch_optional(&mut *writer)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(if left.is_some() {
             Removal::LastLogin
         } else {
@@ -341,7 +350,7 @@ impl MethodStore for SqliteStore {
         .bind(row.created_at)
         .bind(row.expires_at)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -359,7 +368,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(now)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         row.map(|r| {
             let state: String = r.get("state");
             Ok(EnrollmentRow {
@@ -390,14 +399,15 @@ impl MethodStore for SqliteStore {
         .bind(session_digest)
         .bind(tenant_id)
         .fetch_optional(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         let attempts: i64 = row.map_or(max_attempts, |r| r.get("attempts"));
         if attempts >= max_attempts {
             sqlx::query("DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ?")
                 .bind(session_digest)
                 .bind(tenant_id)
                 .execute(&mut *self.writer().await?)
-                .await?;
+                .await
+                .map_err(db)?;
         }
         Ok((max_attempts - attempts).max(0))
     }
@@ -412,7 +422,7 @@ impl MethodStore for SqliteStore {
     ) -> StoreResult<Finish> {
         // IMMEDIATE takes the write lock up front (see mod.rs).
         let mut writer = self.writer().await?;
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let consumed = sqlx::query(
             "DELETE FROM enrollments WHERE session_digest = ? AND tenant_id = ? AND expires_at > ?",
         )
@@ -420,7 +430,8 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(db)?;
         if consumed.rows_affected() != 1 {
             return Ok(Finish::Gone);
         }
@@ -432,7 +443,8 @@ impl MethodStore for SqliteStore {
                     .bind(tenant_id)
                     .bind(user_id)
                     .fetch_one(&mut *tx)
-                    .await?
+                    .await
+                    .map_err(db)?
             }
             None => 0,
         };
@@ -446,7 +458,7 @@ impl MethodStore for SqliteStore {
                     .bind(&row.user_id)
                     .bind(row.method_type.as_str())
                     .execute(&mut *tx)
-                    .await?;
+                    .await.map_err(db)?;
                 }
                 insert_method(&mut tx, tenant_id, row).await?;
             }
@@ -478,7 +490,7 @@ impl MethodStore for SqliteStore {
                     sqlx::Error::Database(d) if d.is_unique_violation() => {
                         StoreError::Conflict("a user with this email already exists".into())
                     }
-                    e => e.into(),
+                    e => db(e),
                 })?;
                 insert_method(&mut tx, tenant_id, row).await?;
             }
@@ -489,7 +501,8 @@ impl MethodStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
                 if let Some(Some(old)) = old.map(|r| r.get::<Option<String>, _>("password_hash")) {
                     sqlx::query(
                         "INSERT INTO password_history (tenant_id, user_id, hash, created_at) VALUES (?, ?, ?, ?)",
@@ -499,7 +512,7 @@ impl MethodStore for SqliteStore {
                     .bind(old)
                     .bind(at)
                     .execute(&mut *tx)
-                    .await?;
+                    .await.map_err(db)?;
                 }
                 sqlx::query(
                     "UPDATE users SET password_hash = ?, last_password_reset = ?, updated_at = ? \
@@ -511,12 +524,14 @@ impl MethodStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
                 sqlx::query("DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ?")
                     .bind(tenant_id)
                     .bind(user_id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await
+                    .map_err(db)?;
             }
         }
         if let Some((max, user_id)) = capped {
@@ -524,13 +539,14 @@ impl MethodStore for SqliteStore {
                 .bind(tenant_id)
                 .bind(user_id)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
             if after > max && after > before {
                 // Dropped, the transaction rolls back: the enrollment stays.
                 return Ok(Finish::Full);
             }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         match completion {
             Completion::AddMethod { row, .. } => self.cache.forget_user(tenant_id, &row.user_id),
             Completion::SignUp { user, .. } => self.cache.forget_user(tenant_id, &user.user_id),
@@ -554,7 +570,8 @@ impl MethodStore for SqliteStore {
         .bind(user_id)
         .bind(limit)
         .fetch_all(&mut *self.reader().await)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(rows.iter().map(|r| r.get("hash")).collect())
     }
 
@@ -573,7 +590,7 @@ impl MethodStore for SqliteStore {
         .bind(&e.user_agent)
         .bind(to_json(&e.details))
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -586,7 +603,7 @@ impl MethodStore for SqliteStore {
         .bind(tenant_id)
         .bind(limit)
         .fetch_all(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         rows.iter()
             .map(|r| {
                 let details: String = r.get("details");

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{Connection, Row};
 use tokio::sync::MutexGuard;
 
+use super::errors::{OpenError, db};
 use super::*;
 
 mod cache;
@@ -59,7 +60,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (and migrates) the database at `path`. `clock` times the read
     /// cache's entries (see `cache.rs`).
-    pub async fn open(path: &Path, clock: SharedClock) -> StoreResult<Self> {
+    pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
         Self::open_with(path, clock, &SqliteOptions::default()).await
     }
 
@@ -68,8 +69,9 @@ impl SqliteStore {
         path: &Path,
         clock: SharedClock,
         options: &SqliteOptions,
-    ) -> StoreResult<Self> {
-        let mut opts = SqliteConnectOptions::from_str("sqlite://")?
+    ) -> Result<Self, OpenError> {
+        let mut opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(db)?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -80,7 +82,10 @@ impl SqliteStore {
             opts = opts.pragma("max_page_count", pages.to_string());
         }
         let conns = Connections::open(&opts, READERS, options.write_wait).await?;
-        MIGRATOR.run(&mut *conns.writer().await?).await?;
+        MIGRATOR
+            .run(&mut *conns.writer().await?)
+            .await
+            .map_err(OpenError::migrate)?;
         Ok(Self {
             conns: Arc::new(conns),
             rotations: Arc::default(),
@@ -170,7 +175,8 @@ impl TenantStore for SqliteStore {
         )
         .bind(domain)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(row.as_ref().map(tenant_row))
     }
 
@@ -178,14 +184,16 @@ impl TenantStore for SqliteStore {
         let row = sqlx::query("SELECT id, name, config, revision FROM tenants WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.as_ref().map(tenant_row))
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>> {
         let rows = sqlx::query("SELECT id, name, config, revision FROM tenants ORDER BY name")
             .fetch_all(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(rows.iter().map(tenant_row).collect())
     }
 
@@ -200,11 +208,12 @@ impl TenantStore for SqliteStore {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
         let mut writer = self.writer().await?;
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let existing = sqlx::query("SELECT id, config FROM tenants WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         let id = match existing {
             Some(row) => {
                 let id: String = row.get("id");
@@ -217,7 +226,7 @@ impl TenantStore for SqliteStore {
                     .bind(now)
                     .bind(&id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await.map_err(db)?;
                 }
                 id
             }
@@ -232,7 +241,8 @@ impl TenantStore for SqliteStore {
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
                 new_id.to_string()
             }
         };
@@ -240,7 +250,8 @@ impl TenantStore for SqliteStore {
             let owner = sqlx::query("SELECT tenant_id FROM tenant_domains WHERE domain = ?")
                 .bind(d)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
             if let Some(owner) = owner {
                 let owner: String = owner.get("tenant_id");
                 if owner != id {
@@ -253,7 +264,8 @@ impl TenantStore for SqliteStore {
         sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = ?")
             .bind(&id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         for (i, d) in domains.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO tenant_domains (domain, tenant_id, canonical) VALUES (?, ?, ?)",
@@ -262,9 +274,10 @@ impl TenantStore for SqliteStore {
             .bind(&id)
             .bind(i64::from(i == 0))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(id)
     }
 }
@@ -278,7 +291,8 @@ impl KeyStore for SqliteStore {
         )
         .bind(tenant_id)
         .fetch_all(&mut *self.reader().await)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(rows
             .iter()
             .map(|r| SigningKeyRow {
@@ -295,14 +309,14 @@ impl KeyStore for SqliteStore {
         // IMMEDIATE takes the write lock up front: a read-then-write
         // transaction would otherwise fail under concurrency instead of waiting.
         let mut writer = self.writer().await?;
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         sqlx::query(
             "UPDATE signing_keys SET superseded_at = ? WHERE tenant_id = ? AND superseded_at IS NULL",
         )
         .bind(key.created_at)
         .bind(tenant_id)
         .execute(&mut *tx)
-        .await?;
+        .await.map_err(db)?;
         sqlx::query(
             "INSERT INTO signing_keys (tenant_id, kid, sealed_private, public_jwk, created_at) \
              VALUES (?, ?, ?, ?, ?)",
@@ -313,8 +327,9 @@ impl KeyStore for SqliteStore {
         .bind(&key.public_jwk)
         .bind(key.created_at)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -323,7 +338,7 @@ impl KeyStore for SqliteStore {
             .bind(tenant_id)
             .bind(kid)
             .execute(&mut *self.writer().await?)
-            .await?;
+            .await.map_err(db)?;
         Ok(())
     }
 
@@ -331,7 +346,8 @@ impl KeyStore for SqliteStore {
         let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
             .bind(key)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.map(|r| r.get("value")))
     }
 
@@ -340,7 +356,8 @@ impl KeyStore for SqliteStore {
             .bind(key)
             .bind(value)
             .execute(&mut *self.writer().await?)
-            .await?;
+            .await
+            .map_err(db)?;
         self.meta_get(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
@@ -362,7 +379,8 @@ impl UserStore for SqliteStore {
             .bind(tenant_id)
             .bind(user_id)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -380,7 +398,8 @@ impl UserStore for SqliteStore {
             .bind(connection)
             .bind(email.to_lowercase())
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -419,7 +438,7 @@ impl UserStore for SqliteStore {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
                 format!("the email {} is already used by another user", user.email),
             )),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(db(e)),
         }
     }
 
@@ -427,7 +446,8 @@ impl UserStore for SqliteStore {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?")
             .bind(tenant_id)
             .fetch_one(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(row.get("n"))
     }
 }
@@ -454,7 +474,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(s.expires_at)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -474,7 +494,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(now - idle_seconds)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         // Activity is recorded at most once a minute, to keep reads cheap.
         if let Some(r) = &row
             && now - r.get::<i64, _>("last_seen") >= 60
@@ -484,7 +504,8 @@ impl SessionStore for SqliteStore {
                 .bind(id_digest)
                 .bind(tenant_id)
                 .execute(&mut *self.writer().await?)
-                .await?;
+                .await
+                .map_err(db)?;
         }
         row.map(|r| {
             Ok(SessionRow {
@@ -508,7 +529,7 @@ impl SessionStore for SqliteStore {
             .bind(id_digest)
             .bind(tenant_id)
             .execute(&mut *self.writer().await?)
-            .await?;
+            .await.map_err(db)?;
         Ok(())
     }
 
@@ -529,7 +550,7 @@ impl SessionStore for SqliteStore {
         .bind(now)
         .bind(expires_at)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -546,7 +567,7 @@ impl SessionStore for SqliteStore {
         .bind(tenant_id)
         .bind(now)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         Ok(row.map(|r| r.get("request")))
     }
 
@@ -555,7 +576,8 @@ impl SessionStore for SqliteStore {
             .bind(id_digest)
             .bind(tenant_id)
             .execute(&mut *self.writer().await?)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -572,7 +594,7 @@ impl SessionStore for SqliteStore {
         .bind(user_id)
         .bind(ip)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         Ok(row.map_or((0, None), |r| (r.get("failures"), r.get("blocked_until"))))
     }
 
@@ -601,7 +623,7 @@ impl SessionStore for SqliteStore {
         .bind(block_at)
         .bind(block_until)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -612,23 +634,21 @@ impl SessionStore for SqliteStore {
         ip: Option<&str>,
     ) -> StoreResult<()> {
         match ip {
-            Some(ip) => {
-                sqlx::query(
-                    "DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ? AND ip = ?",
-                )
+            Some(ip) => sqlx::query(
+                "DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ? AND ip = ?",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(ip)
+            .execute(&mut *self.writer().await?)
+            .await
+            .map_err(db)?,
+            None => sqlx::query("DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ?")
                 .bind(tenant_id)
                 .bind(user_id)
-                .bind(ip)
                 .execute(&mut *self.writer().await?)
-                .await?
-            }
-            None => {
-                sqlx::query("DELETE FROM login_failures WHERE tenant_id = ? AND user_id = ?")
-                    .bind(tenant_id)
-                    .bind(user_id)
-                    .execute(&mut *self.writer().await?)
-                    .await?
-            }
+                .await
+                .map_err(db)?,
         };
         Ok(())
     }
@@ -651,7 +671,7 @@ impl GrantStore for SqliteStore {
             .bind(user_id)
             .bind(now)
             .execute(&mut *self.writer().await?)
-            .await?;
+            .await.map_err(db)?;
         // An unknown grant reads as revoked; it is known from now on.
         self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
@@ -666,7 +686,8 @@ impl GrantStore for SqliteStore {
             .bind(grant_id)
             .bind(tenant_id)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         // An unknown grant is treated as revoked: nothing vouches for it.
         let revoked = row.is_none_or(|r| r.get::<Option<i64>, _>("revoked_at").is_some());
         self.cache.put_grant(ticket, tenant_id, grant_id, revoked);
@@ -688,7 +709,7 @@ impl GrantStore for SqliteStore {
         .bind(grant_id)
         .bind(tenant_id)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         self.cache.forget_grant(tenant_id, grant_id);
         Ok(())
     }
@@ -709,7 +730,8 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await
+        .map_err(db)?;
         self.cache.forget_grants();
         sqlx::query(
             "UPDATE sessions SET revoked_at = ? \
@@ -719,7 +741,8 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .bind(user_id)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -740,7 +763,7 @@ impl GrantStore for SqliteStore {
         .bind(request)
         .bind(expires_at)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -757,7 +780,8 @@ impl GrantStore for SqliteStore {
         .bind(code_digest)
         .bind(tenant_id)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(match row {
             None => Redeem::Missing,
             Some(r) => unclaimed_code(
@@ -785,7 +809,8 @@ impl GrantStore for SqliteStore {
         .bind(tenant_id)
         .bind(now)
         .fetch_optional(&mut *self.writer().await?)
-        .await?;
+        .await
+        .map_err(db)?;
         if let Some(r) = claimed {
             return Ok(Redeem::Fresh((r.get("grant_id"), r.get("request"))));
         }
@@ -795,7 +820,7 @@ impl GrantStore for SqliteStore {
         .bind(code_digest)
         .bind(tenant_id)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         Ok(match used {
             Some(r) => Redeem::Replayed {
                 grant_id: r.get("grant_id"),
@@ -829,7 +854,7 @@ impl GrantStore for SqliteStore {
         .bind(&row.dpop_jkt)
         .bind(&row.host)
         .execute(&mut *self.writer().await?)
-        .await?;
+        .await.map_err(db)?;
         Ok(())
     }
 
@@ -865,7 +890,7 @@ impl GrantStore for SqliteStore {
         .bind(token_digest)
         .bind(tenant_id)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
@@ -898,7 +923,8 @@ impl GrantStore for SqliteStore {
             .bind(token_digest)
             .bind(tenant_id)
             .fetch_optional(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         let Some(r) = row else {
             return Ok(Redeem::Missing);
         };
@@ -922,7 +948,7 @@ impl GrantStore for SqliteStore {
         .bind(token_digest)
         .bind(tenant_id)
         .fetch_optional(&mut *self.reader().await)
-        .await?;
+        .await.map_err(db)?;
         Ok(row.map(|r| (r.get("grant_id"), r.get("client_id"))))
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::clock::Timestamp;
+use crate::store::errors::db;
 use crate::store::*;
 
 #[async_trait]
@@ -32,7 +33,8 @@ impl SweepStore for SqliteStore {
                 .bind(rule.moment(now, grace))
                 .bind(limit)
                 .execute(&mut *self.writer().await?)
-                .await?
+                .await
+                .map_err(db)?
                 .rows_affected();
         }
         Ok(swept)
@@ -53,7 +55,8 @@ impl SweepStore for SqliteStore {
             .bind(after_id)
             .bind(limit)
             .fetch_all(&mut *self.reader().await)
-            .await?;
+            .await
+            .map_err(db)?;
         let (spent, next) = GrantCursor::step(rows, limit);
         if spent.is_empty() {
             return Ok((0, next));
@@ -72,7 +75,7 @@ impl SweepStore for SqliteStore {
         for id in &spent {
             q = q.bind(id);
         }
-        let gone = q.fetch_all(&mut *self.writer().await?).await?;
+        let gone = q.fetch_all(&mut *self.writer().await?).await.map_err(db)?;
         // These read as unrevoked until now.
         for id in &gone {
             self.cache.forget_grant(tenant_id, id);

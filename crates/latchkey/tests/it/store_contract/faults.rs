@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use latchkey::http::store_unavailable;
 use latchkey::store::sqlite::{SqliteOptions, SqliteStore};
 use sqlx::Connection;
 
@@ -238,7 +237,7 @@ fault!(
 /// Asserts `e` is answered as "try again later" (503), not as a bug.
 fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
     match r {
-        Err(e) => assert!(store_unavailable(&e), "{what}: {e}"),
+        Err(e) => assert!(e.is_unavailable(), "{what}: {e}"),
         Ok(v) => panic!("{what}: succeeded on a full disk: {v:?}"),
     }
 }
