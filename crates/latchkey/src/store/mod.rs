@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -129,45 +130,6 @@ impl<T> Redeem<T> {
             Redeem::Replayed { grant_id } => Redeem::Replayed { grant_id },
             Redeem::Missing => Redeem::Missing,
         }
-    }
-}
-
-/// What a refresh token that was read but not claimed means, for both
-/// backends: `rotating` when the caller tried to rotate it.
-/// What a code read without being used means, for both backends.
-pub(crate) fn unclaimed_code(
-    grant_id: String,
-    request: String,
-    used: bool,
-    expires_at: Timestamp,
-    now: Timestamp,
-) -> Redeem<(String, String)> {
-    if used {
-        Redeem::Replayed { grant_id }
-    } else if expires_at > now {
-        Redeem::Fresh((grant_id, request))
-    } else {
-        Redeem::Missing
-    }
-}
-
-pub(crate) fn unclaimed_refresh_token(
-    token: RefreshTokenRow,
-    revoked: bool,
-    now: Timestamp,
-    rotating: bool,
-    leeway: i64,
-) -> Redeem<RefreshTokenRow> {
-    if revoked || token.expires_at <= now || token.idle_expires_at <= now {
-        return Redeem::Missing;
-    }
-    match token.rotated_at {
-        None if rotating => Redeem::Missing, // expired between claim and read
-        None => Redeem::Fresh(token),
-        Some(rotated) if leeway > 0 && now - rotated <= leeway => Redeem::Fresh(token),
-        Some(_) => Redeem::Replayed {
-            grant_id: token.grant_id,
-        },
     }
 }
 
@@ -402,11 +364,6 @@ pub struct MethodRow {
     pub credential_id: Option<String>,
 }
 
-/// A method's type from its stored wire name.
-pub(crate) fn factor_type(stored: String) -> StoreResult<FactorType> {
-    FactorType::try_from(stored).map_err(StoreError::Corrupt)
-}
-
 /// What counts as a way to log in, as the service that owns the rule says:
 /// methods of these types, and the password when `password`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,12 +436,6 @@ pub enum Finish {
     Full,
 }
 
-/// How many methods a user has, the password counted (`$1` tenant, `$2`
-/// user): what `GET /me/v1/authentication-methods` lists.
-pub(crate) const METHOD_COUNT_SQL: &str = "SELECT \
-     (SELECT COUNT(*) FROM authentication_methods WHERE tenant_id = $1 AND user_id = $2) \
-     + (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND user_id = $2 AND password_hash IS NOT NULL)";
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
@@ -496,43 +447,6 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub details: serde_json::Value,
-}
-
-/// The select list of `users u` joined with `authentication_methods m`: the
-/// user's columns under their own names, the method's as `m_<column>`.
-pub(crate) fn joined_columns(user_columns: &str, method_columns: &str) -> String {
-    format!(
-        "{}, {}",
-        aliased_columns("u", "", user_columns),
-        aliased_columns("m", "m_", method_columns)
-    )
-}
-
-/// `columns` of `table`, each renamed with `prefix`.
-pub(crate) fn aliased_columns(table: &str, prefix: &str, columns: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| {
-            let c = c.trim();
-            format!("{table}.{c} AS {prefix}{c}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A refresh token's columns, as both stores read them.
-pub(crate) const REFRESH_TOKEN_COLUMNS: &str = "grant_id, client_id, user_id, scope, audience, \
-     auth_time, amr, created_at, expires_at, idle_expires_at, rotated_at, dpop_jkt, host";
-
-/// The select list of a refresh token read with its grant's revocation
-/// (`rt_revoked_at`) and its user: the token's columns prefixed `rt_`, the
-/// user's (`user_columns`) as they are, NULL without a user.
-pub(crate) fn refresh_token_and_user_columns(user_columns: &str) -> String {
-    format!(
-        "{}, g.revoked_at AS rt_revoked_at, {}",
-        aliased_columns("r", "rt_", REFRESH_TOKEN_COLUMNS),
-        aliased_columns("u", "", user_columns)
-    )
 }
 
 #[async_trait]
@@ -719,146 +633,11 @@ impl Swept {
     }
 }
 
-/// The moment a [`SweepRule`] compares with.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SweepAt {
-    Now,
-    /// `now` less the tenant's longest token lifetime: for what can have
-    /// issued tokens.
-    Ended,
-}
-
-/// One kind of row [`SweepStore::sweep_expired`] deletes: rows of `table`
-/// in the tenant for which `filter` holds, where `{at}` is the moment and
-/// `{least}` the backend's two-argument minimum; counted in `count`.
-pub(crate) struct SweepRule {
-    pub table: &'static str,
-    pub filter: &'static str,
-    pub at: SweepAt,
-    pub count: fn(&mut Swept) -> &mut u64,
-}
-
-impl SweepRule {
-    pub(crate) fn moment(&self, now: Timestamp, grace: i64) -> Timestamp {
-        match self.at {
-            SweepAt::Now => now,
-            SweepAt::Ended => now.saturating_sub(grace),
-        }
-    }
-
-    /// The filter with the backend's parameter for `{at}` and its minimum.
-    pub(crate) fn filter(&self, param: &str, least: &str) -> String {
-        self.filter.replace("{at}", param).replace("{least}", least)
-    }
-}
-
-/// The rules, in order: codes are looked at once the refresh tokens that
-/// ended are gone; a revoked grant goes last, with what it issued (ON DELETE
-/// CASCADE), and reads as revoked once unknown, as it did before. A revoked
-/// row's `revoked_at` is never after `now`.
-pub(crate) const SWEEP_RULES: &[SweepRule] = &[
-    SweepRule {
-        table: "refresh_tokens",
-        filter: "{least}(expires_at, idle_expires_at) < {at}",
-        at: SweepAt::Ended,
-        count: |s| &mut s.refresh_tokens,
-    },
-    SweepRule {
-        table: "auth_codes",
-        filter: "expires_at < {at} AND (used_at IS NULL OR NOT EXISTS \
-                 (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = auth_codes.grant_id))",
-        at: SweepAt::Ended,
-        count: |s| &mut s.auth_codes,
-    },
-    SweepRule {
-        table: "sessions",
-        filter: "expires_at <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.sessions,
-    },
-    SweepRule {
-        table: "sessions",
-        filter: "revoked_at <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.sessions,
-    },
-    SweepRule {
-        table: "login_transactions",
-        filter: "expires_at <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.login_transactions,
-    },
-    SweepRule {
-        table: "enrollments",
-        filter: "expires_at <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.enrollments,
-    },
-    SweepRule {
-        table: "login_failures",
-        filter: "blocked_until <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.login_failures,
-    },
-    SweepRule {
-        table: "grants",
-        filter: "revoked_at <= {at}",
-        at: SweepAt::Now,
-        count: |s| &mut s.grants,
-    },
-];
-
-/// A grant with nothing left that can issue a token (`grants` unaliased).
-pub(crate) const GRANT_IS_SPENT: &str = "NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id) \
-     AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.grant_id = grants.id)";
-
-/// One step of the walk of [`SweepStore::sweep_grants`]: the tenant's grants
-/// created before `$2`, after (`$3`, `$4`), oldest first, at most `$5`, each
-/// with whether it is spent.
-pub(crate) fn grant_walk_sql() -> String {
-    format!(
-        "SELECT id, created_at, {GRANT_IS_SPENT} AS spent FROM grants \
-         WHERE tenant_id = $1 AND created_at < $2 AND (created_at, id) > ($3, $4) \
-         ORDER BY created_at, id LIMIT $5"
-    )
-}
-
 /// Where a walk over a tenant's grants (oldest first) goes on from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantCursor {
     pub created_at: Timestamp,
     pub id: String,
-}
-
-impl GrantCursor {
-    /// The (created_at, id) a walk starts after.
-    pub(crate) fn after(from: Option<&GrantCursor>) -> (Timestamp, &str) {
-        match from {
-            Some(c) => (c.created_at, c.id.as_str()),
-            None => (Timestamp::MIN, ""),
-        }
-    }
-
-    /// From one step's rows (id, created_at, spent): the spent grants' IDs,
-    /// and where the next step starts (`None` when this one was the last).
-    pub(crate) fn step(
-        rows: Vec<(String, Timestamp, bool)>,
-        limit: i64,
-    ) -> (Vec<String>, Option<GrantCursor>) {
-        let next = match rows.last() {
-            Some((id, created_at, _)) if rows.len() as i64 >= limit => Some(GrantCursor {
-                created_at: *created_at,
-                id: id.clone(),
-            }),
-            _ => None,
-        };
-        let spent = rows
-            .into_iter()
-            .filter(|(_, _, spent)| *spent)
-            .map(|(id, _, _)| id)
-            .collect();
-        (spent, next)
-    }
 }
 
 /// Deleting what can no longer be used (`services::sweep`). Nothing deleted

@@ -1,12 +1,13 @@
-//! PostgreSQL: the sweep's deletes (the rules are `store::SWEEP_RULES`), a
-//! chunk a statement. Several nodes may sweep at once: each delete is its
+//! PostgreSQL: the sweep's deletes (the rules are `sql::sweep::SWEEP_RULES`),
+//! a chunk a statement. Several nodes may sweep at once: each delete is its
 //! own statement, and deleting a row twice deletes nothing.
 
 use async_trait::async_trait;
+use sqlx::Postgres;
 
 use super::PostgresStore;
 use crate::clock::Timestamp;
-use crate::store::errors::db;
+use crate::store::sql::sweep::{SWEEP_RULES, delete_spent, grant_walk, walked};
 use crate::store::*;
 
 #[async_trait]
@@ -20,19 +21,10 @@ impl SweepStore for PostgresStore {
     ) -> StoreResult<Swept> {
         let mut swept = Swept::default();
         for rule in SWEEP_RULES {
-            let sql = format!(
-                "DELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} WHERE tenant_id = $1 AND {f} LIMIT $3)",
-                t = rule.table,
-                f = rule.filter("$2", "LEAST"),
-            );
-            *(rule.count)(&mut swept) += sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(tenant_id)
-                .bind(rule.moment(now, grace))
-                .bind(limit)
+            *(rule.count)(&mut swept) += rule
+                .delete::<Postgres>(tenant_id, now, grace, limit)
                 .execute(self.pool())
-                .await
-                .map_err(db)?
-                .rows_affected();
+                .await?;
         }
         Ok(swept)
     }
@@ -44,29 +36,16 @@ impl SweepStore for PostgresStore {
         from: Option<&GrantCursor>,
         limit: i64,
     ) -> StoreResult<(u64, Option<GrantCursor>)> {
-        let (after_at, after_id) = GrantCursor::after(from);
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(grant_walk_sql()))
-            .bind(tenant_id)
-            .bind(before)
-            .bind(after_at)
-            .bind(after_id)
-            .bind(limit)
+        let rows = grant_walk(tenant_id, before, from, limit)
             .fetch_all(self.pool())
-            .await
-            .map_err(db)?;
-        let (spent, next) = GrantCursor::step(rows, limit);
+            .await?;
+        let (spent, next) = walked(&rows, limit);
         if spent.is_empty() {
             return Ok((0, next));
         }
-        let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM grants WHERE tenant_id = $1 AND created_at < $2 AND id = ANY($3) AND {GRANT_IS_SPENT}"
-        )))
-        .bind(tenant_id)
-        .bind(before)
-        .bind(&spent)
-        .execute(self.pool())
-        .await.map_err(db)?
-        .rows_affected();
-        Ok((gone, next))
+        let gone = delete_spent(tenant_id, before, &spent)
+            .fetch_all(self.pool())
+            .await?;
+        Ok((gone.len() as u64, next))
     }
 }

@@ -21,8 +21,10 @@ use sqlx::sqlite::SqliteRow;
 use tokio::sync::oneshot;
 
 use super::conns::{Batch, Connections};
-use super::{refresh_token_row_as, to_json};
 use crate::clock::Timestamp;
+use crate::store::sql::rows::refresh_token_row;
+use crate::store::sql::sessions::{REFRESH_TOKEN_COLUMNS, REFRESH_TOKEN_INSERT};
+use crate::store::sql::to_json;
 use crate::store::{RefreshTokenRow, StoreError, StoreResult};
 
 /// Most rotations in one transaction (19 parameters each, far below
@@ -100,10 +102,8 @@ fn batch(jobs: &[Job]) -> Batch {
             " UPDATE refresh_tokens SET rotated_at = ? WHERE token_digest = ? AND tenant_id = ? \
                AND rotated_at IS NULL AND expires_at > ? AND idle_expires_at > ? \
                AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
-               RETURNING {k} AS job, grant_id, client_id, user_id, scope, audience, auth_time, amr, created_at, \
-                 expires_at, idle_expires_at, rotated_at, dpop_jkt, host; \
-             INSERT INTO refresh_tokens (token_digest, grant_id, tenant_id, client_id, user_id, scope, audience, \
-               auth_time, amr, created_at, expires_at, idle_expires_at, dpop_jkt, host) \
+               RETURNING {k} AS job, {REFRESH_TOKEN_COLUMNS}; \
+             INSERT INTO {REFRESH_TOKEN_INSERT} \
                SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
         ));
     }
@@ -163,7 +163,7 @@ fn answer_each(jobs: Vec<Job>, result: StoreResult<Vec<SqliteRow>>) {
         }
     }
     for (job, row) in jobs.into_iter().zip(claimed) {
-        let outcome = row.map(|r| refresh_token_row_as(r, "")).transpose();
+        let outcome = row.map(|r| refresh_token_row(r, "")).transpose();
         let _ = job.reply.send(outcome);
     }
 }
