@@ -1,20 +1,13 @@
 //! latchkey: a self-hosted identity server that speaks Auth0's dialect.
 //!
-//! See `ARCHITECTURE.md` at the repository root for the map of this crate.
+//! The binary's library: `server` puts a server together from its
+//! configuration. The other modules are the workspace's crates, re-exported
+//! at the paths the binary, the integration tests and the benchmarks name.
+//! See `ARCHITECTURE.md` at the repository root for the map.
 
-pub mod adapters;
-pub mod app;
-pub mod clock;
-pub mod context;
-pub mod crypto;
-pub mod http;
-pub mod login;
-pub mod myaccount;
-pub mod oauth;
-pub mod outbound;
-pub mod pages;
-pub mod rng;
+pub use latchkey_adapters as adapters;
+pub use latchkey_core::{clock, context, crypto, outbound, rng, services, tenant};
+pub use latchkey_http::{app, http, login, myaccount, oauth, pages};
+pub use latchkey_store as store;
+
 pub mod server;
-pub mod services;
-pub mod store;
-pub mod tenant;

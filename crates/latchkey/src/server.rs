@@ -8,16 +8,16 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use crate::app::AppState;
-use crate::clock::{SharedClock, SystemClock};
-use crate::context::Core;
-use crate::crypto::password::PasswordHasherConfig;
-use crate::crypto::seal::{SealError, Sealer};
-use crate::rng::{RngExt, SharedRng, SystemRng};
-use crate::store::Store;
-use crate::store::errors::OpenError;
-use crate::store::postgres::{PoolOptions, PostgresStore};
-use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use latchkey_core::clock::{SharedClock, SystemClock};
+use latchkey_core::context::Core;
+use latchkey_core::crypto::password::PasswordHasherConfig;
+use latchkey_core::crypto::seal::{SealError, Sealer};
+use latchkey_core::rng::{RngExt, SharedRng, SystemRng};
+use latchkey_core::store::Store;
+use latchkey_http::app::AppState;
+use latchkey_store::errors::OpenError;
+use latchkey_store::postgres::{PoolOptions, PostgresStore};
+use latchkey_store::sqlite::{SqliteOptions, SqliteStore};
 
 /// Where the master key comes from.
 #[derive(Debug, Clone)]
@@ -48,15 +48,15 @@ pub struct Options {
     pub clock: SharedClock,
     pub rng: SharedRng,
     /// Where provider secrets come from (the environment by default).
-    pub secrets: crate::services::delivery::SharedSecrets,
+    pub secrets: latchkey_core::services::delivery::SharedSecrets,
     /// The networks beyond the public internet outbound requests may reach
     /// (`--outbound-allow-private-networks`, `--outbound-allow-loopback`);
     /// none by default.
-    pub outbound: crate::outbound::NetworkAccess,
+    pub outbound: latchkey_core::outbound::NetworkAccess,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
-    pub trusted_proxies: crate::http::proxy::TrustedProxies,
+    pub trusted_proxies: latchkey_http::http::proxy::TrustedProxies,
     /// Password verifications that may wait for a hashing thread; by
-    /// default [`crate::context::HASHING_QUEUE_PER_CORE`] per core.
+    /// default [`latchkey_core::context::HASHING_QUEUE_PER_CORE`] per core.
     pub hashing_queue: Option<usize>,
 }
 
@@ -70,9 +70,9 @@ impl Options {
             passwords: PasswordHasherConfig::default(),
             clock: Arc::new(SystemClock),
             rng: Arc::new(SystemRng),
-            secrets: Arc::new(crate::services::delivery::EnvSecrets),
-            outbound: crate::outbound::NetworkAccess::PUBLIC,
-            trusted_proxies: crate::http::proxy::TrustedProxies::default(),
+            secrets: Arc::new(latchkey_core::services::delivery::EnvSecrets),
+            outbound: latchkey_core::outbound::NetworkAccess::PUBLIC,
+            trusted_proxies: latchkey_http::http::proxy::TrustedProxies::default(),
             hashing_queue: None,
         }
     }
@@ -240,10 +240,10 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let http: crate::outbound::SharedHttpClient =
-        Arc::new(crate::adapters::http_client::ReqwestClient::new()?);
-    let outside = crate::context::Outside {
-        delivery: Arc::new(crate::adapters::delivery::MessageDelivery::new(
+    let http: latchkey_core::outbound::SharedHttpClient =
+        Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?);
+    let outside = latchkey_core::context::Outside {
+        delivery: Arc::new(latchkey_adapters::delivery::MessageDelivery::new(
             opts.secrets,
             http.clone(),
             opts.clock.clone(),

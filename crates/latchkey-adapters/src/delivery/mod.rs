@@ -1,0 +1,94 @@
+//! The message delivery port over real providers: email over SMTP
+//! (`email.rs`, lettre), SMS and voice calls through an HTTP provider
+//! (`sms.rs`, over the outbound HTTP port), worded with the tenant's
+//! templates (`messages.rs`, minijinja).
+
+pub mod email;
+pub mod messages;
+pub mod sms;
+
+use latchkey_core::clock::SharedClock;
+use latchkey_core::outbound::{NetworkAccess, SharedHttpClient};
+use latchkey_core::services::delivery::{
+    CodeChannel, CodeMessage, Delivery, DeliveryError, SharedSecrets,
+};
+use latchkey_core::tenant::file::TemplateSyntax;
+
+/// Sends through the tenant's providers with the secrets the tenant file
+/// names; SMS and voice providers are reached through `http`, within what
+/// the server (`access`) and the tenant allow.
+pub struct MessageDelivery {
+    secrets: SharedSecrets,
+    http: SharedHttpClient,
+    clock: SharedClock,
+    access: NetworkAccess,
+}
+
+impl MessageDelivery {
+    pub fn new(
+        secrets: SharedSecrets,
+        http: SharedHttpClient,
+        clock: SharedClock,
+        access: NetworkAccess,
+    ) -> Self {
+        Self {
+            secrets,
+            http,
+            clock,
+            access,
+        }
+    }
+}
+
+impl TemplateSyntax for MessageDelivery {
+    fn check(&self, source: &str) -> Result<(), String> {
+        messages::check_template(source)
+    }
+}
+
+#[async_trait::async_trait]
+impl Delivery for MessageDelivery {
+    async fn send_code(&self, m: &CodeMessage<'_>) -> Result<(), DeliveryError> {
+        let config = &m.tenant.config;
+        if m.channel == CodeChannel::Email {
+            let provider = config
+                .email_provider
+                .as_ref()
+                .ok_or(DeliveryError::NotConfigured)?;
+            let message = messages::code_email(m.tenant, m.languages, m.to, m.code, m.purpose);
+            return email::send_email(&provider.smtp, &message, &*self.secrets).await;
+        }
+        let provider = config
+            .sms_provider
+            .as_ref()
+            .ok_or(DeliveryError::NotConfigured)?;
+        let (channel, text) = if m.channel == CodeChannel::Voice {
+            (
+                sms::Channel::Voice,
+                messages::code_voice(m.tenant, m.languages, m.code),
+            )
+        } else {
+            (
+                sms::Channel::Sms,
+                messages::code_sms(m.tenant, m.languages, m.code),
+            )
+        };
+        let message = sms::PhoneMessage {
+            to: m.to.to_string(),
+            channel,
+            text,
+        };
+        let outbound = sms::Outbound {
+            http: &*self.http,
+            access: self.access.for_tenant(&config.outbound),
+        };
+        sms::send(
+            provider,
+            &message,
+            &*self.secrets,
+            outbound,
+            self.clock.now(),
+        )
+        .await
+    }
+}

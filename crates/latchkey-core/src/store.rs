@@ -1,0 +1,681 @@
+//! Persistence ports. Each trait is the narrow view one service needs; a
+//! backend implements all of them and is used as `Arc<dyn Store>`.
+//!
+//! Every value that is a bearer secret arrives here already digested
+//! (`*_digest`) or sealed (`sealed_*`): the store never sees one in clear.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::tenant::FactorType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed in a way that is not expected to heal by itself
+    /// (a bug, bad data); the cause is for the logs.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database cannot take the request now (away, busy or locked, a
+    /// full disk, its writer stayed busy, a batch did not commit): answered
+    /// 503, to be tried again. The store decides (`errors.rs`).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the database cannot take the request now (503 with
+    /// `retry-after`, expected to heal by itself), rather than a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    /// The tenant file (less its users), as JSON.
+    pub config: String,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub sealed_private: String,
+    pub public_jwk: String,
+    pub created_at: Timestamp,
+    pub superseded_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub connection: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    /// name, given_name, … and metadata, as a JSON object.
+    pub profile: serde_json::Value,
+    pub blocked: bool,
+    pub last_password_reset: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The user created the account themselves (a sign-up): until the
+    /// email is verified, it is only their word.
+    pub signed_up: bool,
+    /// A MAC of the password or hash a tenant file last applied to the user
+    /// (`tenant::apply`), so that the same file leaves a changed password alone.
+    pub seeded_password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub idle_expires_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    /// The JWK thumbprint of the DPoP key a public client's token is bound
+    /// to: refreshing needs a proof from that key.
+    pub dpop_jkt: Option<String>,
+    /// The host (lowercased, with its port) the token was minted on: it
+    /// refreshes there only. `None` for tokens minted before tokens knew
+    /// their host: the tenant's canonical host.
+    pub host: Option<String>,
+}
+
+/// Outcome of redeeming a single-use secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem<T> {
+    /// First use: the caller owns it now.
+    Fresh(T),
+    /// Known, but already used: a replay. Carries the grant it belonged to.
+    Replayed { grant_id: String },
+    /// Unknown or expired.
+    Missing,
+}
+
+impl<T> Redeem<T> {
+    /// The same outcome, with what a fresh one carries changed by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Redeem<U> {
+        match self {
+            Redeem::Fresh(t) => Redeem::Fresh(f(t)),
+            Redeem::Replayed { grant_id } => Redeem::Replayed { grant_id },
+            Redeem::Missing => Redeem::Missing,
+        }
+    }
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<TenantRow>>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRow>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<TenantRow>>;
+    /// Creates or replaces the tenant named `name` with its domains; bumps the
+    /// revision only when something changed. Returns the tenant ID.
+    async fn upsert_tenant(
+        &self,
+        name: &str,
+        new_id: &str,
+        config: &str,
+        domains: &[String],
+        now: Timestamp,
+    ) -> StoreResult<String>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn signing_keys(&self, tenant_id: &str) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Adds `key` as the newest key and marks the previous current key superseded.
+    async fn add_signing_key(&self, tenant_id: &str, key: &SigningKeyRow) -> StoreResult<()>;
+    async fn delete_signing_key(&self, tenant_id: &str, kid: &str) -> StoreResult<()>;
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets `key` only when it is absent; returns the value now stored.
+    async fn meta_init(&self, key: &str, value: &str) -> StoreResult<String>;
+    /// Whether a write could be made now (readiness): goes the way a write
+    /// goes, takes the database's write lock and changes a row in a
+    /// transaction it rolls back. Writes nothing.
+    async fn probe_write(&self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn user_by_id(&self, tenant_id: &str, user_id: &str) -> StoreResult<Option<UserRow>>;
+    /// The user of `connection` whose email is `email`, an address in its
+    /// normal form (`services::email_address::normalize`), compared by its
+    /// lowercase as it is kept in `users.email_lower`.
+    async fn user_by_email(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        email: &str,
+    ) -> StoreResult<Option<UserRow>>;
+    /// Inserts or updates by (tenant, user_id); fails with Conflict when the
+    /// email belongs to another user of that connection.
+    async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()>;
+    async fn count_users(&self, tenant_id: &str) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        session: &SessionRow,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A live session: unrevoked, unexpired, and used within `idle_seconds`.
+    /// Using it counts as activity.
+    async fn session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+        idle_seconds: i64,
+    ) -> StoreResult<Option<SessionRow>>;
+    async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn create_login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        request: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    async fn delete_login_transaction(&self, tenant_id: &str, id_digest: &str) -> StoreResult<()>;
+
+    /// Consecutive failed password attempts of one user from one IP (reset by
+    /// a success or a new password), and until when they are blocked.
+    async fn login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+    ) -> StoreResult<(i64, Option<Timestamp>)>;
+    async fn record_login_failure(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: &str,
+        now: Timestamp,
+        block_at: i64,
+        block_until: Timestamp,
+    ) -> StoreResult<()>;
+    async fn clear_login_failures(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        ip: Option<&str>,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    async fn create_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        client_id: &str,
+        user_id: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Revoked grants stay revoked; returns whether the grant is revoked.
+    async fn grant_revoked(&self, tenant_id: &str, grant_id: &str) -> StoreResult<bool>;
+    async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Ends all a user holds: revokes every grant of theirs (their codes,
+    /// refresh tokens and access tokens die with them) and ends their login
+    /// sessions. Idempotent; run when the user is blocked.
+    async fn revoke_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn create_code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        grant_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Reads a code without using it, as [`GrantStore::redeem_code`] would
+    /// find it: (grant_id, request) while unused and unexpired, `Replayed`
+    /// once used. The token grant checks it, and does all that can fail,
+    /// before it spends the code.
+    async fn code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>>;
+    /// Marks the code used, atomically. (grant_id, request) on first use.
+    async fn redeem_code(
+        &self,
+        tenant_id: &str,
+        code_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Redeem<(String, String)>>;
+
+    async fn create_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        row: &RefreshTokenRow,
+    ) -> StoreResult<()>;
+    /// Without `next`, only reads the token. With `next` (its successor's
+    /// digest and row), rotates it: marks it rotated and stores the
+    /// successor in one atomic step, so of two racing requests exactly one
+    /// rotates it, and a rotated token always has its successor. A token
+    /// rotated at most `leeway` seconds ago still redeems (the reuse interval
+    /// for clients racing themselves; with `next`, that successor is stored
+    /// too); older rotated tokens are replays, which store nothing.
+    async fn redeem_refresh_token(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        next: Option<(&str, &RefreshTokenRow)>,
+        leeway: i64,
+    ) -> StoreResult<Redeem<RefreshTokenRow>>;
+    /// Reads a refresh token as `redeem_refresh_token` without a successor
+    /// does, together with its user (`None` when the user is gone), in one
+    /// read: what the refresh grant checks before it spends the token.
+    async fn refresh_token_and_user(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+        now: Timestamp,
+        leeway: i64,
+    ) -> StoreResult<Redeem<(RefreshTokenRow, Option<UserRow>)>>;
+    /// Finds a refresh token without using it (for revocation).
+    async fn refresh_token_grant(
+        &self,
+        tenant_id: &str,
+        token_digest: &str,
+    ) -> StoreResult<Option<(String, String)>>;
+}
+
+/// A confirmed authentication method (the password method is not stored
+/// here: it is the user's password).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodRow {
+    pub id: String,
+    pub user_id: String,
+    /// Stored as its wire name; a row of a type this server does not know
+    /// reads as [`StoreError::Corrupt`].
+    pub method_type: FactorType,
+    pub name: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: Timestamp,
+    pub last_auth_at: Option<Timestamp>,
+    /// The newest one-time-password step accepted (TOTP).
+    pub last_otp_step: Option<i64>,
+    /// A WebAuthn credential's ID (base64url), unique in the tenant.
+    pub credential_id: Option<String>,
+}
+
+/// What counts as a way to log in, as the service that owns the rule says:
+/// methods of these types, and the password when `password`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginMethods<'a> {
+    pub types: &'a [&'a str],
+    pub password: bool,
+}
+
+/// What removing a method did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// No such method (or no password).
+    Missing,
+    /// Refused: it is the user's last way to log in.
+    LastLogin,
+}
+
+/// A pending enrollment, found by the digest of its `auth_session`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub method_type: String,
+    pub method_id: String,
+    pub state: serde_json::Value,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What confirming an enrollment writes, atomically with consuming it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// A new method; with `replace_type`, the user's other methods of the
+    /// same type go (a new recovery code replaces the old one).
+    AddMethod { row: MethodRow, replace_type: bool },
+    /// A new password hash for the user (kept in the password history).
+    SetPassword {
+        user_id: String,
+        hash: String,
+        at: Timestamp,
+    },
+    /// A new user, with their first method (passkey sign-up). `Conflict`
+    /// when the email or the credential is taken.
+    SignUp { user: Box<UserRow>, row: MethodRow },
+    /// Nothing but consuming the enrollment (a login challenge answered).
+    Consume,
+}
+
+impl Completion {
+    /// The existing user whose methods it changes (a sign-up makes a new
+    /// user; consuming changes nobody's).
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Completion::AddMethod { row, .. } => Some(&row.user_id),
+            Completion::SetPassword { user_id, .. } => Some(user_id),
+            Completion::SignUp { .. } | Completion::Consume => None,
+        }
+    }
+}
+
+/// What [`MethodStore::finish_enrollment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// Already consumed, or expired.
+    Gone,
+    /// Refused: it would take the user past the most methods allowed.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub date: Timestamp,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait MethodStore: Send + Sync {
+    async fn methods(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<MethodRow>>;
+    /// The user and their methods (ordered as [`MethodStore::methods`]) in
+    /// one read; None when the user does not exist.
+    async fn user_with_methods(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(UserRow, Vec<MethodRow>)>>;
+    /// The method holding a WebAuthn credential, whoever's it is.
+    async fn method_by_credential(
+        &self,
+        tenant_id: &str,
+        credential_id: &str,
+    ) -> StoreResult<Option<MethodRow>>;
+    /// Replaces a method's data (a passkey's counter and backup state after
+    /// use, a phone's preferred delivery) if it still is `previous`, the
+    /// data the caller read and changed; `last_auth_at` when it was used.
+    /// False when the method is gone or its data changed meanwhile: two
+    /// logins with one passkey cannot move its counter backwards.
+    async fn update_method_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        previous: &serde_json::Value,
+        data: &serde_json::Value,
+        last_auth_at: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+    async fn method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<MethodRow>>;
+    /// Sets the name (None clears it). Returns false when no such method.
+    async fn rename_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        name: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// Deletes a method. With `keep`, only if the user keeps a way to log in
+    /// (another method of `keep.types`, or a password when `keep.password`):
+    /// checked and deleted in one atomic step, so of two removals racing for
+    /// a user's last two ways to log in, one is refused.
+    async fn delete_method(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal>;
+    /// Records that one-time-password step `step` of a method was used at
+    /// `at`, unless that step or a later one was already used. Of racing
+    /// uses of one code, exactly one gets true.
+    async fn consume_otp_step(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+        step: i64,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes the user's password; with `keep`, only if the user keeps a
+    /// method of `keep.types` (atomically, as [`MethodStore::delete_method`]).
+    async fn clear_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        at: Timestamp,
+        keep: Option<LoginMethods<'_>>,
+    ) -> StoreResult<Removal>;
+
+    async fn create_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        row: &EnrollmentRow,
+    ) -> StoreResult<()>;
+    /// A live enrollment (unexpired).
+    async fn enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentRow>>;
+    /// Counts a wrong attempt; at `max_attempts` the enrollment is deleted.
+    /// Returns the attempts left.
+    async fn enrollment_failed(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+    ) -> StoreResult<i64>;
+    /// Consumes the enrollment and writes `completion` in one transaction.
+    /// False when the enrollment was already consumed (a replay or a race)
+    /// or has expired by `now`; `Conflict` when the credential it adds is
+    /// already registered (nothing is consumed then).
+    async fn complete_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        completion: &Completion,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let end = self
+            .finish_enrollment(tenant_id, session_digest, completion, now, None)
+            .await?;
+        Ok(end == Finish::Done)
+    }
+    /// [`MethodStore::complete_enrollment`], refusing (`Full`: nothing
+    /// written, nothing consumed) a completion that would take the user past
+    /// `max_methods` methods, their password counted among them. The count
+    /// is taken in the same transaction as the write, so two enrollments
+    /// completing at once cannot both pass the limit.
+    async fn finish_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        completion: &Completion,
+        now: Timestamp,
+        max_methods: Option<i64>,
+    ) -> StoreResult<Finish>;
+    /// The user's previous password hashes, newest first.
+    async fn password_history(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    async fn record_audit(&self, tenant_id: &str, event: &AuditEvent) -> StoreResult<()>;
+    /// The newest `limit` events, oldest first.
+    async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// What a sweep deleted, kind by kind: each count is named after its table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub refresh_tokens: u64,
+    pub auth_codes: u64,
+    /// Revoked grants (with what they issued) and spent ones.
+    pub grants: u64,
+    pub sessions: u64,
+    pub login_transactions: u64,
+    pub enrollments: u64,
+    pub login_failures: u64,
+}
+
+impl Swept {
+    fn counts(&self) -> [u64; 7] {
+        [
+            self.refresh_tokens,
+            self.auth_codes,
+            self.grants,
+            self.sessions,
+            self.login_transactions,
+            self.enrollments,
+            self.login_failures,
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+
+    /// Whether some kind had `limit` rows deleted: more may be waiting.
+    pub fn reached(&self, limit: u64) -> bool {
+        self.counts().iter().any(|&n| n >= limit)
+    }
+
+    pub fn add(&mut self, o: &Swept) {
+        self.refresh_tokens += o.refresh_tokens;
+        self.auth_codes += o.auth_codes;
+        self.grants += o.grants;
+        self.sessions += o.sessions;
+        self.login_transactions += o.login_transactions;
+        self.enrollments += o.enrollments;
+        self.login_failures += o.login_failures;
+    }
+}
+
+/// Where a walk over a tenant's grants (oldest first) goes on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantCursor {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+/// Deleting what can no longer be used (`services::sweep`). Nothing deleted
+/// here changes an answer: each row is one every read already treats as
+/// absent (expired, revoked, spent), kept no longer than the rules below.
+#[async_trait]
+pub trait SweepStore: Send + Sync {
+    /// Deletes, in tenant `tenant_id`, at most `limit` rows of each kind:
+    /// - refresh tokens and authorization codes that ended more than `grace`
+    ///   seconds before `now` (`grace` is the longest lifetime of a token
+    ///   they can have issued, so their grant outlives its access tokens); a
+    ///   used code stays while its grant has refresh tokens, so replaying it
+    ///   still revokes them;
+    /// - revoked grants, with their codes and refresh tokens;
+    /// - sessions expired or revoked, login transactions and enrollments
+    ///   expired, and login-failure counts whose block has ended (the next
+    ///   login would clear them).
+    async fn sweep_expired(
+        &self,
+        tenant_id: &str,
+        now: Timestamp,
+        grace: i64,
+        limit: i64,
+    ) -> StoreResult<Swept>;
+    /// Looks at up to `limit` grants of `tenant_id` created before `before`,
+    /// oldest first from after `from`, and deletes those with neither a code
+    /// nor a refresh token left (with none left, their last access token was
+    /// issued when they were created, or when the last of those was used).
+    /// Returns how many it deleted and where to go on from (`None`: done).
+    async fn sweep_grants(
+        &self,
+        tenant_id: &str,
+        before: Timestamp,
+        from: Option<&GrantCursor>,
+        limit: i64,
+    ) -> StoreResult<(u64, Option<GrantCursor>)>;
+}
+
+pub trait Store:
+    TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore
+{
+}
+impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore>
+    Store for T
+{
+}

@@ -1,0 +1,367 @@
+//! The second step's answers on the hosted pages: `POST /login/mfa`
+//! (another factor), `POST /login/mfa/verify` (a code),
+//! `POST /login/mfa/key/challenge` and `POST /login/mfa/key` (a WebAuthn
+//! key). The step runs on the MFA API's machinery: an `mfa_token` (HttpOnly
+//! cookie, bound to this browser beside the login transaction's) holds the
+//! first factor, is spent by the first right answer, and dies after five
+//! wrong ones. The pages are `pages/second_step.rs`; enrollment of a first
+//! factor is `mfa_enroll.rs`.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{finish, json_no_store, json_refused, open_session, transaction};
+use crate::app::{AppState, SharedState};
+use crate::http::{ClientIp, cookies, user_agent};
+use crate::oauth::wire::OAuthTenant;
+use crate::pages;
+use crate::pages::second_step::{self, Step};
+use latchkey_core::services::authorize::AuthorizeRequest;
+use latchkey_core::services::factors::{self, AnswerKind};
+use latchkey_core::services::login_flow::{self, CodeAnswer};
+use latchkey_core::services::mfa::{self, Answer, MfaError, Pending};
+use latchkey_core::store::MethodRow;
+use latchkey_core::tenant::{Client, FactorType, Tenant};
+
+/// The browser's second step: its transaction and `mfa_token` cookies, the
+/// request, and the user the token was issued for.
+pub(super) struct Ctx {
+    pub(super) req: AuthorizeRequest,
+    pub(super) token: String,
+    pub(super) user_id: String,
+    pending: Pending,
+    pub(super) languages: Vec<String>,
+    pub(super) user_agent: String,
+}
+
+impl Ctx {
+    /// Who answers this step's challenge, for the checks and the tenant log.
+    pub(super) fn answer<'a>(&'a self, client: &'a Client, ip: &'a str) -> Answer<'a> {
+        Answer {
+            client,
+            token: &self.token,
+            ip,
+            user_agent: &self.user_agent,
+            via: "login_page",
+        }
+    }
+}
+
+pub(super) async fn context(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+) -> Result<Ctx, Response> {
+    let req = transaction(state, tenant, headers, tx).await?;
+    let Some(token) = cookies::get(headers, cookies::MFA).filter(|t| t.len() <= 128) else {
+        return Err(pages::expired(state, tenant));
+    };
+    let client = tenant.client(&req.client_id);
+    let (row, pending) = match mfa::lookup(state, tenant, &token, client).await {
+        Ok(found) => found,
+        Err(e) => return Err(second_step::failure(state, tenant, e)),
+    };
+    let languages = crate::http::accept_languages(headers);
+    Ok(Ctx {
+        req,
+        token,
+        user_id: row.user_id,
+        pending,
+        languages,
+        user_agent: user_agent(headers),
+    })
+}
+
+macro_rules! step {
+    ($state:expr, $tenant:expr, $host:expr, $tx:expr, $ctx:expr) => {{
+        let Some(client) = $tenant.client(&$ctx.req.client_id) else {
+            return pages::expired($state, $tenant);
+        };
+        Step {
+            state: $state,
+            tenant: $tenant,
+            host: $host,
+            tx: $tx,
+            client,
+            token: &$ctx.token,
+            user_id: &$ctx.user_id,
+            languages: &$ctx.languages,
+        }
+    }};
+}
+pub(super) use step;
+
+/// The second factor is given: a session with both factors in its `amr`,
+/// then the code back to the app — or first, for a used recovery code, its
+/// replacement, shown this once.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn done(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    tx: &str,
+    ctx: &Ctx,
+    added: &[&str],
+    recovery_code: Option<String>,
+) -> Response {
+    let user = match login_flow::active_user(state, tenant, &ctx.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return pages::expired(state, tenant),
+        Err(e) => return pages::store_error(state, tenant, e),
+    };
+    let mut amr = ctx.pending.amr.clone();
+    for a in std::iter::once(&"mfa").chain(added) {
+        if !amr.iter().any(|x| x == a) {
+            amr.push((*a).to_string());
+        }
+    }
+    let cookie = match open_session(state, tenant, host, headers, &user, &amr).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let mut res = match recovery_code {
+        Some(code) => second_step::page(
+            state,
+            tenant,
+            json!({ "step": "recovery-code", "tx": tx, "recovery_code": code }),
+        ),
+        None => {
+            let now = state.clock.now();
+            finish(state, tenant, host, tx, &ctx.req, &user, now, &amr, None).await
+        }
+    };
+    let h = res.headers_mut();
+    h.append(header::SET_COOKIE, cookie);
+    h.append(header::SET_COOKIE, cookies::clear(host, cookies::MFA));
+    res
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChooseForm {
+    tx: String,
+    #[serde(default)]
+    method: String,
+}
+
+/// `POST /login/mfa`: answer with another of the user's factors.
+pub async fn choose(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<ChooseForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    step.challenge(Some(&form.method), None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyForm {
+    tx: String,
+    method: String,
+    code: String,
+    #[serde(default)]
+    oob_code: String,
+}
+
+/// `POST /login/mfa/verify`: a code for the chosen factor.
+pub async fn verify(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<VerifyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let factors = match step.factors().await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let Some(method) = factors.iter().find(|m| m.id == form.method) else {
+        return step.challenge(None, None).await;
+    };
+    let answer = ctx.answer(step.client, &ip);
+    let Some(kind) = code_answer(method, &form.oob_code) else {
+        return step.challenge(Some(&method.id), None).await;
+    };
+    let code = form.code.trim();
+    match login_flow::answer_code(&state, &tenant, &answer, &ctx.user_id, kind, code).await {
+        Ok(a) => {
+            done(
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &ctx,
+                &a.amr,
+                a.recovery_code,
+            )
+            .await
+        }
+        Err(e) => wrong_code(&step, &factors, method, &form.oob_code, e).await,
+    }
+}
+
+/// How the chosen factor is answered with a code (a key is not).
+fn code_answer<'a>(method: &MethodRow, oob_code: &'a str) -> Option<CodeAnswer<'a>> {
+    match factors::answer_kind(method.method_type) {
+        Some(AnswerKind::Otp) => Some(CodeAnswer::Otp),
+        Some(AnswerKind::Oob) => Some(CodeAnswer::Oob { oob_code }),
+        Some(AnswerKind::RecoveryCode) => Some(CodeAnswer::RecoveryCode),
+        // Keys answer at `/login/mfa/key`; other types are no second factor.
+        Some(AnswerKind::Key) | None => None,
+    }
+}
+
+/// The challenge again after a code that was not right (or too many).
+async fn wrong_code(
+    step: &Step<'_>,
+    factors: &[MethodRow],
+    method: &MethodRow,
+    oob_code: &str,
+    e: MfaError,
+) -> Response {
+    let oob = (!oob_code.is_empty()).then_some(oob_code);
+    match e {
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => step.challenge_page(
+            factors,
+            method,
+            oob,
+            Some(&format!(
+                "That code is not right. {attempts_left} attempt{} left.",
+                if attempts_left == 1 { "" } else { "s" }
+            )),
+        ),
+        MfaError::Throttled(seconds) => {
+            step.challenge_page(factors, method, oob, Some(&too_many(seconds)))
+        }
+        MfaError::NoAuthenticator(_) => step.challenge(None, None).await,
+        e => second_step::failure(step.state, step.tenant, e),
+    }
+}
+
+fn too_many(seconds: i64) -> String {
+    let minutes = (seconds + 59) / 60;
+    format!(
+        "Too many wrong codes. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyChallengeForm {
+    tx: String,
+    /// `webauthn-roaming` or `webauthn-platform`.
+    kind: String,
+}
+
+/// A type of WebAuthn key answered at `/login/mfa/key`, from its wire name.
+pub(super) fn key_kind(kind: &str) -> Option<FactorType> {
+    FactorType::try_from(kind.to_string())
+        .ok()
+        .filter(|k| factors::answer_kind(*k) == Some(AnswerKind::Key))
+}
+
+/// `POST /login/mfa/key/challenge`: request options naming the user's keys
+/// of one kind (JSON, for the page's script).
+pub async fn key_challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<KeyChallengeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return json_refused("invalid_request");
+    };
+    let Some(kind) = key_kind(&form.kind) else {
+        return json_refused("invalid_request");
+    };
+    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
+        return json_refused("login_expired");
+    };
+    let Some(client) = tenant.client(&ctx.req.client_id) else {
+        return json_refused("login_expired");
+    };
+    match mfa::key_challenge(&state, &tenant, &host, client, &ctx.token, kind).await {
+        Ok((auth_session, options)) => {
+            json_no_store(json!({ "auth_session": auth_session, "options": options }))
+        }
+        Err(e) => {
+            tracing::info!(error = ?e, "key challenge refused");
+            json_refused("invalid_request")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    tx: String,
+    auth_session: String,
+    credential: String,
+}
+
+/// `POST /login/mfa/key`: the key's assertion.
+pub async fn key(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<KeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let answer = ctx.answer(step.client, &ip);
+    let response = if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
+        Value::Null
+    } else {
+        serde_json::from_str(&form.credential).unwrap_or(Value::Null)
+    };
+    match mfa::verify_key(
+        &state,
+        &tenant,
+        &host,
+        &answer,
+        &form.auth_session,
+        &response,
+    )
+    .await
+    {
+        Ok((_, _, given)) => {
+            let amr: Vec<&str> = given.amr().into_iter().collect();
+            mfa::audit(&state, &tenant, &answer, &ctx.user_id, "webauthn", None).await;
+            done(&state, &tenant, &host, &headers, &form.tx, &ctx, &amr, None).await
+        }
+        Err(MfaError::Wrong { attempts_left }) if attempts_left > 0 => {
+            step.challenge(None, Some("That key could not be verified. Try again."))
+                .await
+        }
+        Err(MfaError::Throttled(seconds)) => step.challenge(None, Some(&too_many(seconds))).await,
+        Err(e) => second_step::failure(&state, &tenant, e),
+    }
+}

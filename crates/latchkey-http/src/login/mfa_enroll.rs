@@ -1,0 +1,311 @@
+//! Enrollment of a first second factor at login, for a user who has none
+//! while one is required: `POST /login/mfa/enroll` (the chosen factor),
+//! `POST /login/mfa/enroll/verify` (its first code, or the new key's
+//! attestation; then the login finishes) and
+//! `POST /login/mfa/enroll/key/challenge` (a new key's creation options).
+//! Only a user without any second factor may enroll here, so a stolen
+//! password cannot add the thief's own.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::mfa::{context, done, key_kind, step};
+use super::{json_no_store, json_refused};
+use crate::app::SharedState;
+use crate::http::ClientIp;
+use crate::oauth::wire::OAuthTenant;
+use crate::pages;
+use crate::pages::second_step::{self, Step};
+use latchkey_core::services::enrollment::{self, Challenge, EnrollError, Proof, Start, Started};
+use latchkey_core::services::factors::{self, AnswerKind};
+use latchkey_core::services::login_flow;
+use latchkey_core::tenant::FactorType;
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollForm {
+    tx: String,
+    factor: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone_number: String,
+    #[serde(default)]
+    channel: String,
+}
+
+fn enroll_error(e: &EnrollError) -> String {
+    match e {
+        EnrollError::Throttled(_) => "Too many codes were sent. Wait a few minutes.".into(),
+        EnrollError::Delivery(_) => "The code could not be sent. Check it, or try again.".into(),
+        EnrollError::Field { detail, .. } => detail.clone(),
+        EnrollError::Invalid(detail) => detail.clone(),
+        _ => "Something went wrong. Please try again.".into(),
+    }
+}
+
+/// `POST /login/mfa/enroll`: set up the chosen factor (a user without any).
+pub async fn enroll(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<EnrollForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let factor = match enrolling(&step, &form.factor).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let start = match start_of(factor, &form) {
+        Ok(start) => start,
+        Err(ask) => return step.enroll_page(factor, ask, None),
+    };
+    let who = step.who(&ctx.req.client_id, &ctx.user_agent);
+    match enrollment::start(&state, &who, start).await {
+        Ok(started) => step.enroll_page(factor, started_fields(&started, &form), None),
+        Err(EnrollError::Store(e)) => pages::store_error(&state, &tenant, e),
+        Err(e) => step.enroll_page(factor, json!({ "ask": true }), Some(&enroll_error(&e))),
+    }
+}
+
+/// How the chosen factor's enrollment starts, or (as the page's extra
+/// fields) what the page must ask for first.
+fn start_of(factor: FactorType, form: &EnrollForm) -> Result<Start, Value> {
+    match factor {
+        FactorType::Totp => Ok(Start::Totp),
+        FactorType::Email if form.email.trim().is_empty() => Err(json!({ "ask": true })),
+        FactorType::Email => Ok(Start::Email {
+            email: form.email.trim().to_string(),
+        }),
+        FactorType::Phone if form.phone_number.trim().is_empty() => Err(json!({ "ask": true })),
+        FactorType::Phone => Ok(Start::Phone {
+            phone_number: form.phone_number.trim().to_string(),
+            preferred: Some(
+                if form.channel == "voice" {
+                    "voice"
+                } else {
+                    "sms"
+                }
+                .to_string(),
+            ),
+        }),
+        // The page's script asks for the creation options.
+        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => Err(json!({ "key": true })),
+        // Never among `enrollable` (not enrolled at the login).
+        FactorType::RecoveryCode
+        | FactorType::Password
+        | FactorType::Passkey
+        | FactorType::PushNotification => Err(json!({ "key": true })),
+    }
+}
+
+/// The factor chosen for enrollment, if this user may enroll it here.
+async fn enrolling(step: &Step<'_>, chosen: &str) -> Result<FactorType, Response> {
+    step.may_enroll().await?;
+    match step
+        .enrollable()
+        .into_iter()
+        .find(|(f, _)| f.as_str() == chosen)
+    {
+        Some((factor, _)) => Ok(factor),
+        None => Err(step.enroll_choice(None).await),
+    }
+}
+
+/// The page's fields for a started enrollment: what the first code is
+/// verified against, and for an authenticator app its QR code.
+fn started_fields(started: &Started, form: &EnrollForm) -> Value {
+    let mut extra = json!({
+        "method_id": started.method_id,
+        "auth_session": started.auth_session,
+        "email": form.email.trim(),
+        "phone_number": form.phone_number.trim(),
+    });
+    if let Challenge::Totp {
+        barcode_uri,
+        manual_input_code,
+    } = &started.challenge
+    {
+        extra["manual_input_code"] = json!(manual_input_code);
+        extra["qr_svg"] = json!(qr_svg(barcode_uri));
+    }
+    extra
+}
+
+/// The `otpauth://` URI as an SVG QR code.
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollVerifyForm {
+    tx: String,
+    factor: String,
+    method_id: String,
+    auth_session: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    credential: String,
+}
+
+fn is_key(factor: FactorType) -> bool {
+    factors::answer_kind(factor) == Some(AnswerKind::Key)
+}
+
+/// The new factor's first code, or the new key's attestation.
+fn proof(factor: FactorType, form: &EnrollVerifyForm) -> Proof {
+    if is_key(factor) {
+        Proof::Passkey {
+            response: serde_json::from_str(&form.credential).unwrap_or(Value::Null),
+        }
+    } else {
+        Proof::Otp {
+            code: form.code.trim().to_string(),
+        }
+    }
+}
+
+/// The enrollment page again, with why the proof was refused.
+fn not_verified(
+    step: &Step<'_>,
+    factor: FactorType,
+    form: &EnrollVerifyForm,
+    e: &EnrollError,
+) -> Response {
+    let extra = if is_key(factor) {
+        json!({ "key": true })
+    } else {
+        json!({
+            "method_id": form.method_id,
+            "auth_session": form.auth_session,
+        })
+    };
+    step.enroll_page(factor, extra, Some(&enroll_error(e)))
+}
+
+/// `POST /login/mfa/enroll/verify`: the first code from the new factor (or
+/// the new key's attestation), then the login finishes.
+pub async fn enroll_verify(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<EnrollVerifyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let factor = match enrolling(&step, &form.factor).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    if form.auth_session.len() > 128 || form.credential.len() > 16 * 1024 {
+        return step.enroll_choice(None).await;
+    }
+    let who = step.who(&ctx.req.client_id, &ctx.user_agent);
+    let proof = proof(factor, &form);
+    let method =
+        match enrollment::verify(&state, &who, &form.method_id, &form.auth_session, proof).await {
+            Ok(m) => m,
+            Err(EnrollError::Store(e)) => return pages::store_error(&state, &tenant, e),
+            Err(e) => return not_verified(&step, factor, &form, &e),
+        };
+    let answer = ctx.answer(step.client, &ip);
+    match login_flow::enrolled(&state, &answer, &who, factor, &method).await {
+        Ok(a) => {
+            done(
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &ctx,
+                &a.amr,
+                a.recovery_code,
+            )
+            .await
+        }
+        Err(e) => second_step::failure(&state, &tenant, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollKeyForm {
+    tx: String,
+    factor: String,
+}
+
+/// `POST /login/mfa/enroll/key/challenge`: creation options for a new
+/// WebAuthn key (JSON, for the page's script).
+pub async fn enroll_key_challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<EnrollKeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return json_refused("invalid_request");
+    };
+    let Some(kind) = key_kind(&form.factor) else {
+        return json_refused("invalid_request");
+    };
+    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
+        return json_refused("login_expired");
+    };
+    let Some(client) = tenant.client(&ctx.req.client_id) else {
+        return json_refused("login_expired");
+    };
+    let step = Step {
+        state: &state,
+        tenant: &tenant,
+        host: &host,
+        tx: &form.tx,
+        client,
+        token: &ctx.token,
+        user_id: &ctx.user_id,
+        languages: &ctx.languages,
+    };
+    if step.may_enroll().await.is_err() {
+        return json_refused("invalid_request");
+    }
+    let who = step.who(&ctx.req.client_id, &ctx.user_agent);
+    let start = Start::WebauthnKey {
+        platform: kind == FactorType::WebauthnPlatform,
+    };
+    match enrollment::start(&state, &who, start).await {
+        Ok(started) => match started.challenge {
+            Challenge::Passkey { options } => json_no_store(json!({
+                "auth_session": started.auth_session,
+                "method_id": started.method_id,
+                "options": options,
+            })),
+            _ => json_refused("invalid_request"),
+        },
+        Err(e) => {
+            tracing::info!(error = %e, "key creation challenge refused");
+            json_refused("invalid_request")
+        }
+    }
+}

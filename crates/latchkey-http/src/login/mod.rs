@@ -1,0 +1,137 @@
+//! The hosted login's handlers: the password and passkey sign-in of the
+//! login form (`submit.rs`), the steps between signing in and the code
+//! (`signed_in.rs`: a passkey offered, or on), and the second step's answers and enrollment
+//! (`mfa.rs`, `mfa_enroll.rs`). `/authorize` hands them a login
+//! transaction; they carry it through `services::login_flow` and, when it
+//! completes, answer in the request's response mode (`oauth::respond`). The
+//! pages themselves (templates, scripts, error pages) are `pages/`.
+
+mod mfa;
+mod mfa_enroll;
+mod signed_in;
+mod submit;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::app::{AppState, SharedState};
+use crate::http::cookies;
+use crate::oauth::respond;
+use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, PASSKEY_JS, script};
+use latchkey_core::crypto::hash::constant_time_eq;
+use latchkey_core::services::authorize::{AuthorizeRequest, Reply};
+use latchkey_core::services::login_flow;
+use latchkey_core::store::UserRow;
+use latchkey_core::tenant::Tenant;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/login", post(submit::submit))
+        .route("/login/passkey/challenge", post(submit::passkey_challenge))
+        .route("/login/continue", post(signed_in::continue_login))
+        .route(
+            "/login/passkey/create/challenge",
+            post(signed_in::create_challenge),
+        )
+        .route("/login/passkey/create", post(signed_in::create_passkey))
+        .route(
+            "/login/add-passkey.js",
+            get(|| async { script(ADD_PASSKEY_JS) }),
+        )
+        .route("/login/passkey", post(submit::passkey_submit))
+        .route("/login/mfa", post(mfa::choose))
+        .route("/login/mfa/verify", post(mfa::verify))
+        .route("/login/mfa/key/challenge", post(mfa::key_challenge))
+        .route("/login/mfa/key", post(mfa::key))
+        .route("/login/mfa/enroll", post(mfa_enroll::enroll))
+        .route("/login/mfa/enroll/verify", post(mfa_enroll::enroll_verify))
+        .route(
+            "/login/mfa/enroll/key/challenge",
+            post(mfa_enroll::enroll_key_challenge),
+        )
+        .route("/login/mfa.js", get(|| async { script(MFA_JS) }))
+        .route("/login/passkey.js", get(|| async { script(PASSKEY_JS) }))
+}
+
+/// The login transaction behind a form, if it belongs to this browser (the
+/// cookie set with the page: login CSRF) and is still alive.
+async fn transaction(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+) -> Result<AuthorizeRequest, Response> {
+    let bound = cookies::get(headers, cookies::TRANSACTION)
+        .is_some_and(|c| constant_time_eq(c.as_bytes(), tx.as_bytes()));
+    if !bound || tx.len() > 128 {
+        return Err(pages::expired(state, tenant));
+    }
+    login_flow::load(state, tenant, tx)
+        .await
+        .map_err(|e| pages::flow_error(state, tenant, e))
+}
+
+/// A new session for `user` (the browser's old one, if any, ends): its
+/// cookie.
+async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    user: &UserRow,
+    amr: &[String],
+) -> Result<HeaderValue, Response> {
+    let old = cookies::get(headers, cookies::SESSION);
+    let (id, lifetime) = login_flow::open_session(state, tenant, old.as_deref(), user, amr)
+        .await
+        .map_err(|e| pages::store_error(state, tenant, e))?;
+    Ok(cookies::set(host, cookies::SESSION, &id, lifetime))
+}
+
+/// The login is over: the transaction goes, the code (in the response mode)
+/// goes back to the app with the session's cookie, if a new one.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: i64,
+    amr: &[String],
+    session_cookie: Option<HeaderValue>,
+) -> Response {
+    let completed = login_flow::complete(state, tenant, host, tx, req, user, auth_time, amr).await;
+    let mut res = match completed {
+        Ok(Ok(issued)) => respond::issued(state, &Reply::to(req), &issued),
+        Ok(Err(e)) => pages::flow_error(state, tenant, e),
+        // The transaction stays: nothing was issued, no cookie is set.
+        Err(e) => return pages::store_error(state, tenant, e),
+    };
+    let h = res.headers_mut();
+    if let Some(c) = session_cookie {
+        h.append(header::SET_COOKIE, c);
+    }
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(host, cookies::TRANSACTION),
+    );
+    res
+}
+
+/// A refusal for a page's script.
+fn json_refused(error: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
+}
+
+/// JSON for a page's script, never cached.
+fn json_no_store(body: Value) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

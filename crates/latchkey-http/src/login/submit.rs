@@ -1,0 +1,267 @@
+//! `POST /login` (the hosted form's password) and the passkey sign-in of the
+//! same page: `POST /login/passkey/challenge` and `POST /login/passkey`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{finish, json_no_store, json_refused, open_session, transaction};
+use crate::app::{AppState, SharedState};
+use crate::http::ClientIp;
+use crate::oauth::wire::OAuthTenant;
+use crate::pages;
+use crate::pages::second_step::{self, FirstFactor};
+use latchkey_core::services::authorize::AuthorizeRequest;
+use latchkey_core::services::login::{self, LoginError, PasswordLogin};
+use latchkey_core::services::login_flow::{self, Next};
+use latchkey_core::services::passkey_login::{self, PasskeyError};
+use latchkey_core::store::UserRow;
+use latchkey_core::tenant::Tenant;
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    tx: String,
+    username: String,
+    password: String,
+}
+
+pub async fn submit(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    let attempt = login::authenticate(
+        &state,
+        PasswordLogin {
+            tenant: &tenant,
+            realm: None,
+            username: &form.username,
+            password: &form.password,
+            ip: &ip,
+        },
+    )
+    .await;
+    let user = match attempt {
+        Ok(u) => u,
+        Err(e) => return refused(&state, &tenant, &form, e),
+    };
+    let amr = vec!["pwd".to_string()];
+    match login_flow::after_first_factor(&state, &tenant, &host, &req, &user, &amr).await {
+        Ok(Next::Complete) => {
+            signed_in(&state, &tenant, &host, &headers, &form.tx, &req, &user, amr).await
+        }
+        Ok(Next::OfferPasskey) => {
+            offer_passkey(&state, &tenant, &host, &headers, &form.tx, &user, &amr).await
+        }
+        Ok(Next::SecondFactor(need)) => {
+            let first = FirstFactor {
+                user: &user,
+                amr: &amr,
+                auth_time: state.clock.now(),
+            };
+            let languages = crate::http::accept_languages(&headers);
+            second_step::start(
+                &state, &tenant, &host, &form.tx, &req, &first, need, &languages,
+            )
+            .await
+        }
+        Err(e) => pages::flow_error(&state, &tenant, e),
+    }
+}
+
+/// The page for a password login that failed.
+fn refused(state: &AppState, tenant: &Tenant, form: &LoginForm, e: LoginError) -> Response {
+    let message = match e {
+        LoginError::Store(err) => return pages::store_error(state, tenant, err),
+        LoginError::Throttled(seconds) => {
+            return pages::retry_page(
+                state,
+                tenant,
+                StatusCode::TOO_MANY_REQUESTS,
+                "We have detected suspicious login behavior and further attempts will be \
+                 blocked. Please contact the administrator.",
+                seconds,
+            );
+        }
+        LoginError::Busy => {
+            return pages::retry_page(
+                state,
+                tenant,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many logins are being checked at once. Please try again in a moment.",
+                1,
+            );
+        }
+        LoginError::WrongCredentials => "Wrong email or password.",
+        LoginError::TooManyAttempts => {
+            "Your account has been blocked after multiple consecutive login attempts."
+        }
+        LoginError::Blocked => "This account is blocked.",
+        LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
+    };
+    pages::login_page(state, tenant, &form.tx, &form.username, message)
+}
+
+/// Signed in already; the code waits for the passkey question.
+async fn offer_passkey(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    tx: &str,
+    user: &UserRow,
+    amr: &[String],
+) -> Response {
+    let cookie = match open_session(state, tenant, host, headers, user, amr).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let html = state
+        .templates
+        .render_add_passkey(tenant, tx, &user.email, None);
+    let mut res = (StatusCode::OK, Html(html)).into_response();
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    pages::frame_guard(&mut res);
+    res
+}
+
+/// The user is authenticated: a new session, and the code back to the app.
+#[allow(clippy::too_many_arguments)]
+async fn signed_in(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    tx: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    amr: Vec<String>,
+) -> Response {
+    let cookie = match open_session(state, tenant, host, headers, user, &amr).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let now = state.clock.now();
+    finish(state, tenant, host, tx, req, user, now, &amr, Some(cookie)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChallengeForm {
+    pub(super) tx: String,
+}
+
+/// `POST /login/passkey/challenge`: a discoverable challenge for this login
+/// page (JSON, for the page's script).
+pub async fn passkey_challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return json_refused("invalid_request");
+    };
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(_) => {
+            return json_refused("login_expired");
+        }
+    };
+    let Some(client) = tenant.client(&req.client_id) else {
+        return json_refused("login_expired");
+    };
+    match passkey_login::challenge(&state, &tenant, &host, client, None).await {
+        Ok((auth_session, options)) => {
+            json_no_store(json!({"auth_session": auth_session, "options": options}))
+        }
+        Err(PasskeyError::NotEnabled) => {
+            (StatusCode::NOT_FOUND, Json(json!({"error": "not_found"}))).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "passkey challenge failed");
+            json_refused("invalid_request")
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasskeyForm {
+    pub(super) tx: String,
+    pub(super) auth_session: String,
+    pub(super) credential: String,
+}
+
+/// `POST /login/passkey`: the page's passkey assertion.
+pub async fn passkey_submit(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    let Some(client) = tenant.client(&req.client_id) else {
+        return pages::expired(&state, &tenant);
+    };
+    let failed = |state: &AppState| {
+        pages::login_page(
+            state,
+            &tenant,
+            &form.tx,
+            "",
+            "That passkey could not be used to sign in.",
+        )
+    };
+    let Ok(response) = serde_json::from_str::<Value>(&form.credential) else {
+        return failed(&state);
+    };
+    if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
+        return failed(&state);
+    }
+    match passkey_login::finish(
+        &state,
+        &tenant,
+        &host,
+        client,
+        &form.auth_session,
+        &response,
+    )
+    .await
+    {
+        Ok(user) => {
+            signed_in(
+                &state,
+                &tenant,
+                &host,
+                &headers,
+                &form.tx,
+                &req,
+                &user,
+                vec!["webauthn".into()],
+            )
+            .await
+        }
+        Err(PasskeyError::Store(e)) => pages::store_error(&state, &tenant, e),
+        Err(e) => {
+            tracing::info!(error = %e, tenant = %tenant.name, "passkey sign-in refused");
+            failed(&state)
+        }
+    }
+}

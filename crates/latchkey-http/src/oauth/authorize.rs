@@ -1,0 +1,140 @@
+//! `GET /authorize` (authorization code flow with PKCE): decodes the
+//! request, has `services::authorize` validate and decide it, and answers:
+//! an error page, the client's redirect (a code or an error), or a login
+//! transaction handed to the hosted pages (the login form, or a step-up's
+//! second step), which carry it to the code one way.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+
+use super::respond;
+use super::wire::{AuthorizeQuery, OAuthTenant};
+use crate::app::{AppState, SharedState};
+use crate::http::cookies;
+use crate::pages::{self, second_step};
+use latchkey_core::services::authorize::{
+    self, AuthorizeRequest, Decision, Invalid, Params, StepUp,
+};
+use latchkey_core::services::login_flow::{self, LOGIN_TTL};
+use latchkey_core::tenant::Tenant;
+
+pub async fn authorize(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    query: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return bad_request(&state, &tenant, "The authorization request is malformed.");
+    };
+    let (req, reply) = match authorize::validate(&tenant, &host, &params(&q)) {
+        Ok(valid) => valid,
+        Err(Invalid::Page(message)) => return bad_request(&state, &tenant, message),
+        Err(Invalid::Client {
+            reply,
+            error,
+            description,
+        }) => return respond::error(&state, &reply, error, &description),
+    };
+    let cookie = cookies::get(&headers, cookies::SESSION);
+    let session = if req.prompt_login {
+        None
+    } else {
+        login_flow::current_session(&state, &tenant, cookie.as_deref()).await
+    };
+    match authorize::decide(&state, &tenant, &host, &req, session.map(|(_, s)| s)).await {
+        Ok(Decision::Refuse { error, description }) => {
+            respond::error(&state, &reply, error, description)
+        }
+        Ok(Decision::Issued(issued)) => respond::issued(&state, &reply, &issued),
+        Ok(Decision::Login) => login(&state, &tenant, &host, &req, &ip).await,
+        Ok(Decision::StepUp(up)) => step_up(&state, &tenant, &host, &req, *up, &headers).await,
+        Err(e) => pages::flow_error(&state, &tenant, e),
+    }
+}
+
+fn bad_request(state: &AppState, tenant: &Tenant, message: &str) -> Response {
+    pages::error_page(state, Some(tenant), StatusCode::BAD_REQUEST, message)
+}
+
+fn params(q: &AuthorizeQuery) -> Params<'_> {
+    Params {
+        response_type: q.response_type.as_deref(),
+        client_id: q.client_id.as_deref(),
+        redirect_uri: q.redirect_uri.as_deref(),
+        scope: q.scope.as_deref(),
+        state: q.state.as_deref(),
+        nonce: q.nonce.as_deref(),
+        audience: q.audience.as_deref(),
+        code_challenge: q.code_challenge.as_deref(),
+        code_challenge_method: q.code_challenge_method.as_deref(),
+        prompt: q.prompt.as_deref(),
+        max_age: q.max_age.as_deref(),
+        login_hint: q.login_hint.as_deref(),
+        acr_values: q.acr_values.as_deref(),
+        dpop_jkt: q.dpop_jkt.as_deref(),
+        response_mode: q.response_mode.as_deref(),
+    }
+}
+
+/// A new login transaction, bound to this browser by a cookie: the login
+/// form.
+async fn login(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    ip: &str,
+) -> Response {
+    if let Err(seconds) = login_flow::anonymous_transaction(state, tenant, ip) {
+        return pages::retry_page(
+            state,
+            tenant,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login pages were opened from your network. Please try again in a moment.",
+            seconds,
+        );
+    }
+    let tx = match login_flow::create(state, tenant, req).await {
+        Ok(tx) => tx,
+        Err(e) => return pages::flow_error(state, tenant, e),
+    };
+    let hint = req.login_hint.as_deref().unwrap_or("");
+    let mut res = pages::login_form(state, tenant, &tx, hint);
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
+    );
+    res
+}
+
+/// A login transaction whose first factor is the browser's session: the
+/// second step alone.
+async fn step_up(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    up: StepUp,
+    headers: &HeaderMap,
+) -> Response {
+    let tx = match login_flow::create(state, tenant, req).await {
+        Ok(tx) => tx,
+        Err(e) => return pages::flow_error(state, tenant, e),
+    };
+    let languages = crate::http::accept_languages(headers);
+    let first = second_step::FirstFactor {
+        user: &up.user,
+        amr: &up.amr,
+        auth_time: up.auth_time,
+    };
+    let mut res =
+        second_step::start(state, tenant, host, &tx, req, &first, up.need, &languages).await;
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
+    );
+    res
+}

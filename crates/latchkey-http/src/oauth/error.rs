@@ -1,0 +1,370 @@
+//! The OAuth/OIDC error dialect: `{error, error_description}` with RFC 6749
+//! status codes. Every failure of this area answers in it, including
+//! malformed input; an unexpected failure is a bare 500 whose cause is
+//! logged, never shown.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use latchkey_core::services::grants::{BadParameter, Bound, GrantError};
+use latchkey_core::services::login::LoginError;
+use latchkey_core::services::mfa::MfaError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    InvalidScope(String),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    AccessDenied(String),
+    InvalidUserPassword,
+    TooManyAttempts,
+    InvalidToken(String),
+    /// 403: a second factor is needed; the app continues with `mfa_token`.
+    MfaRequired {
+        mfa_token: String,
+        requirements: serde_json::Value,
+    },
+    /// The Default Policy cannot be met (no second factor, window passed).
+    UnmetAuthenticationRequirements(String),
+    /// 429: too many codes sent; retry after that many seconds.
+    TooManyRequests(i64),
+    /// 429 `too_many_attempts` (Suspicious IP Throttling): too many failed
+    /// credentials from this IP; retry after that many seconds.
+    Throttled(i64),
+    /// 503: the password hashing queue is full; retry shortly.
+    Busy,
+    /// 400 `invalid_dpop_proof` (RFC 9449).
+    InvalidDpopProof(String),
+    /// 400 `use_dpop_nonce`, with the nonce to retry with (`DPoP-Nonce`).
+    UseDpopNonce(String),
+    /// 401 at a resource endpoint, with a DPoP challenge.
+    DpopChallenge(latchkey_core::services::dpop::Challenge),
+    NotFound,
+    /// 503: the database cannot be reached right now.
+    Unavailable(String),
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl OAuthError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+
+    pub fn parts(&self) -> (StatusCode, &'static str, &str) {
+        use OAuthError::*;
+        match self {
+            InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+            InvalidClient(d) => (StatusCode::UNAUTHORIZED, "invalid_client", d),
+            InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+            UnauthorizedClient(d) => (StatusCode::FORBIDDEN, "unauthorized_client", d),
+            UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d),
+            AccessDenied(d) => (StatusCode::FORBIDDEN, "access_denied", d),
+            InvalidUserPassword => (
+                StatusCode::FORBIDDEN,
+                "invalid_user_password",
+                "Wrong email or password.",
+            ),
+            TooManyAttempts => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Your account has been blocked after multiple consecutive login attempts.",
+            ),
+            InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            InvalidDpopProof(d) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d),
+            DpopChallenge(c) => (StatusCode::UNAUTHORIZED, c.error, &c.detail),
+            UseDpopNonce(_) => (
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "Authorization server requires nonce in DPoP proof",
+            ),
+            MfaRequired { .. } => (
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "Multifactor authentication required",
+            ),
+            UnmetAuthenticationRequirements(d) => (
+                StatusCode::FORBIDDEN,
+                "unmet_authentication_requirements",
+                d,
+            ),
+            TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many codes were sent; try again later.",
+            ),
+            Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "We have detected suspicious login behavior and further attempts will be blocked. \
+                 Please contact the administrator.",
+            ),
+            Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Too many logins are being checked at once. Try again shortly.",
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Try again shortly.",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The server could not complete the request.",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        match &self {
+            OAuthError::Internal(cause) => tracing::error!(%cause, "oauth request failed"),
+            OAuthError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let (status, error, description) = self.parts();
+        let mut res = match &self {
+            OAuthError::MfaRequired {
+                mfa_token,
+                requirements,
+            } => (
+                status,
+                Json(serde_json::json!({
+                    "error": error,
+                    "error_description": description,
+                    "mfa_token": mfa_token,
+                    "mfa_requirements": requirements,
+                })),
+            )
+                .into_response(),
+            _ => (
+                status,
+                Json(Body {
+                    error,
+                    error_description: description,
+                }),
+            )
+                .into_response(),
+        };
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        match &self {
+            OAuthError::InvalidClient(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"latchkey\""),
+                );
+            }
+            OAuthError::InvalidToken(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            OAuthError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::DpopChallenge(c) => {
+                if let Ok(v) =
+                    HeaderValue::from_str(&latchkey_core::services::dpop::www_authenticate(c))
+                {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+                if let Some(n) = c
+                    .nonce
+                    .as_deref()
+                    .and_then(|n| HeaderValue::from_str(n).ok())
+                {
+                    h.insert("dpop-nonce", n);
+                }
+            }
+            OAuthError::UseDpopNonce(nonce) => {
+                if let Ok(v) = HeaderValue::from_str(nonce) {
+                    h.insert("dpop-nonce", v);
+                }
+            }
+            OAuthError::Busy => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthError::TooManyRequests(seconds) | OAuthError::Throttled(seconds) => {
+                h.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(seconds.max(&1).to_owned()),
+                );
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<latchkey_core::store::StoreError> for OAuthError {
+    fn from(e: latchkey_core::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl From<latchkey_core::services::tokens::TokenError> for OAuthError {
+    fn from(e: latchkey_core::services::tokens::TokenError) -> Self {
+        use latchkey_core::services::tokens::TokenError;
+        match e {
+            TokenError::Store(s) => s.into(),
+            TokenError::Keys(k) => k.into(),
+            e @ TokenError::Sign => Self::internal(e),
+        }
+    }
+}
+
+impl From<latchkey_core::services::keys::KeyError> for OAuthError {
+    fn from(e: latchkey_core::services::keys::KeyError) -> Self {
+        use latchkey_core::services::keys::KeyError;
+        match e {
+            KeyError::Store(s) => s.into(),
+            e @ (KeyError::Open(..) | KeyError::Generate | KeyError::Invalid) => Self::internal(e),
+        }
+    }
+}
+
+impl From<latchkey_core::services::policy::PolicyError> for OAuthError {
+    fn from(e: latchkey_core::services::policy::PolicyError) -> Self {
+        match e {
+            latchkey_core::services::policy::PolicyError::Denied(d) => Self::AccessDenied(d),
+            latchkey_core::services::policy::PolicyError::Unauthorized(d) => {
+                Self::UnauthorizedClient(d)
+            }
+        }
+    }
+}
+
+/// The wire form of a grant's refusal (`services::grants`): every case
+/// named, with the descriptions clients and tests read.
+impl From<GrantError> for OAuthError {
+    fn from(e: GrantError) -> Self {
+        let invalid_grant = |d: &str| Self::InvalidGrant(d.into());
+        match e {
+            GrantError::BadParameter(BadParameter(key)) => {
+                Self::InvalidRequest(format!("Parameter '{key}' must be a string"))
+            }
+            GrantError::NotAllowed(gt) => Self::UnauthorizedClient(format!(
+                "Grant type '{}' not allowed for the client.",
+                gt.as_str()
+            )),
+            GrantError::InvalidCode => invalid_grant("Invalid authorization code"),
+            GrantError::CodeFromAnotherHost => {
+                invalid_grant("The authorization code was issued on another host of the tenant")
+            }
+            GrantError::RedirectUriMismatch => invalid_grant(
+                "redirect_uri does not match the one used in the authorization request",
+            ),
+            GrantError::VerifierMismatch => invalid_grant("Failed to verify code verifier"),
+            GrantError::VerifierMissing => {
+                invalid_grant("Missing required parameter: code_verifier")
+            }
+            GrantError::VerifierUnexpected => invalid_grant(
+                "code_verifier given, but the authorization request had no code_challenge",
+            ),
+            GrantError::OtherDpopKey(what) => {
+                Self::InvalidDpopProof(format!("The {} is bound to another DPoP key", bound(what)))
+            }
+            GrantError::NoDpopProof(what) => Self::InvalidDpopProof(format!(
+                "The {} is bound to a DPoP key: send a proof by it",
+                bound(what)
+            )),
+            GrantError::InvalidRefreshToken => invalid_grant("Unknown or invalid refresh token."),
+            GrantError::RefreshFromAnotherHost => {
+                invalid_grant("The refresh token was issued on another host of the tenant")
+            }
+            GrantError::ScopeNotGranted(extra) => Self::InvalidScope(format!(
+                "The scope '{extra}' was not granted to this refresh token"
+            )),
+            GrantError::AudienceMismatch => {
+                Self::InvalidRequest("The refresh token was not issued for this audience".into())
+            }
+            GrantError::UserBlocked => invalid_grant("user is blocked"),
+            GrantError::UserGone => invalid_grant("The user no longer exists"),
+            GrantError::MfaRequired {
+                mfa_token,
+                requirements,
+            } => Self::MfaRequired {
+                mfa_token,
+                requirements,
+            },
+            GrantError::NoSecondFactor => Self::UnmetAuthenticationRequirements(
+                "The My Account API requires a second factor within the last \
+                 authentication window and the user has none; log in again."
+                    .into(),
+            ),
+            GrantError::Login(e) => match e {
+                LoginError::WrongCredentials => Self::InvalidUserPassword,
+                LoginError::TooManyAttempts => Self::TooManyAttempts,
+                LoginError::Throttled(seconds) => Self::Throttled(seconds),
+                LoginError::Busy => Self::Busy,
+                LoginError::Blocked => Self::UnauthorizedClient("user is blocked".into()),
+                LoginError::UnknownConnection(c) => {
+                    Self::InvalidRequest(format!("Unknown realm: {c}"))
+                }
+                LoginError::Store(s) => s.into(),
+            },
+            GrantError::Mfa(e) => mfa_error(e),
+            GrantError::Passkey(e) => e.into(),
+            GrantError::Policy(e) => e.into(),
+            GrantError::Token(e) => e.into(),
+            GrantError::Keys(e) => e.into(),
+            GrantError::Store(e) => e.into(),
+            GrantError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// What a DPoP-bound code or token is called in a refusal.
+fn bound(what: Bound) -> &'static str {
+    match what {
+        Bound::AuthorizationCode => "authorization code",
+        Bound::RefreshToken => "refresh token",
+    }
+}
+
+/// The wire form of a failed second factor (the MFA API's grants and
+/// endpoints).
+pub(super) fn mfa_error(e: MfaError) -> OAuthError {
+    match e {
+        MfaError::BadToken => {
+            OAuthError::InvalidGrant("Malformed, expired or already used mfa_token.".into())
+        }
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => {
+            OAuthError::InvalidGrant("Invalid otp_code or recovery code.".into())
+        }
+        MfaError::Wrong { .. } => OAuthError::InvalidGrant(
+            "Too many wrong answers: this mfa_token can no longer be used; log in again.".into(),
+        ),
+        MfaError::NoAuthenticator(kind) => {
+            OAuthError::InvalidGrant(format!("The user has no {kind} authenticator."))
+        }
+        MfaError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        MfaError::Delivery(m) => {
+            OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
+        }
+        MfaError::Store(s) => s.into(),
+        MfaError::Internal(m) => OAuthError::Internal(m),
+    }
+}

@@ -1,0 +1,223 @@
+//! The MFA API's endpoints besides the grants: `GET /mfa/authenticators`
+//! (the `mfa_token` is the bearer credential) and `POST /mfa/challenge`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use serde_json::json;
+
+use super::client_auth;
+use super::error::OAuthError;
+use super::session::bearer;
+use super::wire::{OAuthTenant, Params};
+use crate::app::SharedState;
+use latchkey_core::services::mfa::{self, MfaError};
+
+pub async fn authenticators(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, .. }: OAuthTenant,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let token = bearer(&headers)
+        .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
+    let (row, _) = match mfa::lookup(&state, &tenant, token, None).await {
+        Ok(found) => found,
+        Err(MfaError::Store(e)) => return Err(e.into()),
+        Err(MfaError::Internal(m)) => return Err(OAuthError::Internal(m)),
+        Err(_) => {
+            return Err(OAuthError::InvalidToken(
+                "The mfa_token is invalid, has expired or was already used.".into(),
+            ));
+        }
+    };
+    let methods = mfa::factors_of(&state, &tenant, &row.user_id).await?;
+    let list = mfa::authenticators(&mfa::api_factors(&methods));
+    Ok(Json(list).into_response())
+}
+
+/// `POST /mfa/challenge`: `mfa_token`, `challenge_type` (`otp`, `oob`, or
+/// both, space-separated) and optionally `authenticator_id`. For an email or
+/// phone authenticator the code is sent and the answer carries the
+/// `oob_code` to present with it.
+pub async fn challenge(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, .. }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
+    let token = params.required("mfa_token")?;
+    let types: Vec<&str> = params
+        .str("challenge_type")?
+        .unwrap_or("otp oob")
+        .split_whitespace()
+        .collect();
+    if let Some(bad) = types.iter().find(|t| !matches!(**t, "otp" | "oob")) {
+        return Err(OAuthError::InvalidRequest(format!(
+            "Unsupported challenge_type: {}",
+            bad.chars().take(40).collect::<String>()
+        )));
+    }
+    let languages = crate::http::accept_languages(&headers);
+    let started = mfa::challenge(
+        &state,
+        &tenant,
+        client,
+        token,
+        &types,
+        params.str("authenticator_id")?,
+        &languages,
+    )
+    .await
+    .map_err(super::error::mfa_error)?;
+    let body = match started {
+        mfa::Challenge::Otp => json!({ "challenge_type": "otp" }),
+        mfa::Challenge::Oob { oob_code, .. } => json!({
+            "challenge_type": "oob",
+            "oob_code": oob_code,
+            "binding_method": "prompt",
+        }),
+    };
+    Ok(Json(body).into_response())
+}
+
+/// A parameter that is a list: a JSON array of strings, or (form bodies) one
+/// string of space- or comma-separated values.
+fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
+    let bad = || OAuthError::InvalidRequest(format!("Parameter '{key}' must be a list of strings"));
+    let values: Vec<String> = match params.value(key) {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(s)) => s
+            .split([' ', ','])
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    if values.len() > 8 || values.iter().any(|v| v.len() > 32) {
+        return Err(bad());
+    }
+    Ok(values)
+}
+
+/// `POST /mfa/associate`: the `mfa_token` (bearer) of a user without a
+/// second factor enrolls one — `authenticator_types: ["otp"]`, or `["oob"]`
+/// with `oob_channels` `sms`/`voice` (and `phone_number`) or `email` (and
+/// `email`, else the user's address). Confirmed with the mfa-otp or mfa-oob
+/// grant and the same token.
+pub async fn associate(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
+    let token = bearer(&headers)
+        .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
+    let types = list(&params, "authenticator_types")?;
+    let channels = list(&params, "oob_channels")?;
+    let what = match types
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["otp"] => mfa::Associate::Otp,
+        ["oob"] => match channels
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [c @ ("sms" | "voice")] => mfa::Associate::Phone {
+                number: params.required("phone_number")?.to_string(),
+                voice: *c == "voice",
+            },
+            ["email"] => {
+                let address = match params.str("email")? {
+                    Some(e) => e.to_string(),
+                    None => {
+                        let (row, _) = mfa::lookup(&state, &tenant, token, Some(client))
+                            .await
+                            .map_err(super::error::mfa_error)?;
+                        state
+                            .store
+                            .user_by_id(&tenant.id, &row.user_id)
+                            .await?
+                            .map(|u| u.email)
+                            .unwrap_or_default()
+                    }
+                };
+                mfa::Associate::Email { address }
+            }
+            _ => {
+                return Err(OAuthError::InvalidRequest(
+                    "oob_channels must be one of [\"sms\"], [\"voice\"] or [\"email\"]".into(),
+                ));
+            }
+        },
+        _ => {
+            return Err(OAuthError::InvalidRequest(
+                "authenticator_types must be [\"otp\"] or [\"oob\"]".into(),
+            ));
+        }
+    };
+    let languages = crate::http::accept_languages(&headers);
+    let ua = crate::http::user_agent(&headers);
+    let done = mfa::associate(&state, &tenant, &host, client, token, what, &ua, &languages).await;
+    let a = match done {
+        Ok(a) => a,
+        Err(mfa::AssociateError::AlreadyEnrolled) => {
+            return Err(OAuthError::AccessDenied("User is already enrolled.".into()));
+        }
+        Err(mfa::AssociateError::Mfa(e)) => return Err(super::error::mfa_error(e)),
+        Err(mfa::AssociateError::Enroll(e)) => return Err(enroll_error(e)),
+    };
+    let mut body = json!({ "authenticator_type": a.authenticator_type });
+    if let Some(s) = a.secret {
+        body["secret"] = json!(s);
+    }
+    if let Some(b) = a.barcode_uri {
+        body["barcode_uri"] = json!(b);
+    }
+    if let Some(c) = a.oob_channel {
+        body["oob_channel"] = json!(c);
+        body["binding_method"] = json!("prompt");
+    }
+    if let Some(c) = a.oob_code {
+        body["oob_code"] = json!(c);
+    }
+    if !a.recovery_codes.is_empty() {
+        body["recovery_codes"] = json!(a.recovery_codes);
+    }
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+fn enroll_error(e: latchkey_core::services::enrollment::EnrollError) -> OAuthError {
+    use latchkey_core::services::enrollment::EnrollError;
+    match e {
+        EnrollError::Store(s) => s.into(),
+        EnrollError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        EnrollError::Delivery(m) => {
+            OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
+        }
+        EnrollError::Internal(m) => OAuthError::Internal(m),
+        EnrollError::Field { pointer, detail } => {
+            OAuthError::InvalidRequest(format!("{}: {detail}", pointer.trim_start_matches('/')))
+        }
+        EnrollError::Invalid(m) => OAuthError::InvalidRequest(m),
+    }
+}

@@ -1,0 +1,350 @@
+//! The hosted pages' views, shared by `/authorize` and the login pages:
+//! minijinja templates (themable per tenant, overridable from
+//! `LATCHKEY_TEMPLATES_DIR`), the pages' scripts, and the error pages every
+//! hosted page answers with. `second_step.rs` presents a login's second
+//! step. Handlers render here; nothing here calls back into them.
+
+pub mod second_step;
+
+use std::path::Path;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
+
+use crate::app::AppState;
+use latchkey_core::tenant::Tenant;
+
+const TEMPLATES: [(&str, &str); 8] = [
+    (
+        "add_passkey.html",
+        include_str!("templates/add_passkey.html"),
+    ),
+    ("base.html", include_str!("templates/base.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("mfa.html", include_str!("templates/mfa.html")),
+    ("error.html", include_str!("templates/error.html")),
+    ("logged_out.html", include_str!("templates/logged_out.html")),
+    ("form_post.html", include_str!("templates/form_post.html")),
+    (
+        "web_message.html",
+        include_str!("templates/web_message.html"),
+    ),
+];
+
+/// The pages' scripts, each after the WebAuthn helpers they share: the login
+/// page's passkey sign-in (button and autofill), progressive enrollment of a
+/// passkey, and the second step's WebAuthn keys (used and created).
+pub const PASSKEY_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/passkey.js")
+);
+pub const ADD_PASSKEY_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/add-passkey.js")
+);
+pub const MFA_JS: &str = concat!(
+    include_str!("templates/webauthn.js"),
+    include_str!("templates/mfa-key.js")
+);
+
+pub fn script(body: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `Cache-Control: no-store`, for pages that carry a login's state.
+pub fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+/// An error the user's browser sees as a page.
+pub fn error_page(
+    state: &AppState,
+    tenant: Option<&Tenant>,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    let html = state.templates.render_error(tenant, message);
+    (status, no_store(), Html(html)).into_response()
+}
+
+/// The login transaction behind a form is gone (or was never this
+/// browser's).
+pub fn expired(state: &AppState, tenant: &Tenant) -> Response {
+    let html = state.templates.render_error(
+        Some(tenant),
+        "Your login page has expired. Go back to the application and start again.",
+    );
+    (StatusCode::BAD_REQUEST, Html(html)).into_response()
+}
+
+/// A failure we did not expect: logged, a bare page.
+pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display) -> Response {
+    tracing::error!(%cause, tenant = %tenant.name, "authorize failed");
+    error_page(
+        state,
+        Some(tenant),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong. Please try again.",
+    )
+}
+
+/// A page asking to come back in `seconds` (with `retry-after`): 429 when
+/// the caller made too many attempts, 503 when the server is too busy.
+pub fn retry_page(
+    state: &AppState,
+    tenant: &Tenant,
+    status: StatusCode,
+    message: &str,
+    seconds: i64,
+) -> Response {
+    let mut res = error_page(state, Some(tenant), status, message);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    res
+}
+
+/// A page for a store failure: 503 when the database is out of reach (it
+/// heals by itself), 500 otherwise.
+pub fn store_error(
+    state: &AppState,
+    tenant: &Tenant,
+    e: latchkey_core::store::StoreError,
+) -> Response {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, tenant = %tenant.name, "database unavailable");
+        let mut res = error_page(
+            state,
+            Some(tenant),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable. Please try again in a moment.",
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return res;
+    }
+    internal(state, tenant, e)
+}
+
+/// The page for a login flow's failure.
+pub fn flow_error(
+    state: &AppState,
+    tenant: &Tenant,
+    e: latchkey_core::services::login_flow::FlowError,
+) -> Response {
+    use latchkey_core::services::login_flow::FlowError;
+    match e {
+        FlowError::Expired => expired(state, tenant),
+        FlowError::Store(e) => store_error(state, tenant, e),
+        FlowError::Internal(cause) => internal(state, tenant, cause),
+    }
+}
+
+/// Pages with forms must not be framed by other sites.
+pub fn frame_guard(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+}
+
+/// The login form of a new transaction, not to be framed.
+pub fn login_form(state: &AppState, tenant: &Tenant, tx: &str, username: &str) -> Response {
+    let html = state.templates.render_login(tenant, tx, username, None);
+    let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+/// The login form again, with what went wrong.
+pub fn login_page(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    username: &str,
+    message: &str,
+) -> Response {
+    let html = state
+        .templates
+        .render_login(tenant, tx, username, Some(message));
+    let mut res = (StatusCode::OK, Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    title: String,
+    primary_color: String,
+    logo_url: Option<String>,
+}
+
+fn page(tenant: Option<&Tenant>) -> Page {
+    let lp = tenant.map(|t| &t.config.tenant.login_page);
+    Page {
+        title: lp
+            .and_then(|l| l.title.clone())
+            .or_else(|| tenant.and_then(|t| t.config.tenant.friendly_name.clone()))
+            .or_else(|| tenant.map(|t| t.name.clone()))
+            .unwrap_or_else(|| "latchkey".into()),
+        primary_color: lp
+            .and_then(|l| l.primary_color.clone())
+            .unwrap_or_else(|| "#4f46e5".into()),
+        logo_url: lp.and_then(|l| l.logo_url.clone()),
+    }
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by a file of the same name in
+    /// `LATCHKEY_TEMPLATES_DIR` when that is set.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = std::env::var_os("LATCHKEY_TEMPLATES_DIR");
+        Self::with_overrides(dir.as_deref().map(Path::new))
+    }
+
+    pub fn with_overrides(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (name, builtin) in TEMPLATES {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(p) if p.is_file() => std::fs::read_to_string(&p)?,
+                _ => builtin.to_string(),
+            };
+            env.add_template_owned(name, source)?;
+        }
+        Ok(Self { env })
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> String {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed to render");
+                "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
+            }
+        }
+    }
+
+    pub fn render_login(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        username: &str,
+        error: Option<&str>,
+    ) -> String {
+        self.render(
+            "login.html",
+            context! {
+                page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
+                passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
+            },
+        )
+    }
+
+    pub fn render_add_passkey(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        email: &str,
+        error: Option<&str>,
+    ) -> String {
+        self.render(
+            "add_passkey.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
+        )
+    }
+
+    /// A page of a login's second step; `view` says which (see mfa.html).
+    pub fn render_mfa(&self, tenant: &Tenant, view: &serde_json::Value) -> String {
+        self.render(
+            "mfa.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), view => Value::from(Serde(view)) },
+        )
+    }
+
+    pub fn render_error(&self, tenant: Option<&Tenant>, message: &str) -> String {
+        self.render(
+            "error.html",
+            context! { page => Value::from(Serde(page(tenant))), message },
+        )
+    }
+
+    pub fn render_logged_out(&self, tenant: &Tenant) -> String {
+        self.render(
+            "logged_out.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))) },
+        )
+    }
+
+    pub fn render_form_post(&self, action: &str, params: &[(&str, String)]) -> String {
+        self.render(
+            "form_post.html",
+            context! { action, params => Value::from(Serde(params)) },
+        )
+    }
+
+    pub fn render_web_message(
+        &self,
+        origin: &str,
+        params: &[(&str, String)],
+        nonce: &str,
+    ) -> String {
+        let response: serde_json::Map<String, serde_json::Value> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+            .collect();
+        self.render(
+            "web_message.html",
+            context! { origin, response => Value::from(Serde(&response)), nonce },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn web_message_escapes_for_script_context() {
+        let t = Templates::with_overrides(None).unwrap();
+        let html = t.render_web_message(
+            "http://localhost:5173",
+            &[("state", "</script><script>alert(1)</script>".into())],
+            "n0nce",
+        );
+        assert!(!html.contains("</script><script>alert(1)"));
+        assert!(
+            html.contains("\"type\": \"authorization_response\"")
+                || html.contains("authorization_response")
+        );
+    }
+
+    #[test]
+    fn login_escapes_username() {
+        let t = Templates::with_overrides(None).unwrap();
+        let html = t.render("login.html", context! {
+            page => Value::from(Serde(page(None))), tx => "t", username => "\"><script>x</script>", error => None::<String>
+        });
+        assert!(!html.contains("<script>x</script>"));
+    }
+}

@@ -1,0 +1,283 @@
+//! A login's second step, presented: after the first factor (a password,
+//! or the browser's session when a request steps up), a challenge with one
+//! of the user's second factors — choosing an email or phone factor sends
+//! its code — or, for a user with none while one is required, the choice
+//! of one to enroll. `/authorize` starts it for a step-up and the login
+//! pages for a login; the pages' handlers (`login/mfa.rs`) take the answers.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{expired, frame_guard, internal, store_error};
+use crate::app::AppState;
+use crate::http::cookies;
+use latchkey_core::services::authorize::AuthorizeRequest;
+use latchkey_core::services::enrollment::Who;
+use latchkey_core::services::factors::{self, AnswerKind};
+use latchkey_core::services::login_flow;
+use latchkey_core::services::mfa::{self, MfaError, Need};
+use latchkey_core::store::{MethodRow, UserRow};
+use latchkey_core::tenant::{Client, FactorType, Tenant};
+
+/// What the first factor established.
+pub struct FirstFactor<'a> {
+    pub user: &'a UserRow,
+    pub amr: &'a [String],
+    pub auth_time: i64,
+}
+
+/// The second step for a user who passed the first: a challenge with one of
+/// their factors, or the enrollment of one. The response sets the
+/// `mfa_token` cookie.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    state: &AppState,
+    tenant: &Tenant,
+    host: &str,
+    tx: &str,
+    req: &AuthorizeRequest,
+    first: &FirstFactor<'_>,
+    need: Need,
+    languages: &[String],
+) -> Response {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return expired(state, tenant);
+    };
+    let user_id = &first.user.user_id;
+    let token = match login_flow::begin_second_step(
+        state,
+        tenant,
+        client,
+        req,
+        user_id,
+        first.amr,
+        first.auth_time,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return failure(state, tenant, e),
+    };
+    let step = Step {
+        state,
+        tenant,
+        host,
+        tx,
+        client,
+        token: &token,
+        user_id: &first.user.user_id,
+        languages,
+    };
+    let mut res = match need {
+        Need::Enroll => step.enroll_choice(None).await,
+        _ => step.challenge(None, None).await,
+    };
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(host, cookies::MFA, &token, mfa::MFA_TOKEN_TTL),
+    );
+    res
+}
+
+pub fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Response {
+    match e {
+        MfaError::Store(e) => store_error(state, tenant, e),
+        MfaError::BadToken | MfaError::Wrong { .. } => {
+            let html = state.templates.render_error(
+                Some(tenant),
+                "This sign-in can no longer be completed (it expired, or too many wrong codes \
+                 were entered). Go back to the application and start again.",
+            );
+            (StatusCode::BAD_REQUEST, Html(html)).into_response()
+        }
+        other => internal(state, tenant, format!("{other:?}")),
+    }
+}
+
+/// One browser's second step in progress.
+pub struct Step<'a> {
+    pub state: &'a AppState,
+    pub tenant: &'a Tenant,
+    pub host: &'a str,
+    pub tx: &'a str,
+    pub client: &'a Client,
+    pub token: &'a str,
+    pub user_id: &'a str,
+    pub languages: &'a [String],
+}
+
+pub fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
+    let html = state.templates.render_mfa(tenant, &view);
+    let mut res = (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Html(html),
+    )
+        .into_response();
+    frame_guard(&mut res);
+    res
+}
+
+impl Step<'_> {
+    pub fn who<'w>(&'w self, req_client: &'w str, ua: &'w str) -> Who<'w> {
+        Who {
+            tenant: self.tenant,
+            host: self.host,
+            user_id: self.user_id,
+            client_id: req_client,
+            user_agent: ua,
+            languages: self.languages,
+        }
+    }
+
+    /// The user's second factors, in the order they are offered.
+    pub async fn factors(&self) -> Result<Vec<MethodRow>, Response> {
+        login_flow::second_factors(self.state, self.tenant, self.user_id)
+            .await
+            .map_err(|e| store_error(self.state, self.tenant, e))
+    }
+
+    /// The challenge page for the chosen factor (else the first). Choosing
+    /// an email or phone factor sends its code.
+    pub async fn challenge(&self, chosen: Option<&str>, error: Option<&str>) -> Response {
+        let factors = match self.factors().await {
+            Ok(f) => f,
+            Err(res) => return res,
+        };
+        let Some(current) = chosen
+            .and_then(|id| factors.iter().find(|m| m.id == id))
+            .or_else(|| factors.first())
+        else {
+            return self.enroll_choice(None).await;
+        };
+        let mut error = error.map(str::to_string);
+        let mut oob_code = None;
+        if factors::answer_kind(current.method_type) == Some(AnswerKind::Oob) {
+            match mfa::challenge(
+                self.state,
+                self.tenant,
+                self.client,
+                self.token,
+                &["oob"],
+                Some(&current.id),
+                self.languages,
+            )
+            .await
+            {
+                Ok(mfa::Challenge::Oob { oob_code: c, .. }) => oob_code = Some(c),
+                Ok(mfa::Challenge::Otp) => {}
+                Err(MfaError::Throttled(_)) => {
+                    error = Some(
+                        "Too many codes were sent. Wait a few minutes, or choose another method."
+                            .into(),
+                    );
+                }
+                Err(MfaError::Delivery(e)) => {
+                    tracing::warn!(error = %e, tenant = %self.tenant.name, "login code not sent");
+                    error = Some(
+                        "The code could not be sent. Choose another method, or try again.".into(),
+                    );
+                }
+                Err(e) => return failure(self.state, self.tenant, e),
+            }
+        }
+        self.challenge_page(&factors, current, oob_code.as_deref(), error.as_deref())
+    }
+
+    pub fn challenge_page(
+        &self,
+        factors: &[MethodRow],
+        current: &MethodRow,
+        oob_code: Option<&str>,
+        error: Option<&str>,
+    ) -> Response {
+        let methods: Vec<Value> = factors
+            .iter()
+            .map(|m| json!({ "id": m.id, "label": factors::label(m), "selected": m.id == current.id }))
+            .collect();
+        page(
+            self.state,
+            self.tenant,
+            json!({
+                "step": "challenge",
+                "tx": self.tx,
+                "error": error,
+                "methods": methods,
+                "current": {
+                    "id": current.id,
+                    "kind": factors::answer_kind(current.method_type).map(AnswerKind::as_str),
+                    "type": current.method_type.as_str(),
+                    "label": factors::label(current),
+                    "oob_code": oob_code,
+                },
+            }),
+        )
+    }
+
+    pub fn enrollable(&self) -> Vec<(FactorType, &'static str)> {
+        let enabled = &self.tenant.config.factors;
+        let mut out: Vec<(FactorType, &'static str)> = FactorType::ALL
+            .iter()
+            .filter(|f| enabled.contains(f))
+            .filter_map(|f| Some((*f, factors::enroll_label(*f)?)))
+            .collect();
+        out.sort_by_key(|(f, _)| factors::rank(*f));
+        out
+    }
+
+    pub async fn enroll_choice(&self, error: Option<&str>) -> Response {
+        let factors: Vec<Value> = self
+            .enrollable()
+            .iter()
+            .map(|(f, l)| json!({ "factor": f.as_str(), "label": l }))
+            .collect();
+        page(
+            self.state,
+            self.tenant,
+            json!({
+                "step": "enroll-choose",
+                "tx": self.tx,
+                "error": error.or(factors.is_empty().then_some(
+                    "A second factor is required, but none can be set up here. Contact the \
+                     site's administrator."
+                )),
+                "factors": factors,
+            }),
+        )
+    }
+
+    pub fn enroll_page(&self, factor: FactorType, extra: Value, error: Option<&str>) -> Response {
+        let label = self
+            .enrollable()
+            .into_iter()
+            .find(|(f, _)| *f == factor)
+            .map(|(_, l)| l)
+            .unwrap_or("");
+        let mut view = json!({
+            "step": "enroll",
+            "tx": self.tx,
+            "error": error,
+            "enroll": { "factor": factor.as_str(), "label": label },
+        });
+        if let (Some(dst), Some(src)) = (view["enroll"].as_object_mut(), extra.as_object()) {
+            dst.extend(src.clone());
+        }
+        page(self.state, self.tenant, view)
+    }
+
+    /// Enrollment at login is for users without any second factor.
+    pub async fn may_enroll(&self) -> Result<(), Response> {
+        let factors = self.factors().await?;
+        if factors.is_empty() {
+            Ok(())
+        } else {
+            Err(self
+                .challenge(
+                    None,
+                    Some("You have a second factor already: use it to sign in."),
+                )
+                .await)
+        }
+    }
+}

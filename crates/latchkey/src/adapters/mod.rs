@@ -1,6 +1,0 @@
-//! The adapters the binary wires into [`crate::context::Core`]: the
-//! implementations of the outbound HTTP and message delivery ports over
-//! reqwest, lettre and minijinja. Services never name them.
-
-pub mod delivery;
-pub mod http_client;
