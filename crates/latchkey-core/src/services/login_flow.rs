@@ -283,15 +283,17 @@ pub async fn answer_code(
 ) -> Result<Answered, MfaError> {
     let (factor, given, recovery_code) = match kind {
         CodeAnswer::Otp => {
-            mfa::verify_otp(core, tenant, answer, code).await?;
+            factors::totp::verify_otp(core, tenant, answer, code).await?;
             ("otp", factors::Answered::Otp, None)
         }
         CodeAnswer::Oob { oob_code } => {
-            let (_, _, given) = mfa::verify_oob(core, tenant, answer, oob_code, code).await?;
+            let (_, _, given) =
+                factors::codes::verify_oob(core, tenant, answer, oob_code, code).await?;
             ("oob", given, None)
         }
         CodeAnswer::RecoveryCode => {
-            let (_, _, fresh) = mfa::verify_recovery_code(core, tenant, answer, code).await?;
+            let (_, _, fresh) =
+                factors::recovery_code::verify_recovery_code(core, tenant, answer, code).await?;
             (
                 "recovery-code",
                 factors::Answered::RecoveryCode,

@@ -302,7 +302,7 @@ pub async fn key_challenge(
     let Some(client) = tenant.client(&ctx.req.client_id) else {
         return json_refused("login_expired");
     };
-    match mfa::key_challenge(&state, &tenant, &host, client, &ctx.token, kind).await {
+    match factors::webauthn::key_challenge(&state, &tenant, &host, client, &ctx.token, kind).await {
         Ok((auth_session, options)) => {
             json_no_store(json!({ "auth_session": auth_session, "options": options }))
         }
@@ -342,7 +342,7 @@ pub async fn key(
     } else {
         serde_json::from_str(&form.credential).unwrap_or(Value::Null)
     };
-    match mfa::verify_key(
+    match factors::webauthn::verify_key(
         &state,
         &tenant,
         &host,

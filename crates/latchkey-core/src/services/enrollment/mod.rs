@@ -1,6 +1,6 @@
 //! Enrolling authentication methods: a stored, expiring enrollment per
-//! attempt, one module per factor type chosen by an explicit `match`, and one
-//! place that commits ([`MethodStore::complete_enrollment`]).
+//! attempt, the factor's module (`services::factors`) chosen by an explicit
+//! `match`, and one place that commits ([`MethodStore::complete_enrollment`]).
 //!
 //! An enrollment is found by the digest of its `auth_session`, bound to the
 //! user, the client and the method ID it was started for, lives
@@ -10,17 +10,9 @@
 //!
 //! [`MethodStore::complete_enrollment`]: crate::store::MethodStore::complete_enrollment
 
-mod codes;
-mod email;
-mod passkey;
-mod password;
-mod phone;
-mod recovery_code;
-mod totp;
-mod webauthn_key;
-
 use serde_json::Value;
 
+use super::factors::{email, passkey, password, phone, push, recovery_code, totp, webauthn};
 use super::methods::{self, Method};
 use crate::context::Core;
 use crate::crypto::hash::secret_digest;
@@ -191,7 +183,7 @@ pub enum EnrollError {
 }
 
 /// A factor's answer to a verification.
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     Done(Box<Completion>),
     /// A wrong answer: counts against the enrollment's attempts.
     Wrong(String),
@@ -205,7 +197,7 @@ pub(super) enum Outcome {
 
 /// The user enrolling, checked against the `connection` and
 /// `identity_user_id` the request names (each optional).
-pub(super) async fn identity_user(
+pub(crate) async fn identity_user(
     state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
@@ -250,35 +242,6 @@ pub fn new_recovery_code(state: &Core) -> (String, String) {
     let code = recovery_code::new_code(state);
     let digest = recovery_code::code_digest(&code);
     (code, digest)
-}
-
-/// A six-digit one-time code (email, SMS, voice).
-pub fn new_otp_code(state: &Core) -> String {
-    codes::new_code(state)
-}
-
-/// The stored form of a sent code, keyed by the secret it travels with.
-pub fn sent_code_digest(key: &str, code: &str) -> String {
-    codes::code_digest(key, code)
-}
-
-/// Whether `code` is the one stored as `stored` under `key`.
-pub fn sent_code_matches(stored: &str, key: &str, code: &str) -> bool {
-    codes::code_matches(stored, key, code)
-}
-
-/// Counts a code sent to `destination`; `Err(seconds)` past the limits.
-pub fn throttle_send(
-    state: &Core,
-    tenant_id: &str,
-    user_id: &str,
-    destination: &str,
-) -> Result<(), i64> {
-    match codes::throttle(state, tenant_id, user_id, destination) {
-        Ok(()) => Ok(()),
-        Err(EnrollError::Throttled(retry_after)) => Err(retry_after),
-        Err(_) => Err(60),
-    }
 }
 
 /// A new method ID of the `<type>|dev_<16 chars>` form.
@@ -337,12 +300,8 @@ pub async fn start_with_session(
             .await?;
             (id, stored, Challenge::CodeSent)
         }
-        Start::WebauthnKey { .. } => webauthn_key::start(state, who, kind).await?,
-        Start::PushNotification => {
-            return Err(EnrollError::Invalid(format!(
-                "Enrolling {kind} methods is not available on this server yet."
-            )));
-        }
+        Start::WebauthnKey { .. } => webauthn::start(state, who, kind).await?,
+        Start::PushNotification => return Err(push::start()),
     };
     let now = state.clock.now();
     let row = EnrollmentRow {
@@ -432,7 +391,7 @@ pub async fn verify(
             let Proof::Passkey { response } = proof else {
                 return Err(misfit());
             };
-            webauthn_key::finish(state, who, k, &enrollment, &response)?
+            webauthn::finish(state, who, k, &enrollment, &response)?
         }
         // Never started (see `start`): nothing verifies it.
         FactorType::PushNotification => return Err(misfit()),

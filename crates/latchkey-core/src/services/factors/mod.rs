@@ -1,6 +1,24 @@
-//! What each factor type is at login, decided by one exhaustive `match` per
-//! question, so a new `FactorType` does not compile until every place that
-//! dispatches on it says what the factor does there.
+//! One module per factor type, each holding what the factor is: its
+//! enrollment (the `start`/`finish` that `enrollment` dispatches to), its
+//! answer at login (checked against the `mfa_token` of `mfa`), and its parts
+//! on the second-step page ([`SecondFactor`]). What a type is at login is
+//! decided by one exhaustive `match` per question here, so a new
+//! `FactorType` does not compile until its module says what it does.
+//!
+//! `codes` holds what email and phone share: one-time codes sent, at
+//! enrollment and at login. `webauthn` holds both kinds of WebAuthn key
+//! (security keys and the device's own); `passkey` the passkey's enrollment
+//! (its login is `passkey_login`'s).
+
+pub mod codes;
+pub mod email;
+pub mod passkey;
+pub mod password;
+pub mod phone;
+pub mod push;
+pub mod recovery_code;
+pub mod totp;
+pub mod webauthn;
 
 use serde_json::Value;
 
@@ -31,22 +49,49 @@ impl AnswerKind {
     }
 }
 
-/// How a method of `kind` answers a login's second step; `None` for types
-/// that are not second factors (the password and passkeys are first
-/// factors; push notifications are not supported yet).
-pub const fn answer_kind(kind: FactorType) -> Option<AnswerKind> {
+/// A second factor's parts at login, as its module declares them.
+#[derive(Clone, Copy)]
+pub struct SecondFactor {
+    /// How the page asks for it.
+    pub answer: AnswerKind,
+    /// How the MFA API lists it; `None` where the API does not offer it.
+    pub api: Option<AuthenticatorType>,
+    /// Where the page offers it: codes the user has at hand first.
+    pub rank: u8,
+    /// How the page names it among what may be enrolled at login; `None`
+    /// when it is not enrolled there.
+    pub enroll_label: Option<&'static str>,
+    /// How the page names one of the user's methods of this type.
+    pub label: fn(&MethodRow) -> String,
+}
+
+/// What a method of `kind` is at a login's second step; `None` for types
+/// that are not second factors.
+pub const fn second_factor(kind: FactorType) -> Option<SecondFactor> {
     match kind {
-        FactorType::Totp => Some(AnswerKind::Otp),
-        FactorType::Email | FactorType::Phone => Some(AnswerKind::Oob),
-        FactorType::RecoveryCode => Some(AnswerKind::RecoveryCode),
-        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => Some(AnswerKind::Key),
-        FactorType::Password | FactorType::Passkey | FactorType::PushNotification => None,
+        FactorType::Totp => Some(totp::SECOND_FACTOR),
+        FactorType::RecoveryCode => Some(recovery_code::SECOND_FACTOR),
+        FactorType::Email => Some(email::SECOND_FACTOR),
+        FactorType::Phone => Some(phone::SECOND_FACTOR),
+        FactorType::WebauthnRoaming => Some(webauthn::ROAMING),
+        FactorType::WebauthnPlatform => Some(webauthn::PLATFORM),
+        FactorType::Password => password::SECOND_FACTOR,
+        FactorType::Passkey => passkey::SECOND_FACTOR,
+        FactorType::PushNotification => push::SECOND_FACTOR,
+    }
+}
+
+/// How a method of `kind` answers a login's second step.
+pub const fn answer_kind(kind: FactorType) -> Option<AnswerKind> {
+    match second_factor(kind) {
+        Some(f) => Some(f.answer),
+        None => None,
     }
 }
 
 /// Whether a confirmed method of `kind` may answer a login's second step.
 pub const fn is_second_factor(kind: FactorType) -> bool {
-    answer_kind(kind).is_some()
+    second_factor(kind).is_some()
 }
 
 /// The MFA API's `authenticator_type` (and challenge type).
@@ -71,18 +116,11 @@ impl AuthenticatorType {
 }
 
 /// How the MFA API lists a method of `kind`; `None` for types it does not
-/// offer (WebAuthn keys need the hosted page; first factors are not second
-/// ones; push notifications are not supported yet).
+/// offer.
 pub const fn authenticator_type(kind: FactorType) -> Option<AuthenticatorType> {
-    match kind {
-        FactorType::Totp => Some(AuthenticatorType::Otp),
-        FactorType::Email | FactorType::Phone => Some(AuthenticatorType::Oob),
-        FactorType::RecoveryCode => Some(AuthenticatorType::RecoveryCode),
-        FactorType::WebauthnRoaming
-        | FactorType::WebauthnPlatform
-        | FactorType::Password
-        | FactorType::Passkey
-        | FactorType::PushNotification => None,
+    match second_factor(kind) {
+        Some(f) => f.api,
+        None => None,
     }
 }
 
@@ -172,35 +210,21 @@ impl Answered {
     }
 }
 
-/// Where a method of `kind` is offered on the second-step page: codes the
-/// user has at hand first, the recovery code last.
+/// Where a method of `kind` is offered on the second-step page (types that
+/// are no second factor are never offered: last).
 pub const fn rank(kind: FactorType) -> u8 {
-    match kind {
-        FactorType::Totp => 0,
-        FactorType::WebauthnRoaming | FactorType::WebauthnPlatform => 1,
-        FactorType::Phone => 2,
-        FactorType::Email => 3,
-        FactorType::RecoveryCode => 4,
-        // Not second factors: never offered, placed last.
-        FactorType::Password | FactorType::Passkey | FactorType::PushNotification => 4,
+    match second_factor(kind) {
+        Some(f) => f.rank,
+        None => u8::MAX,
     }
 }
 
 /// What a user without a second factor may enroll at the login, as the
 /// page names it; `None` for types not enrolled there.
 pub const fn enroll_label(kind: FactorType) -> Option<&'static str> {
-    match kind {
-        FactorType::Totp => Some("Authenticator app"),
-        FactorType::WebauthnRoaming => Some("Security key"),
-        FactorType::WebauthnPlatform => Some("This device (fingerprint, face or screen lock)"),
-        FactorType::Phone => Some("Text message or voice call"),
-        FactorType::Email => Some("Email"),
-        // A recovery code comes with the first factor; the rest are not
-        // second factors (push notifications are not supported yet).
-        FactorType::RecoveryCode
-        | FactorType::Password
-        | FactorType::Passkey
-        | FactorType::PushNotification => None,
+    match second_factor(kind) {
+        Some(f) => f.enroll_label,
+        None => None,
     }
 }
 
@@ -240,32 +264,20 @@ pub fn destination(m: &MethodRow) -> Option<&str> {
     m.data.get(key).and_then(Value::as_str)
 }
 
-/// How the second-step page names a method.
+/// How the second-step page names a method (as its type's module says;
+/// types that are no second factor are never on the page).
 pub fn label(m: &MethodRow) -> String {
-    let dest = |key: &str| {
-        m.data
-            .get(key)
-            .and_then(Value::as_str)
-            .map(masked)
-            .unwrap_or_default()
-    };
-    let named = |fallback: &str| m.name.clone().unwrap_or_else(|| fallback.to_string());
-    match m.method_type {
-        FactorType::Totp => named("Authenticator app"),
-        FactorType::RecoveryCode => "Recovery code".into(),
-        FactorType::Email => format!("Email a code to {}", dest("email")),
-        FactorType::Phone => {
-            let how = match channel(m) {
-                Some(Channel::Voice) => "Call",
-                Some(Channel::Sms | Channel::Email) | None => "Text a code to",
-            };
-            format!("{how} {}", dest("phone_number"))
-        }
-        FactorType::WebauthnRoaming => named("Security key"),
-        FactorType::WebauthnPlatform => named("This device (fingerprint, face or screen lock)"),
-        // Not offered on the page (not second factors); named as listed.
-        FactorType::Password | FactorType::Passkey | FactorType::PushNotification => {
-            named("This device (fingerprint, face or screen lock)")
-        }
+    match second_factor(m.method_type) {
+        Some(f) => (f.label)(m),
+        None => m.name.clone().unwrap_or_default(),
     }
+}
+
+/// The masked destination held under `key` in a method's data.
+fn masked_at(m: &MethodRow, key: &str) -> String {
+    m.data
+        .get(key)
+        .and_then(Value::as_str)
+        .map(masked)
+        .unwrap_or_default()
 }

@@ -5,7 +5,7 @@
 
 use super::{GrantError, TokenRequest};
 use crate::context::Core;
-use crate::services::factors::Answered;
+use crate::services::factors::{self, Answered};
 use crate::services::mfa::{self, Answer, Pending};
 use crate::services::tokens::TokenResponse;
 
@@ -52,7 +52,7 @@ pub(super) async fn otp(
         mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
         return after_second_factor(core, req, &user_id, pending, Answered::Otp, None).await;
     }
-    let (user_id, pending) = mfa::verify_otp(core, tenant, &answer, grant.otp).await?;
+    let (user_id, pending) = factors::totp::verify_otp(core, tenant, &answer, grant.otp).await?;
     mfa::audit(core, tenant, &answer, &user_id, "otp", None).await;
     after_second_factor(core, req, &user_id, pending, Answered::Otp, None).await
 }
@@ -78,7 +78,8 @@ pub(super) async fn oob(
         return after_second_factor(core, req, &user_id, pending, answered, None).await;
     }
     let (user_id, pending, answered) =
-        mfa::verify_oob(core, tenant, &answer, grant.oob_code, grant.binding_code).await?;
+        factors::codes::verify_oob(core, tenant, &answer, grant.oob_code, grant.binding_code)
+            .await?;
     mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
     after_second_factor(core, req, &user_id, pending, answered, None).await
 }
@@ -91,8 +92,13 @@ pub(super) async fn recovery_code(
     grant: &MfaRecoveryCode<'_>,
 ) -> Result<TokenResponse, GrantError> {
     let answer = answer(req, grant.mfa_token);
-    let (user_id, pending, fresh) =
-        mfa::verify_recovery_code(core, req.tenant, &answer, grant.recovery_code).await?;
+    let (user_id, pending, fresh) = factors::recovery_code::verify_recovery_code(
+        core,
+        req.tenant,
+        &answer,
+        grant.recovery_code,
+    )
+    .await?;
     mfa::audit(core, req.tenant, &answer, &user_id, "recovery-code", None).await;
     after_second_factor(
         core,

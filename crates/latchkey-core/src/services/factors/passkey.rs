@@ -8,8 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use webauthn_rs::prelude::{CredentialID, PasskeyRegistration, RegisterPublicKeyCredential};
 
-use super::{Challenge, EnrollError, Outcome, Who, identity_user, new_method_id};
+use super::SecondFactor;
 use crate::context::Core;
+use crate::services::enrollment::{
+    Challenge, EnrollError, Outcome, Who, identity_user, new_method_id,
+};
 use crate::services::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
@@ -18,7 +21,7 @@ fn setup(e: impl std::fmt::Display) -> EnrollError {
     EnrollError::Invalid(e.to_string())
 }
 
-pub(super) async fn start(
+pub(crate) async fn start(
     state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
@@ -76,7 +79,7 @@ pub(super) async fn start(
     ))
 }
 
-pub(super) fn finish(
+pub(crate) fn finish(
     state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
@@ -148,3 +151,6 @@ pub(super) fn finish(
         replace_type: false,
     })))
 }
+
+/// Not a second factor: a first factor: a passkey login needs no second step.
+pub(crate) const SECOND_FACTOR: Option<SecondFactor> = None;

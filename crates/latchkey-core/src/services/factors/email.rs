@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
-use super::{EnrollError, Outcome, Who, new_method_id};
+use super::{AnswerKind, AuthenticatorType, SecondFactor, masked_at};
 use crate::context::Core;
 use crate::services::delivery::{CodeChannel, Purpose, send_code};
+use crate::services::enrollment::{EnrollError, Outcome, Who, new_method_id};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
@@ -27,7 +28,7 @@ pub fn valid_address(email: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }
 
-pub(super) async fn start(
+pub(crate) async fn start(
     state: &Core,
     who: &Who<'_>,
     email: &str,
@@ -66,7 +67,7 @@ pub(super) async fn start(
     ))
 }
 
-pub(super) fn finish(
+pub(crate) fn finish(
     state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
@@ -100,4 +101,17 @@ pub(super) fn finish(
         },
         replace_type: false,
     })))
+}
+
+/// What an email method is at login: codes sent to it (see `codes`).
+pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
+    answer: AnswerKind::Oob,
+    api: Some(AuthenticatorType::Oob),
+    rank: 3,
+    enroll_label: Some("Email"),
+    label,
+};
+
+fn label(m: &MethodRow) -> String {
+    format!("Email a code to {}", masked_at(m, "email"))
 }

@@ -4,14 +4,18 @@
 
 use serde_json::{Value, json};
 
-use super::{Challenge, EnrollError, Outcome, Who, new_method_id};
+use super::{AnswerKind, AuthenticatorType, SecondFactor};
 use crate::context::Core;
+use crate::crypto::hash::secret_digest;
 use crate::crypto::otp;
 use crate::rng::RngExt;
+use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who, new_method_id};
+use crate::services::mfa::{Answer, MfaError, Pending, answering, wrong};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
+use crate::tenant::Tenant;
 
-pub(super) fn context(tenant_id: &str, method_id: &str) -> String {
+pub(crate) fn context(tenant_id: &str, method_id: &str) -> String {
     format!("totp:{tenant_id}:{method_id}")
 }
 
@@ -25,7 +29,7 @@ fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
-pub(super) async fn start(
+pub(crate) async fn start(
     state: &Core,
     who: &Who<'_>,
 ) -> Result<(String, Value, Challenge), EnrollError> {
@@ -65,7 +69,7 @@ pub(super) async fn start(
     ))
 }
 
-pub(super) fn finish(
+pub(crate) fn finish(
     state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
@@ -99,4 +103,64 @@ pub(super) fn finish(
         },
         replace_type: false,
     })))
+}
+
+/// What a TOTP method is at login.
+pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
+    answer: AnswerKind::Otp,
+    api: Some(AuthenticatorType::Otp),
+    rank: 0,
+    enroll_label: Some("Authenticator app"),
+    label,
+};
+
+fn label(m: &MethodRow) -> String {
+    m.name.clone().unwrap_or_else(|| "Authenticator app".into())
+}
+
+/// Answers the challenge with a TOTP code. On success the token is consumed
+/// and the code's time step can never be used again.
+pub async fn verify_otp(
+    state: &Core,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    code: &str,
+) -> Result<(String, Pending), MfaError> {
+    let token = answer.token;
+    let (row, pending) = answering(state, tenant, answer).await?;
+    let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    let totps: Vec<&MethodRow> = methods
+        .iter()
+        .filter(|m| m.method_type == FactorType::Totp)
+        .collect();
+    if totps.is_empty() {
+        return Err(MfaError::NoAuthenticator("otp"));
+    }
+    let now = state.clock.now();
+    for m in totps {
+        let Some(sealed) = m.data.get("secret").and_then(Value::as_str) else {
+            continue;
+        };
+        let secret = state
+            .sealer
+            .open(&context(&tenant.id, &m.id), sealed)
+            .map_err(|e| MfaError::Internal(format!("opening a TOTP secret: {e}")))?;
+        let Some(step) = otp::verify(&secret, code.trim(), now, m.last_otp_step) else {
+            continue;
+        };
+        // The step first (a replayed code loses here), then the token.
+        if state
+            .store
+            .consume_otp_step(&tenant.id, &row.user_id, &m.id, step, now)
+            .await?
+            && state
+                .store
+                .complete_enrollment(&tenant.id, &secret_digest(token), &Completion::Consume, now)
+                .await?
+        {
+            return Ok((row.user_id, pending));
+        }
+        return Err(MfaError::BadToken);
+    }
+    Err(wrong(state, tenant, answer, &row.user_id, "otp").await)
 }

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Challenge, EnrollError, Outcome, Who};
+use super::SecondFactor;
 use crate::context::Core;
+use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who};
 use crate::services::password_policy::{self, Candidate, Profile};
 use crate::store::{Completion, UserRow};
 
@@ -16,7 +17,7 @@ async fn user(state: &Core, who: &Who<'_>) -> Result<UserRow, EnrollError> {
         .ok_or_else(|| EnrollError::Invalid("The user no longer exists.".into()))
 }
 
-pub(super) async fn start(
+pub(crate) async fn start(
     state: &Core,
     who: &Who<'_>,
     connection: Option<String>,
@@ -72,7 +73,7 @@ fn profile_values(user: &UserRow) -> Vec<(String, String)> {
     v
 }
 
-pub(super) async fn finish(
+pub(crate) async fn finish(
     state: &Core,
     who: &Who<'_>,
     new_password: &str,
@@ -141,3 +142,6 @@ pub(super) async fn finish(
         at: state.clock.now(),
     })))
 }
+
+/// Not a second factor: the first factor.
+pub(crate) const SECOND_FACTOR: Option<SecondFactor> = None;

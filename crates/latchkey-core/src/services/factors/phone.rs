@@ -4,14 +4,15 @@
 use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
-use super::{EnrollError, Outcome, Who, new_method_id};
+use super::{AnswerKind, AuthenticatorType, Channel, SecondFactor, masked_at};
 use crate::context::Core;
 use crate::services::delivery::{CodeChannel, Purpose, send_code};
+use crate::services::enrollment::{EnrollError, Outcome, Who, new_method_id};
 use crate::services::phone::normalise;
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
-pub(super) async fn start(
+pub(crate) async fn start(
     state: &Core,
     who: &Who<'_>,
     phone_number: &str,
@@ -56,7 +57,7 @@ pub(super) async fn start(
     ))
 }
 
-pub(super) fn finish(
+pub(crate) fn finish(
     state: &Core,
     who: &Who<'_>,
     enrollment: &EnrollmentRow,
@@ -89,4 +90,21 @@ pub(super) fn finish(
         },
         replace_type: false,
     })))
+}
+
+/// What a phone method is at login: codes sent to it (see `codes`).
+pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
+    answer: AnswerKind::Oob,
+    api: Some(AuthenticatorType::Oob),
+    rank: 2,
+    enroll_label: Some("Text message or voice call"),
+    label,
+};
+
+fn label(m: &MethodRow) -> String {
+    let how = match super::channel(m) {
+        Some(Channel::Voice) => "Call",
+        Some(Channel::Sms | Channel::Email) | None => "Text a code to",
+    };
+    format!("{how} {}", masked_at(m, "phone_number"))
 }

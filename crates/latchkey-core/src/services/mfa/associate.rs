@@ -1,0 +1,252 @@
+//! A first factor enrolled through the MFA API (`POST /mfa/associate`),
+//! for a user who has none, confirmed by the mfa-otp or mfa-oob grant with
+//! the same `mfa_token`.
+
+use serde_json::Value;
+
+use super::{Answer, MfaError, Pending, answering, factors_of, lookup, second_factors, wrong};
+use crate::context::Core;
+use crate::crypto::hash::{constant_time_eq, secret_digest};
+use crate::services::factors::{Answered, AuthenticatorType, Channel};
+use crate::store::{Completion, StoreError};
+use crate::tenant::{Client, FactorType, Tenant};
+
+/// What `POST /mfa/associate` enrolls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Associate {
+    Otp,
+    Phone { number: String, voice: bool },
+    Email { address: String },
+}
+
+/// What `POST /mfa/associate` answers.
+#[derive(Debug)]
+pub struct Association {
+    /// `otp` or `oob`.
+    pub authenticator_type: &'static str,
+    pub secret: Option<String>,
+    pub barcode_uri: Option<String>,
+    pub oob_channel: Option<&'static str>,
+    pub oob_code: Option<String>,
+    pub recovery_codes: Vec<String>,
+}
+
+/// The enrollment sessions of an association, derived from its `mfa_token`
+/// (so nothing but their digests is stored): the factor's, and the first
+/// recovery code's.
+fn association_sessions(token: &str) -> (String, String) {
+    use crate::crypto::hash::sha256_b64url;
+    (
+        sha256_b64url(format!("latchkey-mfa-associate\0{token}").as_bytes()),
+        sha256_b64url(format!("latchkey-mfa-associate-recovery\0{token}").as_bytes()),
+    )
+}
+
+#[derive(Debug)]
+pub enum AssociateError {
+    /// The user has a second factor: it must be used, not replaced.
+    AlreadyEnrolled,
+    Mfa(MfaError),
+    Enroll(crate::services::enrollment::EnrollError),
+}
+
+impl From<StoreError> for AssociateError {
+    fn from(e: StoreError) -> Self {
+        Self::Mfa(MfaError::Store(e))
+    }
+}
+
+/// `POST /mfa/associate` with an `mfa_token`: starts enrolling the first
+/// factor of a user who has none (anyone else must answer with the factor
+/// they have). The factor is confirmed by the mfa-otp or mfa-oob grant with
+/// the same token, which then issues the tokens. With recovery codes on the
+/// tenant, the first one is made now and shown in the answer; it becomes
+/// usable with the factor.
+#[allow(clippy::too_many_arguments)]
+pub async fn associate(
+    state: &Core,
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    token: &str,
+    what: Associate,
+    user_agent: &str,
+    languages: &[String],
+) -> Result<Association, AssociateError> {
+    use crate::services::enrollment::{self, Challenge, Start, Who};
+    let (row, _) = lookup(state, tenant, token, Some(client))
+        .await
+        .map_err(AssociateError::Mfa)?;
+    let methods = factors_of(state, tenant, &row.user_id).await?;
+    if !second_factors(&methods).is_empty() {
+        return Err(AssociateError::AlreadyEnrolled);
+    }
+    let who = Who {
+        tenant,
+        host,
+        user_id: &row.user_id,
+        client_id: &client.client_id,
+        user_agent,
+        languages,
+    };
+    let (session, recovery_session) = association_sessions(token);
+    let (start, channel) = match &what {
+        Associate::Otp => (Start::Totp, None),
+        Associate::Phone { number, voice } => {
+            let channel = if *voice { Channel::Voice } else { Channel::Sms };
+            (
+                Start::Phone {
+                    phone_number: number.clone(),
+                    preferred: Some(channel.as_str().into()),
+                },
+                Some(channel),
+            )
+        }
+        Associate::Email { address } => (
+            Start::Email {
+                email: address.clone(),
+            },
+            Some(Channel::Email),
+        ),
+    };
+    let started = enrollment::start_with_session(state, &who, start, session.clone())
+        .await
+        .map_err(AssociateError::Enroll)?;
+    let mut recovery_codes = Vec::new();
+    if tenant.config.factors.contains(&FactorType::RecoveryCode)
+        && let Ok(rc) =
+            enrollment::start_with_session(state, &who, Start::RecoveryCode, recovery_session).await
+        && let Challenge::RecoveryCode { recovery_code } = rc.challenge
+    {
+        recovery_codes.push(recovery_code);
+    }
+    Ok(match started.challenge {
+        Challenge::Totp {
+            barcode_uri,
+            manual_input_code,
+        } => Association {
+            authenticator_type: AuthenticatorType::Otp.as_str(),
+            secret: Some(manual_input_code),
+            barcode_uri: Some(barcode_uri),
+            oob_channel: None,
+            oob_code: None,
+            recovery_codes,
+        },
+        Challenge::CodeSent => Association {
+            authenticator_type: AuthenticatorType::Oob.as_str(),
+            secret: None,
+            barcode_uri: None,
+            oob_channel: channel.map(Channel::as_str),
+            oob_code: Some(session),
+            recovery_codes,
+        },
+        // Not what a TOTP, phone or email enrollment starts with.
+        Challenge::Password { .. } | Challenge::RecoveryCode { .. } | Challenge::Passkey { .. } => {
+            return Err(AssociateError::Mfa(MfaError::Internal(
+                "an association started without a code".into(),
+            )));
+        }
+    })
+}
+
+/// The mfa-otp and mfa-oob grants for a token with a pending association:
+/// the code confirms the new factor (and the recovery code made with it),
+/// and the token is spent. `Ok(None)` when the token has no association
+/// (or, for oob, `oob_code` is not the association's): the grant goes on as
+/// a challenge. Returns the user, the pending login and the channel
+/// (`otp`, `sms`, `voice`, `email`).
+pub async fn confirm_association(
+    state: &Core,
+    tenant: &Tenant,
+    host: &str,
+    answer: &Answer<'_>,
+    code: &str,
+    oob_code: Option<&str>,
+) -> Result<Option<(String, Pending, Answered)>, MfaError> {
+    use crate::services::enrollment::{self, EnrollError, Proof, Who};
+    let token = answer.token;
+    let (session, recovery_session) = association_sessions(token);
+    if oob_code.is_some_and(|c| !constant_time_eq(c.as_bytes(), session.as_bytes())) {
+        return Ok(None);
+    }
+    let (row, pending) = answering(state, tenant, answer).await?;
+    let now = state.clock.now();
+    let Some(enrolling) = state
+        .store
+        .enrollment(&tenant.id, &secret_digest(&session), now)
+        .await?
+        .filter(|e| e.user_id == row.user_id)
+    else {
+        return Ok(None);
+    };
+    let Ok(kind) = FactorType::try_from(enrolling.method_type.clone()) else {
+        return Ok(None);
+    };
+    let answered = match (kind, oob_code.is_some()) {
+        (FactorType::Totp, false) => Answered::Otp,
+        (FactorType::Email, true) => Answered::Code(Channel::Email),
+        (FactorType::Phone, true) => Answered::Code(Channel::of_phone(
+            enrolling
+                .state
+                .get("preferred_authentication_method")
+                .and_then(Value::as_str),
+        )),
+        // The grant does not fit what is enrolling, or the MFA API does not
+        // enroll that type: the grant goes on as a challenge.
+        (FactorType::Totp, true)
+        | (FactorType::Email | FactorType::Phone, false)
+        | (
+            FactorType::Password
+            | FactorType::Passkey
+            | FactorType::WebauthnRoaming
+            | FactorType::WebauthnPlatform
+            | FactorType::RecoveryCode
+            | FactorType::PushNotification,
+            _,
+        ) => return Ok(None),
+    };
+    // The tenant log names the answer by its channel (`otp` for TOTP).
+    let channel = match answered {
+        Answered::Code(c) => c.as_str(),
+        Answered::Otp | Answered::RecoveryCode | Answered::Key { .. } => "otp",
+    };
+    let who = Who {
+        tenant,
+        host,
+        user_id: &row.user_id,
+        client_id: &answer.client.client_id,
+        user_agent: answer.user_agent,
+        languages: &[],
+    };
+    let proof = Proof::Otp {
+        code: code.trim().to_string(),
+    };
+    match enrollment::verify(state, &who, &enrolling.method_id, &session, proof).await {
+        Ok(_) => {}
+        Err(EnrollError::Store(e)) => return Err(MfaError::Store(e)),
+        Err(_) => return Err(wrong(state, tenant, answer, &row.user_id, channel).await),
+    }
+    if !state
+        .store
+        .complete_enrollment(&tenant.id, &secret_digest(token), &Completion::Consume, now)
+        .await?
+    {
+        return Err(MfaError::BadToken);
+    }
+    if let Ok(Some(rc)) = state
+        .store
+        .enrollment(&tenant.id, &secret_digest(&recovery_session), now)
+        .await
+        && let Err(e) = enrollment::verify(
+            state,
+            &who,
+            &rc.method_id,
+            &recovery_session,
+            Proof::Session,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "the recovery code of an association was not kept");
+    }
+    Ok(Some((row.user_id, pending, answered)))
+}
