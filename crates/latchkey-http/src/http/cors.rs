@@ -3,7 +3,6 @@
 //! answered here, without a token. Public documents (discovery, JWKS) are
 //! readable from any origin.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -103,9 +102,4 @@ pub async fn apply(
         );
     }
     res
-}
-
-/// A preflight for a route that has no OPTIONS handler of its own.
-pub async fn preflight_fallback() -> Response<Body> {
-    StatusCode::NO_CONTENT.into_response()
 }

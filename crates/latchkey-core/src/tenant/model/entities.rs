@@ -186,12 +186,6 @@ pub struct ResourceServer {
     pub allow_offline_access: bool,
 }
 
-impl ResourceServer {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-}
-
 /// How a resource server is written in the file.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
