@@ -2,9 +2,11 @@
 //! (`http`), the OAuth/OIDC endpoints (`oauth`), the hosted login pages
 //! (`login`, `pages`) and the My Account API (`myaccount`).
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod http;
-pub mod login;
-pub mod myaccount;
-pub mod oauth;
-pub mod pages;
+mod login;
+mod myaccount;
+mod oauth;
+mod pages;

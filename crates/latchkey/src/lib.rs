@@ -7,7 +7,7 @@
 
 pub use latchkey_adapters as adapters;
 pub use latchkey_core::{clock, context, crypto, outbound, rng, services, tenant};
-pub use latchkey_http::{app, http, login, myaccount, oauth, pages};
+pub use latchkey_http::{app, http};
 pub use latchkey_store as store;
 
 pub mod server;

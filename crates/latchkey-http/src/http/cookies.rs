@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 use super::is_local_host;
 
-pub const SESSION: &str = "latchkey_session";
-pub const TRANSACTION: &str = "latchkey_tx";
+pub(crate) const SESSION: &str = "latchkey_session";
+pub(crate) const TRANSACTION: &str = "latchkey_tx";
 /// The second step of a login: its `mfa_token`.
-pub const MFA: &str = "latchkey_mfa";
+pub(crate) const MFA: &str = "latchkey_mfa";
 
-pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -22,7 +22,7 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-pub fn set(host: &str, name: &str, value: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn set(host: &str, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let attrs = if is_local_host(host) {
         "SameSite=Lax"
     } else {
@@ -32,7 +32,7 @@ pub fn set(host: &str, name: &str, value: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub fn clear(host: &str, name: &str) -> HeaderValue {
+pub(crate) fn clear(host: &str, name: &str) -> HeaderValue {
     set(host, name, "", 0)
 }
 

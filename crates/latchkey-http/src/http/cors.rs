@@ -12,7 +12,7 @@ use crate::app::SharedState;
 
 /// What one area allows.
 #[derive(Debug, Clone, Copy)]
-pub struct CorsPolicy {
+pub(crate) struct CorsPolicy {
     pub methods: &'static str,
     pub allow_headers: &'static str,
     pub expose_headers: &'static str,
@@ -20,14 +20,14 @@ pub struct CorsPolicy {
     pub public: bool,
 }
 
-pub const OAUTH: CorsPolicy = CorsPolicy {
+pub(crate) const OAUTH: CorsPolicy = CorsPolicy {
     methods: "GET, POST, OPTIONS",
     allow_headers: "Authorization, Content-Type, Auth0-Client, DPoP",
     expose_headers: "DPoP-Nonce, WWW-Authenticate",
     public: false,
 };
 
-pub const PUBLIC: CorsPolicy = CorsPolicy {
+pub(crate) const PUBLIC: CorsPolicy = CorsPolicy {
     methods: "GET, OPTIONS",
     allow_headers: "Content-Type, Auth0-Client",
     expose_headers: "",
@@ -47,7 +47,7 @@ async fn origin_allowed(
     }
 }
 
-pub async fn apply(
+pub(crate) async fn apply(
     State((state, policy)): State<(SharedState, CorsPolicy)>,
     req: Request,
     next: Next,

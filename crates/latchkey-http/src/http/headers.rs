@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 /// Sent to other sites: nothing (a login page's address carries the
 /// authorization request). Same-origin requests keep it, and unlike
 /// `no-referrer` this keeps the `Origin` of the pages' own POSTs.
-pub const REFERRER_POLICY: &str = "same-origin";
+pub(crate) const REFERRER_POLICY: &str = "same-origin";
 
 /// One year; subdomains are not ours to decide (custom domains).
-pub const HSTS: &str = "max-age=31536000";
+pub(crate) const HSTS: &str = "max-age=31536000";
 
-pub async fn edge(req: Request, next: Next) -> Response {
+pub(crate) async fn edge(req: Request, next: Next) -> Response {
     let duplicate_host = super::duplicate_host(req.headers());
     let https = req
         .headers()

@@ -1,9 +1,9 @@
 //! HTTP plumbing shared by every area: which host (and so which tenant) a
 //! request is for, who is calling from where, cookies, and CORS.
 
-pub mod cookies;
-pub mod cors;
-pub mod headers;
+pub(crate) mod cookies;
+pub(crate) mod cors;
+pub(crate) mod headers;
 pub mod proxy;
 pub mod serve;
 

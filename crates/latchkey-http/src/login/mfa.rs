@@ -143,14 +143,14 @@ pub(super) async fn done(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ChooseForm {
+pub(super) struct ChooseForm {
     tx: String,
     #[serde(default)]
     method: String,
 }
 
 /// `POST /login/mfa`: answer with another of the user's factors.
-pub async fn choose(
+pub(super) async fn choose(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -168,7 +168,7 @@ pub async fn choose(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct VerifyForm {
+pub(super) struct VerifyForm {
     tx: String,
     method: String,
     code: String,
@@ -177,7 +177,7 @@ pub struct VerifyForm {
 }
 
 /// `POST /login/mfa/verify`: a code for the chosen factor.
-pub async fn verify(
+pub(super) async fn verify(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
@@ -269,7 +269,7 @@ fn too_many(seconds: i64) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct KeyChallengeForm {
+pub(super) struct KeyChallengeForm {
     tx: String,
     /// `webauthn-roaming` or `webauthn-platform`.
     kind: String,
@@ -284,7 +284,7 @@ pub(super) fn key_kind(kind: &str) -> Option<FactorType> {
 
 /// `POST /login/mfa/key/challenge`: request options naming the user's keys
 /// of one kind (JSON, for the page's script).
-pub async fn key_challenge(
+pub(super) async fn key_challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -314,14 +314,14 @@ pub async fn key_challenge(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct KeyForm {
+pub(super) struct KeyForm {
     tx: String,
     auth_session: String,
     credential: String,
 }
 
 /// `POST /login/mfa/key`: the key's assertion.
-pub async fn key(
+pub(super) async fn key(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,

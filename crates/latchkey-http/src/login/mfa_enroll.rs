@@ -26,7 +26,7 @@ use latchkey_core::services::login_flow;
 use latchkey_core::tenant::FactorType;
 
 #[derive(Debug, Deserialize)]
-pub struct EnrollForm {
+pub(super) struct EnrollForm {
     tx: String,
     factor: String,
     #[serde(default)]
@@ -48,7 +48,7 @@ fn enroll_error(e: &EnrollError) -> String {
 }
 
 /// `POST /login/mfa/enroll`: set up the chosen factor (a user without any).
-pub async fn enroll(
+pub(super) async fn enroll(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -154,7 +154,7 @@ fn qr_svg(uri: &str) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct EnrollVerifyForm {
+pub(super) struct EnrollVerifyForm {
     tx: String,
     factor: String,
     method_id: String,
@@ -202,7 +202,7 @@ fn not_verified(
 
 /// `POST /login/mfa/enroll/verify`: the first code from the new factor (or
 /// the new key's attestation), then the login finishes.
-pub async fn enroll_verify(
+pub(super) async fn enroll_verify(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
@@ -252,14 +252,14 @@ pub async fn enroll_verify(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct EnrollKeyForm {
+pub(super) struct EnrollKeyForm {
     tx: String,
     factor: String,
 }
 
 /// `POST /login/mfa/enroll/key/challenge`: creation options for a new
 /// WebAuthn key (JSON, for the page's script).
-pub async fn enroll_key_challenge(
+pub(super) async fn enroll_key_challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,

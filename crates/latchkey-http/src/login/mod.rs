@@ -27,7 +27,7 @@ use latchkey_core::services::login_flow;
 use latchkey_core::store::UserRow;
 use latchkey_core::tenant::Tenant;
 
-pub fn routes() -> Router<SharedState> {
+pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/login", post(submit::submit))
         .route("/login/passkey/challenge", post(submit::passkey_challenge))

@@ -47,7 +47,7 @@ async fn signed_in_user(
 }
 
 /// `POST /login/continue`: on without a passkey.
-pub async fn continue_login(
+pub(super) async fn continue_login(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -94,7 +94,7 @@ fn who<'a>(
 
 /// `POST /login/passkey/create/challenge`: creation options for the
 /// signed-in user (JSON, for the page's script).
-pub async fn create_challenge(
+pub(super) async fn create_challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -135,7 +135,7 @@ pub async fn create_challenge(
 }
 
 /// `POST /login/passkey/create`: the new passkey, then on to the app.
-pub async fn create_passkey(
+pub(super) async fn create_passkey(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,

@@ -22,13 +22,13 @@ use latchkey_core::store::UserRow;
 use latchkey_core::tenant::Tenant;
 
 #[derive(Debug, Deserialize)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     tx: String,
     username: String,
     password: String,
 }
 
-pub async fn submit(
+pub(super) async fn submit(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
@@ -158,13 +158,13 @@ async fn signed_in(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ChallengeForm {
+pub(super) struct ChallengeForm {
     pub(super) tx: String,
 }
 
 /// `POST /login/passkey/challenge`: a discoverable challenge for this login
 /// page (JSON, for the page's script).
-pub async fn passkey_challenge(
+pub(super) async fn passkey_challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -197,14 +197,14 @@ pub async fn passkey_challenge(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct PasskeyForm {
+pub(super) struct PasskeyForm {
     pub(super) tx: String,
     pub(super) auth_session: String,
     pub(super) credential: String,
 }
 
 /// `POST /login/passkey`: the page's passkey assertion.
-pub async fn passkey_submit(
+pub(super) async fn passkey_submit(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,

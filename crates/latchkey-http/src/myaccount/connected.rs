@@ -37,7 +37,7 @@ fn uri(pointer: &str, s: &str) -> Result<(), ApiError> {
 /// Extra parameters for the identity provider's authorization request.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AuthorizationParams {
+pub(super) struct AuthorizationParams {
     acr_values: Option<String>,
     audience: Option<String>,
     resource: Option<String>,
@@ -52,7 +52,7 @@ pub struct AuthorizationParams {
 /// Start linking an external account.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateConnectedAccountsRequestContent {
+pub(super) struct CreateConnectedAccountsRequestContent {
     connection: String,
     redirect_uri: String,
     state: Option<String>,
@@ -127,7 +127,7 @@ fn check_authorization_params(p: &AuthorizationParams) -> Result<(), ApiError> {
     responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn connect(
+pub(super) async fn connect(
     State(_state): State<SharedState>,
     caller: Authorized<CreateConnected>,
     JsonBody(body): JsonBody,
@@ -197,7 +197,7 @@ pub async fn connect(
 /// Finish linking an external account.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompleteConnectedAccountsRequestContent {
+pub(super) struct CompleteConnectedAccountsRequestContent {
     auth_session: String,
     connect_code: String,
     redirect_uri: String,
@@ -210,7 +210,7 @@ pub struct CompleteConnectedAccountsRequestContent {
     responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn complete(
+pub(super) async fn complete(
     State(_state): State<SharedState>,
     _caller: Authorized<CreateConnected>,
     JsonBody(body): JsonBody,
@@ -311,7 +311,7 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
             ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
-pub async fn accounts(
+pub(super) async fn accounts(
     _caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ListConnectedAccountsResponseContent>, ApiError> {
@@ -331,7 +331,7 @@ pub async fn accounts(
             ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
-pub async fn connections(
+pub(super) async fn connections(
     _caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ListConnectedAccountsConnectionsResponseContent>, ApiError> {
@@ -349,7 +349,7 @@ pub async fn connections(
     responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn delete(
+pub(super) async fn delete(
     _caller: Authorized<DeleteConnected>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

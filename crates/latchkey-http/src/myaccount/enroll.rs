@@ -77,7 +77,7 @@ fn who(caller: &Caller) -> Who<'_> {
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn create(
+pub(super) async fn create(
     State(state): State<SharedState>,
     caller: Authorized<CreateMethods>,
     JsonBody(body): JsonBody,
@@ -121,7 +121,7 @@ pub async fn create(
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn verify(
+pub(super) async fn verify(
     State(state): State<SharedState>,
     caller: Authorized<CreateMethods>,
     Path(id): Path<String>,

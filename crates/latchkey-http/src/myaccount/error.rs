@@ -12,7 +12,7 @@ use serde::Serialize;
 /// One schema violation: what is wrong and where (JSON Pointer into the body,
 /// or the name of a query or path parameter).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ValidationError {
+pub(crate) struct ValidationError {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -24,7 +24,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     /// A violation in the JSON body at `pointer` (e.g. `/type`).
-    pub fn body(pointer: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn body(pointer: &str, detail: impl Into<String>) -> Self {
         let field = pointer.trim_start_matches('/').replace('/', ".");
         Self {
             detail: detail.into(),
@@ -35,7 +35,7 @@ impl ValidationError {
     }
 
     /// A violation in a query or path parameter.
-    pub fn param(source: &str, name: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn param(source: &str, name: &str, detail: impl Into<String>) -> Self {
         Self {
             detail: detail.into(),
             field: Some(name.to_string()),
@@ -46,7 +46,7 @@ impl ValidationError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400: a request that is well-formed but cannot be done.
     BadRequest(String),
     /// 400: the request breaks the schema.
@@ -85,7 +85,7 @@ pub enum ApiError {
 
 /// The body of every error of the API.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorResponse {
+pub(crate) struct ErrorResponse {
     /// A URI naming the kind of error.
     #[serde(rename = "type")]
     pub type_: String,
@@ -99,15 +99,15 @@ pub struct ErrorResponse {
 }
 
 impl ApiError {
-    pub fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }
 
-    pub fn validation(pointer: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn validation(pointer: &str, detail: impl Into<String>) -> Self {
         Self::Validation(vec![ValidationError::body(pointer, detail)])
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
             BadRequest(_) | Validation(_) => StatusCode::BAD_REQUEST,
@@ -126,7 +126,7 @@ impl ApiError {
 
     /// `(type, title, detail)`. The type URIs follow the sibling My
     /// Organization API's published ones (MYACCOUNT.md §5.2).
-    pub fn describe(&self) -> (&'static str, &'static str, String) {
+    pub(crate) fn describe(&self) -> (&'static str, &'static str, String) {
         use ApiError::*;
         match self {
             BadRequest(d) => (

@@ -19,19 +19,18 @@ use crate::app::SharedState;
 use crate::http::{TenantLookupError, tenant_for, user_agent};
 use latchkey_core::services::dpop::{self, Scheme};
 use latchkey_core::services::ratelimit::Decision;
-use latchkey_core::services::tokens::{self, AccessTokenError, grant_of_jti};
+use latchkey_core::services::tokens::{self, AccessTokenError};
 use latchkey_core::store::{MethodRow, UserRow};
 use latchkey_core::tenant::{Tenant, my_account_audience};
 
 /// Who is calling, established by the gate.
 #[derive(Debug)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub tenant: Arc<Tenant>,
     pub host: String,
     pub user_id: String,
     pub client_id: String,
     pub scopes: Vec<String>,
-    pub grant_id: Option<String>,
     pub ip: String,
     pub user_agent: String,
     /// From `Accept-Language`, most preferred first.
@@ -77,7 +76,7 @@ fn tighter(a: Decision, b: Option<Decision>) -> Decision {
     }
 }
 
-pub async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let now = state.clock.now();
     let (tenant, host) = match tenant_for(&state, &parts).await {
@@ -253,12 +252,6 @@ async fn authenticate(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        grant_id: at
-            .claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .and_then(grant_of_jti)
-            .map(String::from),
         scopes: at.scopes,
         ip: ip.to_string(),
         user_agent: user_agent(&parts.headers),
@@ -268,7 +261,7 @@ async fn authenticate(
 }
 
 /// A scope an operation requires.
-pub trait Scope: Send + Sync + 'static {
+pub(crate) trait Scope: Send + Sync + 'static {
     const SCOPE: &'static str;
 }
 
@@ -276,7 +269,7 @@ macro_rules! scopes {
     ($($name:ident = $scope:literal;)+) => {
         $(
             #[derive(Debug)]
-            pub struct $name;
+            pub(crate) struct $name;
             impl Scope for $name {
                 const SCOPE: &'static str = $scope;
             }
@@ -296,7 +289,7 @@ scopes! {
 }
 
 /// The caller, having the scope `S`.
-pub struct Authorized<S: Scope> {
+pub(crate) struct Authorized<S: Scope> {
     pub caller: Arc<Caller>,
     _scope: PhantomData<S>,
 }

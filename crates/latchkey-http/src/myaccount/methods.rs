@@ -30,7 +30,7 @@ impl From<MethodError> for ApiError {
     }
 }
 
-pub fn actor(c: &Caller) -> Actor<'_> {
+pub(super) fn actor(c: &Caller) -> Actor<'_> {
     Actor {
         tenant_id: &c.tenant.id,
         client_id: &c.client_id,
@@ -41,7 +41,7 @@ pub fn actor(c: &Caller) -> Actor<'_> {
 }
 
 /// Records the outcome of a method operation and passes it on.
-pub async fn audited<T>(
+pub(super) async fn audited<T>(
     state: &SharedState,
     caller: &Caller,
     operation: &str,
@@ -66,7 +66,7 @@ pub async fn audited<T>(
 }
 
 /// The wire form of one method.
-pub fn one(m: &service::Method) -> Result<AuthenticationMethod, ApiError> {
+pub(super) fn one(m: &service::Method) -> Result<AuthenticationMethod, ApiError> {
     AuthenticationMethod::of(m)
         .ok_or_else(|| ApiError::internal(format!("no wire form for {}", m.id)))
 }
@@ -79,7 +79,7 @@ pub fn one(m: &service::Method) -> Result<AuthenticationMethod, ApiError> {
             ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn factors(caller: Authorized<ReadFactors>) -> Json<ListFactorsResponseContent> {
+pub(super) async fn factors(caller: Authorized<ReadFactors>) -> Json<ListFactorsResponseContent> {
     let factors = caller
         .tenant
         .config
@@ -92,7 +92,7 @@ pub async fn factors(caller: Authorized<ReadFactors>) -> Json<ListFactorsRespons
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
 }
@@ -106,7 +106,7 @@ pub struct ListQuery {
             ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
-pub async fn list(
+pub(super) async fn list(
     caller: Authorized<ReadMethods>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListAuthenticationMethodsResponseContent>, ApiError> {
@@ -146,7 +146,7 @@ fn checked_id(id: &str) -> Option<&str> {
             ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
-pub async fn get(
+pub(super) async fn get(
     caller: Authorized<ReadMethods>,
     Path(id): Path<String>,
 ) -> Result<Json<AuthenticationMethod>, ApiError> {
@@ -167,7 +167,7 @@ pub async fn get(
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
         (status = 415, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
-pub async fn update(
+pub(super) async fn update(
     State(state): State<SharedState>,
     caller: Authorized<UpdateMethods>,
     Path(id): Path<String>,
@@ -210,7 +210,7 @@ pub async fn update(
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
-pub async fn delete(
+pub(super) async fn delete(
     State(state): State<SharedState>,
     caller: Authorized<DeleteMethods>,
     Path(id): Path<String>,

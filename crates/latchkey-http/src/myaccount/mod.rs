@@ -4,12 +4,12 @@
 
 mod connected;
 mod enroll;
-pub mod error;
-pub mod gate;
+pub(crate) mod error;
+pub(crate) mod gate;
 mod methods;
-pub mod openapi;
-pub mod responses;
-pub mod wire;
+pub(crate) mod openapi;
+pub(crate) mod responses;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -19,7 +19,7 @@ use crate::app::SharedState;
 use crate::http::cors::{self, CorsPolicy};
 use error::ApiError;
 
-pub const CORS: CorsPolicy = CorsPolicy {
+pub(crate) const CORS: CorsPolicy = CorsPolicy {
     methods: "GET, POST, PATCH, DELETE, OPTIONS",
     allow_headers: "Authorization, Content-Type, DPoP, Auth0-Client",
     expose_headers: "Location, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after, x-auth0-error-kind, WWW-Authenticate, DPoP-Nonce",
@@ -57,7 +57,7 @@ async fn dialect_405(
     res
 }
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
+pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
     let api = Router::new()
         .route("/factors", get(methods::factors))
         .route(

@@ -70,10 +70,10 @@ impl Modify for BearerDpop {
         (name = "factors"), (name = "authentication-methods"), (name = "connected-accounts"),
     ),
 )]
-pub struct MyAccountDoc;
+pub(crate) struct MyAccountDoc;
 
 /// The document, with this host's base URL as its server.
-pub async fn document(OAuthTenant { host, .. }: OAuthTenant) -> Response {
+pub(crate) async fn document(OAuthTenant { host, .. }: OAuthTenant) -> Response {
     let mut doc = MyAccountDoc::openapi();
     doc.servers = Some(vec![Server::new(format!(
         "{}me/v1",

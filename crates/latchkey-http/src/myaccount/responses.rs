@@ -14,7 +14,7 @@ use latchkey_core::tenant::FactorType;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 #[schema(as = FactorTypeEnum)]
-pub enum FactorTypeEnum {
+pub(crate) enum FactorTypeEnum {
     Password,
     Passkey,
     WebauthnPlatform,
@@ -45,7 +45,7 @@ impl From<FactorType> for FactorTypeEnum {
 /// Primary and/or secondary factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum UsageEnum {
+pub(crate) enum UsageEnum {
     Primary,
     Secondary,
 }
@@ -60,7 +60,7 @@ fn usage(kind: FactorType) -> Vec<UsageEnum> {
 
 /// A factor the user may enroll.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Factor {
+pub(crate) struct Factor {
     #[serde(rename = "type")]
     pub kind: FactorTypeEnum,
     pub usage: Vec<UsageEnum>,
@@ -76,13 +76,13 @@ impl From<FactorType> for Factor {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListFactorsResponseContent {
+pub(crate) struct ListFactorsResponseContent {
     pub factors: Vec<Factor>,
 }
 
 /// The user's password.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodPassword {
+pub(crate) struct AuthenticationMethodPassword {
     pub id: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -96,7 +96,7 @@ pub struct AuthenticationMethodPassword {
 
 /// A second factor (TOTP, recovery code, …).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodMfa {
+pub(crate) struct AuthenticationMethodMfa {
     pub id: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -113,7 +113,7 @@ pub struct AuthenticationMethodMfa {
 
 /// A passkey.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodPasskey {
+pub(crate) struct AuthenticationMethodPasskey {
     pub id: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -147,7 +147,7 @@ pub struct AuthenticationMethodPasskey {
 /// An authentication method of the user, by `type`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type")]
-pub enum AuthenticationMethod {
+pub(crate) enum AuthenticationMethod {
     #[serde(rename = "password")]
     Password(AuthenticationMethodPassword),
     #[serde(rename = "passkey")]
@@ -171,7 +171,7 @@ pub enum AuthenticationMethod {
 impl AuthenticationMethod {
     /// The wire form of a method (None for a passkey whose stored data is
     /// incomplete).
-    pub fn of(m: &Method) -> Option<Self> {
+    pub(crate) fn of(m: &Method) -> Option<Self> {
         if m.kind == FactorType::Passkey {
             let p = m.passkey.as_ref()?;
             return Some(Self::Passkey(Box::new(AuthenticationMethodPasskey {
@@ -248,13 +248,13 @@ impl AuthenticationMethod {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListAuthenticationMethodsResponseContent {
+pub(crate) struct ListAuthenticationMethodsResponseContent {
     pub authentication_methods: Vec<AuthenticationMethod>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordComplexityPolicy {
+pub(crate) struct PasswordComplexityPolicy {
     pub min_length: u32,
     pub character_types: Vec<String>,
     pub character_type_rule: String,
@@ -265,21 +265,21 @@ pub struct PasswordComplexityPolicy {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordProfileDataPolicy {
+pub(crate) struct PasswordProfileDataPolicy {
     pub active: bool,
     pub blocked_fields: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordHistoryPolicy {
+pub(crate) struct PasswordHistoryPolicy {
     pub active: bool,
     pub size: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordDictionaryPolicy {
+pub(crate) struct PasswordDictionaryPolicy {
     pub active: bool,
     pub default: String,
 }
@@ -287,7 +287,7 @@ pub struct PasswordDictionaryPolicy {
 /// The connection's password policy.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordAuthenticationMethodPolicy {
+pub(crate) struct PasswordAuthenticationMethodPolicy {
     pub complexity: PasswordComplexityPolicy,
     pub profile_data: PasswordProfileDataPolicy,
     pub history: PasswordHistoryPolicy,
@@ -296,7 +296,7 @@ pub struct PasswordAuthenticationMethodPolicy {
 
 /// Password enrollment started.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PasswordCreationResponse {
+pub(crate) struct PasswordCreationResponse {
     /// `password|new`
     pub id: String,
     pub auth_session: String,
@@ -306,7 +306,7 @@ pub struct PasswordCreationResponse {
 
 /// TOTP enrollment started: the secret, once.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct QrCodeCreationResponse {
+pub(crate) struct QrCodeCreationResponse {
     pub id: String,
     pub auth_session: String,
     /// `otpauth://totp/…`
@@ -317,7 +317,7 @@ pub struct QrCodeCreationResponse {
 
 /// Recovery-code enrollment started: the code, once.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RecoveryCodeCreationResponse {
+pub(crate) struct RecoveryCodeCreationResponse {
     pub id: String,
     pub auth_session: String,
     pub recovery_code: String,
@@ -325,7 +325,7 @@ pub struct RecoveryCodeCreationResponse {
 
 /// Passkey enrollment started: the options for `navigator.credentials.create()`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct PasskeyCreationResponse {
+pub(crate) struct PasskeyCreationResponse {
     pub auth_session: String,
     /// `PublicKeyCredentialCreationOptions` (WebAuthn JSON, base64url binary).
     #[schema(value_type = Object)]
@@ -334,7 +334,7 @@ pub struct PasskeyCreationResponse {
 
 /// Email or phone enrollment started: a code is on its way.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MfaBaseCreationResponse {
+pub(crate) struct MfaBaseCreationResponse {
     pub id: String,
     pub auth_session: String,
 }
@@ -342,7 +342,7 @@ pub struct MfaBaseCreationResponse {
 /// A WebAuthn key used as a second factor (a security key, or the device's
 /// platform authenticator).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodWebAuthn {
+pub(crate) struct AuthenticationMethodWebAuthn {
     #[serde(flatten)]
     pub base: AuthenticationMethodMfa,
     /// The credential ID, base64url.
@@ -355,7 +355,7 @@ pub struct AuthenticationMethodWebAuthn {
 
 /// An email address for one-time codes.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodEmail {
+pub(crate) struct AuthenticationMethodEmail {
     #[serde(flatten)]
     pub base: AuthenticationMethodMfa,
     pub email: String,
@@ -363,7 +363,7 @@ pub struct AuthenticationMethodEmail {
 
 /// A phone number for one-time codes by SMS or voice.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuthenticationMethodPhone {
+pub(crate) struct AuthenticationMethodPhone {
     #[serde(flatten)]
     pub base: AuthenticationMethodMfa,
     pub phone_number: String,
@@ -374,7 +374,7 @@ pub struct AuthenticationMethodPhone {
 /// The 202 body of an enrollment, by the type requested.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum CreateAuthenticationMethodResponseContent {
+pub(crate) enum CreateAuthenticationMethodResponseContent {
     Passkey(PasskeyCreationResponse),
     Code(MfaBaseCreationResponse),
     Password(PasswordCreationResponse),
@@ -418,7 +418,7 @@ impl From<&Started> for CreateAuthenticationMethodResponseContent {
 
 /// A connected account (none can exist yet).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectedAccount {
+pub(crate) struct ConnectedAccount {
     pub id: String,
     pub connection: String,
     pub access_type: String,
@@ -428,7 +428,7 @@ pub struct ConnectedAccount {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListConnectedAccountsResponseContent {
+pub(crate) struct ListConnectedAccountsResponseContent {
     pub accounts: Vec<ConnectedAccount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -436,7 +436,7 @@ pub struct ListConnectedAccountsResponseContent {
 
 /// A connection offered for linking (none yet).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectedAccountConnection {
+pub(crate) struct ConnectedAccountConnection {
     pub name: String,
     pub strategy: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -444,7 +444,7 @@ pub struct ConnectedAccountConnection {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListConnectedAccountsConnectionsResponseContent {
+pub(crate) struct ListConnectedAccountsConnectionsResponseContent {
     pub connections: Vec<ConnectedAccountConnection>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,

@@ -16,11 +16,11 @@ use latchkey_core::services::enrollment::{Proof, Start};
 use latchkey_core::tenant::FactorType;
 
 /// Largest body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// A JSON body, checked for media type and size; `None` when the request
 /// has no body at all.
-pub struct JsonBody(pub Option<Value>);
+pub(crate) struct JsonBody(pub Option<Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
@@ -59,7 +59,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
 /// Deserializes `value` into `T`, turning serde's complaint into a
 /// validation error with a JSON Pointer.
-pub fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let mut pointer = String::new();
         for seg in e.path().iter() {
@@ -118,7 +118,7 @@ fn check_len(pointer: &str, s: &str, min: usize, max: usize) -> Result<(), ApiEr
 /// Enroll a password (set or change it).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreatePasswordAuthenticationMethod {
+pub(crate) struct CreatePasswordAuthenticationMethod {
     /// Name of the database connection (`^[a-zA-Z0-9-]+$`, 1–128).
     connection: Option<String>,
     /// The user's identity (1–255, no spaces).
@@ -127,7 +127,7 @@ pub struct CreatePasswordAuthenticationMethod {
 
 /// Enroll a passkey.
 #[derive(Deserialize, ToSchema)]
-pub struct CreatePasskeyAuthenticationMethod {
+pub(crate) struct CreatePasskeyAuthenticationMethod {
     connection: Option<String>,
     identity_user_id: Option<String>,
     use_exclude_credentials: Option<bool>,
@@ -136,18 +136,18 @@ pub struct CreatePasskeyAuthenticationMethod {
 /// A factor that needs no parameters (totp, push-notification, recovery-code).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateMfaAuthenticationMethod {}
+pub(crate) struct CreateMfaAuthenticationMethod {}
 
 /// Enroll an email address for one-time codes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateEmailAuthenticationMethod {
+pub(crate) struct CreateEmailAuthenticationMethod {
     email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum PhoneAuthenticationMethodEnum {
+pub(crate) enum PhoneAuthenticationMethodEnum {
     Sms,
     Voice,
 }
@@ -155,7 +155,7 @@ pub enum PhoneAuthenticationMethodEnum {
 /// Enroll a phone number for SMS or voice codes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreatePhoneAuthenticationMethod {
+pub(crate) struct CreatePhoneAuthenticationMethod {
     phone_number: String,
     preferred_authentication_method: Option<PhoneAuthenticationMethodEnum>,
 }
@@ -165,7 +165,7 @@ pub struct CreatePhoneAuthenticationMethod {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[serde(tag = "type")]
-pub enum CreateAuthenticationMethodRequestContent {
+pub(crate) enum CreateAuthenticationMethodRequestContent {
     #[serde(rename = "passkey")]
     Passkey(CreatePasskeyAuthenticationMethod),
     #[serde(rename = "password")]
@@ -205,7 +205,7 @@ fn check_identity(connection: &Option<String>, identity: &Option<String>) -> Res
 }
 
 /// `POST /authentication-methods`: the body is a `oneOf` on `type`.
-pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
+pub(crate) fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
     let map = require_object(body)?;
     let mut map = map;
     let kind = match map.remove("type") {
@@ -275,7 +275,7 @@ pub fn parse_create(body: Option<Value>) -> Result<Start, ApiError> {
 /// Confirm a password enrollment.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyPasswordAuthenticationMethod {
+pub(crate) struct VerifyPasswordAuthenticationMethod {
     auth_session: String,
     /// 1–256 characters, no control characters.
     new_password: String,
@@ -284,7 +284,7 @@ pub struct VerifyPasswordAuthenticationMethod {
 /// Confirm a TOTP, email or phone enrollment with the one-time code.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyOtpAuthenticationMethod {
+pub(crate) struct VerifyOtpAuthenticationMethod {
     auth_session: String,
     otp_code: String,
 }
@@ -292,7 +292,7 @@ pub struct VerifyOtpAuthenticationMethod {
 /// Confirm a passkey enrollment with the authenticator's attestation.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyPasskeyAuthenticationMethod {
+pub(crate) struct VerifyPasskeyAuthenticationMethod {
     auth_session: String,
     /// `PublicKeyCredential.toJSON()` of the new credential.
     #[schema(value_type = Object)]
@@ -378,7 +378,7 @@ fn check_attestation(v: &Value) -> Result<(), ApiError> {
 /// Confirm a recovery-code or push enrollment.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifySessionAuthenticationMethod {
+pub(crate) struct VerifySessionAuthenticationMethod {
     auth_session: String,
 }
 
@@ -386,7 +386,7 @@ pub struct VerifySessionAuthenticationMethod {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[serde(untagged)]
-pub enum VerifyAuthenticationMethodRequestContent {
+pub(crate) enum VerifyAuthenticationMethodRequestContent {
     Passkey(VerifyPasskeyAuthenticationMethod),
     Password(VerifyPasswordAuthenticationMethod),
     Otp(VerifyOtpAuthenticationMethod),
@@ -399,7 +399,10 @@ fn check_session(s: &str) -> Result<(), ApiError> {
 
 /// `POST …/{id}/verify`: the schema is chosen by the method's type (the
 /// body has no `type`).
-pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Proof), ApiError> {
+pub(crate) fn parse_verify(
+    kind: FactorType,
+    body: Option<Value>,
+) -> Result<(String, Proof), ApiError> {
     let value = Value::Object(require_object(body)?);
     match kind {
         FactorType::Password => {
@@ -453,7 +456,7 @@ pub fn parse_verify(kind: FactorType, body: Option<Value>) -> Result<(String, Pr
 /// The body of `PATCH …/{id}`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateAuthenticationMethodRequestContent {
+pub(crate) struct UpdateAuthenticationMethodRequestContent {
     /// The friendly name (1–255 characters).
     pub name: Option<String>,
     /// For phone methods: `sms` or `voice`.
@@ -461,7 +464,7 @@ pub struct UpdateAuthenticationMethodRequestContent {
 }
 
 /// `PATCH …/{id}`: no field is required; the body itself may be absent.
-pub fn parse_update(
+pub(crate) fn parse_update(
     body: Option<Value>,
 ) -> Result<UpdateAuthenticationMethodRequestContent, ApiError> {
     let value = match body {

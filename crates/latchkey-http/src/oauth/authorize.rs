@@ -19,7 +19,7 @@ use latchkey_core::services::authorize::{
 use latchkey_core::services::login_flow::{self, LOGIN_TTL};
 use latchkey_core::tenant::Tenant;
 
-pub async fn authorize(
+pub(crate) async fn authorize(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     query: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,

@@ -13,7 +13,7 @@ use latchkey_core::tenant::{Client, Tenant, TokenEndpointAuthMethod};
 /// presenting none, is refused. A secret presented is a credential attempt
 /// (Suspicious IP Throttling): a wrong one counts against the IP and the
 /// tenant, and none is checked once their attempts are spent.
-pub fn authenticate<'t>(
+pub(super) fn authenticate<'t>(
     state: &AppState,
     tenant: &'t Tenant,
     params: &Params,

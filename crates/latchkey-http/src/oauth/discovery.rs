@@ -14,7 +14,7 @@ use crate::app::SharedState;
 use latchkey_core::services::tokens::max_token_lifetime;
 use latchkey_core::tenant::issuer_for_host;
 
-pub async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Response {
+pub(super) async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Response {
     let iss = issuer_for_host(&host);
     let doc = json!({
         "issuer": iss,
@@ -55,7 +55,7 @@ pub async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) -> Resp
     res
 }
 
-pub async fn jwks(
+pub(super) async fn jwks(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
 ) -> Result<Response, OAuthError> {

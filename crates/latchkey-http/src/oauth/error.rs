@@ -13,7 +13,7 @@ use latchkey_core::services::login::LoginError;
 use latchkey_core::services::mfa::MfaError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     InvalidRequest(String),
     InvalidClient(String),
     InvalidGrant(String),
@@ -57,11 +57,11 @@ struct Body<'a> {
 }
 
 impl OAuthError {
-    pub fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }
 
-    pub fn parts(&self) -> (StatusCode, &'static str, &str) {
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, &str) {
         use OAuthError::*;
         match self {
             InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),

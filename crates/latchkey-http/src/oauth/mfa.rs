@@ -15,7 +15,7 @@ use super::wire::{OAuthTenant, Params};
 use crate::app::SharedState;
 use latchkey_core::services::mfa::{self, MfaError};
 
-pub async fn authenticators(
+pub(super) async fn authenticators(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
     headers: HeaderMap,
@@ -41,7 +41,7 @@ pub async fn authenticators(
 /// both, space-separated) and optionally `authenticator_id`. For an email or
 /// phone authenticator the code is sent and the answer carries the
 /// `oob_code` to present with it.
-pub async fn challenge(
+pub(super) async fn challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,
@@ -112,7 +112,7 @@ fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
 /// with `oob_channels` `sms`/`voice` (and `phone_number`) or `email` (and
 /// `email`, else the user's address). Confirmed with the mfa-otp or mfa-oob
 /// grant and the same token.
-pub async fn associate(
+pub(super) async fn associate(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,

@@ -1,16 +1,16 @@
 //! The Authentication API: `/authorize`, `/oauth/token`, `/oauth/revoke`,
 //! `/userinfo`, `/v2/logout` and the discovery documents.
 
-pub mod authorize;
+pub(crate) mod authorize;
 mod client_auth;
 mod discovery;
-pub mod error;
+pub(crate) mod error;
 mod mfa;
 mod passkey;
-pub mod respond;
+pub(crate) mod respond;
 mod session;
-pub mod token;
-pub mod wire;
+pub(crate) mod token;
+pub(crate) mod wire;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use crate::app::SharedState;
 use crate::http::cors::{self, CorsPolicy};
 
-pub fn routes(state: SharedState) -> Router<SharedState> {
+pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
     let public = Router::new()
         .route(
             "/.well-known/openid-configuration",

@@ -28,7 +28,7 @@ impl From<PasskeyError> for OAuthError {
     }
 }
 
-pub fn require_webauthn(client: &Client) -> Result<(), OAuthError> {
+pub(super) fn require_webauthn(client: &Client) -> Result<(), OAuthError> {
     if client.grant_types.contains(&GrantType::Webauthn) {
         Ok(())
     } else {
@@ -41,7 +41,7 @@ pub fn require_webauthn(client: &Client) -> Result<(), OAuthError> {
 
 /// A structured parameter: a JSON object in a JSON body, or a JSON string
 /// in a form body.
-pub fn object_param(params: &Params, key: &str) -> Result<Option<Value>, OAuthError> {
+pub(super) fn object_param(params: &Params, key: &str) -> Result<Option<Value>, OAuthError> {
     match params.value(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
@@ -68,7 +68,7 @@ fn answer(auth_session: String, options: Value) -> Response {
     res
 }
 
-pub async fn register(
+pub(super) async fn register(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,
@@ -94,7 +94,7 @@ pub async fn register(
     Ok(answer(auth_session, options))
 }
 
-pub async fn challenge(
+pub(super) async fn challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,

@@ -13,7 +13,7 @@ use latchkey_core::services::authorize::{Reply, ResponseMode};
 use latchkey_core::services::login_flow::Issued;
 
 /// The code, or the error the completion came to.
-pub fn issued(app: &AppState, to: &Reply, issued: &Issued) -> Response {
+pub(crate) fn issued(app: &AppState, to: &Reply, issued: &Issued) -> Response {
     match issued {
         Issued::Code(code) => send(app, to, vec![("code", code.clone())]),
         Issued::Refused { error, description } => self::error(app, to, error, description),
@@ -21,7 +21,7 @@ pub fn issued(app: &AppState, to: &Reply, issued: &Issued) -> Response {
 }
 
 /// An error for the client.
-pub fn error(app: &AppState, to: &Reply, error: &str, description: &str) -> Response {
+pub(crate) fn error(app: &AppState, to: &Reply, error: &str, description: &str) -> Response {
     send(
         app,
         to,

@@ -24,7 +24,7 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-pub async fn userinfo(
+pub(super) async fn userinfo(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     method: axum::http::Method,
@@ -70,7 +70,7 @@ pub async fn userinfo(
 /// RFC 7009: revoking a refresh token revokes its whole grant (every token
 /// of that family, and the access tokens it produced). Unknown tokens are
 /// not an error.
-pub async fn revoke(
+pub(super) async fn revoke(
     State(state): State<SharedState>,
     OAuthTenant { tenant, .. }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,
@@ -138,7 +138,7 @@ async fn end_session(
     res
 }
 
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
@@ -158,7 +158,7 @@ pub async fn logout(
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct OidcLogoutQuery {
+pub(super) struct OidcLogoutQuery {
     client_id: Option<String>,
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
@@ -166,7 +166,7 @@ pub struct OidcLogoutQuery {
 }
 
 /// OpenID Connect RP-initiated logout.
-pub async fn oidc_logout(
+pub(super) async fn oidc_logout(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,

@@ -18,13 +18,13 @@ use latchkey_core::services::passkey_login;
 use latchkey_core::services::policy::split_scope;
 use latchkey_core::tenant::{Client, GrantType, Tenant};
 
-pub const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
-pub const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
-pub const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
-pub const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
-pub const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+pub(crate) const PASSWORD_REALM: &str = "http://auth0.com/oauth/grant-type/password-realm";
+pub(crate) const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
+pub(crate) const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+pub(crate) const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+pub(crate) const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 
-pub async fn token(
+pub(crate) async fn token(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,

@@ -17,10 +17,10 @@ use crate::http::{TenantLookupError, tenant_for};
 use latchkey_core::tenant::Tenant;
 
 /// Largest body any OAuth endpoint reads.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The tenant selected by the request's host, in this area's dialect.
-pub struct OAuthTenant {
+pub(crate) struct OAuthTenant {
     pub tenant: std::sync::Arc<Tenant>,
     pub host: String,
 }
@@ -50,14 +50,14 @@ impl FromRequestParts<SharedState> for OAuthTenant {
 /// value is a string except structured ones (`authn_response`); a parameter
 /// given twice is refused (RFC 6749 §3.2).
 #[derive(Debug, Default)]
-pub struct Params {
+pub(crate) struct Params {
     values: HashMap<String, Value>,
     /// Client credentials from an `Authorization: Basic` header.
     pub basic: Option<(String, String)>,
 }
 
 impl Params {
-    pub fn str(&self, key: &str) -> Result<Option<&str>, OAuthError> {
+    pub(crate) fn str(&self, key: &str) -> Result<Option<&str>, OAuthError> {
         match self.values.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -68,12 +68,12 @@ impl Params {
         }
     }
 
-    pub fn required(&self, key: &str) -> Result<&str, OAuthError> {
+    pub(crate) fn required(&self, key: &str) -> Result<&str, OAuthError> {
         self.str(key)?
             .ok_or_else(|| OAuthError::InvalidRequest(format!("Missing required parameter: {key}")))
     }
 
-    pub fn value(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn value(&self, key: &str) -> Option<&Value> {
         self.values.get(key)
     }
 }
@@ -198,7 +198,7 @@ impl<'de> Deserialize<'de> for JsonMembers {
 
 /// Query parameters of `GET /authorize`.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-pub struct AuthorizeQuery {
+pub(crate) struct AuthorizeQuery {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
     pub redirect_uri: Option<String>,
@@ -219,11 +219,11 @@ pub struct AuthorizeQuery {
     pub ui_locales: Option<String>,
 }
 
-/// Query parameters of `GET /v2/logout`.
+/// Query parameters of `GET /v2/logout`. Auth0's `federated` is accepted
+/// and has nothing to do: there is no upstream identity provider to log out of.
 #[derive(Debug, Default, Deserialize)]
-pub struct LogoutQuery {
+pub(crate) struct LogoutQuery {
     pub client_id: Option<String>,
     #[serde(rename = "returnTo")]
     pub return_to: Option<String>,
-    pub federated: Option<String>,
 }

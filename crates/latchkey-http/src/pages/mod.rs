@@ -4,7 +4,7 @@
 //! hosted page answers with. `second_step.rs` presents a login's second
 //! step. Handlers render here; nothing here calls back into them.
 
-pub mod second_step;
+pub(crate) mod second_step;
 
 use std::path::Path;
 
@@ -37,20 +37,20 @@ const TEMPLATES: [(&str, &str); 8] = [
 /// The pages' scripts, each after the WebAuthn helpers they share: the login
 /// page's passkey sign-in (button and autofill), progressive enrollment of a
 /// passkey, and the second step's WebAuthn keys (used and created).
-pub const PASSKEY_JS: &str = concat!(
+pub(crate) const PASSKEY_JS: &str = concat!(
     include_str!("templates/webauthn.js"),
     include_str!("templates/passkey.js")
 );
-pub const ADD_PASSKEY_JS: &str = concat!(
+pub(crate) const ADD_PASSKEY_JS: &str = concat!(
     include_str!("templates/webauthn.js"),
     include_str!("templates/add-passkey.js")
 );
-pub const MFA_JS: &str = concat!(
+pub(crate) const MFA_JS: &str = concat!(
     include_str!("templates/webauthn.js"),
     include_str!("templates/mfa-key.js")
 );
 
-pub fn script(body: &'static str) -> Response {
+pub(crate) fn script(body: &'static str) -> Response {
     (
         [
             (
@@ -68,12 +68,12 @@ pub fn script(body: &'static str) -> Response {
 }
 
 /// `Cache-Control: no-store`, for pages that carry a login's state.
-pub fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
+pub(crate) fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
 }
 
 /// An error the user's browser sees as a page.
-pub fn error_page(
+pub(crate) fn error_page(
     state: &AppState,
     tenant: Option<&Tenant>,
     status: StatusCode,
@@ -85,7 +85,7 @@ pub fn error_page(
 
 /// The login transaction behind a form is gone (or was never this
 /// browser's).
-pub fn expired(state: &AppState, tenant: &Tenant) -> Response {
+pub(crate) fn expired(state: &AppState, tenant: &Tenant) -> Response {
     let html = state.templates.render_error(
         Some(tenant),
         "Your login page has expired. Go back to the application and start again.",
@@ -94,7 +94,11 @@ pub fn expired(state: &AppState, tenant: &Tenant) -> Response {
 }
 
 /// A failure we did not expect: logged, a bare page.
-pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(
+    state: &AppState,
+    tenant: &Tenant,
+    cause: impl std::fmt::Display,
+) -> Response {
     tracing::error!(%cause, tenant = %tenant.name, "authorize failed");
     error_page(
         state,
@@ -106,7 +110,7 @@ pub fn internal(state: &AppState, tenant: &Tenant, cause: impl std::fmt::Display
 
 /// A page asking to come back in `seconds` (with `retry-after`): 429 when
 /// the caller made too many attempts, 503 when the server is too busy.
-pub fn retry_page(
+pub(crate) fn retry_page(
     state: &AppState,
     tenant: &Tenant,
     status: StatusCode,
@@ -121,7 +125,7 @@ pub fn retry_page(
 
 /// A page for a store failure: 503 when the database is out of reach (it
 /// heals by itself), 500 otherwise.
-pub fn store_error(
+pub(crate) fn store_error(
     state: &AppState,
     tenant: &Tenant,
     e: latchkey_core::store::StoreError,
@@ -142,7 +146,7 @@ pub fn store_error(
 }
 
 /// The page for a login flow's failure.
-pub fn flow_error(
+pub(crate) fn flow_error(
     state: &AppState,
     tenant: &Tenant,
     e: latchkey_core::services::login_flow::FlowError,
@@ -156,7 +160,7 @@ pub fn flow_error(
 }
 
 /// Pages with forms must not be framed by other sites.
-pub fn frame_guard(res: &mut Response) {
+pub(crate) fn frame_guard(res: &mut Response) {
     res.headers_mut()
         .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res.headers_mut().insert(
@@ -166,7 +170,7 @@ pub fn frame_guard(res: &mut Response) {
 }
 
 /// The login form of a new transaction, not to be framed.
-pub fn login_form(state: &AppState, tenant: &Tenant, tx: &str, username: &str) -> Response {
+pub(crate) fn login_form(state: &AppState, tenant: &Tenant, tx: &str, username: &str) -> Response {
     let html = state.templates.render_login(tenant, tx, username, None);
     let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
@@ -174,7 +178,7 @@ pub fn login_form(state: &AppState, tenant: &Tenant, tx: &str, username: &str) -
 }
 
 /// The login form again, with what went wrong.
-pub fn login_page(
+pub(crate) fn login_page(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,

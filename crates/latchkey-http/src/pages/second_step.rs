@@ -21,7 +21,7 @@ use latchkey_core::store::{MethodRow, UserRow};
 use latchkey_core::tenant::{Client, FactorType, Tenant};
 
 /// What the first factor established.
-pub struct FirstFactor<'a> {
+pub(crate) struct FirstFactor<'a> {
     pub user: &'a UserRow,
     pub amr: &'a [String],
     pub auth_time: i64,
@@ -31,7 +31,7 @@ pub struct FirstFactor<'a> {
 /// their factors, or the enrollment of one. The response sets the
 /// `mfa_token` cookie.
 #[allow(clippy::too_many_arguments)]
-pub async fn start(
+pub(crate) async fn start(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
@@ -80,7 +80,7 @@ pub async fn start(
     res
 }
 
-pub fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Response {
+pub(crate) fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Response {
     match e {
         MfaError::Store(e) => store_error(state, tenant, e),
         MfaError::BadToken | MfaError::Wrong { .. } => {
@@ -96,7 +96,7 @@ pub fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Response {
 }
 
 /// One browser's second step in progress.
-pub struct Step<'a> {
+pub(crate) struct Step<'a> {
     pub state: &'a AppState,
     pub tenant: &'a Tenant,
     pub host: &'a str,
@@ -107,7 +107,7 @@ pub struct Step<'a> {
     pub languages: &'a [String],
 }
 
-pub fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
+pub(crate) fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
     let html = state.templates.render_mfa(tenant, &view);
     let mut res = (
         StatusCode::OK,
@@ -120,7 +120,7 @@ pub fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
 }
 
 impl Step<'_> {
-    pub fn who<'w>(&'w self, req_client: &'w str, ua: &'w str) -> Who<'w> {
+    pub(crate) fn who<'w>(&'w self, req_client: &'w str, ua: &'w str) -> Who<'w> {
         Who {
             tenant: self.tenant,
             host: self.host,
@@ -132,7 +132,7 @@ impl Step<'_> {
     }
 
     /// The user's second factors, in the order they are offered.
-    pub async fn factors(&self) -> Result<Vec<MethodRow>, Response> {
+    pub(crate) async fn factors(&self) -> Result<Vec<MethodRow>, Response> {
         login_flow::second_factors(self.state, self.tenant, self.user_id)
             .await
             .map_err(|e| store_error(self.state, self.tenant, e))
@@ -140,7 +140,7 @@ impl Step<'_> {
 
     /// The challenge page for the chosen factor (else the first). Choosing
     /// an email or phone factor sends its code.
-    pub async fn challenge(&self, chosen: Option<&str>, error: Option<&str>) -> Response {
+    pub(crate) async fn challenge(&self, chosen: Option<&str>, error: Option<&str>) -> Response {
         let factors = match self.factors().await {
             Ok(f) => f,
             Err(res) => return res,
@@ -185,7 +185,7 @@ impl Step<'_> {
         self.challenge_page(&factors, current, oob_code.as_deref(), error.as_deref())
     }
 
-    pub fn challenge_page(
+    pub(crate) fn challenge_page(
         &self,
         factors: &[MethodRow],
         current: &MethodRow,
@@ -215,7 +215,7 @@ impl Step<'_> {
         )
     }
 
-    pub fn enrollable(&self) -> Vec<(FactorType, &'static str)> {
+    pub(crate) fn enrollable(&self) -> Vec<(FactorType, &'static str)> {
         let enabled = &self.tenant.config.factors;
         let mut out: Vec<(FactorType, &'static str)> = FactorType::ALL
             .iter()
@@ -226,7 +226,7 @@ impl Step<'_> {
         out
     }
 
-    pub async fn enroll_choice(&self, error: Option<&str>) -> Response {
+    pub(crate) async fn enroll_choice(&self, error: Option<&str>) -> Response {
         let factors: Vec<Value> = self
             .enrollable()
             .iter()
@@ -247,7 +247,12 @@ impl Step<'_> {
         )
     }
 
-    pub fn enroll_page(&self, factor: FactorType, extra: Value, error: Option<&str>) -> Response {
+    pub(crate) fn enroll_page(
+        &self,
+        factor: FactorType,
+        extra: Value,
+        error: Option<&str>,
+    ) -> Response {
         let label = self
             .enrollable()
             .into_iter()
@@ -267,7 +272,7 @@ impl Step<'_> {
     }
 
     /// Enrollment at login is for users without any second factor.
-    pub async fn may_enroll(&self) -> Result<(), Response> {
+    pub(crate) async fn may_enroll(&self) -> Result<(), Response> {
         let factors = self.factors().await?;
         if factors.is_empty() {
             Ok(())
