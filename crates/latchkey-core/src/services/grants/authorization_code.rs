@@ -9,7 +9,7 @@ use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
 use crate::services::policy::Granted;
 use crate::services::tokens::{self, Refresh, TokenResponse, UserTokens};
-use crate::store::{Redeem, UserRow};
+use crate::store::UserRow;
 
 /// What an authorization code stands for, stored (as JSON) under its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +53,15 @@ pub(super) async fn exchange(
     // code spent while the answer is an error cannot be tried again
     // (presented again, it revokes its grant).
     let read = core.store.code(&tenant.id, &digest, now).await?;
-    let (grant_id, raw) = live_code(core, req, read, now).await?;
+    let (grant_id, raw) = super::live(
+        core,
+        req,
+        read,
+        now,
+        "authorization code",
+        GrantError::InvalidCode,
+    )
+    .await?;
     let code: CodeRequest =
         serde_json::from_str(&raw).map_err(|e| GrantError::Internal(e.to_string()))?;
     let (user, granted) = match check_code(core, req, grant, &code).await {
@@ -62,7 +70,15 @@ pub(super) async fn exchange(
         Err(refused) => {
             // A failed exchange spends the code, as it always has.
             let spent = core.store.redeem_code(&tenant.id, &digest, now).await?;
-            live_code(core, req, spent, now).await?;
+            super::live(
+                core,
+                req,
+                spent,
+                now,
+                "authorization code",
+                GrantError::InvalidCode,
+            )
+            .await?;
             return Err(refused);
         }
     };
@@ -92,29 +108,16 @@ pub(super) async fn exchange(
         answer.refresh = Refresh::Stored(token);
     }
     let spent = core.store.redeem_code(&tenant.id, &digest, now).await?;
-    live_code(core, req, spent, now).await?;
+    super::live(
+        core,
+        req,
+        spent,
+        now,
+        "authorization code",
+        GrantError::InvalidCode,
+    )
+    .await?;
     Ok(tokens::sign_user_tokens(core, &key, answer).await?)
-}
-
-/// A usable code (as the store found it); a used one revokes its grant.
-async fn live_code<T>(
-    core: &Core,
-    req: &TokenRequest<'_>,
-    found: Redeem<T>,
-    now: Timestamp,
-) -> Result<T, GrantError> {
-    match found {
-        Redeem::Fresh(v) => Ok(v),
-        Redeem::Replayed { grant_id } => {
-            // A code used twice means it leaked: revoke all it produced.
-            core.store
-                .revoke_grant(&req.tenant.id, &grant_id, "authorization code reused", now)
-                .await?;
-            tracing::warn!(tenant = %req.tenant.name, "authorization code replayed; grant revoked");
-            Err(GrantError::InvalidCode)
-        }
-        Redeem::Missing => Err(GrantError::InvalidCode),
-    }
 }
 
 /// Whether this request may exchange the code `code` stands for: its

@@ -27,7 +27,7 @@ use crate::services::mfa::MfaError;
 use crate::services::passkey_login::PasskeyError;
 use crate::services::policy::{self, Granted, PolicyError};
 use crate::services::tokens::{self, Refresh, TokenError, TokenResponse, UserTokens};
-use crate::store::{StoreError, UserRow};
+use crate::store::{Redeem, StoreError, UserRow};
 use crate::tenant::{Client, GrantType, Tenant};
 
 /// A token request whose client is authenticated, and the grant it makes.
@@ -329,5 +329,30 @@ fn active_user(found: Option<UserRow>) -> Result<UserRow, GrantError> {
         Some(u) if !u.blocked => Ok(u),
         Some(_) => Err(GrantError::UserBlocked),
         None => Err(GrantError::UserGone),
+    }
+}
+
+/// A single-use secret (`what`: a code, a refresh token) as the store found
+/// it when spending it: a fresh one is the caller's; one spent before means
+/// it leaked, and the grant it belonged to is revoked with all it issued.
+/// A replayed or unknown one is `refused`.
+async fn live<T>(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    found: Redeem<T>,
+    now: Timestamp,
+    what: &str,
+    refused: GrantError,
+) -> Result<T, GrantError> {
+    match found {
+        Redeem::Fresh(v) => Ok(v),
+        Redeem::Replayed { grant_id } => {
+            core.store
+                .revoke_grant(&req.tenant.id, &grant_id, &format!("{what} reused"), now)
+                .await?;
+            tracing::warn!(tenant = %req.tenant.name, "{what} reused; grant revoked");
+            Err(refused)
+        }
+        Redeem::Missing => Err(refused),
     }
 }

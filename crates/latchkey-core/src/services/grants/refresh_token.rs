@@ -9,7 +9,7 @@ use crate::crypto::hash::secret_digest;
 use crate::services::mfa;
 use crate::services::policy::split_scope;
 use crate::services::tokens::{self, Refresh, TokenResponse, UserTokens};
-use crate::store::{Redeem, RefreshTokenRow};
+use crate::store::RefreshTokenRow;
 use crate::tenant::RotationType;
 
 /// `grant_type=refresh_token`.
@@ -36,7 +36,15 @@ pub(super) async fn exchange(
         .store
         .refresh_token_and_user(&tenant.id, &digest, now, leeway)
         .await?;
-    let (row, user) = live_refresh_token(core, req, read, now).await?;
+    let (row, user) = super::live(
+        core,
+        req,
+        read,
+        now,
+        "refresh token",
+        GrantError::InvalidRefreshToken,
+    )
+    .await?;
     if row.client_id != client.client_id {
         return Err(GrantError::InvalidRefreshToken);
     }
@@ -105,32 +113,18 @@ pub(super) async fn exchange(
                 leeway,
             )
             .await?;
-        live_refresh_token(core, req, spent, now).await?;
+        super::live(
+            core,
+            req,
+            spent,
+            now,
+            "refresh token",
+            GrantError::InvalidRefreshToken,
+        )
+        .await?;
         answer.refresh = Refresh::Stored(next);
     }
     Ok(tokens::sign_user_tokens(core, &key, answer).await?)
-}
-
-/// A usable refresh token (as the store found it); a replayed one revokes
-/// its family.
-async fn live_refresh_token<T>(
-    core: &Core,
-    req: &TokenRequest<'_>,
-    found: Redeem<T>,
-    now: Timestamp,
-) -> Result<T, GrantError> {
-    match found {
-        Redeem::Fresh(row) => Ok(row),
-        Redeem::Replayed { grant_id } => {
-            // A rotated token came back: someone holds a stolen copy.
-            core.store
-                .revoke_grant(&req.tenant.id, &grant_id, "refresh token reused", now)
-                .await?;
-            tracing::warn!(tenant = %req.tenant.name, "refresh token reused; family revoked");
-            Err(GrantError::InvalidRefreshToken)
-        }
-        Redeem::Missing => Err(GrantError::InvalidRefreshToken),
-    }
 }
 
 /// The Default Policy's window has passed for this refresh token: a user
