@@ -282,6 +282,27 @@ pub(super) fn key_kind(kind: &str) -> Option<FactorType> {
         .filter(|k| factors::answer_kind(*k) == Some(AnswerKind::Key))
 }
 
+/// What a key request of the page's script (JSON) works on: the key kind it
+/// names, the second step's context and its client; else the JSON refusal.
+pub(super) async fn key_context<'t>(
+    state: &AppState,
+    tenant: &'t Tenant,
+    headers: &HeaderMap,
+    tx: &str,
+    kind: &str,
+) -> Result<(FactorType, Ctx, &'t Client), Response> {
+    let Some(kind) = key_kind(kind) else {
+        return Err(json_refused("invalid_request"));
+    };
+    let Ok(ctx) = context(state, tenant, headers, tx).await else {
+        return Err(json_refused("login_expired"));
+    };
+    let Some(client) = tenant.client(&ctx.req.client_id) else {
+        return Err(json_refused("login_expired"));
+    };
+    Ok((kind, ctx, client))
+}
+
 /// `POST /login/mfa/key/challenge`: request options naming the user's keys
 /// of one kind (JSON, for the page's script).
 pub(super) async fn key_challenge(
@@ -293,15 +314,11 @@ pub(super) async fn key_challenge(
     let Ok(Form(form)) = form else {
         return json_refused("invalid_request");
     };
-    let Some(kind) = key_kind(&form.kind) else {
-        return json_refused("invalid_request");
-    };
-    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
-        return json_refused("login_expired");
-    };
-    let Some(client) = tenant.client(&ctx.req.client_id) else {
-        return json_refused("login_expired");
-    };
+    let (kind, ctx, client) =
+        match key_context(&state, &tenant, &headers, &form.tx, &form.kind).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
     match factors::webauthn::key_challenge(&state, &tenant, &host, client, &ctx.token, kind).await {
         Ok((auth_session, options)) => {
             json_no_store(json!({ "auth_session": auth_session, "options": options }))

@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::mfa::{context, done, key_kind, step};
+use super::mfa::{context, done, key_context, step};
 use super::{json_no_store, json_refused};
 use crate::app::SharedState;
 use crate::http::ClientIp;
@@ -268,15 +268,11 @@ pub(super) async fn enroll_key_challenge(
     let Ok(Form(form)) = form else {
         return json_refused("invalid_request");
     };
-    let Some(kind) = key_kind(&form.factor) else {
-        return json_refused("invalid_request");
-    };
-    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
-        return json_refused("login_expired");
-    };
-    let Some(client) = tenant.client(&ctx.req.client_id) else {
-        return json_refused("login_expired");
-    };
+    let (kind, ctx, client) =
+        match key_context(&state, &tenant, &headers, &form.tx, &form.factor).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
     let step = Step {
         state: &state,
         tenant: &tenant,
