@@ -2,5 +2,7 @@
 //! implementations of the outbound HTTP and message delivery ports over
 //! reqwest, lettre and minijinja. Services never name them.
 
+#![warn(unreachable_pub)]
+
 pub mod delivery;
 pub mod http_client;

@@ -88,7 +88,7 @@ impl Core {
     }
 
     /// A fresh grant ID (the family of tokens from one authentication).
-    pub fn new_grant_id(&self) -> String {
+    pub(crate) fn new_grant_id(&self) -> String {
         use crate::rng::RngExt;
         format!("g_{}", self.rng.alnum(22))
     }
@@ -96,7 +96,7 @@ impl Core {
     /// Argon2id off the async workers, on the hashing threads (one per core;
     /// the rest wait their turn, as many as the queue holds). Refused at once
     /// when the queue is full; never run when the caller goes away first.
-    pub async fn verify_password(
+    pub(crate) async fn verify_password(
         &self,
         password: &str,
         hash: &str,
@@ -107,7 +107,7 @@ impl Core {
 
     /// Hashes a new password; waits its turn however long the queue is (a
     /// caller with a token, or a tenant file being applied).
-    pub async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
+    pub(crate) async fn hash_password(&self, password: &str) -> anyhow::Result<String> {
         let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
         self.hashing
             .run_unbounded(move || cfg.hash(&*rng, &p))

@@ -4,6 +4,8 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the map.
 
+#![warn(unreachable_pub)]
+
 pub mod clock;
 pub mod context;
 pub mod crypto;

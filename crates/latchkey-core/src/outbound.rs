@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Names refused whatever they resolve to: the cloud metadata services.
-pub const REFUSED_NAMES: &[&str] = &["metadata.google.internal", "metadata"];
+pub(crate) const REFUSED_NAMES: &[&str] = &["metadata.google.internal", "metadata"];
 
 /// The cloud metadata addresses (AWS, GCP, Azure, and AWS's IPv6 one).
 const METADATA_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
@@ -37,7 +37,7 @@ pub struct Request {
 }
 
 /// The cap on an answer unless a request says otherwise.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 impl Request {
     pub fn new(method: http::Method, url: &str, deadline: Duration, access: NetworkAccess) -> Self {
@@ -182,7 +182,7 @@ impl AddressClass {
 
 /// The class of `ip`; IPv4-mapped and IPv4-compatible IPv6 addresses, NAT64
 /// and 6to4 count as the IPv4 address they carry.
-pub fn classify(ip: IpAddr) -> AddressClass {
+pub(crate) fn classify(ip: IpAddr) -> AddressClass {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => match embedded_v4(v6) {

@@ -2,6 +2,8 @@
 //! backend names them as its parent's) implemented for SQLite and
 //! PostgreSQL, with their migrations. It knows no HTTP.
 
+#![warn(unreachable_pub)]
+
 pub use latchkey_core::store::*;
 
 pub mod errors;

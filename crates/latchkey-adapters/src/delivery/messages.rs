@@ -43,7 +43,7 @@ fn pick<'a, T>(
 
 /// Whether `source` compiles as a message template; the error says why not.
 /// Tenant files are checked with it when they are read.
-pub fn check_template(source: &str) -> Result<(), String> {
+pub(crate) fn check_template(source: &str) -> Result<(), String> {
     Environment::new()
         .template_from_str(source)
         .map(|_| ())

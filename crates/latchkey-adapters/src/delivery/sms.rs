@@ -20,7 +20,7 @@ use latchkey_core::services::delivery::{DeliveryError, Secrets};
 use latchkey_core::tenant::model::{SmsProvider, TwilioSettings, WebhookSettings};
 
 /// The header carrying the webhook signature: `t=<timestamp>,v1=<hex>`.
-pub const SIGNATURE_HEADER: &str = "X-Latchkey-Signature";
+pub(crate) const SIGNATURE_HEADER: &str = "X-Latchkey-Signature";
 
 /// At most this much of a provider's error text is kept in an error.
 const MAX_PROVIDER_TEXT: usize = 200;
@@ -87,7 +87,7 @@ pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// The TwiML a voice call plays: the text, XML-escaped, in one `<Say>`.
-pub fn twiml_say(text: &str) -> String {
+pub(crate) fn twiml_say(text: &str) -> String {
     format!("<Response><Say>{}</Say></Response>", xml_escape(text))
 }
 

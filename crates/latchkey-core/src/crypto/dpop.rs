@@ -17,9 +17,9 @@ use super::hash::{constant_time_eq, sha256_b64url};
 /// The algorithms accepted, as `WWW-Authenticate` advertises them.
 pub const ALGS: &str = "ES256 EdDSA RS256 PS256";
 /// How old a proof's `iat` may be, seconds.
-pub const MAX_AGE: i64 = 300;
+pub(crate) const MAX_AGE: i64 = 300;
 /// How far in the future a proof's `iat` may be (clock skew), seconds.
-pub const MAX_SKEW: i64 = 60;
+pub(crate) const MAX_SKEW: i64 = 60;
 /// Longest proof accepted, bytes.
 const MAX_LEN: usize = 8 * 1024;
 
@@ -249,6 +249,7 @@ pub fn verify(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
 /// The client side (keys, proofs), shared with the integration tests.
 #[cfg(test)]
 #[path = "../../../latchkey/tests/it/dpop_client.rs"]
+#[allow(unreachable_pub)]
 mod client;
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub enum JwsError {
 }
 
 /// The longest compact JWS accepted for verification.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A public RSA key as published in a JWKS.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Jwk {
 
 /// A published key parsed once for verification: the RSA key and its
 /// Montgomery constants are built when the key is loaded, not per token.
-pub struct VerifyingKey {
+pub(crate) struct VerifyingKey {
     kid: String,
     key: ParsedPublicKey,
 }
@@ -65,7 +65,7 @@ impl std::fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    pub fn new(jwk: &Jwk) -> Result<Self, JwsError> {
+    pub(crate) fn new(jwk: &Jwk) -> Result<Self, JwsError> {
         if jwk.kty != "RSA" || jwk.alg != "RS256" {
             return Err(JwsError::Key);
         }
@@ -79,7 +79,7 @@ impl VerifyingKey {
         })
     }
 
-    pub fn kid(&self) -> &str {
+    pub(crate) fn kid(&self) -> &str {
         &self.kid
     }
 }
@@ -112,7 +112,7 @@ impl SigningKey {
         Ok((Self { kid, pair }, der))
     }
 
-    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, JwsError> {
+    pub(crate) fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, JwsError> {
         let pair = KeyPair::from_pkcs8(der).map_err(|_| JwsError::Key)?;
         Ok(Self { kid, pair })
     }
@@ -163,16 +163,15 @@ fn b64_json(v: &Value) -> Result<String, JwsError> {
 
 /// The decoded, unverified header of a compact JWS.
 #[derive(Debug, Deserialize)]
-pub struct Header {
+pub(crate) struct Header {
     pub alg: String,
     pub kid: Option<String>,
-    pub typ: Option<String>,
 }
 
 /// Decodes a compact JWS, checks that it is RS256 and signed by one of
 /// `keys`, and returns that key and the claims. Claim checks (exp, iss, aud) are the
 /// caller's.
-pub fn verify<'k, K: AsRef<VerifyingKey>>(
+pub(crate) fn verify<'k, K: AsRef<VerifyingKey>>(
     token: &str,
     keys: &'k [K],
 ) -> Result<(&'k VerifyingKey, Value), JwsError> {

@@ -3,8 +3,8 @@
 
 pub mod dpop;
 pub mod hash;
-pub mod hashing;
-pub mod jws;
+pub(crate) mod hashing;
+pub(crate) mod jws;
 pub mod otp;
 pub mod password;
 pub mod seal;

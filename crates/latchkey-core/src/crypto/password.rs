@@ -50,8 +50,8 @@ impl PasswordHasherConfig {
 
     /// Verifies in constant time (inside argon2 or bcrypt). Imported bcrypt
     /// hashes (`$2a$`, `$2b$`, `$2y$`) verify too, so users migrated from
-    /// Auth0 keep their passwords; see [`needs_rehash`]. A malformed stored
-    /// hash is simply a mismatch.
+    /// Auth0 keep their passwords; they are verified as they are, never
+    /// rewritten. A malformed stored hash is simply a mismatch.
     pub fn verify(&self, password: &str, stored: &str) -> bool {
         if is_bcrypt(stored) {
             return bcrypt::verify(password, stored).unwrap_or(false);
@@ -67,12 +67,6 @@ fn is_bcrypt(stored: &str) -> bool {
         .any(|p| stored.starts_with(p))
 }
 
-/// Whether a stored hash should be replaced by an Argon2id one at the next
-/// successful login.
-pub fn needs_rehash(stored: &str) -> bool {
-    !stored.starts_with("$argon2id$")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,7 +80,6 @@ mod tests {
         assert!(c.verify("Tr0ub4dor&3", &h));
         assert!(!c.verify("Tr0ub4dor&4", &h));
         assert!(!c.verify("x", "not a hash"));
-        assert!(!needs_rehash(&h));
     }
 
     #[test]
@@ -95,6 +88,5 @@ mod tests {
         let h = bcrypt::hash("hunter2-horse", 4).unwrap();
         assert!(c.verify("hunter2-horse", &h));
         assert!(!c.verify("hunter3-horse", &h));
-        assert!(needs_rehash(&h));
     }
 }

@@ -87,7 +87,7 @@ pub trait Delivery: crate::tenant::file::TemplateSyntax {
     async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), DeliveryError>;
 }
 
-pub type SharedDelivery = Arc<dyn Delivery>;
+pub(crate) type SharedDelivery = Arc<dyn Delivery>;
 
 /// Sends `code` to `to` by `channel` through the tenant's provider, worded
 /// in the caller's language for `purpose`.

@@ -23,7 +23,7 @@ use crate::crypto::hash::constant_time_eq;
 use crate::tenant::{Tenant, issuer_for_host};
 
 /// How long one nonce window lasts, seconds.
-pub const NONCE_WINDOW: i64 = 300;
+pub(crate) const NONCE_WINDOW: i64 = 300;
 
 /// Remembers proof IDs while their proofs could still be accepted.
 pub trait ReplayCache: Send + Sync {
@@ -31,13 +31,13 @@ pub trait ReplayCache: Send + Sync {
     fn first_use(&self, key: &str, until: Timestamp) -> bool;
 }
 
-pub struct MemoryReplayCache {
+pub(crate) struct MemoryReplayCache {
     clock: SharedClock,
     seen: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl MemoryReplayCache {
-    pub fn new(clock: SharedClock) -> Self {
+    pub(crate) fn new(clock: SharedClock) -> Self {
         Self {
             clock,
             seen: Mutex::new(HashMap::new()),

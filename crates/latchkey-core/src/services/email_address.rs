@@ -15,7 +15,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// The longest address accepted, in characters.
-pub const MAX_CHARS: usize = 320;
+pub(crate) const MAX_CHARS: usize = 320;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {

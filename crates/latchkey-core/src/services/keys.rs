@@ -200,7 +200,7 @@ impl KeyService {
 
     /// The claims of `token` if a published key of the tenant signed it.
     /// Expiry, issuer and audience are the caller's to check.
-    pub async fn verify_token(
+    pub(crate) async fn verify_token(
         &self,
         tenant_id: &str,
         token: &str,

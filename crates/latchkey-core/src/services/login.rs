@@ -99,7 +99,7 @@ pub fn attempt<'a>(state: &'a Core, tenant: &Tenant, ip: &str) -> Result<Attempt
 }
 
 /// Longest password we hash: refusing more bounds Argon2's work per request.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub struct PasswordLogin<'a> {
     pub tenant: &'a Tenant,

@@ -18,7 +18,7 @@ use crate::store::{Completion, MethodRow, SessionRow, StoreError, UserRow};
 use crate::tenant::{Client, FactorType, Tenant};
 
 /// How long an authorization code lives.
-pub const CODE_TTL: i64 = 60;
+pub(crate) const CODE_TTL: i64 = 60;
 /// How long a login page stays usable.
 pub const LOGIN_TTL: i64 = 15 * 60;
 
@@ -420,7 +420,7 @@ pub async fn complete(
 
 /// Issues a code for an authenticated user: a new grant, and the code
 /// standing for the request under it.
-pub async fn issue_code(
+pub(crate) async fn issue_code(
     core: &Core,
     tenant: &Tenant,
     host: &str,

@@ -54,7 +54,7 @@ pub enum MethodError {
 }
 
 /// `password|` + base64url of the user ID (MYACCOUNT.md §10 Q10).
-pub fn password_method_id(user_id: &str) -> String {
+pub(crate) fn password_method_id(user_id: &str) -> String {
     format!("password|{}", URL_SAFE_NO_PAD.encode(user_id))
 }
 

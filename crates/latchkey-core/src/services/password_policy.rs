@@ -55,7 +55,7 @@ use crate::tenant::{
 /// documents for database-connection passwords; the Flexible Password Policy
 /// caps `min_length` at 72 as well and adds `max_length_exceeded` to choose
 /// between truncating and refusing beyond the maximum.
-pub const MAX_PASSWORD_BYTES: usize = 72;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 72;
 
 /// The shortest profile value (or word of one) that the profile-data rule
 /// looks for; shorter ones would refuse too many passwords.
@@ -341,7 +341,7 @@ pub fn policy_json(policy: &PasswordPolicy) -> Value {
 /// `entries` (case-insensitive; entries are compared without surrounding
 /// whitespace). Looks regardless of `dictionary.active`; [`check`] only asks
 /// when it is set.
-pub fn in_dictionary(policy: &PasswordPolicy, word: &str) -> bool {
+pub(crate) fn in_dictionary(policy: &PasswordPolicy, word: &str) -> bool {
     let word = lowercase(word);
     let list = match policy.dictionary.default {
         DictionaryName::En10k => EN_10K,

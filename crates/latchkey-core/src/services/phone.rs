@@ -3,7 +3,7 @@
 /// Normalises what a person typed (`+1 (555) 123-4567`, `0044 20 7946 0958`)
 /// to E.164 (`+15551234567`). Numbers without a country code are refused:
 /// there is no region to guess it from.
-pub fn normalise(input: &str) -> Result<String, String> {
+pub(crate) fn normalise(input: &str) -> Result<String, String> {
     let trimmed = input.trim();
     if trimmed.len() > 40 {
         return Err("is too long to be a phone number".into());

@@ -5,7 +5,7 @@
 use crate::tenant::{GrantType, MY_ACCOUNT_SCOPES, MyAccountUserPolicy, SubjectType, Tenant};
 
 /// Scopes about the user themself; no client grant caps them.
-pub const OIDC_SCOPES: [&str; 6] = [
+pub(crate) const OIDC_SCOPES: [&str; 6] = [
     "openid",
     "profile",
     "email",
@@ -24,7 +24,7 @@ pub enum PolicyError {
 
 /// What a token will be for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Granted {
+pub(crate) struct Granted {
     /// The requested API, when there is one.
     pub audience: Option<String>,
     pub scopes: Vec<String>,
@@ -33,11 +33,11 @@ pub struct Granted {
 }
 
 impl Granted {
-    pub fn scope_string(&self) -> String {
+    pub(crate) fn scope_string(&self) -> String {
         self.scopes.join(" ")
     }
 
-    pub fn has(&self, scope: &str) -> bool {
+    pub(crate) fn has(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
 }
@@ -55,7 +55,7 @@ pub fn split_scope(scope: Option<&str>) -> Vec<String> {
 const NO_AUDIENCE_LIFETIME: i64 = 86_400;
 
 /// Scopes for a token on behalf of a user.
-pub fn user_grant(
+pub(crate) fn user_grant(
     tenant: &Tenant,
     host: &str,
     client_id: &str,
@@ -157,7 +157,7 @@ pub fn user_grant(
 }
 
 /// Scopes for a client acting on its own behalf (client credentials).
-pub fn client_grant(
+pub(crate) fn client_grant(
     tenant: &Tenant,
     host: &str,
     client_id: &str,
@@ -213,7 +213,7 @@ pub fn client_grant(
 }
 
 /// A user's permissions on `audience`, from their roles.
-pub fn role_permissions(tenant: &Tenant, roles: &[String], audience: &str) -> Vec<String> {
+pub(crate) fn role_permissions(tenant: &Tenant, roles: &[String], audience: &str) -> Vec<String> {
     tenant
         .config
         .roles

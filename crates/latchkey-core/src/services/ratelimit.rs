@@ -44,7 +44,7 @@ pub trait Limiter: Send + Sync {
     fn give_back(&self, key: &str, rate_ms: u64);
 }
 
-pub struct MemoryLimiter {
+pub(crate) struct MemoryLimiter {
     clock: SharedClock,
     windows: Mutex<HashMap<String, (Timestamp, u32)>>,
     /// Per bucket: the time (epoch milliseconds) at which it is full again.
@@ -52,7 +52,7 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
-    pub fn new(clock: SharedClock) -> Self {
+    pub(crate) fn new(clock: SharedClock) -> Self {
         Self {
             clock,
             windows: Mutex::new(HashMap::new()),

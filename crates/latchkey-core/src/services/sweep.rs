@@ -20,7 +20,7 @@ use crate::store::{StoreError, Swept};
 use crate::tenant::Tenant;
 
 /// Rows per delete statement (and grants looked at per read).
-pub const CHUNK: i64 = 500;
+pub(crate) const CHUNK: i64 = 500;
 
 /// Sweeps one tenant as of the clock's `now`.
 pub async fn sweep_tenant(state: &Core, tenant: &Tenant) -> Result<Swept, StoreError> {

@@ -43,7 +43,7 @@ pub struct TokenResponse {
 }
 
 /// Everything needed to issue tokens for a user after an authentication.
-pub struct UserTokens<'a> {
+pub(crate) struct UserTokens<'a> {
     pub tenant: &'a Tenant,
     pub host: &'a str,
     pub client: &'a Client,
@@ -77,7 +77,7 @@ pub enum Refresh {
 
 /// A new refresh token for these tokens' grant, and the row to store under
 /// its digest.
-pub fn mint_refresh_token(
+pub(crate) fn mint_refresh_token(
     state: &Core,
     t: &UserTokens<'_>,
     now: Timestamp,
@@ -124,7 +124,7 @@ fn jti(state: &Core, grant_id: &str) -> String {
 }
 
 /// The grant an access token belongs to, if it was issued to a user.
-pub fn grant_of_jti(jti: &str) -> Option<&str> {
+pub(crate) fn grant_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(g, _)| g)
 }
 
@@ -132,14 +132,14 @@ pub fn grant_of_jti(jti: &str) -> Option<&str> {
 /// tokens knew their host, so the tenant's canonical host) may be used on
 /// `host`: only where it was minted, as tokens minted there carry that
 /// host's issuer.
-pub fn minted_here(tenant: &Tenant, minted_on: Option<&str>, host: &str) -> bool {
+pub(crate) fn minted_here(tenant: &Tenant, minted_on: Option<&str>, host: &str) -> bool {
     match minted_on {
         Some(h) => h == host,
         None => tenant.config.canonical_domain().eq_ignore_ascii_case(host),
     }
 }
 
-pub async fn issue_user_tokens(
+pub(crate) async fn issue_user_tokens(
     state: &Core,
     t: UserTokens<'_>,
 ) -> Result<TokenResponse, TokenError> {
@@ -150,7 +150,7 @@ pub async fn issue_user_tokens(
 /// [`issue_user_tokens`] with a signing key loaded beforehand: a grant that
 /// spends a code or a refresh token loads it before spending, so that what
 /// remains after the spend cannot fail for want of the database.
-pub async fn sign_user_tokens(
+pub(crate) async fn sign_user_tokens(
     state: &Core,
     key: &SigningKey,
     t: UserTokens<'_>,
@@ -271,7 +271,7 @@ fn token_type(dpop_jkt: Option<&str>) -> &'static str {
 }
 
 /// A client-credentials access token.
-pub async fn issue_client_token(
+pub(crate) async fn issue_client_token(
     state: &Core,
     tenant: &Tenant,
     host: &str,
@@ -342,7 +342,7 @@ fn store_failure(e: &StoreError) -> AccessTokenError {
 }
 
 /// Leeway for clock skew between nodes, in seconds.
-pub const LEEWAY: i64 = 30;
+pub(crate) const LEEWAY: i64 = 30;
 
 /// Verifies an access token presented on `host`: signature by this tenant's
 /// keys, issuer of this host, expiry, and that its grant is not revoked.

@@ -10,15 +10,14 @@ use crate::crypto::hash::sha256;
 use crate::tenant::{Tenant, issuer_for_host};
 
 /// A relying party for requests on one host of a tenant.
-pub struct RelyingParty {
+pub(crate) struct RelyingParty {
     pub webauthn: Webauthn,
     pub rp_id: String,
-    pub rp_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("passkeys are not configured correctly for this host: {0}")]
-pub struct SetupError(String);
+pub(crate) struct SetupError(String);
 
 /// The host's name without its port.
 fn host_name(host: &str) -> &str {
@@ -28,7 +27,7 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-pub fn relying_party(tenant: &Tenant, host: &str) -> Result<RelyingParty, SetupError> {
+pub(crate) fn relying_party(tenant: &Tenant, host: &str) -> Result<RelyingParty, SetupError> {
     let settings = &tenant.config.tenant.passkeys;
     let rp_id = settings
         .rp_id
@@ -49,16 +48,12 @@ pub fn relying_party(tenant: &Tenant, host: &str) -> Result<RelyingParty, SetupE
         builder = builder.append_allowed_origin(&url);
     }
     let webauthn = builder.build().map_err(|e| SetupError(e.to_string()))?;
-    Ok(RelyingParty {
-        webauthn,
-        rp_id,
-        rp_name,
-    })
+    Ok(RelyingParty { webauthn, rp_id })
 }
 
 /// The WebAuthn user handle of a user: derived from the tenant and user IDs,
 /// stable, and revealing neither.
-pub fn user_handle(tenant_id: &str, user_id: &str) -> Uuid {
+pub(crate) fn user_handle(tenant_id: &str, user_id: &str) -> Uuid {
     let digest = sha256(format!("latchkey-user-handle\0{tenant_id}\0{user_id}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -70,7 +65,7 @@ pub fn user_handle(tenant_id: &str, user_id: &str) -> Uuid {
 
 /// What a registration's authenticator data says about the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttestedCredential {
+pub(crate) struct AttestedCredential {
     pub credential_id: Vec<u8>,
     pub aaguid: Uuid,
     /// The COSE_Key, as the authenticator encoded it.
@@ -82,7 +77,7 @@ pub struct AttestedCredential {
 /// Reads `authData` out of a CBOR attestation object and its attested
 /// credential data. The signature and the rest were verified by the relying
 /// party already; this only extracts fields.
-pub fn attested_credential(attestation_object: &[u8]) -> Option<AttestedCredential> {
+pub(crate) fn attested_credential(attestation_object: &[u8]) -> Option<AttestedCredential> {
     let auth_data = cbor::map_bytes(attestation_object, "authData")?;
     // rpIdHash (32) | flags (1) | signCount (4) | aaguid (16) | credIdLen (2) | credId | COSE key
     let flags = *auth_data.get(32)?;
@@ -108,7 +103,7 @@ pub fn attested_credential(attestation_object: &[u8]) -> Option<AttestedCredenti
 
 /// The attested credential of a registration response (the JSON of a
 /// `PublicKeyCredential`), read from its `attestationObject`.
-pub fn attested_in(response: &serde_json::Value) -> Option<AttestedCredential> {
+pub(crate) fn attested_in(response: &serde_json::Value) -> Option<AttestedCredential> {
     let object = response
         .pointer("/response/attestationObject")
         .and_then(serde_json::Value::as_str)
@@ -118,7 +113,7 @@ pub fn attested_in(response: &serde_json::Value) -> Option<AttestedCredential> {
 
 /// The transports a registration response lists (each at most 32 bytes;
 /// none when absent).
-pub fn transports_in(response: &serde_json::Value) -> Vec<String> {
+pub(crate) fn transports_in(response: &serde_json::Value) -> Vec<String> {
     response
         .pointer("/response/transports")
         .and_then(serde_json::Value::as_array)
@@ -132,7 +127,7 @@ pub fn transports_in(response: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn b64url(bytes: &[u8]) -> String {
+pub(crate) fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -161,7 +156,7 @@ mod cbor {
     }
 
     /// The length in bytes of the first item of `data`.
-    pub fn item_len(data: &[u8]) -> Option<usize> {
+    pub(crate) fn item_len(data: &[u8]) -> Option<usize> {
         item_len_at(data, 0)
     }
 
@@ -187,7 +182,7 @@ mod cbor {
     }
 
     /// The byte string under text key `key` of a top-level map.
-    pub fn map_bytes<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    pub(crate) fn map_bytes<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
         let (major, pairs, mut at) = head(data)?;
         if major != 5 {
             return None;

@@ -6,12 +6,12 @@ pub mod dev;
 pub mod file;
 pub mod model;
 mod validate;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-pub use file::{TenantFileError, parse_tenant_file};
+pub use file::parse_tenant_file;
 pub use model::*;
 
 use crate::clock::{SharedClock, Timestamp};
@@ -51,18 +51,18 @@ impl Tenant {
     }
 
     /// The database connection used when a request names none.
-    pub fn default_connection(&self) -> Option<&Connection> {
+    pub(crate) fn default_connection(&self) -> Option<&Connection> {
         self.config.connections.first()
     }
 
-    pub fn resource_server(&self, identifier: &str) -> Option<&ResourceServer> {
+    pub(crate) fn resource_server(&self, identifier: &str) -> Option<&ResourceServer> {
         self.config
             .resource_servers
             .iter()
             .find(|r| r.identifier == identifier)
     }
 
-    pub fn client_grant(
+    pub(crate) fn client_grant(
         &self,
         client_id: &str,
         audience: &str,
@@ -79,7 +79,7 @@ impl Tenant {
     /// The client's user grant to the My Account API. The API is one, on
     /// every host of the tenant: a grant naming its audience on any of them
     /// covers all.
-    pub fn my_account_client_grant(&self, client_id: &str) -> Option<&ClientGrant> {
+    pub(crate) fn my_account_client_grant(&self, client_id: &str) -> Option<&ClientGrant> {
         self.config.client_grants.iter().find(|g| {
             g.client_id == client_id
                 && g.subject_type == SubjectType::User
@@ -102,7 +102,7 @@ impl Tenant {
     }
 
     /// Whether `audience` is this tenant's My Account API on `host`.
-    pub fn is_my_account_audience(&self, host: &str, audience: &str) -> bool {
+    pub(crate) fn is_my_account_audience(&self, host: &str, audience: &str) -> bool {
         audience == my_account_audience(host)
     }
 }

@@ -20,11 +20,11 @@ const MAX_DEPTH: usize = 64;
 /// Most nodes that aliases may copy in, all aliases together.
 const MAX_ALIASED_NODES: usize = 100_000;
 /// The largest tenant file accepted, in bytes.
-pub const MAX_FILE_BYTES: usize = 32 << 20;
+pub(crate) const MAX_FILE_BYTES: usize = 32 << 20;
 /// The longest key or value accepted, in bytes: far beyond any real setting
 /// (a picture URL, metadata), far below what would burden every request
 /// that reads the tenant's configuration.
-pub const MAX_SCALAR_BYTES: usize = 64 << 10;
+pub(crate) const MAX_SCALAR_BYTES: usize = 64 << 10;
 /// The prefix of the standard tags, which `!!` abbreviates.
 const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
@@ -359,7 +359,7 @@ impl Builder {
 }
 
 /// Why a tenant file of `len` bytes is refused.
-pub fn too_large(len: usize) -> String {
+pub(crate) fn too_large(len: usize) -> String {
     format!(
         "the tenant file is {len} bytes; at most {} MiB are accepted",
         MAX_FILE_BYTES >> 20

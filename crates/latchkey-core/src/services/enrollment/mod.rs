@@ -23,11 +23,11 @@ use crate::tenant::{FactorType, Tenant};
 /// How long an enrollment waits for its verification.
 pub const TTL: i64 = 300;
 /// Wrong verifications an enrollment survives.
-pub const MAX_ATTEMPTS: i64 = 5;
+pub(crate) const MAX_ATTEMPTS: i64 = 5;
 /// The most methods a user may have, the password counted: what one page of
 /// `GET /me/v1/authentication-methods` shows (its `maxItems`), so the list
 /// always shows them all. Auth0 caps passkeys at 20; here it is every method.
-pub const MAX_METHODS: usize = 20;
+pub(crate) const MAX_METHODS: usize = 20;
 
 /// The refusal of a method past [`MAX_METHODS`].
 fn too_many() -> EnrollError {
@@ -257,7 +257,7 @@ pub async fn start(state: &Core, who: &Who<'_>, req: Start) -> Result<Started, E
 /// [`start`] under an `auth_session` the caller chose (one it can derive
 /// again from a secret it holds, as the MFA API's association does from its
 /// `mfa_token`). It must carry at least 256 bits of the secret's entropy.
-pub async fn start_with_session(
+pub(crate) async fn start_with_session(
     state: &Core,
     who: &Who<'_>,
     req: Start,

@@ -134,7 +134,7 @@ pub(crate) async fn send_login_code(
 
 /// Answers an out-of-band challenge with the code the user received
 /// (`binding_code`). Wrong codes count against the `mfa_token`.
-pub async fn verify_oob(
+pub(crate) async fn verify_oob(
     state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,

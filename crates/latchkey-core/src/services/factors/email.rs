@@ -12,7 +12,7 @@ use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 
 /// A plausible address: one `@`, a dotted domain, no spaces or controls.
-pub fn valid_address(email: &str) -> bool {
+pub(crate) fn valid_address(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };

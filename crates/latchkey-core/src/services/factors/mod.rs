@@ -10,14 +10,14 @@
 //! (security keys and the device's own); `passkey` the passkey's enrollment
 //! (its login is `passkey_login`'s).
 
-pub mod codes;
-pub mod email;
-pub mod passkey;
-pub mod password;
-pub mod phone;
-pub mod push;
-pub mod recovery_code;
-pub mod totp;
+pub(crate) mod codes;
+pub(crate) mod email;
+pub(crate) mod passkey;
+pub(crate) mod password;
+pub(crate) mod phone;
+pub(crate) mod push;
+pub(crate) mod recovery_code;
+pub(crate) mod totp;
 pub mod webauthn;
 
 use serde_json::Value;
@@ -67,7 +67,7 @@ pub struct SecondFactor {
 
 /// What a method of `kind` is at a login's second step; `None` for types
 /// that are not second factors.
-pub const fn second_factor(kind: FactorType) -> Option<SecondFactor> {
+pub(crate) const fn second_factor(kind: FactorType) -> Option<SecondFactor> {
     match kind {
         FactorType::Totp => Some(totp::SECOND_FACTOR),
         FactorType::RecoveryCode => Some(recovery_code::SECOND_FACTOR),
@@ -90,7 +90,7 @@ pub const fn answer_kind(kind: FactorType) -> Option<AnswerKind> {
 }
 
 /// Whether a confirmed method of `kind` may answer a login's second step.
-pub const fn is_second_factor(kind: FactorType) -> bool {
+pub(crate) const fn is_second_factor(kind: FactorType) -> bool {
     second_factor(kind).is_some()
 }
 
@@ -143,7 +143,7 @@ impl Channel {
 
     /// A phone's channel from its `preferred_authentication_method`: a
     /// voice call when it says so, else a text message.
-    pub fn of_phone(preferred: Option<&str>) -> Self {
+    pub(crate) fn of_phone(preferred: Option<&str>) -> Self {
         if preferred == Some("voice") {
             Self::Voice
         } else {
@@ -229,7 +229,7 @@ pub const fn enroll_label(kind: FactorType) -> Option<&'static str> {
 }
 
 /// A destination with all but its last characters hidden.
-pub fn masked(destination: &str) -> String {
+pub(crate) fn masked(destination: &str) -> String {
     if let Some(at) = destination.find('@') {
         let first = destination.chars().next().unwrap_or('*');
         return format!("{first}***{}", &destination[at..]);
@@ -249,7 +249,7 @@ pub fn masked(destination: &str) -> String {
 }
 
 /// Where a method's codes go (its email address or phone number).
-pub fn destination(m: &MethodRow) -> Option<&str> {
+pub(crate) fn destination(m: &MethodRow) -> Option<&str> {
     let key = match m.method_type {
         FactorType::Email => "email",
         FactorType::Phone => "phone_number",

@@ -14,7 +14,7 @@ use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 use crate::tenant::Tenant;
 
-pub const LENGTH: usize = 24;
+pub(crate) const LENGTH: usize = 24;
 
 /// 24 letters from A–Z: about 113 bits, without modulo bias.
 pub(crate) fn new_code(state: &Core) -> String {
@@ -34,7 +34,7 @@ pub(crate) fn new_code(state: &Core) -> String {
 
 /// The stored form of a code as a user may type it (any case, spaces or
 /// dashes between groups).
-pub fn code_digest(code: &str) -> String {
+pub(crate) fn code_digest(code: &str) -> String {
     let normal: String = code
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -97,7 +97,7 @@ fn label(_: &MethodRow) -> String {
 /// Answers the challenge with the user's recovery code. On success the code
 /// is replaced by a new one (returned, to be shown once) in the same
 /// transaction that consumes the token.
-pub async fn verify_recovery_code(
+pub(crate) async fn verify_recovery_code(
     state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,

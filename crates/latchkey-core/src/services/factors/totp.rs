@@ -120,7 +120,7 @@ fn label(m: &MethodRow) -> String {
 
 /// Answers the challenge with a TOTP code. On success the token is consumed
 /// and the code's time step can never be used again.
-pub async fn verify_otp(
+pub(crate) async fn verify_otp(
     state: &Core,
     tenant: &Tenant,
     answer: &Answer<'_>,

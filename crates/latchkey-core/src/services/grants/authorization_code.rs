@@ -13,7 +13,7 @@ use crate::store::UserRow;
 
 /// What an authorization code stands for, stored (as JSON) under its digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CodeRequest {
+pub(crate) struct CodeRequest {
     pub client_id: String,
     pub user_id: String,
     pub redirect_uri: String,

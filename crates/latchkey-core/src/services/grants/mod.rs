@@ -11,7 +11,8 @@ mod password;
 mod refresh_token;
 mod webauthn;
 
-pub use authorization_code::{AuthorizationCode, CodeRequest};
+pub use authorization_code::AuthorizationCode;
+pub(crate) use authorization_code::CodeRequest;
 pub use client_credentials::ClientCredentials;
 pub use mfa::{MfaOob, MfaOtp, MfaRecoveryCode};
 pub use password::Password;

@@ -155,7 +155,7 @@ pub async fn associate(
 /// (or, for oob, `oob_code` is not the association's): the grant goes on as
 /// a challenge. Returns the user, the pending login and the channel
 /// (`otp`, `sms`, `voice`, `email`).
-pub async fn confirm_association(
+pub(crate) async fn confirm_association(
     state: &Core,
     tenant: &Tenant,
     host: &str,

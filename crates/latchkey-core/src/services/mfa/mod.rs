@@ -23,16 +23,17 @@ use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 
 mod associate;
 
-pub use associate::{Associate, AssociateError, Association, associate, confirm_association};
+pub(crate) use associate::confirm_association;
+pub use associate::{Associate, AssociateError, associate};
 
 /// Lifetime of an `mfa_token`, seconds.
 pub const MFA_TOKEN_TTL: i64 = 600;
 /// Wrong answers an `mfa_token` survives.
-pub const MAX_ATTEMPTS: i64 = 5;
+pub(crate) const MAX_ATTEMPTS: i64 = 5;
 /// Wrong second-factor answers one user may give per window, across all
 /// their logins (so a known password cannot buy endless guesses, five per
 /// token): 10 per 15 minutes.
-pub const USER_FAILURES: (u32, i64) = (10, 900);
+pub(crate) const USER_FAILURES: (u32, i64) = (10, 900);
 
 fn failures_key(tenant: &Tenant, user_id: &str) -> String {
     format!("mfa:wrong:{}:{user_id}", tenant.id)
@@ -57,13 +58,13 @@ pub const MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/
 
 /// Whether `amr` records a multi-factor authentication (a second factor, or
 /// a passkey: possession plus user verification).
-pub fn multi_factor(amr: &[String]) -> bool {
+pub(crate) fn multi_factor(amr: &[String]) -> bool {
     amr.iter().any(|a| a == "mfa" || a == "webauthn")
 }
 
 /// Whether an `amr` value records a second factor (RFC 8176 values latchkey
 /// adds after the first factor).
-pub fn is_second_factor_amr(value: &str) -> bool {
+pub(crate) fn is_second_factor_amr(value: &str) -> bool {
     matches!(value, "mfa" | "otp" | "sms" | "tel" | "hwk" | "swk")
 }
 
@@ -124,7 +125,7 @@ fn default_policy_applies(tenant: &Tenant, host: &str, audience: Option<&str>) -
 
 /// Whether the Default Policy's window has passed for a token of
 /// `audience` whose last authentication was at `auth_time`.
-pub fn two_factor_window_passed(
+pub(crate) fn two_factor_window_passed(
     tenant: &Tenant,
     host: &str,
     audience: Option<&str>,
@@ -177,7 +178,7 @@ pub async fn need(
 }
 
 /// ID of the email factor a verified email address stands for.
-pub const VERIFIED_EMAIL: &str = "email|verified";
+pub(crate) const VERIFIED_EMAIL: &str = "email|verified";
 
 /// The user's methods, with their verified email address standing as an
 /// email factor when the tenant offers email codes and the user enrolled no
@@ -234,7 +235,7 @@ pub fn api_factors(methods: &[MethodRow]) -> Vec<&MethodRow> {
 }
 
 /// `mfa_requirements.challenge`: the kinds of challenge the user can answer.
-pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
+pub(crate) fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
     AuthenticatorType::ALL
         .into_iter()
         .filter(|t| {
@@ -247,7 +248,7 @@ pub fn challenge_types(methods: &[&MethodRow]) -> Vec<Value> {
 }
 
 /// Starts the second step: stores the pending login, returns the token.
-pub async fn issue_token(
+pub(crate) async fn issue_token(
     state: &Core,
     tenant: &Tenant,
     client: &Client,

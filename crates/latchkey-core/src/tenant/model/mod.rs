@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The scopes of the My Account API, in the order Auth0 documents them.
-pub const MY_ACCOUNT_SCOPES: [&str; 10] = [
+pub(crate) const MY_ACCOUNT_SCOPES: [&str; 10] = [
     "create:me:authentication_methods",
     "read:me:authentication_methods",
     "update:me:authentication_methods",
@@ -29,14 +29,14 @@ pub const MY_ACCOUNT_SCOPES: [&str; 10] = [
 macro_rules! keyword_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident ($what:literal) {
+        $vis:vis enum $name:ident ($what:literal) {
             $($(#[$variant_meta:meta])* $variant:ident = $keyword:literal,)+
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "&'static str")]
-        pub enum $name {
+        $vis enum $name {
             $($(#[$variant_meta])* $variant,)+
         }
 
@@ -269,7 +269,7 @@ impl TenantFile {
 }
 
 /// Whether `host` (with or without a port) names the local machine.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split_once(']').map_or(rest, |(address, _)| address),
         None => host.split_once(':').map_or(host, |(name, _)| name),
