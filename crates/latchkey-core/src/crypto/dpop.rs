@@ -7,12 +7,10 @@
 //! this request; `iat` within the window; `jti`; `ath` when an access token
 //! is presented; `nonce` when one is required.
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use super::hash::{constant_time_eq, sha256_b64url};
+use super::jose::{Alg, Compact, JoseError, PublicKey};
 
 /// The algorithms accepted, as `WWW-Authenticate` advertises them.
 pub const ALGS: &str = "ES256 EdDSA RS256 PS256";
@@ -62,12 +60,6 @@ fn invalid(what: impl Into<String>) -> ProofError {
     ProofError::Invalid(what.into())
 }
 
-fn b64(part: &str, what: &str) -> Result<Vec<u8>, ProofError> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| invalid(format!("the proof's {what} is not base64url")))
-}
-
 fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, ProofError> {
     jwk.get(name)
         .and_then(Value::as_str)
@@ -99,60 +91,6 @@ pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, ProofError> {
     Ok(sha256_b64url(canonical.as_bytes()))
 }
 
-/// Checks the signature of `signed` with the header's key under `alg`.
-fn verify_signature(
-    alg: &str,
-    jwk: &Map<String, Value>,
-    signed: &[u8],
-    sig: &[u8],
-) -> Result<(), ProofError> {
-    let kty = member(jwk, "kty")?;
-    let bad_sig = || invalid("the proof's signature does not verify");
-    match (alg, kty) {
-        ("ES256", "EC") => {
-            if member(jwk, "crv")? != "P-256" {
-                return Err(invalid("ES256 needs a P-256 key"));
-            }
-            let x = b64(member(jwk, "x")?, "jwk x")?;
-            let y = b64(member(jwk, "y")?, "jwk y")?;
-            if x.len() != 32 || y.len() != 32 {
-                return Err(invalid("the P-256 key's coordinates are not 32 bytes"));
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                .verify(signed, sig)
-                .map_err(|_| bad_sig())
-        }
-        ("EdDSA", "OKP") => {
-            if member(jwk, "crv")? != "Ed25519" {
-                return Err(invalid("EdDSA needs an Ed25519 key"));
-            }
-            let x = b64(member(jwk, "x")?, "jwk x")?;
-            UnparsedPublicKey::new(&signature::ED25519, x)
-                .verify(signed, sig)
-                .map_err(|_| bad_sig())
-        }
-        ("RS256" | "PS256", "RSA") => {
-            let key = RsaPublicKeyComponents {
-                n: b64(member(jwk, "n")?, "jwk n")?,
-                e: b64(member(jwk, "e")?, "jwk e")?,
-            };
-            let params = if alg == "RS256" {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            } else {
-                &signature::RSA_PSS_2048_8192_SHA256
-            };
-            key.verify(params, signed, sig).map_err(|_| bad_sig())
-        }
-        (_, _) => Err(invalid(format!(
-            "the algorithm {alg:?} does not fit a {kty} key"
-        ))),
-    }
-}
-
 /// `htu` and the request's URL name the same resource: scheme, host, port
 /// and path equal (after URL normalisation); query and fragment ignored.
 fn same_target(htu: &str, url: &str) -> bool {
@@ -167,41 +105,30 @@ fn same_target(htu: &str, url: &str) -> bool {
 
 /// Verifies a DPoP proof for the request `expect` describes.
 pub fn verify(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
-    if proof.len() > MAX_LEN {
-        return Err(invalid("the proof is too long"));
-    }
-    let mut parts = proof.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid("the proof is not a compact JWS"));
-    };
-    let header: Map<String, Value> = serde_json::from_slice(&b64(h, "header")?)
-        .map_err(|_| invalid("the proof's header is not a JSON object"))?;
+    let jws = Compact::parse(proof, MAX_LEN).map_err(|why| invalid(format!("the proof: {why}")))?;
+    let header = jws.header();
     if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
         return Err(invalid("the proof's typ is not dpop+jwt"));
     }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("the proof has no alg"))?;
-    if !ALGS.split(' ').any(|a| a == alg) {
-        return Err(invalid(format!("the algorithm {alg:?} is not accepted")));
-    }
+    let alg = jws.alg().ok_or_else(|| invalid("the proof has no alg"))?;
+    let alg: Alg = alg
+        .parse()
+        .ok()
+        .filter(|a: &Alg| ALGS.split(' ').any(|name| name == a.as_str()))
+        .ok_or_else(|| invalid(format!("the algorithm {alg:?} is not accepted")))?;
     let jwk = header
         .get("jwk")
         .and_then(Value::as_object)
         .ok_or_else(|| invalid("the proof's header has no jwk"))?;
-    if ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
-        .iter()
-        .any(|m| jwk.contains_key(*m))
-    {
-        return Err(invalid("the proof's jwk holds a private key"));
-    }
-    let sig = b64(s, "signature")?;
-    verify_signature(alg, jwk, &proof.as_bytes()[..h.len() + 1 + p.len()], &sig)?;
-    let claims: Map<String, Value> = serde_json::from_slice(&b64(p, "payload")?)
-        .map_err(|_| invalid("the proof's payload is not a JSON object"))?;
+    let key = PublicKey::from_jwk(jwk, &[alg])
+        .map_err(|why| invalid(format!("the proof's jwk is refused for {alg}: {why}")))?;
+    jws.verify(&key, alg).map_err(|e| match e {
+        JoseError::Signature => invalid("the proof's signature does not verify"),
+        other => invalid(other.to_string()),
+    })?;
+    let claims = jws
+        .claims()
+        .map_err(|why| invalid(format!("the proof: {why}")))?;
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
@@ -248,13 +175,8 @@ pub fn verify(proof: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
 
 /// The client side (keys, proofs), shared with the integration tests.
 #[cfg(test)]
-#[path = "../../../latchkey/tests/it/dpop_client.rs"]
-#[allow(unreachable_pub)]
-mod client;
-
-#[cfg(test)]
 mod tests {
-    use super::client::Key;
+    use super::super::test_keys::Key;
     use super::*;
     use serde_json::json;
 

@@ -5,11 +5,13 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _, ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::signature::{self, KeyPair as _};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::jose::{Alg, Compact, PublicKey};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwsError {
@@ -40,20 +42,11 @@ pub struct Jwk {
     pub e: String,
 }
 
-impl Jwk {
-    fn components(&self) -> Result<RsaPublicKeyComponents<Vec<u8>>, JwsError> {
-        Ok(RsaPublicKeyComponents {
-            n: URL_SAFE_NO_PAD.decode(&self.n).map_err(|_| JwsError::Key)?,
-            e: URL_SAFE_NO_PAD.decode(&self.e).map_err(|_| JwsError::Key)?,
-        })
-    }
-}
-
 /// A published key parsed once for verification: the RSA key and its
 /// Montgomery constants are built when the key is loaded, not per token.
 pub(crate) struct VerifyingKey {
     kid: String,
-    key: ParsedPublicKey,
+    key: PublicKey,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -69,10 +62,10 @@ impl VerifyingKey {
         if jwk.kty != "RSA" || jwk.alg != "RS256" {
             return Err(JwsError::Key);
         }
-        let key = jwk
-            .components()?
-            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
-            .map_err(|_| JwsError::Key)?;
+        let Ok(Value::Object(members)) = serde_json::to_value(jwk) else {
+            return Err(JwsError::Key);
+        };
+        let key = PublicKey::from_jwk(&members, &[Alg::Rs256]).map_err(|_| JwsError::Key)?;
         Ok(Self {
             kid: jwk.kid.clone(),
             key,
@@ -161,13 +154,6 @@ fn b64_json(v: &Value) -> Result<String, JwsError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The decoded, unverified header of a compact JWS.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Header {
-    pub alg: String,
-    pub kid: Option<String>,
-}
-
 /// Decodes a compact JWS, checks that it is RS256 and signed by one of
 /// `keys`, and returns that key and the claims. Claim checks (exp, iss, aud) are the
 /// caller's.
@@ -175,39 +161,24 @@ pub(crate) fn verify<'k, K: AsRef<VerifyingKey>>(
     token: &str,
     keys: &'k [K],
 ) -> Result<(&'k VerifyingKey, Value), JwsError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(JwsError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwsError::Malformed);
-    };
-    let header: Header =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| JwsError::Malformed)?)
-            .map_err(|_| JwsError::Malformed)?;
-    if header.alg != "RS256" {
+    let jws = Compact::parse(token, MAX_TOKEN_LEN).map_err(|_| JwsError::Malformed)?;
+    if jws.alg() != Some(Alg::Rs256.as_str()) {
         return Err(JwsError::Algorithm);
     }
-    let kid = header.kid.ok_or(JwsError::UnknownKey)?;
+    let kid = jws
+        .header()
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or(JwsError::UnknownKey)?;
     let key = keys
         .iter()
         .map(AsRef::as_ref)
         .find(|k| k.kid == kid)
         .ok_or(JwsError::UnknownKey)?;
-    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
-    let signed_len = h.len() + 1 + p.len();
-    key.key
-        .verify_sig(&token.as_bytes()[..signed_len], &sig)
+    jws.verify(&key.key, Alg::Rs256)
         .map_err(|_| JwsError::Signature)?;
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)?)
-            .map_err(|_| JwsError::Malformed)?;
-    if !claims.is_object() {
-        return Err(JwsError::Malformed);
-    }
-    Ok((key, claims))
+    let claims = jws.claims().map_err(|_| JwsError::Malformed)?;
+    Ok((key, Value::Object(claims)))
 }
 
 #[cfg(test)]

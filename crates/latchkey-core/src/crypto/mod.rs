@@ -4,7 +4,22 @@
 pub mod dpop;
 pub mod hash;
 pub(crate) mod hashing;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "upstream OpenID login and connected accounts will verify ID tokens here"
+    )
+)]
+pub(crate) mod jose;
 pub(crate) mod jws;
 pub mod otp;
 pub mod password;
 pub mod seal;
+
+/// Keys of each algorithm and JWS signing, as a client would: the tests'
+/// DPoP client, shared with the unit tests here.
+#[cfg(test)]
+#[path = "../../../latchkey/tests/it/dpop_client.rs"]
+#[allow(unreachable_pub)]
+mod test_keys;
