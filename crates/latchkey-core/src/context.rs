@@ -45,6 +45,9 @@ pub struct Outside {
     pub access: crate::outbound::NetworkAccess,
     /// Codes by email, SMS and voice.
     pub delivery: crate::services::delivery::SharedDelivery,
+    /// The environment variables tenant files name for provider and
+    /// upstream-connection secrets.
+    pub secrets: crate::services::delivery::SharedSecrets,
 }
 
 /// Password verifications that may wait for a hashing thread, per core,

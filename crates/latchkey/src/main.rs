@@ -462,6 +462,9 @@ async fn serve(
     } else {
         development_tenant(&state, port).await?;
     }
+    apply::check_stored_secrets(&state)
+        .await
+        .map_err(anyhow::Error::msg)?;
     if sweep_interval > 0 {
         tokio::spawn(latchkey::services::sweep::run(
             state.core.clone(),

@@ -244,13 +244,14 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?);
     let outside = latchkey_core::context::Outside {
         delivery: Arc::new(latchkey_adapters::delivery::MessageDelivery::new(
-            opts.secrets,
+            opts.secrets.clone(),
             http.clone(),
             opts.clock.clone(),
             opts.outbound,
         )),
         http,
         access: opts.outbound,
+        secrets: opts.secrets,
     };
     let mut state = AppState::new(Core::new(
         store,

@@ -359,7 +359,7 @@ pub(super) async fn bulk(target: Target, host: &str, from: u64, to: u64) -> anyh
     let state = latchkey::server::open(target.options()).await?;
     let tenant = tenant_on(&state, host).await?;
     ensure!(
-        tenant.connection(CONNECTION).is_some(),
+        tenant.database_connection(CONNECTION).is_some(),
         "the tenant on {host} has no connection {CONNECTION}"
     );
     let started = Instant::now();

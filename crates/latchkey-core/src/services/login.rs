@@ -128,7 +128,7 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
     let connection = match req.realm {
         Some(r) => req
             .tenant
-            .connection(r)
+            .database_connection(r)
             .ok_or_else(|| LoginError::UnknownConnection(r.to_string()))?,
         None => req
             .tenant

@@ -60,7 +60,7 @@ const PROFILE_KEYS: [(&str, usize); 8] = [
 fn connection<'t>(tenant: &'t Tenant, realm: Option<&str>) -> Result<&'t Connection, PasskeyError> {
     match realm {
         Some(r) => tenant
-            .connection(r)
+            .database_connection(r)
             .ok_or_else(|| PasskeyError::InvalidRequest(format!("Unknown realm: {r}"))),
         None => tenant.default_connection().ok_or_else(|| {
             PasskeyError::InvalidRequest("The tenant has no database connection".into())
@@ -345,7 +345,7 @@ pub async fn finish(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        match tenant.connection(&connection) {
+        match tenant.database_connection(&connection) {
             Some(conn) => open_for_signup(conn)?,
             None => return Err(unknown()),
         }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::{TenantFile, User};
 use crate::context::Core;
 use crate::rng::RngExt;
+use crate::services::delivery::Secrets;
 use crate::store::{StoreError, UserRow};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -118,7 +119,47 @@ async fn password_of(
     Ok((Some(hash), Some(seed)))
 }
 
+/// Whether every upstream connection's client secret is set in the
+/// environment: a connection without its secret would fail every user at
+/// the provider, so it is refused when a file is applied and when the
+/// server starts, naming the connection and the variable.
+pub fn check_secrets(file: &TenantFile, secrets: &dyn Secrets) -> Result<(), String> {
+    for (i, connection) in file.connections.iter().enumerate() {
+        let Some(variable) = connection
+            .options
+            .as_ref()
+            .and_then(|o| o.client_secret_env.as_deref())
+        else {
+            continue;
+        };
+        if secrets.get(variable).is_none_or(|v| v.is_empty()) {
+            return Err(format!(
+                "connections[{i}] ({}): the environment variable {variable} \
+                 (options.client_secret_env) is not set",
+                connection.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_secrets`] for every tenant in the store (at start-up).
+pub async fn check_stored_secrets(state: &Core) -> Result<(), String> {
+    let tenants = state
+        .store
+        .list_tenants()
+        .await
+        .map_err(|e| e.to_string())?;
+    for row in tenants {
+        let tenant = super::Tenant::from_row(&row).map_err(|e| e.to_string())?;
+        check_secrets(&tenant.config, &*state.outside.secrets)
+            .map_err(|e| format!("tenant {}: {e}", tenant.name))?;
+    }
+    Ok(())
+}
+
 pub async fn apply(state: &Core, file: &TenantFile) -> Result<ApplyReport, ApplyError> {
+    check_secrets(file, &*state.outside.secrets).map_err(ApplyError::Other)?;
     let store = &state.store;
     let now = state.clock.now();
     let name = &file.tenant.name;

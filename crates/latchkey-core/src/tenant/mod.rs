@@ -46,13 +46,29 @@ impl Tenant {
             .find(|c| c.client_id == client_id)
     }
 
-    pub fn connection(&self, name: &str) -> Option<&Connection> {
-        self.config.connections.iter().find(|c| c.name == name)
+    /// The database connection named `name` (an upstream connection's
+    /// users log in at their provider, not with a password here).
+    pub fn database_connection(&self, name: &str) -> Option<&Connection> {
+        self.config
+            .connections
+            .iter()
+            .find(|c| c.name == name && !c.strategy.is_upstream())
     }
 
-    /// The database connection used when a request names none.
+    /// The upstream connection named `name`.
+    pub fn upstream_connection(&self, name: &str) -> Option<&Connection> {
+        self.config
+            .connections
+            .iter()
+            .find(|c| c.name == name && c.strategy.is_upstream())
+    }
+
+    /// The database connection used when a request names none: the first.
     pub(crate) fn default_connection(&self) -> Option<&Connection> {
-        self.config.connections.first()
+        self.config
+            .connections
+            .iter()
+            .find(|c| !c.strategy.is_upstream())
     }
 
     pub(crate) fn resource_server(&self, identifier: &str) -> Option<&ResourceServer> {

@@ -41,6 +41,12 @@ pub(super) struct Document {
 pub(super) struct LineMap(HashMap<String, usize>);
 
 impl LineMap {
+    /// Whether the node at `path` itself is written in the text (not left
+    /// to a default).
+    pub(super) fn written(&self, path: &str) -> bool {
+        self.0.contains_key(path)
+    }
+
     /// The line of `path`, or of its nearest ancestor present in the text
     /// (a key left to its default has no line of its own).
     pub(super) fn line_of(&self, path: &str) -> Option<usize> {

@@ -694,3 +694,57 @@ async fn a_data_directory_that_cannot_be_written_is_named() {
     let err = failed_start(data, &args, &[]);
     assert!(err.contains("/proc/self/fdinfo"), "{err}");
 }
+
+/// An upstream connection's client secret comes from the environment: a
+/// variable that is not set is named when the file is applied, and when a
+/// server starts on a database that holds such a connection.
+#[tokio::test]
+async fn upstream_secrets_must_be_set_at_apply_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = crate::support::database_args().await;
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(
+        &file,
+        "tenant: { name: acme, domains: [\"login.acme.test\"] }\nclients: [{ client_id: spa, app_type: spa }]\n\
+         connections:\n  - name: gh\n    strategy: github\n    options: { client_id: Iv1.x, client_secret_env: LK_TEST_GH_SECRET }\n    \
+         connected_accounts: { active: true }\n    enabled_clients: [spa]\n",
+    )
+    .unwrap();
+    let apply = |secret: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["tenant", "apply"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&db)
+            .env_remove("LATCHKEY_MASTER_KEY")
+            .env_remove("LK_TEST_GH_SECRET");
+        if let Some(s) = secret {
+            cmd.env("LK_TEST_GH_SECRET", s);
+        }
+        cmd.output().unwrap()
+    };
+    let out = apply(None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connections[0] (gh)")
+            && err.contains("LK_TEST_GH_SECRET")
+            && err.contains("not set"),
+        "{err}"
+    );
+    let out = apply(Some("gh-secret"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["--listen".to_string(), format!("127.0.0.1:{}", free_port())];
+    args.extend(db.iter().cloned());
+    let err = failed_start(&data, &args, &[]);
+    assert!(
+        err.contains("tenant acme") && err.contains("LK_TEST_GH_SECRET"),
+        "{err}"
+    );
+}

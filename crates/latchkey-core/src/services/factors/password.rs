@@ -42,7 +42,7 @@ pub(crate) async fn start(
     }
     let conn = who
         .tenant
-        .connection(&user.connection)
+        .database_connection(&user.connection)
         .ok_or_else(|| EnrollError::Invalid("The user's connection no longer exists.".into()))?;
     Ok((
         "password|new".to_string(),
@@ -81,7 +81,7 @@ pub(crate) async fn finish(
     let user = user(state, who).await?;
     let conn = who
         .tenant
-        .connection(&user.connection)
+        .database_connection(&user.connection)
         .ok_or_else(|| EnrollError::Invalid("The user's connection no longer exists.".into()))?;
     let policy = &conn.password_policy;
     let mut history: Vec<String> = Vec::new();

@@ -499,29 +499,6 @@ keyword_enum! {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Connection {
-    pub name: String,
-    #[serde(default)]
-    pub strategy: ConnectionStrategy,
-    #[serde(default)]
-    pub password_policy: PasswordPolicy,
-    #[serde(default)]
-    pub disable_signup: bool,
-    #[serde(default)]
-    pub requires_username: bool,
-}
-
-keyword_enum! {
-    /// Where a connection's users live. Only the built-in database for now.
-    #[derive(Default)]
-    pub enum ConnectionStrategy ("connection strategy") {
-        #[default]
-        Auth0 = "auth0",
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordPolicy {
     pub min_length: u32,
@@ -660,5 +637,7 @@ fn default_resource_server_token_lifetime() -> u32 {
     86_400
 }
 
+mod connections;
 mod entities;
+pub use connections::*;
 pub use entities::*;

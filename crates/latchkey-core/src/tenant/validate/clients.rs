@@ -269,17 +269,29 @@ impl<'a> Validator<'a> {
                 "must be an Argon2id ($argon2id$…) or bcrypt ($2a$, $2b$, $2y$) hash",
             )?;
         }
-        if !self
+        match self
             .file
             .connections
             .iter()
-            .any(|c| c.name == user.connection)
+            .find(|c| c.name == user.connection)
         {
-            let mut message = format!("no connection is named {:?}", user.connection);
-            if self.file.connections.is_empty() {
-                message.push_str(" (the file defines no connections)");
+            None => {
+                let mut message = format!("no connection is named {:?}", user.connection);
+                if self.file.connections.is_empty() {
+                    message.push_str(" (the file defines no connections)");
+                }
+                return Err(self.error(format!("{path}.connection"), message));
             }
-            return Err(self.error(format!("{path}.connection"), message));
+            Some(c) if c.strategy.is_upstream() => {
+                return Err(self.error(
+                    format!("{path}.connection"),
+                    format!(
+                        "{:?} is an upstream connection (strategy {}): its users come from the identity provider",
+                        c.name, c.strategy
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         if let Some(id) = &user.user_id {
             let local = id.strip_prefix("auth0|").unwrap_or_default();

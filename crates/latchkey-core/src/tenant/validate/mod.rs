@@ -17,6 +17,7 @@ use super::yaml::{LineMap, index_path, key_path};
 use crate::services::email_address;
 
 mod clients;
+mod connections;
 mod providers;
 
 /// Scopes that belong to OpenID Connect rather than to any API.
@@ -240,42 +241,6 @@ impl<'a> Validator<'a> {
         }
         Ok(())
     }
-
-    fn connections(&self) -> Check {
-        for (i, connection) in self.file.connections.iter().enumerate() {
-            let path = format!("connections[{i}]");
-            let name = &connection.name;
-            self.ensure(
-                is_word(name, 128, |b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !name.starts_with('-')
-                    && !name.ends_with('-'),
-                format!("{path}.name"),
-                "must be 1 to 128 letters, digits and -, not starting or ending with -",
-            )?;
-            self.password_policy(
-                &format!("{path}.password_policy"),
-                &connection.password_policy,
-            )?;
-        }
-        let names =
-            indexed("connections", &self.file.connections, |c| c.name.as_str()).map(at("name"));
-        self.unique(names, |name| format!("duplicate connection name {name:?}"))
-    }
-
-    fn password_policy(&self, path: &str, policy: &PasswordPolicy) -> Check {
-        self.in_range(format!("{path}.min_length"), policy.min_length, 1..=72)?;
-        self.in_range(format!("{path}.history.size"), policy.history.size, 1..=24)?;
-        let types_path = format!("{path}.character_types");
-        self.unique(indexed(&types_path, &policy.character_types, |t| *t), |t| {
-            format!("duplicate character type {t}")
-        })?;
-        self.ensure(
-            policy.character_type_rule == CharacterTypeRule::All
-                || policy.character_types.len() == CharacterType::ALL.len(),
-            format!("{path}.character_type_rule"),
-            "three_of_four needs all four character_types",
-        )
-    }
 }
 
 /// Pairs each item of the sequence at `path` with its own path and `key`.
@@ -298,6 +263,11 @@ fn at<K>(field: &str) -> impl Fn((String, K)) -> (String, K) {
 /// Whether `text` is 1 to `max_len` bytes, all of them `allowed`.
 fn is_word(text: &str, max_len: usize, allowed: impl Fn(u8) -> bool) -> bool {
     (1..=max_len).contains(&text.len()) && text.bytes().all(allowed)
+}
+
+/// The name of an environment variable that holds a secret.
+fn is_env_name(name: &str) -> bool {
+    is_word(name, 128, |b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The characters of client and user ids.

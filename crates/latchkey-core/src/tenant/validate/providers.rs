@@ -47,11 +47,6 @@ impl<'a> Validator<'a> {
     }
 
     pub(super) fn providers(&self) -> Check {
-        let env_name = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
         if let Some(email) = &self.file.email_provider {
             let smtp = &email.smtp;
             self.ensure(
@@ -73,7 +68,7 @@ impl<'a> Validator<'a> {
             )?;
             if let Some(v) = &smtp.password_env {
                 self.ensure(
-                    env_name(v),
+                    is_env_name(v),
                     "email_provider.smtp.password_env",
                     "is not an environment variable name".to_string(),
                 )?;
@@ -107,7 +102,7 @@ impl<'a> Validator<'a> {
                     "must be letters and digits".to_string(),
                 )?;
                 self.ensure(
-                    env_name(&t.auth_token_env),
+                    is_env_name(&t.auth_token_env),
                     "sms_provider.twilio.auth_token_env",
                     "is not an environment variable name".to_string(),
                 )?;
@@ -127,7 +122,7 @@ impl<'a> Validator<'a> {
             Some(SmsProvider::Webhook(w)) => {
                 check_url(&w.url, false).map_err(|m| self.error("sms_provider.webhook.url", m))?;
                 self.ensure(
-                    env_name(&w.secret_env),
+                    is_env_name(&w.secret_env),
                     "sms_provider.webhook.secret_env",
                     "is not an environment variable name".to_string(),
                 )?;
