@@ -188,6 +188,14 @@ async fn scope_may_narrow_but_never_widen() {
     let (status, narrowed) = refresh(&s, rt, Some("openid offline_access read:me:factors")).await;
     assert_eq!(status, StatusCode::OK, "{narrowed}");
     assert_eq!(narrowed["scope"], "openid offline_access read:me:factors");
+    // The narrowing was for that access token: the successor holds the
+    // scope of the token it replaced (RFC 6749 §6).
+    let (status, next) = refresh(&s, narrowed["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert_eq!(
+        next["scope"],
+        "openid offline_access read:me:factors read:me:authentication_methods"
+    );
 }
 
 #[tokio::test]

@@ -101,7 +101,11 @@ pub(super) async fn exchange(
     // Everything checked: spend the token, storing its successor in
     // the same step.
     if rotate {
-        let (next, next_row) = tokens::mint_refresh_token(core, &answer, now);
+        let (next, mut next_row) = tokens::mint_refresh_token(core, &answer, now);
+        // The successor is the token it replaces, whatever this exchange
+        // asked for (RFC 6749 §6): its scope and audience.
+        next_row.scope = row.scope.clone();
+        next_row.audience = row.audience.clone();
         let successor = (secret_digest(&next), next_row);
         let spent = core
             .store
