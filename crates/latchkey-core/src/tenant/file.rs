@@ -806,6 +806,90 @@ users:
     }
 
     #[test]
+    fn refresh_token_policies_name_apis_of_the_tenant_once() {
+        // The policies start on line 9, one a line.
+        let client = |first_party: bool, policies: &[&str]| {
+            let mut text = format!(
+                "tenant: {{ name: acme, domains: [id.acme.test, login.acme.test] }}\n\
+                 resource_servers: [{{ identifier: api, scopes: [read, write] }}]\n\
+                 clients:\n  - client_id: spa\n    app_type: spa\n    first_party: {first_party}\n\
+                 \x20   refresh_token:\n      policies:\n"
+            );
+            for p in policies {
+                text.push_str(&format!("        - {p}\n"));
+            }
+            text
+        };
+        let me = "{ audience: \"https://id.acme.test/me/\", scope: [read:me:factors] }";
+        let file = parse_ok(&client(true, &[me, "{ audience: api, scope: [read] }"]));
+        let policies = &file.clients[0].refresh_token.policies;
+        assert_eq!(policies[1].audience, "api");
+        assert_eq!(policies[1].scope, ["read"]);
+        let path = "clients[0].refresh_token.policies";
+        for (policy, field, message) in [
+            (
+                "{ audience: \"https://nowhere.test/\", scope: [] }",
+                "audience",
+                "is neither a resource server identifier",
+            ),
+            (
+                "{ audience: api, scope: [delete] }",
+                "scope[0]",
+                "\"delete\" is not a scope of \"api\"",
+            ),
+            (
+                "{ audience: api, scope: [offline_access] }",
+                "scope[0]",
+                "OpenID Connect scope",
+            ),
+            (
+                "{ audience: api, scope: [read, read] }",
+                "scope[1]",
+                "duplicate scope",
+            ),
+        ] {
+            assert_error(
+                &client(true, &[policy]),
+                9,
+                &format!("{path}[0].{field}"),
+                message,
+            );
+        }
+        assert_error(
+            &client(
+                true,
+                &[
+                    "{ audience: api, scope: [read] }",
+                    "{ audience: api, scope: [write] }",
+                ],
+            ),
+            10,
+            &format!("{path}[1].audience"),
+            "a second policy for \"api\" (first at line 9)",
+        );
+        // One API, whichever host's audience names it.
+        assert_error(
+            &client(
+                true,
+                &[
+                    me,
+                    "{ audience: \"https://login.acme.test/me/\", scope: [] }",
+                ],
+            ),
+            10,
+            &format!("{path}[1].audience"),
+            "a second policy for the My Account API",
+        );
+        assert_error(&client(false, &[me]), 8, path, "first-party clients only");
+        assert_error(
+            &client(true, &["{ audience: api }"]),
+            9,
+            &format!("{path}[0]"),
+            "scope",
+        );
+    }
+
+    #[test]
     fn references_and_duplicates_elsewhere() {
         let base = format!(
             "{TENANT}resource_servers: [{{ identifier: api, scopes: [read] }}]\nconnections: [{{ name: db }}]\n"

@@ -126,6 +126,19 @@ pub struct RefreshTokenSettings {
     pub idle_token_lifetime: u32,
     /// Seconds during which a rotated token may still be reused.
     pub leeway: u32,
+    /// Auth0's multi-resource refresh token: the APIs (and their scopes) a
+    /// refresh token of this client may also mint access tokens for.
+    pub policies: Vec<RefreshTokenPolicy>,
+}
+
+/// One API of a client's multi-resource refresh token policies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshTokenPolicy {
+    /// A resource server's identifier or the My Account audience.
+    pub audience: String,
+    /// The scopes a refresh token may ask for on that API.
+    pub scope: Vec<String>,
 }
 
 impl Default for RefreshTokenSettings {
@@ -135,6 +148,7 @@ impl Default for RefreshTokenSettings {
             token_lifetime: 2_592_000,
             idle_token_lifetime: 1_296_000,
             leeway: 0,
+            policies: Vec::new(),
         }
     }
 }

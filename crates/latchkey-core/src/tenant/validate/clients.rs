@@ -92,7 +92,41 @@ impl<'a> Validator<'a> {
             refresh.idle_token_lifetime,
             60..=refresh.token_lifetime,
         )?;
-        self.in_range(format!("{refresh_path}.leeway"), refresh.leeway, 0..=60)
+        self.in_range(format!("{refresh_path}.leeway"), refresh.leeway, 0..=60)?;
+        self.refresh_token_policies(&format!("{refresh_path}.policies"), client)
+    }
+
+    /// A client's multi-resource refresh token policies: first-party
+    /// clients only (as Auth0's), each naming an API of this tenant once,
+    /// with scopes of that API.
+    fn refresh_token_policies(&self, path: &str, client: &Client) -> Check {
+        let policies = &client.refresh_token.policies;
+        self.ensure(
+            policies.is_empty() || client.first_party,
+            path,
+            "multi-resource refresh token policies are for first-party clients only",
+        )?;
+        for (j, policy) in policies.iter().enumerate() {
+            let path = index_path(path, j);
+            let Some(scopes) = self.api_scopes(&policy.audience) else {
+                return Err(self.not_an_api(key_path(&path, "audience"), &policy.audience));
+            };
+            self.scopes_of_api(
+                &key_path(&path, "scope"),
+                &policy.audience,
+                &scopes,
+                &policy.scope,
+            )?;
+        }
+        // The My Account API is one API, whichever host's audience names it.
+        let apis = indexed(path, policies, |p| {
+            (!self.my_account_audiences.contains(&p.audience)).then_some(p.audience.as_str())
+        })
+        .map(at("audience"));
+        self.unique(apis, |api| match api {
+            Some(audience) => format!("a second policy for {audience:?}"),
+            None => "a second policy for the My Account API".into(),
+        })
     }
 
     pub(super) fn resource_servers(&self) -> Check {
@@ -147,6 +181,36 @@ impl<'a> Validator<'a> {
         Some(server.scopes.iter().map(String::as_str).collect())
     }
 
+    /// The refusal of an `audience` that names no API of this tenant.
+    fn not_an_api(&self, path: String, audience: &str) -> TenantFileError {
+        let message = format!(
+            "{audience:?} is neither a resource server identifier nor a My Account audience of this tenant"
+        );
+        self.error(path, message)
+    }
+
+    /// `scopes`, listed at `path` for the API `audience` whose scopes are
+    /// `api`: each one of them (never an OpenID Connect scope, which users
+    /// grant themselves), none twice.
+    fn scopes_of_api(&self, path: &str, audience: &str, api: &[&str], scopes: &[String]) -> Check {
+        for (j, scope) in scopes.iter().enumerate() {
+            let scope_path = index_path(path, j);
+            self.ensure(
+                !OIDC_SCOPES.contains(&scope.as_str()),
+                &scope_path,
+                format!("{scope:?} is an OpenID Connect scope and cannot be granted to an API"),
+            )?;
+            self.ensure(
+                api.contains(&scope.as_str()),
+                scope_path,
+                format!("{scope:?} is not a scope of {audience:?}"),
+            )?;
+        }
+        self.unique(indexed(path, scopes, String::as_str), |s| {
+            format!("duplicate scope {s:?}")
+        })
+    }
+
     pub(super) fn client_grants(&self) -> Check {
         for (i, grant) in self.file.client_grants.iter().enumerate() {
             let path = format!("client_grants[{i}]");
@@ -159,11 +223,7 @@ impl<'a> Validator<'a> {
                 format!("no client has client_id {:?}", grant.client_id),
             )?;
             let Some(scopes) = self.api_scopes(&grant.audience) else {
-                let message = format!(
-                    "{:?} is neither a resource server identifier nor a My Account audience of this tenant",
-                    grant.audience
-                );
-                return Err(self.error(format!("{path}.audience"), message));
+                return Err(self.not_an_api(format!("{path}.audience"), &grant.audience));
             };
             self.ensure(
                 grant.subject_type == SubjectType::User
@@ -171,23 +231,12 @@ impl<'a> Validator<'a> {
                 format!("{path}.subject_type"),
                 "the My Account API does not allow client access",
             )?;
-            let scope_path = format!("{path}.scope");
-            for (j, scope) in grant.scope.iter().enumerate() {
-                let scope_path = index_path(&scope_path, j);
-                self.ensure(
-                    !OIDC_SCOPES.contains(&scope.as_str()),
-                    &scope_path,
-                    format!("{scope:?} is an OpenID Connect scope and cannot be granted to an API"),
-                )?;
-                self.ensure(
-                    scopes.contains(&scope.as_str()),
-                    scope_path,
-                    format!("{scope:?} is not a scope of {:?}", grant.audience),
-                )?;
-            }
-            self.unique(indexed(&scope_path, &grant.scope, String::as_str), |s| {
-                format!("duplicate scope {s:?}")
-            })?;
+            self.scopes_of_api(
+                &format!("{path}.scope"),
+                &grant.audience,
+                &scopes,
+                &grant.scope,
+            )?;
         }
         let keys = indexed("client_grants", &self.file.client_grants, |g| {
             (g.client_id.as_str(), g.audience.as_str(), g.subject_type)
