@@ -108,6 +108,31 @@ impl Tenant {
         })
     }
 
+    /// The policy of `client`'s refresh tokens (Auth0's multi-resource
+    /// refresh token) for `audience`, asked for on `host`. The My Account
+    /// API is one API on every host, as for client grants.
+    pub(crate) fn refresh_token_policy<'c>(
+        &self,
+        client: &'c Client,
+        host: &str,
+        audience: &str,
+    ) -> Option<&'c RefreshTokenPolicy> {
+        let my_account = self.is_my_account_audience(host, audience);
+        let wanted = canonical_audience(audience);
+        client.refresh_token.policies.iter().find(|p| {
+            let named = canonical_audience(&p.audience);
+            if my_account {
+                self.config
+                    .tenant
+                    .domains
+                    .iter()
+                    .any(|d| self.is_my_account_audience(d, &named))
+            } else {
+                named == wanted
+            }
+        })
+    }
+
     /// Every origin any client of the tenant allows for CORS.
     pub fn allowed_origins(&self) -> impl Iterator<Item = &str> {
         self.config

@@ -290,16 +290,18 @@ impl From<GrantError> for OAuthError {
                 "The {} is bound to a DPoP key: send a proof by it",
                 bound(what)
             )),
-            GrantError::InvalidRefreshToken => invalid_grant("Unknown or invalid refresh token."),
+            // An audience a refresh token may not reach is answered as
+            // Auth0 answers it, which SDKs take as the cue to fall back
+            // to a full authorization for that audience.
+            GrantError::InvalidRefreshToken | GrantError::AudienceNotAllowed => {
+                invalid_grant("Unknown or invalid refresh token.")
+            }
             GrantError::RefreshFromAnotherHost => {
                 invalid_grant("The refresh token was issued on another host of the tenant")
             }
             GrantError::ScopeNotGranted(extra) => Self::InvalidScope(format!(
                 "The scope '{extra}' was not granted to this refresh token"
             )),
-            GrantError::AudienceMismatch => {
-                Self::InvalidRequest("The refresh token was not issued for this audience".into())
-            }
             GrantError::UserBlocked => invalid_grant("user is blocked"),
             GrantError::UserGone => invalid_grant("The user no longer exists"),
             GrantError::MfaRequired {

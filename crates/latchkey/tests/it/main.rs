@@ -21,6 +21,7 @@ mod me_openapi;
 mod me_passkeys;
 mod mfa_api;
 mod mfa_page;
+mod mrrt;
 mod native_passkeys;
 mod outbound;
 mod refresh;

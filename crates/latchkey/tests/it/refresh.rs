@@ -1,4 +1,5 @@
 //! The refresh-token grant: rotation, reuse detection, scope narrowing.
+//! Exchanges for other APIs are in `mrrt.rs`.
 
 use reqwest::StatusCode;
 

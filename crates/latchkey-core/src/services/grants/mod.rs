@@ -8,6 +8,7 @@ mod authorization_code;
 mod client_credentials;
 mod mfa;
 mod password;
+mod refresh_target;
 mod refresh_token;
 mod webauthn;
 
@@ -109,8 +110,9 @@ pub enum GrantError {
     RefreshFromAnotherHost,
     /// A scope the refresh token was not granted.
     ScopeNotGranted(String),
-    /// An audience the refresh token was not issued for.
-    AudienceMismatch,
+    /// An audience the refresh token was not issued for, and that no
+    /// policy of its client's refresh tokens names.
+    AudienceNotAllowed,
     UserBlocked,
     UserGone,
     /// A second factor is needed first: the app goes on with `mfa_token`.
@@ -156,7 +158,7 @@ impl GrantError {
             | Self::InvalidRefreshToken
             | Self::RefreshFromAnotherHost
             | Self::ScopeNotGranted(_)
-            | Self::AudienceMismatch
+            | Self::AudienceNotAllowed
             | Self::UserBlocked
             | Self::UserGone
             | Self::MfaRequired { .. }

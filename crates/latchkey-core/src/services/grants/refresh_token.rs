@@ -1,7 +1,10 @@
 //! The refresh token grant: a refresh token, checked against a read, then
 //! spent (rotated, when its client rotates them) in one step that stores
 //! its successor; a rotated token presented again revokes its family.
+//! What it is exchanged for (its own API, or another its client's
+//! policies allow) is `refresh_target`'s to decide.
 
+use super::refresh_target::{self, Target};
 use super::{Bound, GrantError, Later, TokenRequest, active_user, later};
 use crate::clock::Timestamp;
 use crate::context::Core;
@@ -15,8 +18,11 @@ use crate::tenant::RotationType;
 /// `grant_type=refresh_token`.
 pub struct RefreshToken<'a> {
     pub refresh_token: &'a str,
-    /// The scope asked for (split), when asked: at most the token's own.
+    /// The scope asked for (split), when asked: at most the token's own,
+    /// and its client's policy's for the audience.
     pub scope: Later<Option<Vec<String>>>,
+    /// The API asked for, when asked: the token's own, or one its client's
+    /// refresh-token policies name.
     pub audience: Later<Option<&'a str>>,
 }
 
@@ -52,34 +58,32 @@ pub(super) async fn exchange(
         return Err(GrantError::RefreshFromAnotherHost);
     }
     let user = active_user(user)?;
-    let original = split_scope(Some(&row.scope));
-    let requested = match later(&grant.scope)? {
-        None => original.clone(),
-        Some(asked) => {
-            if let Some(extra) = asked.iter().find(|s| !original.contains(s)) {
-                return Err(GrantError::ScopeNotGranted(extra.clone()));
-            }
-            asked
-        }
-    };
-    if let Some(aud) = later(&grant.audience)?
-        && Some(aud) != row.audience.as_deref()
-    {
-        return Err(GrantError::AudienceMismatch);
-    }
+    let scope = later(&grant.scope)?;
+    let target = refresh_target::target(
+        tenant,
+        req.host,
+        client,
+        row.audience.as_deref(),
+        &split_scope(Some(&row.scope)),
+        later(&grant.audience)?,
+        scope,
+    )?;
     // A refresh token bound to a DPoP key (public clients) needs a proof
     // from that key; checked before the token is spent.
     req.proved_key(row.dpop_jkt.as_deref(), Bound::RefreshToken)?;
-    if mfa::two_factor_window_passed(
-        tenant,
-        req.host,
-        row.audience.as_deref(),
-        row.auth_time,
-        now,
-    ) {
-        default_policy_on_refresh(core, req, &row, &requested, now).await?;
+    let audience = target.audience.as_deref();
+    if mfa::two_factor_window_passed(tenant, req.host, audience, row.auth_time, now) {
+        default_policy_on_refresh(core, req, &row, &target, now, Unmet::Revoke).await?;
+    } else if target.other_api
+        && mfa::default_policy_applies(tenant, req.host, audience)
+        && !mfa::multi_factor(&row.amr)
+    {
+        // The login behind the token was for another API, which did not
+        // ask for the second factor this one's Default Policy asks for:
+        // it is asked now, as a login for this API would have.
+        default_policy_on_refresh(core, req, &row, &target, now, Unmet::Pass).await?;
     }
-    let granted = req.user_grant(&user, row.audience.as_deref(), &requested)?;
+    let granted = req.user_grant(&user, audience, &target.scope)?;
     let mut answer = UserTokens {
         tenant,
         host: req.host,
@@ -103,7 +107,8 @@ pub(super) async fn exchange(
     if rotate {
         let (next, mut next_row) = tokens::mint_refresh_token(core, &answer, now);
         // The successor is the token it replaces, whatever this exchange
-        // asked for (RFC 6749 §6): its scope and audience.
+        // asked for (RFC 6749 §6): its scope, and its audience, so that a
+        // token exchanged for another API still serves its own.
         next_row.scope = row.scope.clone();
         next_row.audience = row.audience.clone();
         let successor = (secret_digest(&next), next_row);
@@ -131,33 +136,47 @@ pub(super) async fn exchange(
     Ok(tokens::sign_user_tokens(core, &key, answer).await?)
 }
 
-/// The Default Policy's window has passed for this refresh token: a user
-/// with a factor is challenged again (`mfa_required`; the refresh token
-/// stays as it is); a user without one cannot meet the policy, and the
-/// refresh token dies with its grant.
+/// What the Default Policy does with a user who has no second factor.
+enum Unmet {
+    /// The refresh token dies with its grant: its window has passed.
+    Revoke,
+    /// The token is exchanged: within the window, as at a login.
+    Pass,
+}
+
+/// The My Account API's Default Policy wants a second factor for this
+/// exchange: a user with a factor is challenged (`mfa_required`; the
+/// refresh token stays as it is, and the challenge's answer gets what
+/// `target` asked for); a user without one is dealt with as `unmet` says.
 async fn default_policy_on_refresh(
     core: &Core,
     req: &TokenRequest<'_>,
     row: &RefreshTokenRow,
-    requested: &[String],
+    target: &Target,
     now: Timestamp,
+    unmet: Unmet,
 ) -> Result<(), GrantError> {
     let methods = mfa::factors_of(core, req.tenant, &row.user_id).await?;
     let factors = mfa::second_factors(&methods);
     if factors.is_empty() {
-        core.store
-            .revoke_grant(
-                &req.tenant.id,
-                &row.grant_id,
-                "two-factor window passed",
-                now,
-            )
-            .await?;
-        return Err(GrantError::NoSecondFactor);
+        return match unmet {
+            Unmet::Pass => Ok(()),
+            Unmet::Revoke => {
+                core.store
+                    .revoke_grant(
+                        &req.tenant.id,
+                        &row.grant_id,
+                        "two-factor window passed",
+                        now,
+                    )
+                    .await?;
+                Err(GrantError::NoSecondFactor)
+            }
+        };
     }
     let pending = mfa::Pending {
-        audience: row.audience.clone(),
-        scope: requested.to_vec(),
+        audience: target.audience.clone(),
+        scope: target.scope.clone(),
         amr: row.amr.clone(),
         auth_time: row.auth_time,
         gty: "refresh_token".into(),

@@ -118,7 +118,7 @@ pub fn always(tenant: &Tenant, client: &Client) -> bool {
 /// Whether the My Account API's Default Policy covers a token for
 /// `audience`. My Account tokens are only granted for the request's own
 /// host, so that host's audience is the one to compare.
-fn default_policy_applies(tenant: &Tenant, host: &str, audience: Option<&str>) -> bool {
+pub(crate) fn default_policy_applies(tenant: &Tenant, host: &str, audience: Option<&str>) -> bool {
     tenant.config.my_account_api.require_2fa
         && audience.is_some_and(|a| tenant.is_my_account_audience(host, a))
 }
