@@ -32,3 +32,5 @@ mod store_contract;
 mod support;
 mod sweep;
 mod tenant_files;
+mod upstream;
+mod upstream_providers;
