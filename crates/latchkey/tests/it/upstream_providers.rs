@@ -2,6 +2,7 @@
 //! no latchkey: what they answer is what the real ones answer, so tests of
 //! connected accounts and upstream login can lean on them.
 
+mod github;
 mod oidc;
 
 /// Where the providers send the browser back to.

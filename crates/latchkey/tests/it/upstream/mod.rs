@@ -1,10 +1,12 @@
 //! Real upstream identity providers on loopback, for the tests of connected
 //! accounts and upstream login: an OpenID provider (`oidc-provider` from npm,
-//! a Node process; `oidc.rs`). It counts what it was asked and
-//! can be made to misbehave; a test drives its login pages with a
+//! a Node process; `oidc.rs`) and a server speaking GitHub's OAuth apps
+//! dialect (in process; `github.rs`). Both count what they were asked and
+//! can be made to misbehave; a test drives their login pages with a
 //! cookie-keeping client that follows no redirects by itself
 //! ([`browser`], or `TestServer::browser`), as a browser would.
 
+pub mod github;
 pub mod oidc;
 
 use reqwest::StatusCode;
