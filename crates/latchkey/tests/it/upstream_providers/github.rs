@@ -17,7 +17,9 @@ const GH_ID: &str = "Iv1.0123456789abcdef";
 const GH_SECRET: &str = "0123456789abcdef0123456789abcdef01234567";
 const GH_EXPIRING: &str = "Iv23.expiring";
 
-async fn github(clock: &ManualClock) -> GithubServer {
+/// The server, on a clock of the test's, with Octocat signed in.
+async fn github() -> (ManualClock, GithubServer) {
+    let clock = ManualClock::new(START);
     let server = GithubServer::start(
         vec![
             GithubApp::new(GH_ID, GH_SECRET, CALLBACK),
@@ -31,7 +33,7 @@ async fn github(clock: &ManualClock) -> GithubServer {
     )
     .await;
     server.sign_in("octocat");
-    server
+    (clock, server)
 }
 
 fn gh_authorize(gh: &GithubServer, client_id: &str, extra: &[(&str, &str)]) -> String {
@@ -97,8 +99,7 @@ async fn gh_api(gh: &GithubServer, path: &str, auth: &str) -> reqwest::Response 
 
 #[tokio::test]
 async fn github_exchanges_a_code_once_and_answers_json_or_a_form() {
-    let clock = ManualClock::new(START);
-    let gh = github(&clock).await;
+    let (_, gh) = github().await;
     let code = gh_code(&gh, GH_ID, &[]).await;
     let tokens = gh_exchange(&gh, GH_ID, &code).await;
     let at = tokens["access_token"].as_str().unwrap();
@@ -156,8 +157,7 @@ async fn github_exchanges_a_code_once_and_answers_json_or_a_form() {
 
 #[tokio::test]
 async fn github_users_and_emails_answer_by_token_and_scope() {
-    let clock = ManualClock::new(START);
-    let gh = github(&clock).await;
+    let (_, gh) = github().await;
     let full = gh_exchange(&gh, GH_ID, &gh_code(&gh, GH_ID, &[]).await).await;
     let full = full["access_token"].as_str().unwrap().to_string();
     for auth in [format!("Bearer {full}"), format!("token {full}")] {
@@ -241,8 +241,7 @@ async fn github_users_and_emails_answer_by_token_and_scope() {
 
 #[tokio::test]
 async fn github_checks_the_secret_the_redirect_uri_the_verifier_and_the_codes_age() {
-    let clock = ManualClock::new(START);
-    let gh = github(&clock).await;
+    let (clock, gh) = github().await;
     let code = gh_code(&gh, GH_ID, &[]).await;
     let wrong = gh_token(
         &gh,
@@ -323,8 +322,7 @@ async fn github_checks_the_secret_the_redirect_uri_the_verifier_and_the_codes_ag
 
 #[tokio::test]
 async fn github_expiring_tokens_refresh_and_rotate() {
-    let clock = ManualClock::new(START);
-    let gh = github(&clock).await;
+    let (clock, gh) = github().await;
     let tokens = gh_exchange(&gh, GH_EXPIRING, &gh_code(&gh, GH_EXPIRING, &[]).await).await;
     let at = tokens["access_token"].as_str().unwrap();
     let rt = tokens["refresh_token"].as_str().unwrap();
@@ -377,50 +375,60 @@ async fn github_expiring_tokens_refresh_and_rotate() {
 
 #[tokio::test]
 async fn github_revokes_a_grant_with_the_apps_credentials_and_fails_on_demand() {
-    let clock = ManualClock::new(START);
-    let gh = github(&clock).await;
+    let (_, gh) = github().await;
     let first = gh_exchange(&gh, GH_ID, &gh_code(&gh, GH_ID, &[]).await).await;
     let second = gh_exchange(&gh, GH_ID, &gh_code(&gh, GH_ID, &[]).await).await;
-    let token = first["access_token"].as_str().unwrap();
-    let revoke = |user: &str, secret: &str, token: &str| {
-        http()
-            .delete(gh.url(&format!("/applications/{GH_ID}/grant")))
+    let third = gh_exchange(&gh, GH_ID, &gh_code(&gh, GH_ID, &[]).await).await;
+    let status = |what: &'static str, user: &'static str, secret: &'static str, token: &Value| {
+        let request = http()
+            .delete(gh.url(&format!("/applications/{GH_ID}/{what}")))
             .basic_auth(user, Some(secret))
             .header("user-agent", "latchkey-tests")
-            .json(&serde_json::json!({ "access_token": token }))
-            .send()
+            .json(&serde_json::json!({ "access_token": token.as_str() }))
+            .send();
+        async move { request.await.unwrap().status() }
     };
+    let token = &first["access_token"];
     assert_eq!(
-        revoke(GH_ID, "wrong", token).await.unwrap().status(),
+        status("grant", GH_ID, "wrong", token).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        revoke(GH_EXPIRING, GH_SECRET, token)
-            .await
-            .unwrap()
-            .status(),
+        status("grant", GH_EXPIRING, GH_SECRET, token).await,
         StatusCode::NOT_FOUND
     );
+    let unknown = Value::from("gho_unknown");
     assert_eq!(
-        revoke(GH_ID, GH_SECRET, "gho_unknown")
-            .await
-            .unwrap()
-            .status(),
+        status("grant", GH_ID, GH_SECRET, &unknown).await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // One token: only it goes.
     assert_eq!(
-        revoke(GH_ID, GH_SECRET, token).await.unwrap().status(),
+        status("token", GH_ID, GH_SECRET, &third["access_token"]).await,
         StatusCode::NO_CONTENT
     );
-    // Every token of the user for the app went.
+    let bearer = |t: &Value| format!("Bearer {}", t["access_token"].as_str().unwrap());
+    assert_eq!(
+        gh_api(&gh, "/user", &bearer(&third)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        gh_api(&gh, "/user", &bearer(&first)).await.status(),
+        StatusCode::OK
+    );
+    // The grant: every token of the user for the app goes.
+    assert_eq!(
+        status("grant", GH_ID, GH_SECRET, token).await,
+        StatusCode::NO_CONTENT
+    );
     for t in [&first, &second] {
-        let auth = format!("Bearer {}", t["access_token"].as_str().unwrap());
         assert_eq!(
-            gh_api(&gh, "/user", &auth).await.status(),
+            gh_api(&gh, "/user", &bearer(t)).await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(gh.count("applications/grant"), 4);
+    assert_eq!(gh.count("applications/token"), 1);
 
     gh.fail_token_endpoint(502, 1);
     let code = gh_code(&gh, GH_ID, &[]).await;

@@ -123,6 +123,25 @@ async fn refresh(p: &OidcProvider, client_id: &str, refresh_token: &str) -> (Sta
     .await
 }
 
+/// A token request refused as OAuth refuses a bad code or refresh token.
+fn invalid_grant((status, body): (StatusCode, Value)) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+/// The status of `/me` (userinfo) for this access token.
+async fn userinfo(p: &OidcProvider, access_token: &str) -> StatusCode {
+    let res = http()
+        .get(p.url("/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await;
+    res.unwrap().status()
+}
+
 fn b64(s: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(s).unwrap()
 }
@@ -297,22 +316,14 @@ async fn the_code_is_single_use_and_bound_to_its_verifier() {
             .await
         }
     };
-    let (status, body) = exchange(pkce().0).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(exchange(pkce().0).await);
     let (status, body) = exchange(auth.verifier.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         body.get("refresh_token").is_none(),
         "no offline_access, no refresh token"
     );
-    let (status, body) = exchange(auth.verifier.clone()).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(exchange(auth.verifier.clone()).await);
 }
 
 #[tokio::test]
@@ -427,22 +438,10 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant() {
     assert_ne!(renewed["access_token"], tokens["access_token"]);
     assert!(renewed["id_token"].is_string());
     // Another client cannot use it.
-    let (status, body) = refresh(&p, "client-ES256", second).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(refresh(&p, "client-ES256", second).await);
     // The first one again: refused, and the whole grant goes with it.
-    let (status, body) = refresh(&p, "client-RS256", first).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
-    let (status, body) = refresh(&p, "client-RS256", second).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(refresh(&p, "client-RS256", first).await);
+    invalid_grant(refresh(&p, "client-RS256", second).await);
     assert_eq!(p.token_requests("refresh_token").await, 4);
 }
 
@@ -454,18 +453,9 @@ async fn revoking_the_users_grants_fails_the_next_refresh_and_the_access_token()
     assert_eq!(p.revoke_grants("7").await, 0, "Mallory has none");
     assert_eq!(p.revoke_grants(ALICE_SUB).await, 2);
     for (client, tokens) in [("client-RS256", &a), ("client-EdDSA", &b)] {
-        let (status, body) = refresh(&p, client, tokens["refresh_token"].as_str().unwrap()).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-        );
-        let res = http()
-            .get(p.url("/me"))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        invalid_grant(refresh(&p, client, tokens["refresh_token"].as_str().unwrap()).await);
+        let at = tokens["access_token"].as_str().unwrap();
+        assert_eq!(userinfo(&p, at).await, StatusCode::UNAUTHORIZED);
     }
 }
 
@@ -482,11 +472,7 @@ async fn the_revocation_endpoint_revokes_a_refresh_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let (status, body) = refresh(&p, "client-PS256", rt).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-    );
+    invalid_grant(refresh(&p, "client-PS256", rt).await);
     assert_eq!(p.requests("revocation").await, 1);
 }
 
@@ -495,10 +481,9 @@ async fn the_providers_clock_expires_access_tokens_when_moved() {
     let p = provider().await;
     let (_, tokens) = tokens_for(&p, "client-RS256").await;
     let at = tokens["access_token"].as_str().unwrap();
-    let userinfo = || http().get(p.url("/me")).bearer_auth(at).send();
-    assert_eq!(userinfo().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(userinfo(&p, at).await, StatusCode::OK);
     assert_eq!(p.advance_clock(301).await, START + 301);
-    assert_eq!(userinfo().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo(&p, at).await, StatusCode::UNAUTHORIZED);
     // A refresh gives tokens minted at the new time.
     let (status, renewed) = refresh(
         &p,

@@ -183,38 +183,31 @@ fn app_request<'a>(
     }
 }
 
-pub(super) async fn delete_grant(
+/// `DELETE /applications/{client_id}/grant`: every token the user gave the
+/// app; `…/token`: the one token.
+pub(super) async fn delete(
     State(s): State<Shared>,
-    Path(client_id): Path<String>,
+    Path((client_id, what)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    s.count("applications/grant");
+    if what != "grant" && what != "token" {
+        return Refusal::NotFound(None).into_response();
+    }
+    s.count(&format!("applications/{what}"));
     let (app, token) = match app_request(&s, &client_id, &headers, &body) {
         Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
     };
     let mut world = s.world.lock().unwrap();
-    let user_id = world.tokens[&token].user_id;
-    let mine = |c: &str, u: u64| c == app.client_id && u == user_id;
-    world.tokens.retain(|_, t| !mine(&t.client_id, t.user_id));
-    world.refresh.retain(|_, r| !mine(&r.client_id, r.user_id));
-    StatusCode::NO_CONTENT.into_response()
-}
-
-pub(super) async fn delete_token(
-    State(s): State<Shared>,
-    Path(client_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    s.count("applications/token");
-    let (_, token) = match app_request(&s, &client_id, &headers, &body) {
-        Ok(found) => found,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let mut world = s.world.lock().unwrap();
-    world.tokens.remove(&token);
-    world.refresh.retain(|_, r| r.access_token != token);
+    if what == "token" {
+        world.tokens.remove(&token);
+        world.refresh.retain(|_, r| r.access_token != token);
+    } else {
+        let user_id = world.tokens[&token].user_id;
+        let mine = |c: &str, u: u64| c == app.client_id && u == user_id;
+        world.tokens.retain(|_, t| !mine(&t.client_id, t.user_id));
+        world.refresh.retain(|_, r| !mine(&r.client_id, r.user_id));
+    }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -223,8 +223,7 @@ impl GithubServer {
             .route("/login/oauth/access_token", post(oauth::access_token))
             .route("/user", get(api::user))
             .route("/user/emails", get(api::user_emails))
-            .route("/applications/{client_id}/grant", delete(api::delete_grant))
-            .route("/applications/{client_id}/token", delete(api::delete_token))
+            .route("/applications/{client_id}/{what}", delete(api::delete))
             .with_state(inner.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
