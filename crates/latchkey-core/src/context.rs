@@ -32,6 +32,8 @@ pub struct Core {
     pub replay: Arc<dyn crate::services::dpop::ReplayCache>,
     /// Password hashing, one thread per core.
     pub hashing: crate::crypto::hashing::HashingThreads,
+    /// What upstream identity providers publish (discovery, keys), cached.
+    pub upstreams: crate::services::upstream::Upstreams,
 }
 
 /// The ports to the outside world, implemented by the adapters the binary
@@ -80,6 +82,7 @@ impl Core {
             )?,
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
+            upstreams: crate::services::upstream::Upstreams::new(),
             store,
             clock,
             rng,

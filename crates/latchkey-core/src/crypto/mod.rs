@@ -4,13 +4,6 @@
 pub mod dpop;
 pub mod hash;
 pub(crate) mod hashing;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "upstream OpenID login and connected accounts will verify ID tokens here"
-    )
-)]
 pub(crate) mod jose;
 pub(crate) mod jws;
 pub mod otp;

@@ -22,4 +22,5 @@ pub mod ratelimit;
 pub mod revocation;
 pub mod sweep;
 pub mod tokens;
+pub mod upstream;
 pub(crate) mod webauthn;

@@ -183,6 +183,7 @@ impl TestServer {
                 ("SMTP_PASSWORD", SMTP_PASSWORD),
                 ("TWILIO_TOKEN", TWILIO_TOKEN),
                 ("SMS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+                ("IDP_CLIENT_SECRET", crate::idp::IDP_SECRET),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -523,9 +524,20 @@ pub async fn login_through_page(
     }
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    let tx = hidden_input(&html, "tx").expect("login form has a transaction");
+    submit_login(browser, &server.url("/login"), &html, email, password).await
+}
+
+/// Submits the hosted login form `html` to `action` as `email`.
+pub async fn submit_login(
+    browser: &reqwest::Client,
+    action: &str,
+    html: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let tx = hidden_input(html, "tx").expect("login form has a transaction");
     browser
-        .post(server.url("/login"))
+        .post(action)
         .form(&[
             ("tx", tx.as_str()),
             ("username", email),
