@@ -582,6 +582,282 @@ pub trait MethodStore: Send + Sync {
     async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Whether a connected account's provider still honours its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    /// The provider refused its refresh token (the user revoked access
+    /// there): kept, so the user sees it, until they connect it again.
+    Revoked,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A connected account's tokens at its provider, each sealed under the
+/// master key with the account as context (`services::connected_accounts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealedTokens {
+    pub access_token: Option<String>,
+    pub access_expires_at: Option<Timestamp>,
+    pub refresh_token: Option<String>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub id_token: Option<String>,
+}
+
+/// An account at an upstream identity provider linked to a user (Token
+/// Vault). One a provider account in a tenant: `(connection, subject)` is
+/// unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedAccountRow {
+    /// `cac_…`
+    pub id: String,
+    pub user_id: String,
+    pub connection: String,
+    /// The provider's identifier of the account.
+    pub subject: String,
+    pub scopes: Vec<String>,
+    pub tokens: SealedTokens,
+    pub status: AccountStatus,
+    /// Counts the writes of the tokens: a refresh is stored only over the
+    /// version it started from ([`ConnectedAccountStore::store_refresh`]).
+    pub version: i64,
+    /// Until when a node holds the right to refresh the tokens
+    /// ([`ConnectedAccountStore::claim_refresh`]).
+    pub refresh_lock_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Where a connect transaction is, from `POST /connect` to `complete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectStage {
+    /// Made; its ticket not used yet.
+    Created,
+    /// The ticket used: the browser went to the provider with the state.
+    Redirected,
+    /// The provider called back: the code is being exchanged.
+    Exchanging,
+    /// Exchanged: the result waits for `complete` with the connect code.
+    Returned,
+}
+
+impl ConnectStage {
+    pub const ALL: [ConnectStage; 4] = [
+        ConnectStage::Created,
+        ConnectStage::Redirected,
+        ConnectStage::Exchanging,
+        ConnectStage::Returned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectStage::Created => "created",
+            ConnectStage::Redirected => "redirected",
+            ConnectStage::Exchanging => "exchanging",
+            ConnectStage::Returned => "returned",
+        }
+    }
+}
+
+/// A connect transaction, found by the digest of its `auth_session`; its
+/// ticket, the provider's state and the connect code are kept as digests,
+/// the PKCE verifier and nonce sent upstream and the exchanged tokens
+/// sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub connection: String,
+    /// The host the transaction was made on: its callback comes there.
+    pub host: String,
+    pub redirect_uri: String,
+    /// The app's `state`, given back with the connect code.
+    pub app_state: Option<String>,
+    /// The app's PKCE challenge (S256), checked at `complete`.
+    pub code_challenge: Option<String>,
+    /// The scopes the app asked for.
+    pub scopes: Vec<String>,
+    /// The app's `authorization_params`, in order.
+    pub authorization_params: Vec<(String, String)>,
+    pub stage: ConnectStage,
+    pub state_digest: Option<String>,
+    /// The digest of the cookie that binds the browser.
+    pub browser_digest: Option<String>,
+    /// The verifier and nonce sent upstream, sealed.
+    pub sealed_upstream: Option<String>,
+    pub code_digest: Option<String>,
+    /// The account and tokens the exchange gave, sealed.
+    pub sealed_result: Option<String>,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What [`ConnectedAccountStore::finish_connect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishConnect {
+    /// The account as stored: new, or the user's same provider account
+    /// connected again (its ID kept, its tokens and scopes replaced).
+    Done(Box<ConnectedAccountRow>),
+    /// The transaction was consumed already, or has expired.
+    Gone,
+    /// The provider account is another user's: nothing written, the
+    /// transaction kept.
+    Conflict,
+}
+
+/// Where a listing of accounts goes on from: after this account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCursor {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+/// The tokens a refresh stored, or the mark that the provider refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshedTokens {
+    pub tokens: SealedTokens,
+    pub status: AccountStatus,
+}
+
+#[async_trait]
+pub trait ConnectedAccountStore: Send + Sync {
+    async fn create_connect(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        ticket_digest: &str,
+        row: &ConnectRow,
+    ) -> StoreResult<()>;
+    /// The transaction of an unused, unexpired ticket, with its session
+    /// digest.
+    async fn connect_by_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(String, ConnectRow)>>;
+    /// Uses the ticket: the browser goes upstream with the state whose
+    /// digest is `state_digest`. Of racing uses, one gets true.
+    #[allow(clippy::too_many_arguments)]
+    async fn connect_redirected(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        state_digest: &str,
+        browser_digest: &str,
+        sealed_upstream: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The transaction waiting for the provider's callback with this
+    /// state, with its session digest.
+    async fn connect_by_state(
+        &self,
+        tenant_id: &str,
+        state_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(String, ConnectRow)>>;
+    /// Claims the callback: of racing callbacks, one gets true and
+    /// exchanges the provider's code.
+    async fn claim_connect_callback(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Stores the exchange's result and the connect code's digest.
+    async fn connect_returned(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        code_digest: &str,
+        sealed_result: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// A live transaction (unexpired), whatever its stage.
+    async fn connect(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConnectRow>>;
+    /// Counts a wrong `complete`; at `max_attempts` the transaction goes.
+    /// Returns the attempts left.
+    async fn connect_failed(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+    ) -> StoreResult<i64>;
+    async fn delete_connect(&self, tenant_id: &str, session_digest: &str) -> StoreResult<()>;
+    /// Consumes the returned transaction whose connect code's digest is
+    /// `code_digest` and stores `account` in one transaction: inserted, or,
+    /// when the user has that provider account already, its tokens, scopes
+    /// and status replaced (ID and creation kept). Another user's provider
+    /// account is a `Conflict`, and nothing is written.
+    async fn finish_connect(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        code_digest: &str,
+        account: &ConnectedAccountRow,
+        now: Timestamp,
+    ) -> StoreResult<FinishConnect>;
+    /// The user's accounts, oldest first (then by ID), of `connections`
+    /// when it names any, after `after`, at most `limit`.
+    async fn connected_accounts(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        connections: &[String],
+        after: Option<&AccountCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<ConnectedAccountRow>>;
+    async fn connected_account(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ConnectedAccountRow>>;
+    /// Deletes the user's account, with its tokens; what it was.
+    async fn delete_connected_account(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ConnectedAccountRow>>;
+    /// Takes the right to refresh the account's tokens until `hold_until`,
+    /// if they are still at `version` and nobody holds it (or their hold
+    /// has passed): of nodes racing to refresh one account, one gets true;
+    /// the others wait for the version to move and use what it stored.
+    async fn claim_refresh(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        version: i64,
+        now: Timestamp,
+        hold_until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Stores a refresh's outcome over `version` (the next version, the
+    /// hold released); false when the tokens moved meanwhile.
+    async fn store_refresh(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        version: i64,
+        refreshed: &RefreshedTokens,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
 /// What a sweep deleted, kind by kind: each count is named after its table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -593,10 +869,11 @@ pub struct Swept {
     pub login_transactions: u64,
     pub enrollments: u64,
     pub login_failures: u64,
+    pub connect_transactions: u64,
 }
 
 impl Swept {
-    fn counts(&self) -> [u64; 7] {
+    fn counts(&self) -> [u64; 8] {
         [
             self.refresh_tokens,
             self.auth_codes,
@@ -605,6 +882,7 @@ impl Swept {
             self.login_transactions,
             self.enrollments,
             self.login_failures,
+            self.connect_transactions,
         ]
     }
 
@@ -625,6 +903,7 @@ impl Swept {
         self.login_transactions += o.login_transactions;
         self.enrollments += o.enrollments;
         self.login_failures += o.login_failures;
+        self.connect_transactions += o.connect_transactions;
     }
 }
 
@@ -647,9 +926,9 @@ pub trait SweepStore: Send + Sync {
     ///   used code stays while its grant has refresh tokens, so replaying it
     ///   still revokes them;
     /// - revoked grants, with their codes and refresh tokens;
-    /// - sessions expired or revoked, login transactions and enrollments
-    ///   expired, and login-failure counts whose block has ended (the next
-    ///   login would clear them).
+    /// - sessions expired or revoked, login transactions, enrollments and
+    ///   connect transactions expired, and login-failure counts whose block
+    ///   has ended (the next login would clear them).
     async fn sweep_expired(
         &self,
         tenant_id: &str,
@@ -672,10 +951,25 @@ pub trait SweepStore: Send + Sync {
 }
 
 pub trait Store:
-    TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore
+    TenantStore
+    + KeyStore
+    + UserStore
+    + SessionStore
+    + GrantStore
+    + MethodStore
+    + ConnectedAccountStore
+    + SweepStore
 {
 }
-impl<T: TenantStore + KeyStore + UserStore + SessionStore + GrantStore + MethodStore + SweepStore>
-    Store for T
+impl<
+    T: TenantStore
+        + KeyStore
+        + UserStore
+        + SessionStore
+        + GrantStore
+        + MethodStore
+        + ConnectedAccountStore
+        + SweepStore,
+> Store for T
 {
 }

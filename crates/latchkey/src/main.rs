@@ -313,7 +313,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let s = latchkey::services::sweep::sweep_all(&state).await?;
             println!(
                 "swept {} row(s): {} refresh token(s), {} code(s), {} grant(s), {} session(s), \
-                 {} login transaction(s), {} enrollment(s), {} login-failure count(s)",
+                 {} login transaction(s), {} enrollment(s), {} login-failure count(s), \
+                 {} connect transaction(s)",
                 s.total(),
                 s.refresh_tokens,
                 s.auth_codes,
@@ -321,7 +322,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 s.sessions,
                 s.login_transactions,
                 s.enrollments,
-                s.login_failures
+                s.login_failures,
+                s.connect_transactions
             );
             Ok(())
         }

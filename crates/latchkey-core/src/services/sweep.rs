@@ -81,6 +81,7 @@ pub async fn sweep_all(state: &Core) -> Result<Swept, StoreError> {
                 login_transactions = swept.login_transactions,
                 enrollments = swept.enrollments,
                 login_failures = swept.login_failures,
+                connect_transactions = swept.connect_transactions,
                 "swept what can no longer be used"
             );
         }

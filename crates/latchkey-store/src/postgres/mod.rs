@@ -17,6 +17,7 @@ use super::sql::rows::{Columns, signing_key_row, tenant_row, user_row};
 use super::sql::{Statement, sessions, tenants};
 use super::*;
 
+mod accounts;
 mod methods;
 mod sweep;
 use latchkey_core::clock::Timestamp;
@@ -169,6 +170,27 @@ async fn advisory_lock(tx: &mut sqlx::PgConnection, key: &str) -> StoreResult<()
     .execute(tx)
     .await?;
     Ok(())
+}
+
+#[async_trait]
+impl crate::sql::Runs for PostgresStore {
+    type Row = sqlx::postgres::PgRow;
+
+    async fn read_optional(&self, st: Statement<'_>) -> StoreResult<Option<Self::Row>> {
+        st.fetch_optional(self.pool()).await
+    }
+
+    async fn read_all(&self, st: Statement<'_>) -> StoreResult<Vec<Self::Row>> {
+        st.fetch_all(self.pool()).await
+    }
+
+    async fn write(&self, st: Statement<'_>) -> StoreResult<u64> {
+        st.execute(self.pool()).await
+    }
+
+    async fn write_returning(&self, st: Statement<'_>) -> StoreResult<Option<Self::Row>> {
+        st.fetch_optional(self.pool()).await
+    }
 }
 
 #[async_trait]

@@ -11,9 +11,11 @@
 //! One module per group of store traits: `tenants.rs` (tenants, keys,
 //! users), `sessions.rs` (sessions, login transactions and failures, grants,
 //! codes, refresh tokens), `methods.rs` (methods, enrollments, password
-//! history, audit events), `sweep.rs` (the sweep's rules and grant walk).
+//! history, audit events), `accounts.rs` (connected accounts and their
+//! connect transactions), `sweep.rs` (the sweep's rules and grant walk).
 //! A function a statement, named after the trait method that runs it.
 
+pub(crate) mod accounts;
 pub(crate) mod methods;
 pub(crate) mod rows;
 pub(crate) mod sessions;
@@ -221,6 +223,20 @@ target!(
     &'c sqlx::PgPool => sqlx::Postgres,
     &'c mut sqlx::PgConnection => sqlx::Postgres,
 );
+
+/// How a store runs one statement on its own: reads on its readers
+/// (SQLite) or pool, writes on its writer or pool. What the operations both
+/// stores implement alike are written once over it (`accounts.rs`).
+#[async_trait]
+pub(crate) trait Runs: Send + Sync {
+    type Row: Columns + Send;
+    async fn read_optional(&self, st: Statement<'_>) -> StoreResult<Option<Self::Row>>;
+    async fn read_all(&self, st: Statement<'_>) -> StoreResult<Vec<Self::Row>>;
+    /// The rows it changed.
+    async fn write(&self, st: Statement<'_>) -> StoreResult<u64>;
+    /// A write's `RETURNING` row, if any.
+    async fn write_returning(&self, st: Statement<'_>) -> StoreResult<Option<Self::Row>>;
+}
 
 /// A connection inside a transaction, for the transaction bodies both
 /// stores run (the backend begins, locks and commits).

@@ -5,8 +5,9 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::{
-    AuditEvent, EnrollmentRow, MethodRow, RefreshTokenRow, SessionRow, SigningKeyRow, StoreError,
-    StoreResult, TenantRow, UserRow,
+    AccountStatus, AuditEvent, ConnectRow, ConnectStage, ConnectedAccountRow, EnrollmentRow,
+    MethodRow, RefreshTokenRow, SealedTokens, SessionRow, SigningKeyRow, StoreError, StoreResult,
+    TenantRow, UserRow,
 };
 use latchkey_core::tenant::FactorType;
 
@@ -166,5 +167,65 @@ pub(crate) fn audit_event(r: &impl Columns) -> StoreResult<AuditEvent> {
         ip: r.text_or_null("ip"),
         user_agent: r.text_or_null("user_agent"),
         details: json(&r.text("details"))?,
+    })
+}
+
+fn account_status(stored: String) -> StoreResult<AccountStatus> {
+    match stored.as_str() {
+        "active" => Ok(AccountStatus::Active),
+        "revoked" => Ok(AccountStatus::Revoked),
+        _ => Err(StoreError::Corrupt(format!("account status {stored:?}"))),
+    }
+}
+
+fn connect_stage(stored: String) -> StoreResult<ConnectStage> {
+    ConnectStage::ALL
+        .into_iter()
+        .find(|s| s.as_str() == stored)
+        .ok_or_else(|| StoreError::Corrupt(format!("connect stage {stored:?}")))
+}
+
+pub(crate) fn connected_account_row(r: &impl Columns) -> StoreResult<ConnectedAccountRow> {
+    Ok(ConnectedAccountRow {
+        id: r.text("id"),
+        user_id: r.text("user_id"),
+        connection: r.text("connection"),
+        subject: r.text("subject"),
+        scopes: json(&r.text("scopes"))?,
+        tokens: SealedTokens {
+            access_token: r.text_or_null("sealed_access_token"),
+            access_expires_at: r.int_or_null("access_expires_at"),
+            refresh_token: r.text_or_null("sealed_refresh_token"),
+            refresh_expires_at: r.int_or_null("refresh_expires_at"),
+            id_token: r.text_or_null("sealed_id_token"),
+        },
+        status: account_status(r.text("status"))?,
+        version: r.int("version"),
+        refresh_lock_until: r.int_or_null("refresh_lock_until"),
+        created_at: r.int("created_at"),
+        updated_at: r.int("updated_at"),
+    })
+}
+
+pub(crate) fn connect_row(r: &impl Columns) -> StoreResult<ConnectRow> {
+    Ok(ConnectRow {
+        user_id: r.text("user_id"),
+        client_id: r.text("client_id"),
+        connection: r.text("connection"),
+        host: r.text("host"),
+        redirect_uri: r.text("redirect_uri"),
+        app_state: r.text_or_null("app_state"),
+        code_challenge: r.text_or_null("code_challenge"),
+        scopes: json(&r.text("scopes"))?,
+        authorization_params: json(&r.text("authorization_params"))?,
+        stage: connect_stage(r.text("stage"))?,
+        state_digest: r.text_or_null("state_digest"),
+        browser_digest: r.text_or_null("browser_digest"),
+        sealed_upstream: r.text_or_null("sealed_upstream"),
+        code_digest: r.text_or_null("code_digest"),
+        sealed_result: r.text_or_null("sealed_result"),
+        attempts: r.int("attempts"),
+        created_at: r.int("created_at"),
+        expires_at: r.int("expires_at"),
     })
 }

@@ -101,6 +101,12 @@ pub(crate) const SWEEP_RULES: &[SweepRule] = &[
         count: |s| &mut s.enrollments,
     },
     SweepRule {
+        table: "connect_transactions",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.connect_transactions,
+    },
+    SweepRule {
         table: "login_failures",
         filter: "blocked_until <= {at}",
         at: SweepAt::Now,

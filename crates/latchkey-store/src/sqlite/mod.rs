@@ -15,6 +15,7 @@ use super::sql::rows::{Columns, signing_key_row, tenant_row, user_row};
 use super::sql::{sessions, tenants};
 use super::*;
 
+mod accounts;
 mod cache;
 mod conns;
 mod methods;
@@ -103,6 +104,30 @@ impl SqliteStore {
     /// A connection for reads.
     async fn reader(&self) -> MutexGuard<'_, SqliteConnection> {
         self.conns.reader().await
+    }
+}
+
+#[async_trait]
+impl crate::sql::Runs for SqliteStore {
+    type Row = sqlx::sqlite::SqliteRow;
+
+    async fn read_optional(&self, st: crate::sql::Statement<'_>) -> StoreResult<Option<Self::Row>> {
+        st.fetch_optional(&mut *self.reader().await).await
+    }
+
+    async fn read_all(&self, st: crate::sql::Statement<'_>) -> StoreResult<Vec<Self::Row>> {
+        st.fetch_all(&mut *self.reader().await).await
+    }
+
+    async fn write(&self, st: crate::sql::Statement<'_>) -> StoreResult<u64> {
+        st.execute(&mut *self.writer().await?).await
+    }
+
+    async fn write_returning(
+        &self,
+        st: crate::sql::Statement<'_>,
+    ) -> StoreResult<Option<Self::Row>> {
+        st.fetch_optional(&mut *self.writer().await?).await
     }
 }
 

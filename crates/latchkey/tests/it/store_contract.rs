@@ -186,6 +186,8 @@ contract!(
     enrollment_cap,
 );
 
+mod accounts;
+
 // ---------------------------------------------------------------- fixtures
 
 async fn tenant(s: &S, name: &str) -> String {
@@ -2239,6 +2241,7 @@ mod bodies {
                 login_transactions: 1,
                 enrollments: 1,
                 login_failures: 1,
+                connect_transactions: 0,
             }
         );
         assert_eq!(
