@@ -9,6 +9,8 @@ use crate::store::AuditEvent;
 
 pub const METHOD_SUCCEEDED: &str = "my_account_authentication_method_succeeded";
 pub const METHOD_FAILED: &str = "my_account_authentication_method_failed";
+/// An account connected or deleted through the My Account API.
+pub const CONNECTED_ACCOUNT_SUCCEEDED: &str = "my_account_connected_account_succeeded";
 
 /// Who did it and from where.
 pub struct Actor<'a> {

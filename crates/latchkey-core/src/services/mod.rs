@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod authorize;
+pub mod connected_accounts;
 pub mod delivery;
 pub mod dpop;
 pub mod email_address;

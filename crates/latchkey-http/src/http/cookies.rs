@@ -1,5 +1,6 @@
 //! The few cookies latchkey sets: the login session, the login
-//! transaction binding and a login's second step. HttpOnly always; Secure and SameSite=None outside
+//! transaction binding, a login's second step and the binding of a browser
+//! connecting an account. HttpOnly always; Secure and SameSite=None outside
 //! localhost (silent authentication runs in a cross-site iframe there).
 
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -10,6 +11,8 @@ pub(crate) const SESSION: &str = "latchkey_session";
 pub(crate) const TRANSACTION: &str = "latchkey_tx";
 /// The second step of a login: its `mfa_token`.
 pub(crate) const MFA: &str = "latchkey_mfa";
+/// The browser that is connecting an account at a provider.
+pub(crate) const CONNECT: &str = "latchkey_connect";
 
 pub(crate) fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

@@ -6,6 +6,7 @@
 //! completes, answer in the request's response mode (`oauth::respond`). The
 //! pages themselves (templates, scripts, error pages) are `pages/`.
 
+mod connect;
 mod mfa;
 mod mfa_enroll;
 mod signed_in;
@@ -54,6 +55,11 @@ pub(crate) fn routes() -> Router<SharedState> {
         )
         .route("/login/mfa.js", get(|| async { script(MFA_JS) }))
         .route("/login/passkey.js", get(|| async { script(PASSKEY_JS) }))
+        .route("/connected-accounts/connect", get(connect::ticket))
+        .route(
+            "/login/callback",
+            get(connect::callback_query).post(connect::callback_form),
+        )
 }
 
 /// The login transaction behind a form, if it belongs to this browser (the

@@ -1,21 +1,44 @@
-//! Connected accounts (Token Vault). The operations route and validate their
-//! input as the official document describes. Linking needs upstream
-//! identity-provider connections, which a tenant cannot configure yet: so no
-//! connection is offered, none can be connected, and there are no accounts.
+//! Connected accounts (Token Vault): the five operations, their input
+//! validated as the official document describes, each one call to
+//! `services::connected_accounts`. The browser's part of the flow (the
+//! ticket, the provider's callback) is the hosted pages' (`login/connect.rs`).
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorResponse, ValidationError};
 use super::gate::{Authorized, CreateConnected, DeleteConnected, ReadConnected};
 use super::responses::{
+    CompleteConnectedAccountsResponseContent, ConnectParams, ConnectedAccount,
+    ConnectedAccountConnection, CreateConnectedAccountsResponseContent,
     ListConnectedAccountsConnectionsResponseContent, ListConnectedAccountsResponseContent,
 };
 use super::wire::{JsonBody, parse};
 use crate::app::SharedState;
+use latchkey_core::services::connected_accounts::{
+    self, CompleteRequest, ConnectError, ConnectRequest,
+};
+use latchkey_core::tenant::issuer_for_host;
+
+impl From<ConnectError> for ApiError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Invalid(d) => ApiError::BadRequest(d),
+            ConnectError::Field { pointer, detail } => ApiError::validation(pointer, detail),
+            ConnectError::Query { name, detail } => {
+                ApiError::Validation(vec![ValidationError::param("query", name, detail)])
+            }
+            ConnectError::NotFound(d) => ApiError::NotFound(d),
+            ConnectError::Conflict(d) => ApiError::Conflict(d),
+            ConnectError::Store(e) => e.into(),
+            ConnectError::Internal(d) => ApiError::Internal(d),
+        }
+    }
+}
 
 fn len(pointer: &str, s: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = s.chars().count();
@@ -60,6 +83,28 @@ pub(super) struct CreateConnectedAccountsRequestContent {
     code_challenge_method: Option<String>,
     scopes: Option<Vec<String>>,
     authorization_params: Option<AuthorizationParams>,
+}
+
+impl AuthorizationParams {
+    /// The parameters given, in the document's order, as the provider's
+    /// authorization request takes them.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let max_age = self.max_age.map(|m| m.to_string());
+        [
+            ("acr_values", &self.acr_values),
+            ("audience", &self.audience),
+            ("resource", &self.resource),
+            ("display", &self.display),
+            ("id_token_hint", &self.id_token_hint),
+            ("login_hint", &self.login_hint),
+            ("max_age", &max_age),
+            ("prompt", &self.prompt),
+            ("ui_locales", &self.ui_locales),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+        .collect()
+    }
 }
 
 fn check_authorization_params(p: &AuthorizationParams) -> Result<(), ApiError> {
@@ -122,13 +167,18 @@ fn check_authorization_params(p: &AuthorizationParams) -> Result<(), ApiError> {
 
 #[utoipa::path(post, path = "/connected-accounts/connect", operation_id = "createConnectedAccountRequest",
     tag = "connected-accounts", request_body = CreateConnectedAccountsRequestContent,
-    description = "No upstream connection can be configured yet, so every well-formed request is a 400.",
+    description = "Starts linking an account of an upstream connection active for connected accounts and \
+        enabled for the token's application; `redirect_uri` must be one of its callback URLs. Send the \
+        browser to `connect_uri?ticket=…`; it comes back to `redirect_uri` with `connect_code` and `state` \
+        in the query, for `POST /connected-accounts/complete`.",
     security(("Bearer-DPoP" = ["create:me:connected_accounts"])),
-    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+    responses((status = 201, body = CreateConnectedAccountsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 429, body = ErrorResponse)))]
 pub(super) async fn connect(
-    State(_state): State<SharedState>,
+    State(state): State<SharedState>,
     caller: Authorized<CreateConnected>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -187,11 +237,31 @@ pub(super) async fn connect(
     if let Some(p) = &b.authorization_params {
         check_authorization_params(p)?;
     }
-    let _ = &caller.user_id;
-    Err(ApiError::BadRequest(format!(
-        "The connection {} is not available for connected accounts.",
-        b.connection.chars().take(128).collect::<String>()
-    )))
+    let request = ConnectRequest {
+        connection: &b.connection,
+        redirect_uri: &b.redirect_uri,
+        state: b.state.as_deref(),
+        code_challenge: b.code_challenge.as_deref(),
+        scopes: b.scopes.as_deref().unwrap_or_default(),
+        authorization_params: b
+            .authorization_params
+            .as_ref()
+            .map(AuthorizationParams::pairs)
+            .unwrap_or_default(),
+    };
+    let started = connected_accounts::start(&state, &caller.who(), request).await?;
+    let answer = CreateConnectedAccountsResponseContent {
+        connect_uri: format!(
+            "{}connected-accounts/connect",
+            issuer_for_host(&caller.host)
+        ),
+        auth_session: started.auth_session,
+        connect_params: ConnectParams {
+            ticket: started.ticket,
+        },
+        expires_in: started.expires_in,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// Finish linking an external account.
@@ -206,13 +276,18 @@ pub(super) struct CompleteConnectedAccountsRequestContent {
 
 #[utoipa::path(post, path = "/connected-accounts/complete", operation_id = "completeConnectedAccountRequest",
     tag = "connected-accounts", request_body = CompleteConnectedAccountsRequestContent,
+    description = "Stores the account the browser connected: the `auth_session` of a connect request of \
+        this user and application, the `connect_code` the browser came back with, the same `redirect_uri`, \
+        and the verifier of its `code_challenge`. 409 when the provider account is another user's.",
     security(("Bearer-DPoP" = ["create:me:connected_accounts"])),
-    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 415, body = ErrorResponse),
-        (status = 429, body = ErrorResponse)))]
+    responses((status = 201, body = CompleteConnectedAccountsResponseContent, headers(
+            ("x-ratelimit-limit" = u32), ("x-ratelimit-remaining" = u32), ("x-ratelimit-reset" = i64))),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 415, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub(super) async fn complete(
-    State(_state): State<SharedState>,
-    _caller: Authorized<CreateConnected>,
+    State(state): State<SharedState>,
+    caller: Authorized<CreateConnected>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let value = match body {
@@ -227,15 +302,22 @@ pub(super) async fn complete(
     if let Some(v) = &b.code_verifier {
         len("/code_verifier", v, 43, 128)?;
     }
-    Err(ApiError::BadRequest(
-        "The auth_session is invalid or has expired.".into(),
-    ))
+    let request = CompleteRequest {
+        auth_session: &b.auth_session,
+        connect_code: &b.connect_code,
+        redirect_uri: &b.redirect_uri,
+        code_verifier: b.code_verifier.as_deref(),
+    };
+    let account = connected_accounts::complete(&state, &caller.who(), &caller.ip, request).await?;
+    let answer = CompleteConnectedAccountsResponseContent::from(&account);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// `from`, `take` (1–20, default 10) and, for accounts, `connection`
 /// (repeated, or one JSON-array string as the generated SDK sends it).
 struct Page {
     take: usize,
+    from: Option<String>,
     connections: Vec<String>,
 }
 
@@ -249,6 +331,7 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
             )])
         })?;
     let mut take = 10;
+    let mut from = None;
     let mut connections = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
@@ -265,7 +348,14 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
                         )])
                     })?;
             }
-            "from" => {}
+            "from" if v.len() <= 512 => from = Some(v),
+            "from" => {
+                return Err(ApiError::Validation(vec![ValidationError::param(
+                    "query",
+                    "from",
+                    "is not a cursor this API answered",
+                )]));
+            }
             "connection" if allow_connection => {
                 let list: Vec<String> = if v.starts_with('[') {
                     serde_json::from_str(&v).map_err(|_| {
@@ -299,7 +389,11 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
             _ => {}
         }
     }
-    Ok(Page { take, connections })
+    Ok(Page {
+        take,
+        from,
+        connections,
+    })
 }
 
 #[utoipa::path(get, path = "/connected-accounts/accounts", operation_id = "getConnectedAccounts",
@@ -312,14 +406,22 @@ fn page(raw: Option<String>, allow_connection: bool) -> Result<Page, ApiError> {
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub(super) async fn accounts(
-    _caller: Authorized<ReadConnected>,
+    State(state): State<SharedState>,
+    caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ListConnectedAccountsResponseContent>, ApiError> {
     let p = page(raw, true)?;
-    let _ = (p.take, p.connections);
+    let (accounts, next) = connected_accounts::list(
+        &state,
+        &caller.who(),
+        &p.connections,
+        p.from.as_deref(),
+        p.take,
+    )
+    .await?;
     Ok(Json(ListConnectedAccountsResponseContent {
-        accounts: Vec::new(),
-        next: None,
+        accounts: accounts.iter().map(ConnectedAccount::from).collect(),
+        next,
     }))
 }
 
@@ -332,13 +434,26 @@ pub(super) async fn accounts(
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub(super) async fn connections(
-    _caller: Authorized<ReadConnected>,
+    caller: Authorized<ReadConnected>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ListConnectedAccountsConnectionsResponseContent>, ApiError> {
-    let _ = page(raw, false)?;
+    let p = page(raw, false)?;
+    let (offers, next) = connected_accounts::connections(
+        &caller.tenant,
+        &caller.client_id,
+        p.from.as_deref(),
+        p.take,
+    )?;
     Ok(Json(ListConnectedAccountsConnectionsResponseContent {
-        connections: Vec::new(),
-        next: None,
+        connections: offers
+            .into_iter()
+            .map(|c| ConnectedAccountConnection {
+                name: c.name,
+                strategy: c.strategy.as_str().to_owned(),
+                scopes: Some(c.scopes),
+            })
+            .collect(),
+        next,
     }))
 }
 
@@ -346,11 +461,14 @@ pub(super) async fn connections(
     tag = "connected-accounts",
     params(("id" = String, Path, description = "`^cac_[A-Za-z0-9]+$`")),
     security(("Bearer-DPoP" = ["delete:me:connected_accounts"])),
-    responses((status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
-        (status = 429, body = ErrorResponse)))]
+    description = "Deletes one of the user's connected accounts (another user's is 404): its tokens are \
+        forgotten, and the provider is asked to revoke them where it can.",
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub(super) async fn delete(
-    _caller: Authorized<DeleteConnected>,
+    State(state): State<SharedState>,
+    caller: Authorized<DeleteConnected>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let well_formed = id
@@ -363,5 +481,6 @@ pub(super) async fn delete(
             "must match ^cac_[A-Za-z0-9]+$",
         )]));
     }
-    Err(ApiError::NotFound("Connected account not found.".into()))
+    connected_accounts::delete(&state, &caller.who(), &caller.ip, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -16,7 +16,7 @@ use super::wire::{
     VerifyAuthenticationMethodRequestContent,
 };
 use crate::app::SharedState;
-use latchkey_core::services::enrollment::{self, EnrollError, Who};
+use latchkey_core::services::enrollment::{self, EnrollError};
 use latchkey_core::services::methods::kind_of;
 use latchkey_core::tenant::issuer_for_host;
 
@@ -55,17 +55,6 @@ impl From<EnrollError> for ApiError {
     }
 }
 
-fn who(caller: &Caller) -> Who<'_> {
-    Who {
-        tenant: &caller.tenant,
-        host: &caller.host,
-        user_id: &caller.user_id,
-        client_id: &caller.client_id,
-        user_agent: &caller.user_agent,
-        languages: &caller.languages,
-    }
-}
-
 #[utoipa::path(post, path = "/authentication-methods", operation_id = "createAuthenticationMethod",
     tag = "authentication-methods",
     request_body = CreateAuthenticationMethodRequestContent,
@@ -85,7 +74,7 @@ pub(super) async fn create(
     let mut method_id = None;
     let result = async {
         let start = wire::parse_create(body)?;
-        let started = enrollment::start(&state, &who(&caller), start).await?;
+        let started = enrollment::start(&state, &caller.who(), start).await?;
         method_id = Some(started.method_id.clone());
         let loc = location(&caller, &started.method_id)
             .ok_or_else(|| ApiError::internal("building Location"))?;
@@ -133,7 +122,7 @@ pub(super) async fn verify(
             .filter(|_| id.len() <= 300 && !id.chars().any(char::is_control))
             .ok_or_else(|| ApiError::BadRequest("No enrollment is pending for this ID.".into()))?;
         let (auth_session, proof) = wire::parse_verify(kind, body)?;
-        let method = enrollment::verify(&state, &who(&caller), &id, &auth_session, proof).await?;
+        let method = enrollment::verify(&state, &caller.who(), &id, &auth_session, proof).await?;
         let loc =
             location(&caller, &method.id).ok_or_else(|| ApiError::internal("building Location"))?;
         let mut res = (StatusCode::CREATED, Json(super::methods::one(&method)?)).into_response();

@@ -18,6 +18,7 @@ use super::error::ApiError;
 use crate::app::SharedState;
 use crate::http::{TenantLookupError, tenant_for, user_agent};
 use latchkey_core::services::dpop::{self, Scheme};
+use latchkey_core::services::enrollment::Who;
 use latchkey_core::services::ratelimit::Decision;
 use latchkey_core::services::tokens::{self, AccessTokenError};
 use latchkey_core::store::{MethodRow, UserRow};
@@ -39,6 +40,20 @@ pub(crate) struct Caller {
     /// blocked or deleted user): what an operation that only reads answers
     /// from, so that it does not read them again.
     pub account: Arc<(UserRow, Vec<MethodRow>)>,
+}
+
+impl Caller {
+    /// The caller as the services take it.
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who {
+            tenant: &self.tenant,
+            host: &self.host,
+            user_id: &self.user_id,
+            client_id: &self.client_id,
+            user_agent: &self.user_agent,
+            languages: &self.languages,
+        }
+    }
 }
 
 fn token_of(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {

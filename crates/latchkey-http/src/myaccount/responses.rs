@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use latchkey_core::clock::rfc3339;
+use latchkey_core::services::connected_accounts::Account;
 use latchkey_core::services::enrollment::{Challenge, Started};
 use latchkey_core::services::methods::{Method, has_name, is_primary};
 use latchkey_core::tenant::FactorType;
@@ -416,16 +417,54 @@ impl From<&Started> for CreateAuthenticationMethodResponseContent {
     }
 }
 
-/// A connected account (none can exist yet).
+/// The ticket to send the browser with.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectParams {
+    pub ticket: String,
+}
+
+/// A connect request started: send the browser to `connect_uri?ticket=…`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreateConnectedAccountsResponseContent {
+    pub connect_uri: String,
+    /// Keep it for `complete`.
+    pub auth_session: String,
+    pub connect_params: ConnectParams,
+    /// Seconds until the ticket expires.
+    pub expires_in: i64,
+}
+
+/// A connected account.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectedAccount {
     pub id: String,
     pub connection: String,
+    /// Always `offline`: latchkey keeps the tokens.
     pub access_type: String,
     pub scopes: Vec<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// When the refresh token expires, when the provider said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
 }
+
+impl From<&Account> for ConnectedAccount {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.clone(),
+            connection: a.connection.clone(),
+            access_type: "offline".into(),
+            scopes: a.scopes.clone(),
+            created_at: rfc3339(a.created_at),
+            expires_at: a.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// The account `complete` stored: a connected account.
+pub(crate) type CompleteConnectedAccountsResponseContent = ConnectedAccount;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ListConnectedAccountsResponseContent {
@@ -434,7 +473,7 @@ pub(crate) struct ListConnectedAccountsResponseContent {
     pub next: Option<String>,
 }
 
-/// A connection offered for linking (none yet).
+/// A connection offered for linking.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectedAccountConnection {
     pub name: String,

@@ -5,6 +5,7 @@ mod authenticator;
 mod authorize;
 mod cli;
 mod cluster;
+mod connected_accounts;
 mod custom_domains;
 mod discovery;
 mod dpop;

@@ -197,7 +197,7 @@ fn hostile_answer(path: &str, port: u16) -> Option<Vec<u8>> {
 
 /// A server that answers whatever `hostile_answer` says, and holds the
 /// connection without a word on `/slow/…`.
-async fn hostile_server() -> u16 {
+pub(crate) async fn hostile_server() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -252,6 +252,12 @@ fn hostile_connections(port: u16) -> String {
          authorizationURL: \"http://127.0.0.1:{port}/ghok/authorize\", tokenURL: \"http://127.0.0.1:{port}/ghok/token\", \
          userInfoURL: \"http://127.0.0.1:{port}/ghok/api/user\" }}\n"
     );
+    for (name, strategy) in [("google-ok", "google-oauth2"), ("apple-ok", "apple")] {
+        out += &format!(
+            "  - name: {name}\n    strategy: {strategy}\n    options: {{ issuer: \"http://127.0.0.1:{port}/ok\", \
+             client_id: rp, client_secret_env: IDP_CLIENT_SECRET }}\n"
+        );
+    }
     out += "  - name: closed\n    strategy: oauth2\n    options: { client_id: rp, client_secret_env: IDP_CLIENT_SECRET, \
             authorizationURL: \"http://127.0.0.1:9/a\", tokenURL: \"http://127.0.0.1:9/t\", userInfoURL: \"http://127.0.0.1:9/u\" }\n";
     out
@@ -297,6 +303,35 @@ async fn a_hostile_provider_is_an_error_never_a_panic_or_a_hang() {
     assert!(
         matches!(&slow, UpstreamError::Unreachable(m) if m.contains("in time")),
         "{slow}"
+    );
+
+    // Presets ask as their providers want: Google takes offline access as
+    // parameters, Apple answers by form_post.
+    let p = provider(&rp, "google-ok").await;
+    let extras = AuthorizeExtras::default();
+    let req = upstream::authorization_request(core, &p, &cb, &["offline_access".into()], &extras)
+        .await
+        .unwrap();
+    assert_eq!(
+        query_param(&req.url, "scope").as_deref(),
+        Some("openid profile email")
+    );
+    assert_eq!(
+        query_param(&req.url, "access_type").as_deref(),
+        Some("offline")
+    );
+    assert_eq!(query_param(&req.url, "prompt").as_deref(), Some("consent"));
+    let p = provider(&rp, "apple-ok").await;
+    let req = upstream::authorization_request(core, &p, &cb, &[], &extras)
+        .await
+        .unwrap();
+    assert_eq!(
+        query_param(&req.url, "response_mode").as_deref(),
+        Some("form_post")
+    );
+    assert_eq!(
+        query_param(&req.url, "scope").as_deref(),
+        Some("openid name email")
     );
 
     // An ID token that is not one, from a provider that is otherwise fine.

@@ -29,7 +29,7 @@ mod token;
 pub use authorize::{AuthorizeExtras, AuthorizeRequest, authorization_request};
 pub use discovery::Upstreams;
 pub use identity::{Identity, identify};
-pub use provider::Provider;
+pub use provider::{Provider, scopes_of};
 pub use revoke::{Revoked, revoke};
 pub use token::{TokenSet, exchange_code, refresh};
 

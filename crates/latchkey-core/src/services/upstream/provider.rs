@@ -83,6 +83,18 @@ fn preset_scopes(strategy: ConnectionStrategy) -> &'static [&'static str] {
     }
 }
 
+/// The scopes always asked of `connection`'s provider: the file's, else
+/// the preset's.
+pub fn scopes_of(connection: &Connection) -> Vec<String> {
+    match connection.options.as_ref().and_then(|o| o.scope.clone()) {
+        Some(scopes) => scopes,
+        None => preset_scopes(connection.strategy)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }
+}
+
 /// `{issuer}/.well-known/openid-configuration`, one slash between.
 pub(crate) fn discovery_url_of(issuer: &str) -> String {
     format!(
@@ -120,13 +132,7 @@ impl Provider {
                 ))
             })?;
         let (locator, quirks, endpoints) = locate(strategy, options)?;
-        let scopes = match &options.scope {
-            Some(scopes) => scopes.clone(),
-            None => preset_scopes(strategy)
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        };
+        let scopes = scopes_of(connection);
         let fingerprint = crate::crypto::hash::sha256_b64url(
             serde_json::to_string(options)
                 .unwrap_or_default()
