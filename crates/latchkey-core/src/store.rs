@@ -858,6 +858,114 @@ pub trait ConnectedAccountStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// An account at an upstream identity provider that a user logs in with:
+/// an entry of the user's `identities[]`, as Auth0 keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityRow {
+    /// The latchkey user it belongs to.
+    pub user_id: String,
+    pub connection: String,
+    /// Auth0's `provider`: the connection's strategy (`oidc`, `github`…).
+    pub provider: String,
+    /// Auth0's `identities[].user_id`: the account at the provider, as the
+    /// user ID of a user made from it writes it after `{provider}|`.
+    /// Unique in a connection.
+    pub provider_user_id: String,
+    pub is_social: bool,
+    /// The profile the provider last gave (Auth0's `profileData`).
+    pub profile_data: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A login gone to an upstream identity provider, waiting for its
+/// callback; found by the digest of the `state` sent with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamLoginRow {
+    /// The digest of the login transaction it carries (the browser's
+    /// transaction cookie holds that transaction).
+    pub tx_digest: String,
+    pub connection: String,
+    /// The host the login went from: its callback comes back there.
+    pub host: String,
+    /// The PKCE verifier and the nonce sent to the provider, sealed.
+    pub sealed_secrets: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Logging in with upstream identity providers: the logins waiting for
+/// their provider, and the identities users log in with.
+///
+/// A user made from an upstream identity is a user of its connection whose
+/// email is the provider's word: it never logs in by email, and two
+/// accounts of the provider may share an address, so the store keeps it
+/// out of the lookup of password logins (`user_by_email`), and finds it by
+/// its verified address only ([`UpstreamLoginStore::users_with_verified_email`]).
+#[async_trait]
+pub trait UpstreamLoginStore: Send + Sync {
+    async fn create_upstream_login(
+        &self,
+        tenant_id: &str,
+        state_digest: &str,
+        row: &UpstreamLoginRow,
+    ) -> StoreResult<()>;
+    /// A login waiting for its callback (unspent, unexpired).
+    async fn upstream_login(
+        &self,
+        tenant_id: &str,
+        state_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<UpstreamLoginRow>>;
+    /// Spends it: of racing callbacks with one state, one gets true. False
+    /// when spent already or expired.
+    async fn spend_upstream_login(
+        &self,
+        tenant_id: &str,
+        state_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The identity `provider_user_id` of `connection`, with its user.
+    async fn identity(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        provider_user_id: &str,
+    ) -> StoreResult<Option<(IdentityRow, UserRow)>>;
+    /// The user's identities, oldest first.
+    async fn identities(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<IdentityRow>>;
+    /// The users (of any connection) whose email is `email` (normal form,
+    /// compared by its lowercase) and verified, oldest first; at most 20.
+    /// An empty address is nobody's.
+    async fn users_with_verified_email(
+        &self,
+        tenant_id: &str,
+        email: &str,
+    ) -> StoreResult<Vec<UserRow>>;
+    /// A new user made from `identity`, and the identity, in one
+    /// transaction. `Conflict` (nothing written) when the identity or the
+    /// user ID exists already.
+    async fn create_upstream_user(
+        &self,
+        tenant_id: &str,
+        user: &UserRow,
+        identity: &IdentityRow,
+    ) -> StoreResult<()>;
+    /// Links `identity` to its (existing) user. `Conflict` when the
+    /// identity is someone's already.
+    async fn add_identity(&self, tenant_id: &str, identity: &IdentityRow) -> StoreResult<()>;
+    /// Stores what the provider said at a login: the identity's profile
+    /// data and `updated_at`, and with `user` (a user made from this
+    /// identity) the user's email, its verification, profile and
+    /// `updated_at`, in one transaction.
+    async fn update_identity(
+        &self,
+        tenant_id: &str,
+        identity: &IdentityRow,
+        user: Option<&UserRow>,
+    ) -> StoreResult<()>;
+}
+
 /// What a sweep deleted, kind by kind: each count is named after its table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -870,10 +978,11 @@ pub struct Swept {
     pub enrollments: u64,
     pub login_failures: u64,
     pub connect_transactions: u64,
+    pub upstream_logins: u64,
 }
 
 impl Swept {
-    fn counts(&self) -> [u64; 8] {
+    fn counts(&self) -> [u64; 9] {
         [
             self.refresh_tokens,
             self.auth_codes,
@@ -883,6 +992,7 @@ impl Swept {
             self.enrollments,
             self.login_failures,
             self.connect_transactions,
+            self.upstream_logins,
         ]
     }
 
@@ -904,6 +1014,7 @@ impl Swept {
         self.enrollments += o.enrollments;
         self.login_failures += o.login_failures;
         self.connect_transactions += o.connect_transactions;
+        self.upstream_logins += o.upstream_logins;
     }
 }
 
@@ -926,9 +1037,9 @@ pub trait SweepStore: Send + Sync {
     ///   used code stays while its grant has refresh tokens, so replaying it
     ///   still revokes them;
     /// - revoked grants, with their codes and refresh tokens;
-    /// - sessions expired or revoked, login transactions, enrollments and
-    ///   connect transactions expired, and login-failure counts whose block
-    ///   has ended (the next login would clear them).
+    /// - sessions expired or revoked, login transactions, enrollments,
+    ///   connect transactions and upstream logins expired, and login-failure
+    ///   counts whose block has ended (the next login would clear them).
     async fn sweep_expired(
         &self,
         tenant_id: &str,
@@ -958,6 +1069,7 @@ pub trait Store:
     + GrantStore
     + MethodStore
     + ConnectedAccountStore
+    + UpstreamLoginStore
     + SweepStore
 {
 }
@@ -969,6 +1081,7 @@ impl<
         + GrantStore
         + MethodStore
         + ConnectedAccountStore
+        + UpstreamLoginStore
         + SweepStore,
 > Store for T
 {

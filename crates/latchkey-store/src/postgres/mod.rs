@@ -18,6 +18,7 @@ use super::sql::{Statement, sessions, tenants};
 use super::*;
 
 mod accounts;
+mod identities;
 mod methods;
 mod sweep;
 use latchkey_core::clock::Timestamp;

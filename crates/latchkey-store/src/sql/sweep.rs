@@ -107,6 +107,12 @@ pub(crate) const SWEEP_RULES: &[SweepRule] = &[
         count: |s| &mut s.connect_transactions,
     },
     SweepRule {
+        table: "upstream_logins",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.upstream_logins,
+    },
+    SweepRule {
         table: "login_failures",
         filter: "blocked_until <= {at}",
         at: SweepAt::Now,

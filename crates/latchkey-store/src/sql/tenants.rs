@@ -188,17 +188,24 @@ pub(crate) fn user_by_email<'a>(
 }
 
 /// The insert of a user; `ON CONFLICT …` after it makes it an upsert.
-const INSERT_USER: &str = "INSERT INTO users (tenant_id, user_id, connection, email, email_lower, \
-       email_verified, password_hash, profile, blocked, last_password_reset, created_at, \
-       updated_at, signed_up, seeded_password) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (tenant_id, user_id, connection, email, \
+       email_lower, email_verified, password_hash, profile, blocked, last_password_reset, \
+       created_at, updated_at, signed_up, seeded_password, email_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
-fn user_values<'a>(st: Statement<'a>, tenant_id: &'a str, user: &'a UserRow) -> Statement<'a> {
+/// The values of `INSERT_USER`; `email_lower` is what password logins find
+/// the user by.
+pub(crate) fn user_values<'a>(
+    st: Statement<'a>,
+    tenant_id: &'a str,
+    user: &'a UserRow,
+    email_lower: String,
+) -> Statement<'a> {
     st.text(tenant_id)
         .text(&user.user_id)
         .text(&user.connection)
         .text(&user.email)
-        .owned(user.email.to_lowercase())
+        .owned(email_lower)
         .flag(user.email_verified)
         .text_or_null(user.password_hash.as_deref())
         .owned(to_json(&user.profile))
@@ -208,11 +215,17 @@ fn user_values<'a>(st: Statement<'a>, tenant_id: &'a str, user: &'a UserRow) -> 
         .int(user.updated_at)
         .flag(user.signed_up)
         .text_or_null(user.seeded_password.as_deref())
+        .owned(user.email.to_lowercase())
 }
 
 /// A new user (a passkey sign-up).
 pub(crate) fn insert_user<'a>(tenant_id: &'a str, user: &'a UserRow) -> Statement<'a> {
-    user_values(Statement::new(INSERT_USER), tenant_id, user)
+    user_values(
+        Statement::new(INSERT_USER),
+        tenant_id,
+        user,
+        user.email.to_lowercase(),
+    )
 }
 
 /// Inserts or updates by (tenant, user_id).
@@ -225,10 +238,15 @@ pub(crate) fn upsert_user<'a>(tenant_id: &'a str, user: &'a UserRow) -> Statemen
                password_hash = excluded.password_hash, profile = excluded.profile, \
                blocked = excluded.blocked, last_password_reset = excluded.last_password_reset, \
                updated_at = excluded.updated_at, signed_up = excluded.signed_up, \
-               seeded_password = excluded.seeded_password"
+               seeded_password = excluded.seeded_password, email_key = excluded.email_key"
         )
     });
-    user_values(Statement::new(SQL.as_str()), tenant_id, user)
+    user_values(
+        Statement::new(SQL.as_str()),
+        tenant_id,
+        user,
+        user.email.to_lowercase(),
+    )
 }
 
 /// What `upsert_user` answers when the email belongs to another user.

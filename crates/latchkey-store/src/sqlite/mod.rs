@@ -18,6 +18,7 @@ use super::*;
 mod accounts;
 mod cache;
 mod conns;
+mod identities;
 mod methods;
 mod rotations;
 mod sweep;

@@ -17,8 +17,9 @@ use latchkey::store::errors::OpenError;
 use latchkey::store::postgres::{PoolOptions, PostgresStore};
 use latchkey::store::sqlite::SqliteStore;
 use latchkey::store::{
-    AuditEvent, Completion, EnrollmentRow, Finish, KeyStore, LoginMethods, MethodRow, Redeem,
-    RefreshTokenRow, Removal, SessionRow, SigningKeyRow, Store, StoreError, Swept, UserRow,
+    AuditEvent, Completion, EnrollmentRow, Finish, IdentityRow, KeyStore, LoginMethods, MethodRow,
+    Redeem, RefreshTokenRow, Removal, SessionRow, SigningKeyRow, Store, StoreError, Swept,
+    UpstreamLoginRow, UserRow,
 };
 use latchkey::tenant::FactorType;
 use serde_json::json;
@@ -187,6 +188,7 @@ contract!(
 );
 
 mod accounts;
+mod identities;
 
 // ---------------------------------------------------------------- fixtures
 
@@ -266,6 +268,40 @@ fn method(id: &str, user_id: &str, method_type: &str, created_at: Timestamp) -> 
         last_otp_step: None,
         credential_id: None,
     }
+}
+
+fn upstream_login(tx_digest: &str, expires_at: Timestamp) -> UpstreamLoginRow {
+    UpstreamLoginRow {
+        tx_digest: tx_digest.into(),
+        connection: "acme-idp".into(),
+        host: "login.acme.test".into(),
+        sealed_secrets: "v1.sealed-verifier-and-nonce".into(),
+        created_at: T,
+        expires_at,
+    }
+}
+
+/// A user made from an account of the `acme-idp` connection.
+fn upstream_user(sub: &str, email: &str) -> (UserRow, IdentityRow) {
+    let user = UserRow {
+        user_id: format!("oidc|acme-idp|{sub}"),
+        connection: "acme-idp".into(),
+        password_hash: None,
+        last_password_reset: None,
+        profile: json!({ "name": sub }),
+        ..user("", email)
+    };
+    let identity = IdentityRow {
+        user_id: user.user_id.clone(),
+        connection: "acme-idp".into(),
+        provider: "oidc".into(),
+        provider_user_id: format!("acme-idp|{sub}"),
+        is_social: false,
+        profile_data: json!({ "email": email, "email_verified": true }),
+        created_at: T,
+        updated_at: T,
+    };
+    (user, identity)
 }
 
 fn event(id: &str, date: Timestamp) -> AuditEvent {
@@ -2211,6 +2247,12 @@ mod bodies {
         s.create_enrollment(&t, "e-ended", &enrollment("u1", "totp|a", T + 50))
             .await
             .unwrap();
+        s.create_upstream_login(&t, "st-ended", &upstream_login("tx-ended", T + 50))
+            .await
+            .unwrap();
+        s.create_upstream_login(&t, "st-live", &upstream_login("tx-live", T + 10_000))
+            .await
+            .unwrap();
         s.create_enrollment(&t, "e-live", &enrollment("u1", "totp|b", T + 10_000))
             .await
             .unwrap();
@@ -2242,6 +2284,7 @@ mod bodies {
                 enrollments: 1,
                 login_failures: 1,
                 connect_transactions: 0,
+                upstream_logins: 1,
             }
         );
         assert_eq!(
@@ -2278,6 +2321,12 @@ mod bodies {
                 .is_some()
         );
         assert!(s.enrollment(&t, "e-live", T + 100).await.unwrap().is_some());
+        assert!(
+            s.upstream_login(&t, "st-live", T + 100)
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         // At T + 200: the token that ended at T + 40 and the unused code
         // are past their grace; the used code stays while its grant has a
