@@ -1,7 +1,7 @@
 //! The outbound HTTP port: every request latchkey makes to another server
-//! (SMS and voice providers today; upstream identity providers and push
-//! gateways next) goes through an [`HttpClient`], with a deadline, a cap on
-//! the answer's size and the networks it may reach.
+//! (SMS and voice providers, upstream identity providers; push gateways
+//! next) goes through an [`HttpClient`], with a deadline, a cap on the
+//! answer's size and the networks it may reach.
 //!
 //! The guard against server-side request forgery is decided here, once:
 //! [`NetworkAccess::permits`] says which addresses a request may connect

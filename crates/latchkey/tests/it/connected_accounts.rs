@@ -973,13 +973,33 @@ async fn a_provider_that_refuses_fails_or_answers_garbage_connects_nothing() {
     unverified(&rp, &alice, &c, &app).await;
 }
 
+/// A JWKS without the upstream's keys, counting how often it is fetched.
+async fn empty_jwks() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let hits = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::Json(json!({"keys": []})) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
 #[tokio::test]
 async fn a_second_latchkey_signing_with_keys_not_in_the_configured_jwks() {
-    // The connection names the first server's own JWKS: the upstream's ID
-    // token names a key it lacks, and refetching does not find it either.
+    // The connection names a JWKS without the upstream's keys: its ID
+    // token names a key the set lacks. The set is fetched again for such a
+    // token at most once a minute, and after an hour in any case.
+    use std::sync::atomic::Ordering;
     let pair = Pair::start(|_| String::new()).await;
     let rp = &pair.rp;
-    let jwks = format!("http://localhost:{}/.well-known/jwks.json", rp.port);
+    let (jwks, fetched) = empty_jwks().await;
     let text = acme_with(
         rp.port,
         &(idp_connection(pair.idp.port)
@@ -993,12 +1013,28 @@ async fn a_second_latchkey_signing_with_keys_not_in_the_configured_jwks() {
     latchkey::tenant::apply::apply_text(&rp.state, &text)
         .await
         .unwrap();
-    let alice = token(rp).await;
     let browser = browser();
-    let c = start(rp, &alice, "idp-wrong-keys").await;
-    let app = through_idp(&browser, &c).await;
-    unverified(rp, &alice, &c, &app).await;
+    let refused = |advance: i64, fetches: u64| {
+        let browser = &browser;
+        let fetched = fetched.clone();
+        async move {
+            rp.clock.advance(advance);
+            let alice = token(rp).await;
+            let c = start(rp, &alice, "idp-wrong-keys").await;
+            let app = through_idp(browser, &c).await;
+            unverified(rp, &alice, &c, &app).await;
+            assert_eq!(fetched.load(Ordering::SeqCst), fetches, "after {advance} s");
+        }
+    };
+    // Fetched: the set is as fresh as it gets.
+    refused(0, 1).await;
+    // A minute later the unknown key makes one refetch; at once again, none.
+    refused(61, 2).await;
+    refused(1, 2).await;
+    // An hour later the set is stale: fetched, and not again at once.
+    refused(3601, 3).await;
     // The same upstream with its own keys connects.
+    let alice = token(rp).await;
     let r = connect_bob(rp, &alice, "idp").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
