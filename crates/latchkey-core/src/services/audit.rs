@@ -1,5 +1,6 @@
 //! Tenant log events, in the shape of Auth0's log events
-//! (`my_account_authentication_method_succeeded` / `_failed`).
+//! (`my_account_authentication_method_succeeded` / `_failed`, `s`, `f`,
+//! `ss`).
 
 use serde_json::{Value, json};
 
@@ -24,12 +25,24 @@ pub struct Actor<'a> {
 /// Records an event. A failure to record is logged, never fatal to the
 /// request it describes.
 pub async fn record(state: &Core, actor: &Actor<'_>, event_type: &str, details: Value) {
+    record_with(state, actor, Some(actor.user_id), event_type, details).await;
+}
+
+/// [`record`], naming `user_id` (none: an event before the user was
+/// known, such as a login that failed at its provider).
+pub async fn record_with(
+    state: &Core,
+    actor: &Actor<'_>,
+    user_id: Option<&str>,
+    event_type: &str,
+    details: Value,
+) {
     let event = AuditEvent {
         id: format!("log_{}", state.rng.alnum(24)),
         event_type: event_type.to_string(),
         date: state.clock.now(),
         client_id: Some(actor.client_id.to_string()),
-        user_id: Some(actor.user_id.to_string()),
+        user_id: user_id.map(str::to_string),
         ip: Some(actor.ip.to_string()),
         user_agent: Some(actor.user_agent.to_string()),
         details,

@@ -45,6 +45,10 @@ pub struct AuthorizeRequest {
     /// `dpop_jkt`: the code is bound to this DPoP key.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// `connection`: the login goes straight to this upstream connection
+    /// (a database connection's name shows the login page).
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 /// The parameters of an authorization request, as sent.
@@ -65,6 +69,7 @@ pub struct Params<'a> {
     pub acr_values: Option<&'a str>,
     pub dpop_jkt: Option<&'a str>,
     pub response_mode: Option<&'a str>,
+    pub connection: Option<&'a str>,
 }
 
 /// Where and how the answer goes back to the client.
@@ -225,6 +230,20 @@ fn checked(
             ));
         }
     };
+    let connection = match q.connection.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(name) if tenant.database_connection(name).is_some() => None,
+        Some(name)
+            if super::upstream_login::login_connection(tenant, &client.client_id, name)
+                .is_some() =>
+        {
+            Some(name.to_string())
+        }
+        Some(name) if tenant.upstream_connection(name).is_some() => {
+            return Err(("invalid_request", "the connection was disabled".into()));
+        }
+        Some(_) => return Err(("invalid_request", "the connection was not found".into())),
+    };
     let scope = split_scope(q.scope);
     let audience = q.audience.filter(|a| !a.is_empty()).map(str::to_string);
     // Refuse early what no user could be granted (unknown API, no client grant).
@@ -255,6 +274,7 @@ fn checked(
         max_age,
         login_hint: bounded(q.login_hint),
         dpop_jkt,
+        connection,
         require_mfa: q
             .acr_values
             .is_some_and(|v| v.split_whitespace().any(|a| a == mfa::MULTI_FACTOR)),

@@ -162,7 +162,7 @@ pub async fn load(core: &Core, tenant: &Tenant, tx: &str) -> Result<AuthorizeReq
     }
 }
 
-/// What follows a password.
+/// What follows a first factor (a password, or a provider's login).
 #[derive(Debug)]
 pub enum Next {
     /// The second step, for what the request needs.
@@ -173,7 +173,8 @@ pub enum Next {
     Complete,
 }
 
-/// Decides what follows a password given for `req`.
+/// Decides what follows the first factor of a login for `req` (`amr`: what
+/// it established).
 pub async fn after_first_factor(
     core: &Core,
     tenant: &Tenant,
@@ -199,13 +200,15 @@ pub async fn after_first_factor(
     if need != Need::Nothing {
         return Ok(Next::SecondFactor(need));
     }
-    if offer_passkey(core, tenant, user).await {
+    if amr.iter().any(|a| a == "pwd") && offer_passkey(core, tenant, user).await {
         return Ok(Next::OfferPasskey);
     }
     Ok(Next::Complete)
 }
 
-/// Whether to offer this user a passkey after a password login.
+/// Whether to offer this user a passkey after a password login (a login
+/// at an upstream provider is not offered one: its user's way in is the
+/// provider).
 async fn offer_passkey(core: &Core, tenant: &Tenant, user: &UserRow) -> bool {
     let passkeys = &tenant.config.tenant.passkeys;
     if !passkeys.progressive_enrollment || !tenant.config.factors.contains(&FactorType::Passkey) {

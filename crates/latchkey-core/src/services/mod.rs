@@ -24,4 +24,5 @@ pub mod revocation;
 pub mod sweep;
 pub mod tokens;
 pub mod upstream;
+pub mod upstream_login;
 pub(crate) mod webauthn;

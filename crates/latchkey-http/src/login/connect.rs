@@ -3,10 +3,10 @@
 //! a cookie binding it to the transaction, and `{issuer}login/callback`
 //! (Auth0's callback path, by GET or, for providers answering by
 //! `form_post`, POST) takes the provider's answer and sends it back to the
-//! app. The callback is dispatched on the transaction its `state` names:
-//! today a connect transaction; logging in with a provider will add its
-//! own. Failures the app can hear of are redirects to it with `error`;
-//! the rest (an unknown or used link, another browser) are pages.
+//! app. The callback is dispatched on the transaction its `state` names: a
+//! login at a provider (`upstream.rs` takes it on), else a connect
+//! transaction. Failures the app can hear of are redirects to it with
+//! `error`; the rest (an unknown or used link, another browser) are pages.
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Query, State};
@@ -14,13 +14,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::upstream;
 use crate::app::{AppState, SharedState};
-use crate::http::{cookies, found};
+use crate::http::{ClientIp, cookies, found};
 use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use latchkey_core::services::connected_accounts::{
     self, Callback, CallbackError, TicketOutcome, UPSTREAM_LIFETIME,
 };
+use latchkey_core::services::upstream_login;
 use latchkey_core::tenant::Tenant;
 
 #[derive(Debug, Deserialize)]
@@ -49,11 +51,12 @@ pub(super) async fn ticket(
     }
 }
 
-/// What a provider sends back.
+/// What a provider sends back (RFC 6749 4.1.2, RFC 9207's `iss`).
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct CallbackParams {
     state: Option<String>,
     code: Option<String>,
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -62,31 +65,50 @@ pub(super) struct CallbackParams {
 pub(super) async fn callback_query(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     params: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Response {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    callback(&state, &tenant, &host, &headers, &params).await
+    callback(&state, &tenant, &host, &ip, &headers, &params).await
 }
 
 /// `POST /login/callback` (`response_mode=form_post`)
 pub(super) async fn callback_form(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     params: Result<Form<CallbackParams>, FormRejection>,
 ) -> Response {
     let params = params.map(|Form(p)| p).unwrap_or_default();
-    callback(&state, &tenant, &host, &headers, &params).await
+    callback(&state, &tenant, &host, &ip, &headers, &params).await
 }
 
 async fn callback(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
+    ip: &str,
     headers: &HeaderMap,
     p: &CallbackParams,
 ) -> Response {
+    // A login at a provider?
+    let login_state = p.state.as_deref().unwrap_or_default();
+    match upstream_login::owns(state, tenant, login_state).await {
+        Ok(true) => {
+            let answer = upstream::Answer {
+                state: login_state,
+                code: p.code.as_deref(),
+                iss: p.iss.as_deref(),
+                error: p.error.as_deref(),
+                error_description: p.error_description.as_deref(),
+            };
+            return upstream::login_callback(state, tenant, host, ip, headers, &answer).await;
+        }
+        Ok(false) => {}
+        Err(e) => return pages::store_error(state, tenant, e),
+    }
     let answer = Callback {
         state: p.state.as_deref(),
         code: p.code.as_deref(),

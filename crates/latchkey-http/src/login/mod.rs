@@ -1,8 +1,11 @@
 //! The hosted login's handlers: the password and passkey sign-in of the
-//! login form (`submit.rs`), the steps between signing in and the code
-//! (`signed_in.rs`: a passkey offered, or on), and the second step's answers and enrollment
-//! (`mfa.rs`, `mfa_enroll.rs`). `/authorize` hands them a login
-//! transaction; they carry it through `services::login_flow` and, when it
+//! login form (`submit.rs`), the login with an upstream identity provider
+//! (`upstream.rs`), the steps between signing in and the code
+//! (`signed_in.rs`: a passkey offered, or on), the second step's answers
+//! and enrollment (`mfa.rs`, `mfa_enroll.rs`), and the browser's part of
+//! connecting an account with the providers' shared callback, which hands a
+//! login's answer to `upstream.rs` (`connect.rs`). `/authorize` hands them a
+//! login transaction; they carry it through `services::login_flow` and, when it
 //! completes, answer in the request's response mode (`oauth::respond`). The
 //! pages themselves (templates, scripts, error pages) are `pages/`.
 
@@ -11,6 +14,7 @@ mod mfa;
 mod mfa_enroll;
 mod signed_in;
 mod submit;
+mod upstream;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +47,7 @@ pub(crate) fn routes() -> Router<SharedState> {
             get(|| async { script(ADD_PASSKEY_JS) }),
         )
         .route("/login/passkey", post(submit::passkey_submit))
+        .route("/login/upstream", post(upstream::go))
         .route("/login/mfa", post(mfa::choose))
         .route("/login/mfa/verify", post(mfa::verify))
         .route("/login/mfa/key/challenge", post(mfa::key_challenge))

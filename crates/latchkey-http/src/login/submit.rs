@@ -55,34 +55,70 @@ pub(super) async fn submit(
     .await;
     let user = match attempt {
         Ok(u) => u,
-        Err(e) => return refused(&state, &tenant, &form, e),
+        Err(e) => return refused(&state, &tenant, &form, &req, e),
     };
     let amr = vec!["pwd".to_string()];
-    match login_flow::after_first_factor(&state, &tenant, &host, &req, &user, &amr).await {
-        Ok(Next::Complete) => {
-            signed_in(&state, &tenant, &host, &headers, &form.tx, &req, &user, amr).await
-        }
-        Ok(Next::OfferPasskey) => {
-            offer_passkey(&state, &tenant, &host, &headers, &form.tx, &user, &amr).await
-        }
+    let login = Login {
+        state: &state,
+        tenant: &tenant,
+        host: &host,
+        headers: &headers,
+        tx: &form.tx,
+        req: &req,
+    };
+    first_factor_passed(&login, &user, amr).await
+}
+
+/// A login of this browser, under its transaction.
+pub(super) struct Login<'a> {
+    pub(super) state: &'a AppState,
+    pub(super) tenant: &'a Tenant,
+    pub(super) host: &'a str,
+    pub(super) headers: &'a HeaderMap,
+    pub(super) tx: &'a str,
+    pub(super) req: &'a AuthorizeRequest,
+}
+
+/// The first factor established `amr` for `user` (a password, or the
+/// upstream provider's login): the second step if the request needs one, a
+/// passkey offered, or the code.
+pub(super) async fn first_factor_passed(
+    login: &Login<'_>,
+    user: &UserRow,
+    amr: Vec<String>,
+) -> Response {
+    let Login {
+        state,
+        tenant,
+        host,
+        headers,
+        tx,
+        req,
+    } = *login;
+    match login_flow::after_first_factor(state, tenant, host, req, user, &amr).await {
+        Ok(Next::Complete) => signed_in(state, tenant, host, headers, tx, req, user, amr).await,
+        Ok(Next::OfferPasskey) => offer_passkey(state, tenant, host, headers, tx, user, &amr).await,
         Ok(Next::SecondFactor(need)) => {
             let first = FirstFactor {
-                user: &user,
+                user,
                 amr: &amr,
                 auth_time: state.clock.now(),
             };
-            let languages = crate::http::accept_languages(&headers);
-            second_step::start(
-                &state, &tenant, &host, &form.tx, &req, &first, need, &languages,
-            )
-            .await
+            let languages = crate::http::accept_languages(headers);
+            second_step::start(state, tenant, host, tx, req, &first, need, &languages).await
         }
-        Err(e) => pages::flow_error(&state, &tenant, e),
+        Err(e) => pages::flow_error(state, tenant, e),
     }
 }
 
 /// The page for a password login that failed.
-fn refused(state: &AppState, tenant: &Tenant, form: &LoginForm, e: LoginError) -> Response {
+fn refused(
+    state: &AppState,
+    tenant: &Tenant,
+    form: &LoginForm,
+    req: &AuthorizeRequest,
+    e: LoginError,
+) -> Response {
     let message = match e {
         LoginError::Store(err) => return pages::store_error(state, tenant, err),
         LoginError::Throttled(seconds) => {
@@ -111,7 +147,14 @@ fn refused(state: &AppState, tenant: &Tenant, form: &LoginForm, e: LoginError) -
         LoginError::Blocked => "This account is blocked.",
         LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
     };
-    pages::login_page(state, tenant, &form.tx, &form.username, message)
+    pages::login_page(
+        state,
+        tenant,
+        &form.tx,
+        &form.username,
+        &req.client_id,
+        message,
+    )
 }
 
 /// Signed in already; the code waits for the passkey question.
@@ -226,6 +269,7 @@ pub(super) async fn passkey_submit(
             &tenant,
             &form.tx,
             "",
+            &req.client_id,
             "That passkey could not be used to sign in.",
         )
     };

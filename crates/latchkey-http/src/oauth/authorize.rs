@@ -1,8 +1,9 @@
 //! `GET /authorize` (authorization code flow with PKCE): decodes the
 //! request, has `services::authorize` validate and decide it, and answers:
 //! an error page, the client's redirect (a code or an error), or a login
-//! transaction handed to the hosted pages (the login form, or a step-up's
-//! second step), which carry it to the code one way.
+//! transaction handed to the hosted pages (the login form, a step-up's
+//! second step, or with `connection=` the upstream provider, whose callback
+//! comes back to the login pages), which carry it to the code one way.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,9 +15,10 @@ use crate::app::{AppState, SharedState};
 use crate::http::cookies;
 use crate::pages::{self, second_step};
 use latchkey_core::services::authorize::{
-    self, AuthorizeRequest, Decision, Invalid, Params, StepUp,
+    self, AuthorizeRequest, Decision, Invalid, Params, Reply, StepUp,
 };
 use latchkey_core::services::login_flow::{self, LOGIN_TTL};
+use latchkey_core::services::upstream_login::{self, StartError};
 use latchkey_core::tenant::Tenant;
 
 pub(crate) async fn authorize(
@@ -49,7 +51,7 @@ pub(crate) async fn authorize(
             respond::error(&state, &reply, error, description)
         }
         Ok(Decision::Issued(issued)) => respond::issued(&state, &reply, &issued),
-        Ok(Decision::Login) => login(&state, &tenant, &host, &req, &ip).await,
+        Ok(Decision::Login) => login(&state, &tenant, &host, &req, &reply, &ip).await,
         Ok(Decision::StepUp(up)) => step_up(&state, &tenant, &host, &req, *up, &headers).await,
         Err(e) => pages::flow_error(&state, &tenant, e),
     }
@@ -76,16 +78,18 @@ fn params(q: &AuthorizeQuery) -> Params<'_> {
         acr_values: q.acr_values.as_deref(),
         dpop_jkt: q.dpop_jkt.as_deref(),
         response_mode: q.response_mode.as_deref(),
+        connection: q.connection.as_deref(),
     }
 }
 
 /// A new login transaction, bound to this browser by a cookie: the login
-/// form.
+/// form, or the upstream provider `connection=` names.
 async fn login(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
     req: &AuthorizeRequest,
+    reply: &Reply,
     ip: &str,
 ) -> Response {
     if let Err(seconds) = login_flow::anonymous_transaction(state, tenant, ip) {
@@ -101,13 +105,46 @@ async fn login(
         Ok(tx) => tx,
         Err(e) => return pages::flow_error(state, tenant, e),
     };
-    let hint = req.login_hint.as_deref().unwrap_or("");
-    let mut res = pages::login_form(state, tenant, &tx, hint);
+    let mut res = match &req.connection {
+        Some(connection) => {
+            match upstream_login::start(state, tenant, host, &tx, req, connection).await {
+                Ok(url) => crate::http::found(&url),
+                Err(e) => return upstream_unavailable(state, tenant, reply, e),
+            }
+        }
+        None => {
+            let hint = req.login_hint.as_deref().unwrap_or("");
+            pages::login_form(state, tenant, &tx, hint, &req.client_id)
+        }
+    };
     res.headers_mut().append(
         header::SET_COOKIE,
         cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),
     );
     res
+}
+
+/// The provider of `connection=` cannot be asked: the app is told.
+fn upstream_unavailable(
+    state: &AppState,
+    tenant: &Tenant,
+    reply: &Reply,
+    e: StartError,
+) -> Response {
+    match e {
+        StartError::NotEnabled => respond::error(
+            state,
+            reply,
+            "invalid_request",
+            "the connection was disabled",
+        ),
+        StartError::Upstream(e) => {
+            tracing::warn!(tenant = %tenant.name, error = %e, "upstream login could not start");
+            let (error, description) = upstream_login::upstream_failure(&e);
+            respond::error(state, reply, error, description)
+        }
+        StartError::Store(e) => pages::store_error(state, tenant, e),
+    }
 }
 
 /// A login transaction whose first factor is the browser's session: the

@@ -169,9 +169,18 @@ pub(crate) fn frame_guard(res: &mut Response) {
     );
 }
 
-/// The login form of a new transaction, not to be framed.
-pub(crate) fn login_form(state: &AppState, tenant: &Tenant, tx: &str, username: &str) -> Response {
-    let html = state.templates.render_login(tenant, tx, username, None);
+/// The login form of a new transaction for the application `client_id`,
+/// not to be framed.
+pub(crate) fn login_form(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    username: &str,
+    client_id: &str,
+) -> Response {
+    let html = state
+        .templates
+        .render_login(tenant, tx, username, client_id, None);
     let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
@@ -183,18 +192,43 @@ pub(crate) fn login_page(
     tenant: &Tenant,
     tx: &str,
     username: &str,
+    client_id: &str,
     message: &str,
 ) -> Response {
     let html = state
         .templates
-        .render_login(tenant, tx, username, Some(message));
-    let mut res = (StatusCode::OK, Html(html)).into_response();
+        .render_login(tenant, tx, username, client_id, Some(message));
+    let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
 }
 
 pub struct Templates {
     env: Environment<'static>,
+}
+
+/// A button of the login page: an upstream connection to log in with.
+#[derive(Serialize)]
+struct Button<'a> {
+    /// The connection's name, posted back.
+    name: &'a str,
+    /// What the button says.
+    label: &'a str,
+}
+
+/// The upstream connections the application's users may log in with, in
+/// the file's order.
+fn buttons<'t>(tenant: &'t Tenant, client_id: &str) -> Vec<Button<'t>> {
+    tenant
+        .config
+        .connections
+        .iter()
+        .filter(|c| c.login_from(client_id))
+        .map(|c| Button {
+            name: &c.name,
+            label: c.shown_name(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -254,6 +288,7 @@ impl Templates {
         tenant: &Tenant,
         tx: &str,
         username: &str,
+        client_id: &str,
         error: Option<&str>,
     ) -> String {
         self.render(
@@ -261,6 +296,7 @@ impl Templates {
             context! {
                 page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
                 passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
+                connections => Value::from(Serde(buttons(tenant, client_id))),
             },
         )
     }

@@ -36,4 +36,5 @@ mod sweep;
 mod tenant_files;
 mod upstream;
 mod upstream_client;
+mod upstream_login;
 mod upstream_providers;

@@ -123,6 +123,25 @@ pub(crate) async fn metadata(core: &Core, p: &Provider) -> Result<Arc<Metadata>,
     Ok(m)
 }
 
+/// RFC 9207: the `iss` a provider put beside its authorization response
+/// must be its own issuer, else the response is another provider's (a
+/// mix-up). Providers without an issuer (OAuth 2.0) have nothing to check.
+pub async fn check_response_issuer(
+    core: &Core,
+    p: &Provider,
+    iss: &str,
+) -> Result<(), UpstreamError> {
+    let meta = metadata(core, p).await?;
+    match meta.issuer.as_deref() {
+        Some(own) if own != iss => Err(UpstreamError::IdToken(format!(
+            "the authorization response names the issuer {:?}, not {:?}",
+            quoted(iss),
+            quoted(own)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// An endpoint named in a document: an absolute http(s) URL.
 fn endpoint(doc: &Map<String, Value>, key: &str) -> Result<Option<String>, UpstreamError> {
     match doc.get(key) {

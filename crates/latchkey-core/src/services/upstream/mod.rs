@@ -27,7 +27,7 @@ mod revoke;
 mod token;
 
 pub use authorize::{AuthorizeExtras, AuthorizeRequest, authorization_request};
-pub use discovery::Upstreams;
+pub use discovery::{Upstreams, check_response_issuer};
 pub use identity::{Identity, identify};
 pub use provider::{Provider, scopes_of};
 pub use revoke::{Revoked, revoke};

@@ -1,10 +1,11 @@
 //! Connections: where a tenant's users come from. The built-in database
 //! (`auth0`), or an upstream identity provider that latchkey reaches as a
-//! confidential OAuth 2.0 / OpenID Connect client: for connected accounts
-//! (Token Vault) and, later, for logging in. Keys follow Auth0's Management
-//! API (`options.issuer`, `options.authorizationURL`,
-//! `connected_accounts.active`, `enabled_clients`); the client secret is
-//! never in the file, only the name of the environment variable holding it.
+//! confidential OAuth 2.0 / OpenID Connect client: for logging in and for
+//! connected accounts (Token Vault). Keys follow Auth0's Management API
+//! (`options.issuer`, `options.authorizationURL`, `authentication.active`,
+//! `connected_accounts.active`, `enabled_clients`, `display_name`); the
+//! client secret is never in the file, only the name of the environment
+//! variable holding it.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -29,6 +30,19 @@ pub struct Connection {
     /// Upstream connections only: how the identity provider is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<UpstreamOptions>,
+    /// Upstream connections only: the name its button shows on the login
+    /// page; the connection's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Upstream connections only: whether users may log in with it (a
+    /// button on the login page, `connection=` on `/authorize`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub authentication: AuthenticationPurpose,
+    /// Upstream connections only: an upstream login whose email the
+    /// provider says is verified joins the user who has that email,
+    /// verified too, instead of making a user of its own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub link_by_verified_email: bool,
     /// Upstream connections only: whether users may link an account of this
     /// provider through the My Account API (Token Vault).
     #[serde(default, skip_serializing_if = "is_default")]
@@ -50,6 +64,19 @@ impl Connection {
         self.strategy.is_upstream()
             && self.connected_accounts.active
             && self.enabled_clients.iter().any(|c| c == client_id)
+    }
+
+    /// Whether this is an upstream connection that users of the application
+    /// `client_id` may log in with.
+    pub fn login_from(&self, client_id: &str) -> bool {
+        self.strategy.is_upstream()
+            && self.authentication.active
+            && self.enabled_clients.iter().any(|c| c == client_id)
+    }
+
+    /// The name users see.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
     }
 }
 
@@ -87,6 +114,19 @@ impl ConnectionStrategy {
                 | ConnectionStrategy::Windowslive
                 | ConnectionStrategy::Apple
         )
+    }
+}
+
+/// Auth0's `authentication` purpose of a connection: on unless turned off.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationPurpose {
+    pub active: bool,
+}
+
+impl Default for AuthenticationPurpose {
+    fn default() -> Self {
+        Self { active: true }
     }
 }
 

@@ -9,7 +9,14 @@ use super::*;
 /// Keys only the built-in database takes.
 const DATABASE_ONLY: [&str; 3] = ["password_policy", "disable_signup", "requires_username"];
 /// Keys only upstream connections take.
-const UPSTREAM_ONLY: [&str; 3] = ["options", "connected_accounts", "enabled_clients"];
+const UPSTREAM_ONLY: [&str; 6] = [
+    "options",
+    "display_name",
+    "authentication",
+    "link_by_verified_email",
+    "connected_accounts",
+    "enabled_clients",
+];
 /// Endpoint keys of OpenID strategies (Auth0's OIDC names).
 const OPENID_KEYS: [&str; 7] = [
     "issuer",
@@ -134,6 +141,15 @@ impl<'a> Validator<'a> {
             })?;
         }
         self.in_range(at("timeout_seconds"), options.timeout_seconds, 1..=60)?;
+        if let Some(shown) = &connection.display_name {
+            self.ensure(
+                !shown.trim().is_empty()
+                    && shown.chars().count() <= 128
+                    && !shown.chars().any(char::is_control),
+                key_path(path, "display_name"),
+                "must be 1 to 128 characters, without control characters",
+            )?;
+        }
         self.endpoints(&options_path, strategy, options)?;
         let clients_path = key_path(path, "enabled_clients");
         for (i, client) in connection.enabled_clients.iter().enumerate() {
@@ -321,6 +337,56 @@ connections:
         // The stored form parses back to the same.
         let json = serde_json::to_string(&file).unwrap();
         assert_eq!(parse_tenant_file(&json, &AnyTemplate).unwrap(), file);
+    }
+
+    #[test]
+    fn login_with_an_upstream_connection() {
+        let file = parse(
+            "  - name: gh
+    strategy: github
+    display_name: GitHub
+    options: { client_id: a, client_secret_env: S }
+    link_by_verified_email: true
+    enabled_clients: [spa]
+  - name: vault-only
+    strategy: github
+    options: { client_id: a, client_secret_env: S }
+    authentication: { active: false }
+    connected_accounts: { active: true }
+    enabled_clients: [spa]
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (gh, vault) = (&file.connections[1], &file.connections[2]);
+        // Logging in is a connection's purpose unless turned off.
+        assert!(gh.login_from("spa") && !gh.login_from("web"));
+        assert!(!vault.login_from("spa") && vault.connectable_from("spa"));
+        assert!(gh.link_by_verified_email && !vault.link_by_verified_email);
+        assert_eq!(
+            (gh.shown_name(), vault.shown_name()),
+            ("GitHub", "vault-only")
+        );
+        // The database never is one to log in with upstream.
+        assert!(!file.connections[0].login_from("spa"));
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(
+            !json.contains("authentication\":{\"active\":true"),
+            "{json}"
+        );
+        assert_eq!(parse_tenant_file(&json, &AnyTemplate).unwrap(), file);
+        for key in [
+            "display_name: Db",
+            "link_by_verified_email: true",
+            "authentication: { active: true }",
+        ] {
+            let e = refused(&format!("  - name: db2\n    {key}\n"));
+            assert_eq!(e.line, Some(8), "{key}");
+            assert!(e.message.contains("built-in database"), "{e}");
+        }
+        let e = refused(
+            "  - name: gh\n    strategy: github\n    options: { client_id: a, client_secret_env: S }\n    display_name: \"\\u0007\"\n",
+        );
+        assert_eq!(e.path, "connections[1].display_name");
     }
 
     #[test]
