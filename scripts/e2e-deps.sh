@@ -3,7 +3,9 @@
 #   - Debian's Chromium at /usr/bin/chromium (driven by playwright-core; no
 #     tool is ever allowed to download a browser of its own);
 #   - the npm dependencies of e2e/, installed exactly from package-lock.json
-#     (install scripts are not run: none of the dependencies needs one).
+#     (install scripts are not run: none of the dependencies needs one);
+#   - those of the upstream OpenID provider program the connected-accounts
+#     test starts (crates/latchkey/tests/upstream/oidc/, its own lock file).
 # Fails loudly when anything cannot be had; it never skips.
 set -euo pipefail
 
@@ -68,6 +70,21 @@ else
     echo "e2e-deps: e2e/node_modules present (no ${lock})"
   fi
 fi
+
+# --- the upstream OpenID provider (oidc-provider) ----------------------------
+oidc_dir="${repo_root}/crates/latchkey/tests/upstream/oidc"
+[[ -f "${oidc_dir}/package-lock.json" ]] || die "${oidc_dir}/package-lock.json is missing"
+oidc_stamp="${oidc_dir}/node_modules/.package-lock.json"
+if [[ ! -f "${oidc_stamp}" || "${oidc_dir}/package-lock.json" -nt "${oidc_stamp}" ]]; then
+  echo "e2e-deps: npm ci in crates/latchkey/tests/upstream/oidc/"
+  (cd "${oidc_dir}" && npm ci --ignore-scripts --no-audit --no-fund) \
+    || die "npm ci failed in crates/latchkey/tests/upstream/oidc/"
+  touch "${oidc_stamp}"
+else
+  echo "e2e-deps: crates/latchkey/tests/upstream/oidc/node_modules is up to date"
+fi
+[[ -f "${oidc_dir}/node_modules/oidc-provider/package.json" ]] \
+  || die "oidc-provider is missing from crates/latchkey/tests/upstream/oidc/node_modules"
 
 # --- sanity -----------------------------------------------------------------
 for dep in @auth0/auth0-spa-js playwright-core openid-client; do

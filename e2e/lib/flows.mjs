@@ -28,14 +28,14 @@ export async function callApp(page, name, ...args) {
 }
 
 /**
- * Starts a call that navigates the page away (login, logout) without waiting
+ * Starts a call that navigates the page away (login, logout, connecting an account) without waiting
  * for its promise, which dies with the page.
  */
-export async function startNavigatingCall(page, name) {
+export async function startNavigatingCall(page, name, ...args) {
   try {
-    await page.evaluate((n) => {
-      window.e2e[n]();
-    }, name);
+    await page.evaluate(([n, a]) => {
+      window.e2e[n](...a);
+    }, [name, args]);
   } catch (err) {
     // The navigation may already have torn down the execution context.
     if (!/Execution context was destroyed|navigat/i.test(err.message)) throw err;

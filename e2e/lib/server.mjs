@@ -54,11 +54,12 @@ async function resolveBinary() {
  * @param {(port: number) => string} opts.tenantYaml  tenant file contents for
  *   the chosen port (its domain must be `localhost:PORT`)
  * @param {Record<string,string>} [opts.env]  extra environment variables
+ * @param {string[]} [opts.args]  extra arguments after `serve …` (e.g. `--outbound-allow-loopback`)
  * @param {number} [opts.readyTimeoutMs]
  * @returns {Promise<{port:number, origin:string, issuer:string, dataDir:string,
  *   tenantFile:string, log:() => string, stop:() => Promise<void>}>}
  */
-export async function startLatchkey({ tenantYaml, env = {}, readyTimeoutMs = WAIT_MS } = {}) {
+export async function startLatchkey({ tenantYaml, env = {}, args: extraArgs = [], readyTimeoutMs = WAIT_MS } = {}) {
   if (typeof tenantYaml !== 'function') {
     throw new TypeError('startLatchkey: tenantYaml must be a function of the port returning the tenant file');
   }
@@ -73,7 +74,7 @@ export async function startLatchkey({ tenantYaml, env = {}, readyTimeoutMs = WAI
   const childEnv = { ...process.env, RUST_LOG: 'info', NO_COLOR: '1', ...env };
   delete childEnv.LATCHKEY_MASTER_KEY;
 
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--tenant-file', tenantFile];
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--tenant-file', tenantFile, ...extraArgs];
   const child = spawn(bin, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
 
