@@ -9,12 +9,17 @@
 #   1. installs the pinned schemathesis (scripts/schemathesis-requirements.txt)
 #      into .venv-schemathesis/ at the repository root, recreating it whenever
 #      that file changes;
-#   2. starts an SMTP sink and an SMS webhook receiver (scripts/schemathesis_sinks.py)
+#   2. starts an SMTP sink and an SMS webhook receiver (scripts/schemathesis_sinks.py),
+#      an upstream OpenID provider (crates/latchkey/tests/upstream/oidc/server.mjs,
+#      oidc-provider, its npm packages installed from their lock file when missing),
 #      and boots `$LATCHKEY_BIN serve` on a free port with a fresh data directory and
 #      a tenant file of its own (a SPA client allowed the password grant, with a
 #      client grant to the My Account API holding all ten scopes; one user; the
-#      email and phone factors delivering to those sinks);
-#   3. checks that the password grant yields a token with all ten scopes;
+#      email and phone factors delivering to those sinks; an `oidc` connection to
+#      that provider, active for connected accounts);
+#   3. checks that the password grant yields a token with all ten scopes, and
+#      connects the user's account at the provider (connect, its login form,
+#      /login/callback, complete), so that the run lists and deletes a real one;
 #   4. runs schemathesis against http://localhost:PORT/me/v1: every phase
 #      (examples, coverage, fuzzing, stateful), positive and negative data, a
 #      fixed seed, a bounded number of cases; tokens are fetched and refreshed by
@@ -60,6 +65,17 @@ bin="${LATCHKEY_BIN}"
 [[ -f "${requirements}" ]] || die "${requirements} is missing"
 [[ -f "${hooks}" ]] || die "${hooks} is missing"
 command -v timeout >/dev/null 2>&1 || die "timeout (GNU coreutils) is not installed"
+command -v node >/dev/null 2>&1 || die "node is not installed (the upstream OpenID provider needs Node.js 20.19 or newer)"
+
+# --- the upstream OpenID provider's packages, from its lock file ------------------
+oidc_dir="${repo_root}/crates/latchkey/tests/upstream/oidc"
+[[ -f "${oidc_dir}/package-lock.json" ]] || die "${oidc_dir}/package-lock.json is missing"
+if [[ ! -f "${oidc_dir}/node_modules/.package-lock.json" \
+  || "${oidc_dir}/package-lock.json" -nt "${oidc_dir}/node_modules/.package-lock.json" ]]; then
+  say "npm ci in ${oidc_dir}"
+  (cd "${oidc_dir}" && npm ci --ignore-scripts --no-audit --no-fund) || die "npm ci failed in ${oidc_dir}"
+  touch "${oidc_dir}/node_modules/.package-lock.json"
+fi
 
 # --- schemathesis, pinned, in a project-local virtualenv ----------------------
 command -v python3 >/dev/null 2>&1 || die "python3 is not installed (Python 3.11 or newer is required)"
@@ -129,9 +145,14 @@ print_server_log() {
   fi
 }
 sinks_pid=""
+idp_pid=""
 cleanup() {
   local rc=$?
   stop_server
+  if [[ -n "${idp_pid}" ]]; then
+    kill -TERM "${idp_pid}" 2>/dev/null || true
+    wait "${idp_pid}" 2>/dev/null || true
+  fi
   if [[ -n "${sinks_pid}" ]]; then
     kill -TERM "${sinks_pid}" 2>/dev/null || true
     wait "${sinks_pid}" 2>/dev/null || true
@@ -178,6 +199,45 @@ done
 read -r smtp_port webhook_port <"${tmp}/sinks.ports"
 say "SMTP sink on 127.0.0.1:${smtp_port}, SMS webhook receiver on 127.0.0.1:${webhook_port}"
 
+# --- the upstream OpenID provider: connected accounts link an account there ---
+# Its client's redirect URI is latchkey's /login/callback; the app's callback
+# (connect's redirect_uri) is never visited, only read from latchkey's redirect.
+idp_client_secret="$("${py}" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+idp_password="$("${py}" -c 'import secrets; print("Idp-" + secrets.token_urlsafe(18))')"
+idp_username="carol@idp.example"
+app_callback="https://app.example.com/callback"
+idp_config="$("${py}" - "${origin}" "${idp_client_secret}" "${idp_username}" "${idp_password}" <<'PY'
+import json, sys
+origin, secret, username, password = sys.argv[1:]
+print(json.dumps({
+    "port": 0,
+    "clients": [{"client_id": "latchkey", "client_secret": secret,
+                 "redirect_uris": [f"{origin}/login/callback"],
+                 "token_endpoint_auth_method": "client_secret_basic",
+                 "id_token_signed_response_alg": "RS256"}],
+    "users": [{"sub": "carol-upstream", "email": username, "email_verified": True,
+               "name": "Carol Upstream", "password": password}],
+}))
+PY
+)"
+# Its configuration (a client secret among it) in the environment, not on the
+# command line. It exits when its standard input closes: a FIFO this script
+# holds open (fd 7), so it goes when the script does, whatever happens.
+mkfifo "${tmp}/idp.stdin"
+exec 7<>"${tmp}/idp.stdin"
+(cd "${oidc_dir}" && OIDC_PROVIDER_CONFIG="${idp_config}" exec node server.mjs \
+  <"${tmp}/idp.stdin" >"${tmp}/idp.out" 2>"${tmp}/idp.log") &
+idp_pid=$!
+for _ in $(seq 1 600); do
+  [[ -n "$(head -n1 "${tmp}/idp.out" 2>/dev/null)" ]] && break
+  kill -0 "${idp_pid}" 2>/dev/null || break
+  sleep 0.1
+done
+idp_line="$(head -n1 "${tmp}/idp.out" 2>/dev/null || true)"
+idp_issuer="$("${py}" -c 'import json, sys; print(json.loads(sys.argv[1])["issuer"])' "${idp_line}" 2>/dev/null)" \
+  || { cat "${tmp}/idp.log" >&2; die "the OpenID provider did not start within 60 s (readiness line: '${idp_line}')"; }
+say "OpenID provider at ${idp_issuer}"
+
 mkdir "${tmp}/data"
 # Format: docs/tenant-file.md. No rate limits: 429 is declared (it would
 # conform), but it would stop requests from reaching the code under test.
@@ -194,8 +254,15 @@ sms_provider:
   webhook: { url: "http://127.0.0.1:${webhook_port}/sms", secret_env: LATCHKEY_ST_SMS_SECRET }
 connections:
   - name: Username-Password-Authentication
+  - name: upstream-idp
+    strategy: oidc
+    options: { issuer: "${idp_issuer}", client_id: latchkey, client_secret_env: LATCHKEY_ST_IDP_SECRET,
+               scope: openid profile email offline_access }
+    connected_accounts: { active: true }
+    enabled_clients: [${client_id}]
 clients:
-  - { client_id: ${client_id}, name: Contract tests, app_type: spa, grant_types: [password] }
+  - { client_id: ${client_id}, name: Contract tests, app_type: spa, grant_types: [password],
+      callbacks: ["${app_callback}"] }
 client_grants:
   - client_id: ${client_id}
     audience: "${origin}/me/"
@@ -208,7 +275,7 @@ EOF
 
 say "starting ${bin} on 127.0.0.1:${port}"
 env -u LATCHKEY_MASTER_KEY -u LATCHKEY_MASTER_KEY_FILE RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
-  LATCHKEY_ST_SMS_SECRET="${sms_secret}" \
+  LATCHKEY_ST_SMS_SECRET="${sms_secret}" LATCHKEY_ST_IDP_SECRET="${idp_client_secret}" \
   "${bin}" serve --listen "127.0.0.1:${port}" --data-dir "${tmp}/data" --tenant-file "${tmp}/tenant.yaml" \
   --outbound-allow-loopback \
   >"${server_log}" 2>&1 &
@@ -245,7 +312,11 @@ export LATCHKEY_ST_USERNAME="${username}"
 export LATCHKEY_ST_PASSWORD="${password}"
 export LATCHKEY_ST_SCOPE="${scopes[*]}"
 export LATCHKEY_ST_SUMMARY="${tmp}/summary.json"
-"${py}" "${hooks}" || die "no usable My Account access token (see above)"
+export LATCHKEY_ST_CONNECTION="upstream-idp"
+export LATCHKEY_ST_REDIRECT_URI="${app_callback}"
+export LATCHKEY_ST_IDP_USERNAME="${idp_username}"
+export LATCHKEY_ST_IDP_PASSWORD="${idp_password}"
+"${py}" "${hooks}" || die "no usable My Account access token or connected account (see above)"
 
 # --- schemathesis -------------------------------------------------------------
 # Settings only the configuration file can express. Generated here, and named

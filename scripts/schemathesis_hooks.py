@@ -9,6 +9,11 @@ environment, which scripts/schemathesis.sh sets:
   LATCHKEY_ST_USERNAME, LATCHKEY_ST_PASSWORD
   LATCHKEY_ST_SCOPE      the space-separated My Account scopes to ask for
   LATCHKEY_ST_SUMMARY    where to write the per-operation summary (JSON)
+  LATCHKEY_ST_CONNECTION an upstream connection active for connected accounts,
+                         with the client among its enabled_clients
+  LATCHKEY_ST_REDIRECT_URI  one of the client's callbacks (connect's redirect_uri)
+  LATCHKEY_ST_IDP_USERNAME, LATCHKEY_ST_IDP_PASSWORD  the user's account at that
+                         connection's provider (a real one, on loopback)
 
 It provides:
 
@@ -36,11 +41,15 @@ It provides:
     LATCHKEY_ST_SUMMARY, for the script's summary (never fails).
 
 Run directly (`python schemathesis_hooks.py`), it fetches one token and checks its
-scopes and lifetime: the script's preflight.
+scopes and lifetime, then connects one account the way an app and a browser do
+(connect, the provider's login form, back through latchkey's /login/callback to
+the redirect_uri with a connect_code, complete), so that the run lists a real
+connected account and can delete it: the script's preflight.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -58,15 +67,19 @@ MIN_TOKEN_LIFETIME_SECONDS = REFRESH_INTERVAL_SECONDS + 120
 
 # Operations that must answer 2xx at least once in a run. Each is reachable with
 # generated data and no prior state (the user exists and has a password; the
-# tenant enables totp and recovery-code). The others need state the generator
-# cannot produce reliably (an `auth_session` from a create, an upstream
-# connection for connected accounts), so they are held to conformance only.
+# tenant enables totp and recovery-code), or through the links below (connect
+# with the listed connection and the client's callback; delete of the account the
+# preflight connected, from the list). The others need state the generator
+# cannot produce (a `connect_code` only a provider's redirect carries), so they
+# are held to conformance only.
 MUST_SUCCEED = (
     "GET /factors",
     "GET /authentication-methods",
     "POST /authentication-methods",
     "GET /connected-accounts/accounts",
     "GET /connected-accounts/connections",
+    "POST /connected-accounts/connect",
+    "DELETE /connected-accounts/accounts/{id}",
 )
 
 # Factor types whose enrollment must have started (202) at least once: the ones
@@ -205,6 +218,35 @@ EXTRA_LINKS = {
     ("/authentication-methods/{authentication_method_id}/verify", "post", "201"): _links_by_id(
         "FromVerify", _METHOD_ID_FROM_LOCATION
     ),
+    # Connect with a connection the user may use and one of the app's callbacks
+    # (generated names and URIs are never either), the rest of the body generated.
+    ("/connected-accounts/connections", "get", "200"): {
+        "connectListedConnection": {
+            "operationId": "createConnectedAccountRequest",
+            "requestBody": {
+                "connection": "$response.body#/connections/0/name",
+                "redirect_uri": os.environ.get("LATCHKEY_ST_REDIRECT_URI", ""),
+            },
+        },
+    },
+    # Complete with the started request's auth_session (the connect_code is
+    # generated, so this answers 400: an unknown code).
+    ("/connected-accounts/connect", "post", "201"): {
+        "completeStarted": {
+            "operationId": "completeConnectedAccountRequest",
+            "requestBody": {
+                "auth_session": "$response.body#/auth_session",
+                "redirect_uri": os.environ.get("LATCHKEY_ST_REDIRECT_URI", ""),
+            },
+        },
+    },
+    # The first listed account (the one the preflight connected), to delete.
+    ("/connected-accounts/accounts", "get", "200"): {
+        "deleteListedAccount": {
+            "operationId": "deleteConnectedAccount",
+            "parameters": {"path.id": "$response.body#/accounts/0/id"},
+        },
+    },
 }
 
 
@@ -217,10 +259,17 @@ if __name__ != "__main__":
             responses = raw_schema["paths"][path][method]["responses"]
             responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})
         for (path, method, status), links in EXTRA_LINKS.items():
-            response = raw_schema["paths"][path][method]["responses"][status]
+            responses = raw_schema["paths"][path][method]["responses"]
+            response = responses[status]
             if "$ref" in response:
-                # Would put the links on a shared component (every operation using it).
-                raise RuntimeError(f"{method.upper()} {path} {status} is now a $ref: update EXTRA_LINKS")
+                # Links on the shared component would reach every operation using it:
+                # this operation gets its own copy of the response instead.
+                prefix = "#/components/responses/"
+                ref = response["$ref"]
+                if not ref.startswith(prefix) or len(response) != 1:
+                    raise RuntimeError(f"{method.upper()} {path} {status}: cannot inline {ref}: update EXTRA_LINKS")
+                response = copy.deepcopy(raw_schema["components"]["responses"][ref[len(prefix):]])
+                responses[status] = response
             response["links"] = {**response.get("links", {}), **links}
 
     @schemathesis.hook
@@ -333,11 +382,105 @@ if __name__ != "__main__":
                     json.dump({k: sorted(v) for k, v in sorted(self.statuses.items())}, fd, indent=1)
 
 
+class ConnectError(RuntimeError):
+    pass
+
+
+def connect_account(token: str) -> dict:
+    """Connects the user's account at LATCHKEY_ST_CONNECTION's provider, as an app and
+    a browser would, and returns the account `complete` answered."""
+    import base64
+    import hashlib
+    import html.parser
+    import secrets
+    from urllib.parse import parse_qs, urljoin, urlsplit
+
+    origin = _env("LATCHKEY_ST_ORIGIN").rstrip("/")
+    redirect_uri = _env("LATCHKEY_ST_REDIRECT_URI")
+    api = f"{origin}/me/v1/connected-accounts"
+    auth = {"Authorization": f"Bearer {token}"}
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    state = secrets.token_urlsafe(16)
+    started = requests.post(
+        f"{api}/connect",
+        headers=auth,
+        timeout=30,
+        json={
+            "connection": _env("LATCHKEY_ST_CONNECTION"),
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    if started.status_code != 201:
+        raise ConnectError(f"POST {api}/connect answered {started.status_code}: {started.text[:2000]}")
+    body = started.json()
+
+    class LoginForm(html.parser.HTMLParser):
+        action = None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "form" and attrs.get("id") == "login":
+                self.action = attrs.get("action")
+
+    # The browser: latchkey's connect URI, the provider, its login form, back to
+    # latchkey's /login/callback, which sends it to the app's redirect_uri.
+    browser = requests.Session()
+    url = f"{body['connect_uri']}?ticket={body['connect_params']['ticket']}"
+    response = browser.get(url, allow_redirects=False, timeout=30)
+    for _ in range(20):
+        if response.is_redirect:
+            url = urljoin(url, response.headers["Location"])
+            if url.startswith(redirect_uri):
+                break
+            response = browser.get(url, allow_redirects=False, timeout=30)
+            continue
+        form = LoginForm()
+        form.feed(response.text)
+        if response.status_code != 200 or not form.action:
+            raise ConnectError(f"GET {url} answered {response.status_code} without a login form: {response.text[:2000]}")
+        url = urljoin(url, form.action)
+        response = browser.post(
+            url,
+            data={"username": _env("LATCHKEY_ST_IDP_USERNAME"), "password": _env("LATCHKEY_ST_IDP_PASSWORD")},
+            allow_redirects=False,
+            timeout=30,
+        )
+    else:
+        raise ConnectError(f"the browser never reached {redirect_uri} (last: {url})")
+    query = parse_qs(urlsplit(url).query)
+    if query.get("state") != [state] or not query.get("connect_code"):
+        raise ConnectError(f"the app was sent to {url}: no connect_code with its state")
+    completed = requests.post(
+        f"{api}/complete",
+        headers=auth,
+        timeout=30,
+        json={
+            "auth_session": body["auth_session"],
+            "connect_code": query["connect_code"][0],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
+    if completed.status_code != 201:
+        raise ConnectError(f"POST {api}/complete answered {completed.status_code}: {completed.text[:2000]}")
+    return completed.json()
+
+
 if __name__ == "__main__":
-    # Preflight: one token, its scopes checked.
+    # Preflight: one token, its scopes checked; one connected account.
     try:
         _token, _expires = fetch_token()
     except (TokenError, RuntimeError) as exc:
         print(f"schemathesis: cannot get a My Account access token: {exc}", file=sys.stderr)
         sys.exit(1)
     print(f"schemathesis: got a My Account access token ({int(_expires - time.monotonic())} s left)")
+    try:
+        _account = connect_account(_token)
+    except (ConnectError, RuntimeError, requests.RequestException) as exc:
+        print(f"schemathesis: cannot connect an account: {exc}", file=sys.stderr)
+        sys.exit(1)
+    print(f"schemathesis: connected account {_account.get('id')} at {_account.get('connection')}")
