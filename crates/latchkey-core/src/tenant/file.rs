@@ -983,6 +983,77 @@ users:
     }
 
     #[test]
+    fn token_vault_clients_are_confidential_and_custom_api_clients_name_their_api() {
+        const VAULT: &str =
+            "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token";
+        let api = "resource_servers: [{ identifier: \"https://api.test/\" }]\n";
+        let client = |fields: &str| {
+            format!(
+                "{TENANT}{api}clients:\n  - {{ client_id: c, client_secret: long-enough, {fields} }}\n"
+            )
+        };
+        let file = parse_ok(&client(&format!(
+            "app_type: resource_server, resource_server_identifier: \"https://api.test/\", \
+             grant_types: [\"{VAULT}\"]"
+        )));
+        let custom = &file.clients[0];
+        assert_eq!(custom.grant_types, [GrantType::TokenVault]);
+        assert_eq!(
+            custom.auth_method(),
+            TokenEndpointAuthMethod::ClientSecretPost
+        );
+        parse_ok(&client(&format!(
+            "app_type: regular_web, grant_types: [refresh_token, \"{VAULT}\"]"
+        )));
+        assert_error(
+            &format!(
+                "{TENANT}clients:\n  - {{ client_id: c, app_type: spa, grant_types: [\"{VAULT}\"] }}\n"
+            ),
+            3,
+            "clients[0].grant_types[0]",
+            "confidential clients",
+        );
+        assert_error(
+            &client(&format!(
+                "app_type: regular_web, first_party: false, grant_types: [\"{VAULT}\"]"
+            )),
+            4,
+            "clients[0].grant_types[0]",
+            "first-party clients only",
+        );
+        assert_error(
+            &client("app_type: resource_server"),
+            4,
+            "clients[0].resource_server_identifier",
+            "names its API",
+        );
+        assert_error(
+            &client("app_type: regular_web, resource_server_identifier: \"https://api.test/\""),
+            4,
+            "clients[0].resource_server_identifier",
+            "only a client with app_type resource_server",
+        );
+        assert_error(
+            &client(
+                "app_type: resource_server, resource_server_identifier: \"https://other.test/\"",
+            ),
+            4,
+            "clients[0].resource_server_identifier",
+            "not a resource server identifier",
+        );
+        let custom = "app_type: resource_server, client_secret: long-enough, \
+                      resource_server_identifier: \"https://api.test/\"";
+        assert_error(
+            &format!(
+                "{TENANT}{api}clients:\n  - {{ client_id: a, {custom} }}\n  - {{ client_id: b, {custom} }}\n"
+            ),
+            5,
+            "clients[1].resource_server_identifier",
+            "a second resource_server client",
+        );
+    }
+
+    #[test]
     fn document_shape_errors() {
         assert_eq!(parse_err("").to_string(), "the tenant file is empty");
         parse_ok(&format!("\u{feff}{TENANT}"));

@@ -53,6 +53,11 @@ pub struct Client {
     /// `auth0-forwarded-for` header of its password grants.
     #[serde(default)]
     pub token_endpoint_ip_header_trusted: bool,
+    /// A Custom API Client (`app_type: resource_server`): the identifier of
+    /// the API it is the client of. Such a client exchanges the access
+    /// tokens its API receives at the Token Vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_server_identifier: Option<String>,
 }
 
 impl Client {
@@ -63,7 +68,7 @@ impl Client {
         self.token_endpoint_auth_method
             .unwrap_or(match self.app_type {
                 AppType::Spa | AppType::Native => TokenEndpointAuthMethod::None,
-                AppType::RegularWeb | AppType::NonInteractive => {
+                AppType::RegularWeb | AppType::NonInteractive | AppType::ResourceServer => {
                     TokenEndpointAuthMethod::ClientSecretPost
                 }
             })
@@ -76,6 +81,8 @@ keyword_enum! {
         Native = "native",
         RegularWeb = "regular_web",
         NonInteractive = "non_interactive",
+        /// Auth0's Custom API Client: an API acting as a client of its own.
+        ResourceServer = "resource_server",
     }
 }
 
@@ -98,6 +105,9 @@ keyword_enum! {
         MfaOtp = "http://auth0.com/oauth/grant-type/mfa-otp",
         MfaOob = "http://auth0.com/oauth/grant-type/mfa-oob",
         MfaRecoveryCode = "http://auth0.com/oauth/grant-type/mfa-recovery-code",
+        /// The Token Vault: a user's token exchanged for the access token of
+        /// their connected account at an upstream provider.
+        TokenVault = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token",
     }
 }
 

@@ -9,7 +9,15 @@ impl<'a> Validator<'a> {
         }
         let ids =
             indexed("clients", &self.file.clients, |c| c.client_id.as_str()).map(at("client_id"));
-        self.unique(ids, |id| format!("duplicate client_id {id:?}"))
+        self.unique(ids, |id| format!("duplicate client_id {id:?}"))?;
+        let apis = indexed("clients", &self.file.clients, |c| {
+            c.resource_server_identifier.as_deref()
+        })
+        .filter_map(|(path, api)| Some((path, api?)))
+        .map(at("resource_server_identifier"));
+        self.unique(apis, |api| {
+            format!("a second resource_server client for {api:?}")
+        })
     }
 
     pub(super) fn client(&self, path: &str, client: &Client) -> Check {
@@ -75,6 +83,8 @@ impl<'a> Validator<'a> {
             )?;
         }
 
+        self.token_vault(path, client)?;
+
         self.in_range(
             format!("{path}.jwt_configuration.lifetime_in_seconds"),
             client.jwt_configuration.lifetime_in_seconds,
@@ -94,6 +104,52 @@ impl<'a> Validator<'a> {
         )?;
         self.in_range(format!("{refresh_path}.leeway"), refresh.leeway, 0..=60)?;
         self.refresh_token_policies(&format!("{refresh_path}.policies"), client)
+    }
+
+    /// The Token Vault's clients, as Auth0 has them: the grant for
+    /// confidential first-party clients only; a Custom API Client
+    /// (`resource_server`) names the API whose access tokens it exchanges
+    /// (one such client an API: [`Self::clients`]).
+    fn token_vault(&self, path: &str, client: &Client) -> Check {
+        if let Some(j) = client
+            .grant_types
+            .iter()
+            .position(|g| *g == GrantType::TokenVault)
+        {
+            let grant_path = index_path(&format!("{path}.grant_types"), j);
+            self.ensure(
+                client.auth_method() != TokenEndpointAuthMethod::None,
+                &grant_path,
+                "the Token Vault grant is for confidential clients (token_endpoint_auth_method \
+                 other than none)",
+            )?;
+            self.ensure(
+                client.first_party,
+                grant_path,
+                "the Token Vault grant is for first-party clients only",
+            )?;
+        }
+        let identifier_path = format!("{path}.resource_server_identifier");
+        let Some(identifier) = client.resource_server_identifier.as_deref() else {
+            return self.ensure(
+                client.app_type != AppType::ResourceServer,
+                identifier_path,
+                "a resource_server client names its API (resource_server_identifier)",
+            );
+        };
+        self.ensure(
+            client.app_type == AppType::ResourceServer,
+            &identifier_path,
+            "only a client with app_type resource_server names an API",
+        )?;
+        self.ensure(
+            self.file
+                .resource_servers
+                .iter()
+                .any(|s| s.identifier == identifier),
+            identifier_path,
+            format!("{identifier:?} is not a resource server identifier of this tenant"),
+        )
     }
 
     /// A client's multi-resource refresh token policies: first-party
