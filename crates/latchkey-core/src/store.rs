@@ -827,6 +827,15 @@ pub trait ConnectedAccountStore: Send + Sync {
         user_id: &str,
         id: &str,
     ) -> StoreResult<Option<ConnectedAccountRow>>;
+    /// The user's account `subject` at `connection` (the Token Vault's
+    /// `login_hint`).
+    async fn connected_account_by_subject(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        connection: &str,
+        subject: &str,
+    ) -> StoreResult<Option<ConnectedAccountRow>>;
     /// Deletes the user's account, with its tokens; what it was.
     async fn delete_connected_account(
         &self,
@@ -844,6 +853,16 @@ pub trait ConnectedAccountStore: Send + Sync {
         id: &str,
         version: i64,
         now: Timestamp,
+        hold_until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Gives up the hold [`Self::claim_refresh`] took until `hold_until`
+    /// over `version`, nothing stored (the provider could not be reached):
+    /// false when the tokens moved, or the hold is no longer this one.
+    async fn release_refresh(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        version: i64,
         hold_until: Timestamp,
     ) -> StoreResult<bool>;
     /// Stores a refresh's outcome over `version` (the next version, the

@@ -345,6 +345,25 @@ pub(crate) fn connected_account<'a>(
         .text(id)
 }
 
+pub(crate) fn connected_account_by_subject<'a>(
+    tenant_id: &'a str,
+    user_id: &'a str,
+    connection: &'a str,
+    subject: &'a str,
+) -> Statement<'a> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM connected_accounts \
+             WHERE tenant_id = $1 AND connection = $2 AND subject = $3 AND user_id = $4"
+        )
+    });
+    Statement::new(SQL.as_str())
+        .text(tenant_id)
+        .text(connection)
+        .text(subject)
+        .text(user_id)
+}
+
 pub(crate) fn delete_connected_account<'a>(
     tenant_id: &'a str,
     user_id: &'a str,
@@ -379,6 +398,22 @@ pub(crate) fn claim_refresh<'a>(
     .text(id)
     .int(version)
     .int(now)
+}
+
+pub(crate) fn release_refresh<'a>(
+    tenant_id: &'a str,
+    id: &'a str,
+    version: i64,
+    hold_until: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "UPDATE connected_accounts SET refresh_lock_until = NULL \
+         WHERE tenant_id = $1 AND id = $2 AND version = $3 AND refresh_lock_until = $4",
+    )
+    .text(tenant_id)
+    .text(id)
+    .int(version)
+    .int(hold_until)
 }
 
 pub(crate) fn store_refresh<'a>(
@@ -623,6 +658,23 @@ macro_rules! connected_account_store {
                     .transpose()
             }
 
+            async fn connected_account_by_subject(
+                &self,
+                tenant_id: &str,
+                user_id: &str,
+                connection: &str,
+                subject: &str,
+            ) -> $crate::StoreResult<Option<$crate::ConnectedAccountRow>> {
+                use $crate::sql::Runs;
+                let st = $crate::sql::accounts::connected_account_by_subject(
+                    tenant_id, user_id, connection, subject,
+                );
+                let row = self.read_optional(st).await?;
+                row.as_ref()
+                    .map($crate::sql::rows::connected_account_row)
+                    .transpose()
+            }
+
             async fn delete_connected_account(
                 &self,
                 tenant_id: &str,
@@ -648,6 +700,18 @@ macro_rules! connected_account_store {
                 use $crate::sql::Runs;
                 let st =
                     $crate::sql::accounts::claim_refresh(tenant_id, id, version, now, hold_until);
+                Ok(self.write(st).await? == 1)
+            }
+
+            async fn release_refresh(
+                &self,
+                tenant_id: &str,
+                id: &str,
+                version: i64,
+                hold_until: latchkey_core::clock::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                use $crate::sql::Runs;
+                let st = $crate::sql::accounts::release_refresh(tenant_id, id, version, hold_until);
                 Ok(self.write(st).await? == 1)
             }
 

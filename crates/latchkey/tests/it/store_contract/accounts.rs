@@ -17,6 +17,8 @@ contract!(
     race_finish_connect,
     listing_accounts,
     race_claim_refresh,
+    release_refresh,
+    account_by_subject,
     sweep_connect_transactions,
 );
 
@@ -521,6 +523,94 @@ mod bodies {
         assert_eq!(
             (now.status, now.tokens),
             (AccountStatus::Revoked, SealedTokens::default())
+        );
+    }
+
+    pub async fn release_refresh(s: S) {
+        let t = tenant_with_users(&s).await;
+        returned(&s, &t, "s1", "u1", "code").await;
+        let a = account("cac_1", "u1", "idp", "sub", T);
+        s.finish_connect(&t, "s1", "code", &a, T).await.unwrap();
+        assert!(s.claim_refresh(&t, "cac_1", 0, T, T + 30).await.unwrap());
+        // Only the hold taken, over the version it was taken on.
+        assert!(!s.release_refresh(&t, "cac_1", 0, T + 31).await.unwrap());
+        assert!(!s.release_refresh(&t, "cac_1", 1, T + 30).await.unwrap());
+        assert!(!s.release_refresh(&t, "cac_2", 0, T + 30).await.unwrap());
+        assert!(s.release_refresh(&t, "cac_1", 0, T + 30).await.unwrap());
+        let now = s
+            .connected_account(&t, "u1", "cac_1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (now.version, now.refresh_lock_until, &now.tokens),
+            (0, None, &a.tokens),
+            "nothing but the hold changed"
+        );
+        assert!(!s.release_refresh(&t, "cac_1", 0, T + 30).await.unwrap());
+        // Released, the next claim is anyone's at once.
+        assert!(
+            s.claim_refresh(&t, "cac_1", 0, T + 1, T + 31)
+                .await
+                .unwrap()
+        );
+        // A hold that passed and was taken by another is not given up.
+        assert!(
+            s.claim_refresh(&t, "cac_1", 0, T + 31, T + 61)
+                .await
+                .unwrap()
+        );
+        assert!(!s.release_refresh(&t, "cac_1", 0, T + 31).await.unwrap());
+        let held = s
+            .connected_account(&t, "u1", "cac_1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.refresh_lock_until, Some(T + 61));
+    }
+
+    pub async fn account_by_subject(s: S) {
+        let t = tenant_with_users(&s).await;
+        for (n, (user, id, connection, subject)) in [
+            ("u1", "cac_a", "idp", "alice"),
+            ("u1", "cac_b", "idp", "alice-work"),
+            ("u1", "cac_c", "gh", "alice"),
+            ("u2", "cac_d", "idp", "bob"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (session, code) = (format!("s{n}"), format!("c{n}"));
+            returned(&s, &t, &session, user, &code).await;
+            let a = account(id, user, connection, subject, T);
+            s.finish_connect(&t, &session, &code, &a, T).await.unwrap();
+        }
+        let found = |user: &'static str, connection: &'static str, subject: &'static str| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                s.connected_account_by_subject(&t, user, connection, subject)
+                    .await
+                    .unwrap()
+                    .map(|a| a.id)
+            }
+        };
+        assert_eq!(found("u1", "idp", "alice").await.as_deref(), Some("cac_a"));
+        assert_eq!(
+            found("u1", "idp", "alice-work").await.as_deref(),
+            Some("cac_b")
+        );
+        assert_eq!(found("u1", "gh", "alice").await.as_deref(), Some("cac_c"));
+        // Never another user's, another connection's, or a prefix.
+        assert_eq!(found("u1", "idp", "bob").await, None);
+        assert_eq!(found("u2", "idp", "alice").await, None);
+        assert_eq!(found("u1", "gh", "alice-work").await, None);
+        assert_eq!(found("u1", "idp", "alic").await, None);
+        let other = tenant(&s, "other").await;
+        assert!(
+            s.connected_account_by_subject(&other, "u1", "idp", "alice")
+                .await
+                .unwrap()
+                .is_none()
         );
     }
 
