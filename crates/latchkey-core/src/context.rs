@@ -34,6 +34,8 @@ pub struct Core {
     pub hashing: crate::crypto::hashing::HashingThreads,
     /// What upstream identity providers publish (discovery, keys), cached.
     pub upstreams: crate::services::upstream::Upstreams,
+    /// The refreshes of connected accounts' tokens under way on this node.
+    pub refreshes: crate::services::connected_accounts::Refreshes,
 }
 
 /// The ports to the outside world, implemented by the adapters the binary
@@ -83,6 +85,7 @@ impl Core {
             tenants: TenantCache::new(store.clone(), clock.clone(), 2),
             keys: KeyService::new(store.clone(), sealer.clone(), clock.clone(), rng.clone()),
             upstreams: crate::services::upstream::Upstreams::new(),
+            refreshes: crate::services::connected_accounts::Refreshes::new(),
             store,
             clock,
             rng,

@@ -37,6 +37,10 @@ pub struct TokenResponse {
     pub scope: String,
     pub expires_in: i64,
     pub token_type: &'static str,
+    /// What a token exchange issued (RFC 8693), e.g. the Token Vault's
+    /// upstream access token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// A new recovery code, after the old one was used (shown once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_code: Option<String>,
@@ -234,6 +238,7 @@ pub(crate) async fn sign_user_tokens(
         scope: t.granted.scope_string(),
         expires_in: t.granted.lifetime,
         token_type: token_type(t.dpop_jkt),
+        issued_token_type: None,
         recovery_code: None,
     })
 }
@@ -304,6 +309,7 @@ pub(crate) async fn issue_client_token(
         scope: granted.scope_string(),
         expires_in: granted.lifetime,
         token_type: token_type(dpop_jkt),
+        issued_token_type: None,
         recovery_code: None,
     })
 }

@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use latchkey_core::services::grants::{BadParameter, Bound, GrantError};
+use latchkey_core::services::connected_accounts::VaultError;
+use latchkey_core::services::grants::{BadAccessToken, BadParameter, Bound, GrantError};
 use latchkey_core::services::login::LoginError;
 use latchkey_core::services::mfa::MfaError;
 
@@ -24,6 +25,16 @@ pub(crate) enum OAuthError {
     InvalidUserPassword,
     TooManyAttempts,
     InvalidToken(String),
+    /// 401 with an error code of its own: a Token Vault exchange whose
+    /// subject token or connected account is not there (Auth0 answers
+    /// these 401).
+    Unauthorized {
+        error: &'static str,
+        description: String,
+    },
+    /// 503: an upstream identity provider did not answer in time, or
+    /// answered garbage; nothing changed, retry later.
+    UpstreamUnavailable,
     /// 403: a second factor is needed; the app continues with `mfa_token`.
     MfaRequired {
         mfa_token: String,
@@ -82,6 +93,13 @@ impl OAuthError {
                 "Your account has been blocked after multiple consecutive login attempts.",
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            Unauthorized { error, description } => (StatusCode::UNAUTHORIZED, *error, description),
+            UpstreamUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The identity provider of the connection did not answer as it should. Try again \
+                 shortly.",
+            ),
             InvalidDpopProof(d) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof", d),
             DpopChallenge(c) => (StatusCode::UNAUTHORIZED, c.error, &c.detail),
             UseDpopNonce(_) => (
@@ -177,7 +195,7 @@ impl IntoResponse for OAuthError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
-            OAuthError::Unavailable(_) => {
+            OAuthError::Unavailable(_) | OAuthError::UpstreamUnavailable => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             OAuthError::DpopChallenge(c) => {
@@ -316,6 +334,54 @@ impl From<GrantError> for OAuthError {
                  authentication window and the user has none; log in again."
                     .into(),
             ),
+            GrantError::SubjectRefused(inner) => match Self::from(*inner) {
+                Self::InvalidGrant(description) => Self::Unauthorized {
+                    error: "invalid_grant",
+                    description,
+                },
+                other => other,
+            },
+            GrantError::BadAccessToken(why) => invalid_grant(match why {
+                BadAccessToken::Invalid => "Invalid access token.",
+                BadAccessToken::Expired => "The access token has expired.",
+                BadAccessToken::Revoked => "The access token has been revoked.",
+                BadAccessToken::WrongIssuer => {
+                    "The access token was issued on another host of the tenant"
+                }
+                BadAccessToken::OtherApi => {
+                    "The access token was not issued for this client's API."
+                }
+            }),
+            GrantError::AccessTokenNotAllowed => Self::UnauthorizedClient(
+                "Only a Custom API Client (app_type resource_server) may exchange an access token"
+                    .into(),
+            ),
+            GrantError::UnknownConnection(name) => {
+                Self::InvalidRequest(format!("Unknown connection: {name}"))
+            }
+            GrantError::NotAVaultConnection(name) => Self::UnauthorizedClient(format!(
+                "The connection {name} does not hold connected accounts"
+            )),
+            GrantError::ClientNotEnabled(name) => Self::UnauthorizedClient(format!(
+                "The client is not enabled for the connection {name}"
+            )),
+            GrantError::NoConnectedAccount => no_connected_account(),
+            GrantError::SeveralAccounts(name) => Self::InvalidRequest(format!(
+                "The user has several accounts at the connection {name}: name one with login_hint"
+            )),
+            GrantError::VaultScope(scope) => Self::InvalidScope(format!(
+                "The scope '{scope}' was not granted to the connected account"
+            )),
+            GrantError::Vault(e) => match e {
+                VaultError::Gone | VaultError::NoRefreshToken => no_connected_account(),
+                VaultError::Revoked | VaultError::Refused(_) => Self::Unauthorized {
+                    error: "federated_connection_refresh_token_flow_failed",
+                    description: "Refresh Token flow for the Federated Connection failed".into(),
+                },
+                VaultError::Unreachable(_) | VaultError::Busy => Self::UpstreamUnavailable,
+                VaultError::Unavailable(m) => Self::Unavailable(m),
+                VaultError::Internal(m) => Self::Internal(m),
+            },
             GrantError::Login(e) => match e {
                 LoginError::WrongCredentials => Self::InvalidUserPassword,
                 LoginError::TooManyAttempts => Self::TooManyAttempts,
@@ -335,6 +401,15 @@ impl From<GrantError> for OAuthError {
             GrantError::Store(e) => e.into(),
             GrantError::Internal(cause) => Self::Internal(cause),
         }
+    }
+}
+
+/// Auth0's answer when the Token Vault holds no account (or no refresh
+/// token) for the user at the connection: the app's cue to connect one.
+fn no_connected_account() -> OAuthError {
+    OAuthError::Unauthorized {
+        error: "federated_connection_refresh_token_not_found",
+        description: "Federated connection Refresh Token not found.".into(),
     }
 }
 

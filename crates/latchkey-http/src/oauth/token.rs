@@ -23,6 +23,10 @@ pub(crate) const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 pub(crate) const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
 pub(crate) const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
 pub(crate) const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+const TOKEN_VAULT: &str =
+    "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token";
+const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 pub(crate) async fn token(
     State(state): State<SharedState>,
@@ -212,6 +216,10 @@ fn decode<'a>(
                 binding_code: params.required("binding_code")?,
             })
         }
+        TOKEN_VAULT => {
+            allowed(GrantType::TokenVault)?;
+            token_vault(params)?
+        }
         other => {
             return Err(OAuthError::UnsupportedGrantType(format!(
                 "Unsupported grant type: {}",
@@ -228,5 +236,36 @@ fn password<'a>(params: &'a Params, realm: Option<&'a str>) -> Result<Grant<'a>,
         password: params.required("password")?,
         scope: split_scope(params.str("scope")?),
         audience: params.str("audience")?,
+    }))
+}
+
+/// The Token Vault's parameters (RFC 8693's names): the subject token by
+/// its type, the token type asked for, the connection, and which of the
+/// user's accounts there.
+fn token_vault(params: &Params) -> Result<Grant<'_>, OAuthError> {
+    let subject_token_type = params.required("subject_token_type")?;
+    let subject_token = params.required("subject_token")?;
+    let subject = match subject_token_type {
+        REFRESH_TOKEN_TYPE => grants::Subject::RefreshToken(subject_token),
+        ACCESS_TOKEN_TYPE => grants::Subject::AccessToken(subject_token),
+        other => {
+            return Err(OAuthError::InvalidRequest(format!(
+                "Unsupported subject_token_type: {}",
+                other.chars().take(100).collect::<String>()
+            )));
+        }
+    };
+    let requested = params.required("requested_token_type")?;
+    if requested != grants::FEDERATED_CONNECTION_ACCESS_TOKEN {
+        return Err(OAuthError::InvalidRequest(format!(
+            "Unsupported requested_token_type: {}",
+            requested.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(Grant::TokenVault(grants::TokenVault {
+        subject,
+        connection: params.required("connection")?,
+        login_hint: params.str("login_hint")?,
+        scope: params.str("scope")?.map(|s| split_scope(Some(s))),
     }))
 }

@@ -24,15 +24,15 @@ fn redirect_uri() -> String {
 }
 
 /// A connect request started, and what the app kept.
-struct Connecting {
+pub struct Connecting {
     auth_session: String,
     /// `connect_uri?ticket=…`
-    browser_url: String,
+    pub browser_url: String,
     verifier: String,
     state: String,
 }
 
-async fn token(rp: &TestServer) -> String {
+pub async fn token(rp: &TestServer) -> String {
     rp.me_token(SCOPES).await
 }
 
@@ -56,11 +56,16 @@ async fn connect(rp: &TestServer, token: &str, connection: &str, extra: Value) -
 }
 
 /// A connect request for `connection` that must start.
-async fn start(rp: &TestServer, token: &str, connection: &str) -> Connecting {
+pub async fn start(rp: &TestServer, token: &str, connection: &str) -> Connecting {
     start_with(rp, token, connection, json!({})).await
 }
 
-async fn start_with(rp: &TestServer, token: &str, connection: &str, extra: Value) -> Connecting {
+pub async fn start_with(
+    rp: &TestServer,
+    token: &str,
+    connection: &str,
+    extra: Value,
+) -> Connecting {
     let (verifier, challenge) = pkce();
     let state = verifier.chars().rev().collect::<String>();
     let mut body = json!({
@@ -96,7 +101,7 @@ async fn to_provider(browser: &reqwest::Client, c: &Connecting) -> String {
     location(&res)
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub fn location(res: &reqwest::Response) -> String {
     res.headers()["location"].to_str().unwrap().to_string()
 }
 
@@ -110,13 +115,13 @@ async fn at_idp(browser: &reqwest::Client, c: &Connecting) -> String {
 }
 
 /// Our callback, visited by `browser`: its answer.
-async fn callback(browser: &reqwest::Client, url: &str) -> reqwest::Response {
+pub async fn callback(browser: &reqwest::Client, url: &str) -> reqwest::Response {
     browser.get(url).send().await.unwrap()
 }
 
 /// The whole browser part through the upstream latchkey: the app's URL the
 /// browser ends on.
-async fn through_idp(browser: &reqwest::Client, c: &Connecting) -> String {
+pub async fn through_idp(browser: &reqwest::Client, c: &Connecting) -> String {
     let cb = at_idp(browser, c).await;
     let res = callback(browser, &cb).await;
     assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
@@ -124,7 +129,7 @@ async fn through_idp(browser: &reqwest::Client, c: &Connecting) -> String {
 }
 
 /// The `connect_code` of an app URL, checking its `state`.
-fn connect_code(c: &Connecting, app_url: &str) -> String {
+pub fn connect_code(c: &Connecting, app_url: &str) -> String {
     assert!(app_url.starts_with(&redirect_uri()), "{app_url}");
     assert_eq!(
         query_param(app_url, "state"),
@@ -134,7 +139,7 @@ fn connect_code(c: &Connecting, app_url: &str) -> String {
     query_param(app_url, "connect_code").unwrap_or_else(|| panic!("no connect_code: {app_url}"))
 }
 
-async fn complete(rp: &TestServer, token: &str, body: Value) -> MeResponse {
+pub async fn complete(rp: &TestServer, token: &str, body: Value) -> MeResponse {
     rp.me(
         "POST",
         "/connected-accounts/complete",
@@ -144,12 +149,12 @@ async fn complete(rp: &TestServer, token: &str, body: Value) -> MeResponse {
     .await
 }
 
-fn complete_body(c: &Connecting, code: &str) -> Value {
+pub fn complete_body(c: &Connecting, code: &str) -> Value {
     json!({"auth_session": c.auth_session, "connect_code": code,
            "redirect_uri": redirect_uri(), "code_verifier": c.verifier})
 }
 
-async fn accounts(rp: &TestServer, token: &str) -> Vec<Value> {
+pub async fn accounts(rp: &TestServer, token: &str) -> Vec<Value> {
     let r = rp
         .me("GET", "/connected-accounts/accounts", Some(token), None)
         .await;
@@ -182,7 +187,7 @@ async fn is_page(res: reqwest::Response, says: &str) {
 
 /// The upstream tokens of the tenant's only account, opened with the master
 /// key as latchkey would.
-async fn stored_tokens(rp: &TestServer, user_id: &str) -> (String, Option<String>) {
+pub async fn stored_tokens(rp: &TestServer, user_id: &str) -> (String, Option<String>) {
     let tenant = rp
         .state
         .store
@@ -214,7 +219,7 @@ async fn stored_tokens(rp: &TestServer, user_id: &str) -> (String, Option<String
 }
 
 /// A refresh at the upstream latchkey with `refresh_token`, as the rp client.
-async fn idp_refresh(pair: &Pair, refresh_token: &str) -> (StatusCode, Value) {
+pub async fn idp_refresh(pair: &Pair, refresh_token: &str) -> (StatusCode, Value) {
     let res = browser()
         .post(format!("{}oauth/token", pair.idp_issuer()))
         .basic_auth("rp", Some(IDP_SECRET))
@@ -593,7 +598,7 @@ fn more_connections(idp_port: u16) -> String {
 
 /// Connects Bob's upstream account through `connection` for the user of
 /// `token`: the answer of complete.
-async fn connect_bob(rp: &TestServer, token: &str, connection: &str) -> MeResponse {
+pub async fn connect_bob(rp: &TestServer, token: &str, connection: &str) -> MeResponse {
     let browser = browser();
     let c = start(rp, token, connection).await;
     let code = connect_code(&c, &through_idp(&browser, &c).await);
@@ -778,8 +783,8 @@ async fn a_ticket_is_good_on_its_own_tenant_only() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
-const OP_USER: &str = "carol@op.test";
-const OP_PASSWORD: &str = "Carol-at-the-op-2026";
+pub const OP_USER: &str = "carol@op.test";
+pub const OP_PASSWORD: &str = "Carol-at-the-op-2026";
 const ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
 /// The first server with an `oidc-provider` as upstream: a client there per
@@ -818,7 +823,7 @@ async fn with_oidc_provider(extra: impl Fn(&str) -> String) -> (TestServer, Oidc
 
 /// Through the provider's login form: the URL our callback sends the
 /// browser to (the app's).
-async fn through_op(op: &OidcProvider, browser: &reqwest::Client, c: &Connecting) -> String {
+pub async fn through_op(op: &OidcProvider, browser: &reqwest::Client, c: &Connecting) -> String {
     let cb = op
         .login(browser, &c.browser_url, OP_USER, OP_PASSWORD)
         .await;

@@ -34,6 +34,7 @@ mod store_contract;
 mod support;
 mod sweep;
 mod tenant_files;
+mod token_vault;
 mod upstream;
 mod upstream_client;
 mod upstream_login;

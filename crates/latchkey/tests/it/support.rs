@@ -133,6 +133,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     /// The PostgreSQL URL and schema, when the tests run on PostgreSQL.
     pub postgres: Option<(String, String)>,
+    /// The master key its secrets are sealed with.
+    pub master_key: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -172,9 +174,10 @@ impl TestServer {
         let port = listener.local_addr().unwrap().port();
         let clock = ManualClock::new(START);
         let key: [u8; 32] = SystemRng.bytes();
+        let master_key = URL_SAFE_NO_PAD.encode(key);
         let mut opts = Options::new(
             dir.path().to_path_buf(),
-            MasterKeySource::Value(URL_SAFE_NO_PAD.encode(key)),
+            MasterKeySource::Value(master_key.clone()),
         );
         opts.clock = Arc::new(clock.clone());
         opts.passwords = PasswordHasherConfig::fast_for_tests();
@@ -191,22 +194,28 @@ impl TestServer {
         ));
         // The SMS receivers of the tests listen on loopback.
         opts.outbound.loopback = true;
-        let postgres = match postgres_url() {
-            Some(url) => {
-                let schema = fresh_schema(&url).await;
-                opts.database = Database::Postgres {
-                    url: url.clone(),
-                    pool: PoolOptions {
-                        schema: Some(schema.clone()),
-                        max_connections: 5,
-                        ..PoolOptions::default()
-                    },
-                };
-                Some((url, schema))
-            }
-            None => None,
-        };
+        if let Some(url) = postgres_url() {
+            let schema = fresh_schema(&url).await;
+            opts.database = Database::Postgres {
+                url,
+                pool: PoolOptions {
+                    schema: Some(schema),
+                    max_connections: 5,
+                    ..PoolOptions::default()
+                },
+            };
+        }
         configure(&mut opts);
+        let master_key = match &opts.master_key {
+            MasterKeySource::Value(k) => k.clone(),
+            _ => master_key,
+        };
+        let postgres = match &opts.database {
+            Database::Postgres { url, pool } => {
+                pool.schema.clone().map(|schema| (url.clone(), schema))
+            }
+            Database::Sqlite => None,
+        };
         let state = latchkey::server::open(opts).await.unwrap();
         for f in files {
             latchkey::tenant::apply::apply_text(&state, &f(port))
@@ -236,8 +245,54 @@ impl TestServer {
             clock,
             dir,
             postgres,
+            master_key,
             shutdown: Some(tx),
         }
+    }
+
+    /// Two nodes on one PostgreSQL schema (`LATCHKEY_TEST_POSTGRES_URL`,
+    /// whichever backend the suite runs on), as a cluster has them: the
+    /// same master key and clock, each its own caches and refreshes under
+    /// way; `files` applied through the first. The second serves the first's
+    /// hosts: reach it with [`TestServer::as_host`].
+    pub async fn postgres_pair(files: &[fn(u16) -> String]) -> (TestServer, TestServer) {
+        let url = std::env::var("LATCHKEY_TEST_POSTGRES_URL").expect(
+            "two nodes need PostgreSQL: set LATCHKEY_TEST_POSTGRES_URL (scripts/test does)",
+        );
+        let schema = fresh_schema(&url).await;
+        let on_schema = |opts: &mut Options| {
+            opts.database = Database::Postgres {
+                url: url.clone(),
+                pool: PoolOptions {
+                    schema: Some(schema.clone()),
+                    max_connections: 5,
+                    ..PoolOptions::default()
+                },
+            };
+        };
+        let first = Self::configured(files, on_schema).await;
+        let (key, clock) = (first.master_key.clone(), first.clock.clone());
+        let mut second = Self::configured(&[], |opts| {
+            on_schema(opts);
+            opts.master_key = MasterKeySource::Value(key);
+            opts.clock = Arc::new(clock);
+        })
+        .await;
+        second.clock = first.clock.clone();
+        (first, second)
+    }
+
+    /// A request to this server for `path` on `host` (another node's
+    /// public host), as a load balancer would send it.
+    pub fn as_host(
+        &self,
+        method: reqwest::Method,
+        host: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http()
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .header(reqwest::header::HOST, host)
     }
 
     /// Everything the database holds, as bytes, to search for secrets.

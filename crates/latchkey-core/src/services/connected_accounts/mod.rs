@@ -12,7 +12,9 @@
 //! - `complete.rs`: `POST /complete` with `auth_session`, `connect_code`,
 //!   `redirect_uri` and the app's PKCE verifier stores the account;
 //! - `accounts.rs`: listing and deleting accounts (the provider told to
-//!   revoke), and the connections offered.
+//!   revoke), and the connections offered;
+//! - `refresh.rs`: an account's access token for the Token Vault, as
+//!   stored or refreshed at the provider once across nodes.
 //!
 //! Every secret of the flow is a digest in the store (ticket,
 //! `auth_session`, the provider's state, `connect_code`, the browser's
@@ -23,11 +25,13 @@ mod accounts;
 mod browser;
 mod complete;
 mod connect;
+mod refresh;
 
 pub use accounts::{ConnectionOffer, connections, delete, list};
 pub use browser::{AppAnswer, Callback, CallbackError, TicketOutcome, callback, open_ticket};
 pub use complete::{CompleteRequest, complete};
 pub use connect::{ConnectRequest, Started, start};
+pub use refresh::{Refreshes, Served, VaultError, access_token};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +40,7 @@ use crate::context::Core;
 use crate::services::audit::{self, Actor};
 use crate::services::enrollment::Who;
 use crate::services::upstream::TokenSet;
-use crate::store::{ConnectedAccountRow, SealedTokens, StoreError};
+use crate::store::{AccountStatus, ConnectedAccountRow, SealedTokens, StoreError};
 
 /// How long a ticket may wait for the browser (`expires_in`).
 pub const TICKET_LIFETIME: i64 = 300;
@@ -82,7 +86,9 @@ pub struct Account {
     pub connection: String,
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
-    /// When the refresh token ends, when the provider said.
+    /// When the refresh token ends, when the provider said; for an
+    /// account whose provider refused its refresh token (`revoked`), when
+    /// it did: the account has expired.
     pub expires_at: Option<Timestamp>,
 }
 
@@ -93,7 +99,10 @@ impl From<&ConnectedAccountRow> for Account {
             connection: row.connection.clone(),
             scopes: row.scopes.clone(),
             created_at: row.created_at,
-            expires_at: row.tokens.refresh_expires_at,
+            expires_at: match row.status {
+                AccountStatus::Active => row.tokens.refresh_expires_at,
+                AccountStatus::Revoked => Some(row.updated_at),
+            },
         }
     }
 }

@@ -10,6 +10,7 @@ mod mfa;
 mod password;
 mod refresh_target;
 mod refresh_token;
+mod token_vault;
 mod webauthn;
 
 pub use authorization_code::AuthorizationCode;
@@ -18,11 +19,13 @@ pub use client_credentials::ClientCredentials;
 pub use mfa::{MfaOob, MfaOtp, MfaRecoveryCode};
 pub use password::Password;
 pub use refresh_token::RefreshToken;
+pub use token_vault::{BadAccessToken, FEDERATED_CONNECTION_ACCESS_TOKEN, Subject, TokenVault};
 pub use webauthn::Webauthn;
 
 use crate::clock::Timestamp;
 use crate::context::Core;
 use crate::crypto::hash::constant_time_eq;
+use crate::services::connected_accounts::VaultError;
 use crate::services::keys::KeyError;
 use crate::services::login::LoginError;
 use crate::services::mfa::MfaError;
@@ -62,6 +65,8 @@ pub enum Grant<'a> {
     MfaOtp(MfaOtp<'a>),
     MfaOob(MfaOob<'a>),
     MfaRecoveryCode(MfaRecoveryCode<'a>),
+    /// A user's token for their connected account's upstream access token.
+    TokenVault(TokenVault<'a>),
 }
 
 /// A parameter that came as something other than a string, named.
@@ -123,6 +128,30 @@ pub enum GrantError {
     /// The My Account API's Default Policy wants a second factor the user
     /// does not have: the grant is revoked.
     NoSecondFactor,
+    /// The Token Vault's subject token identifies nobody: the refusal
+    /// inside says why (the same as the refresh grant's).
+    SubjectRefused(Box<GrantError>),
+    /// The subject access token is no good.
+    BadAccessToken(BadAccessToken),
+    /// An access token as the subject, from a client other than a Custom
+    /// API Client.
+    AccessTokenNotAllowed,
+    /// No connection of the tenant has this name.
+    UnknownConnection(String),
+    /// The connection holds no connected accounts (the database, or
+    /// `connected_accounts.active` off).
+    NotAVaultConnection(String),
+    /// The client is not among the connection's `enabled_clients`.
+    ClientNotEnabled(String),
+    /// The user has no account at the connection (with the `login_hint`).
+    NoConnectedAccount,
+    /// The user has several accounts at the connection, and no
+    /// `login_hint` says which.
+    SeveralAccounts(String),
+    /// A scope asked of the Token Vault the account was not granted.
+    VaultScope(String),
+    /// The account's token could not be had.
+    Vault(VaultError),
     Login(LoginError),
     Mfa(MfaError),
     Passkey(PasskeyError),
@@ -144,7 +173,9 @@ impl GrantError {
             | Self::Internal(_)
             | Self::Login(LoginError::Store(_) | LoginError::Busy)
             | Self::Mfa(MfaError::Store(_) | MfaError::Internal(_))
-            | Self::Passkey(PasskeyError::Store(_) | PasskeyError::Internal(_)) => false,
+            | Self::Passkey(PasskeyError::Store(_) | PasskeyError::Internal(_))
+            | Self::Vault(VaultError::Unavailable(_) | VaultError::Internal(_)) => false,
+            Self::SubjectRefused(inner) => inner.refused(),
             Self::BadParameter(_)
             | Self::NotAllowed(_)
             | Self::InvalidCode
@@ -163,6 +194,15 @@ impl GrantError {
             | Self::UserGone
             | Self::MfaRequired { .. }
             | Self::NoSecondFactor
+            | Self::BadAccessToken(_)
+            | Self::AccessTokenNotAllowed
+            | Self::UnknownConnection(_)
+            | Self::NotAVaultConnection(_)
+            | Self::ClientNotEnabled(_)
+            | Self::NoConnectedAccount
+            | Self::SeveralAccounts(_)
+            | Self::VaultScope(_)
+            | Self::Vault(_)
             | Self::Login(_)
             | Self::Mfa(_)
             | Self::Passkey(_)
@@ -218,6 +258,7 @@ pub async fn exchange(core: &Core, req: &TokenRequest<'_>) -> Result<TokenRespon
         Grant::MfaOtp(g) => mfa::otp(core, req, g).await,
         Grant::MfaOob(g) => mfa::oob(core, req, g).await,
         Grant::MfaRecoveryCode(g) => mfa::recovery_code(core, req, g).await,
+        Grant::TokenVault(g) => token_vault::exchange(core, req, g).await,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::crypto::hash::secret_digest;
 use crate::services::mfa;
 use crate::services::policy::split_scope;
 use crate::services::tokens::{self, Refresh, TokenResponse, UserTokens};
-use crate::store::RefreshTokenRow;
+use crate::store::{RefreshTokenRow, UserRow};
 use crate::tenant::RotationType;
 
 /// `grant_type=refresh_token`.
@@ -35,29 +35,10 @@ pub(super) async fn exchange(
     let now = core.clock.now();
     let rotate = client.refresh_token.rotation_type == RotationType::Rotating;
     let digest = secret_digest(grant.refresh_token);
+    let leeway = i64::from(client.refresh_token.leeway);
     // Validate against a read first, so a request that fails a check
     // does not spend a good token; spend it once everything holds.
-    let leeway = i64::from(client.refresh_token.leeway);
-    let read = core
-        .store
-        .refresh_token_and_user(&tenant.id, &digest, now, leeway)
-        .await?;
-    let (row, user) = super::live(
-        core,
-        req,
-        read,
-        now,
-        "refresh token",
-        GrantError::InvalidRefreshToken,
-    )
-    .await?;
-    if row.client_id != client.client_id {
-        return Err(GrantError::InvalidRefreshToken);
-    }
-    if !tokens::minted_here(tenant, row.host.as_deref(), req.host) {
-        return Err(GrantError::RefreshFromAnotherHost);
-    }
-    let user = active_user(user)?;
+    let (row, user) = presented(core, req, &digest, now).await?;
     let scope = later(&grant.scope)?;
     let target = refresh_target::target(
         tenant,
@@ -134,6 +115,39 @@ pub(super) async fn exchange(
         answer.refresh = Refresh::Stored(next);
     }
     Ok(tokens::sign_user_tokens(core, &key, answer).await?)
+}
+
+/// The refresh token whose digest is `digest`, read (not spent) with its
+/// user: unspent (a rotated one presented again revokes its family),
+/// unexpired, this client's, minted on this host, of a user neither gone
+/// nor blocked. The Token Vault reads its subject token so too.
+pub(super) async fn presented(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    digest: &str,
+    now: Timestamp,
+) -> Result<(RefreshTokenRow, UserRow), GrantError> {
+    let leeway = i64::from(req.client.refresh_token.leeway);
+    let read = core
+        .store
+        .refresh_token_and_user(&req.tenant.id, digest, now, leeway)
+        .await?;
+    let (row, user) = super::live(
+        core,
+        req,
+        read,
+        now,
+        "refresh token",
+        GrantError::InvalidRefreshToken,
+    )
+    .await?;
+    if row.client_id != req.client.client_id {
+        return Err(GrantError::InvalidRefreshToken);
+    }
+    if !tokens::minted_here(req.tenant, row.host.as_deref(), req.host) {
+        return Err(GrantError::RefreshFromAnotherHost);
+    }
+    Ok((row, active_user(user)?))
 }
 
 /// What the Default Policy does with a user who has no second factor.

@@ -59,9 +59,11 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Whether the provider said the grant behind a token is gone (the user
-    /// revoked access, or the token expired there).
+    /// revoked access, or the token expired there): `invalid_grant`, which
+    /// GitHub calls `bad_refresh_token` when it refuses a refresh token.
     pub fn is_invalid_grant(&self) -> bool {
-        matches!(self, UpstreamError::Refused { error, .. } if error == "invalid_grant")
+        matches!(self, UpstreamError::Refused { error, .. }
+            if error == "invalid_grant" || error == "bad_refresh_token")
     }
 }
 

@@ -85,6 +85,14 @@ async fn tenant_with_users(s: &S) -> String {
     t
 }
 
+/// Account `cac_1` of u1, which must be there.
+async fn held(s: &S, t: &str) -> ConnectedAccountRow {
+    s.connected_account(t, "u1", "cac_1")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// A transaction taken to `returned`, its connect code's digest `code`.
 async fn returned(s: &S, t: &str, session: &str, user_id: &str, code: &str) {
     let ticket = format!("ticket-{session}");
@@ -446,12 +454,8 @@ mod bodies {
         })
         .await;
         assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
-        let held = s
-            .connected_account(&t, "u1", "cac_1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(held.refresh_lock_until, Some(T + 30));
+        let row = held(&s, &t).await;
+        assert_eq!(row.refresh_lock_until, Some(T + 30));
         // Nobody else takes it while held; anyone may once the hold passed.
         assert!(
             !s.claim_refresh(&t, "cac_1", 0, T + 29, T + 60)
@@ -484,11 +488,7 @@ mod bodies {
                 .unwrap(),
             "stored over the version it started from only"
         );
-        let now = s
-            .connected_account(&t, "u1", "cac_1")
-            .await
-            .unwrap()
-            .unwrap();
+        let now = held(&s, &t).await;
         assert_eq!(
             (now.version, now.refresh_lock_until, now.updated_at),
             (1, None, T + 31)
@@ -515,11 +515,7 @@ mod bodies {
                 .await
                 .unwrap()
         );
-        let now = s
-            .connected_account(&t, "u1", "cac_1")
-            .await
-            .unwrap()
-            .unwrap();
+        let now = held(&s, &t).await;
         assert_eq!(
             (now.status, now.tokens),
             (AccountStatus::Revoked, SealedTokens::default())
@@ -537,11 +533,7 @@ mod bodies {
         assert!(!s.release_refresh(&t, "cac_1", 1, T + 30).await.unwrap());
         assert!(!s.release_refresh(&t, "cac_2", 0, T + 30).await.unwrap());
         assert!(s.release_refresh(&t, "cac_1", 0, T + 30).await.unwrap());
-        let now = s
-            .connected_account(&t, "u1", "cac_1")
-            .await
-            .unwrap()
-            .unwrap();
+        let now = held(&s, &t).await;
         assert_eq!(
             (now.version, now.refresh_lock_until, &now.tokens),
             (0, None, &a.tokens),
@@ -561,12 +553,7 @@ mod bodies {
                 .unwrap()
         );
         assert!(!s.release_refresh(&t, "cac_1", 0, T + 31).await.unwrap());
-        let held = s
-            .connected_account(&t, "u1", "cac_1")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(held.refresh_lock_until, Some(T + 61));
+        assert_eq!(held(&s, &t).await.refresh_lock_until, Some(T + 61));
     }
 
     pub async fn account_by_subject(s: S) {
