@@ -8,11 +8,14 @@
 // input closes, so it never outlives this process; stop() also kills it.
 
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { WAIT_MS } from './util.mjs';
+import { startLatchkey } from './server.mjs';
+import { e2eTenant, SPA_CLIENT_ID, toYaml } from './tenant.mjs';
+import { freePort, WAIT_MS } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const OIDC_PROVIDER_DIR = path.join(here, '..', '..', 'crates', 'latchkey', 'tests', 'upstream', 'oidc');
@@ -103,4 +106,64 @@ export async function startOidcProvider(config) {
     throw new Error(`unexpected readiness line: ${JSON.stringify(ready)}`);
   }
   return { port: ready.port, issuer: ready.issuer, log, stop };
+}
+
+/**
+ * latchkey with one `oidc` connection to a provider started beside it: the provider's
+ * port is chosen first, since latchkey's tenant names the provider's issuer and the
+ * provider's client names latchkey's `/login/callback` (known once latchkey has its port).
+ * `connection` adds to the connection (name, display_name, connected_accounts,
+ * options.scope…); `adjustTenant` changes the rest of the tenant; `users` are the
+ * provider's accounts. The connection's client secret is fresh and reaches latchkey
+ * only through its environment.
+ *
+ * @returns {Promise<{server: object, provider: object}>}
+ */
+export async function startWithUpstream({ app, connection, users, adjustTenant = () => {} }) {
+  const providerPort = await freePort();
+  const issuer = `http://127.0.0.1:${providerPort}/`;
+  const clientId = 'latchkey-e2e';
+  const secret = randomBytes(24).toString('base64url');
+  const secretEnv = 'LATCHKEY_E2E_IDP_CLIENT_SECRET';
+  const server = await startLatchkey({
+    tenantYaml: (port) => {
+      const tenant = e2eTenant({ port, appOrigin: app.origin });
+      adjustTenant(tenant);
+      tenant.connections.push({
+        strategy: 'oidc',
+        enabled_clients: [SPA_CLIENT_ID],
+        ...connection,
+        options: { issuer, client_id: clientId, client_secret_env: secretEnv, ...connection.options },
+      });
+      return toYaml(tenant);
+    },
+    env: { [secretEnv]: secret },
+    // The provider runs on loopback, which the outbound guard refuses otherwise.
+    args: ['--outbound-allow-loopback'],
+  });
+  let provider;
+  try {
+    provider = await startOidcProvider({
+      port: providerPort,
+      clients: [
+        {
+          client_id: clientId,
+          client_secret: secret,
+          redirect_uris: [`${server.origin}/login/callback`],
+          token_endpoint_auth_method: 'client_secret_basic',
+          id_token_signed_response_alg: 'RS256',
+        },
+      ],
+      users,
+    });
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  if (provider.issuer !== issuer) {
+    await provider.stop();
+    await server.stop();
+    throw new Error(`the provider listens at ${provider.issuer}, the tenant says ${issuer}`);
+  }
+  return { server, provider };
 }

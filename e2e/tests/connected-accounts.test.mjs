@@ -14,24 +14,19 @@
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md).
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
 import { startApp } from '../lib/app.mjs';
 import { launchBrowser, newRecordingContext } from '../lib/browser.mjs';
 import { callApp, loginWithRedirect, openApp, startNavigatingCall } from '../lib/flows.mjs';
-import { startLatchkey } from '../lib/server.mjs';
-import { ALICE, e2eTenant, SPA_CLIENT_ID, toYaml } from '../lib/tenant.mjs';
-import { startOidcProvider } from '../lib/upstream.mjs';
-import { explainFailure, freePort, WAIT_MS } from '../lib/util.mjs';
+import { ALICE, SPA_CLIENT_ID } from '../lib/tenant.mjs';
+import { startWithUpstream } from '../lib/upstream.mjs';
+import { explainFailure, WAIT_MS } from '../lib/util.mjs';
 
 const TEST_MS = 180_000;
 const LOG_TAIL = 30_000;
 
 const CONNECTION = 'acme-idp';
-const UPSTREAM_CLIENT_ID = 'latchkey-e2e';
-const UPSTREAM_SECRET = randomBytes(24).toString('base64url');
-const SECRET_ENV = 'LATCHKEY_E2E_IDP_CLIENT_SECRET';
 const CONNECTED_ACCOUNT_SCOPES = [
   'create:me:connected_accounts',
   'read:me:connected_accounts',
@@ -48,47 +43,19 @@ let browser;
 
 before(async () => {
   app = await startApp();
-  // The provider's port is chosen first: latchkey's tenant names the provider's issuer, and the
-  // provider's client names latchkey's callback (known once latchkey has its port).
-  const providerPort = await freePort();
-  const issuer = `http://127.0.0.1:${providerPort}/`;
-  server = await startLatchkey({
-    tenantYaml: (port) => {
-      const tenant = e2eTenant({ port, appOrigin: app.origin });
+  ({ server, provider } = await startWithUpstream({
+    app,
+    connection: {
+      name: CONNECTION,
+      options: { scope: 'openid profile email offline_access' },
+      connected_accounts: { active: true },
+    },
+    users: [{ ...CAROL, email_verified: true, name: 'Carol Upstream' }],
+    adjustTenant: (tenant) => {
       const grant = tenant.client_grants.find((g) => g.client_id === SPA_CLIENT_ID);
       grant.scope = [...grant.scope, ...CONNECTED_ACCOUNT_SCOPES];
-      tenant.connections.push({
-        name: CONNECTION,
-        strategy: 'oidc',
-        options: {
-          issuer,
-          client_id: UPSTREAM_CLIENT_ID,
-          client_secret_env: SECRET_ENV,
-          scope: 'openid profile email offline_access',
-        },
-        connected_accounts: { active: true },
-        enabled_clients: [SPA_CLIENT_ID],
-      });
-      return toYaml(tenant);
     },
-    env: { [SECRET_ENV]: UPSTREAM_SECRET },
-    // The provider runs on loopback, which the outbound guard refuses otherwise.
-    args: ['--outbound-allow-loopback'],
-  });
-  provider = await startOidcProvider({
-    port: providerPort,
-    clients: [
-      {
-        client_id: UPSTREAM_CLIENT_ID,
-        client_secret: UPSTREAM_SECRET,
-        redirect_uris: [`${server.origin}/login/callback`],
-        token_endpoint_auth_method: 'client_secret_basic',
-        id_token_signed_response_alg: 'RS256',
-      },
-    ],
-    users: [{ ...CAROL, email_verified: true, name: 'Carol Upstream' }],
-  });
-  assert.equal(provider.issuer, issuer, 'the provider listens where the tenant says it is');
+  }));
   browser = await launchBrowser();
 });
 

@@ -12,24 +12,19 @@
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md).
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 
 import { startApp } from '../lib/app.mjs';
 import { launchBrowser, newRecordingContext } from '../lib/browser.mjs';
 import { callApp, openApp, startNavigatingCall, tryApp } from '../lib/flows.mjs';
-import { startLatchkey } from '../lib/server.mjs';
-import { e2eTenant, SPA_CLIENT_ID, toYaml } from '../lib/tenant.mjs';
-import { startOidcProvider } from '../lib/upstream.mjs';
-import { explainFailure, freePort, WAIT_MS } from '../lib/util.mjs';
+import { SPA_CLIENT_ID } from '../lib/tenant.mjs';
+import { startWithUpstream } from '../lib/upstream.mjs';
+import { explainFailure, WAIT_MS } from '../lib/util.mjs';
 
 const TEST_MS = 180_000;
 const LOG_TAIL = 30_000;
 
 const CONNECTION = 'acme-idp';
-const UPSTREAM_CLIENT_ID = 'latchkey-e2e';
-const UPSTREAM_SECRET = randomBytes(24).toString('base64url');
-const SECRET_ENV = 'LATCHKEY_E2E_IDP_CLIENT_SECRET';
 /** Dana's account at the provider; she has none at latchkey before her first login. */
 const DANA = Object.freeze({ sub: 'dana-upstream', email: 'dana@idp.example', password: 'Dana-at-the-pr0vider' });
 
@@ -40,45 +35,15 @@ let browser;
 
 before(async () => {
   app = await startApp();
-  // The provider's port first: latchkey's tenant names its issuer, and its client names
-  // latchkey's callback (known once latchkey has its port).
-  const providerPort = await freePort();
-  const issuer = `http://127.0.0.1:${providerPort}/`;
-  server = await startLatchkey({
-    tenantYaml: (port) => {
-      const tenant = e2eTenant({ port, appOrigin: app.origin });
-      tenant.connections.push({
-        name: CONNECTION,
-        strategy: 'oidc',
-        display_name: 'Acme Workforce',
-        options: {
-          issuer,
-          client_id: UPSTREAM_CLIENT_ID,
-          client_secret_env: SECRET_ENV,
-          scope: 'openid profile email',
-        },
-        enabled_clients: [SPA_CLIENT_ID],
-      });
-      return toYaml(tenant);
+  ({ server, provider } = await startWithUpstream({
+    app,
+    connection: {
+      name: CONNECTION,
+      display_name: 'Acme Workforce',
+      options: { scope: 'openid profile email' },
     },
-    env: { [SECRET_ENV]: UPSTREAM_SECRET },
-    // The provider runs on loopback, which the outbound guard refuses otherwise.
-    args: ['--outbound-allow-loopback'],
-  });
-  provider = await startOidcProvider({
-    port: providerPort,
-    clients: [
-      {
-        client_id: UPSTREAM_CLIENT_ID,
-        client_secret: UPSTREAM_SECRET,
-        redirect_uris: [`${server.origin}/login/callback`],
-        token_endpoint_auth_method: 'client_secret_basic',
-        id_token_signed_response_alg: 'RS256',
-      },
-    ],
     users: [{ ...DANA, email_verified: true, name: 'Dana Upstream' }],
-  });
-  assert.equal(provider.issuer, issuer, 'the provider listens where the tenant says it is');
+  }));
   browser = await launchBrowser();
 });
 
