@@ -985,6 +985,120 @@ pub trait UpstreamLoginStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// Where a push transaction stands (docs/push-notifications.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl PushStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The status stored as `name`; `None` for a name this server does not
+    /// write.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// A login's second step sent to a push-notification method: found by its
+/// ID (`txlnkid`), or the digest of its transaction token, of its
+/// `oob_code`, or of the login it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTransactionRow {
+    pub id: String,
+    pub user_id: String,
+    pub method_id: String,
+    pub client_id: String,
+    /// The digest of the login it belongs to (its `mfa_token`, or the
+    /// hosted login transaction).
+    pub login_digest: String,
+    pub token_digest: String,
+    pub challenge_digest: String,
+    pub oob_digest: String,
+    /// The number-matching code the login shows, when the tenant asks for one.
+    pub binding_code: Option<String>,
+    pub status: PushStatus,
+    /// The device's reason, as it gave it.
+    pub reason: Option<String>,
+    /// What the device may show about the login, JSON.
+    pub context: serde_json::Value,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub polled_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub consumed_at: Option<Timestamp>,
+}
+
+/// How a push transaction is looked up (each a unique key, but `Login`:
+/// the login's newest transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushKey<'a> {
+    Id(&'a str),
+    Token(&'a str),
+    Oob(&'a str),
+    Login(&'a str),
+}
+
+/// Push-notification logins' transactions. Reads return a row whatever its
+/// state or expiry (a late poll is told the transaction expired); every
+/// change is one conditional statement, so of racing changes one wins.
+#[async_trait]
+pub trait PushTransactionStore: Send + Sync {
+    async fn create_push_transaction(
+        &self,
+        tenant_id: &str,
+        row: &PushTransactionRow,
+    ) -> StoreResult<()>;
+    async fn push_transaction(
+        &self,
+        tenant_id: &str,
+        by: PushKey<'_>,
+    ) -> StoreResult<Option<PushTransactionRow>>;
+    /// Resolves a pending, unexpired transaction to `status` (approved or
+    /// rejected) with the device's `reason`. False, nothing changed, when it
+    /// is resolved already, expired or unknown.
+    async fn resolve_push_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        status: PushStatus,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a poll at `now` unless the last one was less than `interval`
+    /// seconds before: false (nothing changed) when it was, or for an
+    /// unknown transaction.
+    async fn poll_push_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+        interval: i64,
+    ) -> StoreResult<bool>;
+    /// Consumes an approved transaction once: false when it is not approved
+    /// or consumed already.
+    async fn consume_push_transaction(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
 /// What a sweep deleted, kind by kind: each count is named after its table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -998,10 +1112,11 @@ pub struct Swept {
     pub login_failures: u64,
     pub connect_transactions: u64,
     pub upstream_logins: u64,
+    pub push_transactions: u64,
 }
 
 impl Swept {
-    fn counts(&self) -> [u64; 9] {
+    fn counts(&self) -> [u64; 10] {
         [
             self.refresh_tokens,
             self.auth_codes,
@@ -1012,6 +1127,7 @@ impl Swept {
             self.login_failures,
             self.connect_transactions,
             self.upstream_logins,
+            self.push_transactions,
         ]
     }
 
@@ -1034,6 +1150,7 @@ impl Swept {
         self.login_failures += o.login_failures;
         self.connect_transactions += o.connect_transactions;
         self.upstream_logins += o.upstream_logins;
+        self.push_transactions += o.push_transactions;
     }
 }
 
@@ -1057,7 +1174,7 @@ pub trait SweepStore: Send + Sync {
     ///   still revokes them;
     /// - revoked grants, with their codes and refresh tokens;
     /// - sessions expired or revoked, login transactions, enrollments,
-    ///   connect transactions and upstream logins expired, and login-failure
+    ///   connect transactions, upstream logins and push transactions expired, and login-failure
     ///   counts whose block has ended (the next login would clear them).
     async fn sweep_expired(
         &self,
@@ -1089,6 +1206,7 @@ pub trait Store:
     + MethodStore
     + ConnectedAccountStore
     + UpstreamLoginStore
+    + PushTransactionStore
     + SweepStore
 {
 }
@@ -1101,6 +1219,7 @@ impl<
         + MethodStore
         + ConnectedAccountStore
         + UpstreamLoginStore
+        + PushTransactionStore
         + SweepStore,
 > Store for T
 {

@@ -20,6 +20,7 @@ use super::*;
 mod accounts;
 mod identities;
 mod methods;
+mod push;
 mod sweep;
 use latchkey_core::clock::Timestamp;
 

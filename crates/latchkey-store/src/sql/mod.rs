@@ -13,12 +13,14 @@
 //! codes, refresh tokens), `methods.rs` (methods, enrollments, password
 //! history, audit events), `accounts.rs` (connected accounts and their
 //! connect transactions), `identities.rs` (upstream logins and the
-//! identities users log in with), `sweep.rs` (the sweep's rules and grant
+//! identities users log in with), `push.rs` (push-notification logins'
+//! transactions), `sweep.rs` (the sweep's rules and grant
 //! walk). A function a statement, named after the trait method that runs it.
 
 pub(crate) mod accounts;
 pub(crate) mod identities;
 pub(crate) mod methods;
+pub(crate) mod push;
 pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod sweep;

@@ -113,6 +113,12 @@ pub(crate) const SWEEP_RULES: &[SweepRule] = &[
         count: |s| &mut s.upstream_logins,
     },
     SweepRule {
+        table: "push_transactions",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.push_transactions,
+    },
+    SweepRule {
         table: "login_failures",
         filter: "blocked_until <= {at}",
         at: SweepAt::Now,

@@ -20,6 +20,7 @@ mod cache;
 mod conns;
 mod identities;
 mod methods;
+mod push;
 mod rotations;
 mod sweep;
 use cache::ReadCache;

@@ -189,6 +189,7 @@ contract!(
 
 mod accounts;
 mod identities;
+mod push;
 
 // ---------------------------------------------------------------- fixtures
 
@@ -2285,6 +2286,7 @@ mod bodies {
                 login_failures: 1,
                 connect_transactions: 0,
                 upstream_logins: 1,
+                push_transactions: 0,
             }
         );
         assert_eq!(
