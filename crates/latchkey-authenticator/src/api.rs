@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::error::Error;
 
+/// An answer larger than this is refused.
+const MAX_ANSWER: usize = 1024 * 1024;
 /// At most this much of an answer that is not Guardian's error shape is shown.
 const MAX_SHOWN: usize = 200;
 
@@ -130,19 +132,27 @@ async fn send(
     what: &str,
     expected: &[StatusCode],
 ) -> Result<Value, Error> {
-    let response = request.send().await.map_err(|e| {
+    let mut response = request.send().await.map_err(|e| {
         Error::new(format!(
             "{what}: the server could not be reached: {}",
             without_url(&e)
         ))
     })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
         Error::new(format!(
             "{what}: the answer could not be read: {}",
             without_url(&e)
         ))
-    })?;
+    })? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(Error::new(format!(
+                "{what}: the server's answer is larger than 1 MiB"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
     if !expected.contains(&status) {
         return Err(Error::new(format!("{what}: {}", refusal(status, &body))));
     }
