@@ -1,16 +1,18 @@
 //! The message delivery port over real providers: email over SMTP
 //! (`email.rs`, lettre), SMS and voice calls through an HTTP provider
 //! (`sms.rs`, over the outbound HTTP port), worded with the tenant's
-//! templates (`messages.rs`, minijinja).
+//! templates (`messages.rs`, minijinja); push notifications through the
+//! tenant's push providers (`push/`, over the outbound HTTP port).
 
 pub mod email;
 pub mod messages;
+pub mod push;
 pub mod sms;
 
 use latchkey_core::clock::SharedClock;
 use latchkey_core::outbound::{NetworkAccess, SharedHttpClient};
 use latchkey_core::services::delivery::{
-    CodeChannel, CodeMessage, Delivery, DeliveryError, SharedSecrets,
+    CodeChannel, CodeMessage, Delivery, DeliveryError, PushMessage, SharedSecrets,
 };
 use latchkey_core::tenant::file::TemplateSyntax;
 
@@ -90,5 +92,13 @@ impl Delivery for MessageDelivery {
             self.clock.now(),
         )
         .await
+    }
+
+    async fn send_push(&self, m: &PushMessage<'_>) -> Result<(), DeliveryError> {
+        let outbound = sms::Outbound {
+            http: &*self.http,
+            access: self.access.for_tenant(&m.tenant.config.outbound),
+        };
+        push::send(m, &*self.secrets, outbound, self.clock.now()).await
     }
 }

@@ -91,14 +91,18 @@ pub(crate) fn twiml_say(text: &str) -> String {
     format!("<Response><Say>{}</Say></Response>", xml_escape(text))
 }
 
-fn secret(secrets: &dyn Secrets, name: &str, what: &str) -> Result<String, DeliveryError> {
+pub(crate) fn secret(
+    secrets: &dyn Secrets,
+    name: &str,
+    what: &str,
+) -> Result<String, DeliveryError> {
     secrets
         .get(name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| DeliveryError::Config(format!("the {what} ({name}) is not set")))
 }
 
-fn timeout(seconds: u32) -> Duration {
+pub(crate) fn timeout(seconds: u32) -> Duration {
     // Zero would fail every request at once; a second is the floor.
     Duration::from_secs(u64::from(seconds.max(1)))
 }
@@ -260,7 +264,7 @@ async fn send_webhook(
 
 /// A transport failure, described without the URL (a webhook URL may carry
 /// a credential in its query).
-fn unreachable(provider: &str, error: &OutboundError) -> DeliveryError {
+pub(crate) fn unreachable(provider: &str, error: &OutboundError) -> DeliveryError {
     let why = match error {
         OutboundError::Timeout => "it did not answer in time",
         OutboundError::Connect => "the connection failed",
@@ -276,7 +280,7 @@ fn unreachable(provider: &str, error: &OutboundError) -> DeliveryError {
     DeliveryError::Failed(format!("the {provider} could not be reached: {why}"))
 }
 
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     match s.char_indices().nth(MAX_PROVIDER_TEXT) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
@@ -300,7 +304,7 @@ fn xml_escape(text: &str) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

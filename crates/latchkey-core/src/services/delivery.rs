@@ -1,9 +1,10 @@
 //! The message delivery port: the services decide what to send (which code,
-//! by which channel, for what purpose, to whom, in which languages) and hand
-//! it to a [`Delivery`]; the adapter (`adapters::delivery`: SMTP, the SMS and
-//! voice providers over the outbound HTTP port, the tenant's templates)
-//! words and sends it. A failure is an error the caller sees, never a silent
-//! success; every attempt is bounded in time.
+//! by which channel, for what purpose, to whom, in which languages; which
+//! push notification to which device) and hand it to a [`Delivery`]; the
+//! adapter (`adapters::delivery`: SMTP, the SMS and voice providers, APNs,
+//! FCM and the push webhook over the outbound HTTP port, the tenant's
+//! templates) words and sends it. A failure is an error the caller sees,
+//! never a silent success; every attempt is bounded in time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub struct CodeMessage<'a> {
     pub purpose: Purpose,
 }
 
+pub use super::push_message::{PushMessage, PushNotification, PushService, PushSource, Software};
+
 /// Sends messages through the tenant's providers, worded with the tenant's
 /// templates; it also checks templates when a tenant file is read.
 #[async_trait::async_trait]
@@ -85,6 +88,12 @@ pub trait Delivery: crate::tenant::file::TemplateSyntax {
     /// Sends `message.code` by `message.channel` through the tenant's
     /// provider ([`DeliveryError::NotConfigured`] when it has none).
     async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), DeliveryError>;
+
+    /// Sends `message.notification` to the device's push token through the
+    /// provider its service routes to: `APNS` to APNs, `GCM`/`FCM` to FCM,
+    /// and what has no provider of its own to the tenant's webhook
+    /// ([`DeliveryError::NotConfigured`] when none applies).
+    async fn send_push(&self, message: &PushMessage<'_>) -> Result<(), DeliveryError>;
 }
 
 pub(crate) type SharedDelivery = Arc<dyn Delivery>;
@@ -110,6 +119,31 @@ pub async fn send_code(
             to,
             code,
             purpose,
+        })
+        .await
+}
+
+/// Sends `notification` to a device (its push `service` and opened push
+/// `token`), through the tenant's provider for that service. `expires_at`
+/// (unix seconds) is when the transaction ends: a provider holding the
+/// notification for an offline device drops it then.
+pub async fn send_push(
+    state: &crate::context::Core,
+    tenant: &crate::tenant::Tenant,
+    service: PushService,
+    token: &str,
+    notification: &PushNotification,
+    expires_at: i64,
+) -> Result<(), DeliveryError> {
+    state
+        .outside
+        .delivery
+        .send_push(&PushMessage {
+            tenant,
+            service,
+            token,
+            notification,
+            expires_at,
         })
         .await
 }

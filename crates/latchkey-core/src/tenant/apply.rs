@@ -119,11 +119,24 @@ async fn password_of(
     Ok((Some(hash), Some(seed)))
 }
 
-/// Whether every upstream connection's client secret is set in the
-/// environment: a connection without its secret would fail every user at
-/// the provider, so it is refused when a file is applied and when the
-/// server starts, naming the connection and the variable.
+/// Whether every upstream connection's client secret, and every push
+/// provider's credential, is set in the environment: a connection or a push
+/// provider without its secret would fail every user, so it is refused when
+/// a file is applied and when the server starts, naming the setting and the
+/// variable. (What the variable holds is read, and checked, when it is used.)
 pub fn check_secrets(file: &TenantFile, secrets: &dyn Secrets) -> Result<(), String> {
+    let push = &file.push_notifications;
+    let push_variables = [push
+        .webhook
+        .as_ref()
+        .map(|w| ("push_notifications.webhook.secret_env", &w.secret_env))];
+    for (setting, variable) in push_variables.into_iter().flatten() {
+        if secrets.get(variable).is_none_or(|v| v.is_empty()) {
+            return Err(format!(
+                "{setting}: the environment variable {variable} is not set"
+            ));
+        }
+    }
     for (i, connection) in file.connections.iter().enumerate() {
         let Some(variable) = connection
             .options

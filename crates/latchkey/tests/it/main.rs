@@ -26,6 +26,8 @@ mod mfa_page;
 mod mrrt;
 mod native_passkeys;
 mod outbound;
+mod push_delivery;
+mod push_receivers;
 mod refresh;
 mod session;
 mod sms_receiver;

@@ -110,6 +110,9 @@ pub struct TenantFile {
     /// How codes are sent by SMS and voice call.
     #[serde(default)]
     pub sms_provider: Option<SmsProvider>,
+    /// How push-notification logins reach the user's device.
+    #[serde(default)]
+    pub push_notifications: PushNotifications,
     /// The tenant's wording of the messages that carry codes, per language.
     #[serde(default)]
     pub messages: Messages,
@@ -119,7 +122,7 @@ pub struct TenantFile {
     /// DPoP (RFC 9449) settings.
     #[serde(default)]
     pub dpop: DpopSettings,
-    /// Where the tenant's outbound requests (its SMS provider) may go.
+    /// Where the tenant's outbound requests (its SMS and push providers) may go.
     #[serde(default)]
     pub outbound: OutboundSettings,
 }
@@ -639,5 +642,7 @@ fn default_resource_server_token_lifetime() -> u32 {
 
 mod connections;
 mod entities;
+mod push;
 pub use connections::*;
 pub use entities::*;
+pub use push::*;

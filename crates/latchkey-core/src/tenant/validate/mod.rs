@@ -142,6 +142,7 @@ impl<'a> Validator<'a> {
         self.roles()?;
         self.users()?;
         self.providers()?;
+        self.push_providers()?;
         self.messages()
     }
 

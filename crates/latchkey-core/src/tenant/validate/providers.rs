@@ -1,4 +1,4 @@
-//! The checks of message templates and of the email and SMS providers.
+//! The checks of message templates and of the email, SMS and push providers.
 
 use super::*;
 
@@ -135,5 +135,163 @@ impl<'a> Validator<'a> {
             None => {}
         }
         Ok(())
+    }
+
+    pub(super) fn push_providers(&self) -> Check {
+        let push = &self.file.push_notifications;
+        if let Some(w) = &push.webhook {
+            check_url(&w.url, false)
+                .map_err(|m| self.error("push_notifications.webhook.url", m))?;
+            self.ensure(
+                is_env_name(&w.secret_env),
+                "push_notifications.webhook.secret_env",
+                "is not an environment variable name".to_string(),
+            )?;
+            self.in_range(
+                "push_notifications.webhook.timeout_seconds",
+                w.timeout_seconds,
+                1..=60,
+            )?;
+        }
+        if let Some(i) = self
+            .file
+            .factors
+            .iter()
+            .position(|f| *f == FactorType::PushNotification)
+        {
+            self.ensure(
+                push.has_provider(),
+                index_path("factors", i),
+                "push-notification needs a push provider: configure push_notifications.webhook"
+                    .to_string(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)] // Failing loudly is what a test is for.
+mod tests {
+    use crate::services::delivery::MapSecrets;
+    use crate::tenant::apply::check_secrets;
+    use crate::tenant::file::{TemplateSyntax, TenantFileError, parse_tenant_file};
+    use crate::tenant::model::*;
+
+    struct AnyTemplate;
+
+    impl TemplateSyntax for AnyTemplate {
+        fn check(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    const HEAD: &str = "tenant: { name: acme, domains: [\"localhost:3917\"] }\n";
+
+    fn parse(rest: &str) -> Result<TenantFile, TenantFileError> {
+        parse_tenant_file(&format!("{HEAD}{rest}"), &AnyTemplate)
+    }
+
+    fn refused(rest: &str, line: usize, path: &str, part: &str) {
+        match parse(rest) {
+            Ok(file) => panic!("expected a refusal, got {:?}", file.push_notifications),
+            Err(e) => {
+                assert_eq!(e.line, Some(line), "{e}");
+                assert_eq!(e.path, path, "{e}");
+                assert!(e.message.contains(part), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn push_notifications_parse_with_defaults() {
+        let file = parse("factors: [password]\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.push_notifications, PushNotifications::default());
+        assert!(!file.push_notifications.number_matching);
+        let file = parse(
+            "factors: [password, push-notification]
+push_notifications:
+  number_matching: true
+  webhook:
+    url: https://push.acme.test/hook
+    secret_env: PUSH_HOOK_SECRET
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let push = &file.push_notifications;
+        assert!(push.number_matching);
+        let hook = push
+            .webhook
+            .as_ref()
+            .unwrap_or_else(|| panic!("no webhook"));
+        assert_eq!(hook.url, "https://push.acme.test/hook");
+        assert_eq!(hook.secret_env, "PUSH_HOOK_SECRET");
+        assert_eq!(hook.timeout_seconds, 10);
+    }
+
+    #[test]
+    fn push_notification_without_a_provider_is_refused() {
+        refused(
+            "factors:\n  - password\n  - push-notification\n",
+            4,
+            "factors[1]",
+            "push-notification needs a push provider",
+        );
+        refused(
+            "factors: [push-notification]\npush_notifications: { number_matching: true }\n",
+            2,
+            "factors[0]",
+            "push_notifications.webhook",
+        );
+    }
+
+    #[test]
+    fn bad_push_settings_are_refused_at_their_line() {
+        refused(
+            "push_notifications:\n  webhook:\n    url: ftp://x.test/\n    secret_env: S\n",
+            4,
+            "push_notifications.webhook.url",
+            "http or https",
+        );
+        refused(
+            "push_notifications:\n  webhook:\n    url: https://x.test/\n    secret_env: \"A B\"\n",
+            5,
+            "push_notifications.webhook.secret_env",
+            "environment variable",
+        );
+        refused(
+            "push_notifications:\n  webhook: { url: \"https://x.test/\", secret_env: S, timeout_seconds: 0 }\n",
+            3,
+            "push_notifications.webhook.timeout_seconds",
+            "between 1 and 60",
+        );
+        refused(
+            "push_notifications:\n  number_matching: yes please\n",
+            3,
+            "push_notifications.number_matching",
+            "",
+        );
+        refused(
+            "push_notifications:\n  pager: {}\n",
+            3,
+            "push_notifications",
+            "pager",
+        );
+    }
+
+    #[test]
+    fn push_credentials_must_be_in_the_environment_at_apply() {
+        let file = parse(
+            "push_notifications: { webhook: { url: \"https://x.test/\", secret_env: PUSH_SECRET } }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let none = MapSecrets::default();
+        let why = check_secrets(&file, &none).err().unwrap_or_default();
+        assert!(
+            why.contains("push_notifications.webhook.secret_env") && why.contains("PUSH_SECRET"),
+            "{why}"
+        );
+        let set = MapSecrets([("PUSH_SECRET".to_owned(), "s".to_owned())].into());
+        assert_eq!(check_secrets(&file, &set), Ok(()));
     }
 }
