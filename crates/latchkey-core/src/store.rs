@@ -479,6 +479,9 @@ pub trait MethodStore: Send + Sync {
         user_id: &str,
         id: &str,
     ) -> StoreResult<Option<MethodRow>>;
+    /// A method by its ID alone, whoever's it is (a push device knows its
+    /// method's ID, not its user's).
+    async fn method_by_id(&self, tenant_id: &str, id: &str) -> StoreResult<Option<MethodRow>>;
     /// Sets the name (None clears it). Returns false when no such method.
     async fn rename_method(
         &self,
@@ -524,7 +527,41 @@ pub trait MethodStore: Send + Sync {
         tenant_id: &str,
         session_digest: &str,
         row: &EnrollmentRow,
+    ) -> StoreResult<()> {
+        self.create_ticketed_enrollment(tenant_id, session_digest, None, row)
+            .await
+    }
+    /// [`MethodStore::create_enrollment`], the enrollment also found by
+    /// `ticket_digest` (a push device's enrollment ticket) until the ticket
+    /// is spent.
+    async fn create_ticketed_enrollment(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        ticket_digest: Option<&str>,
+        row: &EnrollmentRow,
     ) -> StoreResult<()>;
+    /// The live (unexpired) enrollment whose unspent ticket is
+    /// `ticket_digest`, with the digest of its session.
+    async fn enrollment_by_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(String, EnrollmentRow)>>;
+    /// Spends a ticket: replaces the state of its live enrollment by `state`
+    /// if the state still is `previous` (what the caller read), and forgets
+    /// the ticket, in one step. Of racing spenders, exactly one gets true;
+    /// false when the ticket is unknown, spent, or its enrollment expired by
+    /// `now` or changed.
+    async fn spend_enrollment_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_digest: &str,
+        previous: &serde_json::Value,
+        state: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// A live enrollment (unexpired).
     async fn enrollment(
         &self,

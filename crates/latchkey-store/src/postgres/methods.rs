@@ -47,6 +47,13 @@ impl MethodStore for PostgresStore {
         row.map(|r| method_row(&r, "")).transpose()
     }
 
+    async fn method_by_id(&self, tenant_id: &str, id: &str) -> StoreResult<Option<MethodRow>> {
+        let row = sql::method_by_id(tenant_id, id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| method_row(&r, "")).transpose()
+    }
+
     async fn method_by_credential(
         &self,
         tenant_id: &str,
@@ -182,16 +189,44 @@ impl MethodStore for PostgresStore {
         Ok(removal(done == 1, left))
     }
 
-    async fn create_enrollment(
+    async fn create_ticketed_enrollment(
         &self,
         tenant_id: &str,
         session_digest: &str,
+        ticket_digest: Option<&str>,
         row: &EnrollmentRow,
     ) -> StoreResult<()> {
-        sql::create_enrollment(tenant_id, session_digest, row)
+        sql::create_enrollment(tenant_id, session_digest, ticket_digest, row)
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    async fn enrollment_by_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(String, EnrollmentRow)>> {
+        let row = sql::enrollment_by_ticket(tenant_id, ticket_digest, now)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.text("session_digest"), enrollment_row(&r)?)))
+            .transpose()
+    }
+
+    async fn spend_enrollment_ticket(
+        &self,
+        tenant_id: &str,
+        ticket_digest: &str,
+        previous: &serde_json::Value,
+        state: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sql::spend_enrollment_ticket(tenant_id, ticket_digest, previous, state, now)
+            .execute(self.pool())
+            .await?;
+        Ok(done == 1)
     }
 
     async fn enrollment(

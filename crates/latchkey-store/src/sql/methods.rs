@@ -176,12 +176,13 @@ pub(crate) fn consume_otp_step<'a>(
 pub(crate) fn create_enrollment<'a>(
     tenant_id: &'a str,
     session_digest: &'a str,
+    ticket_digest: Option<&'a str>,
     row: &'a EnrollmentRow,
 ) -> Statement<'a> {
     Statement::new(
         "INSERT INTO enrollments (session_digest, tenant_id, user_id, client_id, method_type, \
-           method_id, state, attempts, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+           method_id, state, attempts, created_at, expires_at, ticket_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .text(session_digest)
     .text(tenant_id)
@@ -193,6 +194,52 @@ pub(crate) fn create_enrollment<'a>(
     .int(row.attempts)
     .int(row.created_at)
     .int(row.expires_at)
+    .text_or_null(ticket_digest)
+}
+
+/// The live enrollment of an unspent ticket, with its session's digest.
+pub(crate) fn enrollment_by_ticket<'a>(
+    tenant_id: &'a str,
+    ticket_digest: &'a str,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "SELECT session_digest, user_id, client_id, method_type, method_id, state, attempts, \
+           created_at, expires_at \
+         FROM enrollments WHERE ticket_digest = $1 AND tenant_id = $2 AND expires_at > $3",
+    )
+    .text(ticket_digest)
+    .text(tenant_id)
+    .int(now)
+}
+
+/// Spends a ticket: the new state written and the ticket forgotten in one
+/// statement, if the state still is `previous`.
+pub(crate) fn spend_enrollment_ticket<'a>(
+    tenant_id: &'a str,
+    ticket_digest: &'a str,
+    previous: &serde_json::Value,
+    state: &serde_json::Value,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "UPDATE enrollments SET state = $1, ticket_digest = NULL \
+         WHERE ticket_digest = $2 AND tenant_id = $3 AND expires_at > $4 AND state = $5",
+    )
+    .owned(to_json(state))
+    .text(ticket_digest)
+    .text(tenant_id)
+    .int(now)
+    .owned(to_json(previous))
+}
+
+pub(crate) fn method_by_id<'a>(tenant_id: &'a str, id: &'a str) -> Statement<'a> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {METHOD_COLUMNS} FROM authentication_methods WHERE tenant_id = $1 AND id = $2"
+        )
+    });
+    Statement::new(SQL.as_str()).text(tenant_id).text(id)
 }
 
 /// A live enrollment.

@@ -190,6 +190,7 @@ contract!(
 mod accounts;
 mod identities;
 mod push;
+mod push_enroll;
 
 // ---------------------------------------------------------------- fixtures
 
