@@ -19,6 +19,7 @@ pub mod passkey_login;
 pub mod password_policy;
 pub(crate) mod phone;
 pub mod policy;
+pub mod push;
 pub(crate) mod push_message;
 pub mod ratelimit;
 pub mod revocation;

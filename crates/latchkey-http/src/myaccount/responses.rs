@@ -305,15 +305,17 @@ pub(crate) struct PasswordCreationResponse {
     pub policy: Value,
 }
 
-/// TOTP enrollment started: the secret, once.
+/// TOTP or push enrollment started: the URI to scan, once.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct QrCodeCreationResponse {
     pub id: String,
     pub auth_session: String,
-    /// `otpauth://totp/…`
+    /// `otpauth://totp/…` (for push, with the enrollment ticket and the
+    /// device API's URL)
     pub barcode_uri: String,
-    /// The secret, base32.
-    pub manual_input_code: String,
+    /// The secret, base32 (TOTP only: a push device enrolls by the code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual_input_code: Option<String>,
 }
 
 /// Recovery-code enrollment started: the code, once.
@@ -399,7 +401,13 @@ impl From<&Started> for CreateAuthenticationMethodResponseContent {
                 id,
                 auth_session,
                 barcode_uri: barcode_uri.clone(),
-                manual_input_code: manual_input_code.clone(),
+                manual_input_code: Some(manual_input_code.clone()),
+            }),
+            Challenge::Push { barcode_uri } => Self::QrCode(QrCodeCreationResponse {
+                id,
+                auth_session,
+                barcode_uri: barcode_uri.clone(),
+                manual_input_code: None,
             }),
             Challenge::Passkey { options } => Self::Passkey(PasskeyCreationResponse {
                 auth_session,

@@ -44,6 +44,9 @@ pub(crate) enum OAuthError {
     UnmetAuthenticationRequirements(String),
     /// 429: too many codes sent; retry after that many seconds.
     TooManyRequests(i64),
+    /// 400 `authorization_pending`: the push device has not answered yet
+    /// (Auth0's answer to an mfa-oob grant polled too early).
+    AuthorizationPending,
     /// 429 `too_many_attempts` (Suspicious IP Throttling): too many failed
     /// credentials from this IP; retry after that many seconds.
     Throttled(i64),
@@ -121,6 +124,11 @@ impl OAuthError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "Too many codes were sent; try again later.",
+            ),
+            AuthorizationPending => (
+                StatusCode::BAD_REQUEST,
+                "authorization_pending",
+                "Authorization pending: please repeat the request in a few seconds.",
             ),
             Throttled(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -438,6 +446,7 @@ pub(super) fn mfa_error(e: MfaError) -> OAuthError {
             OAuthError::InvalidGrant(format!("The user has no {kind} authenticator."))
         }
         MfaError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        MfaError::AuthorizationPending => OAuthError::AuthorizationPending,
         MfaError::Delivery(m) => {
             OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
         }

@@ -132,6 +132,11 @@ pub enum Challenge {
     },
     /// A code was sent (email, SMS, voice): nothing to show but the session.
     CodeSent,
+    /// A push device enrolls with the `otpauth://` URI (its ticket and the
+    /// device API's URL in it).
+    Push {
+        barcode_uri: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +275,7 @@ pub(crate) async fn start_with_session(
         )));
     }
     check_room(state, who, kind).await?;
+    let mut ticket_digest = None;
     let (method_id, stored, challenge) = match req {
         Start::Password {
             connection,
@@ -301,7 +307,11 @@ pub(crate) async fn start_with_session(
             (id, stored, Challenge::CodeSent)
         }
         Start::WebauthnKey { .. } => webauthn::start(state, who, kind).await?,
-        Start::PushNotification => return Err(push::start()),
+        Start::PushNotification => {
+            let (id, stored, challenge, ticket) = push::start(state, who).await?;
+            ticket_digest = Some(ticket);
+            (id, stored, challenge)
+        }
     };
     let now = state.clock.now();
     let row = EnrollmentRow {
@@ -316,7 +326,12 @@ pub(crate) async fn start_with_session(
     };
     state
         .store
-        .create_enrollment(&who.tenant.id, &secret_digest(&auth_session), &row)
+        .create_ticketed_enrollment(
+            &who.tenant.id,
+            &secret_digest(&auth_session),
+            ticket_digest.as_deref(),
+            &row,
+        )
         .await?;
     Ok(Started {
         method_id,
@@ -393,8 +408,12 @@ pub async fn verify(
             };
             webauthn::finish(state, who, k, &enrollment, &response)?
         }
-        // Never started (see `start`): nothing verifies it.
-        FactorType::PushNotification => return Err(misfit()),
+        FactorType::PushNotification => {
+            let Proof::Session = proof else {
+                return Err(misfit());
+            };
+            push::finish(state, who, &enrollment)?
+        }
     };
     match outcome {
         Outcome::Done(completion) => {

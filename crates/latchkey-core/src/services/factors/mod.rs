@@ -15,7 +15,7 @@ pub(crate) mod email;
 pub(crate) mod passkey;
 pub(crate) mod password;
 pub(crate) mod phone;
-pub(crate) mod push;
+pub mod push;
 pub(crate) mod recovery_code;
 pub(crate) mod totp;
 pub mod webauthn;
@@ -192,6 +192,8 @@ pub enum Answered {
     Key {
         synced: bool,
     },
+    /// A push device's approval (or its enrollment confirmed).
+    Push,
 }
 
 impl Answered {
@@ -204,6 +206,8 @@ impl Answered {
             Self::Code(Channel::Sms) => Some("sms"),
             Self::Code(Channel::Voice) => Some("tel"),
             Self::Code(Channel::Email) | Self::RecoveryCode => None,
+            // RFC 8176 has none for a push approval, and Auth0 adds none.
+            Self::Push => None,
             Self::Key { synced: true } => Some("swk"),
             Self::Key { synced: false } => Some("hwk"),
         }

@@ -20,7 +20,7 @@ pub(crate) fn context(tenant_id: &str, method_id: &str) -> String {
 }
 
 /// Percent-encodes all but RFC 3986 unreserved characters.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')

@@ -15,9 +15,19 @@ use crate::tenant::{Client, FactorType, Tenant};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Associate {
     Otp,
-    Phone { number: String, voice: bool },
-    Email { address: String },
+    Phone {
+        number: String,
+        voice: bool,
+    },
+    Email {
+        address: String,
+    },
+    /// A push device (`oob` over the `auth0` channel).
+    Push,
 }
+
+/// The MFA API's `oob_channel` of push notifications (Auth0 Guardian's).
+pub const PUSH_CHANNEL: &str = "auth0";
 
 /// What `POST /mfa/associate` answers.
 #[derive(Debug)]
@@ -108,6 +118,7 @@ pub async fn associate(
             },
             Some(Channel::Email),
         ),
+        Associate::Push => (Start::PushNotification, None),
     };
     let started = enrollment::start_with_session(state, &who, start, session.clone())
         .await
@@ -140,7 +151,15 @@ pub async fn associate(
             oob_code: Some(session),
             recovery_codes,
         },
-        // Not what a TOTP, phone or email enrollment starts with.
+        Challenge::Push { barcode_uri } => Association {
+            authenticator_type: AuthenticatorType::Oob.as_str(),
+            secret: None,
+            barcode_uri: Some(barcode_uri),
+            oob_channel: Some(PUSH_CHANNEL),
+            oob_code: Some(session),
+            recovery_codes,
+        },
+        // Not what a TOTP, phone, email or push enrollment starts with.
         Challenge::Password { .. } | Challenge::RecoveryCode { .. } | Challenge::Passkey { .. } => {
             return Err(AssociateError::Mfa(MfaError::Internal(
                 "an association started without a code".into(),
@@ -184,6 +203,18 @@ pub(crate) async fn confirm_association(
     };
     let answered = match (kind, oob_code.is_some()) {
         (FactorType::Totp, false) => Answered::Otp,
+        (FactorType::PushNotification, true) => {
+            // Confirmed once the device has enrolled; until then the app
+            // polls on, and nothing is spent or counted.
+            if crate::services::factors::push::Pending::of(&enrolling)
+                .map_err(MfaError::Internal)?
+                .device
+                .is_none()
+            {
+                return Err(MfaError::AuthorizationPending);
+            }
+            Answered::Push
+        }
         (FactorType::Email, true) => Answered::Code(Channel::Email),
         (FactorType::Phone, true) => Answered::Code(Channel::of_phone(
             enrolling
@@ -200,14 +231,15 @@ pub(crate) async fn confirm_association(
             | FactorType::Passkey
             | FactorType::WebauthnRoaming
             | FactorType::WebauthnPlatform
-            | FactorType::RecoveryCode
-            | FactorType::PushNotification,
+            | FactorType::RecoveryCode,
             _,
-        ) => return Ok(None),
+        )
+        | (FactorType::PushNotification, false) => return Ok(None),
     };
     // The tenant log names the answer by its channel (`otp` for TOTP).
     let channel = match answered {
         Answered::Code(c) => c.as_str(),
+        Answered::Push => PUSH_CHANNEL,
         Answered::Otp | Answered::RecoveryCode | Answered::Key { .. } => "otp",
     };
     let who = Who {
@@ -218,8 +250,12 @@ pub(crate) async fn confirm_association(
         user_agent: answer.user_agent,
         languages: &[],
     };
-    let proof = Proof::Otp {
-        code: code.trim().to_string(),
+    let proof = if answered == Answered::Push {
+        Proof::Session
+    } else {
+        Proof::Otp {
+            code: code.trim().to_string(),
+        }
     };
     match enrollment::verify(state, &who, &enrolling.method_id, &session, proof).await {
         Ok(_) => {}

@@ -24,7 +24,7 @@ use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 mod associate;
 
 pub(crate) use associate::confirm_association;
-pub use associate::{Associate, AssociateError, associate};
+pub use associate::{Associate, AssociateError, PUSH_CHANNEL, associate};
 
 /// Lifetime of an `mfa_token`, seconds.
 pub const MFA_TOKEN_TTL: i64 = 600;
@@ -89,6 +89,9 @@ pub enum MfaError {
     },
     /// The user has no authenticator of that kind.
     NoAuthenticator(&'static str),
+    /// Not answered yet (a push device has not enrolled or approved): the
+    /// app polls again.
+    AuthorizationPending,
     /// Too many codes sent; retry after that many seconds.
     Throttled(i64),
     /// The provider did not take the message.
