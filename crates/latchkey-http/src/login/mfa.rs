@@ -225,7 +225,8 @@ pub(super) async fn verify(
 /// How the chosen factor is answered with a code (a key is not).
 fn code_answer<'a>(method: &MethodRow, oob_code: &'a str) -> Option<CodeAnswer<'a>> {
     match factors::answer_kind(method.method_type) {
-        Some(AnswerKind::Otp) => Some(CodeAnswer::Otp),
+        // A push method's app shows TOTP codes too.
+        Some(AnswerKind::Otp | AnswerKind::Push) => Some(CodeAnswer::Otp),
         Some(AnswerKind::Oob) => Some(CodeAnswer::Oob { oob_code }),
         Some(AnswerKind::RecoveryCode) => Some(CodeAnswer::RecoveryCode),
         // Keys answer at `/login/mfa/key`; other types are no second factor.

@@ -32,6 +32,12 @@ pub(crate) enum OAuthError {
         error: &'static str,
         description: String,
     },
+    /// 400 with an error code of its own (`slow_down`, `expired_token`:
+    /// a push notification polled too fast, or answered too late).
+    Coded {
+        error: &'static str,
+        description: String,
+    },
     /// 503: an upstream identity provider did not answer in time, or
     /// answered garbage; nothing changed, retry later.
     UpstreamUnavailable,
@@ -97,6 +103,7 @@ impl OAuthError {
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
             Unauthorized { error, description } => (StatusCode::UNAUTHORIZED, *error, description),
+            Coded { error, description } => (StatusCode::BAD_REQUEST, *error, description),
             UpstreamUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -291,6 +298,9 @@ impl From<GrantError> for OAuthError {
             GrantError::BadParameter(BadParameter(key)) => {
                 Self::InvalidRequest(format!("Parameter '{key}' must be a string"))
             }
+            GrantError::MissingParameter(key) => {
+                Self::InvalidRequest(format!("Missing required parameter: {key}"))
+            }
             GrantError::NotAllowed(gt) => Self::UnauthorizedClient(format!(
                 "Grant type '{}' not allowed for the client.",
                 gt.as_str()
@@ -450,6 +460,16 @@ pub(super) fn mfa_error(e: MfaError) -> OAuthError {
         MfaError::Delivery(m) => {
             OAuthError::InvalidRequest(format!("The code could not be sent: {m}"))
         }
+        MfaError::SlowDown => OAuthError::Coded {
+            error: "slow_down",
+            description: "You are polling faster than allowed. Try again in 5 seconds.".into(),
+        },
+        // Auth0's documented answer to a push the user rejected.
+        MfaError::Rejected => OAuthError::InvalidGrant("MFA Authorization rejected.".into()),
+        MfaError::Expired => OAuthError::Coded {
+            error: "expired_token",
+            description: "The push notification expired: challenge again.".into(),
+        },
         MfaError::Store(s) => s.into(),
         MfaError::Internal(m) => OAuthError::Internal(m),
     }

@@ -43,7 +43,7 @@ pub(super) async fn authenticators(
 /// `oob_code` to present with it.
 pub(super) async fn challenge(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
+    OAuthTenant { tenant, host }: OAuthTenant,
     crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
     params: Params,
@@ -62,6 +62,10 @@ pub(super) async fn challenge(
         )));
     }
     let languages = crate::http::accept_languages(&headers);
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let started = mfa::challenge(
         &state,
         &tenant,
@@ -70,6 +74,11 @@ pub(super) async fn challenge(
         &types,
         params.str("authenticator_id")?,
         &languages,
+        &mfa::Requester {
+            host: &host,
+            ip: &ip,
+            user_agent,
+        },
     )
     .await
     .map_err(super::error::mfa_error)?;
@@ -80,6 +89,18 @@ pub(super) async fn challenge(
             "oob_code": oob_code,
             "binding_method": "prompt",
         }),
+        // As Auth0 answers a Guardian push; the number the login shows
+        // with number matching (docs/push-notifications.md).
+        mfa::Challenge::Push {
+            oob_code,
+            binding_code,
+        } => {
+            let mut body = json!({ "challenge_type": "oob", "oob_code": oob_code });
+            if let Some(code) = binding_code {
+                body["latchkey_binding_code"] = json!(code);
+            }
+            body
+        }
     };
     Ok(Json(body).into_response())
 }

@@ -213,7 +213,7 @@ fn decode<'a>(
             Grant::MfaOob(grants::MfaOob {
                 mfa_token: params.required("mfa_token")?,
                 oob_code: params.required("oob_code")?,
-                binding_code: params.required("binding_code")?,
+                binding_code: params.str("binding_code")?,
             })
         }
         TOKEN_VAULT => {

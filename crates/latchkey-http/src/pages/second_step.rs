@@ -162,11 +162,17 @@ impl Step<'_> {
                 &["oob"],
                 Some(&current.id),
                 self.languages,
+                // Codes only: the page sends no push notification here.
+                &mfa::Requester {
+                    host: self.host,
+                    ip: "",
+                    user_agent: "",
+                },
             )
             .await
             {
                 Ok(mfa::Challenge::Oob { oob_code: c, .. }) => oob_code = Some(c),
-                Ok(mfa::Challenge::Otp) => {}
+                Ok(mfa::Challenge::Otp | mfa::Challenge::Push { .. }) => {}
                 Err(MfaError::Throttled(_)) => {
                     error = Some(
                         "Too many codes were sent. Wait a few minutes, or choose another method."

@@ -35,6 +35,8 @@ pub enum AnswerKind {
     RecoveryCode,
     /// A WebAuthn key's signature.
     Key,
+    /// A push device's approval; its app's TOTP code answers too.
+    Push,
 }
 
 impl AnswerKind {
@@ -45,6 +47,7 @@ impl AnswerKind {
             Self::Oob => "oob",
             Self::RecoveryCode => "recovery-code",
             Self::Key => "key",
+            Self::Push => "push",
         }
     }
 }

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::SecondFactor;
 use super::totp;
+use super::{AnswerKind, AuthenticatorType, SecondFactor};
 use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
 use crate::crypto::jose::{Alg, PublicKey};
@@ -24,9 +24,28 @@ use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who, new_meth
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::{FactorType, issuer_for_host};
 
-/// Not offered at login's second step here (the login's transactions
-/// decide that).
-pub(crate) const SECOND_FACTOR: Option<SecondFactor> = None;
+/// What a push method is at login: the MFA API's `oob` authenticator
+/// (channel `auth0`), answered by the device's approval
+/// (`services::push::transactions`) or by a code of its app.
+pub(crate) const SECOND_FACTOR: Option<SecondFactor> = Some(SecondFactor {
+    answer: AnswerKind::Push,
+    api: Some(AuthenticatorType::Oob),
+    rank: 1,
+    enroll_label: None,
+    label: login_label,
+});
+
+fn login_label(m: &MethodRow) -> String {
+    m.name
+        .clone()
+        .or_else(|| {
+            m.data
+                .get("device_name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "Push notification".into())
+}
 
 /// The method ID's prefix before the device account ID.
 const PREFIX: &str = "push-notification|";

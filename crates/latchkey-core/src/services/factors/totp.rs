@@ -118,7 +118,7 @@ fn label(m: &MethodRow) -> String {
     m.name.clone().unwrap_or_else(|| "Authenticator app".into())
 }
 
-/// Answers the challenge with a TOTP code. On success the token is consumed
+/// Answers the challenge with a TOTP code (of a TOTP or a push method). On success the token is consumed
 /// and the code's time step can never be used again.
 pub(crate) async fn verify_otp(
     state: &Core,
@@ -129,16 +129,28 @@ pub(crate) async fn verify_otp(
     let token = answer.token;
     let (row, pending) = answering(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
+    // A push method's app shows codes from its own TOTP secret, sealed
+    // under the same context (Guardian apps do).
     let totps: Vec<&MethodRow> = methods
         .iter()
-        .filter(|m| m.method_type == FactorType::Totp)
+        .filter(|m| {
+            matches!(
+                m.method_type,
+                FactorType::Totp | FactorType::PushNotification
+            )
+        })
         .collect();
     if totps.is_empty() {
         return Err(MfaError::NoAuthenticator("otp"));
     }
     let now = state.clock.now();
     for m in totps {
-        let Some(sealed) = m.data.get("secret").and_then(Value::as_str) else {
+        let key = if m.method_type == FactorType::PushNotification {
+            "totp_secret"
+        } else {
+            "secret"
+        };
+        let Some(sealed) = m.data.get(key).and_then(Value::as_str) else {
             continue;
         };
         let secret = state

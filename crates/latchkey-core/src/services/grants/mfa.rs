@@ -5,9 +5,13 @@
 
 use super::{GrantError, TokenRequest};
 use crate::context::Core;
+use crate::crypto::hash::secret_digest;
 use crate::services::factors::{self, Answered};
-use crate::services::mfa::{self, Answer, Pending};
+use crate::services::mfa::{self, Answer, MfaError, Pending};
+use crate::services::push::transactions::{self, Poll};
 use crate::services::tokens::TokenResponse;
+use crate::store::Completion;
+use crate::tenant::Tenant;
 
 /// `grant_type=http://auth0.com/oauth/grant-type/mfa-otp`: a TOTP code.
 pub struct MfaOtp<'a> {
@@ -16,11 +20,12 @@ pub struct MfaOtp<'a> {
 }
 
 /// `grant_type=http://auth0.com/oauth/grant-type/mfa-oob`: the code sent by
-/// email, SMS or voice call after `POST /mfa/challenge`, as `binding_code`.
+/// email, SMS or voice call after `POST /mfa/challenge`, as `binding_code`;
+/// or, for a push notification, the `oob_code` alone, polled.
 pub struct MfaOob<'a> {
     pub mfa_token: &'a str,
     pub oob_code: &'a str,
-    pub binding_code: &'a str,
+    pub binding_code: Option<&'a str>,
 }
 
 /// `grant_type=http://auth0.com/oauth/grant-type/mfa-recovery-code`.
@@ -64,12 +69,13 @@ pub(super) async fn oob(
 ) -> Result<TokenResponse, GrantError> {
     let answer = answer(req, grant.mfa_token);
     let tenant = req.tenant;
+    let binding_code = grant.binding_code.unwrap_or("");
     if let Some((user_id, pending, answered)) = mfa::confirm_association(
         core,
         tenant,
         req.host,
         &answer,
-        grant.binding_code,
+        binding_code,
         Some(grant.oob_code),
     )
     .await?
@@ -77,11 +83,62 @@ pub(super) async fn oob(
         mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
         return after_second_factor(core, req, &user_id, pending, answered, None).await;
     }
+    if let Some((user_id, pending)) = push(core, tenant, &answer, grant.oob_code).await? {
+        return after_second_factor(core, req, &user_id, pending, Answered::Push, None).await;
+    }
+    let Some(binding_code) = grant.binding_code else {
+        return Err(GrantError::MissingParameter("binding_code"));
+    };
     let (user_id, pending, answered) =
-        factors::codes::verify_oob(core, tenant, &answer, grant.oob_code, grant.binding_code)
-            .await?;
+        factors::codes::verify_oob(core, tenant, &answer, grant.oob_code, binding_code).await?;
     mfa::audit(core, tenant, &answer, &user_id, "oob", None).await;
     after_second_factor(core, req, &user_id, pending, answered, None).await
+}
+
+/// A poll of the push transaction of `oob_code`, if it is one of this
+/// login's: pending, too soon, rejected or expired are errors the app
+/// reads; approved consumes the transaction, then the `mfa_token`.
+async fn push(
+    core: &Core,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    oob_code: &str,
+) -> Result<Option<(String, Pending)>, GrantError> {
+    let (row, pending) = mfa::answering(core, tenant, answer).await?;
+    let token_digest = secret_digest(answer.token);
+    let Some(tx) =
+        transactions::by_oob_code(core, tenant, oob_code, &token_digest, &row.client_id).await?
+    else {
+        return Ok(None);
+    };
+    let outcome = match transactions::poll(core, tenant, &tx).await? {
+        Poll::Approved => {
+            let now = core.clock.now();
+            if !core
+                .store
+                .complete_enrollment(&tenant.id, &token_digest, &Completion::Consume, now)
+                .await?
+            {
+                return Err(MfaError::BadToken.into());
+            }
+            mfa::audit(
+                core,
+                tenant,
+                answer,
+                &row.user_id,
+                "push-notification",
+                None,
+            )
+            .await;
+            return Ok(Some((row.user_id, pending)));
+        }
+        Poll::Pending => MfaError::AuthorizationPending,
+        Poll::SlowDown => MfaError::SlowDown,
+        Poll::Rejected => MfaError::Rejected,
+        Poll::Expired => MfaError::Expired,
+        Poll::Gone => MfaError::BadToken,
+    };
+    Err(outcome.into())
 }
 
 /// The code is replaced, and the new one is in the response

@@ -93,6 +93,9 @@ pub enum Bound {
 #[derive(Debug)]
 pub enum GrantError {
     BadParameter(BadParameter),
+    /// A parameter this grant needs here is missing (`binding_code` for a
+    /// code sent by email, SMS or voice).
+    MissingParameter(&'static str),
     /// The client may not use this grant type.
     NotAllowed(GrantType),
     /// The code is unknown, used, expired or another client's.
@@ -177,6 +180,7 @@ impl GrantError {
             | Self::Vault(VaultError::Unavailable(_) | VaultError::Internal(_)) => false,
             Self::SubjectRefused(inner) => inner.refused(),
             Self::BadParameter(_)
+            | Self::MissingParameter(_)
             | Self::NotAllowed(_)
             | Self::InvalidCode
             | Self::CodeFromAnotherHost

@@ -96,6 +96,12 @@ pub enum MfaError {
     Throttled(i64),
     /// The provider did not take the message.
     Delivery(String),
+    /// A push transaction polled again too soon (`slow_down`).
+    SlowDown,
+    /// The push device rejected the login.
+    Rejected,
+    /// The push transaction ended unanswered (`expired_token`).
+    Expired,
     Store(StoreError),
     Internal(String),
 }
@@ -421,7 +427,13 @@ pub fn authenticators(methods: &[&MethodRow]) -> Vec<Value> {
             if let Some(channel) = factors::channel(m) {
                 v["oob_channel"] = json!(channel.as_str());
             }
-            if let Some(name) = &m.name {
+            let mut device_name = None;
+            if m.method_type == FactorType::PushNotification {
+                // Guardian's channel, as Auth0 lists a push authenticator.
+                v["oob_channel"] = json!("auth0");
+                device_name = m.data.get("device_name").and_then(Value::as_str);
+            }
+            if let Some(name) = m.name.as_deref().or(device_name) {
                 v["name"] = json!(name);
             } else if let Some(d) = destination(m) {
                 v["name"] = json!(masked(d));
@@ -440,11 +452,26 @@ pub enum Challenge {
         oob_code: String,
         channel: &'static str,
     },
+    /// A push notification is on its way; poll the mfa-oob grant with the
+    /// `oob_code`. With number matching, the login shows `binding_code`.
+    Push {
+        oob_code: String,
+        binding_code: Option<String>,
+    },
+}
+
+/// Where a challenge was asked from: the host (its issuer goes in a push
+/// notification), and what the device may show about the login.
+pub struct Requester<'a> {
+    pub host: &'a str,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// `POST /mfa/challenge`: picks the authenticator (the one named, else the
 /// first of the accepted types, one-time codes first) and, for email and
-/// phone, sends a code.
+/// phone, sends a code; for a push method, sends the notification.
+#[allow(clippy::too_many_arguments)]
 pub async fn challenge(
     state: &Core,
     tenant: &Tenant,
@@ -453,8 +480,9 @@ pub async fn challenge(
     types: &[&str],
     authenticator_id: Option<&str>,
     languages: &[String],
+    from: &Requester<'_>,
 ) -> Result<Challenge, MfaError> {
-    let (row, _) = lookup(state, tenant, token, Some(client)).await?;
+    let (row, pending) = lookup(state, tenant, token, Some(client)).await?;
     let methods = factors_of(state, tenant, &row.user_id).await?;
     let factors = second_factors(&methods);
     let accepts = |m: &MethodRow| match factors::authenticator_type(m.method_type) {
@@ -481,6 +509,9 @@ pub async fn challenge(
             return Err(MfaError::NoAuthenticator("matching"));
         }
     }
+    if method.method_type == FactorType::PushNotification {
+        return push_challenge(state, tenant, client, token, &row, &pending, method, from).await;
+    }
     let channel = factors::channel(method)
         .ok_or_else(|| MfaError::Internal("a code method without its channel".into()))?;
     let oob_code = codes::send_login_code(
@@ -490,6 +521,47 @@ pub async fn challenge(
     Ok(Challenge::Oob {
         oob_code,
         channel: channel.as_str(),
+    })
+}
+
+/// Sends a push notification to `method` for the pending login `row`.
+#[allow(clippy::too_many_arguments)]
+async fn push_challenge(
+    state: &Core,
+    tenant: &Tenant,
+    client: &Client,
+    token: &str,
+    row: &EnrollmentRow,
+    pending: &Pending,
+    method: &MethodRow,
+    from: &Requester<'_>,
+) -> Result<Challenge, MfaError> {
+    use crate::services::push::transactions::{self, Start, StartError};
+    let issuer = crate::tenant::issuer_for_host(from.host);
+    let started = transactions::start(
+        state,
+        &Start {
+            tenant,
+            issuer: &issuer,
+            client,
+            user_id: &row.user_id,
+            method,
+            login_digest: secret_digest(token),
+            login_expires_at: row.expires_at,
+            started_at: pending.auth_time,
+            ip: from.ip,
+            user_agent: from.user_agent,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        StartError::Unreachable(m) | StartError::Delivery(m) => MfaError::Delivery(m),
+        StartError::Store(e) => MfaError::Store(e),
+        StartError::Internal(m) => MfaError::Internal(m),
+    })?;
+    Ok(Challenge::Push {
+        oob_code: started.oob_code,
+        binding_code: started.binding_code,
     })
 }
 

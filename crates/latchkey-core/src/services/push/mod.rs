@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod jwt;
+pub mod transactions;
 
 use serde_json::{Value, json};
 
