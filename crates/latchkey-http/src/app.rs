@@ -45,6 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::oauth::routes(state.clone()))
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
+        .merge(crate::guardian::routes())
         .layer(axum::middleware::from_fn(crate::http::headers::edge))
         .with_state(state)
 }

@@ -131,7 +131,8 @@ fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
 /// `POST /mfa/associate`: the `mfa_token` (bearer) of a user without a
 /// second factor enrolls one — `authenticator_types: ["otp"]`, or `["oob"]`
 /// with `oob_channels` `sms`/`voice` (and `phone_number`) or `email` (and
-/// `email`, else the user's address). Confirmed with the mfa-otp or mfa-oob
+/// `email`, else the user's address) or `auth0` (a push device, which
+/// enrolls with the `barcode_uri`). Confirmed with the mfa-otp or mfa-oob
 /// grant and the same token.
 pub(super) async fn associate(
     State(state): State<SharedState>,
@@ -158,6 +159,7 @@ pub(super) async fn associate(
             .collect::<Vec<_>>()
             .as_slice()
         {
+            [c] if *c == mfa::PUSH_CHANNEL => mfa::Associate::Push,
             [c @ ("sms" | "voice")] => mfa::Associate::Phone {
                 number: params.required("phone_number")?.to_string(),
                 voice: *c == "voice",
@@ -181,7 +183,8 @@ pub(super) async fn associate(
             }
             _ => {
                 return Err(OAuthError::InvalidRequest(
-                    "oob_channels must be one of [\"sms\"], [\"voice\"] or [\"email\"]".into(),
+                    "oob_channels must be one of [\"sms\"], [\"voice\"], [\"email\"] or [\"auth0\"]"
+                        .into(),
                 ));
             }
         },

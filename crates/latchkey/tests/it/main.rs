@@ -27,6 +27,8 @@ mod mrrt;
 mod native_passkeys;
 mod outbound;
 mod push_delivery;
+mod push_device;
+mod push_enroll;
 mod push_receivers;
 mod refresh;
 mod session;

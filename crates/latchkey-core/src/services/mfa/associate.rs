@@ -215,6 +215,11 @@ pub(crate) async fn confirm_association(
             }
             Answered::Push
         }
+        // A code sent needs its code: without one the grant goes on, and
+        // asks for it.
+        (FactorType::Email | FactorType::Phone, true) if code.trim().is_empty() => {
+            return Ok(None);
+        }
         (FactorType::Email, true) => Answered::Code(Channel::Email),
         (FactorType::Phone, true) => Answered::Code(Channel::of_phone(
             enrolling
