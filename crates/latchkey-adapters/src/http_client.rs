@@ -1,5 +1,8 @@
 //! The outbound HTTP port over reqwest, with the guard of
 //! [`latchkey_core::outbound`]: the only place latchkey builds an HTTP client.
+//! HTTPS trusts the system's roots and, when the operator gives a CA file
+//! (`--outbound-ca-file`), its certificates too; HTTP/2 is negotiated by
+//! ALPN (APNs speaks nothing else).
 //!
 //! The guard holds for the address actually connected to: names are
 //! resolved by our own resolver, which refuses the whole name when any of
@@ -24,11 +27,30 @@ pub struct ReqwestClient {
 
 impl ReqwestClient {
     pub fn new() -> Result<Self, reqwest::Error> {
+        Self::with_roots(&[])
+    }
+
+    /// A client that trusts the CA certificates of the PEM file at `path`
+    /// besides the system's (a provider behind a private CA).
+    pub fn with_ca_file(path: &std::path::Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+        if roots.is_empty() {
+            return Err(format!("{}: holds no certificate", path.display()));
+        }
+        Self::with_roots(&roots).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn with_roots(roots: &[reqwest::Certificate]) -> Result<Self, reqwest::Error> {
         let build = |private_networks, loopback| {
-            guarded_client(NetworkAccess {
-                private_networks,
-                loopback,
-            })
+            guarded_client(
+                NetworkAccess {
+                    private_networks,
+                    loopback,
+                },
+                roots,
+            )
         };
         Ok(Self {
             clients: [
@@ -49,12 +71,16 @@ impl ReqwestClient {
     clippy::disallowed_methods,
     reason = "the outbound port's adapter is where HTTP clients are built"
 )]
-fn guarded_client(access: NetworkAccess) -> Result<reqwest::Client, reqwest::Error> {
+fn guarded_client(
+    access: NetworkAccess,
+    roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .dns_resolver(GuardedResolver { access })
+        .tls_certs_merge(roots.iter().cloned())
         .build()
 }
 

@@ -412,7 +412,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 /// Where latchkey's own requests (SMS and voice providers) may go beyond the
 /// public internet. Link-local and cloud metadata addresses never.
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 struct OutboundFlags {
     /// Let outbound requests reach private networks (10/8, 172.16/12,
     /// 192.168/16, 100.64/10, fc00::/7) for every tenant; a tenant file can
@@ -423,6 +423,10 @@ struct OutboundFlags {
     /// and tests, where providers are local receivers.
     #[arg(long, env = "LATCHKEY_OUTBOUND_ALLOW_LOOPBACK")]
     outbound_allow_loopback: bool,
+    /// A PEM file of CA certificates to trust for outbound HTTPS besides the
+    /// system's (a provider or proxy behind a private CA).
+    #[arg(long, env = "LATCHKEY_OUTBOUND_CA_FILE")]
+    outbound_ca_file: Option<PathBuf>,
 }
 
 async fn serve(
@@ -442,6 +446,7 @@ async fn serve(
         private_networks: outbound.outbound_allow_private_networks,
         loopback: outbound.outbound_allow_loopback,
     };
+    opts.outbound_ca_file = outbound.outbound_ca_file;
     // What can fail without touching the data directory comes first (the
     // address taken, a bad tenant file), so such a start leaves nothing.
     let listener = tokio::net::TcpListener::bind(listen)

@@ -53,6 +53,9 @@ pub struct Options {
     /// (`--outbound-allow-private-networks`, `--outbound-allow-loopback`);
     /// none by default.
     pub outbound: latchkey_core::outbound::NetworkAccess,
+    /// A PEM file of CA certificates outbound requests trust besides the
+    /// system's (`--outbound-ca-file`: a provider or proxy with a private CA).
+    pub outbound_ca_file: Option<PathBuf>,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` are believed.
     pub trusted_proxies: latchkey_http::http::proxy::TrustedProxies,
     /// Password verifications that may wait for a hashing thread; by
@@ -72,6 +75,7 @@ impl Options {
             rng: Arc::new(SystemRng),
             secrets: Arc::new(latchkey_core::services::delivery::EnvSecrets),
             outbound: latchkey_core::outbound::NetworkAccess::PUBLIC,
+            outbound_ca_file: None,
             trusted_proxies: latchkey_http::http::proxy::TrustedProxies::default(),
             hashing_queue: None,
         }
@@ -240,8 +244,13 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let http: latchkey_core::outbound::SharedHttpClient =
-        Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?);
+    let http: latchkey_core::outbound::SharedHttpClient = match &opts.outbound_ca_file {
+        Some(path) => Arc::new(
+            latchkey_adapters::http_client::ReqwestClient::with_ca_file(path)
+                .map_err(|e| anyhow::anyhow!("--outbound-ca-file: {e}"))?,
+        ),
+        None => Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?),
+    };
     let outside = latchkey_core::context::Outside {
         delivery: Arc::new(latchkey_adapters::delivery::MessageDelivery::new(
             opts.secrets.clone(),
