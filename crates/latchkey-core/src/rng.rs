@@ -33,7 +33,7 @@ impl Rng for SystemRng {
     clippy::disallowed_methods,
     reason = "the system generator is made here and nowhere else"
 )]
-pub(crate) fn system_random() -> aws_lc_rs::rand::SystemRandom {
+pub fn system_random() -> aws_lc_rs::rand::SystemRandom {
     aws_lc_rs::rand::SystemRandom::new()
 }
 

@@ -24,6 +24,7 @@ pub struct MessageDelivery {
     http: SharedHttpClient,
     clock: SharedClock,
     access: NetworkAccess,
+    push: push::PushState,
 }
 
 impl MessageDelivery {
@@ -38,6 +39,7 @@ impl MessageDelivery {
             http,
             clock,
             access,
+            push: push::PushState::default(),
         }
     }
 }
@@ -99,6 +101,6 @@ impl Delivery for MessageDelivery {
             http: &*self.http,
             access: self.access.for_tenant(&m.tenant.config.outbound),
         };
-        push::send(m, &*self.secrets, outbound, self.clock.now()).await
+        push::send(&self.push, m, &*self.secrets, outbound, self.clock.now()).await
     }
 }

@@ -126,10 +126,23 @@ async fn password_of(
 /// variable. (What the variable holds is read, and checked, when it is used.)
 pub fn check_secrets(file: &TenantFile, secrets: &dyn Secrets) -> Result<(), String> {
     let push = &file.push_notifications;
-    let push_variables = [push
-        .webhook
-        .as_ref()
-        .map(|w| ("push_notifications.webhook.secret_env", &w.secret_env))];
+    let push_variables = [
+        push.apns.as_ref().map(|a| {
+            (
+                "push_notifications.apns.private_key_env",
+                &a.private_key_env,
+            )
+        }),
+        push.fcm.as_ref().map(|f| {
+            (
+                "push_notifications.fcm.service_account_env",
+                &f.service_account_env,
+            )
+        }),
+        push.webhook
+            .as_ref()
+            .map(|w| ("push_notifications.webhook.secret_env", &w.secret_env)),
+    ];
     for (setting, variable) in push_variables.into_iter().flatten() {
         if secrets.get(variable).is_none_or(|v| v.is_empty()) {
             return Err(format!(

@@ -139,6 +139,68 @@ impl<'a> Validator<'a> {
 
     pub(super) fn push_providers(&self) -> Check {
         let push = &self.file.push_notifications;
+        if let Some(apns) = &push.apns {
+            let apple_id = |v: &str| {
+                v.len() == 10 && is_word(v, 10, |b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            };
+            self.ensure(
+                apple_id(&apns.team_id),
+                "push_notifications.apns.team_id",
+                "must be the 10-character Apple team ID (A-Z, 0-9)".to_string(),
+            )?;
+            self.ensure(
+                apple_id(&apns.key_id),
+                "push_notifications.apns.key_id",
+                "must be the 10-character ID of the APNs key (A-Z, 0-9)".to_string(),
+            )?;
+            self.ensure(
+                is_env_name(&apns.private_key_env),
+                "push_notifications.apns.private_key_env",
+                "is not an environment variable name".to_string(),
+            )?;
+            self.ensure(
+                is_word(&apns.topic, 255, |b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
+                }),
+                "push_notifications.apns.topic",
+                format!("{:?} is not a bundle ID", apns.topic),
+            )?;
+            if let Some(url) = &apns.base_url {
+                // APNs speaks HTTP/2, which needs TLS to be negotiated.
+                check_url(url, false)
+                    .and_then(|()| {
+                        if url.starts_with("https://") {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "{url:?} must be an https URL (APNs speaks HTTP/2 over TLS)"
+                            ))
+                        }
+                    })
+                    .map_err(|m| self.error("push_notifications.apns.base_url", m))?;
+            }
+            self.in_range(
+                "push_notifications.apns.timeout_seconds",
+                apns.timeout_seconds,
+                1..=60,
+            )?;
+        }
+        if let Some(fcm) = &push.fcm {
+            self.ensure(
+                is_env_name(&fcm.service_account_env),
+                "push_notifications.fcm.service_account_env",
+                "is not an environment variable name".to_string(),
+            )?;
+            if let Some(url) = &fcm.base_url {
+                check_url(url, false)
+                    .map_err(|m| self.error("push_notifications.fcm.base_url", m))?;
+            }
+            self.in_range(
+                "push_notifications.fcm.timeout_seconds",
+                fcm.timeout_seconds,
+                1..=60,
+            )?;
+        }
         if let Some(w) = &push.webhook {
             check_url(&w.url, false)
                 .map_err(|m| self.error("push_notifications.webhook.url", m))?;
@@ -162,7 +224,8 @@ impl<'a> Validator<'a> {
             self.ensure(
                 push.has_provider(),
                 index_path("factors", i),
-                "push-notification needs a push provider: configure push_notifications.webhook"
+                "push-notification needs a push provider: configure \
+                 push_notifications.apns, push_notifications.fcm or push_notifications.webhook"
                     .to_string(),
             )?;
         }
@@ -230,6 +293,85 @@ push_notifications:
     }
 
     #[test]
+    fn apns_and_fcm_parse_with_their_defaults() {
+        let file = parse(
+            "factors: [push-notification]
+push_notifications:
+  apns: { team_id: ABCDE12345, key_id: KEY1234567, private_key_env: APNS_KEY, topic: com.acme.app }
+  fcm: { service_account_env: FCM_ACCOUNT }
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let push = &file.push_notifications;
+        let apns = push.apns.as_ref().unwrap_or_else(|| panic!("no apns"));
+        assert_eq!(apns.environment, ApnsEnvironment::Production);
+        assert_eq!(apns.endpoint(), "https://api.push.apple.com");
+        assert_eq!(apns.timeout_seconds, 10);
+        let fcm = push.fcm.as_ref().unwrap_or_else(|| panic!("no fcm"));
+        assert_eq!(fcm.endpoint(), "https://fcm.googleapis.com");
+        let file = parse(
+            "push_notifications:
+  apns: { team_id: ABCDE12345, key_id: KEY1234567, private_key_env: K, topic: com.acme.app,
+          environment: sandbox }
+  fcm: { service_account_env: F, base_url: \"http://fcm-proxy.acme.test/\" }
+",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let push = &file.push_notifications;
+        let apns = push.apns.as_ref().unwrap_or_else(|| panic!("no apns"));
+        assert_eq!(apns.endpoint(), "https://api.sandbox.push.apple.com");
+        let fcm = push.fcm.as_ref().unwrap_or_else(|| panic!("no fcm"));
+        assert_eq!(fcm.endpoint(), "http://fcm-proxy.acme.test");
+    }
+
+    #[test]
+    fn bad_apns_and_fcm_settings_are_refused_at_their_line() {
+        let apns = |field: &str| {
+            format!(
+                "push_notifications:\n  apns:\n    team_id: ABCDE12345\n    key_id: KEY1234567\n    \
+                 private_key_env: K\n    topic: com.acme.app\n    {field}\n"
+            )
+        };
+        refused(
+            &apns("environment: staging"),
+            8,
+            "push_notifications.apns.environment",
+            "production, sandbox",
+        );
+        refused(
+            &apns("base_url: http://127.0.0.1:8443"),
+            8,
+            "push_notifications.apns.base_url",
+            "https",
+        );
+        refused(
+            &apns("timeout_seconds: 61"),
+            8,
+            "push_notifications.apns.timeout_seconds",
+            "between 1 and 60",
+        );
+        refused(
+            &apns("team_id: abc").replace("    team_id: ABCDE12345\n", ""),
+            7,
+            "push_notifications.apns.team_id",
+            "10-character",
+        );
+        refused(&apns("pem: x"), 8, "push_notifications.apns", "pem");
+        refused(
+            "push_notifications:\n  fcm: { service_account_env: \"GOOGLE-KEY\" }\n",
+            3,
+            "push_notifications.fcm.service_account_env",
+            "environment variable",
+        );
+        refused(
+            "push_notifications:\n  fcm: { service_account_env: G, base_url: \"fcm.googleapis.com\" }\n",
+            3,
+            "push_notifications.fcm.base_url",
+            "not a valid URL",
+        );
+    }
+
+    #[test]
     fn push_notification_without_a_provider_is_refused() {
         refused(
             "factors:\n  - password\n  - push-notification\n",
@@ -293,5 +435,17 @@ push_notifications:
         );
         let set = MapSecrets([("PUSH_SECRET".to_owned(), "s".to_owned())].into());
         assert_eq!(check_secrets(&file, &set), Ok(()));
+        let file = parse(
+            "push_notifications:\n  apns: { team_id: ABCDE12345, key_id: KEY1234567, private_key_env: APNS_KEY, topic: a.b }\n  fcm: { service_account_env: FCM_ACCOUNT }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let why = check_secrets(&file, &none).err().unwrap_or_default();
+        assert!(why.contains("APNS_KEY"), "{why}");
+        let apns_only = MapSecrets([("APNS_KEY".to_owned(), "k".to_owned())].into());
+        let why = check_secrets(&file, &apns_only).err().unwrap_or_default();
+        assert!(
+            why.contains("push_notifications.fcm.service_account_env"),
+            "{why}"
+        );
     }
 }
