@@ -178,6 +178,14 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
 
 /// [`open`], noting in `created` each file it makes.
 async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Arc<AppState>> {
+    // An unusable CA file is refused before the store is touched.
+    let http: latchkey_core::outbound::SharedHttpClient = match &opts.outbound_ca_file {
+        Some(path) => Arc::new(
+            latchkey_adapters::http_client::ReqwestClient::with_ca_file(path)
+                .map_err(|e| anyhow::anyhow!("--outbound-ca-file: {e}"))?,
+        ),
+        None => Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?),
+    };
     let given_key = given_master_key(&opts.master_key)?;
     let key_path = opts.data_dir.join("master.key");
     let key_file = match &given_key {
@@ -244,13 +252,6 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
         ),
         Err(e) => bail!("the stored master key check is unreadable: {e}"),
     }
-    let http: latchkey_core::outbound::SharedHttpClient = match &opts.outbound_ca_file {
-        Some(path) => Arc::new(
-            latchkey_adapters::http_client::ReqwestClient::with_ca_file(path)
-                .map_err(|e| anyhow::anyhow!("--outbound-ca-file: {e}"))?,
-        ),
-        None => Arc::new(latchkey_adapters::http_client::ReqwestClient::new()?),
-    };
     let outside = latchkey_core::context::Outside {
         delivery: Arc::new(latchkey_adapters::delivery::MessageDelivery::new(
             opts.secrets.clone(),

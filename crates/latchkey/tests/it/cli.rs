@@ -748,3 +748,32 @@ async fn upstream_secrets_must_be_set_at_apply_and_at_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_unusable_outbound_ca_file_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = crate::support::database_args().await;
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    for (file, expected) in [
+        (dir.path().join("missing.pem"), "reading"),
+        (junk, "no certificate"),
+    ] {
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", free_port()),
+            "--outbound-ca-file".to_string(),
+            file.display().to_string(),
+        ];
+        args.extend(db.iter().cloned());
+        let err = failed_start(&data, &args, &[]);
+        assert!(
+            err.contains("--outbound-ca-file")
+                && err.contains(&file.display().to_string())
+                && err.contains(expected),
+            "{err}"
+        );
+        assert!(!data.join("latchkey.db").exists(), "{err}");
+    }
+}
