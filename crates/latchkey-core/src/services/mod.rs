@@ -21,6 +21,7 @@ pub(crate) mod phone;
 pub mod policy;
 pub mod push;
 pub(crate) mod push_message;
+pub mod push_step;
 pub mod ratelimit;
 pub mod revocation;
 pub mod sweep;

@@ -1,7 +1,9 @@
 //! The second step's answers on the hosted pages: `POST /login/mfa`
 //! (another factor), `POST /login/mfa/verify` (a code),
 //! `POST /login/mfa/key/challenge` and `POST /login/mfa/key` (a WebAuthn
-//! key). The step runs on the MFA API's machinery: an `mfa_token` (HttpOnly
+//! key), `POST /login/mfa/push/status` (where a push notification stands,
+//! JSON for the page's script) and `POST /login/mfa/push` (the login
+//! finishes once it is approved). The step runs on the MFA API's machinery: an `mfa_token` (HttpOnly
 //! cookie, bound to this browser beside the login transaction's) holds the
 //! first factor, is spent by the first right answer, and dies after five
 //! wrong ones. The pages are `pages/second_step.rs`; enrollment of a first
@@ -14,7 +16,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{finish, json_no_store, json_refused, open_session, transaction};
+use super::{finish, json_no_store, json_refused, json_unavailable, open_session, transaction};
 use crate::app::{AppState, SharedState};
 use crate::http::{ClientIp, cookies, user_agent};
 use crate::oauth::wire::OAuthTenant;
@@ -24,6 +26,7 @@ use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow::{self, CodeAnswer};
 use latchkey_core::services::mfa::{self, Answer, MfaError, Pending};
+use latchkey_core::services::push_step::{self, Send};
 use latchkey_core::store::MethodRow;
 use latchkey_core::tenant::{Client, FactorType, Tenant};
 
@@ -78,7 +81,7 @@ pub(super) async fn context(
 }
 
 macro_rules! step {
-    ($state:expr, $tenant:expr, $host:expr, $tx:expr, $ctx:expr) => {{
+    ($state:expr, $tenant:expr, $host:expr, $tx:expr, $ctx:expr, $ip:expr) => {{
         let Some(client) = $tenant.client(&$ctx.req.client_id) else {
             return pages::expired($state, $tenant);
         };
@@ -91,6 +94,8 @@ macro_rules! step {
             token: &$ctx.token,
             user_id: &$ctx.user_id,
             languages: &$ctx.languages,
+            ip: $ip,
+            user_agent: &$ctx.user_agent,
         }
     }};
 }
@@ -147,12 +152,18 @@ pub(super) struct ChooseForm {
     tx: String,
     #[serde(default)]
     method: String,
+    /// `1`: a push method's notification sent again.
+    #[serde(default)]
+    again: String,
 }
 
-/// `POST /login/mfa`: answer with another of the user's factors.
+/// `POST /login/mfa`: answer with another of the user's factors (choosing
+/// a push method sends its notification unless one is waiting; `again`
+/// sends a new one).
 pub(super) async fn choose(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: Result<Form<ChooseForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -163,8 +174,101 @@ pub(super) async fn choose(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
+    if form.again == "1" {
+        let factors = match step.factors().await {
+            Ok(f) => f,
+            Err(res) => return res,
+        };
+        if let Some(method) = factors.iter().find(|m| m.id == form.method && is_push(m)) {
+            return step
+                .push_challenge(&factors, method, Send::Again, None)
+                .await;
+        }
+    }
     step.challenge(Some(&form.method), None).await
+}
+
+fn is_push(method: &MethodRow) -> bool {
+    factors::answer_kind(method.method_type) == Some(AnswerKind::Push)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PushForm {
+    tx: String,
+    #[serde(default)]
+    method: String,
+}
+
+/// `POST /login/mfa/push/status`: where the step's push notification
+/// stands, `{status: pending | approved | rejected | expired | none}`, for
+/// the page's script; it changes nothing.
+pub(super) async fn push_status(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, .. }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<PushForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return json_refused("invalid_request");
+    };
+    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
+        return json_refused("login_expired");
+    };
+    match push_step::status(&state, &tenant, &ctx.token).await {
+        Ok(status) => json_no_store(json!({ "status": status.as_str() })),
+        Err(e) => {
+            tracing::error!(error = %e, tenant = %tenant.name, "push status not read");
+            json_unavailable()
+        }
+    }
+}
+
+/// `POST /login/mfa/push`: the login finishes if the step's notification
+/// was approved (the page's script posts it then; without script, the
+/// user's "I approved it" does); else the panel again, saying why.
+pub(super) async fn push_continue(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: Result<Form<PushForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
+    let answer = ctx.answer(step.client, &ip);
+    let e = match push_step::answer(&state, &tenant, &answer).await {
+        Ok(given) => {
+            let amr: Vec<&str> = given.amr().into_iter().collect();
+            return done(&state, &tenant, &host, &headers, &form.tx, &ctx, &amr, None).await;
+        }
+        Err(e) => e,
+    };
+    let message = match e {
+        MfaError::AuthorizationPending => {
+            Some("The sign-in is not approved yet. Approve it on your phone, then continue.")
+        }
+        // The panel says what became of it.
+        MfaError::Rejected | MfaError::Expired | MfaError::NoAuthenticator(_) => None,
+        e => return second_step::failure(&state, &tenant, e),
+    };
+    let factors = match step.factors().await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    match factors.iter().find(|m| m.id == form.method && is_push(m)) {
+        Some(method) => {
+            step.push_challenge(&factors, method, Send::Never, message)
+                .await
+        }
+        None => step.challenge(None, message).await,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,7 +295,7 @@ pub(super) async fn verify(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
     let factors = match step.factors().await {
         Ok(f) => f,
         Err(res) => return res,
@@ -243,22 +347,22 @@ async fn wrong_code(
     e: MfaError,
 ) -> Response {
     let oob = (!oob_code.is_empty()).then_some(oob_code);
-    match e {
-        MfaError::Wrong { attempts_left } if attempts_left > 0 => step.challenge_page(
-            factors,
-            method,
-            oob,
-            Some(&format!(
-                "That code is not right. {attempts_left} attempt{} left.",
-                if attempts_left == 1 { "" } else { "s" }
-            )),
+    let message = match e {
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => format!(
+            "That code is not right. {attempts_left} attempt{} left.",
+            if attempts_left == 1 { "" } else { "s" }
         ),
-        MfaError::Throttled(seconds) => {
-            step.challenge_page(factors, method, oob, Some(&too_many(seconds)))
-        }
-        MfaError::NoAuthenticator(_) => step.challenge(None, None).await,
-        e => second_step::failure(step.state, step.tenant, e),
+        MfaError::Throttled(seconds) => too_many(seconds),
+        MfaError::NoAuthenticator(_) => return step.challenge(None, None).await,
+        e => return second_step::failure(step.state, step.tenant, e),
+    };
+    if is_push(method) {
+        // The panel stays as it was: no new notification.
+        return step
+            .push_panel(factors, method, Send::Never, Some(&message), true)
+            .await;
     }
+    step.challenge_page(factors, method, oob, Some(&message))
 }
 
 fn too_many(seconds: i64) -> String {
@@ -353,7 +457,7 @@ pub(super) async fn key(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
     let answer = ctx.answer(step.client, &ip);
     let response = if form.credential.len() > 16 * 1024 || form.auth_session.len() > 128 {
         Value::Null

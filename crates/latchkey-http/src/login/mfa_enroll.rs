@@ -51,6 +51,7 @@ fn enroll_error(e: &EnrollError) -> String {
 pub(super) async fn enroll(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: Result<Form<EnrollForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -61,7 +62,7 @@ pub(super) async fn enroll(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
     let factor = match enrolling(&step, &form.factor).await {
         Ok(f) => f,
         Err(res) => return res,
@@ -216,7 +217,7 @@ pub(super) async fn enroll_verify(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let step = step!(&state, &tenant, &host, &form.tx, ctx);
+    let step = step!(&state, &tenant, &host, &form.tx, ctx, &ip);
     let factor = match enrolling(&step, &form.factor).await {
         Ok(f) => f,
         Err(res) => return res,
@@ -262,6 +263,7 @@ pub(super) struct EnrollKeyForm {
 pub(super) async fn enroll_key_challenge(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: Result<Form<EnrollKeyForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -282,6 +284,8 @@ pub(super) async fn enroll_key_challenge(
         token: &ctx.token,
         user_id: &ctx.user_id,
         languages: &ctx.languages,
+        ip: &ip,
+        user_agent: &ctx.user_agent,
     };
     if step.may_enroll().await.is_err() {
         return json_refused("invalid_request");

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::app::{AppState, SharedState};
 use crate::http::cookies;
 use crate::oauth::respond;
-use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, PASSKEY_JS, script};
+use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, MFA_PUSH_JS, PASSKEY_JS, script};
 use latchkey_core::crypto::hash::constant_time_eq;
 use latchkey_core::services::authorize::{AuthorizeRequest, Reply};
 use latchkey_core::services::login_flow;
@@ -52,6 +52,9 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/login/mfa/verify", post(mfa::verify))
         .route("/login/mfa/key/challenge", post(mfa::key_challenge))
         .route("/login/mfa/key", post(mfa::key))
+        .route("/login/mfa/push", post(mfa::push_continue))
+        .route("/login/mfa/push/status", post(mfa::push_status))
+        .route("/login/mfa-push.js", get(|| async { script(MFA_PUSH_JS) }))
         .route("/login/mfa/enroll", post(mfa_enroll::enroll))
         .route("/login/mfa/enroll/verify", post(mfa_enroll::enroll_verify))
         .route(
@@ -137,6 +140,15 @@ async fn finish(
 /// A refusal for a page's script.
 fn json_refused(error: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
+}
+
+/// A page's script is told to try again later (the store failed).
+fn json_unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "temporarily_unavailable" })),
+    )
+        .into_response()
 }
 
 /// JSON for a page's script, never cached.

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::{finish, json_no_store, json_refused, open_session, transaction};
 use crate::app::{AppState, SharedState};
-use crate::http::ClientIp;
+use crate::http::{ClientIp, user_agent};
 use crate::oauth::wire::OAuthTenant;
 use crate::pages;
-use crate::pages::second_step::{self, FirstFactor};
+use crate::pages::second_step::{self, Browser, FirstFactor};
 use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::services::login::{self, LoginError, PasswordLogin};
 use latchkey_core::services::login_flow::{self, Next};
@@ -65,6 +65,7 @@ pub(super) async fn submit(
         headers: &headers,
         tx: &form.tx,
         req: &req,
+        ip: &ip,
     };
     first_factor_passed(&login, &user, amr).await
 }
@@ -77,6 +78,8 @@ pub(super) struct Login<'a> {
     pub(super) headers: &'a HeaderMap,
     pub(super) tx: &'a str,
     pub(super) req: &'a AuthorizeRequest,
+    /// The browser's address, for what a push device shows of the login.
+    pub(super) ip: &'a str,
 }
 
 /// The first factor established `amr` for `user` (a password, or the
@@ -94,6 +97,7 @@ pub(super) async fn first_factor_passed(
         headers,
         tx,
         req,
+        ip,
     } = *login;
     match login_flow::after_first_factor(state, tenant, host, req, user, &amr).await {
         Ok(Next::Complete) => signed_in(state, tenant, host, headers, tx, req, user, amr).await,
@@ -105,7 +109,14 @@ pub(super) async fn first_factor_passed(
                 auth_time: state.clock.now(),
             };
             let languages = crate::http::accept_languages(headers);
-            second_step::start(state, tenant, host, tx, req, &first, need, &languages).await
+            let browser = Browser {
+                ip,
+                user_agent: &user_agent(headers),
+            };
+            second_step::start(
+                state, tenant, host, tx, req, &first, need, &languages, &browser,
+            )
+            .await
         }
         Err(e) => pages::flow_error(state, tenant, e),
     }

@@ -128,6 +128,7 @@ pub(super) async fn login_callback(
                 headers,
                 tx: &tx,
                 req: &req,
+                ip,
             };
             first_factor_passed(&login, &user, amr).await
         }

@@ -52,7 +52,7 @@ pub(crate) async fn authorize(
         }
         Ok(Decision::Issued(issued)) => respond::issued(&state, &reply, &issued),
         Ok(Decision::Login) => login(&state, &tenant, &host, &req, &reply, &ip).await,
-        Ok(Decision::StepUp(up)) => step_up(&state, &tenant, &host, &req, *up, &headers).await,
+        Ok(Decision::StepUp(up)) => step_up(&state, &tenant, &host, &req, *up, &headers, &ip).await,
         Err(e) => pages::flow_error(&state, &tenant, e),
     }
 }
@@ -156,6 +156,7 @@ async fn step_up(
     req: &AuthorizeRequest,
     up: StepUp,
     headers: &HeaderMap,
+    ip: &str,
 ) -> Response {
     let tx = match login_flow::create(state, tenant, req).await {
         Ok(tx) => tx,
@@ -167,8 +168,14 @@ async fn step_up(
         amr: &up.amr,
         auth_time: up.auth_time,
     };
-    let mut res =
-        second_step::start(state, tenant, host, &tx, req, &first, up.need, &languages).await;
+    let browser = second_step::Browser {
+        ip,
+        user_agent: &crate::http::user_agent(headers),
+    };
+    let mut res = second_step::start(
+        state, tenant, host, &tx, req, &first, up.need, &languages, &browser,
+    )
+    .await;
     res.headers_mut().append(
         header::SET_COOKIE,
         cookies::set(host, cookies::TRANSACTION, &tx, LOGIN_TTL),

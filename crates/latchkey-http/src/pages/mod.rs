@@ -49,6 +49,9 @@ pub(crate) const MFA_JS: &str = concat!(
     include_str!("templates/webauthn.js"),
     include_str!("templates/mfa-key.js")
 );
+/// The push option's waiting panel: polls the step's status, finishes on
+/// approval.
+pub(crate) const MFA_PUSH_JS: &str = include_str!("templates/mfa-push.js");
 
 pub(crate) fn script(body: &'static str) -> Response {
     (

@@ -1,8 +1,8 @@
 //! A login's second step, presented: after the first factor (a password,
 //! or the browser's session when a request steps up), a challenge with one
 //! of the user's second factors — choosing an email or phone factor sends
-//! its code — or, for a user with none while one is required, the choice
-//! of one to enroll. `/authorize` starts it for a step-up and the login
+//! its code, a push method its notification (the waiting panel) — or, for a
+//! user with none while one is required, the choice of one to enroll. `/authorize` starts it for a step-up and the login
 //! pages for a login; the pages' handlers (`login/mfa.rs`) take the answers.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,7 +16,8 @@ use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::services::enrollment::Who;
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow;
-use latchkey_core::services::mfa::{self, MfaError, Need};
+use latchkey_core::services::mfa::{self, MfaError, Need, Requester};
+use latchkey_core::services::push_step::{self, NotSent, Send, Status};
 use latchkey_core::store::{MethodRow, UserRow};
 use latchkey_core::tenant::{Client, FactorType, Tenant};
 
@@ -25,6 +26,13 @@ pub(crate) struct FirstFactor<'a> {
     pub user: &'a UserRow,
     pub amr: &'a [String],
     pub auth_time: i64,
+}
+
+/// The browser a step is answered from: what a push device shows of the
+/// login.
+pub(crate) struct Browser<'a> {
+    pub ip: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// The second step for a user who passed the first: a challenge with one of
@@ -40,6 +48,7 @@ pub(crate) async fn start(
     first: &FirstFactor<'_>,
     need: Need,
     languages: &[String],
+    browser: &Browser<'_>,
 ) -> Response {
     let Some(client) = tenant.client(&req.client_id) else {
         return expired(state, tenant);
@@ -68,6 +77,8 @@ pub(crate) async fn start(
         token: &token,
         user_id: &first.user.user_id,
         languages,
+        ip: browser.ip,
+        user_agent: browser.user_agent,
     };
     let mut res = match need {
         Need::Enroll => step.enroll_choice(None).await,
@@ -105,6 +116,8 @@ pub(crate) struct Step<'a> {
     pub token: &'a str,
     pub user_id: &'a str,
     pub languages: &'a [String],
+    pub ip: &'a str,
+    pub user_agent: &'a str,
 }
 
 pub(crate) fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
@@ -151,6 +164,11 @@ impl Step<'_> {
         else {
             return self.enroll_choice(None).await;
         };
+        if factors::answer_kind(current.method_type) == Some(AnswerKind::Push) {
+            return self
+                .push_challenge(&factors, current, Send::UnlessWaiting, error)
+                .await;
+        }
         let mut error = error.map(str::to_string);
         let mut oob_code = None;
         if factors::answer_kind(current.method_type) == Some(AnswerKind::Oob) {
@@ -162,11 +180,11 @@ impl Step<'_> {
                 &["oob"],
                 Some(&current.id),
                 self.languages,
-                // Codes only: the page sends no push notification here.
-                &mfa::Requester {
+                // Codes only: push methods have their own panel.
+                &Requester {
                     host: self.host,
-                    ip: "",
-                    user_agent: "",
+                    ip: self.ip,
+                    user_agent: self.user_agent,
                 },
             )
             .await
@@ -191,11 +209,114 @@ impl Step<'_> {
         self.challenge_page(&factors, current, oob_code.as_deref(), error.as_deref())
     }
 
+    /// The push option for `method`: a notification sent as `send` says
+    /// (within the step's limits), then the waiting panel for the step's
+    /// newest notification, or what became of it.
+    pub(crate) async fn push_challenge(
+        &self,
+        factors: &[MethodRow],
+        method: &MethodRow,
+        send: Send,
+        error: Option<&str>,
+    ) -> Response {
+        self.push_panel(factors, method, send, error, false).await
+    }
+
+    /// [`Self::push_challenge`], with `code_open` when the app's code was
+    /// asked for (its form shown open).
+    pub(crate) async fn push_panel(
+        &self,
+        factors: &[MethodRow],
+        method: &MethodRow,
+        send: Send,
+        error: Option<&str>,
+        code_open: bool,
+    ) -> Response {
+        let device = factors::label(method);
+        let from = Requester {
+            host: self.host,
+            ip: self.ip,
+            user_agent: self.user_agent,
+        };
+        let mut error = error.map(str::to_string);
+        let mut failed = false;
+        match push_step::send(
+            self.state,
+            self.tenant,
+            self.client,
+            self.token,
+            method,
+            send,
+            self.languages,
+            &from,
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(NotSent::TooSoon(seconds))) => {
+                error = Some(format!(
+                    "A notification was just sent. You can send another in {seconds} second{}.",
+                    if seconds == 1 { "" } else { "s" }
+                ));
+            }
+            Ok(Err(NotSent::Exhausted)) => {
+                error = Some(
+                    "No more notifications can be sent for this sign-in. Enter a code from the \
+                     app, or choose another method."
+                        .into(),
+                );
+            }
+            Ok(Err(NotSent::Failed(why))) => {
+                tracing::warn!(error = %why, tenant = %self.tenant.name, "login notification not sent");
+                failed = true;
+                error = Some(format!(
+                    "The notification could not be sent to {device}. Enter a code from the app, \
+                     or choose another method."
+                ));
+            }
+            Err(e) => return failure(self.state, self.tenant, e),
+        }
+        let status = match push_step::status(self.state, self.tenant, self.token).await {
+            Ok(s) => s,
+            Err(e) => return store_error(self.state, self.tenant, e),
+        };
+        let (state, binding_code) = match status {
+            _ if failed => ("failed", None),
+            // Another device's notification is not this method's.
+            Status::Waiting {
+                method_id,
+                binding_code,
+                ..
+            } if method_id == method.id => ("pending", binding_code),
+            Status::Waiting { .. } | Status::None => ("none", None),
+            other => (other.as_str(), None),
+        };
+        let push = json!({
+            "state": state,
+            "device": device,
+            "application": self.client.name,
+            "binding_code": binding_code,
+            "code_open": code_open,
+        });
+        self.challenge_view(factors, method, None, Some(push), error.as_deref())
+    }
+
     pub(crate) fn challenge_page(
         &self,
         factors: &[MethodRow],
         current: &MethodRow,
         oob_code: Option<&str>,
+        error: Option<&str>,
+    ) -> Response {
+        self.challenge_view(factors, current, oob_code, None, error)
+    }
+
+    fn challenge_view(
+        &self,
+        factors: &[MethodRow],
+        current: &MethodRow,
+        oob_code: Option<&str>,
+        push: Option<Value>,
         error: Option<&str>,
     ) -> Response {
         let methods: Vec<Value> = factors
@@ -216,6 +337,7 @@ impl Step<'_> {
                     "type": current.method_type.as_str(),
                     "label": factors::label(current),
                     "oob_code": oob_code,
+                    "push": push,
                 },
             }),
         )
