@@ -59,7 +59,7 @@ fn bad_format(expected: &str) -> GuardianError {
 }
 
 /// The `Authorization` header's scheme and the rest, trimmed.
-fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+pub(crate) fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
     let mut all = headers.get_all(header::AUTHORIZATION).iter();
     let v = all.next()?.to_str().ok()?;
     if all.next().is_some() {

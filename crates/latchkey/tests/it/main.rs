@@ -29,6 +29,7 @@ mod outbound;
 mod push_delivery;
 mod push_device;
 mod push_enroll;
+mod push_login;
 mod push_receivers;
 mod refresh;
 mod session;

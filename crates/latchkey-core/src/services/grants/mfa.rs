@@ -106,11 +106,13 @@ async fn push(
 ) -> Result<Option<(String, Pending)>, GrantError> {
     let (row, pending) = mfa::answering(core, tenant, answer).await?;
     let token_digest = secret_digest(answer.token);
-    let Some(tx) =
-        transactions::by_oob_code(core, tenant, oob_code, &token_digest, &row.client_id).await?
-    else {
+    let Some(tx) = transactions::by_oob_code(core, tenant, oob_code).await? else {
         return Ok(None);
     };
+    // Another login's transaction.
+    if !transactions::belongs(&tx, &token_digest, &row.client_id) {
+        return Err(MfaError::BadToken.into());
+    }
     let outcome = match transactions::poll(core, tenant, &tx).await? {
         Poll::Approved => {
             let now = core.clock.now();

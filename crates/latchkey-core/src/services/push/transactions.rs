@@ -520,23 +520,21 @@ pub enum Poll {
     Gone,
 }
 
-/// The login's transaction by its `oob_code`, if it belongs to the login
-/// of `login_digest` for `client_id`.
+/// The transaction of an `oob_code`, whichever login it belongs to.
 pub async fn by_oob_code(
     core: &Core,
     tenant: &Tenant,
     oob_code: &str,
-    login_digest: &str,
-    client_id: &str,
 ) -> Result<Option<PushTransactionRow>, StoreError> {
-    Ok(core
-        .store
+    core.store
         .push_transaction(&tenant.id, PushKey::Oob(&secret_digest(oob_code)))
-        .await?
-        .filter(|r| {
-            constant_time_eq(r.login_digest.as_bytes(), login_digest.as_bytes())
-                && r.client_id == client_id
-        }))
+        .await
+}
+
+/// Whether `row` belongs to the login of `login_digest` for `client_id`.
+pub fn belongs(row: &PushTransactionRow, login_digest: &str, client_id: &str) -> bool {
+    constant_time_eq(row.login_digest.as_bytes(), login_digest.as_bytes())
+        && row.client_id == client_id
 }
 
 /// The newest transaction of the login of `login_digest` (the hosted page).

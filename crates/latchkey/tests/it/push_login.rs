@@ -1,0 +1,795 @@
+//! Push-notification logins through the MFA API, end to end over HTTP: a
+//! device enrolled with its own RSA key, the notification read from the
+//! signed webhook's receiver, the device's details and resolution through
+//! the device API, the app's polls of the mfa-oob grant. Number matching,
+//! replays, other devices' keys and other tenants' tokens, expiry (the
+//! clock moved), polling too fast or after the tokens were issued, a push
+//! method's TOTP codes; and two nodes on PostgreSQL.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::dpop_client::Key;
+use crate::push_device::{Device, Enrollment};
+use crate::push_receivers::{PushWebhookReceiver, WebhookPush};
+use crate::support::*;
+
+const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+
+/// The acme tenant with the MFA grants, push enabled and sent through the
+/// webhook at `url`, and `extra` (the MFA policy).
+fn tenant(port: u16, url: &str, number_matching: bool, extra: &str) -> String {
+    crate::mfa_api::tenant(port, extra).replace(
+        "factors: [password, totp, recovery-code]",
+        "factors: [password, totp, recovery-code, push-notification]",
+    ) + &format!(
+        "push_notifications:\n  number_matching: {number_matching}\n  \
+         webhook: {{ url: \"{url}\", secret_env: SMS_WEBHOOK_SECRET, timeout_seconds: 5 }}\n"
+    )
+}
+
+/// Alice's enrolled device: the device, what it was told, its method ID.
+struct Phone {
+    device: Device,
+    enrollment: Enrollment,
+    method_id: String,
+}
+
+struct Setup {
+    s: TestServer,
+    rx: PushWebhookReceiver,
+    phone: Phone,
+}
+
+/// Alice enrolls a push device through My Account.
+async fn enroll(s: &TestServer, name: &str) -> Phone {
+    let token = s.me_token(ME_SCOPES).await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "push-notification"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let device = Device::new(name);
+    let enrollment = device.enroll(r.body["barcode_uri"].as_str().unwrap()).await;
+    let method_id = r.body["id"].as_str().unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!(
+                "/authentication-methods/{}/verify",
+                percent_encoding::utf8_percent_encode(
+                    &method_id,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+            Some(&token),
+            Some(json!({"auth_session": r.body["auth_session"]})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    Phone {
+        device,
+        enrollment,
+        method_id,
+    }
+}
+
+/// A server whose Alice enrolled a push device; the tenant asks for MFA
+/// always and sends notifications to a receiver on loopback.
+async fn setup(number_matching: bool) -> Setup {
+    let s = TestServer::start().await;
+    let rx = PushWebhookReceiver::start(WEBHOOK_SECRET, std::sync::Arc::new(s.clock.clone())).await;
+    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, &rx.url, number_matching, ""))
+        .await
+        .unwrap();
+    let phone = enroll(&s, "pixel").await;
+    latchkey::tenant::apply::apply_text(
+        &s.state,
+        &tenant(s.port, &rx.url, number_matching, crate::mfa_api::ALWAYS),
+    )
+    .await
+    .unwrap();
+    Setup { s, rx, phone }
+}
+
+async fn mfa_token(s: &TestServer, user: (&str, &str)) -> String {
+    let realm = if user.0 == ALICE {
+        "Username-Password-Authentication"
+    } else {
+        "Partners"
+    };
+    let (status, body) = s
+        .token(&[
+            (
+                "grant_type",
+                "http://auth0.com/oauth/grant-type/password-realm",
+            ),
+            ("client_id", "spa"),
+            ("username", user.0),
+            ("password", user.1),
+            ("realm", realm),
+            ("scope", "openid offline_access"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    body["mfa_token"].as_str().unwrap().to_string()
+}
+
+async fn challenge(s: &TestServer, token: &str, authenticator_id: &str) -> (StatusCode, Value) {
+    let res = s
+        .http()
+        .post(s.url("/mfa/challenge"))
+        .header("user-agent", UA)
+        .form(&[
+            ("client_id", "spa"),
+            ("mfa_token", token),
+            ("challenge_type", "oob"),
+            ("authenticator_id", authenticator_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+async fn poll(s: &TestServer, token: &str, oob_code: &str) -> (StatusCode, Value) {
+    s.token(&[
+        ("grant_type", MFA_OOB),
+        ("client_id", "spa"),
+        ("mfa_token", token),
+        ("oob_code", oob_code),
+    ])
+    .await
+}
+
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                  Chrome/131.0.0.0 Safari/537.36";
+
+/// A login of Alice's, challenged: its `mfa_token`, the challenge's answer
+/// and the notification the device got.
+async fn pushed(x: &Setup) -> (String, Value, WebhookPush) {
+    let token = mfa_token(&x.s, (ALICE, ALICE_PASSWORD)).await;
+    let (status, body) = challenge(&x.s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let push = x.rx.next().await;
+    (token, body, push)
+}
+
+/// The claims of the device's challenge response to `push`.
+fn response_claims(
+    s: &TestServer,
+    phone: &Phone,
+    push: &WebhookPush,
+    accepted: bool,
+    code: Option<&str>,
+) -> Value {
+    let now = s.clock_now();
+    let mut claims = json!({
+        "iss": phone.device.identifier,
+        "sub": push.notification["c"],
+        "aud": format!("{}appliance-mfa/api/resolve-transaction", s.issuer),
+        "iat": now,
+        "exp": now + 30,
+        "auth0_guardian_method": "push",
+        "auth0_guardian_accepted": accepted,
+    });
+    if !accepted {
+        claims["auth0_guardian_reason"] = json!("this was not me");
+    }
+    if let Some(c) = code {
+        claims["latchkey_binding_code"] = json!(c);
+    }
+    claims
+}
+
+/// The device's challenge response to `push`, signed by its key.
+fn response(
+    s: &TestServer,
+    phone: &Phone,
+    push: &WebhookPush,
+    accepted: bool,
+    code: Option<&str>,
+) -> String {
+    phone.device.jws(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        &response_claims(s, phone, push, accepted, code),
+    )
+}
+
+async fn resolve_at(s: &TestServer, base: &str, txtkn: &str, jwt: &str) -> (StatusCode, Value) {
+    let res = s
+        .http()
+        .post(format!("{base}/appliance-mfa/api/resolve-transaction"))
+        .bearer_auth(txtkn)
+        .json(&json!({ "challenge_response": jwt }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn resolve(s: &TestServer, push: &WebhookPush, jwt: &str) -> (StatusCode, Value) {
+    resolve_at(s, &s.base, txtkn(push), jwt).await
+}
+
+fn txtkn(push: &WebhookPush) -> &str {
+    push.notification["txtkn"].as_str().unwrap()
+}
+
+/// An `MFA-DPoP` proof for `url`, signed by `sign` for the key `jwk`.
+fn proof(
+    sign: &dyn Fn(&Value, &Value) -> String,
+    jwk: Value,
+    url: &str,
+    iat: i64,
+    token: &str,
+    jti: &str,
+) -> String {
+    sign(
+        &json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk}),
+        &json!({"jti": jti, "htm": "GET", "htu": url, "iat": iat,
+                "ath": crate::dpop_client::sha256_b64url(token.as_bytes())}),
+    )
+}
+
+fn details_url(s: &TestServer, push: &WebhookPush) -> String {
+    format!(
+        "{}/rich-consents/{}",
+        s.base,
+        push.notification["txlnkid"].as_str().unwrap()
+    )
+}
+
+async fn get_details(
+    s: &TestServer,
+    url: &str,
+    token: &str,
+    proof: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = s
+        .http()
+        .get(url)
+        .header("authorization", format!("MFA-DPoP {token}"));
+    if let Some(p) = proof {
+        req = req.header("mfa-dpop", p);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// The details as the device fetches them.
+async fn details(s: &TestServer, phone: &Phone, push: &WebhookPush) -> (StatusCode, Value) {
+    let url = details_url(s, push);
+    let sign = |h: &Value, c: &Value| phone.device.jws(h, c);
+    let p = proof(
+        &sign,
+        phone.device.public_jwk(),
+        &url,
+        s.clock_now(),
+        txtkn(push),
+        &fresh(),
+    );
+    get_details(s, &url, txtkn(push), Some(&p)).await
+}
+
+fn fresh() -> String {
+    use latchkey::rng::{RngExt, SystemRng};
+    SystemRng.alnum(22)
+}
+
+fn oob(body: &Value) -> &str {
+    body["oob_code"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn approved_on_the_device_the_app_gets_its_tokens_once() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    // Listed as Auth0 lists a Guardian authenticator.
+    let res = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let list: Value = res.json().await.unwrap();
+    let push = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == x.phone.method_id)
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(push["authenticator_type"], "oob");
+    assert_eq!(push["oob_channel"], "auth0");
+    assert_eq!(push["active"], true);
+
+    let (status, body) = challenge(s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["challenge_type"], "oob");
+    assert!(body.get("binding_method").is_none() && body.get("latchkey_binding_code").is_none());
+    let n = x.rx.next().await;
+    assert_eq!(n.notification["dai"], x.phone.enrollment.id);
+    assert_eq!(n.notification["sh"], s.issuer);
+    assert_eq!(
+        n.notification["s"],
+        json!({"b": {"n": "Chrome", "v": "131"}, "os": {"n": "Linux"}})
+    );
+    // Nothing personal in the notification.
+    assert!(!n.notification.to_string().contains("alice"));
+
+    // Not answered yet.
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
+
+    // The device reads what it approves.
+    let (status, consent) = details(s, &x.phone, &n).await;
+    assert_eq!(status, StatusCode::OK, "{consent}");
+    assert_eq!(consent["id"], n.notification["txlnkid"]);
+    let detail = &consent["requested_details"]["authorization_details"][0];
+    assert_eq!(detail["type"], "login");
+    assert_eq!(detail["number_matching"], false);
+    assert_eq!(detail["user_agent"], UA);
+
+    let jwt = response(s, &x.phone, &n, true, None);
+    let (status, err) = resolve(s, &n, &jwt).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{err}");
+    // The same response again: resolved once.
+    let (status, err) = resolve(s, &n, &jwt).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert_eq!(err["errorCode"], "transaction_not_found");
+
+    s.clock.advance(5);
+    let (status, tokens) = poll(s, &token, oob(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["pwd", "mfa"]));
+    // Consumed: the next poll gets nothing.
+    s.clock.advance(5);
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let events = crate::mfa_api::events(s).await;
+    assert!(events.contains(&"gd_send_pn".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"gd_auth_succeed".to_string()),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn rejected_on_the_device_the_app_is_told_as_auth0_says() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let jwt = response(s, &x.phone, &n, false, None);
+    let (status, err) = resolve(s, &n, &jwt).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{err}");
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"], "invalid_grant");
+    assert_eq!(err["error_description"], "MFA Authorization rejected.");
+    // The mfa_token lives on: another method may still answer.
+    let events = crate::mfa_api::events(s).await;
+    assert!(
+        events.contains(&"gd_auth_rejected".to_string()),
+        "{events:?}"
+    );
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let logged = s.state.store.audit_events(&tenant.id, 100).await.unwrap();
+    let rejected = logged
+        .iter()
+        .find(|e| e.event_type == "gd_auth_rejected")
+        .unwrap();
+    assert_eq!(rejected.details["reason"], "this was not me");
+    // A new notification, approved this time.
+    let (status, body) = challenge(s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let n = x.rx.next().await;
+    let jwt = response(s, &x.phone, &n, true, None);
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NO_CONTENT);
+    let (status, tokens) = poll(s, &token, oob(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+}
+
+#[tokio::test]
+async fn number_matching_wants_the_number_the_login_shows() {
+    let x = setup(true).await;
+    let s = &x.s;
+    // An approval without the number: refused, and the login rejected.
+    let (token, body, n) = pushed(&x).await;
+    let code = body["latchkey_binding_code"].as_str().unwrap().to_string();
+    assert!(
+        code.len() == 2 && code.chars().all(|c| c.is_ascii_digit()),
+        "{body}"
+    );
+    // The number is never sent to the device.
+    assert!(!n.notification.to_string().contains(&format!("\"{code}\"")));
+    let (status, consent) = details(s, &x.phone, &n).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        consent["requested_details"]["authorization_details"][0]["number_matching"],
+        true
+    );
+    assert!(
+        !consent["requested_details"]["binding_message"]
+            .as_str()
+            .unwrap()
+            .contains(&code)
+    );
+    let jwt = response(s, &x.phone, &n, true, None);
+    let (status, err) = resolve(s, &n, &jwt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["errorCode"], "invalid_binding_code");
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error_description"], "MFA Authorization rejected.");
+
+    // A wrong number: the same.
+    let (status, body) = challenge(s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::OK);
+    let n = x.rx.next().await;
+    let right = body["latchkey_binding_code"].as_str().unwrap();
+    let wrong = format!("{:02}", (right.parse::<u8>().unwrap() + 1) % 100);
+    let jwt = response(s, &x.phone, &n, true, Some(&wrong));
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::FORBIDDEN);
+    // One guess: the right number afterwards is too late.
+    let jwt = response(s, &x.phone, &n, true, Some(right));
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error_description"], "MFA Authorization rejected.");
+
+    // The right number.
+    let (status, body) = challenge(s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::OK);
+    let n = x.rx.next().await;
+    let jwt = response(
+        s,
+        &x.phone,
+        &n,
+        true,
+        body["latchkey_binding_code"].as_str(),
+    );
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NO_CONTENT);
+    let (status, tokens) = poll(s, &token, oob(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    // A rejection needs no number.
+    let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    let (_, body) = challenge(s, &token, &x.phone.method_id).await;
+    let n = x.rx.next().await;
+    let jwt = response(s, &x.phone, &n, false, None);
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NO_CONTENT);
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error_description"], "MFA Authorization rejected.");
+}
+
+#[tokio::test]
+async fn forged_responses_change_nothing() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let now = s.clock_now();
+    let aud = format!("{}appliance-mfa/api/resolve-transaction", s.issuer);
+    let base = json!({
+        "iss": x.phone.device.identifier, "sub": n.notification["c"], "aud": aud,
+        "iat": now, "exp": now + 30,
+        "auth0_guardian_method": "push", "auth0_guardian_accepted": true,
+    });
+    let with = |k: &str, v: Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        x.phone.device.jws(&json!({"alg": "RS256"}), &c)
+    };
+    let other_key = Key::rs256();
+    let forged = [
+        // Another device's key.
+        other_key.jws(&json!({"alg": "RS256"}), &base),
+        // Another challenge, issuer, audience, method.
+        with("sub", json!("not-the-challenge")),
+        with("iss", json!("another-device")),
+        with(
+            "aud",
+            json!(format!("{}appliance-mfa/api/device-accounts", s.issuer)),
+        ),
+        with("auth0_guardian_method", json!("otp")),
+        // Expired, or living longer than 5 minutes.
+        with("exp", json!(now - 1)),
+        with("exp", json!(now + 301)),
+        // Not a JWT.
+        "garbage".to_string(),
+    ];
+    for jwt in &forged {
+        let (status, err) = resolve(s, &n, jwt).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{jwt}: {err}");
+        assert_eq!(err["errorCode"], "invalid_token", "{err}");
+    }
+    // A reason too long for the log.
+    let (status, err) = resolve(
+        s,
+        &n,
+        &with("auth0_guardian_reason", json!("x".repeat(257))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    // Another tenant's host knows no such transaction.
+    let good = response(s, &x.phone, &n, true, None);
+    let other = format!("http://127.0.0.1:{}", s.port);
+    let (status, _) = resolve_at(s, &other, txtkn(&n), &good).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // No bearer, or an unknown one.
+    let (status, err) = resolve_at(s, &s.base, "not-a-transaction-token", &good).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    // Still pending: nothing changed.
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error"], "authorization_pending");
+    assert!(
+        crate::mfa_api::events(s)
+            .await
+            .contains(&"gd_auth_failed".to_string())
+    );
+    // The device's own answer still resolves it.
+    assert_eq!(resolve(s, &n, &good).await.0, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn another_logins_token_resolves_only_its_own_transaction() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token_a, body_a, a) = pushed(&x).await;
+    let (token_b, body_b, b) = pushed(&x).await;
+    // B's token with A's response: A's challenge is not B's.
+    let jwt_a = response(s, &x.phone, &a, true, None);
+    let (status, _) = resolve_at(s, &s.base, txtkn(&b), &jwt_a).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A's oob_code polled with B's mfa_token: not B's.
+    let (status, err) = poll(s, &token_b, oob(&body_a)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(resolve(s, &a, &jwt_a).await.0, StatusCode::NO_CONTENT);
+    let (status, _) = poll(s, &token_a, oob(&body_a)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, err) = poll(s, &token_b, oob(&body_b)).await;
+    assert_eq!(err["error"], "authorization_pending");
+}
+
+#[tokio::test]
+async fn details_are_the_devices_alone() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (_, _, n) = pushed(&x).await;
+    let url = details_url(s, &n);
+    let token = txtkn(&n);
+    let device_sign = |h: &Value, c: &Value| x.phone.device.jws(h, c);
+    let now = s.clock_now();
+    // Another key's proof, with that key in its header.
+    let other = Key::rs256();
+    let other_sign = |h: &Value, c: &Value| other.jws(h, c);
+    let p = proof(&other_sign, other.public_jwk(), &url, now, token, &fresh());
+    let (status, err) = get_details(s, &url, token, Some(&p)).await;
+    assert_eq!(
+        (status, err["errorCode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+        "{err}"
+    );
+    // A wrong transaction token (the proof's ath its own).
+    let p = proof(
+        &device_sign,
+        x.phone.device.public_jwk(),
+        &url,
+        now,
+        "not-the-token",
+        &fresh(),
+    );
+    let (status, _) = get_details(s, &url, "not-the-token", Some(&p)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Without a proof.
+    let (status, err) = get_details(s, &url, token, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(err["errorCode"], "invalid_bearer_format");
+    // Another URL's proof.
+    let p = proof(
+        &device_sign,
+        x.phone.device.public_jwk(),
+        &format!("{url}x"),
+        now,
+        token,
+        &fresh(),
+    );
+    assert_eq!(
+        get_details(s, &url, token, Some(&p)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A proof older than a minute.
+    let p = proof(
+        &device_sign,
+        x.phone.device.public_jwk(),
+        &url,
+        now - 61,
+        token,
+        &fresh(),
+    );
+    assert_eq!(
+        get_details(s, &url, token, Some(&p)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The device's proof, once.
+    let p = proof(
+        &device_sign,
+        x.phone.device.public_jwk(),
+        &url,
+        now,
+        token,
+        &fresh(),
+    );
+    let (status, consent) = get_details(s, &url, token, Some(&p)).await;
+    assert_eq!(status, StatusCode::OK, "{consent}");
+    let (status, err) = get_details(s, &url, token, Some(&p)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
+    // Another tenant's host knows no such transaction.
+    let p = proof(
+        &device_sign,
+        x.phone.device.public_jwk(),
+        &url,
+        now,
+        token,
+        &fresh(),
+    );
+    let other_url = format!(
+        "http://127.0.0.1:{}/rich-consents/{}",
+        s.port,
+        n.notification["txlnkid"].as_str().unwrap()
+    );
+    assert_eq!(
+        get_details(s, &other_url, token, Some(&p)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn polls_too_fast_slow_down_and_a_late_answer_expires() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error"], "authorization_pending");
+    s.clock.advance(4);
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("slow_down"))
+    );
+    s.clock.advance(1);
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error"], "authorization_pending");
+    // Five minutes on: too late for the device and for the app.
+    s.clock.advance(300);
+    let jwt = response(s, &x.phone, &n, true, None);
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expired_token"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_told_and_logged() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    x.rx.fail_next(500);
+    let (status, err) = challenge(s, &token, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"], "invalid_request");
+    assert!(
+        crate::mfa_api::events(s)
+            .await
+            .contains(&"gd_send_pn_failure".to_string())
+    );
+}
+
+#[tokio::test]
+async fn the_push_apps_totp_code_logs_in_once() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    let code = totp_now(&x.phone.enrollment.totp_secret, s.clock_now());
+    let otp = |t: String| {
+        let code = code.clone();
+        async move {
+            s.token(&[
+                ("grant_type", MFA_OTP),
+                ("client_id", "spa"),
+                ("mfa_token", &t),
+                ("otp", &code),
+            ])
+            .await
+        }
+    };
+    let (status, tokens) = otp(token).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa", "otp"])
+    );
+    // The same code again, in another login.
+    let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    let (status, err) = otp(token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"], "invalid_grant");
+}
+
+/// Two nodes on one PostgreSQL schema: a transaction started through one
+/// node is resolved through the other and polled on either.
+#[tokio::test]
+async fn two_nodes_share_a_transaction() {
+    let (a, b) = TestServer::postgres_pair(&[acme, other_tenant]).await;
+    let rx = PushWebhookReceiver::start(WEBHOOK_SECRET, std::sync::Arc::new(a.clock.clone())).await;
+    latchkey::tenant::apply::apply_text(&a.state, &tenant(a.port, &rx.url, false, ""))
+        .await
+        .unwrap();
+    let phone = enroll(&a, "pixel").await;
+    latchkey::tenant::apply::apply_text(
+        &a.state,
+        &tenant(a.port, &rx.url, false, crate::mfa_api::ALWAYS),
+    )
+    .await
+    .unwrap();
+    // B serves A's host once its tenant cache has seen the change.
+    a.clock.advance(3);
+    let host = format!("localhost:{}", a.port);
+    let token = mfa_token(&a, (ALICE, ALICE_PASSWORD)).await;
+    let (status, body) = challenge(&a, &token, &phone.method_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let n = rx.next().await;
+    // Polled through B: pending.
+    let poll_on = |node: &TestServer| {
+        node.as_host(reqwest::Method::POST, &host, "/oauth/token")
+            .form(&[
+                ("grant_type", MFA_OOB),
+                ("client_id", "spa"),
+                ("mfa_token", token.as_str()),
+                ("oob_code", oob(&body)),
+            ])
+    };
+    let res = poll_on(&b).send().await.unwrap();
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "authorization_pending");
+    // Resolved through B.
+    let res = b
+        .as_host(
+            reqwest::Method::POST,
+            &host,
+            "/appliance-mfa/api/resolve-transaction",
+        )
+        .bearer_auth(txtkn(&n))
+        .json(&json!({ "challenge_response": response(&a, &phone, &n, true, None) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Polled on A: approved, the tokens.
+    let res = poll_on(&a).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // And on B, consumed.
+    a.clock.advance(5);
+    let res = poll_on(&b).send().await.unwrap();
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_grant");
+}
