@@ -15,7 +15,8 @@
 #      and boots `$LATCHKEY_BIN serve` on a free port with a fresh data directory and
 #      a tenant file of its own (a SPA client allowed the password grant, with a
 #      client grant to the My Account API holding all ten scopes; one user; the
-#      email and phone factors delivering to those sinks; an `oidc` connection to
+#      email and phone factors delivering to those sinks; push notifications
+#      enabled (enrollment needs no delivery); an `oidc` connection to
 #      that provider, active for connected accounts);
 #   3. checks that the password grant yields a token with all ten scopes, and
 #      connects the user's account at the provider (connect, its login form,
@@ -247,7 +248,9 @@ my_account_api:
   active: true
   user_policy: require_client_grant
   rate_limits: { tenant_per_second: 0, user_per_minute: 0, anonymous_per_ip_per_second: 0 }
-factors: [password, totp, recovery-code, email, phone]
+factors: [password, totp, recovery-code, email, phone, push-notification]
+push_notifications:
+  webhook: { url: "http://127.0.0.1:${webhook_port}/push", secret_env: LATCHKEY_ST_SMS_SECRET }
 email_provider:
   smtp: { host: 127.0.0.1, port: ${smtp_port}, security: none, from: "Contract tests <no-reply@localhost>" }
 sms_provider:

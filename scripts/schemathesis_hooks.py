@@ -84,9 +84,10 @@ MUST_SUCCEED = (
 
 # Factor types whose enrollment must have started (202) at least once: the ones
 # that send a code through a provider (the script's message sinks), so that the
-# delivery path is exercised, not only its error answers. The document's own
-# request examples (`user@example.com`, `+15551234567`) reach them.
-MUST_ENROLL_TYPES = ("email", "phone")
+# delivery path is exercised, not only its error answers, and push notifications
+# (the device's ticket and URI). The document's own request examples
+# (`user@example.com`, `+15551234567`, `{"type": "push-notification"}`) reach them.
+MUST_ENROLL_TYPES = ("email", "phone", "push-notification")
 
 
 def _env(name: str) -> str:

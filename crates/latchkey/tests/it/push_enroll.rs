@@ -183,6 +183,29 @@ async fn a_device_enrolls_through_my_account() {
         .collect();
     assert_eq!(push.len(), 1, "{}", list.body);
     assert_eq!(push[0]["id"], id);
+    let mut listed: Vec<&String> = push[0].as_object().unwrap().keys().collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["confirmed", "created_at", "id", "name", "type", "usage"],
+        "{}",
+        push[0]
+    );
+    assert_eq!(push[0]["usage"], json!(["secondary"]));
+    let path = format!(
+        "/authentication-methods/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let r = s
+        .me(
+            "PATCH",
+            &path,
+            Some(&token),
+            Some(json!({"name": "My phone"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], "My phone");
 
     // Stored: the key normalised (no leading zeros), the secrets sealed or
     // digested.

@@ -91,3 +91,120 @@ pub fn verify_device_jwt(
     }
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: Timestamp = 1_800_000_000;
+    const AUD: &str = "https://auth.acme.test/appliance-mfa/api/device-accounts";
+
+    fn b64(b: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    fn device(key: &KeyPair) -> PushDevice {
+        let p = key.public_key();
+        let jwk = json!({ "kty": "RSA", "alg": "RS256", "use": "sig",
+            "n": b64(p.modulus().big_endian_without_leading_zero()),
+            "e": b64(p.exponent().big_endian_without_leading_zero()) });
+        PushDevice {
+            device_account_id: "dev_0123456789abcdef".into(),
+            identifier: "phone".into(),
+            device_name: "Phone".into(),
+            push_service: None,
+            push_token: None,
+            public_key: jwk.as_object().cloned().unwrap_or_default(),
+            token_digest: String::new(),
+            totp_secret: String::new(),
+        }
+    }
+
+    fn sign(key: &KeyPair, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut sig = vec![0; key.public_modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &crate::rng::system_random(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{input}.{}", b64(&sig))
+    }
+
+    #[test]
+    fn checks_alg_signature_audience_and_times() {
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let other = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let d = device(&key);
+        let rs = json!({ "alg": "RS256" });
+        let claims = |aud: Value, iat: i64, exp: i64| json!({ "aud": aud, "iat": iat, "exp": exp });
+        let check = |jwt: &str| verify_device_jwt(&d, jwt, AUD, NOW, 300);
+
+        assert!(check(&sign(&key, &rs, &claims(json!(AUD), NOW, NOW + 300))).is_ok());
+        assert!(check(&sign(&key, &rs, &claims(json!(["x", AUD]), NOW, NOW + 30))).is_ok());
+        assert!(check(&sign(&key, &rs, &claims(json!(AUD), NOW + 60, NOW + 90))).is_ok());
+        let refused = [
+            (
+                sign(&other, &rs, &claims(json!(AUD), NOW, NOW + 30)),
+                DeviceJwtError::Signature,
+            ),
+            (
+                sign(
+                    &key,
+                    &json!({ "alg": "none" }),
+                    &claims(json!(AUD), NOW, NOW + 30),
+                ),
+                DeviceJwtError::Algorithm,
+            ),
+            (
+                sign(
+                    &key,
+                    &json!({ "alg": "PS256" }),
+                    &claims(json!(AUD), NOW, NOW + 30),
+                ),
+                DeviceJwtError::Algorithm,
+            ),
+            (
+                sign(
+                    &key,
+                    &rs,
+                    &claims(json!("https://elsewhere/"), NOW, NOW + 30),
+                ),
+                DeviceJwtError::Audience(AUD.into()),
+            ),
+            (
+                sign(&key, &rs, &claims(json!(AUD), NOW - 60, NOW)),
+                DeviceJwtError::Expired,
+            ),
+            (
+                sign(&key, &rs, &claims(json!(AUD), NOW + 61, NOW + 90)),
+                DeviceJwtError::IssuedInFuture,
+            ),
+            (
+                sign(&key, &rs, &claims(json!(AUD), NOW, NOW + 301)),
+                DeviceJwtError::TooLong,
+            ),
+            (
+                sign(&key, &rs, &json!({ "aud": AUD, "exp": NOW + 30 })),
+                DeviceJwtError::Claim("iat"),
+            ),
+        ];
+        for (jwt, why) in refused {
+            assert_eq!(check(&jwt), Err(why));
+        }
+        let long = format!("{}.e30.{}", "a".repeat(MAX_JWT_LEN), "a");
+        assert!(matches!(check(&long), Err(DeviceJwtError::Malformed(_))));
+    }
+}
