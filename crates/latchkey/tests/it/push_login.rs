@@ -45,6 +45,12 @@ struct Setup {
 /// Alice enrolls a push device through My Account.
 async fn enroll(s: &TestServer, name: &str) -> Phone {
     let token = s.me_token(ME_SCOPES).await;
+    enroll_with(s, &token, name).await
+}
+
+/// A push device enrolled through My Account with the user's `token`.
+async fn enroll_with(s: &TestServer, token: &str, name: &str) -> Phone {
+    let token = token.to_string();
     let r = s
         .me(
             "POST",
@@ -82,19 +88,33 @@ async fn enroll(s: &TestServer, name: &str) -> Phone {
 /// A server whose Alice enrolled a push device; the tenant asks for MFA
 /// always and sends notifications to a receiver on loopback.
 async fn setup(number_matching: bool) -> Setup {
+    setup_with_bob(number_matching, false).await.0
+}
+
+/// [`setup`], Bob enrolling a device of his own too when `bob`.
+async fn setup_with_bob(number_matching: bool, bob: bool) -> (Setup, Option<Phone>) {
     let s = TestServer::start().await;
     let rx = PushWebhookReceiver::start(WEBHOOK_SECRET, std::sync::Arc::new(s.clock.clone())).await;
     latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, &rx.url, number_matching, ""))
         .await
         .unwrap();
     let phone = enroll(&s, "pixel").await;
+    let bob = if bob {
+        let (user, password) = crate::mfa_api::BOB_LOGIN;
+        let token = s
+            .me_token_for(user, password, Some("Partners"), ME_SCOPES)
+            .await;
+        Some(enroll_with(&s, &token, "bobs-phone").await)
+    } else {
+        None
+    };
     latchkey::tenant::apply::apply_text(
         &s.state,
         &tenant(s.port, &rx.url, number_matching, crate::mfa_api::ALWAYS),
     )
     .await
     .unwrap();
-    Setup { s, rx, phone }
+    (Setup { s, rx, phone }, bob)
 }
 
 async fn mfa_token(s: &TestServer, user: (&str, &str)) -> String {
@@ -792,4 +812,48 @@ async fn two_nodes_share_a_transaction() {
     let res = poll_on(&b).send().await.unwrap();
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"], "invalid_grant");
+}
+
+/// Bob's device cannot answer Alice's login, nor Alice's device Bob's; and
+/// Alice's login cannot poll Bob's.
+#[tokio::test]
+async fn another_users_device_and_token_resolve_nothing() {
+    let (x, bob) = setup_with_bob(false, true).await;
+    let bob = bob.unwrap();
+    let s = &x.s;
+    let (alice_token, _, alice_push) = pushed(&x).await;
+    let bob_token = mfa_token(s, crate::mfa_api::BOB_LOGIN).await;
+    let (status, bob_body) = challenge(s, &bob_token, &bob.method_id).await;
+    assert_eq!(status, StatusCode::OK, "{bob_body}");
+    let bob_push = x.rx.next().await;
+    assert_eq!(bob_push.notification["dai"], bob.enrollment.id);
+    // Bob's device signs Alice's challenge; Alice's device Bob's.
+    let forged = response(s, &bob, &alice_push, true, None);
+    assert_eq!(
+        resolve(s, &alice_push, &forged).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = response(s, &x.phone, &bob_push, true, None);
+    assert_eq!(
+        resolve(s, &bob_push, &forged).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Bob's device's own answer with Alice's transaction token.
+    let bobs = response(s, &bob, &bob_push, true, None);
+    let (status, _) = resolve_at(s, &s.base, txtkn(&alice_push), &bobs).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Alice's login polling Bob's oob_code.
+    let (status, err) = poll(s, &alice_token, oob(&bob_body)).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // Bob's own answer still works for Bob.
+    assert_eq!(resolve(s, &bob_push, &bobs).await.0, StatusCode::NO_CONTENT);
+    let (status, tokens) = poll(s, &bob_token, oob(&bob_body)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["sub"],
+        "auth0|bob"
+    );
 }
