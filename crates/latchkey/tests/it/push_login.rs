@@ -857,3 +857,38 @@ async fn another_users_device_and_token_resolve_nothing() {
         "auth0|bob"
     );
 }
+
+/// A login sends at most 5 notifications, a user 10 in 15 minutes across
+/// logins: a password alone cannot bomb the phone.
+#[tokio::test]
+async fn notifications_are_limited_per_login_and_per_user() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let first = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    for _ in 0..5 {
+        let (status, body) = challenge(s, &first, &x.phone.method_id).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, err) = challenge(s, &first, &x.phone.method_id).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{err}");
+    assert_eq!(err["error"], "too_many_requests");
+    let second = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            challenge(s, &second, &x.phone.method_id).await.0,
+            StatusCode::OK
+        );
+    }
+    let third = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    assert_eq!(
+        challenge(s, &third, &x.phone.method_id).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(x.rx.received().await.len(), 10);
+    s.clock.advance(900);
+    let fourth = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
+    assert_eq!(
+        challenge(s, &fourth, &x.phone.method_id).await.0,
+        StatusCode::OK
+    );
+}

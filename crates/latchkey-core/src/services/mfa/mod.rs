@@ -524,6 +524,11 @@ pub async fn challenge(
     })
 }
 
+/// Notifications one login may send, and the window (its `mfa_token`'s life).
+const PUSHES_PER_LOGIN: (u32, i64) = (5, MFA_TOKEN_TTL);
+/// Notifications one user may be sent across logins, and the window.
+const PUSHES_PER_USER: (u32, i64) = (10, 900);
+
 /// Sends a push notification to `method` for the pending login `row`.
 #[allow(clippy::too_many_arguments)]
 async fn push_challenge(
@@ -537,6 +542,24 @@ async fn push_challenge(
     from: &Requester<'_>,
 ) -> Result<Challenge, MfaError> {
     use crate::services::push::transactions::{self, Start, StartError};
+    // Against prompt bombing: a login sends a few notifications, and a
+    // user (whose password an attacker may hold) a few more across logins.
+    let now = state.clock.now();
+    for (key, (limit, window)) in [
+        (
+            format!("push:login:{}:{}", tenant.id, secret_digest(token)),
+            PUSHES_PER_LOGIN,
+        ),
+        (
+            format!("push:user:{}:{}", tenant.id, row.user_id),
+            PUSHES_PER_USER,
+        ),
+    ] {
+        let d = state.limiter.hit(&key, limit, window);
+        if !d.allowed {
+            return Err(MfaError::Throttled(d.retry_after(now)));
+        }
+    }
     let issuer = crate::tenant::issuer_for_host(from.host);
     let started = transactions::start(
         state,
