@@ -892,3 +892,138 @@ async fn notifications_are_limited_per_login_and_per_user() {
         StatusCode::OK
     );
 }
+
+/// Racing answers to one transaction, approvals and rejections at once:
+/// one wins, and the app gets what it said.
+#[tokio::test]
+async fn racing_answers_resolve_once() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let answers: Vec<String> = (0..12)
+        .map(|i| response(s, &x.phone, &n, i % 2 == 0, None))
+        .collect();
+    let tasks: Vec<_> = answers
+        .iter()
+        .map(|jwt| {
+            let req = s
+                .http()
+                .post(s.url("/appliance-mfa/api/resolve-transaction"))
+                .bearer_auth(txtkn(&n))
+                .json(&json!({ "challenge_response": jwt }));
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let status = t.await.unwrap();
+        if status == StatusCode::NO_CONTENT {
+            won.push(i % 2 == 0);
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let (status, answer) = poll(s, &token, oob(&body)).await;
+    if won[0] {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    } else {
+        assert_eq!(answer["error_description"], "MFA Authorization rejected.");
+    }
+}
+
+/// Malformed calls answer in Guardian's shape and change nothing.
+#[tokio::test]
+async fn malformed_resolutions_are_refused_in_guardians_shape() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let url = s.url("/appliance-mfa/api/resolve-transaction");
+    let good = response(s, &x.phone, &n, true, None);
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            s.http()
+                .post(&url)
+                .json(&json!({ "challenge_response": good })),
+            StatusCode::UNAUTHORIZED,
+            "invalid_bearer_format",
+        ),
+        (
+            s.http()
+                .post(&url)
+                .header("authorization", format!("Basic {}", txtkn(&n)))
+                .json(&json!({ "challenge_response": good })),
+            StatusCode::UNAUTHORIZED,
+            "invalid_bearer_format",
+        ),
+        (
+            s.http().post(&url).bearer_auth(txtkn(&n)).json(&json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            s.http()
+                .post(&url)
+                .bearer_auth(txtkn(&n))
+                .json(&json!({ "challenge_response": 42 })),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            s.http()
+                .post(&url)
+                .bearer_auth(txtkn(&n))
+                .json(&json!({ "challenge_response": "a".repeat(9000) })),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            s.http()
+                .post(&url)
+                .bearer_auth(txtkn(&n))
+                .header("content-type", "text/plain")
+                .body(format!("{{\"challenge_response\":\"{good}\"}}")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_body",
+        ),
+        (
+            s.http()
+                .post(&url)
+                .bearer_auth(txtkn(&n))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), status);
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["errorCode"], code, "{err}");
+        assert_eq!(err["statusCode"], status.as_u16());
+    }
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error"], "authorization_pending");
+    assert_eq!(resolve(s, &n, &good).await.0, StatusCode::NO_CONTENT);
+}
+
+/// A device removed while its notification waits cannot answer it.
+#[tokio::test]
+async fn a_removed_device_answers_nothing() {
+    let x = setup(false).await;
+    let s = &x.s;
+    let (token, body, n) = pushed(&x).await;
+    let (status, err) = crate::push_device::account_call(
+        &x.phone.enrollment,
+        reqwest::Method::DELETE,
+        &x.phone.enrollment.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{err}");
+    let jwt = response(s, &x.phone, &n, true, None);
+    assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
+    let (_, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(err["error"], "authorization_pending");
+}
