@@ -2,7 +2,10 @@
 //! (`latchkey-authenticator`, built by `cargo build --workspace --bins`) as
 //! the device, a separate process speaking HTTP to the real server: it
 //! enrolls from the enrollment URI My Account gives, renames itself, and
-//! removes its method with a JWT signed by its key.
+//! removes its method with a JWT signed by its key; and, listening for the
+//! tenant's signed webhook, approves and rejects logins of the MFA API (with
+//! number matching, typing the number the login shows), fetching each
+//! login's details with its `MFA-DPoP` proof.
 //!
 //! The authenticator reads the machine's clock (its JWTs carry it), so these
 //! tests set the server's clock to it first.
@@ -76,18 +79,20 @@ fn acme_push(port: u16) -> String {
     acme_push_to(port, "http://127.0.0.1:9/")
 }
 
-/// A server on the machine's clock, with push enabled on acme.
-async fn server() -> TestServer {
-    let s = TestServer::with_tenants(&[acme_push, other_tenant]).await;
+/// The machine's clock, which the device process reads.
+fn machine_now() -> i64 {
     #[allow(
         clippy::disallowed_methods,
         reason = "the device process reads the machine's clock"
     )]
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    s.clock.set(now);
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A server on the machine's clock, with push enabled on acme.
+async fn server() -> TestServer {
+    let s = TestServer::with_tenants(&[acme_push, other_tenant]).await;
+    s.clock.set(machine_now());
     s
 }
 
@@ -228,4 +233,245 @@ async fn the_reference_authenticator_enrolls_renames_and_removes_its_method() {
     let late = device(&copy, &["remove"]).await;
     assert!(!late.ok, "{}", late.stdout);
     assert!(copy.exists());
+}
+
+/// `latchkey-authenticator listen --json` as a process: its events as they
+/// come, its stdin for answers.
+struct Listening {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    events: tokio::sync::mpsc::UnboundedReceiver<String>,
+    addr: String,
+}
+
+impl Listening {
+    async fn start(state: &Path, extra: &[&str]) -> Listening {
+        let mut child = std::process::Command::new(authenticator_bin())
+            .arg("--state")
+            .arg(state)
+            .args([
+                "listen",
+                "--addr",
+                "127.0.0.1:0",
+                "--webhook-secret-env",
+                "TEST_PUSH_WEBHOOK_SECRET",
+                "--json",
+            ])
+            .args(extra)
+            .env("TEST_PUSH_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listening = Listening {
+            child,
+            stdin,
+            events,
+            addr: String::new(),
+        };
+        let first = listening.next("listening").await;
+        listening.addr = first["addr"].as_str().unwrap().to_owned();
+        listening
+    }
+
+    /// The next event, which must be of `kind`.
+    async fn next(&mut self, kind: &str) -> Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), self.events.recv())
+            .await
+            .expect("an event within a minute")
+            .expect("the authenticator is still running");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["event"], kind, "{event}");
+        event
+    }
+
+    fn answer(&mut self, line: &str) {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Enrolls the reference authenticator into `state` as Alice's push method
+/// through My Account; its method ID.
+async fn enrolled_device(s: &TestServer, state: &Path) -> String {
+    let token = s.me_token(SCOPES).await;
+    let started = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "push-notification"})),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let uri = started.body["barcode_uri"].as_str().unwrap().to_owned();
+    let enrolled = device(state, &["enroll", "--uri", &uri]).await;
+    assert!(enrolled.ok, "{}", enrolled.stderr);
+    let location = started.header("location").unwrap().to_owned();
+    let confirmed = s
+        .me(
+            "POST",
+            &format!("{location}/verify"),
+            Some(&token),
+            Some(json!({"auth_session": started.body["auth_session"]})),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.body);
+    confirmed.body["id"].as_str().unwrap().to_owned()
+}
+
+const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+
+/// A password login of Alice's that needs a second factor, and the push
+/// challenge sent for it: (mfa_token, the challenge's answer).
+async fn push_challenge(s: &TestServer) -> (String, Value) {
+    s.clock.set(machine_now());
+    let (status, body) = s
+        .token(&[
+            (
+                "grant_type",
+                "http://auth0.com/oauth/grant-type/password-realm",
+            ),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+            ("realm", "Username-Password-Authentication"),
+            ("scope", "openid"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let mfa_token = body["mfa_token"].as_str().unwrap().to_owned();
+    let listed: Value = s
+        .http()
+        .get(s.url("/mfa/authenticators"))
+        .bearer_auth(&mfa_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let push = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["oob_channel"] == "auth0")
+        .unwrap_or_else(|| panic!("no push authenticator in {listed}"));
+    let res = s
+        .http()
+        .post(s.url("/mfa/challenge"))
+        .form(&[
+            ("client_id", "spa"),
+            ("mfa_token", mfa_token.as_str()),
+            ("challenge_type", "oob"),
+            ("authenticator_id", push["id"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    (mfa_token, res.json().await.unwrap())
+}
+
+async fn poll(s: &TestServer, mfa_token: &str, challenge: &Value) -> (StatusCode, Value) {
+    s.token(&[
+        ("grant_type", MFA_OOB),
+        ("client_id", "spa"),
+        ("mfa_token", mfa_token),
+        ("oob_code", challenge["oob_code"].as_str().unwrap()),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("device.json");
+    enrolled_device(&s, &state).await;
+    let mut phone = Listening::start(&state, &[]).await;
+    let webhook = format!("http://{}/", phone.addr);
+    let configure = |number_matching: bool| {
+        let file = crate::mfa_api::tenant(s.port, crate::mfa_api::ALWAYS).replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, totp, recovery-code, push-notification]",
+        ) + &format!(
+            "push_notifications:\n  number_matching: {number_matching}\n  webhook: {{ url: \"{webhook}\", secret_env: SMS_WEBHOOK_SECRET }}\n"
+        );
+        let state = s.state.clone();
+        async move {
+            latchkey::tenant::apply::apply_text(&state, &file)
+                .await
+                .unwrap()
+        }
+    };
+    configure(false).await;
+
+    // Approved on the device: the app's poll gets the tokens.
+    let (mfa_token, challenge) = push_challenge(&s).await;
+    let (status, body) = poll(&s, &mfa_token, &challenge).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("authorization_pending"))
+    );
+    let shown = phone.next("notification").await;
+    assert_eq!(shown["number_matching"], false);
+    assert!(shown["application"].as_str().is_some(), "{shown}");
+    phone.answer("y");
+    assert_eq!(phone.next("resolved").await["accepted"], true);
+    s.clock.advance(6);
+    let (status, body) = poll(&s, &mfa_token, &challenge).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string());
+
+    // Rejected with a reason: Auth0's answer to the app.
+    let (mfa_token, challenge) = push_challenge(&s).await;
+    phone.next("notification").await;
+    phone.answer("n not me");
+    let resolved = phone.next("resolved").await;
+    assert_eq!(
+        (resolved["accepted"].as_bool(), resolved["reason"].as_str()),
+        (Some(false), Some("not me"))
+    );
+    let (status, body) = poll(&s, &mfa_token, &challenge).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], "MFA Authorization rejected.");
+
+    // Number matching: the device asks for the number the login shows.
+    configure(true).await;
+    let (mfa_token, challenge) = push_challenge(&s).await;
+    let code = challenge["latchkey_binding_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = phone.next("notification").await;
+    assert_eq!(shown["number_matching"], true);
+    assert!(!shown.to_string().contains(&format!("\"{code}\"")));
+    phone.answer("y");
+    phone.answer(&code);
+    assert_eq!(phone.next("resolved").await["accepted"], true);
+    let (status, body) = poll(&s, &mfa_token, &challenge).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
