@@ -65,6 +65,7 @@ enum Command {
     },
     /// Listens for latchkey's signed webhook and answers this device's logins.
     Listen {
+        /// The address to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8787")]
         addr: SocketAddr,
         /// The name of the environment variable holding the webhook's secret.
