@@ -31,6 +31,7 @@ mod push_delivery;
 mod push_device;
 mod push_enroll;
 mod push_login;
+mod push_page;
 mod push_receivers;
 mod refresh;
 mod session;
