@@ -38,6 +38,9 @@ pub enum NotSent {
     TooSoon(i64),
     /// This step sent as many as it may.
     Exhausted,
+    /// The MFA API's own limits (a login's, or the user's across logins):
+    /// seconds to wait.
+    Throttled(i64),
     /// The provider did not take it (or the device has no push
     /// credentials): the message is for the log.
     Failed(String),
@@ -178,6 +181,7 @@ pub async fn send(
             "a push method was challenged without a notification".into(),
         )),
         Err(MfaError::Delivery(why)) => Ok(Err(NotSent::Failed(why))),
+        Err(MfaError::Throttled(seconds)) => Ok(Err(NotSent::Throttled(seconds))),
         Err(e) => Err(e),
     }
 }

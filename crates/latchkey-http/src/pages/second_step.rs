@@ -266,6 +266,14 @@ impl Step<'_> {
                         .into(),
                 );
             }
+            Ok(Err(NotSent::Throttled(seconds))) => {
+                let minutes = (seconds + 59) / 60;
+                error = Some(format!(
+                    "Too many notifications were sent to your devices. Try again in {minutes} \
+                     minute{}, enter a code from the app, or choose another method.",
+                    if minutes == 1 { "" } else { "s" }
+                ));
+            }
             Ok(Err(NotSent::Failed(why))) => {
                 tracing::warn!(error = %why, tenant = %self.tenant.name, "login notification not sent");
                 failed = true;

@@ -495,3 +495,28 @@ async fn another_logins_notification_or_page_is_not_usable() {
     // They finish theirs.
     tokens(&x.s, &req, finish(&x, &theirs, &their_tx).await).await;
 }
+
+#[tokio::test]
+async fn a_user_is_sent_at_most_ten_in_fifteen_minutes_across_logins() {
+    let x = setup(false).await;
+    let req = AuthRequest::new("openid");
+    for login in 0..2 {
+        let browser = x.s.browser();
+        let page = second_step(&x, &browser, &req).await;
+        let tx = hidden_input(&page, "tx").unwrap();
+        for _ in 1..5 {
+            x.s.clock.advance(10);
+            assert!(!again(&x, &browser, &tx).await.contains("class=\"error\""));
+        }
+        assert_eq!(x.rx.received().await.len(), 5 * (login + 1));
+    }
+    // A third login: the user's limit, said in words, the code still offered.
+    let browser = x.s.browser();
+    let page = second_step(&x, &browser, &req).await;
+    assert!(
+        page.contains("Too many notifications were sent to your devices"),
+        "{page}"
+    );
+    assert!(page.contains("Enter a code from the app instead"), "{page}");
+    assert_eq!(x.rx.received().await.len(), 10);
+}
