@@ -474,4 +474,35 @@ async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
     assert_eq!(phone.next("resolved").await["accepted"], true);
     let (status, body) = poll(&s, &mfa_token, &challenge).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A wrong number: latchkey refuses the approval, the device says so on
+    // one line, and the login is rejected (one guess a login).
+    let (mfa_token, challenge) = push_challenge(&s).await;
+    let code = challenge["latchkey_binding_code"].as_str().unwrap();
+    let wrong = if code == "17" { "71" } else { "17" };
+    phone.next("notification").await;
+    phone.answer("y");
+    phone.answer(wrong);
+    let error = phone.next("error").await;
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("invalid_binding_code"), "{error}");
+    assert!(!message.contains('\n'));
+    let (status, body) = poll(&s, &mfa_token, &challenge).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error_description"], "MFA Authorization rejected.");
+
+    // The device's TOTP code answers the same login's mfa-otp instead.
+    let (mfa_token, _) = push_challenge(&s).await;
+    phone.next("notification").await;
+    let code = device(&state, &["code"]).await;
+    assert!(code.ok, "{}", code.stderr);
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "http://auth0.com/oauth/grant-type/mfa-otp"),
+            ("client_id", "spa"),
+            ("mfa_token", &mfa_token),
+            ("otp", code.stdout.trim()),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
