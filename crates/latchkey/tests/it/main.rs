@@ -26,7 +26,7 @@ mod mfa_page;
 mod mrrt;
 mod native_passkeys;
 mod outbound;
-mod push_authenticator;
+pub(crate) mod push_authenticator;
 mod push_delivery;
 mod push_device;
 mod push_enroll;

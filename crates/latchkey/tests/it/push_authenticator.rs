@@ -22,7 +22,7 @@ const SCOPES: &str = "read:me:authentication_methods create:me:authentication_me
 
 /// The authenticator's binary: `LATCHKEY_AUTHENTICATOR_BIN`, else beside
 /// this test binary's target directory.
-fn authenticator_bin() -> PathBuf {
+pub(crate) fn authenticator_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("LATCHKEY_AUTHENTICATOR_BIN") {
         return PathBuf::from(path);
     }

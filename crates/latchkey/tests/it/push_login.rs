@@ -4,7 +4,8 @@
 //! the device API, the app's polls of the mfa-oob grant. Number matching,
 //! replays, other devices' keys and other tenants' tokens, expiry (the
 //! clock moved), polling too fast or after the tokens were issued, a push
-//! method's TOTP codes; and two nodes on PostgreSQL.
+//! method's TOTP codes; limits on notifications; racing answers; two nodes on
+//! PostgreSQL; and the reference authenticator, a separate process, approving.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -1026,4 +1027,155 @@ async fn a_removed_device_answers_nothing() {
     assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
     let (_, err) = poll(s, &token, oob(&body)).await;
     assert_eq!(err["error"], "authorization_pending");
+}
+
+/// One line of a child's stdout, parsed, read off the runtime's threads.
+async fn next_event(
+    lines: &std::sync::Arc<
+        std::sync::Mutex<std::io::Lines<std::io::BufReader<std::process::ChildStdout>>>,
+    >,
+) -> Value {
+    let lines = lines.clone();
+    tokio::task::spawn_blocking(move || {
+        let line = lines
+            .lock()
+            .unwrap()
+            .next()
+            .expect("the authenticator ended")
+            .unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"))
+    })
+    .await
+    .unwrap()
+}
+
+/// The reference authenticator, a separate process, enrolled through My
+/// Account, listening for the webhook and approving: the app's poll gets
+/// the tokens.
+#[tokio::test]
+async fn the_reference_authenticator_approves_a_login() {
+    use std::io::BufRead;
+    let s = TestServer::start().await;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the device process reads the machine's clock"
+    )]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    s.clock.set(now);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("device.json");
+    let bin = crate::push_authenticator::authenticator_bin();
+
+    // No notification goes anywhere before the device listens.
+    latchkey::tenant::apply::apply_text(
+        &s.state,
+        &tenant(s.port, "http://127.0.0.1:9/", false, ""),
+    )
+    .await
+    .unwrap();
+
+    // Enrolled through My Account by the process.
+    let token = s.me_token(ME_SCOPES).await;
+    let started = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&token),
+            Some(json!({"type": "push-notification"})),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let uri = started.body["barcode_uri"].as_str().unwrap().to_owned();
+    let mut enroll = std::process::Command::new(&bin);
+    enroll
+        .arg("--state")
+        .arg(&state)
+        .args(["enroll", "--uri", &uri, "--name", "laptop"]);
+    let out = tokio::task::spawn_blocking(move || enroll.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let method_id = started.body["id"].as_str().unwrap().to_owned();
+    let v = s
+        .me(
+            "POST",
+            &format!(
+                "/authentication-methods/{}/verify",
+                percent_encoding::utf8_percent_encode(
+                    &method_id,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+            Some(&token),
+            Some(json!({"auth_session": started.body["auth_session"]})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    // Listening: the webhook goes to the address it bound.
+    let mut child = std::process::Command::new(&bin)
+        .arg("--state")
+        .arg(&state)
+        .args([
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--webhook-secret-env",
+            "HOOK",
+            "--approve",
+            "--json",
+        ])
+        .env("HOOK", WEBHOOK_SECRET)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(
+        std::io::BufReader::new(child.stdout.take().unwrap()).lines(),
+    ));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let listening = next_event(&lines).await;
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let hook = format!("http://{}/", listening["addr"].as_str().unwrap());
+
+    latchkey::tenant::apply::apply_text(
+        &s.state,
+        &tenant(s.port, &hook, false, crate::mfa_api::ALWAYS),
+    )
+    .await
+    .unwrap();
+
+    let mfa = mfa_token(&s, (ALICE, ALICE_PASSWORD)).await;
+    let (status, body) = challenge(&s, &mfa, &method_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The process fetches the details, shows them, approves.
+    let resolved = loop {
+        let event = next_event(&lines).await;
+        assert_ne!(event["event"], "error", "{event}");
+        if event["event"] == "resolved" {
+            break event;
+        }
+    };
+    assert_eq!(resolved["accepted"], true, "{resolved}");
+    let (status, tokens) = poll(&s, &mfa, oob(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
 }
