@@ -3,7 +3,8 @@
 //! the device, a separate process speaking HTTP to the real server: it
 //! enrolls from the enrollment URI My Account gives, renames itself, and
 //! removes its method with a JWT signed by its key; and, listening for the
-//! tenant's signed webhook, approves and rejects logins of the MFA API (with
+//! tenant's signed webhook, approves and rejects logins of the MFA API and of
+//! the hosted page (with
 //! number matching, typing the number the login shows), fetching each
 //! login's details with its `MFA-DPoP` proof.
 //!
@@ -437,7 +438,8 @@ async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
     );
     let shown = phone.next("notification").await;
     assert_eq!(shown["number_matching"], false);
-    assert!(shown["application"].as_str().is_some(), "{shown}");
+    assert_eq!(shown["application"], "Demo SPA", "{shown}");
+    assert_eq!(shown["ip"], "127.0.0.1", "{shown}");
     phone.answer("y");
     assert_eq!(phone.next("resolved").await["accepted"], true);
     s.clock.advance(6);
@@ -505,4 +507,67 @@ async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
         ])
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_hosted_page_login_is_approved_on_the_reference_authenticator() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("device.json");
+    let method_id = enrolled_device(&s, &state).await;
+    let mut phone = Listening::start(&state, &["--approve"]).await;
+    let file = crate::mfa_api::tenant(s.port, crate::mfa_api::ALWAYS).replace(
+        "factors: [password, totp, recovery-code]",
+        "factors: [password, totp, recovery-code, push-notification]",
+    ) + &format!(
+        "push_notifications:\n  webhook: {{ url: \"http://{}/\", secret_env: SMS_WEBHOOK_SECRET }}\n",
+        phone.addr
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &file)
+        .await
+        .unwrap();
+    s.clock.set(machine_now());
+
+    // The password on the page; its second step sends the notification.
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let res = login_through_page(&s, &browser, &req, ALICE, ALICE_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert_eq!(
+        hidden_input(&page, "method").as_deref(),
+        Some(method_id.as_str()),
+        "{page}"
+    );
+    let tx = hidden_input(&page, "tx").unwrap();
+    let shown = phone.next("notification").await;
+    assert_eq!(shown["application"], "Demo SPA", "{shown}");
+    assert_eq!(phone.next("resolved").await["accepted"], true);
+
+    // Approved: the page's status says so and its button finishes the login.
+    let status: Value = browser
+        .post(s.url("/login/mfa/push/status"))
+        .form(&[("tx", tx.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status, json!({"status": "approved"}));
+    let res = browser
+        .post(s.url("/login/mfa/push"))
+        .form(&[("tx", tx.as_str()), ("method", method_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let code = query_param(&location, "code").unwrap_or_else(|| panic!("{location}"));
+    let (status, body) = exchange(&s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims(body["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
 }
