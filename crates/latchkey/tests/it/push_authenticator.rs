@@ -4,9 +4,8 @@
 //! enrolls from the enrollment URI My Account gives, renames itself, and
 //! removes its method with a JWT signed by its key; and, listening for the
 //! tenant's signed webhook, approves and rejects logins of the MFA API and of
-//! the hosted page (with
-//! number matching, typing the number the login shows), fetching each
-//! login's details with its `MFA-DPoP` proof.
+//! the hosted page (with number matching, typing the number the login
+//! shows), fetching each login's details with its `MFA-DPoP` proof.
 //!
 //! The authenticator reads the machine's clock (its JWTs carry it), so these
 //! tests set the server's clock to it first.
