@@ -16,8 +16,10 @@
 #      a tenant file of its own (a SPA client allowed the password grant, with a
 #      client grant to the My Account API holding all ten scopes; one user; the
 #      email and phone factors delivering to those sinks; push notifications
-#      enabled (enrollment needs no delivery); an `oidc` connection to
-#      that provider, active for connected accounts);
+#      enabled with a signed webhook (the run starts no login, so nothing is ever
+#      pushed: each push enrollment's device is latchkey-authenticator, run by the
+#      hooks, from beside LATCHKEY_BIN); an `oidc` connection to that provider,
+#      active for connected accounts);
 #   3. checks that the password grant yields a token with all ten scopes, and
 #      connects the user's account at the provider (connect, its login form,
 #      /login/callback, complete), so that the run lists and deletes a real one;
@@ -61,6 +63,11 @@ run_timeout="${LATCHKEY_ST_TIMEOUT:-900}"
 bin="${LATCHKEY_BIN}"
 [[ "${bin}" == /* ]] || bin="${PWD}/${bin}"
 [[ -f "${bin}" && -x "${bin}" ]] || die "LATCHKEY_BIN=${LATCHKEY_BIN} is not an executable file (resolved to ${bin})"
+# The push authenticator enrolls the devices of push-notification enrollments;
+# cargo builds it beside the server.
+authenticator="${LATCHKEY_AUTHENTICATOR_BIN:-$(dirname "${bin}")/latchkey-authenticator}"
+[[ -f "${authenticator}" && -x "${authenticator}" ]] \
+  || die "the push authenticator is missing (${authenticator}): cargo build -p latchkey-authenticator, or set LATCHKEY_AUTHENTICATOR_BIN"
 [[ -f "${spec}" ]] \
   || die "the My Account API document is missing: expected ${spec} (../shared/spec/ beside the repository)"
 [[ -f "${requirements}" ]] || die "${requirements} is missing"
@@ -319,6 +326,10 @@ export LATCHKEY_ST_CONNECTION="upstream-idp"
 export LATCHKEY_ST_REDIRECT_URI="${app_callback}"
 export LATCHKEY_ST_IDP_USERNAME="${idp_username}"
 export LATCHKEY_ST_IDP_PASSWORD="${idp_password}"
+export LATCHKEY_ST_AUTHENTICATOR="${authenticator}"
+mkdir "${tmp}/devices"
+export LATCHKEY_ST_DEVICES="${tmp}/devices"
+export LATCHKEY_ST_PUSH_SUMMARY="${tmp}/push.json"
 "${py}" "${hooks}" || die "no usable My Account access token or connected account (see above)"
 
 # --- schemathesis -------------------------------------------------------------
@@ -438,6 +449,21 @@ problems += c["errors"]
 for p in problems:
     print(f"    delivery problem: {p}", file=sys.stderr)
 sys.exit(1 if problems else 0)
+PY
+  [[ "${status}" -ne 0 ]] || status=1
+fi
+# Push enrollments reached a real device, and verify confirmed one.
+if ! "${py}" - "${LATCHKEY_ST_PUSH_SUMMARY}" <<'PY'; then
+import json, sys
+try:
+    c = json.load(open(sys.argv[1], encoding="utf-8"))
+except OSError:
+    print("    push devices: no count (the run ended before its last step)", file=sys.stderr)
+    sys.exit(1)
+print(f"    push devices enrolled: {c['enrolled']}, push methods confirmed by verify: {c['confirmed']}")
+if c["failed"] or not c["enrolled"] or not c["confirmed"]:
+    print("    push problem: every push enrollment's device must enroll, and verify confirm one", file=sys.stderr)
+    sys.exit(1)
 PY
   [[ "${status}" -ne 0 ]] || status=1
 fi

@@ -14,6 +14,11 @@ environment, which scripts/schemathesis.sh sets:
   LATCHKEY_ST_REDIRECT_URI  one of the client's callbacks (connect's redirect_uri)
   LATCHKEY_ST_IDP_USERNAME, LATCHKEY_ST_IDP_PASSWORD  the user's account at that
                          connection's provider (a real one, on loopback)
+  LATCHKEY_ST_AUTHENTICATOR  the `latchkey-authenticator` binary, the device that
+                         enrolls in push-notification enrollments
+  LATCHKEY_ST_DEVICES    a directory for the devices' state files
+  LATCHKEY_ST_PUSH_SUMMARY  where to write how many push devices enrolled and how
+                         many push methods verify confirmed (JSON)
 
 It provides:
 
@@ -26,6 +31,10 @@ It provides:
   retried away.
 - links between operations the official document lacks (EXTRA_LINKS, added to the
   loaded document in memory by `before_load_schema`), for the stateful phase;
+- a device for each push-notification enrollment the run starts (`after_call`):
+  after a 202 of `POST /authentication-methods {"type": "push-notification"}`,
+  `latchkey-authenticator enroll --uri <barcode_uri>` enrolls a real device with
+  the ticket, so that the stateful phase's verify of that enrollment reaches 201;
 - one deliberate deviation, also applied in memory (DECLARED_404): latchkey answers
   404 for an ID the user does not have on PATCH and DELETE of a method and DELETE
   of a connected account, as GET does (MYACCOUNT.md section 10 Q14;
@@ -35,8 +44,10 @@ It provides:
     unexpired, must not get 401;
   - `reaches_success`: each operation of MUST_SUCCEED answered 2xx at least once,
     so that a server answering 401/403/400 to everything (statuses every
-    operation declares, hence "conforming") cannot pass; and enrollment of each
-    type of MUST_ENROLL_TYPES (codes sent by email, SMS or voice) started;
+    operation declares, hence "conforming") cannot pass; enrollment of each
+    type of MUST_ENROLL_TYPES (codes sent by email, SMS or voice; a push
+    notification's device) started; and a push-notification method confirmed
+    (verify's 201) once its device enrolled;
   - `status_summary`: writes the statuses each operation answered to
     LATCHKEY_ST_SUMMARY, for the script's summary (never fails).
 
@@ -88,6 +99,38 @@ MUST_SUCCEED = (
 # (the device's ticket and URI). The document's own request examples
 # (`user@example.com`, `+15551234567`, `{"type": "push-notification"}`) reach them.
 MUST_ENROLL_TYPES = ("email", "phone", "push-notification")
+
+# Push-notification methods whose device enrolled (their IDs), and those confirmed.
+_push: dict[str, set[str]] = {"enrolled": set(), "confirmed": set(), "failed": set()}
+_push_lock = threading.Lock()
+
+
+def _json(response) -> dict:
+    """A response's JSON object, or {} (a schema check reports a bad body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def enroll_device(barcode_uri: str) -> None:
+    """`latchkey-authenticator enroll --uri <barcode_uri>`, with a state file of its own."""
+    import subprocess
+    import tempfile
+
+    binary = _env("LATCHKEY_ST_AUTHENTICATOR")
+    state_dir = tempfile.mkdtemp(prefix="device-", dir=_env("LATCHKEY_ST_DEVICES"))
+    done = subprocess.run(
+        [binary, "--state", os.path.join(state_dir, "state.json"), "enroll", "--uri", barcode_uri,
+         "--name", "schemathesis device"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"latchkey-authenticator enroll failed ({done.returncode}): {done.stderr.strip()}")
 
 
 def _env(name: str) -> str:
@@ -275,6 +318,30 @@ if __name__ != "__main__":
 
     @schemathesis.hook
     def after_call(context, case, response):
+        operation = case.operation.definition.raw.get("operationId")
+        # A push-notification enrollment: its device enrolls, as the user's phone would.
+        if (
+            operation == "createAuthenticationMethod"
+            and response.status_code == 202
+            and isinstance(case.body, dict)
+            and case.body.get("type") == "push-notification"
+        ):
+            body = _json(response)
+            try:
+                enroll_device(body["barcode_uri"])
+            except (RuntimeError, KeyError, OSError) as exc:
+                with _push_lock:
+                    _push["failed"].add(f"{body.get('id')}: {exc}")
+            else:
+                with _push_lock:
+                    _push["enrolled"].add(str(body.get("id")))
+        if (
+            operation == "confirmAuthenticationMethod"
+            and response.status_code == 201
+            and _json(response).get("type") == "push-notification"
+        ):
+            with _push_lock:
+                _push["confirmed"].add(str(_json(response).get("id")))
         # A verified password enrollment changes the user's password: later tokens
         # need the new one, and the server may revoke the ones it issued before.
         if (
@@ -362,6 +429,15 @@ if __name__ != "__main__":
                         "POST /authentication-methods never answered 202 for type " + ", ".join(never)
                         + " (their codes could not be sent?)"
                     )
+            with _push_lock:
+                failed, enrolled, confirmed = (set(_push[k]) for k in ("failed", "enrolled", "confirmed"))
+            if failed:
+                raise AssertionError("a push device could not enroll: " + "; ".join(sorted(failed)))
+            if enrolled and "POST /authentication-methods/{authentication_method_id}/verify" in self.tested \
+                    and not confirmed:
+                raise AssertionError(
+                    f"{len(enrolled)} push device(s) enrolled, but verify never confirmed a push-notification method"
+                )
 
     @schemathesis.check
     class status_summary:  # noqa: N801
@@ -381,6 +457,12 @@ if __name__ != "__main__":
             if path:
                 with open(path, "w", encoding="utf-8") as fd:
                     json.dump({k: sorted(v) for k, v in sorted(self.statuses.items())}, fd, indent=1)
+            path = os.environ.get("LATCHKEY_ST_PUSH_SUMMARY")
+            if path:
+                with _push_lock:
+                    counts = {k: len(v) for k, v in _push.items()}
+                with open(path, "w", encoding="utf-8") as fd:
+                    json.dump(counts, fd)
 
 
 class ConnectError(RuntimeError):
