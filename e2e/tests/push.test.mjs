@@ -13,7 +13,8 @@
 //    with the token of that login, a second device enrolled through the My
 //    Account API (verify refused until the device enrolled), and removed from
 //    the device itself.
-// 4. Chromium: rejected on the device, the page says so; "Send again"; then
+// 4. Chromium at 320 px wide: rejected on the device, the page says so (its
+//    status line a polite live region); "Send again" from the keyboard; then
 //    approved.
 // 5. Chromium with number matching: the number read from the page and typed
 //    into the authenticator.
@@ -372,10 +373,14 @@ test('3: Chromium: password then push approved; a second device enrolled through
   }),
 );
 
-test('4: Chromium: rejected on the device, the page says so; sent again and approved', { timeout: TEST_MS }, () =>
+test('4: Chromium at 320 px: rejected on the device, the page says so; sent again from the keyboard and approved', { timeout: TEST_MS }, () =>
   inBrowser(plain, '4 (page rejected)', async ({ page }) => {
+    await page.setViewportSize({ width: 320, height: 640 });
     await open(page, plain);
     await passwordThenPush(page, plain);
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 320, 'nothing wider than 320 px');
+    assert.equal(await page.locator('#push-status').getAttribute('role'), 'status');
+    assert.equal(await page.locator('#push-status').getAttribute('aria-live'), 'polite');
     let shown = await listener.notification();
     listener.answer('n');
     await listener.outcome(shown.txlnkid);
@@ -388,9 +393,10 @@ test('4: Chromium: rejected on the device, the page says so; sent again and appr
     assert.equal(await page.locator('#push-continue').isVisible(), false);
     // "Send again" is spaced 10 s apart: the servers' clock moves instead.
     await advance(plain, 11);
+    await page.focus('#push-again button');
     await Promise.all([
       page.waitForURL((u) => u.pathname === '/login/mfa', { timeout: WAIT_MS }),
-      page.click('#push-again button'),
+      page.keyboard.press('Enter'),
     ]);
     assert.equal(await status(page), 'Waiting for your approval…');
     shown = await listener.notification();
