@@ -4,7 +4,10 @@
 //! is its `mfa_token`), at most one every 10 seconds and five per step; it
 //! reads where the login's newest transaction stands without changing it;
 //! and it finishes once, when that transaction is approved: the transaction
-//! is consumed, then the `mfa_token` spent.
+//! is consumed, then the `mfa_token` spent. A transaction whose notification
+//! the provider refused is closed at once (rejected, with a reason only this
+//! module writes), so the page says it was not sent rather than waiting for
+//! it, and choosing the method again sends a new one.
 
 use crate::clock::Timestamp;
 use crate::context::Core;
@@ -19,6 +22,8 @@ use crate::tenant::{Client, FactorType, Tenant};
 pub const SEND_SPACING_MS: u64 = 10_000;
 /// The most notifications one step sends.
 pub const SENDS_PER_STEP: u32 = 5;
+/// The reason a transaction that never reached its device is closed with.
+const UNDELIVERED: &str = "latchkey:undelivered";
 
 /// Whether a notification is sent when the push option is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub enum Status {
     Rejected,
     /// Unanswered at its end.
     Expired,
+    /// Its notification was not sent.
+    Undelivered,
 }
 
 impl Status {
@@ -74,6 +81,7 @@ impl Status {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Expired => "expired",
+            Self::Undelivered => "failed",
         }
     }
 }
@@ -96,6 +104,7 @@ fn status_of(row: Option<PushTransactionRow>, now: Timestamp) -> Status {
     }
     match row.status {
         PushStatus::Approved => Status::Approved,
+        PushStatus::Rejected if row.reason.as_deref() == Some(UNDELIVERED) => Status::Undelivered,
         PushStatus::Rejected => Status::Rejected,
         PushStatus::Pending if row.expires_at <= now => Status::Expired,
         PushStatus::Pending => Status::Waiting {
@@ -164,6 +173,7 @@ pub async fn send(
         core.limiter.give_back(&spacing, SEND_SPACING_MS);
         return Ok(Err(NotSent::Exhausted));
     }
+    let before = core.clock.now();
     match mfa::challenge(
         core,
         tenant,
@@ -180,10 +190,40 @@ pub async fn send(
         Ok(_) => Err(MfaError::Internal(
             "a push method was challenged without a notification".into(),
         )),
-        Err(MfaError::Delivery(why)) => Ok(Err(NotSent::Failed(why))),
+        Err(MfaError::Delivery(why)) => {
+            close_undelivered(core, tenant, token, method, before).await?;
+            Ok(Err(NotSent::Failed(why)))
+        }
         Err(MfaError::Throttled(seconds)) => Ok(Err(NotSent::Throttled(seconds))),
         Err(e) => Err(e),
     }
+}
+
+/// Closes the transaction this send stored (the step's newest, for this
+/// method, made since `since`) when its notification was not sent; a
+/// device without push credentials stored none, and an older one is left.
+async fn close_undelivered(
+    core: &Core,
+    tenant: &Tenant,
+    token: &str,
+    method: &MethodRow,
+    since: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(row) = newest(core, tenant, token).await? else {
+        return Ok(());
+    };
+    if row.status == PushStatus::Pending && row.method_id == method.id && row.created_at >= since {
+        core.store
+            .resolve_push_transaction(
+                &tenant.id,
+                &row.id,
+                PushStatus::Rejected,
+                Some(UNDELIVERED),
+                core.clock.now(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The step answered by its newest transaction, approved: consumed (once),
@@ -280,6 +320,9 @@ mod tests {
             status_of(Some(row(PushStatus::Rejected, 300)), 10),
             Status::Rejected
         );
+        let mut undelivered = row(PushStatus::Rejected, 300);
+        undelivered.reason = Some(UNDELIVERED.into());
+        assert_eq!(status_of(Some(undelivered), 10), Status::Undelivered);
         let mut consumed = row(PushStatus::Approved, 300);
         consumed.consumed_at = Some(20);
         assert_eq!(status_of(Some(consumed), 30), Status::None);

@@ -201,7 +201,8 @@ pub(super) struct PushForm {
 }
 
 /// `POST /login/mfa/push/status`: where the step's push notification
-/// stands, `{status: pending | approved | rejected | expired | none}`, for
+/// stands, `{status: pending | approved | rejected | expired | failed |
+/// none}`, for
 /// the page's script; it changes nothing.
 pub(super) async fn push_status(
     State(state): State<SharedState>,

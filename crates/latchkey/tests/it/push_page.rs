@@ -3,8 +3,9 @@
 //! notifications read from the signed webhook's receiver and answered
 //! through the device API. Approved (the login finishes once, a second
 //! finish refused), rejected, expired (the clock moved), "send again" within
-//! its limits, a delivery failure, the app's code instead, number matching,
-//! and another login's notification or page not usable.
+//! its limits, a delivery failure (closed, then sent anew), the app's code
+//! instead, number matching, and another login's notification or page not
+//! usable.
 
 use std::sync::Arc;
 
@@ -430,6 +431,27 @@ async fn a_delivery_failure_is_told_in_words_with_the_other_ways() {
         "the user's other factors: {page}"
     );
     assert!(!page.contains("Waiting for your approval"), "{page}");
+    let tx = hidden_input(&page, "tx").unwrap();
+    let (_, body) = status(&x, &browser, &tx).await;
+    assert_eq!(body, json!({"status": "failed"}));
+    assert!(x.rx.received().await.is_empty());
+    // Choosing the method again sends a new one (nothing waits: the refused
+    // one is closed), and that one is answered.
+    x.s.clock.advance(10);
+    let page = html(
+        post(
+            &x.s,
+            &browser,
+            "/login/mfa",
+            &[("tx", &tx), ("method", &x.method_id)],
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("Waiting for your approval"), "{page}");
+    let push = x.rx.next().await;
+    assert_eq!(resolve(&x, &push, true, None).await, StatusCode::NO_CONTENT);
+    tokens(&x.s, &req, finish(&x, &browser, &tx).await).await;
 }
 
 #[tokio::test]

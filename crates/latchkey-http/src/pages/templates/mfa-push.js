@@ -66,6 +66,8 @@
             return stop("The sign-in was rejected on " + device + ". If that was a mistake, send a new notification, or choose another method.");
           case "expired":
             return stop("The notification expired before it was answered. Send a new one, or choose another method.");
+          case "failed":
+            return stop("The notification could not be sent to " + device + ". Send it again, enter a code from the app, or choose another method.");
           case "none":
             return stop("No notification is waiting. Send one to " + device + ", or choose another method.");
           case "gone":
