@@ -348,7 +348,7 @@ async fn consent(
     axum::Json(
         json!({"id": id, "requested_details": {"audience": "https://api.acme.test/", "scope": [],
         "binding_message": binding_message, "authorization_details": [login]},
-        "created_at": now(), "expires_at": now() + 300}),
+        "created_at": "2026-12-07T12:00:00.000Z", "expires_at": "2026-12-07T12:05:00.000Z"}),
     )
     .into_response()
 }

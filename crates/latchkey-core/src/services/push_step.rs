@@ -245,6 +245,7 @@ pub async fn answer(
         Poll::Rejected => return Err(MfaError::Rejected),
         Poll::Expired => return Err(MfaError::Expired),
         Poll::Gone => return Err(MfaError::BadToken),
+        Poll::Removed => return Err(MfaError::NoAuthenticator("push-notification")),
     }
     let spent = core
         .store

@@ -364,6 +364,19 @@ async fn approved_on_the_device_the_app_gets_its_tokens_once() {
     assert_eq!(detail["type"], "login");
     assert_eq!(detail["number_matching"], false);
     assert_eq!(detail["user_agent"], UA);
+    // Guardian.swift decodes these as strings.
+    assert!(
+        consent["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(
+        consent["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(consent["requested_details"]["audience"].is_string());
+    assert!(consent["requested_details"]["scope"].is_array());
 
     let jwt = response(s, &x.phone, &n, true, None);
     let (status, err) = resolve(s, &n, &jwt).await;
@@ -1009,7 +1022,8 @@ async fn malformed_resolutions_are_refused_in_guardians_shape() {
     assert_eq!(resolve(s, &n, &good).await.0, StatusCode::NO_CONTENT);
 }
 
-/// A device removed while its notification waits cannot answer it.
+/// A device removed while its notification waits cannot answer it, and the
+/// app polling it is told to use another authenticator.
 #[tokio::test]
 async fn a_removed_device_answers_nothing() {
     let x = setup(false).await;
@@ -1025,8 +1039,13 @@ async fn a_removed_device_answers_nothing() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{err}");
     let jwt = response(s, &x.phone, &n, true, None);
     assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
-    let (_, err) = poll(s, &token, oob(&body)).await;
-    assert_eq!(err["error"], "authorization_pending");
+    let (status, err) = poll(s, &token, oob(&body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"], "invalid_grant");
+    assert_eq!(
+        err["error_description"],
+        "The user has no push-notification authenticator."
+    );
 }
 
 /// One line of a child's stdout, parsed, read off the runtime's threads.

@@ -47,39 +47,10 @@ fn login_label(m: &MethodRow) -> String {
         .unwrap_or_else(|| "Push notification".into())
 }
 
+pub use crate::services::push_message::PushService;
+
 /// The method ID's prefix before the device account ID.
 const PREFIX: &str = "push-notification|";
-
-/// The push service a device's token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PushService {
-    #[serde(rename = "APNS")]
-    Apns,
-    #[serde(rename = "GCM")]
-    Gcm,
-    #[serde(rename = "FCM")]
-    Fcm,
-}
-
-impl PushService {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Apns => "APNS",
-            Self::Gcm => "GCM",
-            Self::Fcm => "FCM",
-        }
-    }
-
-    /// The service a device names (exactly as the SDKs spell it).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "APNS" => Some(Self::Apns),
-            "GCM" => Some(Self::Gcm),
-            "FCM" => Some(Self::Fcm),
-            _ => None,
-        }
-    }
-}
 
 /// A push method's data: the device enrolled with it. Stored as this JSON
 /// in `authentication_methods.data` (and in the pending enrollment's state

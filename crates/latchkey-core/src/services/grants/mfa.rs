@@ -139,6 +139,7 @@ async fn push(
         Poll::Rejected => MfaError::Rejected,
         Poll::Expired => MfaError::Expired,
         Poll::Gone => MfaError::BadToken,
+        Poll::Removed => MfaError::NoAuthenticator("push-notification"),
     };
     Err(outcome.into())
 }

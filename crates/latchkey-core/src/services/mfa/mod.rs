@@ -574,6 +574,8 @@ async fn push_challenge(
             started_at: pending.auth_time,
             ip: from.ip,
             user_agent: from.user_agent,
+            audience: pending.audience.as_deref(),
+            scope: &pending.scope,
         },
     )
     .await

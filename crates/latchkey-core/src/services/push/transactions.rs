@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::jwt::verify_device_jwt;
-use crate::clock::Timestamp;
+use crate::clock::{Timestamp, rfc3339};
 use crate::context::Core;
 use crate::crypto::dpop::{self, Expect};
 use crate::crypto::hash::{constant_time_eq, secret_digest};
@@ -75,6 +75,10 @@ pub struct Start<'a> {
     pub started_at: Timestamp,
     pub ip: &'a str,
     pub user_agent: &'a str,
+    /// The API the login asks a token for (shown on the device).
+    pub audience: Option<&'a str>,
+    /// The scopes it asks for.
+    pub scope: &'a [String],
 }
 
 /// A transaction sent.
@@ -108,9 +112,7 @@ pub async fn start(core: &Core, req: &Start<'_>) -> Result<Started, StartError> 
     let push_token = device
         .open_push_token(&core.sealer, &tenant.id)
         .map_err(|e| StartError::Internal(format!("opening a push token: {e}")))?;
-    let service = device
-        .push_service
-        .and_then(|s| crate::services::delivery::PushService::parse(s.as_str()));
+    let service = device.push_service;
     let (Some(service), Some(push_token)) = (service, push_token) else {
         return Err(StartError::Unreachable(
             "the device has no push credentials".into(),
@@ -143,6 +145,8 @@ pub async fn start(core: &Core, req: &Start<'_>) -> Result<Started, StartError> 
             "application": { "name": req.client.name },
             "ip": req.ip,
             "user_agent": req.user_agent.chars().take(512).collect::<String>(),
+            "audience": req.audience.unwrap_or_default(),
+            "scope": req.scope,
         }),
         created_at: now,
         expires_at,
@@ -494,13 +498,14 @@ fn consent(row: &PushTransactionRow) -> Value {
     json!({
         "id": row.id,
         "requested_details": {
-            "audience": "",
-            "scope": [],
+            "audience": ctx.get("audience").cloned().unwrap_or_else(|| json!("")),
+            "scope": ctx.get("scope").cloned().unwrap_or_else(|| json!([])),
             "binding_message": binding_message,
             "authorization_details": [Value::Object(detail)],
         },
-        "created_at": row.created_at,
-        "expires_at": row.expires_at,
+        // Strings: Guardian.swift decodes both as `String`.
+        "created_at": rfc3339(row.created_at),
+        "expires_at": rfc3339(row.expires_at),
     })
 }
 
@@ -518,6 +523,9 @@ pub enum Poll {
     Expired,
     /// Consumed already (or unknown).
     Gone,
+    /// Unresolved, and its device was removed meanwhile: no one will
+    /// answer it.
+    Removed,
 }
 
 /// The transaction of an `oob_code`, whichever login it belongs to.
@@ -550,7 +558,7 @@ pub async fn of_login(
 
 /// A poll of `row`: an approved transaction is consumed by the first poll
 /// that sees it; a pending one answers [`Poll::SlowDown`] when polled again
-/// within [`POLL_INTERVAL`].
+/// within [`POLL_INTERVAL`], and [`Poll::Removed`] once its device is gone.
 pub async fn poll(
     core: &Core,
     tenant: &Tenant,
@@ -574,6 +582,15 @@ pub async fn poll(
             },
         ),
         PushStatus::Pending if row.expires_at <= now => Ok(Poll::Expired),
+        PushStatus::Pending
+            if core
+                .store
+                .method_by_id(&tenant.id, &row.method_id)
+                .await?
+                .is_none_or(|m| m.user_id != row.user_id) =>
+        {
+            Ok(Poll::Removed)
+        }
         PushStatus::Pending => Ok(
             if core
                 .store
@@ -637,7 +654,8 @@ mod tests {
             status: PushStatus::Pending,
             reason: None,
             context: json!({"application": {"name": "Acme"}, "ip": "203.0.113.9",
-                            "user_agent": "UA", "started_at": "2026-12-07T12:00:00.000Z"}),
+                            "user_agent": "UA", "started_at": "2026-12-07T12:00:00.000Z",
+                            "audience": "https://api.example.com/", "scope": ["read:notes"]}),
             created_at: 10,
             expires_at: 310,
             polled_at: None,
@@ -651,11 +669,13 @@ mod tests {
         let plain = consent(&row(None));
         assert_eq!(
             plain,
-            json!({"id": "txl_1", "requested_details": {"audience": "", "scope": [],
+            json!({"id": "txl_1", "requested_details": {"audience": "https://api.example.com/",
+                   "scope": ["read:notes"],
                    "binding_message": null, "authorization_details": [{"type": "login",
                    "application": {"name": "Acme"}, "ip": "203.0.113.9", "user_agent": "UA",
                    "started_at": "2026-12-07T12:00:00.000Z", "number_matching": false}]},
-                   "created_at": 10, "expires_at": 310})
+                   "created_at": "1970-01-01T00:00:10.000Z",
+                   "expires_at": "1970-01-01T00:05:10.000Z"})
         );
         let matching = consent(&row(Some("47")));
         assert_eq!(
