@@ -4,8 +4,8 @@
 //! through the device API. Approved (the login finishes once, a second
 //! finish refused), rejected, expired (the clock moved), "send again" within
 //! its limits, a delivery failure (closed, then sent anew), the app's code
-//! instead, number matching, and another login's notification or page not
-//! usable.
+//! instead, number matching, a step-up from a password session
+//! (`acr_values`), and another login's notification or page not usable.
 
 use std::sync::Arc;
 
@@ -40,6 +40,11 @@ struct Setup {
 /// Alice enrolls a push device and a recovery code through My Account;
 /// then the tenant asks for MFA always.
 async fn setup(number_matching: bool) -> Setup {
+    setup_with(ALWAYS, number_matching).await
+}
+
+/// [`setup`] with the tenant's `mfa` settings in `policy` ("" for none).
+async fn setup_with(policy: &str, number_matching: bool) -> Setup {
     let s = TestServer::start().await;
     let rx = PushWebhookReceiver::start(WEBHOOK_SECRET, Arc::new(s.clock.clone())).await;
     let apply = |text: String| {
@@ -93,7 +98,7 @@ async fn setup(number_matching: bool) -> Setup {
         )
         .await;
     assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
-    apply(push_tenant(s.port, &rx.url, ALWAYS, number_matching)).await;
+    apply(push_tenant(s.port, &rx.url, policy, number_matching)).await;
     Setup {
         s,
         rx,
@@ -541,4 +546,31 @@ async fn a_user_is_sent_at_most_ten_in_fifteen_minutes_across_logins() {
     );
     assert!(page.contains("Enter a code from the app instead"), "{page}");
     assert_eq!(x.rx.received().await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_step_up_from_a_password_session_is_approved_on_the_device() {
+    let x = setup_with("", false).await;
+    let browser = x.s.browser();
+    // Signed in with the password while no second factor was needed.
+    code_for(&x.s, &browser, &AuthRequest::new("openid")).await;
+    assert!(x.rx.received().await.is_empty());
+    // An app asking for multi-factor assurance: the panel, no password.
+    let strict = AuthRequest::new("openid").param(
+        "acr_values",
+        "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
+    );
+    let page = html(browser.get(strict.url(&x.s)).send().await.unwrap()).await;
+    assert!(!page.contains("name=\"password\""), "{page}");
+    assert!(page.contains("Waiting for your approval"), "{page}");
+    let tx = hidden_input(&page, "tx").unwrap();
+    let push = x.rx.next().await;
+    assert_eq!(resolve(&x, &push, true, None).await, StatusCode::NO_CONTENT);
+    let body = tokens(&x.s, &strict, finish(&x, &browser, &tx).await).await;
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "mfa"]));
+    assert_eq!(
+        id["acr"],
+        "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+    );
 }
