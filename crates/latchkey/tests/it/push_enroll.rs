@@ -584,11 +584,16 @@ async fn a_push_device_through_mfa_associate() {
             .await
         }
     };
-    // Pending until the device enrolls; polling spends nothing.
-    for _ in 0..6 {
+    // Pending until the device enrolls; polling spends nothing, and
+    // polling again within 5 seconds is told to slow down.
+    for _ in 0..3 {
         let (status, body) = poll().await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"], "authorization_pending");
+        let (status, body) = poll().await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "slow_down");
+        s.clock.advance(5);
     }
     let device = Device::new("Android");
     let e = device.enroll(&uri).await;

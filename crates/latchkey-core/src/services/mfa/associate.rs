@@ -205,13 +205,21 @@ pub(crate) async fn confirm_association(
         (FactorType::Totp, false) => Answered::Otp,
         (FactorType::PushNotification, true) => {
             // Confirmed once the device has enrolled; until then the app
-            // polls on, and nothing is spent or counted.
+            // polls on, at most once every POLL_INTERVAL seconds (as a
+            // login's transaction is polled), and nothing is spent or counted.
             if crate::services::factors::push::Pending::of(&enrolling)
                 .map_err(MfaError::Internal)?
                 .device
                 .is_none()
             {
-                return Err(MfaError::AuthorizationPending);
+                use crate::services::push::transactions::POLL_INTERVAL;
+                let key = format!("push:associate:{}:{}", tenant.id, secret_digest(&session));
+                let interval_ms = u64::try_from(POLL_INTERVAL * 1000).unwrap_or(5000);
+                return Err(if state.limiter.take(&key, 1, interval_ms).allowed {
+                    MfaError::AuthorizationPending
+                } else {
+                    MfaError::SlowDown
+                });
             }
             Answered::Push
         }
