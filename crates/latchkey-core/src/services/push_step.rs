@@ -27,7 +27,7 @@ const UNDELIVERED: &str = "latchkey:undelivered";
 
 /// Whether a notification is sent when the push option is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+pub enum SendMode {
     /// A new one ("send again").
     Again,
     /// One unless the step has one waiting for this method.
@@ -133,7 +133,7 @@ pub async fn send(
     client: &Client,
     token: &str,
     method: &MethodRow,
-    send: Send,
+    send: SendMode,
     languages: &[String],
     from: &Requester<'_>,
 ) -> Result<Result<(), NotSent>, MfaError> {
@@ -141,8 +141,8 @@ pub async fn send(
         return Err(MfaError::NoAuthenticator("push"));
     }
     match send {
-        Send::Never => return Ok(Ok(())),
-        Send::UnlessWaiting => {
+        SendMode::Never => return Ok(Ok(())),
+        SendMode::UnlessWaiting => {
             let waiting = matches!(
                 status(core, tenant, token).await?,
                 Status::Waiting { method_id, .. } if method_id == method.id
@@ -151,7 +151,7 @@ pub async fn send(
                 return Ok(Ok(()));
             }
         }
-        Send::Again => {}
+        SendMode::Again => {}
     }
     // The step must be alive before anything is counted.
     mfa::lookup(core, tenant, token, Some(client)).await?;

@@ -26,7 +26,7 @@ use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow::{self, CodeAnswer};
 use latchkey_core::services::mfa::{self, Answer, MfaError, Pending};
-use latchkey_core::services::push_step::{self, Send};
+use latchkey_core::services::push_step::{self, SendMode};
 use latchkey_core::store::MethodRow;
 use latchkey_core::tenant::{Client, FactorType, Tenant};
 
@@ -182,7 +182,7 @@ pub(super) async fn choose(
         };
         if let Some(method) = factors.iter().find(|m| m.id == form.method && is_push(m)) {
             return step
-                .push_challenge(&factors, method, Send::Again, None)
+                .push_challenge(&factors, method, SendMode::Again, None)
                 .await;
         }
     }
@@ -265,7 +265,7 @@ pub(super) async fn push_continue(
     };
     match factors.iter().find(|m| m.id == form.method && is_push(m)) {
         Some(method) => {
-            step.push_challenge(&factors, method, Send::Never, message)
+            step.push_challenge(&factors, method, SendMode::Never, message)
                 .await
         }
         None => step.challenge(None, message).await,
@@ -360,7 +360,7 @@ async fn wrong_code(
     if is_push(method) {
         // The panel stays as it was: no new notification.
         return step
-            .push_panel(factors, method, Send::Never, Some(&message), true)
+            .push_panel(factors, method, SendMode::Never, Some(&message), true)
             .await;
     }
     step.challenge_page(factors, method, oob, Some(&message))

@@ -17,7 +17,7 @@ use latchkey_core::services::enrollment::Who;
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow;
 use latchkey_core::services::mfa::{self, MfaError, Need, Requester};
-use latchkey_core::services::push_step::{self, NotSent, Send, Status};
+use latchkey_core::services::push_step::{self, NotSent, SendMode, Status};
 use latchkey_core::store::{MethodRow, UserRow};
 use latchkey_core::tenant::{Client, FactorType, Tenant};
 
@@ -166,7 +166,7 @@ impl Step<'_> {
         };
         if factors::answer_kind(current.method_type) == Some(AnswerKind::Push) {
             return self
-                .push_challenge(&factors, current, Send::UnlessWaiting, error)
+                .push_challenge(&factors, current, SendMode::UnlessWaiting, error)
                 .await;
         }
         let mut error = error.map(str::to_string);
@@ -216,7 +216,7 @@ impl Step<'_> {
         &self,
         factors: &[MethodRow],
         method: &MethodRow,
-        send: Send,
+        send: SendMode,
         error: Option<&str>,
     ) -> Response {
         self.push_panel(factors, method, send, error, false).await
@@ -228,7 +228,7 @@ impl Step<'_> {
         &self,
         factors: &[MethodRow],
         method: &MethodRow,
-        send: Send,
+        send: SendMode,
         error: Option<&str>,
         code_open: bool,
     ) -> Response {
