@@ -144,7 +144,7 @@ impl Tenant {
 
     /// Whether `audience` is this tenant's My Account API on `host`.
     pub(crate) fn is_my_account_audience(&self, host: &str, audience: &str) -> bool {
-        audience == my_account_audience(host)
+        names_my_account_api(host, audience)
     }
 }
 

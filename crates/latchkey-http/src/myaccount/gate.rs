@@ -22,7 +22,7 @@ use latchkey_core::services::enrollment::Who;
 use latchkey_core::services::ratelimit::Decision;
 use latchkey_core::services::tokens::{self, AccessTokenError};
 use latchkey_core::store::{MethodRow, UserRow};
-use latchkey_core::tenant::{Tenant, my_account_audience};
+use latchkey_core::tenant::{Tenant, names_my_account_api};
 
 /// Who is calling, established by the gate.
 #[derive(Debug)]
@@ -217,7 +217,7 @@ async fn authenticate(
             ));
         }
     };
-    if !at.audiences.iter().any(|a| *a == my_account_audience(host)) {
+    if !at.audiences.iter().any(|a| names_my_account_api(host, a)) {
         return Err(ApiError::InvalidToken(
             "The token's audience is not the My Account API of this host.".into(),
         ));

@@ -504,3 +504,52 @@ async fn cors_preflight_without_a_token() {
         .unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Acme, its client grant to the My Account API naming the `https://` form
+/// of a loopback host's audience (as an app written for Auth0 builds it).
+fn acme_https_audience(port: u16) -> String {
+    acme(port).replace(
+        &format!("audience: \"http://localhost:{port}/me/\""),
+        &format!("audience: \"https://localhost:{port}/me/\""),
+    )
+}
+
+/// On a loopback host the My Account API answers to both forms of its
+/// audience, in the tenant file's grant and in token requests alike; an
+/// API of another host does not.
+#[tokio::test]
+async fn a_loopback_hosts_https_audience_is_the_my_account_api() {
+    let s = TestServer::with_tenants(&[acme_https_audience]).await;
+    let port = s.port;
+    for aud in [
+        format!("https://localhost:{port}/me/"),
+        format!("http://localhost:{port}/me/"),
+    ] {
+        let (status, body) = s
+            .token(&[
+                ("grant_type", "password"),
+                ("client_id", "spa"),
+                ("username", ALICE),
+                ("password", ALICE_PASSWORD),
+                ("audience", aud.as_str()),
+                ("scope", "read:me:factors"),
+            ])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{aud}: {body}");
+        let r = s
+            .me("GET", "/factors", body["access_token"].as_str(), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{aud}: {:?}", r.body);
+    }
+    let (status, body) = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", ALICE_PASSWORD),
+            ("audience", "https://elsewhere.test/me/"),
+            ("scope", "read:me:factors"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}

@@ -296,6 +296,18 @@ pub fn my_account_audience(host: &str) -> String {
     issuer_for_host(host) + "me/"
 }
 
+/// Whether `audience` names the My Account API served on `host`: its
+/// audience, or on a loopback host also its `https://` form (what an app
+/// written for Auth0 builds from its domain, and what tenant files may name).
+pub fn names_my_account_api(host: &str, audience: &str) -> bool {
+    audience == my_account_audience(host)
+        || (is_loopback_host(host)
+            && audience
+                .strip_prefix("https://")
+                .and_then(|rest| rest.strip_prefix(host))
+                == Some("/me/"))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
