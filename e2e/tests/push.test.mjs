@@ -189,7 +189,11 @@ async function enrollThroughMfaApi(server, device) {
   const pending = await poll(server, token, assoc.body.oob_code);
   assert.equal(pending.status, 400, JSON.stringify(pending.body));
   assert.equal(pending.body.error, 'authorization_pending');
+  // Polled again within 5 s while pending: slow_down.
+  const soon = await poll(server, token, assoc.body.oob_code);
+  assert.equal(soon.body.error, 'slow_down', JSON.stringify(soon.body));
   await device.enroll(assoc.body.barcode_uri);
+  // Enrolled: the next poll confirms it at once.
   const done = await poll(server, token, assoc.body.oob_code);
   assert.equal(done.status, 200, JSON.stringify(done.body));
   return { tokens: done.body, recoveryCodes: assoc.body.recovery_codes };
