@@ -40,10 +40,11 @@ const redact = (body) => body.replace(/(^|&)(password=)[^&]*/g, '$1$2[redacted]'
 /**
  * A fresh browser context (its own cookies and storage) that records, for
  * diagnostics and assertions, every request made by its pages, frames and
- * workers, and every console message and page error.
+ * workers, and every console message and page error. `options` are
+ * Playwright's context options (e.g. `{javaScriptEnabled: false}`).
  */
-export async function newRecordingContext(browser) {
-  const context = await browser.newContext();
+export async function newRecordingContext(browser, options = {}) {
+  const context = await browser.newContext(options);
   context.setDefaultTimeout(WAIT_MS);
   context.setDefaultNavigationTimeout(WAIT_MS);
 

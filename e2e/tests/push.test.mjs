@@ -18,6 +18,8 @@
 //    approved.
 // 5. Chromium with number matching: the number read from the page and typed
 //    into the authenticator.
+// 6. Chromium without JavaScript: the panel, approved on the device, then its
+//    "I approved it — continue" button back to the app with a code.
 //
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md); the
 // authenticator binary is the one beside it.
@@ -290,8 +292,8 @@ test('2: the MFA API at login: slow_down, approved, a second response refused, r
   }),
 );
 
-async function inBrowser(server, name, fn) {
-  const rec = await newRecordingContext(browser);
+async function inBrowser(server, name, fn, contextOptions = {}) {
+  const rec = await newRecordingContext(browser, contextOptions);
   const page = await rec.context.newPage();
   try {
     return await explainFailure(
@@ -302,7 +304,7 @@ async function inBrowser(server, name, fn) {
         ['browser requests', () => rec.describeRequests()],
         ['browser console', () => rec.describeConsole()],
       ]),
-      () => fn({ page }),
+      () => fn({ page, rec }),
     );
   } finally {
     await rec.context.close();
@@ -425,4 +427,53 @@ test('5: Chromium with number matching: the number on the page typed into the au
     });
     assert.deepEqual(claims.amr, ['pwd', 'mfa']);
   }),
+);
+
+test('6: Chromium without JavaScript: approved on the device, then "I approved it — continue"', { timeout: TEST_MS }, () =>
+  inBrowser(
+    plain,
+    '6 (no JavaScript)',
+    async ({ page, rec }) => {
+      const verifier = crypto.randomBytes(32).toString('base64url');
+      const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
+      const authorize = new URL('/authorize', plain.origin);
+      for (const [k, v] of Object.entries({
+        client_id: SPA_CLIENT_ID,
+        response_type: 'code',
+        redirect_uri: `${app.origin}/cb`,
+        scope: 'openid',
+        state: 'no-script',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      })) {
+        authorize.searchParams.set(k, v);
+      }
+      await page.goto(authorize.href);
+      await submitCredentials(page, { username: ALICE.email, password: ALICE.password });
+      await page.locator('#push-status').waitFor({ state: 'visible', timeout: WAIT_MS });
+      assert.equal(await status(page), 'Waiting for your approval…');
+      const shown = await listener.notification();
+      listener.answer('y');
+      const outcome = await listener.outcome(shown.txlnkid);
+      assert.equal(outcome.accepted, true, JSON.stringify(outcome));
+      await Promise.all([
+        page.waitForURL((u) => u.origin === app.origin && u.pathname === '/cb', { timeout: WAIT_MS }),
+        page.click('#push-continue button'),
+      ]);
+      const cb = new URL(page.url());
+      assert.equal(cb.searchParams.get('state'), 'no-script');
+      assert.ok(cb.searchParams.get('code'), `a code at ${cb}`);
+      assert.equal(rec.requests.filter((r) => r.url.includes('/login/mfa/push/status')).length, 0, 'no script polled');
+      const exchanged = await form(plain, '/oauth/token', {
+        grant_type: 'authorization_code',
+        client_id: SPA_CLIENT_ID,
+        code: cb.searchParams.get('code'),
+        redirect_uri: `${app.origin}/cb`,
+        code_verifier: verifier,
+      });
+      assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+      assert.deepEqual(decodeJwt(exchanged.body.id_token).payload.amr, ['pwd', 'mfa']);
+    },
+    { javaScriptEnabled: false },
+  ),
 );
