@@ -137,18 +137,21 @@ async fn enroll(State(fake): State<Fake>, headers: HeaderMap, body: axum::body::
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad("not JSON");
     };
-    let keys: Vec<&String> = body
+    // Sorted: built in the workspace, serde_json may keep insertion order.
+    let mut keys: Vec<&String> = body
         .as_object()
         .map(|o| o.keys().collect())
         .unwrap_or_default();
+    keys.sort();
     if keys != ["identifier", "name", "public_key", "push_credentials"] {
         return bad(&format!("unexpected members {keys:?}"));
     }
     let jwk = &body["public_key"];
-    let jwk_keys: Vec<&String> = jwk
+    let mut jwk_keys: Vec<&String> = jwk
         .as_object()
         .map(|o| o.keys().collect())
         .unwrap_or_default();
+    jwk_keys.sort();
     if jwk_keys != ["alg", "e", "kty", "n", "use"]
         || jwk["kty"] != "RSA"
         || jwk["alg"] != "RS256"
