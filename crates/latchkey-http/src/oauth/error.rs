@@ -22,7 +22,10 @@ pub(crate) enum OAuthError {
     UnauthorizedClient(String),
     UnsupportedGrantType(String),
     AccessDenied(String),
-    InvalidUserPassword,
+    /// 403 `invalid_grant` "Wrong email or password.": the password grants'
+    /// answer to a wrong password and to an unknown user alike (Auth0's
+    /// `/oauth/token`; `invalid_user_password` is its legacy `/oauth/ro`'s).
+    WrongEmailOrPassword,
     TooManyAttempts,
     InvalidToken(String),
     /// 401 with an error code of its own: a Token Vault exchange whose
@@ -91,9 +94,9 @@ impl OAuthError {
             UnauthorizedClient(d) => (StatusCode::FORBIDDEN, "unauthorized_client", d),
             UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d),
             AccessDenied(d) => (StatusCode::FORBIDDEN, "access_denied", d),
-            InvalidUserPassword => (
+            WrongEmailOrPassword => (
                 StatusCode::FORBIDDEN,
-                "invalid_user_password",
+                "invalid_grant",
                 "Wrong email or password.",
             ),
             TooManyAttempts => (
@@ -401,11 +404,17 @@ impl From<GrantError> for OAuthError {
                 VaultError::Internal(m) => Self::Internal(m),
             },
             GrantError::Login(e) => match e {
-                LoginError::WrongCredentials => Self::InvalidUserPassword,
+                LoginError::WrongCredentials => Self::WrongEmailOrPassword,
                 LoginError::TooManyAttempts => Self::TooManyAttempts,
                 LoginError::Throttled(seconds) => Self::Throttled(seconds),
                 LoginError::Busy => Self::Busy,
-                LoginError::Blocked => Self::UnauthorizedClient("user is blocked".into()),
+                // Auth0 answers a blocked user's right password 401
+                // `unauthorized` "user is blocked" (a wrong one stays "Wrong
+                // email or password.": blocking tells nobody without it).
+                LoginError::Blocked => Self::Unauthorized {
+                    error: "unauthorized",
+                    description: "user is blocked".into(),
+                },
                 LoginError::UnknownConnection(c) => {
                     Self::InvalidRequest(format!("Unknown realm: {c}"))
                 }

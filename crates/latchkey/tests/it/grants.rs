@@ -72,9 +72,45 @@ async fn wrong_password_and_unknown_user_look_the_same() {
             ])
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert_eq!(body["error"], "invalid_user_password");
+        assert_eq!(body["error"], "invalid_grant");
         assert_eq!(body["error_description"], "Wrong email or password.");
     }
+}
+
+/// A blocked user's right password answers 401 `unauthorized` "user is
+/// blocked" as Auth0's does; a wrong one still answers as for anyone, so
+/// blocking tells nothing to someone without the password.
+#[tokio::test]
+async fn a_blocked_user_is_told_only_with_the_right_password() {
+    let s = TestServer::start().await;
+    let blocked = acme(s.port).replace(
+        "user_id: \"auth0|alice\", name: Alice Example }",
+        "user_id: \"auth0|alice\", name: Alice Example, blocked: true }",
+    );
+    assert_ne!(blocked, acme(s.port));
+    latchkey::tenant::apply::apply_text(&s.state, &blocked)
+        .await
+        .unwrap();
+    let form = |password| {
+        [
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", password),
+        ]
+    };
+    let (status, body) = s.token(&form(ALICE_PASSWORD)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "unauthorized", "error_description": "user is blocked"})
+    );
+    let (status, body) = s.token(&form("not-her-password")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "invalid_grant", "error_description": "Wrong email or password."})
+    );
 }
 
 #[tokio::test]
@@ -106,7 +142,7 @@ async fn password_realm_selects_the_connection() {
         ])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "invalid_user_password");
+    assert_eq!(body["error"], "invalid_grant");
     let (status, body) = s
         .token(&[
             ("grant_type", realm),
@@ -476,10 +512,7 @@ async fn brute_force_protection_blocks_after_ten_failures() {
         .await
     };
     for _ in 0..10 {
-        assert_eq!(
-            attempt("wrong-password").await.1["error"],
-            "invalid_user_password"
-        );
+        assert_eq!(attempt("wrong-password").await.1["error"], "invalid_grant");
     }
     let (status, body) = attempt(ALICE_PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);

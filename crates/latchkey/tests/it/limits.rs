@@ -101,7 +101,7 @@ async fn spraying_passwords_from_one_ip_is_throttled_and_other_ips_are_not() {
                 throttled = Some((retry, body));
                 break 'spray;
             }
-            assert_eq!(body["error"], "invalid_user_password", "{body}");
+            assert_eq!(body["error"], "invalid_grant", "{body}");
             failures += 1;
         }
     }
@@ -370,17 +370,13 @@ async fn every_password_attempt_costs_one_hash_whoever_it_names() {
     let c = s.http();
     let hashes = || s.state.hashing.jobs_started();
     for (username, password, error) in [
-        (ALICE, "wrong-password", Some("invalid_user_password")),
+        (ALICE, "wrong-password", Some("invalid_grant")),
         (
             "passkeyonly@example.com",
             "any-password",
-            Some("invalid_user_password"),
+            Some("invalid_grant"),
         ),
-        (
-            "nobody@example.com",
-            "any-password",
-            Some("invalid_user_password"),
-        ),
+        ("nobody@example.com", "any-password", Some("invalid_grant")),
         (ALICE, ALICE_PASSWORD, None),
     ] {
         let before = hashes();

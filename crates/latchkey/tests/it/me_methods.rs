@@ -789,7 +789,7 @@ async fn control_characters_never_reach_the_database() {
         ])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"], "invalid_user_password");
+    assert_eq!(body["error"], "invalid_grant");
 }
 
 /// A user has at most 20 methods, the password counted, so the list (at
