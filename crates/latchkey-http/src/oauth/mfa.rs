@@ -128,8 +128,36 @@ fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
     Ok(values)
 }
 
+/// The client of an association: the one the request authenticates as when
+/// it names one (`client_id`, with its secret if it has one; a token of
+/// another client is then refused as an invalid one), else the `mfa_token`'s
+/// own, as Auth0's guide and SDKs send only the bearer token. The token was
+/// issued to that client after it authenticated at the password grant, and
+/// it is the credential here.
+async fn associating_client<'t>(
+    state: &SharedState,
+    tenant: &'t latchkey_core::tenant::Tenant,
+    params: &Params,
+    ip: &str,
+    token: &str,
+) -> Result<&'t latchkey_core::tenant::Client, OAuthError> {
+    let names_one = params.basic.is_some()
+        || params.str("client_id")?.is_some()
+        || params.str("client_secret")?.is_some();
+    if names_one {
+        return client_auth::authenticate(state, tenant, params, ip);
+    }
+    let (row, _) = mfa::lookup(state, tenant, token, None)
+        .await
+        .map_err(super::error::mfa_error)?;
+    tenant.client(&row.client_id).ok_or_else(|| {
+        // Its client was removed from the tenant since: the token is dead.
+        super::error::mfa_error(MfaError::BadToken)
+    })
+}
+
 /// `POST /mfa/associate`: the `mfa_token` (bearer) of a user without a
-/// second factor enrolls one — `authenticator_types: ["otp"]`, or `["oob"]`
+/// second factor enrolls one (the client: the token's, unless one is named) — `authenticator_types: ["otp"]`, or `["oob"]`
 /// with `oob_channels` `sms`/`voice` (and `phone_number`) or `email` (and
 /// `email`, else the user's address) or `auth0` (a push device, which
 /// enrolls with the `barcode_uri`). Confirmed with the mfa-otp or mfa-oob
@@ -141,9 +169,9 @@ pub(super) async fn associate(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
     let token = bearer(&headers)
         .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
+    let client = associating_client(&state, &tenant, &params, &ip, token).await?;
     let types = list(&params, "authenticator_types")?;
     let channels = list(&params, "oob_channels")?;
     let what = match types

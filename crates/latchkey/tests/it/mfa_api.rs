@@ -861,6 +861,60 @@ async fn an_authenticator_app_through_mfa_associate() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// `/mfa/associate` with the bearer token alone (as Auth0's guide and its
+/// SDKs call it) takes the token's client; a client named that is not the
+/// token's is refused, and the refusal leaves the association open.
+#[tokio::test]
+async fn mfa_associate_takes_its_client_from_the_mfa_token() {
+    let (s, _) = server_with(ALWAYS).await;
+    let (_, body) = password(&s, BOB_LOGIN, None).await;
+    let token = body["mfa_token"].as_str().unwrap().to_string();
+
+    // Another client, authenticated, with spa's token: an invalid token to it.
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_id": "web", "client_secret": "web-secret-value",
+               "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // Named without its secret: the client's authentication fails first.
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_id": "web", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    // A secret without a client is no way to name one.
+    let (status, body) = associate(
+        &s,
+        &token,
+        json!({"client_secret": "web-secret-value", "authenticator_types": ["otp"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    // Without a token's client to fall back on, nothing is associated.
+    let (status, body) =
+        associate(&s, "not-a-token", json!({"authenticator_types": ["otp"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+
+    // The bearer token alone: spa's association, which spa confirms.
+    let (status, body) = associate(&s, &token, json!({"authenticator_types": ["otp"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = totp_now(body["secret"].as_str().unwrap(), s.clock_now());
+    let (status, _) = otp(&s, "web", &token, &code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = otp(&s, "spa", &token, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["azp"], "spa");
+}
+
 #[tokio::test]
 async fn wrong_answers_are_limited_per_user_across_logins() {
     let (s, enrolled) = server_with(ALWAYS).await;
