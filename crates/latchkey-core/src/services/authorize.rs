@@ -23,12 +23,89 @@ pub enum ResponseMode {
     WebMessage,
 }
 
+/// What the authorization endpoint answers with (`response_type`): a code,
+/// an access token, an ID token, or a combination (OAuth 2.0 Multiple
+/// Response Type Encoding Practices; the words in any order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseType {
+    pub code: bool,
+    pub id_token: bool,
+    pub token: bool,
+}
+
+impl Default for ResponseType {
+    /// `code` (what a transaction stored before the others existed holds).
+    fn default() -> Self {
+        Self {
+            code: true,
+            id_token: false,
+            token: false,
+        }
+    }
+}
+
+impl ResponseType {
+    /// Every combination served, as discovery lists them.
+    pub const SUPPORTED: [&'static str; 7] = [
+        "code",
+        "id_token",
+        "token",
+        "id_token token",
+        "code id_token",
+        "code token",
+        "code id_token token",
+    ];
+
+    /// Parses the space-separated words; `None` for an unknown word, a
+    /// repeated one, or none at all.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut rt = Self {
+            code: false,
+            id_token: false,
+            token: false,
+        };
+        let mut any = false;
+        for word in s.split(' ').filter(|w| !w.is_empty()) {
+            let seen = match word {
+                "code" => &mut rt.code,
+                "id_token" => &mut rt.id_token,
+                "token" => &mut rt.token,
+                _ => return None,
+            };
+            if *seen {
+                return None;
+            }
+            *seen = true;
+            any = true;
+        }
+        any.then_some(rt)
+    }
+
+    /// Whether tokens come from the authorization endpoint itself (the
+    /// client needs the `implicit` grant type, and the answer never goes in
+    /// the query).
+    pub fn front_channel(self) -> bool {
+        self.id_token || self.token
+    }
+
+    /// The response mode when the request names none.
+    pub fn default_mode(self) -> ResponseMode {
+        if self.front_channel() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
+}
+
 /// A validated authorization request, kept in the login transaction while
 /// the user signs in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,
+    #[serde(default)]
+    pub response_type: ResponseType,
     pub response_mode: ResponseMode,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -131,20 +208,55 @@ pub fn validate(
         mode,
         state: q.state.map(str::to_string),
     };
+    // The response type first: it decides the response mode errors go in.
+    let response_type = match q.response_type {
+        None => {
+            return Err(Invalid::Client {
+                reply: reply(ResponseMode::Query),
+                error: "invalid_request",
+                description: "Missing required parameter: response_type".into(),
+            });
+        }
+        Some(rt) => match ResponseType::parse(rt) {
+            Some(rt) => rt,
+            None => {
+                return Err(Invalid::Client {
+                    reply: reply(ResponseMode::Query),
+                    error: "unsupported_response_type",
+                    description: format!(
+                        "Unsupported response_type; supported: {}",
+                        ResponseType::SUPPORTED.join(", ")
+                    ),
+                });
+            }
+        },
+    };
+    let default_mode = response_type.default_mode();
     let mode = match q.response_mode {
-        None | Some("query") => ResponseMode::Query,
+        None => default_mode,
+        Some("query") if response_type.front_channel() => {
+            // Tokens never go in a query string (Multiple Response Types §5).
+            return Err(Invalid::Client {
+                reply: reply(default_mode),
+                error: "invalid_request",
+                description: "response_mode=query is not allowed for a response_type with \
+                              token or id_token"
+                    .into(),
+            });
+        }
+        Some("query") => ResponseMode::Query,
         Some("fragment") => ResponseMode::Fragment,
         Some("form_post") => ResponseMode::FormPost,
         Some("web_message") => ResponseMode::WebMessage,
         Some(_) => {
             return Err(Invalid::Client {
-                reply: reply(ResponseMode::Query),
+                reply: reply(default_mode),
                 error: "invalid_request",
                 description: "Unsupported response_mode".into(),
             });
         }
     };
-    match checked(tenant, host, q, redirect_uri.clone(), mode) {
+    match checked(tenant, host, q, redirect_uri.clone(), response_type, mode) {
         Ok(req) => Ok((req, reply(mode))),
         Err((error, description)) => Err(Invalid::Client {
             reply: reply(mode),
@@ -160,39 +272,52 @@ fn checked(
     host: &str,
     q: &Params<'_>,
     redirect_uri: String,
+    response_type: ResponseType,
     response_mode: ResponseMode,
 ) -> Result<AuthorizeRequest, (&'static str, String)> {
     let client = q
         .client_id
         .and_then(|id| tenant.client(id))
         .ok_or(("invalid_request", "Unknown client".to_string()))?;
-    match q.response_type {
-        Some("code") => {}
-        None => {
-            return Err((
-                "invalid_request",
-                "Missing required parameter: response_type".into(),
-            ));
-        }
-        Some(_) => {
-            return Err((
-                "unsupported_response_type",
-                "Only response_type=code is supported".into(),
-            ));
-        }
-    }
-    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+    if response_type.code && !client.grant_types.contains(&GrantType::AuthorizationCode) {
         return Err((
             "unauthorized_client",
             "Grant type 'authorization_code' not allowed for the client.".into(),
         ));
     }
+    if response_type.front_channel() && !client.grant_types.contains(&GrantType::Implicit) {
+        return Err((
+            "unauthorized_client",
+            "Grant type 'implicit' not allowed for the client.".into(),
+        ));
+    }
     let code_challenge = code_challenge(q.code_challenge, q.code_challenge_method)?;
-    if code_challenge.is_none() && client.auth_method() == TokenEndpointAuthMethod::None {
+    if response_type.code
+        && code_challenge.is_none()
+        && client.auth_method() == TokenEndpointAuthMethod::None
+    {
         return Err((
             "invalid_request",
             "Public clients must use PKCE (code_challenge with S256)".into(),
         ));
+    }
+    if response_type.id_token {
+        // OpenID Connect Core 3.2.2.1 and 3.3.2.11: an ID token from the
+        // authorization endpoint is bound to the request by its nonce.
+        if q.nonce.is_none_or(str::is_empty) {
+            return Err((
+                "invalid_request",
+                "Missing required parameter: nonce (required when response_type includes \
+                 id_token)"
+                    .into(),
+            ));
+        }
+        if !split_scope(q.scope).iter().any(|s| s == "openid") {
+            return Err((
+                "invalid_request",
+                "response_type includes id_token: the scope must include openid".into(),
+            ));
+        }
     }
     let prompts: Vec<&str> = q
         .prompt
@@ -222,6 +347,13 @@ fn checked(
     };
     let dpop_jkt = match q.dpop_jkt.filter(|j| !j.is_empty()) {
         None => None,
+        // The authorization endpoint's access token has no proof to bind to.
+        Some(_) if response_type.token => {
+            return Err((
+                "invalid_request",
+                "dpop_jkt cannot be used with a response_type that includes token".into(),
+            ));
+        }
         Some(j) if j.len() == 43 && base64url(j) => Some(j.to_string()),
         Some(_) => {
             return Err((
@@ -263,6 +395,7 @@ fn checked(
     Ok(AuthorizeRequest {
         client_id: client.client_id.clone(),
         redirect_uri,
+        response_type,
         response_mode,
         state: bounded(q.state),
         nonce: bounded(q.nonce),
@@ -462,5 +595,25 @@ async fn from_session(
             auth_time: session.auth_time,
             need,
         }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseType;
+
+    #[test]
+    fn response_types_parse_in_any_order_and_nothing_else() {
+        let hybrid = ResponseType::parse("token code id_token").unwrap();
+        assert!(hybrid.code && hybrid.id_token && hybrid.token);
+        for rt in ResponseType::SUPPORTED {
+            assert!(ResponseType::parse(rt).is_some(), "{rt}");
+        }
+        let id = ResponseType::parse("id_token").unwrap();
+        assert!(!id.code && id.front_channel());
+        assert!(!ResponseType::parse("code").unwrap().front_channel());
+        for bad in ["", " ", "none", "code code", "code refresh_token", "CODE"] {
+            assert!(ResponseType::parse(bad).is_none(), "{bad:?}");
+        }
     }
 }

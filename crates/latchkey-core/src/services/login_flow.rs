@@ -7,6 +7,7 @@
 use super::authorize::AuthorizeRequest;
 use super::enrollment::{self, Challenge, Proof, Start, Who};
 use super::factors;
+use super::front_channel;
 use super::grants::CodeRequest;
 use super::methods::Method;
 use super::mfa::{self, Answer, MfaError, Need, Pending};
@@ -38,14 +39,16 @@ impl From<StoreError> for FlowError {
     }
 }
 
-/// The end of a login: the code, or (should a path have missed the second
-/// factor the request needs) an error for the client.
+/// The end of a login: what the response type asks for (`code`,
+/// `access_token` with `token_type`, `expires_in` and `scope`, `id_token`),
+/// or an error for the client (should a path have missed the second factor
+/// the request needs, or the user no longer be granted what it asks).
 #[derive(Debug)]
 pub enum Issued {
-    Code(String),
+    Answer(Vec<(&'static str, String)>),
     Refused {
         error: &'static str,
-        description: &'static str,
+        description: String,
     },
 }
 
@@ -421,8 +424,9 @@ pub async fn complete(
     Ok(issue_code(core, tenant, host, req, user, auth_time, amr).await)
 }
 
-/// Issues a code for an authenticated user: a new grant, and the code
-/// standing for the request under it.
+/// Issues what the request's response type asks for an authenticated user:
+/// a new grant, and under it the code and the authorization endpoint's
+/// tokens.
 pub(crate) async fn issue_code(
     core: &Core,
     tenant: &Tenant,
@@ -458,9 +462,20 @@ pub(crate) async fn issue_code(
             } else {
                 "access_denied"
             },
-            description: "Multifactor authentication required",
+            description: "Multifactor authentication required".into(),
         });
     }
+    let rt = req.response_type;
+    // What the authorization endpoint's tokens would carry, decided before
+    // anything is stored.
+    let granted = if rt.front_channel() {
+        match front_channel::granted(tenant, host, client, user, req) {
+            Ok(g) => Some(g),
+            Err((error, description)) => return Ok(Issued::Refused { error, description }),
+        }
+    } else {
+        None
+    };
     let now = core.clock.now();
     let grant_id = core.new_grant_id();
     core.store
@@ -472,6 +487,44 @@ pub(crate) async fn issue_code(
             now,
         )
         .await?;
+    let mut answer = Vec::new();
+    let code = if rt.code {
+        let code = new_code(core, tenant, host, req, user, auth_time, amr, &grant_id).await?;
+        answer.push(("code", code.clone()));
+        Some(code)
+    } else {
+        None
+    };
+    if let Some(granted) = &granted {
+        let tokens = front_channel::Issue {
+            tenant,
+            host,
+            client,
+            user,
+            req,
+            granted,
+            grant_id: &grant_id,
+            auth_time,
+            amr,
+            code: code.as_deref(),
+        };
+        answer.extend(front_channel::tokens(core, &tokens).await?);
+    }
+    Ok(Issued::Answer(answer))
+}
+
+/// A code standing for `req` under the grant `grant_id`.
+#[allow(clippy::too_many_arguments)]
+async fn new_code(
+    core: &Core,
+    tenant: &Tenant,
+    host: &str,
+    req: &AuthorizeRequest,
+    user: &UserRow,
+    auth_time: Timestamp,
+    amr: &[String],
+    grant_id: &str,
+) -> Result<String, FlowError> {
     let code = core.rng.token(32);
     let stored = CodeRequest {
         client_id: req.client_id.clone(),
@@ -492,10 +545,10 @@ pub(crate) async fn issue_code(
         .create_code(
             &tenant.id,
             &secret_digest(&code),
-            &grant_id,
+            grant_id,
             &json,
-            now + CODE_TTL,
+            core.clock.now() + CODE_TTL,
         )
         .await?;
-    Ok(Issued::Code(code))
+    Ok(code)
 }

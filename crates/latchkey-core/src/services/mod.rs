@@ -9,6 +9,7 @@ pub mod dpop;
 pub mod email_address;
 pub mod enrollment;
 pub mod factors;
+pub(crate) mod front_channel;
 pub mod grants;
 pub mod keys;
 pub mod login;

@@ -161,59 +161,16 @@ pub(crate) async fn sign_user_tokens(
 ) -> Result<TokenResponse, TokenError> {
     let now = state.clock.now();
     let issuer = issuer_for_host(t.host);
-    let mut at = json!({
-        "iss": issuer,
-        "sub": t.user.user_id,
-        "aud": aud_claim(&issuer, t.granted),
-        "iat": now,
-        "exp": now + t.granted.lifetime,
-        "scope": t.granted.scope_string(),
-        "azp": t.client.client_id,
-        "jti": jti(state, t.grant_id),
-    });
-    if let (Some(gty), Some(obj)) = (t.gty, at.as_object_mut()) {
-        obj.insert("gty".into(), json!(gty));
-    }
-    // How the user authenticated (RFC 8176 values: pwd, otp, mfa, …).
-    if let (false, Some(obj)) = (t.amr.is_empty(), at.as_object_mut()) {
-        obj.insert("amr".into(), json!(t.amr));
-    }
-    if let (Some(jkt), Some(obj)) = (t.dpop_jkt, at.as_object_mut()) {
-        obj.insert("cnf".into(), json!({ "jkt": jkt }));
-    }
-    let access_token = key.sign("JWT", &at).map_err(|_| TokenError::Sign)?;
-
+    let access_token = sign_access_token(state, key, &t, &issuer, now)?;
     let id_token = if t.granted.has("openid") {
-        let mut claims = Map::new();
-        claims.insert("iss".into(), json!(issuer));
-        claims.insert("sub".into(), json!(t.user.user_id));
-        claims.insert("aud".into(), json!(t.client.client_id));
-        claims.insert("iat".into(), json!(now));
-        claims.insert(
-            "exp".into(),
-            json!(now + i64::from(t.client.jwt_configuration.lifetime_in_seconds)),
-        );
-        claims.insert("auth_time".into(), json!(t.auth_time));
-        claims.insert("azp".into(), json!(t.client.client_id));
-        claims.insert(
-            "at_hash".into(),
-            json!(half_hash_b64url(access_token.as_bytes())),
-        );
-        claims.insert("sid".into(), json!(t.grant_id));
-        if !t.amr.is_empty() {
-            claims.insert("amr".into(), json!(t.amr));
-        }
-        if crate::services::mfa::multi_factor(t.amr) {
-            claims.insert("acr".into(), json!(crate::services::mfa::MULTI_FACTOR));
-        }
-        if let Some(n) = t.nonce {
-            claims.insert("nonce".into(), json!(n));
-        }
-        profile_claims(&mut claims, t.user, &t.granted.scopes);
-        Some(
-            key.sign("JWT", &Value::Object(claims))
-                .map_err(|_| TokenError::Sign)?,
-        )
+        Some(sign_id_token(
+            key,
+            &t,
+            &issuer,
+            now,
+            Some(&access_token),
+            None,
+        )?)
     } else {
         None
     };
@@ -241,6 +198,79 @@ pub(crate) async fn sign_user_tokens(
         issued_token_type: None,
         recovery_code: None,
     })
+}
+
+/// The user's access token (`t.dpop_jkt`: bound to that key).
+pub(crate) fn sign_access_token(
+    state: &Core,
+    key: &SigningKey,
+    t: &UserTokens<'_>,
+    issuer: &str,
+    now: Timestamp,
+) -> Result<String, TokenError> {
+    let mut at = json!({
+        "iss": issuer,
+        "sub": t.user.user_id,
+        "aud": aud_claim(issuer, t.granted),
+        "iat": now,
+        "exp": now + t.granted.lifetime,
+        "scope": t.granted.scope_string(),
+        "azp": t.client.client_id,
+        "jti": jti(state, t.grant_id),
+    });
+    if let (Some(gty), Some(obj)) = (t.gty, at.as_object_mut()) {
+        obj.insert("gty".into(), json!(gty));
+    }
+    // How the user authenticated (RFC 8176 values: pwd, otp, mfa, …).
+    if let (false, Some(obj)) = (t.amr.is_empty(), at.as_object_mut()) {
+        obj.insert("amr".into(), json!(t.amr));
+    }
+    if let (Some(jkt), Some(obj)) = (t.dpop_jkt, at.as_object_mut()) {
+        obj.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
+    key.sign("JWT", &at).map_err(|_| TokenError::Sign)
+}
+
+/// The user's ID token; `at_hash` for the access token and `c_hash` for
+/// the code it is issued with (OpenID Connect Core 3.3.2.11), if any.
+pub(crate) fn sign_id_token(
+    key: &SigningKey,
+    t: &UserTokens<'_>,
+    issuer: &str,
+    now: Timestamp,
+    access_token: Option<&str>,
+    code: Option<&str>,
+) -> Result<String, TokenError> {
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!(issuer));
+    claims.insert("sub".into(), json!(t.user.user_id));
+    claims.insert("aud".into(), json!(t.client.client_id));
+    claims.insert("iat".into(), json!(now));
+    claims.insert(
+        "exp".into(),
+        json!(now + i64::from(t.client.jwt_configuration.lifetime_in_seconds)),
+    );
+    claims.insert("auth_time".into(), json!(t.auth_time));
+    claims.insert("azp".into(), json!(t.client.client_id));
+    if let Some(at) = access_token {
+        claims.insert("at_hash".into(), json!(half_hash_b64url(at.as_bytes())));
+    }
+    if let Some(code) = code {
+        claims.insert("c_hash".into(), json!(half_hash_b64url(code.as_bytes())));
+    }
+    claims.insert("sid".into(), json!(t.grant_id));
+    if !t.amr.is_empty() {
+        claims.insert("amr".into(), json!(t.amr));
+    }
+    if crate::services::mfa::multi_factor(t.amr) {
+        claims.insert("acr".into(), json!(crate::services::mfa::MULTI_FACTOR));
+    }
+    if let Some(n) = t.nonce {
+        claims.insert("nonce".into(), json!(n));
+    }
+    profile_claims(&mut claims, t.user, &t.granted.scopes);
+    key.sign("JWT", &Value::Object(claims))
+        .map_err(|_| TokenError::Sign)
 }
 
 /// The OpenID Connect standard claims a user has, filtered by scope.

@@ -1,9 +1,9 @@
-//! `GET /authorize` (authorization code flow with PKCE): decodes the
-//! request, has `services::authorize` validate and decide it, and answers:
+//! `GET /authorize` (the code flow with PKCE, and the implicit and hybrid
+//! response types): decodes the request, has `services::authorize` validate and decide it, and answers:
 //! an error page, the client's redirect (a code or an error), or a login
 //! transaction handed to the hosted pages (the login form, a step-up's
 //! second step, or with `connection=` the upstream provider, whose callback
-//! comes back to the login pages), which carry it to the code one way.
+//! comes back to the login pages), which carry it to the answer one way.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};

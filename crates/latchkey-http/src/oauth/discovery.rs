@@ -11,6 +11,7 @@ use super::error::OAuthError;
 use super::token::{MFA_OOB, MFA_OTP, MFA_RECOVERY_CODE, PASSWORD_REALM, WEBAUTHN};
 use super::wire::OAuthTenant;
 use crate::app::SharedState;
+use latchkey_core::services::authorize::ResponseType;
 use latchkey_core::services::tokens::max_token_lifetime;
 use latchkey_core::tenant::issuer_for_host;
 
@@ -25,10 +26,10 @@ pub(super) async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) 
         "revocation_endpoint": format!("{iss}oauth/revoke"),
         "end_session_endpoint": format!("{iss}oidc/logout"),
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "response_types_supported": ["code"],
+        "response_types_supported": ResponseType::SUPPORTED,
         "response_modes_supported": ["query", "fragment", "form_post", "web_message"],
         "grant_types_supported": [
-            "authorization_code", "refresh_token", "password", PASSWORD_REALM, "client_credentials", WEBAUTHN,
+            "authorization_code", "implicit", "refresh_token", "password", PASSWORD_REALM, "client_credentials", WEBAUTHN,
             MFA_OTP, MFA_OOB, MFA_RECOVERY_CODE
         ],
         "subject_types_supported": ["public"],
@@ -40,7 +41,7 @@ pub(super) async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) 
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "aud", "auth_time", "email", "email_verified", "exp", "family_name", "given_name", "iat",
-            "iss", "name", "nickname", "picture", "sub", "updated_at", "nonce", "at_hash", "azp", "sid",
+            "iss", "name", "nickname", "picture", "sub", "updated_at", "nonce", "at_hash", "c_hash", "azp", "sid",
             "amr", "acr"
         ],
         "request_uri_parameter_supported": false,

@@ -1,4 +1,5 @@
-//! The authorization response: a code or an error sent back to the client's
+//! The authorization response: a code, the authorization endpoint's
+//! tokens, or an error sent back to the client's
 //! redirect URI in the request's response mode (query, fragment, a
 //! self-posting form, or a `postMessage` page for silent authentication).
 //! `/authorize` answers with it, and the login pages when a login completes.
@@ -12,10 +13,10 @@ use latchkey_core::rng::RngExt;
 use latchkey_core::services::authorize::{Reply, ResponseMode};
 use latchkey_core::services::login_flow::Issued;
 
-/// The code, or the error the completion came to.
+/// What was issued, or the error the completion came to.
 pub(crate) fn issued(app: &AppState, to: &Reply, issued: &Issued) -> Response {
     match issued {
-        Issued::Code(code) => send(app, to, vec![("code", code.clone())]),
+        Issued::Answer(params) => send(app, to, params.clone()),
         Issued::Refused { error, description } => self::error(app, to, error, description),
     }
 }

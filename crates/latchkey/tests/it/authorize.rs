@@ -433,7 +433,7 @@ async fn authorize_errors_before_and_after_the_client_is_known() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.headers().get("location").is_none());
 
-    let req = AuthRequest::new("openid").param("response_type", "token");
+    let req = AuthRequest::new("openid").param("response_type", "none");
     let url = req.url(&s).replace("response_type=code&", "");
     let res = browser.get(url).send().await.unwrap();
     let loc = res.headers()["location"].to_str().unwrap().to_string();

@@ -34,6 +34,7 @@ mod push_login;
 mod push_page;
 mod push_receivers;
 mod refresh;
+mod response_types;
 mod session;
 mod sms_receiver;
 mod smtp;

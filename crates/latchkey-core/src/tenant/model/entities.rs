@@ -97,6 +97,9 @@ keyword_enum! {
 keyword_enum! {
     pub enum GrantType ("grant type") {
         AuthorizationCode = "authorization_code",
+        /// The authorization endpoint's own tokens (`response_type` with
+        /// `token` or `id_token`, alone or beside `code`).
+        Implicit = "implicit",
         RefreshToken = "refresh_token",
         Password = "password",
         PasswordRealm = "http://auth0.com/oauth/grant-type/password-realm",
