@@ -15,12 +15,14 @@ use serde_json::{Value, json};
 
 use super::mfa::{context, done, key_context, step};
 use super::{json_no_store, json_refused};
-use crate::app::SharedState;
+use crate::app::{AppState, SharedState};
 use crate::http::ClientIp;
 use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
-use latchkey_core::services::enrollment::{self, Challenge, EnrollError, Proof, Start, Started};
+use latchkey_core::services::enrollment::{
+    self, Challenge, EnrollError, Proof, Start, Started, Who,
+};
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow;
 use latchkey_core::tenant::FactorType;
@@ -183,14 +185,18 @@ fn proof(factor: FactorType, form: &EnrollVerifyForm) -> Proof {
     }
 }
 
-/// The enrollment page again, with why the proof was refused.
-fn not_verified(
+/// The enrollment page again, with why the proof was refused; an
+/// authenticator app's QR code and key stay on it while the enrollment
+/// lives, so a wrong first code does not lose them.
+async fn not_verified(
+    state: &AppState,
     step: &Step<'_>,
+    who: &Who<'_>,
     factor: FactorType,
     form: &EnrollVerifyForm,
     e: &EnrollError,
 ) -> Response {
-    let extra = if is_key(factor) {
+    let mut extra = if is_key(factor) {
         json!({ "key": true })
     } else {
         json!({
@@ -198,6 +204,15 @@ fn not_verified(
             "auth_session": form.auth_session,
         })
     };
+    if factor == FactorType::Totp
+        && let Ok(Some(Challenge::Totp {
+            barcode_uri,
+            manual_input_code,
+        })) = enrollment::shown_again(state, who, &form.method_id, &form.auth_session).await
+    {
+        extra["manual_input_code"] = json!(manual_input_code);
+        extra["qr_svg"] = json!(qr_svg(&barcode_uri));
+    }
     step.enroll_page(factor, extra, Some(&enroll_error(e)))
 }
 
@@ -231,7 +246,7 @@ pub(super) async fn enroll_verify(
         match enrollment::verify(&state, &who, &form.method_id, &form.auth_session, proof).await {
             Ok(m) => m,
             Err(EnrollError::Store(e)) => return pages::store_error(&state, &tenant, e),
-            Err(e) => return not_verified(&step, factor, &form, &e),
+            Err(e) => return not_verified(&state, &step, &who, factor, &form, &e).await,
         };
     let answer = ctx.answer(step.client, &ip);
     match login_flow::enrolled(&state, &answer, &who, factor, &method).await {

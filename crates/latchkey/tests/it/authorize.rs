@@ -234,6 +234,29 @@ async fn wrong_password_on_the_page_shows_an_error_and_no_redirect() {
     let html = res.text().await.unwrap();
     assert!(html.contains("class=\"error\""));
     assert!(html.contains("Wrong email or password."));
+    // The email stays; focus goes to the password, and both fields are tied
+    // to the error for screen readers.
+    let input = |id: &str| {
+        html.split(&format!("<input id=\"{id}\""))
+            .nth(1)
+            .and_then(|r| r.split('>').next())
+            .unwrap()
+            .to_string()
+    };
+    let (username, password) = (input("username"), input("password"));
+    assert!(
+        username.contains(&format!("value=\"{ALICE}\"")),
+        "{username}"
+    );
+    assert!(!username.contains("autofocus"), "{username}");
+    assert!(password.contains("autofocus"), "{password}");
+    for field in [&username, &password] {
+        assert!(
+            field.contains("aria-invalid=\"true\" aria-describedby=\"login-error\""),
+            "{field}"
+        );
+    }
+    assert!(html.contains("id=\"login-error\""));
     // The same form can be submitted again with the right password.
     let tx = hidden_input(&html, "tx").unwrap();
     let res = browser

@@ -553,6 +553,22 @@ async fn a_first_factor_enrolled_at_login_totp_then_recovery_code() {
         .unwrap();
     let again = html(res).await;
     assert!(again.contains("class=\"error\""), "{again}");
+    // The code field is tied to the error.
+    assert!(
+        again.contains("aria-invalid=\"true\" aria-describedby=\"step-error\"")
+            && again.contains("id=\"step-error\""),
+        "{again}"
+    );
+    // A wrong first code keeps what to scan on the page, with its name.
+    assert!(again.contains("<svg"), "the QR code again: {again}");
+    assert!(
+        again.contains(&format!("id=\"manual-code\">{secret}<")),
+        "the same key again: {again}"
+    );
+    assert!(
+        again.contains("role=\"img\" aria-label=\"QR code to scan with your authenticator app\""),
+        "{again}"
+    );
     let res = browser
         .post(s.url("/login/mfa/enroll/verify"))
         .form(&form(&right))

@@ -342,6 +342,34 @@ pub(crate) async fn start_with_session(
 
 const NO_SESSION: &str = "The auth_session is invalid, has expired or was already used.";
 
+/// What a live enrollment of `who`'s for `method_id` showed when it started,
+/// shown again (a page re-rendered after a wrong first code). Only an
+/// authenticator app's enrollment shows anything; `None` for the others, and
+/// for an enrollment that is gone or not `who`'s.
+pub async fn shown_again(
+    state: &Core,
+    who: &Who<'_>,
+    method_id: &str,
+    auth_session: &str,
+) -> Result<Option<Challenge>, EnrollError> {
+    let digest = secret_digest(auth_session);
+    let Some(enrollment) = state
+        .store
+        .enrollment(&who.tenant.id, &digest, state.clock.now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if enrollment.user_id != who.user_id
+        || enrollment.client_id != who.client_id
+        || enrollment.method_id != method_id
+        || enrollment.method_type != FactorType::Totp.as_str()
+    {
+        return Ok(None);
+    }
+    totp::shown_again(state, who, &enrollment).await.map(Some)
+}
+
 pub async fn verify(
     state: &Core,
     who: &Who<'_>,

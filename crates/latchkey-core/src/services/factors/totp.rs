@@ -40,7 +40,19 @@ pub(crate) async fn start(
         .ok_or_else(|| EnrollError::Invalid("The user no longer exists.".into()))?;
     let method_id = new_method_id(state, FactorType::Totp);
     let secret: [u8; 20] = state.rng.bytes();
-    let manual = otp::base32(&secret);
+    let sealed = state
+        .sealer
+        .seal(&*state.rng, &context(&who.tenant.id, &method_id), &secret);
+    Ok((
+        method_id,
+        json!({ "secret": sealed }),
+        challenge(who, &user.email, &secret),
+    ))
+}
+
+/// What the user is shown for `secret`: the `otpauth://` URI and the key.
+fn challenge(who: &Who<'_>, email: &str, secret: &[u8]) -> Challenge {
+    let manual = otp::base32(secret);
     let issuer = who
         .tenant
         .config
@@ -51,22 +63,39 @@ pub(crate) async fn start(
     let barcode_uri = format!(
         "otpauth://totp/{}:{}?secret={manual}&issuer={}&algorithm=SHA1&digits={}&period={}",
         enc(&issuer),
-        enc(&user.email),
+        enc(email),
         enc(&issuer),
         otp::DIGITS,
         otp::PERIOD
     );
-    let sealed = state
+    Challenge::Totp {
+        barcode_uri,
+        manual_input_code: manual,
+    }
+}
+
+/// The challenge of a pending enrollment, shown again (after a wrong first
+/// code, the page must still show what to scan).
+pub(crate) async fn shown_again(
+    state: &Core,
+    who: &Who<'_>,
+    enrollment: &EnrollmentRow,
+) -> Result<Challenge, EnrollError> {
+    let user = state
+        .store
+        .user_by_id(&who.tenant.id, who.user_id)
+        .await?
+        .ok_or_else(|| EnrollError::Invalid("The user no longer exists.".into()))?;
+    let sealed = enrollment
+        .state
+        .get("secret")
+        .and_then(Value::as_str)
+        .ok_or_else(|| EnrollError::Internal("enrollment without a secret".into()))?;
+    let secret = state
         .sealer
-        .seal(&*state.rng, &context(&who.tenant.id, &method_id), &secret);
-    Ok((
-        method_id,
-        json!({ "secret": sealed }),
-        Challenge::Totp {
-            barcode_uri,
-            manual_input_code: manual,
-        },
-    ))
+        .open(&context(&who.tenant.id, &enrollment.method_id), sealed)
+        .map_err(|e| EnrollError::Internal(format!("opening a TOTP secret: {e}")))?;
+    Ok(challenge(who, &user.email, &secret))
 }
 
 pub(crate) fn finish(
