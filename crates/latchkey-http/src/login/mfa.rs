@@ -148,6 +148,38 @@ pub(super) async fn done(
 }
 
 #[derive(Debug, Deserialize)]
+pub(super) struct RestartForm {
+    tx: String,
+}
+
+/// `POST /login/mfa/restart`: "Not you?" — the second step is given up (its
+/// `mfa_token` spent, its cookie cleared) and the login form shown again for
+/// the same request, so another person can log in.
+pub(super) async fn restart(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    headers: HeaderMap,
+    form: Result<Form<RestartForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return pages::expired(&state, &tenant);
+    };
+    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    if let Some(token) = cookies::get(&headers, cookies::MFA).filter(|t| t.len() <= 128)
+        && let Err(e) = mfa::abandon(&state, &tenant, &token).await
+    {
+        return pages::store_error(&state, &tenant, e);
+    }
+    let mut res = pages::login_form(&state, &tenant, &form.tx, "", &req.client_id);
+    res.headers_mut()
+        .append(header::SET_COOKIE, cookies::clear(&host, cookies::MFA));
+    res
+}
+
+#[derive(Debug, Deserialize)]
 pub(super) struct ChooseForm {
     tx: String,
     #[serde(default)]

@@ -52,6 +52,7 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/login/mfa/verify", post(mfa::verify))
         .route("/login/mfa/key/challenge", post(mfa::key_challenge))
         .route("/login/mfa/key", post(mfa::key))
+        .route("/login/mfa/restart", post(mfa::restart))
         .route("/login/mfa/push", post(mfa::push_continue))
         .route("/login/mfa/push/status", post(mfa::push_status))
         .route("/login/mfa-push.js", get(|| async { script(MFA_PUSH_JS) }))

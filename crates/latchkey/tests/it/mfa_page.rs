@@ -1001,3 +1001,41 @@ async fn a_verified_email_is_a_factor_without_enrollment() {
         res.text().await
     );
 }
+
+/// "Not you?" on the second step: the step is given up and the login form
+/// comes back for the same request, where someone else logs in; the step
+/// given up answers nothing more.
+#[tokio::test]
+async fn not_you_gives_the_step_up_and_shows_the_login_form_again() {
+    let (s, enrolled) = server(ALWAYS).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let page = second_step(&s, &browser, &req, (ALICE, ALICE_PASSWORD)).await;
+    assert!(page.contains("id=\"not-you\""), "{page}");
+    let tx = hidden_input(&page, "tx").unwrap();
+
+    let res = post(&s, &browser, "/login/mfa/restart", &[("tx", &tx)]).await;
+    let cleared = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().contains("Max-Age=0"));
+    assert!(cleared, "the step's cookie is cleared");
+    let form = html(res).await;
+    assert!(form.contains("action=\"/login\""), "{form}");
+    assert_eq!(hidden_input(&form, "tx").as_deref(), Some(tx.as_str()));
+
+    // Alice's step is over.
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let res = answer(&s, &browser, &page, &right).await;
+    assert_ne!(res.status(), StatusCode::FOUND);
+
+    // Carol logs in on the same request, and is asked to secure her account.
+    let page = second_step(&s, &browser, &req, (CAROL, CAROL_PASSWORD)).await;
+    assert!(page.contains("Secure your account"), "{page}");
+
+    // Without the login's own cookie, nothing is given up.
+    let stranger = s.browser();
+    let res = post(&s, &stranger, "/login/mfa/restart", &[("tx", &tx)]).await;
+    assert_ne!(res.status(), StatusCode::OK);
+}

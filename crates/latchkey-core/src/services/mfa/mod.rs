@@ -18,7 +18,7 @@ use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::services::factors::{self, AuthenticatorType, codes, destination, masked};
-use crate::store::{EnrollmentRow, MethodRow, StoreError};
+use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError};
 use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 
 mod associate;
@@ -603,4 +603,19 @@ pub fn enrollable(tenant: &Tenant) -> Vec<Value> {
         })
         .map(|t| json!({ "type": t.as_str() }))
         .collect()
+}
+
+/// A login's second step given up (the hosted page's "Not you?"): its
+/// `mfa_token` is spent, so it answers nothing more, whoever holds it.
+pub async fn abandon(state: &Core, tenant: &Tenant, token: &str) -> Result<(), StoreError> {
+    state
+        .store
+        .complete_enrollment(
+            &tenant.id,
+            &secret_digest(token),
+            &Completion::Consume,
+            state.clock.now(),
+        )
+        .await
+        .map(|_| ())
 }
