@@ -1,6 +1,8 @@
 //! Tenant log events, in the shape of Auth0's log events
-//! (`my_account_authentication_method_succeeded` / `_failed`, `s`, `f`,
-//! `ss`).
+//! (`my_account_authentication_method_succeeded` / `_failed`, and the login
+//! event type codes: `s`, `f`, `fp`, `fu`, `slo`, `seacft`, `sertft`, …, with
+//! their `description`, `client_name`, `connection` and `user_name` kept in
+//! `details`, where `latchkey logs` lifts them from).
 
 use serde_json::{Value, json};
 
@@ -12,6 +14,101 @@ pub const METHOD_SUCCEEDED: &str = "my_account_authentication_method_succeeded";
 pub const METHOD_FAILED: &str = "my_account_authentication_method_failed";
 /// An account connected or deleted through the My Account API.
 pub const CONNECTED_ACCOUNT_SUCCEEDED: &str = "my_account_connected_account_succeeded";
+
+/// Auth0's log event type codes for logins, exchanges and throttling.
+pub mod codes {
+    /// Success Login.
+    pub const SUCCESS_LOGIN: &str = "s";
+    /// Failed Login (neither a wrong password nor an unknown user: a blocked
+    /// user, an upstream provider's refusal, …).
+    pub const FAILED_LOGIN: &str = "f";
+    /// Failed Login (Incorrect Password).
+    pub const WRONG_PASSWORD: &str = "fp";
+    /// Failed Login (Invalid Email/Username).
+    pub const UNKNOWN_USER: &str = "fu";
+    /// Success Logout.
+    pub const SUCCESS_LOGOUT: &str = "slo";
+    /// Success Exchange (Authorization Code for Access Token).
+    pub const SUCCESS_CODE_EXCHANGE: &str = "seacft";
+    /// Failed Exchange (Authorization Code for Access Token).
+    pub const FAILED_CODE_EXCHANGE: &str = "feacft";
+    /// Success Exchange (Refresh Token for Access Token).
+    pub const SUCCESS_REFRESH_EXCHANGE: &str = "sertft";
+    /// Failed Exchange (Refresh Token for Access Token).
+    pub const FAILED_REFRESH_EXCHANGE: &str = "fertft";
+    /// Blocked Account: too many failed logins to one account from an IP
+    /// (brute-force protection).
+    pub const BLOCKED_ACCOUNT: &str = "limit_wc";
+    /// Blocked IP Address: too many failed attempts from an IP, whoever
+    /// they were for (Suspicious IP Throttling).
+    pub const BLOCKED_IP: &str = "limit_mu";
+    /// Success Signup.
+    pub const SUCCESS_SIGNUP: &str = "ss";
+    /// Failed Signup.
+    pub const FAILED_SIGNUP: &str = "fs";
+    /// Success Change Password.
+    pub const SUCCESS_CHANGE_PASSWORD: &str = "scp";
+    /// Failed Change Password.
+    pub const FAILED_CHANGE_PASSWORD: &str = "fcp";
+    /// Success Verification Email.
+    pub const SUCCESS_VERIFICATION_EMAIL: &str = "sv";
+    /// Failed Verification Email.
+    pub const FAILED_VERIFICATION_EMAIL: &str = "fv";
+}
+
+/// Auth0's `description` of a login event type code; none for the other
+/// events (theirs are in their `details`).
+pub fn description(code: &str) -> Option<&'static str> {
+    use codes::*;
+    Some(match code {
+        SUCCESS_LOGIN => "Success Login",
+        FAILED_LOGIN => "Failed Login",
+        WRONG_PASSWORD => "Wrong email or password.",
+        UNKNOWN_USER => "Wrong email or password.",
+        SUCCESS_LOGOUT => "Success Logout",
+        SUCCESS_CODE_EXCHANGE => "Authorization Code for Access Token",
+        FAILED_CODE_EXCHANGE => "Failed Exchange (Authorization Code for Access Token)",
+        SUCCESS_REFRESH_EXCHANGE => "Refresh Token for Access Token",
+        FAILED_REFRESH_EXCHANGE => "Failed Exchange (Refresh Token for Access Token)",
+        BLOCKED_ACCOUNT => "Blocked Account",
+        BLOCKED_IP => "Blocked IP Address",
+        SUCCESS_SIGNUP => "Success Signup",
+        FAILED_SIGNUP => "Failed Signup",
+        SUCCESS_CHANGE_PASSWORD => "Success Change Password",
+        FAILED_CHANGE_PASSWORD => "Failed Change Password",
+        SUCCESS_VERIFICATION_EMAIL => "Success Verification Email",
+        FAILED_VERIFICATION_EMAIL => "Failed Verification Email",
+        _ => return None,
+    })
+}
+
+/// What a login event names besides its actor, as Auth0's log entries do.
+#[derive(Default)]
+pub struct Entry<'a> {
+    pub user_id: Option<&'a str>,
+    pub user_name: Option<&'a str>,
+    pub client_name: Option<&'a str>,
+    pub connection: Option<&'a str>,
+    /// The error an app was answered, when it failed.
+    pub error: Option<String>,
+}
+
+/// Records a login event `code` (see [`codes`]) with its `description`,
+/// `client_name`, `connection` and `user_name` in `details`.
+pub async fn record_login(state: &Core, actor: &Actor<'_>, code: &str, entry: Entry<'_>) {
+    let mut d = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            d.insert(k.to_string(), json!(v));
+        }
+    };
+    put("description", description(code));
+    put("client_name", entry.client_name);
+    put("connection", entry.connection);
+    put("user_name", entry.user_name);
+    put("error", entry.error.as_deref());
+    record_with(state, actor, entry.user_id, code, Value::Object(d)).await;
+}
 
 /// Who did it and from where.
 pub struct Actor<'a> {

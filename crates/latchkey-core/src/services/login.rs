@@ -13,12 +13,16 @@ use crate::tenant::Tenant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// A wrong password (the user's id) or an unknown user (none): told
+    /// apart in the tenant log only, never in an answer.
     #[error("Wrong email or password.")]
-    WrongCredentials,
+    WrongCredentials(Option<String>),
+    /// Brute-force protection: this user (the id) is blocked from this IP.
     #[error("Your account has been blocked after multiple consecutive login attempts.")]
-    TooManyAttempts,
+    TooManyAttempts(String),
+    /// The right password of a blocked user (the id).
     #[error("user is blocked")]
-    Blocked,
+    Blocked(String),
     #[error("unknown connection: {0}")]
     UnknownConnection(String),
     /// Too many failed attempts from this IP (or on this tenant): retry
@@ -153,7 +157,7 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
     let Some(user) = user else {
         // Same work as for a real user, so timing does not reveal who exists.
         verify(state, req.password, &state.dummy_hash).await?;
-        return Err(LoginError::WrongCredentials);
+        return Err(LoginError::WrongCredentials(None));
     };
     let now = state.clock.now();
     // Failures counted so far from this IP (none when protection is off).
@@ -164,7 +168,7 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
             .login_failures(tenant_id, &user.user_id, req.ip)
             .await?;
         if blocked_until.is_some_and(|b| b > now) {
-            return Err(LoginError::TooManyAttempts);
+            return Err(LoginError::TooManyAttempts(user.user_id));
         }
         counted = failures;
         if blocked_until.is_some() {
@@ -199,10 +203,10 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
                 )
                 .await?;
         }
-        return Err(LoginError::WrongCredentials);
+        return Err(LoginError::WrongCredentials(Some(user.user_id.clone())));
     }
     if user.blocked {
-        return Err(LoginError::Blocked);
+        return Err(LoginError::Blocked(user.user_id));
     }
     // A success resets the count; with nothing counted there is nothing to
     // write, so an ordinary login writes nothing here.

@@ -95,11 +95,43 @@ pub async fn open_session(
     Ok((session_id, lifetime))
 }
 
-/// The session under the cookie's value ends (logout).
-pub async fn end_session(core: &Core, tenant: &Tenant, cookie: &str) -> Result<(), StoreError> {
+/// Who logs out: the client named and where the request came from.
+pub struct Logout<'a> {
+    pub client_id: Option<&'a str>,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// The session under the cookie's value ends (logout); a live one's end is
+/// `slo` in the tenant log, with its user.
+pub async fn end_session(
+    core: &Core,
+    tenant: &Tenant,
+    cookie: &str,
+    who: &Logout<'_>,
+) -> Result<(), StoreError> {
+    let live = current_session(core, tenant, Some(cookie)).await;
     core.store
         .revoke_session(&tenant.id, &secret_digest(cookie), core.clock.now())
-        .await
+        .await?;
+    if let Some((_, session)) = live {
+        use crate::services::audit;
+        let client = who.client_id.and_then(|id| tenant.client(id));
+        let actor = audit::Actor {
+            tenant_id: &tenant.id,
+            client_id: client.map_or("", |c| c.client_id.as_str()),
+            user_id: &session.user_id,
+            ip: who.ip,
+            user_agent: who.user_agent,
+        };
+        let entry = audit::Entry {
+            user_id: Some(&session.user_id),
+            client_name: client.map(|c| c.name.as_str()),
+            ..audit::Entry::default()
+        };
+        audit::record_login(core, &actor, audit::codes::SUCCESS_LOGOUT, entry).await;
+    }
+    Ok(())
 }
 
 /// The user, unless gone or blocked.

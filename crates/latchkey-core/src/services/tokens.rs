@@ -44,6 +44,9 @@ pub struct TokenResponse {
     /// A new recovery code, after the old one was used (shown once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_code: Option<String>,
+    /// The user the tokens are for (the tenant log's), never sent.
+    #[serde(skip)]
+    pub user_id: Option<String>,
 }
 
 /// Everything needed to issue tokens for a user after an authentication.
@@ -197,6 +200,7 @@ pub(crate) async fn sign_user_tokens(
         token_type: token_type(t.dpop_jkt),
         issued_token_type: None,
         recovery_code: None,
+        user_id: Some(t.user.user_id.clone()),
     })
 }
 
@@ -341,6 +345,7 @@ pub(crate) async fn issue_client_token(
         token_type: token_type(dpop_jkt),
         issued_token_type: None,
         recovery_code: None,
+        user_id: None,
     })
 }
 

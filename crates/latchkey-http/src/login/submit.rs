@@ -151,11 +151,11 @@ fn refused(
                 1,
             );
         }
-        LoginError::WrongCredentials => "Wrong email or password.",
-        LoginError::TooManyAttempts => {
+        LoginError::WrongCredentials(_) => "Wrong email or password.",
+        LoginError::TooManyAttempts(_) => {
             "Your account has been blocked after multiple consecutive login attempts."
         }
-        LoginError::Blocked => "This account is blocked.",
+        LoginError::Blocked(_) => "This account is blocked.",
         LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
     };
     pages::login_page(

@@ -404,14 +404,14 @@ impl From<GrantError> for OAuthError {
                 VaultError::Internal(m) => Self::Internal(m),
             },
             GrantError::Login(e) => match e {
-                LoginError::WrongCredentials => Self::WrongEmailOrPassword,
-                LoginError::TooManyAttempts => Self::TooManyAttempts,
+                LoginError::WrongCredentials(_) => Self::WrongEmailOrPassword,
+                LoginError::TooManyAttempts(_) => Self::TooManyAttempts,
                 LoginError::Throttled(seconds) => Self::Throttled(seconds),
                 LoginError::Busy => Self::Busy,
                 // Auth0 answers a blocked user's right password 401
                 // `unauthorized` "user is blocked" (a wrong one stays "Wrong
                 // email or password.": blocking tells nobody without it).
-                LoginError::Blocked => Self::Unauthorized {
+                LoginError::Blocked(_) => Self::Unauthorized {
                     error: "unauthorized",
                     description: "user is blocked".into(),
                 },

@@ -87,10 +87,12 @@ pub(super) async fn revoke(
 }
 
 /// Ends the login session and sends the browser to an allowed URL.
+#[allow(clippy::too_many_arguments)]
 async fn end_session(
     state: &SharedState,
     tenant: &latchkey_core::tenant::Tenant,
     host: &str,
+    ip: &str,
     headers: &HeaderMap,
     client_id: Option<&str>,
     return_to: Option<String>,
@@ -115,7 +117,17 @@ async fn end_session(
         return (StatusCode::BAD_REQUEST, Html(html)).into_response();
     }
     if let Some(raw) = cookies::get(headers, cookies::SESSION)
-        && let Err(e) = login_flow::end_session(state, tenant, &raw).await
+        && let Err(e) = login_flow::end_session(
+            state,
+            tenant,
+            &raw,
+            &login_flow::Logout {
+                client_id,
+                ip,
+                user_agent: &crate::http::user_agent(headers),
+            },
+        )
+        .await
     {
         return crate::pages::store_error(state, tenant, e);
     }
@@ -141,6 +153,7 @@ async fn end_session(
 pub(super) async fn logout(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
     query: Result<Query<LogoutQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -149,6 +162,7 @@ pub(super) async fn logout(
         &state,
         &tenant,
         &host,
+        &ip,
         &headers,
         q.client_id.as_deref(),
         q.return_to,
@@ -169,6 +183,7 @@ pub(super) struct OidcLogoutQuery {
 pub(super) async fn oidc_logout(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
     headers: HeaderMap,
     query: Result<Query<OidcLogoutQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -195,6 +210,7 @@ pub(super) async fn oidc_logout(
         &state,
         &tenant,
         &host,
+        &ip,
         &headers,
         client_id.as_deref(),
         return_to,

@@ -356,6 +356,26 @@ async fn logs_prints_a_tenants_events() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A wrong password and an unknown user, then the right password.
+    for (user, password) in [
+        (crate::support::ALICE, "not-her-password"),
+        ("nobody@example.com", "not-her-password"),
+    ] {
+        let (c, token_url) = server.localhost("/oauth/token");
+        let res = c
+            .post(token_url)
+            .header("user-agent", "cli-test/1")
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "spa"),
+                ("username", user),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    }
     let (c, token_url) = server.localhost("/oauth/token");
     let aud = format!("http://localhost:{port}/me/");
     let body: Value = c
@@ -402,15 +422,39 @@ async fn logs_prints_a_tenants_events() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 1, "{stdout}");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
-        events[0]["type"],
-        "my_account_authentication_method_succeeded"
+        types,
+        [
+            "fp",
+            "fu",
+            "s",
+            "my_account_authentication_method_succeeded"
+        ],
+        "{stdout}"
     );
-    assert_eq!(events[0]["details"]["operation"], "create");
-    assert_eq!(events[0]["details"]["authentication_method"], "totp");
-    assert_eq!(events[0]["user_id"], "auth0|alice");
-    assert_eq!(events[0]["tenant_name"], "acme");
+    // Auth0's log entry fields, at the entry's top level.
+    let fp = &events[0];
+    assert_eq!(fp["description"], "Wrong email or password.");
+    assert_eq!(fp["client_id"], "spa");
+    assert_eq!(fp["client_name"], "Demo SPA");
+    assert_eq!(fp["connection"], "Username-Password-Authentication");
+    assert_eq!(fp["user_id"], "auth0|alice");
+    assert_eq!(fp["user_name"], crate::support::ALICE);
+    assert_eq!(fp["user_agent"], "cli-test/1");
+    assert_eq!(fp["ip"], "127.0.0.1");
+    assert!(fp["date"].is_string() && fp["log_id"].is_string(), "{fp}");
+    let fu = &events[1];
+    assert_eq!(fu["user_id"], serde_json::Value::Null);
+    assert_eq!(fu["user_name"], "nobody@example.com");
+    assert_eq!(events[2]["description"], "Success Login");
+    assert_eq!(events[2]["user_id"], "auth0|alice");
+    let method = &events[3];
+    assert_eq!(method["details"]["operation"], "create");
+    assert_eq!(method["details"]["authentication_method"], "totp");
+    assert_eq!(method["user_id"], "auth0|alice");
+    assert_eq!(method["tenant_name"], "acme");
+    assert!(!stdout.contains("not-her-password"), "no passwords in logs");
     assert!(!stdout.contains("auth_session"), "no secrets in logs");
 }
 

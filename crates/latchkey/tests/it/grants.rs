@@ -577,3 +577,132 @@ async fn secrets_are_not_stored_in_clear() {
         assert!(!text.contains(secret), "{secret} found in the database");
     }
 }
+
+/// The tenant's log events, oldest first, with their top-level type.
+async fn log_events(s: &TestServer) -> Vec<latchkey::store::AuditEvent> {
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    s.state.store.audit_events(&tenant.id, 100).await.unwrap()
+}
+
+/// Logins, exchanges and logout in the tenant log with Auth0's event type
+/// codes: `s`, `fp`, `fu`, `f`, `limit_wc`, `seacft`/`feacft`,
+/// `sertft`/`fertft`, `slo`, each with its client, IP, user agent and (for
+/// passwords) connection and user name.
+#[tokio::test]
+async fn logins_exchanges_and_logout_are_logged_with_auth0_codes() {
+    let s = TestServer::start().await;
+    let wrong = |user: &'static str| {
+        [
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", user),
+            ("password", "not-her-password"),
+        ]
+    };
+    assert_eq!(s.token(&wrong(ALICE)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.token(&wrong("nobody@example.com")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let tokens = s.password_login("openid offline_access", None).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(s.refresh(rt).await.0, StatusCode::OK);
+    assert_eq!(
+        s.refresh("not-a-refresh-token").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let code = code_for(&s, &browser, &req).await;
+    assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::OK);
+    // The code again: refused, a failed exchange.
+    assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::BAD_REQUEST);
+    browser
+        .get(s.url("/v2/logout?client_id=spa"))
+        .send()
+        .await
+        .unwrap();
+    // A logout without a session ends nothing and logs nothing.
+    s.browser().get(s.url("/v2/logout")).send().await.unwrap();
+
+    let events = log_events(&s).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "fp", "fu", "s", "sertft", "fertft", "seacft", "feacft", "slo"
+        ],
+        "{events:?}"
+    );
+    for e in &events {
+        assert_eq!(e.client_id.as_deref(), Some("spa"), "{e:?}");
+        assert_eq!(e.ip.as_deref(), Some("127.0.0.1"), "{e:?}");
+        assert_eq!(e.details["client_name"], "Demo SPA", "{e:?}");
+        assert!(e.details["description"].is_string(), "{e:?}");
+    }
+    let alice = Some("auth0|alice");
+    let by = |t: &str| events.iter().find(|e| e.event_type == t).unwrap();
+    assert_eq!(by("fp").user_id.as_deref(), alice);
+    assert_eq!(by("fp").details["user_name"], ALICE);
+    assert_eq!(
+        by("fp").details["connection"],
+        "Username-Password-Authentication"
+    );
+    assert_eq!(by("fp").details["description"], "Wrong email or password.");
+    assert_eq!(by("fu").user_id, None);
+    assert_eq!(by("fu").details["user_name"], "nobody@example.com");
+    assert_eq!(by("s").user_id.as_deref(), alice);
+    assert_eq!(by("sertft").user_id.as_deref(), alice);
+    assert_eq!(by("fertft").user_id, None);
+    assert_eq!(by("fertft").details["error"], "InvalidRefreshToken");
+    assert_eq!(by("seacft").user_id.as_deref(), alice);
+    assert_eq!(by("feacft").details["error"], "InvalidCode");
+    assert_eq!(by("slo").user_id.as_deref(), alice);
+    // No secret is written: not the password, not a token.
+    let all = format!("{events:?}");
+    assert!(
+        !all.contains("not-her-password") && !all.contains(rt),
+        "{all}"
+    );
+}
+
+/// A blocked user's right password is `f`; ten wrong ones from an IP block
+/// the account there, and the next attempt is `limit_wc`.
+#[tokio::test]
+async fn a_blocked_user_and_a_blocked_account_are_logged() {
+    let s = TestServer::start().await;
+    let form = |password| {
+        [
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", password),
+        ]
+    };
+    for _ in 0..10 {
+        assert_eq!(s.token(&form("wrong")).await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        s.token(&form(ALICE_PASSWORD)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.clock.advance(60 * 60);
+    let blocked = acme(s.port).replace(
+        "user_id: \"auth0|alice\", name: Alice Example }",
+        "user_id: \"auth0|alice\", name: Alice Example, blocked: true }",
+    );
+    latchkey::tenant::apply::apply_text(&s.state, &blocked)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.token(&form(ALICE_PASSWORD)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let events = log_events(&s).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types[..10], ["fp"; 10], "{types:?}");
+    assert_eq!(types[10..], ["limit_wc", "f"], "{types:?}");
+    assert_eq!(events[10].details["description"], "Blocked Account");
+    assert_eq!(events[11].details["error"], "user is blocked");
+    assert_eq!(events[11].user_id.as_deref(), Some("auth0|alice"));
+}

@@ -233,6 +233,13 @@ async fn failures_from_many_ips_are_throttled_tenant_wide() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "too_many_attempts");
     assert_eq!(retry.as_deref(), Some("60"));
+    // In the tenant log: five wrong passwords, then the throttled attempt.
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let events = s.state.store.audit_events(&tenant.id, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["fp", "fp", "fp", "fp", "fp", "limit_mu"]);
+    assert_eq!(events[5].details["description"], "Blocked IP Address");
+    assert_eq!(events[5].user_id, None);
     // The other tenant on the same server is unaffected.
     let res = fresh
         .post(format!("http://127.0.0.1:{}/oauth/token", s.port))

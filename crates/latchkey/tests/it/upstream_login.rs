@@ -193,6 +193,8 @@ pub(crate) async fn user_count(s: &TestServer) -> i64 {
 }
 
 /// The tenant's log: `(type, user_id, details)`, oldest first.
+/// The tenant's log of upstream logins (the apps' code exchanges after
+/// them, `seacft`/`feacft`, and refreshes, `sertft`/`fertft`, left out).
 pub(crate) async fn events(s: &TestServer) -> Vec<(String, Option<String>, Value)> {
     let t = acme_tenant(s).await;
     s.state
@@ -201,6 +203,12 @@ pub(crate) async fn events(s: &TestServer) -> Vec<(String, Option<String>, Value
         .await
         .unwrap()
         .into_iter()
+        .filter(|e| {
+            !matches!(
+                e.event_type.as_str(),
+                "seacft" | "feacft" | "sertft" | "fertft"
+            )
+        })
         .map(|e| (e.event_type, e.user_id, e.details))
         .collect()
 }

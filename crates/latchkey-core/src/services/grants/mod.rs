@@ -25,6 +25,7 @@ pub use webauthn::Webauthn;
 use crate::clock::Timestamp;
 use crate::context::Core;
 use crate::crypto::hash::constant_time_eq;
+use crate::services::audit::{self, Entry, codes};
 use crate::services::connected_accounts::VaultError;
 use crate::services::keys::KeyError;
 use crate::services::login::LoginError;
@@ -254,8 +255,21 @@ impl From<PasskeyError> for GrantError {
 /// Tokens for the request's grant.
 pub async fn exchange(core: &Core, req: &TokenRequest<'_>) -> Result<TokenResponse, GrantError> {
     match &req.grant {
-        Grant::AuthorizationCode(g) => authorization_code::exchange(core, req, g).await,
-        Grant::RefreshToken(g) => refresh_token::exchange(core, req, g).await,
+        Grant::AuthorizationCode(g) => {
+            let done = authorization_code::exchange(core, req, g).await;
+            let codes = (codes::SUCCESS_CODE_EXCHANGE, codes::FAILED_CODE_EXCHANGE);
+            log_exchange(core, req, &done, codes).await;
+            done
+        }
+        Grant::RefreshToken(g) => {
+            let done = refresh_token::exchange(core, req, g).await;
+            let codes = (
+                codes::SUCCESS_REFRESH_EXCHANGE,
+                codes::FAILED_REFRESH_EXCHANGE,
+            );
+            log_exchange(core, req, &done, codes).await;
+            done
+        }
         Grant::Password(g) => password::exchange(core, req, g).await,
         Grant::ClientCredentials(g) => client_credentials::exchange(core, req, g).await,
         Grant::Webauthn(g) => webauthn::exchange(core, req, g).await,
@@ -264,6 +278,35 @@ pub async fn exchange(core: &Core, req: &TokenRequest<'_>) -> Result<TokenRespon
         Grant::MfaRecoveryCode(g) => mfa::recovery_code(core, req, g).await,
         Grant::TokenVault(g) => token_vault::exchange(core, req, g).await,
     }
+}
+
+/// A code or refresh token exchanged, in the tenant log: its success code
+/// with the user, or its failure code with the error answered. A failure of
+/// ours (the store, signing) is no failed exchange and logs nothing.
+async fn log_exchange(
+    core: &Core,
+    req: &TokenRequest<'_>,
+    done: &Result<TokenResponse, GrantError>,
+    (succeeded, failed): (&str, &str),
+) {
+    let (code, user_id, error) = match done {
+        Ok(t) => (succeeded, t.user_id.as_deref(), None),
+        // The variant's name alone: what a variant holds may be a secret
+        // (an `mfa_token`).
+        Err(e) if e.refused() => {
+            let name = format!("{e:?}");
+            let end = name.find(['(', ' ', '{']).unwrap_or(name.len());
+            (failed, None, Some(name[..end].to_string()))
+        }
+        Err(_) => return,
+    };
+    let entry = Entry {
+        user_id,
+        client_name: Some(&req.client.name),
+        error,
+        ..Entry::default()
+    };
+    audit::record_login(core, &req.actor(user_id.unwrap_or_default()), code, entry).await;
 }
 
 /// Whether `client` may use grant type `gt`: checked before its parameters
@@ -277,6 +320,18 @@ pub fn allowed(client: &Client, gt: GrantType) -> Result<(), GrantError> {
 }
 
 impl TokenRequest<'_> {
+    /// Who the tenant log names for this request's events: its client, the
+    /// end user's IP and the user agent.
+    pub(crate) fn actor<'u>(&'u self, user_id: &'u str) -> crate::services::audit::Actor<'u> {
+        crate::services::audit::Actor {
+            tenant_id: &self.tenant.id,
+            client_id: &self.client.client_id,
+            user_id,
+            ip: self.user_ip,
+            user_agent: self.user_agent,
+        }
+    }
+
     /// A code or refresh token bound to a DPoP key (`bound`) is only usable
     /// with a proof by that key.
     fn proved_key(&self, bound: Option<&str>, what: Bound) -> Result<(), GrantError> {

@@ -105,6 +105,7 @@ pub(super) async fn exchange(
                 token_type: "Bearer",
                 issued_token_type: Some(FEDERATED_CONNECTION_ACCESS_TOKEN),
                 recovery_code: None,
+                user_id: None,
             })
         }
         Err((subject, e)) => {
