@@ -235,16 +235,20 @@ pub async fn after_first_factor(
     if need != Need::Nothing {
         return Ok(Next::SecondFactor(need));
     }
-    if amr.iter().any(|a| a == "pwd") && offer_passkey(core, tenant, user).await {
+    if offers_passkey(core, tenant, user, amr).await {
         return Ok(Next::OfferPasskey);
     }
     Ok(Next::Complete)
 }
 
-/// Whether to offer this user a passkey after a password login (a login
-/// at an upstream provider is not offered one: its user's way in is the
+/// Whether to offer this user a passkey after a login of `amr`: one with a
+/// password, whether or not a second factor followed (a login at an
+/// upstream provider is not offered one: its user's way in is the
 /// provider).
-async fn offer_passkey(core: &Core, tenant: &Tenant, user: &UserRow) -> bool {
+pub async fn offers_passkey(core: &Core, tenant: &Tenant, user: &UserRow, amr: &[String]) -> bool {
+    if !amr.iter().any(|a| a == "pwd") {
+        return false;
+    }
     let passkeys = &tenant.config.tenant.passkeys;
     if !passkeys.progressive_enrollment || !tenant.config.factors.contains(&FactorType::Passkey) {
         return false;

@@ -11,8 +11,8 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -136,6 +136,16 @@ pub(super) async fn done(
             tenant,
             json!({ "step": "recovery-code", "tx": tx, "recovery_code": code }),
         ),
+        // A password login offers a passkey (progressive enrollment) after
+        // its second factor too; the offer's page goes on to the app.
+        None if login_flow::offers_passkey(state, tenant, &user, &amr).await => {
+            let html = state
+                .templates
+                .render_add_passkey(tenant, tx, &user.email, None);
+            let mut res = (StatusCode::OK, Html(html)).into_response();
+            pages::frame_guard(&mut res);
+            res
+        }
         None => {
             let now = state.clock.now();
             finish(state, tenant, host, tx, &ctx.req, &user, now, &amr, None).await

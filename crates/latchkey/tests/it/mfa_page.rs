@@ -1039,3 +1039,32 @@ async fn not_you_gives_the_step_up_and_shows_the_login_form_again() {
     let res = post(&s, &stranger, "/login/mfa/restart", &[("tx", &tx)]).await;
     assert_ne!(res.status(), StatusCode::OK);
 }
+
+/// Progressive enrollment after a second factor: a password login answered
+/// with a TOTP code is offered a passkey too, then goes on to the app with
+/// both factors.
+#[tokio::test]
+async fn a_passkey_is_offered_after_the_second_factor_too() {
+    let (s, enrolled) = server(ALWAYS).await;
+    let text = page_tenant(s.port, ALWAYS)
+        .replace(
+            "factors: [password, totp, recovery-code]",
+            "factors: [password, passkey, totp, recovery-code]",
+        )
+        .replace(
+            "tenant: { name: acme,",
+            "tenant: { passkeys: { progressive_enrollment: true }, name: acme,",
+        );
+    assert!(text.contains("progressive_enrollment: true"));
+    apply(&s, &text).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let page = second_step(&s, &browser, &req, (ALICE, ALICE_PASSWORD)).await;
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let offer = html(answer(&s, &browser, &page, &right).await).await;
+    assert!(offer.contains("id=\"passkey-create\""), "{offer}");
+    let tx = hidden_input(&offer, "tx").unwrap();
+    let res = post(&s, &browser, "/login/continue", &[("tx", &tx)]).await;
+    let body = tokens(&s, &req, res).await;
+    assert_eq!(id_claims(&body)["amr"], json!(["pwd", "mfa", "otp"]));
+}
