@@ -218,6 +218,15 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<Option<String>>;
     async fn delete_login_transaction(&self, tenant_id: &str, id_digest: &str) -> StoreResult<()>;
+    /// The request of a live login transaction, deleted in the same
+    /// statement: `None` once taken (by this call or a concurrent one) or
+    /// expired. For what is used once (a pushed authorization request).
+    async fn take_login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
 
     /// Consecutive failed password attempts of one user from one IP (reset by
     /// a success or a new password), and until when they are blocked.

@@ -147,6 +147,8 @@ pub struct Params<'a> {
     pub dpop_jkt: Option<&'a str>,
     pub response_mode: Option<&'a str>,
     pub connection: Option<&'a str>,
+    /// Pushed to `POST /oauth/par` (else sent in the browser's URL).
+    pub pushed: bool,
 }
 
 /// Where and how the answer goes back to the client.
@@ -256,6 +258,15 @@ pub fn validate(
             });
         }
     };
+    if client.require_pushed_authorization_requests && !q.pushed {
+        return Err(Invalid::Client {
+            reply: reply(mode),
+            error: "invalid_request",
+            description: "This client requires Pushed Authorization Requests: push the request to \
+                          /oauth/par and send its request_uri"
+                .into(),
+        });
+    }
     match checked(tenant, host, q, redirect_uri.clone(), response_type, mode) {
         Ok(req) => Ok((req, reply(mode))),
         Err((error, description)) => Err(Invalid::Client {

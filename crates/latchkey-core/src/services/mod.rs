@@ -23,6 +23,7 @@ pub mod policy;
 pub mod push;
 pub(crate) mod push_message;
 pub mod push_step;
+pub mod pushed_request;
 pub mod ratelimit;
 pub mod revocation;
 pub mod sweep;

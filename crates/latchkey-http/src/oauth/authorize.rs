@@ -18,7 +18,9 @@ use latchkey_core::services::authorize::{
     self, AuthorizeRequest, Decision, Invalid, Params, Reply, StepUp,
 };
 use latchkey_core::services::login_flow::{self, LOGIN_TTL};
+use latchkey_core::services::pushed_request;
 use latchkey_core::services::upstream_login::{self, StartError};
+use latchkey_core::store::StoreError;
 use latchkey_core::tenant::Tenant;
 
 pub(crate) async fn authorize(
@@ -31,7 +33,14 @@ pub(crate) async fn authorize(
     let Ok(Query(q)) = query else {
         return bad_request(&state, &tenant, "The authorization request is malformed.");
     };
-    let (req, reply) = match authorize::validate(&tenant, &host, &params(&q)) {
+    let validated = match q.request_uri.as_deref() {
+        Some(uri) => match pushed(&state, &tenant, q.client_id.as_deref(), uri).await {
+            Ok(taken) => taken,
+            Err(e) => return pages::store_error(&state, &tenant, e),
+        },
+        None => authorize::validate(&tenant, &host, &params(&q)),
+    };
+    let (req, reply) = match validated {
         Ok(valid) => valid,
         Err(Invalid::Page(message)) => return bad_request(&state, &tenant, message),
         Err(Invalid::Client {
@@ -57,6 +66,28 @@ pub(crate) async fn authorize(
     }
 }
 
+/// A pushed request (RFC 9126 §4): taken once, by the client that pushed
+/// it; the parameters sent beside it are ignored. Unknown, used or expired,
+/// its redirect URI is not known: a page.
+async fn pushed(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: Option<&str>,
+    request_uri: &str,
+) -> Result<Result<(AuthorizeRequest, Reply), Invalid>, StoreError> {
+    let Some(client_id) = client_id else {
+        return Ok(Err(Invalid::Page("Missing required parameter: client_id")));
+    };
+    Ok(
+        match pushed_request::take(state, tenant, client_id, request_uri).await? {
+            Some(valid) => Ok(valid),
+            None => Err(Invalid::Page(
+                "The request_uri is unknown, was used already, or has expired.",
+            )),
+        },
+    )
+}
+
 fn bad_request(state: &AppState, tenant: &Tenant, message: &str) -> Response {
     pages::error_page(state, Some(tenant), StatusCode::BAD_REQUEST, message)
 }
@@ -79,6 +110,7 @@ fn params(q: &AuthorizeQuery) -> Params<'_> {
         dpop_jkt: q.dpop_jkt.as_deref(),
         response_mode: q.response_mode.as_deref(),
         connection: q.connection.as_deref(),
+        pushed: false,
     }
 }
 

@@ -24,6 +24,8 @@ pub(super) async fn openid_configuration(OAuthTenant { host, .. }: OAuthTenant) 
         "userinfo_endpoint": format!("{iss}userinfo"),
         "jwks_uri": format!("{iss}.well-known/jwks.json"),
         "revocation_endpoint": format!("{iss}oauth/revoke"),
+        "pushed_authorization_request_endpoint": format!("{iss}oauth/par"),
+        "require_pushed_authorization_requests": false,
         "end_session_endpoint": format!("{iss}oidc/logout"),
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ResponseType::SUPPORTED,

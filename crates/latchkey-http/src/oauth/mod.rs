@@ -1,11 +1,12 @@
 //! The Authentication API: `/authorize`, `/oauth/token`, `/oauth/revoke`,
-//! `/userinfo`, `/v2/logout` and the discovery documents.
+//! `/oauth/par`, `/userinfo`, `/v2/logout` and the discovery documents.
 
 pub(crate) mod authorize;
 mod client_auth;
 mod discovery;
 pub(crate) mod error;
 mod mfa;
+mod par;
 mod passkey;
 pub(crate) mod respond;
 mod session;
@@ -34,6 +35,7 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
     let api = Router::new()
         .route("/oauth/token", post(token::token))
         .route("/oauth/revoke", post(session::revoke))
+        .route("/oauth/par", post(par::push))
         .route("/mfa/authenticators", get(mfa::authenticators))
         .route("/mfa/challenge", post(mfa::challenge))
         .route("/mfa/associate", post(mfa::associate))

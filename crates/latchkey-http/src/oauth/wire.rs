@@ -217,6 +217,9 @@ pub(crate) struct AuthorizeQuery {
     pub response_mode: Option<String>,
     pub connection: Option<String>,
     pub ui_locales: Option<String>,
+    /// RFC 9126: a pushed request, with `client_id` (every other parameter
+    /// is ignored then).
+    pub request_uri: Option<String>,
 }
 
 /// Query parameters of `GET /v2/logout`. Auth0's `federated` is accepted

@@ -392,6 +392,18 @@ impl SessionStore for PostgresStore {
         Ok(row.map(|r| r.text("request")))
     }
 
+    async fn take_login_transaction(
+        &self,
+        tenant_id: &str,
+        id_digest: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let row = sessions::take_login_transaction(tenant_id, id_digest, now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.text("request")))
+    }
+
     async fn delete_login_transaction(&self, tenant_id: &str, id_digest: &str) -> StoreResult<()> {
         sessions::delete_login_transaction(tenant_id, id_digest)
             .execute(&self.pool)

@@ -109,6 +109,20 @@ pub(crate) fn login_transaction<'a>(
     .int(now)
 }
 
+pub(crate) fn take_login_transaction<'a>(
+    tenant_id: &'a str,
+    id_digest: &'a str,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "DELETE FROM login_transactions \
+         WHERE id_digest = $1 AND tenant_id = $2 AND expires_at > $3 RETURNING request",
+    )
+    .text(id_digest)
+    .text(tenant_id)
+    .int(now)
+}
+
 pub(crate) fn delete_login_transaction<'a>(
     tenant_id: &'a str,
     id_digest: &'a str,

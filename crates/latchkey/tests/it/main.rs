@@ -26,6 +26,7 @@ mod mfa_page;
 mod mrrt;
 mod native_passkeys;
 mod outbound;
+mod par;
 pub(crate) mod push_authenticator;
 mod push_delivery;
 mod push_device;

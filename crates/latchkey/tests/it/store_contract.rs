@@ -159,6 +159,8 @@ contract!(
     users,
     sessions,
     login_transactions,
+    take_login_transaction,
+    race_take_login_transaction,
     login_failures,
     grants_and_codes,
     revoke_user,
@@ -882,6 +884,49 @@ mod bodies {
         assert!(s.login_transaction(&t, "tx", T).await.unwrap().is_some());
         s.delete_login_transaction(&t, "tx").await.unwrap();
         assert_eq!(s.login_transaction(&t, "tx", T).await.unwrap(), None);
+    }
+
+    pub async fn take_login_transaction(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        s.create_login_transaction(&t, "par", "{}", T, T + 90)
+            .await
+            .unwrap();
+        s.create_login_transaction(&t, "old", "{}", T, T + 90)
+            .await
+            .unwrap();
+        // Not another tenant's, not once expired (and then left to the sweep).
+        assert_eq!(
+            s.take_login_transaction(&other, "par", T).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.take_login_transaction(&t, "old", T + 90).await.unwrap(),
+            None
+        );
+        let got = s.take_login_transaction(&t, "par", T + 89).await.unwrap();
+        assert_eq!(got.as_deref(), Some("{}"));
+        // Taken once: gone.
+        assert_eq!(
+            s.take_login_transaction(&t, "par", T + 89).await.unwrap(),
+            None
+        );
+        assert_eq!(s.login_transaction(&t, "par", T).await.unwrap(), None);
+        assert_eq!(s.take_login_transaction(&t, "nope", T).await.unwrap(), None);
+    }
+
+    pub async fn race_take_login_transaction(s: S) {
+        let t = tenant(&s, "acme").await;
+        s.create_login_transaction(&t, "par", "{}", T, T + 90)
+            .await
+            .unwrap();
+        let outcomes = race(|_| {
+            let s = s.clone();
+            let t = t.clone();
+            async move { s.take_login_transaction(&t, "par", T).await.unwrap() }
+        })
+        .await;
+        assert_eq!(outcomes.iter().filter(|o| o.is_some()).count(), 1);
     }
 
     pub async fn login_failures(s: S) {

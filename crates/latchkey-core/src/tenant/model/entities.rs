@@ -48,6 +48,10 @@ pub struct Client {
     /// tokens).
     #[serde(default)]
     pub require_proof_of_possession: bool,
+    /// Authorization requests only through `POST /oauth/par` (RFC 9126;
+    /// Auth0's name): `/authorize` refuses one sent in the URL.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// Auth0's "Trust Token Endpoint IP Header": this confidential client
     /// (a backend relaying its users' logins) names the user's IP in the
     /// `auth0-forwarded-for` header of its password grants.
