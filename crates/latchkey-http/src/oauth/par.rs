@@ -1,6 +1,7 @@
 //! `POST /oauth/par` (RFC 9126, pushed authorization requests): the client
 //! authenticates as at the token endpoint (a public client by its
-//! `client_id`, as RFC 9126 §2 allows), its authorization request is
+//! `client_id`, as RFC 9126 §2 allows, within the per-IP bound on stored
+//! login transactions), its authorization request is
 //! validated as `/authorize` would and kept, and it gets the `request_uri`
 //! that stands for it (201, `{request_uri, expires_in}`).
 
@@ -15,7 +16,9 @@ use super::error::OAuthError;
 use super::wire::{OAuthTenant, Params};
 use crate::app::SharedState;
 use latchkey_core::services::authorize;
+use latchkey_core::services::login_flow;
 use latchkey_core::services::pushed_request::{self, PushError};
+use latchkey_core::tenant::TokenEndpointAuthMethod;
 
 pub(super) async fn push(
     State(state): State<SharedState>,
@@ -24,6 +27,12 @@ pub(super) async fn push(
     params: Params,
 ) -> Result<Response, OAuthError> {
     let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
+    // Anyone may push for a public client: what that makes the store hold
+    // is bounded per IP as the login pages' transactions are.
+    if client.auth_method() == TokenEndpointAuthMethod::None {
+        login_flow::anonymous_transaction(&state, &tenant, &ip)
+            .map_err(OAuthError::TooManyRequests)?;
+    }
     // RFC 9126 §2.1: a request_uri cannot itself be pushed; request
     // objects are not supported (discovery says so).
     if params.str("request_uri")?.is_some() {

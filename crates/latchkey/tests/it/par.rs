@@ -11,6 +11,7 @@ use crate::support::*;
 const WEB_CALLBACK: &str = "https://web.acme.test/callback";
 const PAR_ONLY_CALLBACK: &str = "https://bank.acme.test/callback";
 const PAR_ONLY_SECRET: &str = "par-only-secret-value";
+const APP_CB: &str = "http://localhost:5173/cb";
 
 /// The usual tenant, with a client that requires pushed requests.
 fn tenant(port: u16) -> String {
@@ -395,4 +396,34 @@ async fn discovery_names_the_par_endpoint() {
         format!("{}oauth/par", s.issuer)
     );
     assert_eq!(doc["require_pushed_authorization_requests"], false);
+}
+
+#[tokio::test]
+async fn pushes_for_a_public_client_are_bounded_per_ip() {
+    let s = server().await;
+    let (_, challenge) = pkce();
+    let form = [
+        ("client_id", "spa"),
+        ("response_type", "code"),
+        ("redirect_uri", APP_CB),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    // The login-transaction stage: 300 at once from one IP.
+    for _ in 0..300 {
+        assert_eq!(par(&s, &form).await.0, StatusCode::CREATED);
+    }
+    let res = s
+        .http()
+        .post(s.url("/oauth/par"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    // A confidential client authenticates: not bounded by that stage.
+    let (status, body) = par(&s, &web_request("st", "n")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
