@@ -493,3 +493,47 @@ async fn discovery_lists_the_response_types_and_modes() {
     );
     assert!(doc["claims_supported"].to_string().contains("c_hash"));
 }
+
+/// A string member of the response a `web_message` page posts.
+fn posted_member(html: &str, name: &str) -> Option<String> {
+    let start = html.find("response: ")? + "response: ".len();
+    let end = start + html[start..].find(" };")?;
+    let response: Value = serde_json::from_str(&html[start..end]).ok()?;
+    response[name].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn silent_authentication_in_web_message_carries_the_tokens() {
+    let s = server().await;
+    let browser = s.browser();
+    let redirect = format!("{APP}/cb");
+    let mut params = vec![
+        ("response_type", "token id_token"),
+        ("client_id", "spa-implicit"),
+        ("redirect_uri", redirect.as_str()),
+        ("scope", "openid"),
+        ("state", "st-w"),
+        ("nonce", "n-w"),
+    ];
+    fragment(
+        &sign_in(&s, &browser, &authorize_url(&s, &params)).await,
+        &redirect,
+    );
+
+    // auth0-js's checkSession: prompt=none in a hidden iframe, web_message.
+    params.extend([("response_mode", "web_message"), ("prompt", "none")]);
+    let res = browser
+        .get(authorize_url(&s, &params))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("authorization_response"), "{html}");
+    let at = posted_member(&html, "access_token").expect("an access token");
+    let id = claims(&posted_member(&html, "id_token").expect("an ID token"));
+    assert_eq!(id["nonce"], "n-w");
+    assert_eq!(id["at_hash"], left_half_hash(&at));
+    assert_eq!(posted_member(&html, "state").as_deref(), Some("st-w"));
+    assert!(posted_member(&html, "refresh_token").is_none());
+}
