@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::GuardianError;
 use super::wire::{GuardianJson, GuardianTenant, bearer, ticket};
 use crate::app::SharedState;
-use crate::http::ClientIp;
-use latchkey_core::services::push::{self, Caller};
-use latchkey_core::tenant::issuer_for_host;
+use latchkey_core::services::push;
 
 fn no_store(mut res: Response) -> Response {
     res.headers_mut().insert(
@@ -24,61 +22,37 @@ fn no_store(mut res: Response) -> Response {
 
 pub(super) async fn enroll(
     State(state): State<SharedState>,
-    GuardianTenant { tenant, host }: GuardianTenant,
-    ClientIp(ip): ClientIp,
+    call: GuardianTenant,
     headers: HeaderMap,
     GuardianJson(body): GuardianJson,
 ) -> Result<Response, GuardianError> {
     let ticket = ticket(&headers)?;
-    let issuer = issuer_for_host(&host);
-    let ua = crate::http::user_agent(&headers);
-    let caller = Caller {
-        tenant: &tenant,
-        issuer: &issuer,
-        ip: &ip,
-        user_agent: &ua,
-    };
+    let caller = call.caller();
     let enrolled = push::enroll(&state, &caller, ticket, &body).await?;
     Ok(no_store(Json(enrolled.to_json()).into_response()))
 }
 
 pub(super) async fn update(
     State(state): State<SharedState>,
-    GuardianTenant { tenant, host }: GuardianTenant,
-    ClientIp(ip): ClientIp,
+    call: GuardianTenant,
     Path(id): Path<String>,
     headers: HeaderMap,
     GuardianJson(body): GuardianJson,
 ) -> Result<Response, GuardianError> {
     let token = bearer(&headers)?;
-    let issuer = issuer_for_host(&host);
-    let ua = crate::http::user_agent(&headers);
-    let caller = Caller {
-        tenant: &tenant,
-        issuer: &issuer,
-        ip: &ip,
-        user_agent: &ua,
-    };
+    let caller = call.caller();
     let view = push::update(&state, &caller, &id, token, &body).await?;
     Ok(no_store(Json(view).into_response()))
 }
 
 pub(super) async fn remove(
     State(state): State<SharedState>,
-    GuardianTenant { tenant, host }: GuardianTenant,
-    ClientIp(ip): ClientIp,
+    call: GuardianTenant,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, GuardianError> {
     let token = bearer(&headers)?;
-    let issuer = issuer_for_host(&host);
-    let ua = crate::http::user_agent(&headers);
-    let caller = Caller {
-        tenant: &tenant,
-        issuer: &issuer,
-        ip: &ip,
-        user_agent: &ua,
-    };
+    let caller = call.caller();
     push::remove(&state, &caller, &id, token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

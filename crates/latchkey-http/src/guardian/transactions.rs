@@ -13,9 +13,7 @@ use serde_json::Value;
 use super::error::GuardianError;
 use super::wire::{GuardianJson, GuardianTenant, authorization, bearer};
 use crate::app::SharedState;
-use crate::http::ClientIp;
-use latchkey_core::services::push::transactions::{self, Device, TransactionError};
-use latchkey_core::tenant::issuer_for_host;
+use latchkey_core::services::push::transactions::{self, TransactionError};
 
 /// The longest `challenge_response` read, bytes.
 const MAX_RESPONSE: usize = 8 * 1024;
@@ -53,8 +51,7 @@ impl From<TransactionError> for GuardianError {
 
 pub(super) async fn resolve(
     State(state): State<SharedState>,
-    GuardianTenant { tenant, host }: GuardianTenant,
-    ClientIp(ip): ClientIp,
+    call: GuardianTenant,
     headers: HeaderMap,
     GuardianJson(body): GuardianJson,
 ) -> Result<Response, GuardianError> {
@@ -67,22 +64,14 @@ pub(super) async fn resolve(
             ));
         }
     };
-    let issuer = issuer_for_host(&host);
-    let ua = crate::http::user_agent(&headers);
-    let device = Device {
-        tenant: &tenant,
-        issuer: &issuer,
-        ip: &ip,
-        user_agent: &ua,
-    };
+    let device = call.caller();
     transactions::resolve(&state, &device, token, response).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn details(
     State(state): State<SharedState>,
-    GuardianTenant { tenant, host }: GuardianTenant,
-    ClientIp(ip): ClientIp,
+    call: GuardianTenant,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, GuardianError> {
@@ -99,15 +88,8 @@ pub(super) async fn details(
         (Some(p), None) => p.to_str().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
-    let issuer = issuer_for_host(&host);
-    let ua = crate::http::user_agent(&headers);
-    let device = Device {
-        tenant: &tenant,
-        issuer: &issuer,
-        ip: &ip,
-        user_agent: &ua,
-    };
-    let url = format!("{issuer}rich-consents/{}", urlencoding_path(&id));
+    let device = call.caller();
+    let url = format!("{}rich-consents/{}", device.issuer, urlencoding_path(&id));
     let consent = transactions::details(&state, &device, &id, token, proof, &url).await?;
     let mut res = Json(consent).into_response();
     res.headers_mut().insert(

@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::error::GuardianError;
 use crate::app::SharedState;
 use crate::http::{TenantLookupError, tenant_for};
-use latchkey_core::tenant::Tenant;
+use latchkey_core::services::push::Caller;
+use latchkey_core::tenant::{Tenant, issuer_for_host};
 
 /// The largest body read, bytes (a device's key, names and push token fit
 /// well within).
@@ -22,7 +23,22 @@ const MAX_CREDENTIAL: usize = 8 * 1024;
 /// The tenant of the request's host, in this area's dialect.
 pub(crate) struct GuardianTenant {
     pub tenant: std::sync::Arc<Tenant>,
-    pub host: String,
+    /// The tenant's issuer on the request's host (ends with `/`).
+    pub issuer: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl GuardianTenant {
+    /// Who calls, as the services take it.
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        Caller {
+            tenant: &self.tenant,
+            issuer: &self.issuer,
+            ip: &self.ip,
+            user_agent: &self.user_agent,
+        }
+    }
 }
 
 impl FromRequestParts<SharedState> for GuardianTenant {
@@ -33,7 +49,16 @@ impl FromRequestParts<SharedState> for GuardianTenant {
         state: &SharedState,
     ) -> Result<Self, GuardianError> {
         match tenant_for(state, parts).await {
-            Ok((tenant, host)) => Ok(Self { tenant, host }),
+            Ok((tenant, host)) => {
+                let ip = crate::http::client_ip(state, parts)
+                    .map_or_else(|| "unknown".into(), |ip| ip.to_string());
+                Ok(Self {
+                    tenant,
+                    issuer: issuer_for_host(&host),
+                    ip,
+                    user_agent: crate::http::user_agent(&parts.headers),
+                })
+            }
             Err(TenantLookupError::UnknownHost) => Err(GuardianError::not_found()),
             Err(TenantLookupError::BadHost) => Err(GuardianError::new(
                 StatusCode::BAD_REQUEST,

@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Caller;
 use super::jwt::verify_device_jwt;
 use crate::clock::{Timestamp, rfc3339};
 use crate::context::Core;
@@ -267,15 +268,6 @@ pub enum TransactionError {
     Internal(String),
 }
 
-/// Where and from what a device called.
-pub struct Device<'a> {
-    pub tenant: &'a Tenant,
-    /// The issuer of the request's host (ends with `/`).
-    pub issuer: &'a str,
-    pub ip: &'a str,
-    pub user_agent: &'a str,
-}
-
 /// The live (pending, unexpired) transaction of `token` or `id`, with the
 /// device it was sent to.
 async fn live(
@@ -307,7 +299,7 @@ async fn live(
 
 async fn audit_device(
     core: &Core,
-    device: &Device<'_>,
+    device: &Caller<'_>,
     row: &PushTransactionRow,
     event: &str,
     details: Value,
@@ -334,7 +326,7 @@ pub fn resolve_audience(issuer: &str) -> String {
 /// token) approves or rejects with its signed challenge response.
 pub async fn resolve(
     core: &Core,
-    device: &Device<'_>,
+    device: &Caller<'_>,
     token: &str,
     challenge_response: &str,
 ) -> Result<(), TransactionError> {
@@ -440,7 +432,7 @@ pub async fn resolve(
 /// signed by its key for this request).
 pub async fn details(
     core: &Core,
-    device: &Device<'_>,
+    device: &Caller<'_>,
     id: &str,
     token: &str,
     proof: &str,
