@@ -288,10 +288,9 @@ async fn live(
         .ok_or(TransactionError::NotFound)?;
     let method = core
         .store
-        .methods(&tenant.id, &row.user_id)
+        .method_by_id(&tenant.id, &row.method_id)
         .await?
-        .into_iter()
-        .find(|m| m.id == row.method_id && m.method_type == FactorType::PushNotification)
+        .filter(|m| m.user_id == row.user_id && m.method_type == FactorType::PushNotification)
         .ok_or(TransactionError::NotFound)?;
     let device = PushDevice::of_method(&method).map_err(TransactionError::Internal)?;
     Ok((row, device))
