@@ -227,6 +227,29 @@ async fn send_webhook(
         timestamp: now,
     })
     .map_err(|e| DeliveryError::Failed(format!("the webhook body could not be built: {e}")))?;
+    let status = post_signed(settings, &key, body, outbound, now, "SMS webhook").await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(DeliveryError::Failed(format!(
+            "the SMS webhook refused the {} with {status}",
+            message.channel.as_str()
+        )))
+    }
+}
+
+/// Posts `body` (JSON) to a signed webhook: `X-Latchkey-Signature`
+/// `t=<now>,v1=<HMAC-SHA256 of "<now>.<body>" under key>`, the settings'
+/// deadline, through the outbound port. Returns the answer's status; the
+/// caller says what a refusal means. `what` names the webhook in errors.
+pub(crate) async fn post_signed(
+    settings: &WebhookSettings,
+    key: &str,
+    body: Vec<u8>,
+    outbound: Outbound<'_>,
+    now: i64,
+    what: &str,
+) -> Result<http::StatusCode, DeliveryError> {
     let signature = format!(
         "t={now},v1={}",
         webhook_signature(key.as_bytes(), now, &body)
@@ -250,16 +273,8 @@ async fn send_webhook(
         .http
         .send(request)
         .await
-        .map_err(|e| unreachable("SMS webhook", &e))?;
-    let status = response.status;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(DeliveryError::Failed(format!(
-            "the SMS webhook refused the {} with {status}",
-            message.channel.as_str()
-        )))
-    }
+        .map_err(|e| unreachable(what, &e))?;
+    Ok(response.status)
 }
 
 /// A transport failure, described without the URL (a webhook URL may carry

@@ -3,17 +3,13 @@
 //! webhook's scheme (HMAC-SHA256 of `"<t>.<body>"`), for operators who bridge
 //! to their own push system. The body is docs/push-notifications.md's.
 
-use http::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
-use latchkey_core::outbound::Request;
 use latchkey_core::services::delivery::{DeliveryError, PushMessage, Secrets};
 use latchkey_core::tenant::model::WebhookSettings;
 
-use crate::delivery::sms::{
-    Outbound, SIGNATURE_HEADER, secret, timeout, unreachable, webhook_signature,
-};
+use crate::delivery::sms::{Outbound, post_signed, secret};
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -58,36 +54,12 @@ pub async fn send(
 ) -> Result<(), DeliveryError> {
     let key = secret(secrets, &settings.secret_env, "push webhook signing secret")?;
     let body = body(message, now)?;
-    let signature = format!(
-        "t={now},v1={}",
-        webhook_signature(key.as_bytes(), now, &body)
-    );
-    let mut request = Request::new(
-        http::Method::POST,
-        &settings.url,
-        timeout(settings.timeout_seconds),
-        outbound.access,
-    );
-    request
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request.headers.insert(
-        SIGNATURE_HEADER,
-        HeaderValue::from_str(&signature)
-            .map_err(|_| DeliveryError::Failed("the webhook signature is not a header".into()))?,
-    );
-    request.body = body;
-    let response = outbound
-        .http
-        .send(request)
-        .await
-        .map_err(|e| unreachable("push webhook", &e))?;
-    if response.status.is_success() {
+    let status = post_signed(settings, &key, body, outbound, now, "push webhook").await?;
+    if status.is_success() {
         Ok(())
     } else {
         Err(DeliveryError::Failed(format!(
-            "the push webhook refused the notification with {}",
-            response.status
+            "the push webhook refused the notification with {status}"
         )))
     }
 }
