@@ -489,8 +489,10 @@ async fn serve(
         ));
     }
     let serve_options = edge.serve_options();
+    // The bound address, not the asked one: `--listen 127.0.0.1:0` is
+    // given a free port, and this line says which.
     tracing::info!(
-        address = %listen,
+        address = %listener.local_addr()?,
         max_connections = serve_options.max_connections,
         "latchkey listening"
     );

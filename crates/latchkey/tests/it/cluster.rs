@@ -27,6 +27,8 @@ fn master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(k)
 }
 
+/// A port for the public host's name (`localhost:PORT`, what a load balancer
+/// would answer on): only named, never listened on.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -49,19 +51,25 @@ impl Drop for Node {
 }
 
 impl Node {
-    fn spawn(
+    /// A `latchkey serve` on a port of its own choosing (`--listen
+    /// 127.0.0.1:0`, read back from its `latchkey listening` line: no port
+    /// guessed here can be taken by another test in between), answering
+    /// `/healthz`. A node that exits or stays silent fails the test with
+    /// what it wrote.
+    async fn start(
         url: &str,
         schema: &str,
         key: &str,
         tenant_file: Option<&std::path::Path>,
-    ) -> (Child, u16, tempfile::TempDir) {
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut cmd = Command::new(BIN);
         cmd.args([
+            "--log-format",
+            "json",
             "serve",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -74,37 +82,68 @@ impl Node {
             "2",
         ])
         .env("LATCHKEY_MASTER_KEY", key)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,latchkey=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
         if let Some(f) = tenant_file {
             cmd.arg("--tenant-file").arg(f);
         }
-        (cmd.spawn().unwrap(), port, dir)
-    }
-
-    async fn start(
-        url: &str,
-        schema: &str,
-        key: &str,
-        tenant_file: Option<&std::path::Path>,
-    ) -> Self {
-        let (child, port, dir) = Self::spawn(url, schema, key, tenant_file);
-        let node = Self {
+        let mut child = cmd.spawn().unwrap();
+        // The node's log, drained for as long as it runs (a full pipe would
+        // stall it); the listening line's address sent on.
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<u16>();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && v["fields"]["message"] == "latchkey listening"
+                        && let Some(port) = v["fields"]["address"]
+                            .as_str()
+                            .and_then(|a| a.rsplit(':').next())
+                            .and_then(|p| p.parse().ok())
+                    {
+                        let _ = tx.send(port);
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut node = Self {
             child,
-            port,
+            port: 0,
             _dir: dir,
         };
-        for _ in 0..300 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
+        let failed = |node: &mut Node, why: &str| -> ! {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+            panic!("node {why}; its log:\n{}", log.lock().unwrap().join("\n"));
+        };
+        for _ in 0..600 {
+            if node.port == 0 {
+                if let Ok(port) = rx.try_recv() {
+                    node.port = port;
+                }
+            }
+            if node.port != 0
+                && reqwest::get(format!("http://127.0.0.1:{}/healthz", node.port))
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
             {
                 return node;
             }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                failed(&mut node, &format!("exited ({status})"));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("node did not become healthy");
+        failed(&mut node, "did not become healthy within 60 s")
     }
 
     /// A client that reaches this node with requests for the public `host`,
