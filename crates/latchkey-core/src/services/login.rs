@@ -7,9 +7,10 @@
 use super::email_address;
 use crate::context::Core;
 use crate::crypto::hashing::HashingError;
+use crate::services::audit::{self, Actor, Entry, codes};
 use crate::services::ratelimit::Decision;
 use crate::store::{StoreError, UserRow};
-use crate::tenant::Tenant;
+use crate::tenant::{Client, Tenant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -230,4 +231,94 @@ async fn verify(state: &Core, password: &str, hash: &str) -> Result<bool, LoginE
             Ok(false)
         }
     }
+}
+
+/// Where a login was asked from, for the tenant log.
+pub struct Origin<'a> {
+    pub client: &'a Client,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// The log entry of a login through the connection `realm` (the default
+/// database connection when none): its client and connection.
+fn entry<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, realm: Option<&str>) -> Entry<'a> {
+    let connection = match realm {
+        Some(r) => tenant.connection(r),
+        None => tenant.default_connection(),
+    };
+    Entry {
+        client_name: Some(&from.client.name),
+        connection: connection.map(|c| c.name.as_str()),
+        ..Entry::default()
+    }
+}
+
+fn actor<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, user_id: &'a str) -> Actor<'a> {
+    Actor {
+        tenant_id: &tenant.id,
+        client_id: &from.client.client_id,
+        user_id,
+        ip: from.ip,
+        user_agent: from.user_agent,
+    }
+}
+
+/// A refused password in the tenant log: `fp` (a user's wrong password),
+/// `fu` (nobody by that name), `f` (a blocked user), `limit_wc` (the
+/// account blocked from this IP), `limit_mu` (the IP throttled). A
+/// request that checked nothing (the hashing queue full, the store down,
+/// an unknown realm) logs nothing.
+pub async fn log_refused(
+    core: &Core,
+    tenant: &Tenant,
+    from: &Origin<'_>,
+    realm: Option<&str>,
+    username: &str,
+    e: &LoginError,
+) {
+    let (code, user_id) = match e {
+        LoginError::WrongCredentials(Some(id)) => (codes::WRONG_PASSWORD, Some(id.as_str())),
+        LoginError::WrongCredentials(None) => (codes::UNKNOWN_USER, None),
+        LoginError::Blocked(id) => (codes::FAILED_LOGIN, Some(id.as_str())),
+        LoginError::TooManyAttempts(id) => (codes::BLOCKED_ACCOUNT, Some(id.as_str())),
+        LoginError::Throttled(_) => (codes::BLOCKED_IP, None),
+        LoginError::Busy | LoginError::UnknownConnection(_) | LoginError::Store(_) => return,
+    };
+    let entry = Entry {
+        user_id,
+        user_name: Some(username),
+        error: Some(e.to_string()),
+        ..entry(tenant, from, realm)
+    };
+    audit::record_login(
+        core,
+        &actor(tenant, from, user_id.unwrap_or_default()),
+        code,
+        entry,
+    )
+    .await;
+}
+
+/// A login that completed, `s` in the tenant log: `user` signed in
+/// through `connection` (a name; the default database connection when none).
+pub async fn log_signed_in(
+    core: &Core,
+    tenant: &Tenant,
+    from: &Origin<'_>,
+    connection: Option<&str>,
+    user: &UserRow,
+) {
+    let entry = Entry {
+        user_id: Some(&user.user_id),
+        user_name: Some(&user.email),
+        ..entry(tenant, from, connection)
+    };
+    audit::record_login(
+        core,
+        &actor(tenant, from, &user.user_id),
+        codes::SUCCESS_LOGIN,
+        entry,
+    )
+    .await;
 }

@@ -95,6 +95,30 @@ pub async fn open_session(
     Ok((session_id, lifetime))
 }
 
+/// First factors whose success the hosted page itself logs (`s`) when its
+/// login completes: a password, a passkey. An upstream provider's login is
+/// logged by its callback (`upstream_login`), so not again here.
+const LOGGED_AT_COMPLETION: [&str; 2] = ["pwd", "webauthn"];
+
+/// A hosted login completed with `amr` (its session opened, after the
+/// second factor if one was asked): `s` in the tenant log, under the user's
+/// connection, unless its first factor logged its own.
+pub async fn log_completed(
+    core: &Core,
+    tenant: &Tenant,
+    from: &crate::services::login::Origin<'_>,
+    user: &UserRow,
+    amr: &[String],
+) {
+    if amr
+        .iter()
+        .any(|a| LOGGED_AT_COMPLETION.contains(&a.as_str()))
+    {
+        let connection = Some(user.connection.as_str());
+        crate::services::login::log_signed_in(core, tenant, from, connection, user).await;
+    }
+}
+
 /// Who logs out: the client named and where the request came from.
 pub struct Logout<'a> {
     pub client_id: Option<&'a str>,

@@ -54,6 +54,12 @@ pub fn split_scope(scope: Option<&str>) -> Vec<String> {
 
 const NO_AUDIENCE_LIFETIME: i64 = 86_400;
 
+/// The scopes of the MFA API (`{issuer}mfa/`): enrolling, listing and
+/// removing the token's own user's authenticators.
+pub const MFA_API_SCOPES: [&str; 3] = ["enroll", "read:authenticators", "remove:authenticators"];
+/// Lifetime of an MFA API access token, seconds (Auth0's, not configurable).
+pub const MFA_API_TOKEN_LIFETIME: i64 = 600;
+
 /// Scopes for a token on behalf of a user.
 pub(crate) fn user_grant(
     tenant: &Tenant,
@@ -83,8 +89,26 @@ pub(crate) fn user_grant(
     };
     let api = &tenant.config.my_account_api;
     let (allowed, enforce, lifetime): (Vec<String>, bool, i64) = if tenant
-        .is_my_account_audience(host, audience)
+        .is_mfa_api_audience(host, audience)
     {
+        // Auth0's built-in MFA API: for a client that may use the MFA
+        // grants, its three scopes, and ten minutes that cannot be changed.
+        if !client.grant_types.iter().any(|g| {
+            matches!(
+                g,
+                GrantType::MfaOtp | GrantType::MfaOob | GrantType::MfaRecoveryCode
+            )
+        }) {
+            return Err(PolicyError::Denied(format!(
+                "Client is not authorized to access \"{audience}\": it needs the MFA grant types."
+            )));
+        }
+        (
+            MFA_API_SCOPES.iter().map(|s| s.to_string()).collect(),
+            false,
+            MFA_API_TOKEN_LIFETIME,
+        )
+    } else if tenant.is_my_account_audience(host, audience) {
         if !api.active {
             return Err(PolicyError::Denied(format!(
                 "Service not found: {audience}"

@@ -63,6 +63,11 @@ impl Tenant {
             .find(|c| c.name == name && c.strategy.is_upstream())
     }
 
+    /// The connection named `name`, of any kind.
+    pub(crate) fn connection(&self, name: &str) -> Option<&Connection> {
+        self.config.connections.iter().find(|c| c.name == name)
+    }
+
     /// The database connection used when a request names none: the first.
     pub(crate) fn default_connection(&self) -> Option<&Connection> {
         self.config
@@ -140,6 +145,12 @@ impl Tenant {
             .iter()
             .flat_map(|c| c.allowed_origins.iter().chain(c.web_origins.iter()))
             .map(String::as_str)
+    }
+
+    /// Whether `audience` is the MFA API of `host` (not a resource server
+    /// of the tenant file: every tenant serves it).
+    pub(crate) fn is_mfa_api_audience(&self, host: &str, audience: &str) -> bool {
+        names_mfa_api(host, audience)
     }
 
     /// Whether `audience` is this tenant's My Account API on `host`.

@@ -21,7 +21,7 @@ pub(crate) struct CorsPolicy {
 }
 
 pub(crate) const OAUTH: CorsPolicy = CorsPolicy {
-    methods: "GET, POST, OPTIONS",
+    methods: "GET, POST, DELETE, OPTIONS",
     allow_headers: "Authorization, Content-Type, Auth0-Client, DPoP",
     expose_headers: "DPoP-Nonce, WWW-Authenticate",
     public: false,

@@ -110,6 +110,7 @@ pub(super) async fn done(
     tenant: &Tenant,
     host: &str,
     headers: &HeaderMap,
+    ip: &str,
     tx: &str,
     ctx: &Ctx,
     added: &[&str],
@@ -126,7 +127,8 @@ pub(super) async fn done(
             amr.push((*a).to_string());
         }
     }
-    let cookie = match open_session(state, tenant, host, headers, &user, &amr).await {
+    let by = (ctx.req.client_id.as_str(), ip);
+    let cookie = match open_session(state, tenant, host, headers, by, &user, &amr).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -289,7 +291,10 @@ pub(super) async fn push_continue(
     let e = match push_step::answer(&state, &tenant, &answer).await {
         Ok(given) => {
             let amr: Vec<&str> = given.amr().into_iter().collect();
-            return done(&state, &tenant, &host, &headers, &form.tx, &ctx, &amr, None).await;
+            return done(
+                &state, &tenant, &host, &headers, &ip, &form.tx, &ctx, &amr, None,
+            )
+            .await;
         }
         Err(e) => e,
     };
@@ -358,6 +363,7 @@ pub(super) async fn verify(
                 &tenant,
                 &host,
                 &headers,
+                &ip,
                 &form.tx,
                 &ctx,
                 &a.amr,
@@ -520,7 +526,10 @@ pub(super) async fn key(
         Ok((_, _, given)) => {
             let amr: Vec<&str> = given.amr().into_iter().collect();
             mfa::audit(&state, &tenant, &answer, &ctx.user_id, "webauthn", None).await;
-            done(&state, &tenant, &host, &headers, &form.tx, &ctx, &amr, None).await
+            done(
+                &state, &tenant, &host, &headers, &ip, &form.tx, &ctx, &amr, None,
+            )
+            .await
         }
         Err(MfaError::Wrong { attempts_left }) if attempts_left > 0 => {
             step.challenge(None, Some("That key could not be verified. Try again."))

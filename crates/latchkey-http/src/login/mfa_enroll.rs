@@ -256,6 +256,7 @@ pub(super) async fn enroll_verify(
                 &tenant,
                 &host,
                 &headers,
+                &ip,
                 &form.tx,
                 &ctx,
                 &a.amr,

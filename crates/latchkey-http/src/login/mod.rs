@@ -28,7 +28,7 @@ use crate::oauth::respond;
 use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, MFA_PUSH_JS, PASSKEY_JS, script};
 use latchkey_core::crypto::hash::constant_time_eq;
 use latchkey_core::services::authorize::{AuthorizeRequest, Reply};
-use latchkey_core::services::login_flow;
+use latchkey_core::services::{login, login_flow};
 use latchkey_core::store::UserRow;
 use latchkey_core::tenant::Tenant;
 
@@ -90,12 +90,14 @@ async fn transaction(
 }
 
 /// A new session for `user` (the browser's old one, if any, ends): its
-/// cookie.
+/// cookie. The login is complete: it is logged (`s`) for the client and
+/// address `by`.
 async fn open_session(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
     headers: &HeaderMap,
+    (client_id, ip): (&str, &str),
     user: &UserRow,
     amr: &[String],
 ) -> Result<HeaderValue, Response> {
@@ -103,6 +105,15 @@ async fn open_session(
     let (id, lifetime) = login_flow::open_session(state, tenant, old.as_deref(), user, amr)
         .await
         .map_err(|e| pages::store_error(state, tenant, e))?;
+    if let Some(client) = tenant.client(client_id) {
+        let ua = crate::http::user_agent(headers);
+        let from = login::Origin {
+            client,
+            ip,
+            user_agent: &ua,
+        };
+        login_flow::log_completed(state, tenant, &from, user, amr).await;
+    }
     Ok(cookies::set(host, cookies::SESSION, &id, lifetime))
 }
 

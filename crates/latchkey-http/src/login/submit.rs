@@ -55,7 +55,18 @@ pub(super) async fn submit(
     .await;
     let user = match attempt {
         Ok(u) => u,
-        Err(e) => return refused(&state, &tenant, &form, &req, e),
+        Err(e) => {
+            if let Some(client) = tenant.client(&req.client_id) {
+                let ua = user_agent(&headers);
+                let from = login::Origin {
+                    client,
+                    ip: &ip,
+                    user_agent: &ua,
+                };
+                login::log_refused(&state, &tenant, &from, None, &form.username, &e).await;
+            }
+            return refused(&state, &tenant, &form, &req, e);
+        }
     };
     let amr = vec!["pwd".to_string()];
     let login = Login {
@@ -100,8 +111,11 @@ pub(super) async fn first_factor_passed(
         ip,
     } = *login;
     match login_flow::after_first_factor(state, tenant, host, req, user, &amr).await {
-        Ok(Next::Complete) => signed_in(state, tenant, host, headers, tx, req, user, amr).await,
-        Ok(Next::OfferPasskey) => offer_passkey(state, tenant, host, headers, tx, user, &amr).await,
+        Ok(Next::Complete) => signed_in(state, tenant, host, headers, ip, tx, req, user, amr).await,
+        Ok(Next::OfferPasskey) => {
+            let by = (req.client_id.as_str(), ip);
+            offer_passkey(state, tenant, host, headers, by, tx, user, &amr).await
+        }
         Ok(Next::SecondFactor(need)) => {
             let first = FirstFactor {
                 user,
@@ -169,16 +183,18 @@ fn refused(
 }
 
 /// Signed in already; the code waits for the passkey question.
+#[allow(clippy::too_many_arguments)]
 async fn offer_passkey(
     state: &AppState,
     tenant: &Tenant,
     host: &str,
     headers: &HeaderMap,
+    by: (&str, &str),
     tx: &str,
     user: &UserRow,
     amr: &[String],
 ) -> Response {
-    let cookie = match open_session(state, tenant, host, headers, user, amr).await {
+    let cookie = match open_session(state, tenant, host, headers, by, user, amr).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -198,12 +214,14 @@ async fn signed_in(
     tenant: &Tenant,
     host: &str,
     headers: &HeaderMap,
+    ip: &str,
     tx: &str,
     req: &AuthorizeRequest,
     user: &UserRow,
     amr: Vec<String>,
 ) -> Response {
-    let cookie = match open_session(state, tenant, host, headers, user, &amr).await {
+    let by = (req.client_id.as_str(), ip);
+    let cookie = match open_session(state, tenant, host, headers, by, user, &amr).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -261,6 +279,7 @@ pub(super) struct PasskeyForm {
 pub(super) async fn passkey_submit(
     State(state): State<SharedState>,
     OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -306,6 +325,7 @@ pub(super) async fn passkey_submit(
                 &tenant,
                 &host,
                 &headers,
+                &ip,
                 &form.tx,
                 &req,
                 &user,

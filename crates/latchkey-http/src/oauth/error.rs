@@ -28,6 +28,12 @@ pub(crate) enum OAuthError {
     WrongEmailOrPassword,
     TooManyAttempts,
     InvalidToken(String),
+    /// 403 `insufficient_scope` (RFC 6750): a token without the scope the
+    /// operation needs (named), as Auth0's APIs word it.
+    InsufficientScope {
+        scope: &'static str,
+        description: String,
+    },
     /// 401 with an error code of its own: a Token Vault exchange whose
     /// subject token or connected account is not there (Auth0 answers
     /// these 401).
@@ -105,6 +111,9 @@ impl OAuthError {
                 "Your account has been blocked after multiple consecutive login attempts.",
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            InsufficientScope { description, .. } => {
+                (StatusCode::FORBIDDEN, "insufficient_scope", description)
+            }
             Unauthorized { error, description } => (StatusCode::UNAUTHORIZED, *error, description),
             Coded { error, description } => (StatusCode::BAD_REQUEST, *error, description),
             UpstreamUnavailable => (
@@ -212,6 +221,13 @@ impl IntoResponse for OAuthError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
+            }
+            OAuthError::InsufficientScope { scope, .. } => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+                )) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             OAuthError::Unavailable(_) | OAuthError::UpstreamUnavailable => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -445,6 +461,20 @@ fn bound(what: Bound) -> &'static str {
     match what {
         Bound::AuthorizationCode => "authorization code",
         Bound::RefreshToken => "refresh token",
+    }
+}
+
+/// A token that may not make an MFA API call: `invalid_token`, or
+/// `insufficient_scope` naming the scope it lacks.
+pub(super) fn mfa_caller_error(e: latchkey_core::services::mfa::api::CallerError) -> OAuthError {
+    use latchkey_core::services::mfa::api::CallerError;
+    match e {
+        CallerError::Invalid(d) => OAuthError::InvalidToken(d.into()),
+        CallerError::InsufficientScope(scope) => OAuthError::InsufficientScope {
+            scope,
+            description: format!("Insufficient scope, expected any of: {scope}"),
+        },
+        CallerError::Mfa(e) => mfa_error(e),
     }
 }
 

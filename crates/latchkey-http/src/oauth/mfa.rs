@@ -1,9 +1,11 @@
-//! The MFA API's endpoints besides the grants: `GET /mfa/authenticators`
-//! (the `mfa_token` is the bearer credential) and `POST /mfa/challenge`.
+//! The MFA API's endpoints besides the grants: `GET /mfa/authenticators`,
+//! `DELETE /mfa/authenticators/{id}`, `POST /mfa/associate` (their bearer:
+//! a login's `mfa_token` or an access token for the MFA API with the
+//! operation's scope, `services::mfa::api`) and `POST /mfa/challenge`.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use serde_json::json;
@@ -13,28 +15,54 @@ use super::error::OAuthError;
 use super::session::bearer;
 use super::wire::{OAuthTenant, Params};
 use crate::app::SharedState;
-use latchkey_core::services::mfa::{self, MfaError};
+use latchkey_core::services::mfa::{self, MfaError, api};
 
+/// `GET /mfa/authenticators`: the bearer is a login's `mfa_token` or an
+/// MFA API access token with `read:authenticators`.
 pub(super) async fn authenticators(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
+    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let token = bearer(&headers)
-        .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
-    let (row, _) = match mfa::lookup(&state, &tenant, token, None).await {
-        Ok(found) => found,
-        Err(MfaError::Store(e)) => return Err(e.into()),
-        Err(MfaError::Internal(m)) => return Err(OAuthError::Internal(m)),
-        Err(_) => {
-            return Err(OAuthError::InvalidToken(
-                "The mfa_token is invalid, has expired or was already used.".into(),
-            ));
-        }
-    };
-    let methods = mfa::factors_of(&state, &tenant, &row.user_id).await?;
-    let list = mfa::authenticators(&mfa::api_factors(&methods));
+    let caller = mfa_caller(&state, &tenant, &host, &headers, api::Operation::Read).await?;
+    let list = api::list(&state, &tenant, &caller).await?;
     Ok(Json(list).into_response())
+}
+
+/// `DELETE /mfa/authenticators/{id}`: an MFA API access token with
+/// `remove:authenticators` removes one of its user's authenticators; 204.
+pub(super) async fn remove(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    crate::http::ClientIp(ip): crate::http::ClientIp,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let caller = mfa_caller(&state, &tenant, &host, &headers, api::Operation::Remove).await?;
+    let client =
+        mfa::associating_client(&tenant, &caller, None).map_err(super::error::mfa_error)?;
+    let ua = crate::http::user_agent(&headers);
+    match api::remove(&state, &tenant, &caller, client, (&ip, &ua), &id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(api::RemoveError::NotFound) => Err(OAuthError::NotFound),
+        Err(api::RemoveError::Refused(m)) => Err(OAuthError::InvalidRequest(m)),
+        Err(api::RemoveError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The caller of an MFA API endpoint, from its bearer token.
+async fn mfa_caller(
+    state: &SharedState,
+    tenant: &latchkey_core::tenant::Tenant,
+    host: &str,
+    headers: &HeaderMap,
+    op: api::Operation,
+) -> Result<api::Caller, OAuthError> {
+    let token = bearer(headers)
+        .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
+    api::caller(state, tenant, host, token, op)
+        .await
+        .map_err(super::error::mfa_caller_error)
 }
 
 /// `POST /mfa/challenge`: `mfa_token`, `challenge_type` (`otp`, `oob`, or
@@ -128,32 +156,21 @@ fn list(params: &Params, key: &str) -> Result<Vec<String>, OAuthError> {
     Ok(values)
 }
 
-/// The client of an association: the one the request authenticates as when
-/// it names one (`client_id`, with its secret if it has one; a token of
-/// another client is then refused as an invalid one), else the `mfa_token`'s
-/// own, as Auth0's guide and SDKs send only the bearer token. The token was
-/// issued to that client after it authenticated at the password grant, and
-/// it is the credential here.
-async fn associating_client<'t>(
+/// The client an association names, if it names one (`client_id`, with
+/// its secret if it has one); else none, and the credential's own is used.
+fn named_client<'t>(
     state: &SharedState,
     tenant: &'t latchkey_core::tenant::Tenant,
     params: &Params,
     ip: &str,
-    token: &str,
-) -> Result<&'t latchkey_core::tenant::Client, OAuthError> {
+) -> Result<Option<&'t latchkey_core::tenant::Client>, OAuthError> {
     let names_one = params.basic.is_some()
         || params.str("client_id")?.is_some()
         || params.str("client_secret")?.is_some();
-    if names_one {
-        return client_auth::authenticate(state, tenant, params, ip);
+    if !names_one {
+        return Ok(None);
     }
-    let (row, _) = mfa::lookup(state, tenant, token, None)
-        .await
-        .map_err(super::error::mfa_error)?;
-    tenant.client(&row.client_id).ok_or_else(|| {
-        // Its client was removed from the tenant since: the token is dead.
-        super::error::mfa_error(MfaError::BadToken)
-    })
+    client_auth::authenticate(state, tenant, params, ip).map(Some)
 }
 
 /// `POST /mfa/associate`: the `mfa_token` (bearer) of a user without a
@@ -171,7 +188,18 @@ pub(super) async fn associate(
 ) -> Result<Response, OAuthError> {
     let token = bearer(&headers)
         .ok_or_else(|| OAuthError::InvalidToken("Missing mfa_token as bearer token".into()))?;
-    let client = associating_client(&state, &tenant, &params, &ip, token).await?;
+    let named = named_client(&state, &tenant, &params, &ip)?;
+    let caller = api::caller(&state, &tenant, &host, token, api::Operation::Enroll)
+        .await
+        .map_err(|e| match e {
+            // An unknown mfa_token is answered as the grants answer it.
+            api::CallerError::Invalid(_) if !token.contains('.') => {
+                super::error::mfa_error(MfaError::BadToken)
+            }
+            e => super::error::mfa_caller_error(e),
+        })?;
+    let client =
+        mfa::associating_client(&tenant, &caller, named).map_err(super::error::mfa_error)?;
     let types = list(&params, "authenticator_types")?;
     let channels = list(&params, "oob_channels")?;
     let what = match types
@@ -192,23 +220,9 @@ pub(super) async fn associate(
                 number: params.required("phone_number")?.to_string(),
                 voice: *c == "voice",
             },
-            ["email"] => {
-                let address = match params.str("email")? {
-                    Some(e) => e.to_string(),
-                    None => {
-                        let (row, _) = mfa::lookup(&state, &tenant, token, Some(client))
-                            .await
-                            .map_err(super::error::mfa_error)?;
-                        state
-                            .store
-                            .user_by_id(&tenant.id, &row.user_id)
-                            .await?
-                            .map(|u| u.email)
-                            .unwrap_or_default()
-                    }
-                };
-                mfa::Associate::Email { address }
-            }
+            ["email"] => mfa::Associate::Email {
+                address: params.str("email")?.map(str::to_string),
+            },
             _ => {
                 return Err(OAuthError::InvalidRequest(
                     "oob_channels must be one of [\"sms\"], [\"voice\"], [\"email\"] or [\"auth0\"]"
@@ -224,7 +238,10 @@ pub(super) async fn associate(
     };
     let languages = crate::http::accept_languages(&headers);
     let ua = crate::http::user_agent(&headers);
-    let done = mfa::associate(&state, &tenant, &host, client, token, what, &ua, &languages).await;
+    let done = mfa::associate(
+        &state, &tenant, &host, client, &caller, token, what, &ua, &languages,
+    )
+    .await;
     let a = match done {
         Ok(a) => a,
         Err(mfa::AssociateError::AlreadyEnrolled) => {

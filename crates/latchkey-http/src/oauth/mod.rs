@@ -16,7 +16,7 @@ pub(crate) mod wire;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::app::SharedState;
 use crate::http::cors::{self, CorsPolicy};
@@ -37,6 +37,7 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route("/oauth/revoke", post(session::revoke))
         .route("/oauth/par", post(par::push))
         .route("/mfa/authenticators", get(mfa::authenticators))
+        .route("/mfa/authenticators/{id}", delete(mfa::remove))
         .route("/mfa/challenge", post(mfa::challenge))
         .route("/mfa/associate", post(mfa::associate))
         .route("/passkey/register", post(passkey::register))

@@ -630,7 +630,7 @@ async fn logins_exchanges_and_logout_are_logged_with_auth0_codes() {
     assert_eq!(
         types,
         [
-            "fp", "fu", "s", "sertft", "fertft", "seacft", "feacft", "slo"
+            "fp", "fu", "s", "sertft", "fertft", "s", "seacft", "feacft", "slo"
         ],
         "{events:?}"
     );

@@ -1069,3 +1069,36 @@ async fn a_passkey_is_offered_after_the_second_factor_too() {
     let body = tokens(&s, &req, res).await;
     assert_eq!(id_claims(&body)["amr"], json!(["pwd", "mfa", "otp"]));
 }
+
+/// A login with a second factor is logged (`s`) when it completes, after
+/// the second factor, once; the password alone logs no success.
+#[tokio::test]
+async fn a_page_login_is_logged_after_its_second_factor() {
+    let (s, enrolled) = server(ALWAYS).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    // The setup's own logins (its My Account token) are in the log already.
+    let successes = |log: Vec<String>| log.iter().filter(|e| *e == "s").count();
+    let before = successes(events(&s).await);
+    let page = second_step(&s, &browser, &req, (ALICE, ALICE_PASSWORD)).await;
+    assert_eq!(successes(events(&s).await), before);
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let again = html(answer(&s, &browser, &page, wrong_code(&right)).await).await;
+    assert_eq!(successes(events(&s).await), before);
+    let res = answer(&s, &browser, &again, &right).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    let logged = s.state.store.audit_events(&tenant.id, 100).await.unwrap();
+    let successes: Vec<_> = logged
+        .iter()
+        .filter(|e| e.event_type == "s")
+        .skip(before)
+        .collect();
+    assert_eq!(successes.len(), 1, "{logged:?}");
+    let e = successes[0];
+    assert_eq!(e.user_id.as_deref(), Some("auth0|alice"));
+    assert_eq!(e.client_id.as_deref(), Some("spa"));
+    assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(e.details["connection"], "Username-Password-Authentication");
+    assert_eq!(e.details["client_name"], "Demo SPA");
+}

@@ -368,6 +368,24 @@ async fn the_hosted_login_page_signs_in_with_a_passkey() {
     let (status, tokens) = exchange(&s, &req, &code).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(claims(tokens["id_token"].as_str().unwrap())["sub"], sub);
+    // The page's passkey login is logged as a login (`s`), once, for the
+    // page's client.
+    let events = s
+        .state
+        .store
+        .audit_events(&acme_id(&s).await, 100)
+        .await
+        .unwrap();
+    let page_logins: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "s" && e.details["description"] == "Success Login")
+        .filter(|e| e.user_id.as_ref().map(|u| json!(u)) == Some(sub.clone()))
+        .collect();
+    assert_eq!(page_logins.len(), 1, "{events:?}");
+    let last = page_logins[0];
+    assert_eq!(last.client_id.as_deref(), Some("spa"));
+    assert_eq!(last.details["client_name"], "Demo SPA");
+    assert_eq!(last.details["user_name"], "frank@example.com");
     // And the session now gives single sign-on.
     let res = browser
         .get(AuthRequest::new("openid").param("prompt", "none").url(&s))

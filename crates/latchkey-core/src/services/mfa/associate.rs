@@ -4,11 +4,12 @@
 
 use serde_json::Value;
 
+use super::api::{Caller, Credential};
 use super::{Answer, MfaError, Pending, answering, factors_of, lookup, second_factors, wrong};
 use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
 use crate::services::factors::{Answered, AuthenticatorType, Channel};
-use crate::store::{Completion, StoreError};
+use crate::store::{Completion, EnrollmentRow, StoreError};
 use crate::tenant::{Client, FactorType, Tenant};
 
 /// What `POST /mfa/associate` enrolls.
@@ -19,8 +20,9 @@ pub enum Associate {
         number: String,
         voice: bool,
     },
+    /// To `address`, else the user's own address.
     Email {
-        address: String,
+        address: Option<String>,
     },
     /// A push device (`oob` over the `auth0` channel).
     Push,
@@ -66,31 +68,68 @@ impl From<StoreError> for AssociateError {
     }
 }
 
-/// `POST /mfa/associate` with an `mfa_token`: starts enrolling the first
+/// The client of an association: the one the request authenticated as
+/// when it named one (it must be the credential's), else the credential's
+/// own, as Auth0's guide and SDKs send only the bearer token. A credential
+/// whose client was removed from the tenant since is dead.
+pub fn associating_client<'t>(
+    tenant: &'t Tenant,
+    caller: &Caller,
+    named: Option<&'t Client>,
+) -> Result<&'t Client, MfaError> {
+    match named {
+        Some(c) if c.client_id == caller.client_id => Ok(c),
+        Some(_) => Err(MfaError::BadToken),
+        None => tenant.client(&caller.client_id).ok_or(MfaError::BadToken),
+    }
+}
+
+/// `POST /mfa/associate`: with an `mfa_token`, starts enrolling the first
 /// factor of a user who has none (anyone else must answer with the factor
-/// they have). The factor is confirmed by the mfa-otp or mfa-oob grant with
-/// the same token, which then issues the tokens. With recovery codes on the
-/// tenant, the first one is made now and shown in the answer; it becomes
-/// usable with the factor.
+/// they have); with an MFA API access token carrying `enroll`, one more
+/// factor of its user. The factor is confirmed by the mfa-otp or mfa-oob
+/// grant with the same token as `mfa_token`, which then issues the tokens
+/// (for an access token: a new one for the MFA API with its scopes). With
+/// recovery codes on the tenant, the first one is made now and shown in the
+/// answer; it becomes usable with the factor.
 #[allow(clippy::too_many_arguments)]
 pub async fn associate(
     state: &Core,
     tenant: &Tenant,
     host: &str,
     client: &Client,
+    caller: &Caller,
     token: &str,
     what: Associate,
     user_agent: &str,
     languages: &[String],
 ) -> Result<Association, AssociateError> {
     use crate::services::enrollment::{self, Challenge, Start, Who};
+    if let Credential::AccessToken { .. } = caller.credential {
+        access_token_login(state, tenant, host, client, caller, token)
+            .await
+            .map_err(AssociateError::Mfa)?;
+    }
     let (row, _) = lookup(state, tenant, token, Some(client))
         .await
         .map_err(AssociateError::Mfa)?;
     let methods = factors_of(state, tenant, &row.user_id).await?;
-    if !second_factors(&methods).is_empty() {
+    if caller.credential == Credential::MfaToken && !second_factors(&methods).is_empty() {
         return Err(AssociateError::AlreadyEnrolled);
     }
+    let what = match what {
+        Associate::Email { address: None } => Associate::Email {
+            address: Some(
+                state
+                    .store
+                    .user_by_id(&tenant.id, &row.user_id)
+                    .await?
+                    .map(|u| u.email)
+                    .unwrap_or_default(),
+            ),
+        },
+        other => other,
+    };
     let who = Who {
         tenant,
         host,
@@ -114,7 +153,7 @@ pub async fn associate(
         }
         Associate::Email { address } => (
             Start::Email {
-                email: address.clone(),
+                email: address.clone().unwrap_or_default(),
             },
             Some(Channel::Email),
         ),
@@ -166,6 +205,66 @@ pub async fn associate(
             )));
         }
     })
+}
+
+/// The pending login an association by an MFA API access token is
+/// confirmed through: stored under the token's digest as an `mfa_token`'s
+/// (so the grants take the access token as `mfa_token`), once, alive as
+/// long as an `mfa_token` or the access token, whichever ends first. What
+/// it issues is a new token for the MFA API with the same scopes.
+async fn access_token_login(
+    state: &Core,
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    caller: &Caller,
+    token: &str,
+) -> Result<(), MfaError> {
+    let Credential::AccessToken {
+        scopes,
+        amr,
+        auth_time,
+        expires_at,
+    } = &caller.credential
+    else {
+        return Ok(());
+    };
+    let digest = secret_digest(token);
+    let now = state.clock.now();
+    if state
+        .store
+        .enrollment(&tenant.id, &digest, now)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let pending = Pending {
+        audience: Some(crate::tenant::issuer_for_host(host) + "mfa/"),
+        scope: scopes.clone(),
+        amr: amr.clone(),
+        auth_time: *auth_time,
+        gty: "mfa".to_string(),
+    };
+    let row = EnrollmentRow {
+        user_id: caller.user_id.clone(),
+        client_id: client.client_id.clone(),
+        method_type: super::KIND.to_string(),
+        method_id: "mfa|login".to_string(),
+        state: serde_json::to_value(&pending).map_err(|e| MfaError::Internal(e.to_string()))?,
+        attempts: 0,
+        created_at: now,
+        expires_at: (*expires_at).min(now + super::MFA_TOKEN_TTL),
+    };
+    match state
+        .store
+        .create_enrollment(&tenant.id, &digest, &row)
+        .await
+    {
+        // Another request with the same token stored it first.
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(MfaError::Store(e)),
+    }
 }
 
 /// The mfa-otp and mfa-oob grants for a token with a pending association:

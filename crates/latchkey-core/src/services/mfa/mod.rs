@@ -21,10 +21,11 @@ use crate::services::factors::{self, AuthenticatorType, codes, destination, mask
 use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError};
 use crate::tenant::{Client, FactorType, MfaPolicy, Tenant};
 
+pub mod api;
 mod associate;
 
 pub(crate) use associate::confirm_association;
-pub use associate::{Associate, AssociateError, PUSH_CHANNEL, associate};
+pub use associate::{Associate, AssociateError, PUSH_CHANNEL, associate, associating_client};
 
 /// Lifetime of an `mfa_token`, seconds.
 pub const MFA_TOKEN_TTL: i64 = 600;
@@ -116,7 +117,27 @@ impl From<StoreError> for MfaError {
 /// application's or tenant's MFA policy, or the My Account API's Default
 /// Policy for its audience.
 pub fn required(tenant: &Tenant, host: &str, client: &Client, audience: Option<&str>) -> bool {
-    always(tenant, client) || default_policy_applies(tenant, host, audience)
+    always(tenant, client)
+        || default_policy_applies(tenant, host, audience)
+        || audience.is_some_and(|a| tenant.is_mfa_api_audience(host, a))
+}
+
+/// The factors a login that needs a second factor asks for. A token for
+/// the MFA API alone asks only a user enrolled with a factor other than
+/// email (Auth0: a user with none, or with email only, gets the token
+/// without a challenge, and may enroll with it).
+pub fn gate_factors<'m>(
+    tenant: &Tenant,
+    host: &str,
+    client: &Client,
+    audience: Option<&str>,
+    methods: &'m [MethodRow],
+) -> Vec<&'m MethodRow> {
+    let only_mfa_api = !(always(tenant, client) || default_policy_applies(tenant, host, audience));
+    second_factors(methods)
+        .into_iter()
+        .filter(|m| !only_mfa_api || m.method_type != FactorType::Email)
+        .collect()
 }
 
 /// Whether the application's (else the tenant's) MFA policy is `always`.
@@ -177,7 +198,12 @@ pub async fn need(
         return Ok(Need::Nothing);
     }
     let methods = factors_of(state, tenant, user_id).await?;
-    if !second_factors(&methods).is_empty() {
+    let asked = if demanded {
+        second_factors(&methods)
+    } else {
+        gate_factors(tenant, host, client, audience, &methods)
+    };
+    if !asked.is_empty() {
         Ok(Need::Challenge)
     } else if demanded || always(tenant, client) {
         Ok(Need::Enroll)

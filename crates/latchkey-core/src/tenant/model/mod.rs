@@ -296,6 +296,18 @@ pub fn my_account_audience(host: &str) -> String {
     issuer_for_host(host) + "me/"
 }
 
+/// Whether `audience` names the MFA API served on `host` (Auth0's built-in
+/// `{issuer}mfa/`), or on a loopback host also its `https://` form, as for
+/// the My Account API.
+pub fn names_mfa_api(host: &str, audience: &str) -> bool {
+    audience == issuer_for_host(host) + "mfa/"
+        || (is_loopback_host(host)
+            && audience
+                .strip_prefix("https://")
+                .and_then(|rest| rest.strip_prefix(host))
+                == Some("/mfa/"))
+}
+
 /// Whether `audience` names the My Account API served on `host`: its
 /// audience, or on a loopback host also its `https://` form (what an app
 /// written for Auth0 builds from its domain, and what tenant files may name).
