@@ -489,7 +489,7 @@ test('native passkey sign-up and login', { timeout: TEST_MS }, () =>
         const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
         return { status: res.status, text: await res.text() };
       }, { url: tokenStep.url, body: tokenStep.body });
-      assert.equal(replay.status, 400, `replaying the webauthn grant → 400: ${replay.text}`);
+      assert.equal(replay.status, 403, `replaying the webauthn grant → 403 (Auth0's status for invalid_grant): ${replay.text}`);
       assert.equal(JSON.parse(replay.text).error, 'invalid_grant', `replay: error invalid_grant: ${replay.text}`);
     },
     {

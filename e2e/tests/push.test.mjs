@@ -287,7 +287,7 @@ test('2: the MFA API at login: slow_down, approved, a second response refused, r
     outcome = await listener.outcome(shown.txlnkid);
     assert.deepEqual([outcome.event, outcome.accepted], ['resolved', false], JSON.stringify(outcome));
     r = await poll(plain, token, sent.oob_code);
-    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.status, 403, JSON.stringify(r.body));
     assert.deepEqual([r.body.error, r.body.error_description], ['invalid_grant', 'MFA Authorization rejected.']);
   }),
 );

@@ -1,5 +1,5 @@
 //! The OAuth/OIDC error dialect: `{error, error_description}` with RFC 6749
-//! status codes. Every failure of this area answers in it, including
+//! status codes, but Auth0's where its SDKs read them (403 `invalid_grant`). Every failure of this area answers in it, including
 //! malformed input; an unexpected failure is a bare 500 whose cause is
 //! logged, never shown.
 
@@ -95,7 +95,10 @@ impl OAuthError {
         match self {
             InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
             InvalidClient(d) => (StatusCode::UNAUTHORIZED, "invalid_client", d),
-            InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            // Auth0 answers every `invalid_grant` 403 (RFC 6749 says 400);
+            // its SDKs read the status (Auth0.Android's
+            // `isRefreshTokenDeleted` needs the 403).
+            InvalidGrant(d) => (StatusCode::FORBIDDEN, "invalid_grant", d),
             InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
             UnauthorizedClient(d) => (StatusCode::FORBIDDEN, "unauthorized_client", d),
             UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d),
@@ -359,6 +362,9 @@ impl From<GrantError> for OAuthError {
             )),
             GrantError::UserBlocked => invalid_grant("user is blocked"),
             GrantError::UserGone => invalid_grant("The user no longer exists"),
+            GrantError::RefreshTokenUserGone => invalid_grant(
+                "The refresh_token was generated for a user who doesn't exist anymore.",
+            ),
             GrantError::MfaRequired {
                 mfa_token,
                 requirements,

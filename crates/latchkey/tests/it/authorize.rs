@@ -51,7 +51,7 @@ async fn pkce_mismatch_and_missing_verifier_fail() {
     let code = code_for(&s, &browser, &req).await;
     let right = std::mem::replace(&mut req.verifier, pkce().0);
     let (status, body) = exchange(&s, &req, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
     // The code was spent by the failed attempt: the right verifier is too late.
     req.verifier = right;
@@ -67,7 +67,7 @@ async fn pkce_mismatch_and_missing_verifier_fail() {
             ("redirect_uri", &req.redirect_uri),
         ])
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
 }
 
@@ -118,7 +118,7 @@ async fn code_reuse_is_refused_and_revokes_what_the_code_produced() {
     assert_eq!(userinfo(&s, access).await.0, StatusCode::OK);
 
     let (status, body) = exchange(&s, &req, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
     // Everything the first exchange produced is dead.
     let (status, body) = userinfo(&s, access).await;
@@ -130,7 +130,7 @@ async fn code_reuse_is_refused_and_revokes_what_the_code_produced() {
             ("refresh_token", first["refresh_token"].as_str().unwrap()),
         ])
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
 }
 
@@ -155,7 +155,7 @@ async fn codes_expire_and_belong_to_their_client() {
             ("code_verifier", &req.verifier),
         ])
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
 }
 
@@ -182,7 +182,7 @@ async fn redirect_uri_must_match() {
             ("code_verifier", &req.verifier),
         ])
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
 }
 

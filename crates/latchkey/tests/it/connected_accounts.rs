@@ -364,7 +364,7 @@ async fn connect_complete_list_and_delete_against_a_second_latchkey() {
     let (status, body) = idp_refresh(&pair, &rt).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        (StatusCode::FORBIDDEN, Some("invalid_grant")),
         "{body}"
     );
     let r = rp.me("DELETE", &path, Some(&token), None).await;

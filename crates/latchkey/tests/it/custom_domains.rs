@@ -353,12 +353,12 @@ async fn a_code_is_exchanged_only_on_the_host_that_minted_it() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(body.get("access_token").is_none());
     let (status, body) = exchange(&h.s, &req, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // On its own host, a code still works.
     let req = AuthRequest::new("openid offline_access");
@@ -421,7 +421,7 @@ async fn a_refresh_token_refreshes_only_on_the_host_that_minted_it() {
     for minted_on_custom in [false, true] {
         let rt = login(minted_on_custom).await;
         let (status, body) = refresh(!minted_on_custom, rt.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["error"], "invalid_grant", "{body}");
         let (status, body) = refresh(minted_on_custom, rt).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -432,14 +432,14 @@ async fn a_refresh_token_refreshes_only_on_the_host_that_minted_it() {
         // Its successor is bound to the same host.
         let next = body["refresh_token"].as_str().unwrap().to_string();
         let (status, _) = refresh(!minted_on_custom, next.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(refresh(minted_on_custom, next).await.0, StatusCode::OK);
     }
 
     // Rows from before the binding: the canonical host's.
     let rt = login(true).await;
     h.s.sql("UPDATE refresh_tokens SET host = NULL").await;
-    assert_eq!(refresh(true, rt.clone()).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(refresh(true, rt.clone()).await.0, StatusCode::FORBIDDEN);
     let (status, body) = refresh(false, rt).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

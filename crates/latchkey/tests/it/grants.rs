@@ -609,14 +609,14 @@ async fn logins_exchanges_and_logout_are_logged_with_auth0_codes() {
     assert_eq!(s.refresh(rt).await.0, StatusCode::OK);
     assert_eq!(
         s.refresh("not-a-refresh-token").await.0,
-        StatusCode::BAD_REQUEST
+        StatusCode::FORBIDDEN
     );
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let code = code_for(&s, &browser, &req).await;
     assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::OK);
     // The code again: refused, a failed exchange.
-    assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(exchange(&s, &req, &code).await.0, StatusCode::FORBIDDEN);
     browser
         .get(s.url("/v2/logout?client_id=spa"))
         .send()

@@ -209,12 +209,12 @@ async fn password_then_a_totp_code_through_the_mfa_api() {
     let (status, body) = otp(&s, "web", &token, &code).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        (StatusCode::FORBIDDEN, Some("invalid_grant")),
         "{body}"
     );
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let (status, body) = otp(&s, "spa", &token, wrong).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 
     let (status, body) = otp(&s, "spa", &token, &code).await;
@@ -234,10 +234,10 @@ async fn password_then_a_totp_code_through_the_mfa_api() {
 
     // The token is spent; the code's step is spent for any new login too.
     let (status, _) = otp(&s, "spa", &token, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let again = mfa_token(&s).await;
     let (status, body) = otp(&s, "spa", &again, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "replayed code: {body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "replayed code: {body}");
     s.clock.advance(30);
     let next = totp_now(&enrolled.totp_secret, s.clock_now());
     let (status, body) = otp(&s, "spa", &again, &next).await;
@@ -256,17 +256,17 @@ async fn five_wrong_answers_end_the_mfa_token_and_it_expires() {
     let wrong = if code == "000000" { "000001" } else { "000000" };
     for _ in 0..5 {
         let (status, _) = otp(&s, "spa", &token, wrong).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(status, StatusCode::FORBIDDEN);
     }
     let (status, body) = otp(&s, "spa", &token, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "dead after five: {body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "dead after five: {body}");
 
     // Ten minutes to answer.
     let token = mfa_token(&s).await;
     s.clock.advance(601);
     let code = totp_now(&enrolled.totp_secret, s.clock_now());
     let (status, body) = otp(&s, "spa", &token, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "expired: {body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "expired: {body}");
     let res = s
         .http()
         .get(s.url("/mfa/authenticators"))
@@ -293,7 +293,7 @@ async fn a_recovery_code_logs_in_once_and_is_replaced() {
         }
     };
     let (status, body) = recover(mfa_token(&s).await, "WRONGWRONGWRONGWRONGWRON".into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // Typed in lower case with dashes: still the code.
     let typed = enrolled
@@ -316,7 +316,7 @@ async fn a_recovery_code_logs_in_once_and_is_replaced() {
 
     // The old code is gone, the new one works (once).
     let (status, _) = recover(mfa_token(&s).await, enrolled.recovery_code.clone()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = recover(mfa_token(&s).await, fresh.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
@@ -460,7 +460,7 @@ async fn the_default_policy_window_on_refresh_and_silent_login() {
     let (status, body) = s.refresh(&bob_rt).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        (StatusCode::FORBIDDEN, Some("invalid_grant"))
     );
 
     // Silent login: Alice's session (password only, for another API) cannot
@@ -627,7 +627,7 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
     let code = six_digits(&sent.text());
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let (status, _) = oob(token.clone(), oob_code.clone(), wrong.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = oob(token.clone(), oob_code.clone(), code.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -635,7 +635,7 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
         json!(["pwd", "mfa"])
     );
     let (status, _) = oob(token, oob_code.clone(), code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
+    assert_eq!(status, StatusCode::FORBIDDEN, "single use");
 
     // By SMS; an oob_code belongs to its own mfa_token.
     let (_, first) = password(&s, ALICE_LOGIN, None).await;
@@ -648,7 +648,7 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
     let text = sms.wait_for(2).await[1].text.clone();
     let code = six_digits(&text);
     let (status, _) = oob(second, oob_code.clone(), code.clone()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "another token's oob_code");
+    assert_eq!(status, StatusCode::FORBIDDEN, "another token's oob_code");
     let (status, body) = oob(first, oob_code, code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -670,7 +670,7 @@ async fn email_and_sms_codes_through_mfa_challenge_and_the_oob_grant() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = s
         .http()
         .post(s.url("/mfa/challenge"))
@@ -738,7 +738,7 @@ async fn a_first_factor_through_mfa_associate() {
         json!({"client_id": "spa", "authenticator_types": ["otp"]}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A phone by SMS: the code arrives, the wrong one counts, the right one
     // enrolls the phone and logs Bob in.
@@ -771,7 +771,7 @@ async fn a_first_factor_through_mfa_associate() {
     };
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let (status, body) = oob(wrong.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = oob(code.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -780,7 +780,7 @@ async fn a_first_factor_through_mfa_associate() {
     );
     // Spent.
     let (status, _) = oob(code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Bob has a phone and a recovery code now: the next login challenges,
     // and association is closed to him.
@@ -839,7 +839,7 @@ async fn an_authenticator_app_through_mfa_associate() {
     // Another client cannot confirm it.
     let code = totp_now(&secret, s.clock_now());
     let (status, _) = otp(&s, "web", &token, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = otp(&s, "spa", &token, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -858,7 +858,7 @@ async fn an_authenticator_app_through_mfa_associate() {
         json!({"client_id": "spa", "authenticator_types": ["otp"]}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 /// `/mfa/associate` with the bearer token alone (as Auth0's guide and its
@@ -878,7 +878,7 @@ async fn mfa_associate_takes_its_client_from_the_mfa_token() {
                "authenticator_types": ["otp"]}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     // Named without its secret: the client's authentication fails first.
     let (status, body) = associate(
@@ -901,7 +901,7 @@ async fn mfa_associate_takes_its_client_from_the_mfa_token() {
     // Without a token's client to fall back on, nothing is associated.
     let (status, body) =
         associate(&s, "not-a-token", json!({"authenticator_types": ["otp"]})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 
     // The bearer token alone: spa's association, which spa confirms.
@@ -909,7 +909,7 @@ async fn mfa_associate_takes_its_client_from_the_mfa_token() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let code = totp_now(body["secret"].as_str().unwrap(), s.clock_now());
     let (status, _) = otp(&s, "web", &token, &code).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = otp(&s, "spa", &token, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(claims(body["access_token"].as_str().unwrap())["azp"], "spa");
@@ -932,7 +932,7 @@ async fn wrong_answers_are_limited_per_user_across_logins() {
         let token = mfa_token(&s).await;
         for _ in 0..5 {
             let (status, _) = otp(&s, "spa", &token, &wrong(&right())).await;
-            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(status, StatusCode::FORBIDDEN);
         }
     }
     // A third login: even the right code waits.
@@ -1081,7 +1081,7 @@ async fn a_user_blocked_midway_cannot_finish_through_the_mfa_api() {
         &totp_now(&enrolled.totp_secret, s.clock_now()),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     assert!(body.get("access_token").is_none());
 }

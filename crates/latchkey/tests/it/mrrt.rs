@@ -88,7 +88,7 @@ async fn exchanged(
 }
 
 fn refused_as_unknown(answer: &(StatusCode, Value)) {
-    assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+    assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
     assert_eq!(
         answer.1,
         json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})

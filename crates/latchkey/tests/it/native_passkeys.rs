@@ -112,7 +112,7 @@ async fn sign_up_then_log_in_with_the_passkey() {
     // A cloned authenticator (its counter going backwards) is refused.
     authenticator.roll_back_counter();
     let (status, body) = log_in(&s, &authenticator).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 }
 
@@ -168,7 +168,7 @@ async fn challenges_are_single_use_and_checked() {
         StatusCode::OK
     );
     let (status, replay) = webauthn_grant(&s, &body["auth_session"], &assertion).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(replay["error"], "invalid_grant");
 
     // An assertion for another challenge.
@@ -260,7 +260,7 @@ async fn the_passkey_api_checks_clients_profiles_and_the_tenant() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(answer["error"], "unauthorized_client");
     let (status, _) = post(&s, "/oauth/token", json!({"grant_type": WEBAUTHN, "client_id": "spa", "auth_session": "nope", "authn_response": {}})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Without `passkey` among the tenant's factors, the Passkey API is not there.
     latchkey::tenant::apply::apply_text(&s.state, &acme(s.port).replace(

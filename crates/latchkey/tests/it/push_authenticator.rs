@@ -456,7 +456,7 @@ async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
         (Some(false), Some("not me"))
     );
     let (status, body) = poll(&s, &mfa_token, &challenge).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_description"], "MFA Authorization rejected.");
 
@@ -489,7 +489,7 @@ async fn logins_are_approved_and_rejected_on_the_reference_authenticator() {
     assert!(message.contains("invalid_binding_code"), "{error}");
     assert!(!message.contains('\n'));
     let (status, body) = poll(&s, &mfa_token, &challenge).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error_description"], "MFA Authorization rejected.");
 
     // The device's TOTP code answers the same login's mfa-otp instead.

@@ -606,7 +606,7 @@ async fn a_push_device_through_mfa_associate() {
         json!(["pwd", "mfa"])
     );
     let (status, _) = poll().await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Bob's push method is confirmed and his device may call.
     let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();

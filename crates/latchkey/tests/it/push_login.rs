@@ -396,7 +396,7 @@ async fn approved_on_the_device_the_app_gets_its_tokens_once() {
     let (status, err) = poll(s, &token, oob(&body)).await;
     assert_eq!(
         (status, err["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        (StatusCode::FORBIDDEN, Some("invalid_grant"))
     );
     let events = crate::mfa_api::events(s).await;
     assert!(events.contains(&"gd_send_pn".to_string()), "{events:?}");
@@ -415,7 +415,7 @@ async fn rejected_on_the_device_the_app_is_told_as_auth0_says() {
     let (status, err) = resolve(s, &n, &jwt).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{err}");
     let (status, err) = poll(s, &token, oob(&body)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(err["error"], "invalid_grant");
     assert_eq!(err["error_description"], "MFA Authorization rejected.");
     // The mfa_token lives on: another method may still answer.
@@ -593,7 +593,7 @@ async fn another_logins_token_resolves_only_its_own_transaction() {
     let (status, err) = poll(s, &token_b, oob(&body_a)).await;
     assert_eq!(
         (status, err["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        (StatusCode::FORBIDDEN, Some("invalid_grant"))
     );
     assert_eq!(resolve(s, &a, &jwt_a).await.0, StatusCode::NO_CONTENT);
     let (status, _) = poll(s, &token_a, oob(&body_a)).await;
@@ -765,7 +765,7 @@ async fn the_push_apps_totp_code_logs_in_once() {
     // The same code again, in another login.
     let token = mfa_token(s, (ALICE, ALICE_PASSWORD)).await;
     let (status, err) = otp(token).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
     assert_eq!(err["error"], "invalid_grant");
 }
 
@@ -860,7 +860,7 @@ async fn another_users_device_and_token_resolve_nothing() {
     let (status, err) = poll(s, &alice_token, oob(&bob_body)).await;
     assert_eq!(
         (status, err["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        (StatusCode::FORBIDDEN, Some("invalid_grant"))
     );
     // Bob's own answer still works for Bob.
     assert_eq!(resolve(s, &bob_push, &bobs).await.0, StatusCode::NO_CONTENT);
@@ -1040,7 +1040,7 @@ async fn a_removed_device_answers_nothing() {
     let jwt = response(s, &x.phone, &n, true, None);
     assert_eq!(resolve(s, &n, &jwt).await.0, StatusCode::NOT_FOUND);
     let (status, err) = poll(s, &token, oob(&body)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
     assert_eq!(err["error"], "invalid_grant");
     assert_eq!(
         err["error_description"],

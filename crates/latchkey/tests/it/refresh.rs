@@ -60,7 +60,7 @@ async fn reusing_a_rotated_token_revokes_the_whole_family() {
 
     // An attacker replays the first token.
     let (status, body) = refresh(&s, &rt1, None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "invalid_grant");
     // The legitimate holder's token is now dead too, and so are its access tokens.
     assert_eq!(refresh(&s, &rt2, None).await.1["error"], "invalid_grant");
@@ -103,7 +103,7 @@ async fn race(s: &TestServer, rt: &str) -> usize {
     for t in tasks {
         let status = t.await.unwrap();
         assert!(
-            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            status == StatusCode::OK || status == StatusCode::FORBIDDEN,
             "{status}"
         );
         ok += usize::from(status == StatusCode::OK);
@@ -157,7 +157,7 @@ async fn the_reuse_interval_forgives_a_client_racing_itself() {
     // After the interval, the same token is a replay again.
     s.clock.advance(11);
     let (status, _) = refresh(&s, &rt, None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         userinfo(&s, first["access_token"].as_str().unwrap())
             .await
@@ -212,7 +212,7 @@ async fn refresh_tokens_expire_when_idle_and_belong_to_their_client() {
             ("refresh_token", rt),
         ])
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     // Idle lifetime defaults to 15 days.
     s.clock.advance(15 * 86_400 + 1);

@@ -172,7 +172,7 @@ async fn cors_allows_the_clients_origins_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(res.headers()["access-control-allow-origin"], APP);
 
     let res = s

@@ -290,7 +290,7 @@ async fn blocking_a_user_ends_everything_they_hold() {
     }
     assert_eq!(userinfo(&s, at).await.0, StatusCode::UNAUTHORIZED);
     let (status, body) = s.refresh(rt).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     // The session is over: no single sign-on, the login page again.
     let page = browser
@@ -315,7 +315,7 @@ async fn blocking_a_user_ends_everything_they_hold() {
     // unblocking gives back a login, not the old tokens.
     apply_text(&s.state, &blocked).await.unwrap();
     apply_text(&s.state, &acme(s.port)).await.unwrap();
-    assert_eq!(s.refresh(rt).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(s.refresh(rt).await.0, StatusCode::FORBIDDEN);
     let me = s.me_token(ME_SCOPE).await;
     assert_eq!(
         s.me("GET", "/authentication-methods", Some(&me), None)

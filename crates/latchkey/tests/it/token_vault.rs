@@ -1100,7 +1100,7 @@ async fn a_second_latchkey_as_the_provider_rotates_and_detects_reuse() {
     // upstream revokes the family, so the next refresh is refused and the
     // account marked.
     let (status, _) = idp_refresh(&pair, first_rt.as_deref().unwrap()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     advance();
     flow_failed(&rp.token(&ask).await);
     assert_eq!(

@@ -124,6 +124,9 @@ pub enum GrantError {
     AudienceNotAllowed,
     UserBlocked,
     UserGone,
+    /// The refresh token's user was deleted since (Auth0's own answer to
+    /// it, which its mobile SDKs read to drop the stored credentials).
+    RefreshTokenUserGone,
     /// A second factor is needed first: the app goes on with `mfa_token`.
     MfaRequired {
         mfa_token: String,
@@ -197,6 +200,7 @@ impl GrantError {
             | Self::AudienceNotAllowed
             | Self::UserBlocked
             | Self::UserGone
+            | Self::RefreshTokenUserGone
             | Self::MfaRequired { .. }
             | Self::NoSecondFactor
             | Self::BadAccessToken(_)

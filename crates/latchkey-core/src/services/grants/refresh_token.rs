@@ -147,7 +147,11 @@ pub(super) async fn presented(
     if !tokens::minted_here(req.tenant, row.host.as_deref(), req.host) {
         return Err(GrantError::RefreshFromAnotherHost);
     }
-    Ok((row, active_user(user)?))
+    match active_user(user) {
+        Ok(user) => Ok((row, user)),
+        Err(GrantError::UserGone) => Err(GrantError::RefreshTokenUserGone),
+        Err(e) => Err(e),
+    }
 }
 
 /// What the Default Policy does with a user who has no second factor.
