@@ -1145,6 +1145,104 @@ pub trait PushTransactionStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// What a ticket mailed about an account is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketKind {
+    /// The link of a verification email: it sets `email_verified`.
+    VerifyEmail,
+    /// The link of a password-reset email: it opens the page that sets a
+    /// new password.
+    ResetPassword,
+}
+
+impl TicketKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+
+    /// The kind stored as `name`; `None` for a name this server does not
+    /// write.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "verify_email" => Some(Self::VerifyEmail),
+            "reset_password" => Some(Self::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// A ticket of a link mailed about an account, found by the digest of the
+/// ticket the link carries. Read whatever its state, so that a used or
+/// expired link can be told apart from an unknown one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTicketRow {
+    pub user_id: String,
+    /// The application that asked for it.
+    pub client_id: String,
+    pub kind: TicketKind,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    /// Failed attempts at it (a new password the policy refused).
+    pub attempts: i64,
+}
+
+/// What using a ticket does, in the transaction that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketUse<'a> {
+    /// The user's email is verified.
+    VerifyEmail,
+    /// The user's password becomes `hash` (the old one kept in the password
+    /// history, the brute-force counts cleared), and all they hold ends:
+    /// their grants are revoked (refresh tokens, codes and access tokens
+    /// with them) and their login sessions end.
+    ResetPassword { hash: &'a str, reason: &'a str },
+}
+
+/// The tickets of the links mailed about accounts (email verification,
+/// password reset).
+#[async_trait]
+pub trait AccountTicketStore: Send + Sync {
+    async fn create_account_ticket(
+        &self,
+        tenant_id: &str,
+        digest: &str,
+        row: &AccountTicketRow,
+    ) -> StoreResult<()>;
+    /// The ticket whatever its state, if it is this tenant's.
+    async fn account_ticket(
+        &self,
+        tenant_id: &str,
+        digest: &str,
+    ) -> StoreResult<Option<AccountTicketRow>>;
+    /// Counts a failed attempt at a live ticket of `kind` (unused,
+    /// unexpired); the attempts now counted, or `None` when it is not live.
+    async fn account_ticket_failed(
+        &self,
+        tenant_id: &str,
+        digest: &str,
+        kind: TicketKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<i64>>;
+    /// Uses a live ticket of `kind` (unused, unexpired, fewer than
+    /// `max_attempts` failed attempts) once and does what `action` says, in
+    /// one transaction; the user's other unused tickets of that kind are
+    /// used up with it. Returns the user's ID; `None`, nothing written,
+    /// when the ticket is not live (of racing uses, one wins).
+    async fn use_account_ticket(
+        &self,
+        tenant_id: &str,
+        digest: &str,
+        kind: TicketKind,
+        now: Timestamp,
+        max_attempts: i64,
+        action: &TicketUse<'_>,
+    ) -> StoreResult<Option<String>>;
+}
+
 /// What a sweep deleted, kind by kind: each count is named after its table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
@@ -1159,10 +1257,11 @@ pub struct Swept {
     pub connect_transactions: u64,
     pub upstream_logins: u64,
     pub push_transactions: u64,
+    pub account_tickets: u64,
 }
 
 impl Swept {
-    fn counts(&self) -> [u64; 10] {
+    fn counts(&self) -> [u64; 11] {
         [
             self.refresh_tokens,
             self.auth_codes,
@@ -1174,6 +1273,7 @@ impl Swept {
             self.connect_transactions,
             self.upstream_logins,
             self.push_transactions,
+            self.account_tickets,
         ]
     }
 
@@ -1197,6 +1297,7 @@ impl Swept {
         self.connect_transactions += o.connect_transactions;
         self.upstream_logins += o.upstream_logins;
         self.push_transactions += o.push_transactions;
+        self.account_tickets += o.account_tickets;
     }
 }
 
@@ -1220,7 +1321,7 @@ pub trait SweepStore: Send + Sync {
     ///   still revokes them;
     /// - revoked grants, with their codes and refresh tokens;
     /// - sessions expired or revoked, login transactions, enrollments,
-    ///   connect transactions, upstream logins and push transactions expired, and login-failure
+    ///   connect transactions, upstream logins, push transactions and account tickets expired, and login-failure
     ///   counts whose block has ended (the next login would clear them).
     async fn sweep_expired(
         &self,
@@ -1253,6 +1354,7 @@ pub trait Store:
     + ConnectedAccountStore
     + UpstreamLoginStore
     + PushTransactionStore
+    + AccountTicketStore
     + SweepStore
 {
 }
@@ -1266,6 +1368,7 @@ impl<
         + ConnectedAccountStore
         + UpstreamLoginStore
         + PushTransactionStore
+        + AccountTicketStore
         + SweepStore,
 > Store for T
 {

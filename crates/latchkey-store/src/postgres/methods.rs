@@ -11,7 +11,7 @@ use crate::*;
 use latchkey_core::clock::Timestamp;
 
 /// The advisory lock a user's methods are changed under.
-fn user_lock(tenant_id: &str, user_id: &str) -> String {
+pub(super) fn user_lock(tenant_id: &str, user_id: &str) -> String {
     format!("latchkey:user:{tenant_id}:{user_id}")
 }
 

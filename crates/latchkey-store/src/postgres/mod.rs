@@ -22,6 +22,7 @@ mod identities;
 mod methods;
 mod push;
 mod sweep;
+mod tickets;
 use latchkey_core::clock::Timestamp;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -14,7 +14,8 @@
 //! history, audit events), `accounts.rs` (connected accounts and their
 //! connect transactions), `identities.rs` (upstream logins and the
 //! identities users log in with), `push.rs` (push-notification logins'
-//! transactions), `sweep.rs` (the sweep's rules and grant
+//! transactions), `tickets.rs` (the tickets of the links mailed about
+//! accounts), `sweep.rs` (the sweep's rules and grant
 //! walk). A function a statement, named after the trait method that runs it.
 
 pub(crate) mod accounts;
@@ -25,6 +26,7 @@ pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod sweep;
 pub(crate) mod tenants;
+pub(crate) mod tickets;
 
 use std::borrow::Cow;
 

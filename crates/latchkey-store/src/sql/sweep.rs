@@ -119,6 +119,12 @@ pub(crate) const SWEEP_RULES: &[SweepRule] = &[
         count: |s| &mut s.push_transactions,
     },
     SweepRule {
+        table: "account_tickets",
+        filter: "expires_at <= {at}",
+        at: SweepAt::Now,
+        count: |s| &mut s.account_tickets,
+    },
+    SweepRule {
         table: "login_failures",
         filter: "blocked_until <= {at}",
         at: SweepAt::Now,

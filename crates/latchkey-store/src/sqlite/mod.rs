@@ -23,6 +23,7 @@ mod methods;
 mod push;
 mod rotations;
 mod sweep;
+mod tickets;
 use cache::ReadCache;
 use conns::{Connections, Writer};
 use latchkey_core::clock::{SharedClock, Timestamp};

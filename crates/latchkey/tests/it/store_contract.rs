@@ -193,6 +193,7 @@ mod accounts;
 mod identities;
 mod push;
 mod push_enroll;
+mod tickets;
 
 // ---------------------------------------------------------------- fixtures
 
@@ -2333,6 +2334,7 @@ mod bodies {
                 connect_transactions: 0,
                 upstream_logins: 1,
                 push_transactions: 0,
+                account_tickets: 0,
             }
         );
         assert_eq!(
