@@ -43,6 +43,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .merge(crate::oauth::routes(state.clone()))
+        .merge(crate::dbconnections::routes(state.clone()))
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
         .merge(crate::guardian::routes())

@@ -5,6 +5,7 @@
 #![warn(unreachable_pub)]
 
 pub mod app;
+mod dbconnections;
 mod guardian;
 pub mod http;
 mod login;

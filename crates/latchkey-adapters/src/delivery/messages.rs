@@ -1,11 +1,12 @@
-//! The wording of messages that carry codes: the tenant's templates
+//! The wording of messages that carry codes (and of the link emails:
+//! email verification, password reset): the tenant's templates
 //! (minijinja) for the caller's language (from `Accept-Language`), else the
 //! built-in English; and the check of those templates' syntax.
 
 use minijinja::{Environment, context};
 
 use super::email::EmailMessage;
-use latchkey_core::services::delivery::Purpose;
+use latchkey_core::services::delivery::{LinkMessage, LinkPurpose, Purpose};
 use latchkey_core::tenant::Tenant;
 use latchkey_core::tenant::file::TemplateSyntax;
 
@@ -114,6 +115,73 @@ pub fn code_email(
         text: render(text, false, tenant, code, purpose),
         html: render(html, true, tenant, code, purpose),
     }
+}
+
+/// The wording of a link email: (subject, text, HTML) with `{{ link }}`,
+/// `{{ tenant }}` and `{{ hours }}` in them.
+fn link_texts(purpose: LinkPurpose) -> (&'static str, &'static str, &'static str) {
+    match purpose {
+        LinkPurpose::VerifyEmail => (
+            "Verify your email for {{ tenant }}",
+            "Welcome to {{ tenant }}.\n\nTo verify your email address, open this link:\n\n{{ link }}\n\n\
+             It works once, for {{ hours }} hours. If you did not create an account, you can ignore this message.\n",
+            "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
+             <p>Welcome to {{ tenant }}.</p><p>To verify your email address, follow this link:</p>\
+             <p><a href=\"{{ link }}\">Verify my email address</a></p>\
+             <p>It works once, for {{ hours }} hours. If you did not create an account, you can ignore this message.</p>\
+             </body></html>",
+        ),
+        LinkPurpose::ResetPassword => (
+            "Reset your {{ tenant }} password",
+            "Someone asked to reset the password of your {{ tenant }} account.\n\nTo choose a new password, open this link:\n\n\
+             {{ link }}\n\nIt works once, for {{ hours }} hours. If you did not ask for it, you can ignore this message: \
+             your password stays as it is.\n",
+            "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
+             <p>Someone asked to reset the password of your {{ tenant }} account.</p>\
+             <p><a href=\"{{ link }}\">Choose a new password</a></p>\
+             <p>It works once, for {{ hours }} hours. If you did not ask for it, you can ignore this message: \
+             your password stays as it is.</p></body></html>",
+        ),
+    }
+}
+
+/// A link email (email verification, password reset), in the built-in
+/// wording.
+pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
+    let (subject, text, html) = link_texts(m.purpose);
+    let name = tenant_name(m.tenant);
+    let hours = (m.valid_minutes + 59) / 60;
+    let render = |source: &str, escape: bool| {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(move |_| {
+            if escape {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        let ctx =
+            context! { link => m.link, tenant => &name, hours, purpose => m.purpose.as_str() };
+        env.render_str(source, ctx).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "link email template failed");
+            String::new()
+        })
+    };
+    EmailMessage {
+        to: m.to.to_string(),
+        subject: render(subject, false).replace(['\r', '\n'], " "),
+        text: render(text, false),
+        html: render(html, true),
+    }
+}
+
+fn tenant_name(tenant: &Tenant) -> String {
+    tenant
+        .config
+        .tenant
+        .friendly_name
+        .clone()
+        .unwrap_or_else(|| tenant.name.clone())
 }
 
 pub fn code_sms(tenant: &Tenant, languages: &[String], code: &str) -> String {

@@ -12,7 +12,7 @@ pub mod sms;
 use latchkey_core::clock::SharedClock;
 use latchkey_core::outbound::{NetworkAccess, SharedHttpClient};
 use latchkey_core::services::delivery::{
-    CodeChannel, CodeMessage, Delivery, DeliveryError, PushMessage, SharedSecrets,
+    CodeChannel, CodeMessage, Delivery, DeliveryError, LinkMessage, PushMessage, SharedSecrets,
 };
 use latchkey_core::tenant::file::TemplateSyntax;
 
@@ -94,6 +94,17 @@ impl Delivery for MessageDelivery {
             self.clock.now(),
         )
         .await
+    }
+
+    async fn send_link(&self, m: &LinkMessage<'_>) -> Result<(), DeliveryError> {
+        let provider = m
+            .tenant
+            .config
+            .email_provider
+            .as_ref()
+            .ok_or(DeliveryError::NotConfigured)?;
+        let message = messages::link_email(m);
+        email::send_email(&provider.smtp, &message, &*self.secrets).await
     }
 
     async fn send_push(&self, m: &PushMessage<'_>) -> Result<(), DeliveryError> {

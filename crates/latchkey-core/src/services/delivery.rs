@@ -79,6 +79,41 @@ pub struct CodeMessage<'a> {
     pub purpose: Purpose,
 }
 
+/// What a mailed link is for. Templates see it as `purpose`
+/// (`verify_email` or `reset_password`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Following it verifies the account's email address.
+    VerifyEmail,
+    /// Following it opens the page that sets a new password.
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// One link to mail, as the services decide it. The link is a secret: the
+/// adapter sends it and never logs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkMessage<'a> {
+    pub tenant: &'a crate::tenant::Tenant,
+    /// The caller's languages, most preferred first (see [`languages`]).
+    pub languages: &'a [String],
+    /// An email address.
+    pub to: &'a str,
+    /// The whole URL to follow.
+    pub link: &'a str,
+    pub purpose: LinkPurpose,
+    /// How long the link works, in minutes (what the message says).
+    pub valid_minutes: i64,
+}
+
 pub use super::push_message::{PushMessage, PushNotification, PushService, PushSource, Software};
 
 /// Sends messages through the tenant's providers, worded with the tenant's
@@ -88,6 +123,11 @@ pub trait Delivery: crate::tenant::file::TemplateSyntax {
     /// Sends `message.code` by `message.channel` through the tenant's
     /// provider ([`DeliveryError::NotConfigured`] when it has none).
     async fn send_code(&self, message: &CodeMessage<'_>) -> Result<(), DeliveryError>;
+
+    /// Mails `message.link` through the tenant's email provider, worded in
+    /// the caller's language for its purpose
+    /// ([`DeliveryError::NotConfigured`] when the tenant has none).
+    async fn send_link(&self, message: &LinkMessage<'_>) -> Result<(), DeliveryError>;
 
     /// Sends `message.notification` to the device's push token through the
     /// provider its service routes to: `APNS` to APNs, `GCM`/`FCM` to FCM,

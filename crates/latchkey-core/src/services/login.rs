@@ -24,6 +24,10 @@ pub enum LoginError {
     /// The right password of a blocked user (the id).
     #[error("user is blocked")]
     Blocked(String),
+    /// The right password of a user whose email is not verified, in a
+    /// connection that requires it (the id).
+    #[error("Please verify your email before logging in.")]
+    EmailNotVerified(String),
     #[error("unknown connection: {0}")]
     UnknownConnection(String),
     /// Too many failed attempts from this IP (or on this tenant): retry
@@ -209,6 +213,9 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
     if user.blocked {
         return Err(LoginError::Blocked(user.user_id));
     }
+    if connection.require_email_verification && !user.email_verified {
+        return Err(LoginError::EmailNotVerified(user.user_id));
+    }
     // A success resets the count; with nothing counted there is nothing to
     // write, so an ordinary login writes nothing here.
     if counted > 0 {
@@ -265,7 +272,8 @@ fn actor<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, user_id: &'a str) -> Acto
 }
 
 /// A refused password in the tenant log: `fp` (a user's wrong password),
-/// `fu` (nobody by that name), `f` (a blocked user), `limit_wc` (the
+/// `fu` (nobody by that name), `f` (a blocked user, an unverified email
+/// where the connection requires a verified one), `limit_wc` (the
 /// account blocked from this IP), `limit_mu` (the IP throttled). A
 /// request that checked nothing (the hashing queue full, the store down,
 /// an unknown realm) logs nothing.
@@ -280,7 +288,9 @@ pub async fn log_refused(
     let (code, user_id) = match e {
         LoginError::WrongCredentials(Some(id)) => (codes::WRONG_PASSWORD, Some(id.as_str())),
         LoginError::WrongCredentials(None) => (codes::UNKNOWN_USER, None),
-        LoginError::Blocked(id) => (codes::FAILED_LOGIN, Some(id.as_str())),
+        LoginError::Blocked(id) | LoginError::EmailNotVerified(id) => {
+            (codes::FAILED_LOGIN, Some(id.as_str()))
+        }
         LoginError::TooManyAttempts(id) => (codes::BLOCKED_ACCOUNT, Some(id.as_str())),
         LoginError::Throttled(_) => (codes::BLOCKED_IP, None),
         LoginError::Busy | LoginError::UnknownConnection(_) | LoginError::Store(_) => return,

@@ -1,6 +1,7 @@
 //! Domain services. They take typed requests, talk to the store through its
 //! ports, and know nothing of HTTP.
 
+pub mod accounts;
 pub mod audit;
 pub mod authorize;
 pub mod connected_accounts;

@@ -1,5 +1,6 @@
 //! The hosted login's handlers: the password and passkey sign-in of the
-//! login form (`submit.rs`), the login with an upstream identity provider
+//! login form (`submit.rs`), sign-up, password reset and email verification
+//! with the pages their mailed links open (`account.rs`), the login with an upstream identity provider
 //! (`upstream.rs`), the steps between signing in and the code
 //! (`signed_in.rs`: a passkey offered, or on), the second step's answers
 //! and enrollment (`mfa.rs`, `mfa_enroll.rs`), and the browser's part of
@@ -9,6 +10,7 @@
 //! completes, answer in the request's response mode (`oauth::respond`). The
 //! pages themselves (templates, scripts, error pages) are `pages/`.
 
+mod account;
 mod connect;
 mod mfa;
 mod mfa_enroll;
@@ -64,6 +66,22 @@ pub(crate) fn routes() -> Router<SharedState> {
         )
         .route("/login/mfa.js", get(|| async { script(MFA_JS) }))
         .route("/login/passkey.js", get(|| async { script(PASSKEY_JS) }))
+        .route("/login/form", get(account::login_form))
+        .route("/login/back", post(account::back))
+        .route(
+            "/login/signup",
+            get(account::signup_form).post(account::signup_submit),
+        )
+        .route(
+            "/login/forgot-password",
+            get(account::forgot_form).post(account::forgot_submit),
+        )
+        .route("/login/verify-email/resend", post(account::resend))
+        .route("/u/email-verification", get(account::verify_email))
+        .route(
+            "/u/reset-password",
+            get(account::reset_form).post(account::reset_submit),
+        )
         .route("/connected-accounts/connect", get(connect::ticket))
         .route(
             "/login/callback",

@@ -170,6 +170,21 @@ fn refused(
             "Your account has been blocked after multiple consecutive login attempts."
         }
         LoginError::Blocked(_) => "This account is blocked.",
+        LoginError::EmailNotVerified(_) => {
+            return pages::notice(
+                state,
+                tenant,
+                StatusCode::FORBIDDEN,
+                &pages::Notice {
+                    heading: "Verify your email",
+                    message: "Please verify your email before logging in.",
+                    error: true,
+                    action: Some("/login/verify-email/resend"),
+                    fields: vec![("tx", &form.tx), ("email", &form.username)],
+                    button: Some("Send the verification email again"),
+                },
+            );
+        }
         LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
     };
     pages::login_page(

@@ -60,7 +60,10 @@ pub(crate) async fn authorize(
             respond::error(&state, &reply, error, description)
         }
         Ok(Decision::Issued(issued)) => respond::issued(&state, &reply, &issued),
-        Ok(Decision::Login) => login(&state, &tenant, &host, &req, &reply, &ip).await,
+        Ok(Decision::Login) => {
+            let signup = q.screen_hint.as_deref() == Some("signup");
+            login(&state, &tenant, &host, &req, &reply, &ip, signup).await
+        }
         Ok(Decision::StepUp(up)) => step_up(&state, &tenant, &host, &req, *up, &headers, &ip).await,
         Err(e) => pages::flow_error(&state, &tenant, e),
     }
@@ -115,7 +118,8 @@ fn params(q: &AuthorizeQuery) -> Params<'_> {
 }
 
 /// A new login transaction, bound to this browser by a cookie: the login
-/// form, or the upstream provider `connection=` names.
+/// form (the sign-up screen with `screen_hint=signup`), or the upstream
+/// provider `connection=` names.
 async fn login(
     state: &AppState,
     tenant: &Tenant,
@@ -123,6 +127,7 @@ async fn login(
     req: &AuthorizeRequest,
     reply: &Reply,
     ip: &str,
+    signup: bool,
 ) -> Response {
     if let Err(seconds) = login_flow::anonymous_transaction(state, tenant, ip) {
         return pages::retry_page(
@@ -146,7 +151,11 @@ async fn login(
         }
         None => {
             let hint = req.login_hint.as_deref().unwrap_or("");
-            pages::login_form(state, tenant, &tx, hint, &req.client_id)
+            if signup && pages::signup_open(tenant) {
+                pages::signup_form(state, tenant, &tx, hint, None)
+            } else {
+                pages::login_form(state, tenant, &tx, hint, &req.client_id)
+            }
         }
     };
     res.headers_mut().append(

@@ -437,6 +437,9 @@ impl From<GrantError> for OAuthError {
                     error: "unauthorized",
                     description: "user is blocked".into(),
                 },
+                LoginError::EmailNotVerified(_) => {
+                    Self::AccessDenied("Please verify your email before logging in.".into())
+                }
                 LoginError::UnknownConnection(c) => {
                     Self::InvalidRequest(format!("Unknown realm: {c}"))
                 }

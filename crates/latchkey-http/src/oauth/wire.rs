@@ -217,6 +217,9 @@ pub(crate) struct AuthorizeQuery {
     pub response_mode: Option<String>,
     pub connection: Option<String>,
     pub ui_locales: Option<String>,
+    /// Auth0's `screen_hint`: `signup` opens the sign-up screen instead of
+    /// the login form.
+    pub screen_hint: Option<String>,
     /// RFC 9126: a pushed request, with `client_id` (every other parameter
     /// is ignored then).
     pub request_uri: Option<String>,

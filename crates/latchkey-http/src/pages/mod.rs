@@ -17,7 +17,17 @@ use serde::Serialize;
 use crate::app::AppState;
 use latchkey_core::tenant::Tenant;
 
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 12] = [
+    ("signup.html", include_str!("templates/signup.html")),
+    (
+        "forgot_password.html",
+        include_str!("templates/forgot_password.html"),
+    ),
+    (
+        "reset_password.html",
+        include_str!("templates/reset_password.html"),
+    ),
+    ("notice.html", include_str!("templates/notice.html")),
     (
         "add_passkey.html",
         include_str!("templates/add_passkey.html"),
@@ -206,6 +216,58 @@ pub(crate) fn login_page(
     res
 }
 
+/// Whether the hosted page offers sign-up: the tenant's database
+/// connection takes sign-ups.
+pub(crate) fn signup_open(tenant: &Tenant) -> bool {
+    tenant
+        .config
+        .connections
+        .iter()
+        .find(|c| !c.strategy.is_upstream())
+        .is_some_and(|c| !c.disable_signup)
+}
+
+/// The sign-up screen of a login transaction, not to be framed.
+pub(crate) fn signup_form(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
+    let html = state.templates.render_signup(tenant, tx, email, error);
+    let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+/// A page that says where things stand (a link followed, an email sent),
+/// with at most one form to go on; `status` as the outcome is.
+pub(crate) fn notice(
+    state: &AppState,
+    tenant: &Tenant,
+    status: StatusCode,
+    notice: &Notice<'_>,
+) -> Response {
+    let html = state.templates.render_notice(tenant, notice);
+    let mut res = (status, no_store(), Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+/// What a notice page says.
+#[derive(Serialize, Default)]
+pub(crate) struct Notice<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    /// An error (role alert) rather than news.
+    pub error: bool,
+    /// A form to go on with: where it posts, its hidden fields, its button.
+    pub action: Option<&'a str>,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub button: Option<&'a str>,
+}
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -300,7 +362,53 @@ impl Templates {
                 page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
                 passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
                 connections => Value::from(Serde(buttons(tenant, client_id))),
+                signup => signup_open(tenant),
             },
+        )
+    }
+
+    pub fn render_signup(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        email: &str,
+        error: Option<&str>,
+    ) -> String {
+        self.render(
+            "signup.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
+        )
+    }
+
+    pub fn render_forgot_password(&self, tenant: &Tenant, tx: &str, email: &str) -> String {
+        self.render(
+            "forgot_password.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email },
+        )
+    }
+
+    /// The page a reset link opens; `policy` as the My Account API shows it.
+    pub fn render_reset_password(
+        &self,
+        tenant: &Tenant,
+        ticket: &str,
+        email: &str,
+        policy: &serde_json::Value,
+        error: Option<&str>,
+    ) -> String {
+        self.render(
+            "reset_password.html",
+            context! {
+                page => Value::from(Serde(page(Some(tenant)))), ticket, email, error,
+                min_length => policy["complexity"]["min_length"].as_u64().unwrap_or(0),
+            },
+        )
+    }
+
+    pub(crate) fn render_notice(&self, tenant: &Tenant, notice: &Notice<'_>) -> String {
+        self.render(
+            "notice.html",
+            context! { page => Value::from(Serde(page(Some(tenant)))), notice => Value::from(Serde(notice)) },
         )
     }
 

@@ -27,6 +27,12 @@ pub struct Connection {
     /// Database connections only.
     #[serde(default, skip_serializing_if = "is_default")]
     pub requires_username: bool,
+    /// Database connections only: a user whose email is not verified may
+    /// not log in (Auth0 leaves them in; its tenants deny them with an
+    /// Action, whose answer latchkey gives: `access_denied`, "Please verify
+    /// your email before logging in.").
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub require_email_verification: bool,
     /// Upstream connections only: how the identity provider is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<UpstreamOptions>,

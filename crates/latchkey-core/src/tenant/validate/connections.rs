@@ -7,7 +7,12 @@
 use super::*;
 
 /// Keys only the built-in database takes.
-const DATABASE_ONLY: [&str; 3] = ["password_policy", "disable_signup", "requires_username"];
+const DATABASE_ONLY: [&str; 4] = [
+    "password_policy",
+    "disable_signup",
+    "requires_username",
+    "require_email_verification",
+];
 /// Keys only upstream connections take.
 const UPSTREAM_ONLY: [&str; 6] = [
     "options",
