@@ -151,7 +151,7 @@ async fn a_reset_applies_the_policy_and_ends_sessions_and_refresh_tokens() {
     assert!(html.contains("Your password has been changed."), "{html}");
     // The refresh token and the session are dead.
     let (status, body) = s.refresh(&refresh_token).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     let again = browser
         .get(AuthRequest::new("openid").param("prompt", "none").url(&s))
