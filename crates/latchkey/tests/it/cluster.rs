@@ -126,10 +126,10 @@ impl Node {
             panic!("node {why}; its log:\n{}", log.lock().unwrap().join("\n"));
         };
         for _ in 0..600 {
-            if node.port == 0 {
-                if let Ok(port) = rx.try_recv() {
-                    node.port = port;
-                }
+            if node.port == 0
+                && let Ok(port) = rx.try_recv()
+            {
+                node.port = port;
             }
             if node.port != 0
                 && reqwest::get(format!("http://127.0.0.1:{}/healthz", node.port))

@@ -29,6 +29,10 @@ fn check_origin(e: &latchkey::store::AuditEvent) {
 #[tokio::test]
 async fn the_pages_password_logins_are_logged() {
     let s = TestServer::start().await;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test browser of the server under test, not an outbound request of latchkey"
+    )]
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve("localhost", ([127, 0, 0, 1], s.port).into())

@@ -296,7 +296,7 @@ async fn an_mfa_api_token_enrolls_another_factor() {
         "000000"
     };
     let (status, body) = confirm(wrong.to_string()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = confirm(right.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let renewed = claims(body["access_token"].as_str().unwrap());
