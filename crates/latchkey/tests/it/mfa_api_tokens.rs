@@ -312,5 +312,5 @@ async fn an_mfa_api_token_enrolls_another_factor() {
     assert_eq!(otps, 2, "{listed}");
     // Confirmed once: the same code again is refused.
     let (status, _) = confirm(right).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
