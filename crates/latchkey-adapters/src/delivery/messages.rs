@@ -1,45 +1,55 @@
-//! The wording of messages that carry codes (and of the link emails:
-//! email verification, password reset): the tenant's templates
-//! (minijinja) for the caller's language (from `Accept-Language`), else the
-//! built-in English; and the check of those templates' syntax.
+//! The wording of messages that carry codes: the tenant's templates
+//! (minijinja) for the language chosen as the pages choose it
+//! (`services::language`: `ui_locales`, `Accept-Language`, the tenant's
+//! languages), else the built-in texts of that language's bundle; the link
+//! emails (email verification, password reset) in built-in English; and the
+//! check of those templates' syntax.
 
 use minijinja::{Environment, context};
 
 use super::email::EmailMessage;
 use latchkey_core::services::delivery::{LinkMessage, LinkPurpose, Purpose};
+use latchkey_core::services::language::{self, Language, fill};
 use latchkey_core::tenant::Tenant;
 use latchkey_core::tenant::file::TemplateSyntax;
 
-const EMAIL_SUBJECT: &str = "{{ code }} is your {{ tenant }} verification code";
-const EMAIL_TEXT: &str = "Your verification code is {{ code }}.\n\nEnter it to {% if purpose == \"login\" %}finish signing in to{% else %}add this email address to{% endif %} your \
-     {{ tenant }} account. It expires in {{ minutes }} minutes. If you did not ask for it, you can ignore this \
-     message.\n";
-const EMAIL_HTML: &str = "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
-     <p>Your verification code is</p><p style=\"font-size:28px;font-weight:700;letter-spacing:4px\">{{ code }}</p>\
-     <p>Enter it to {% if purpose == \"login\" %}finish signing in to{% else %}add this email address to{% endif %} your {{ tenant }} account. It expires in {{ minutes }} minutes. \
-     If you did not ask for it, you can ignore this message.</p></body></html>";
-const SMS: &str =
-    "{{ code }} is your {{ tenant }} verification code. It expires in {{ minutes }} minutes.";
-const VOICE: &str =
-    "Your {{ tenant }} verification code is {{ code_spoken }}. Again: {{ code_spoken }}.";
+/// How long a code lives, as the messages say.
+const MINUTES: &str = "5";
 
-/// The template for the first language the tenant has (exact tag, then its
-/// primary language).
+/// What to word a message with: the tenant's own template for a language
+/// the person wants at least as much as the chosen one (exact tag, then
+/// its primary language), else the built-in texts of the chosen language.
+enum Wording<'a, T> {
+    Tenant(&'a T),
+    Builtin(Language),
+}
+
 fn pick<'a, T>(
     map: &'a std::collections::BTreeMap<String, T>,
+    tenant: &Tenant,
     languages: &[String],
-) -> Option<&'a T> {
-    for lang in languages {
+) -> Wording<'a, T> {
+    let chosen = language::negotiate(tenant, languages);
+    let find = |lang: &str| {
         let lower = lang.to_ascii_lowercase();
         if let Some((_, t)) = map.iter().find(|(k, _)| k.to_ascii_lowercase() == lower) {
             return Some(t);
         }
         let primary = lower.split('-').next().unwrap_or("");
-        if let Some(t) = map.get(primary) {
-            return Some(t);
+        map.get(primary)
+    };
+    for lang in languages {
+        if let Some(t) = find(lang) {
+            return Wording::Tenant(t);
+        }
+        if Language::matching(lang) == Some(chosen) {
+            break;
         }
     }
-    None
+    match find(chosen.tag()) {
+        Some(t) => Wording::Tenant(t),
+        None => Wording::Builtin(chosen),
+    }
 }
 
 /// Whether `source` compiles as a message template; the error says why not.
@@ -70,17 +80,8 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpos
             minijinja::AutoEscape::None
         }
     });
-    let name = tenant
-        .config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| tenant.name.clone());
-    let spoken = code
-        .chars()
-        .map(String::from)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let name = company(tenant);
+    let spoken = spoken(code);
     let purpose = match purpose {
         Purpose::Enroll => "enroll",
         Purpose::Login => "login",
@@ -97,6 +98,37 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpos
     }
 }
 
+fn company(tenant: &Tenant) -> String {
+    tenant
+        .config
+        .tenant
+        .friendly_name
+        .clone()
+        .unwrap_or_else(|| tenant.name.clone())
+}
+
+fn spoken(code: &str) -> String {
+    code.chars()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn code_email(
     tenant: &Tenant,
     languages: &[String],
@@ -104,16 +136,68 @@ pub fn code_email(
     code: &str,
     purpose: Purpose,
 ) -> EmailMessage {
-    let chosen = pick(&tenant.config.messages.code_email, languages);
-    let (subject, text, html) = match chosen {
-        Some(t) => (t.subject.as_str(), t.text.as_str(), t.html.as_str()),
-        None => (EMAIL_SUBJECT, EMAIL_TEXT, EMAIL_HTML),
+    let (subject, text, html) = match pick(&tenant.config.messages.code_email, tenant, languages) {
+        Wording::Tenant(t) => (
+            render(&t.subject, false, tenant, code, purpose),
+            render(&t.text, false, tenant, code, purpose),
+            render(&t.html, true, tenant, code, purpose),
+        ),
+        Wording::Builtin(lang) => {
+            let name = company(tenant);
+            let vars = [
+                ("code", code),
+                ("companyName", name.as_str()),
+                ("minutes", MINUTES),
+            ];
+            let text = |key: &str| fill(language::message(lang, "code-email", key), &vars);
+            let body = text(match purpose {
+                Purpose::Login => "login",
+                Purpose::Enroll => "enroll",
+            });
+            let html = format!(
+                "<!doctype html><html lang=\"{}\"><body style=\"font-family:system-ui,sans-serif\">\
+                 <p>{}</p><p style=\"font-size:28px;font-weight:700;letter-spacing:4px\">{}</p>\
+                 <p>{}</p></body></html>",
+                lang.tag(),
+                escape(&text("codeIntro")),
+                escape(code),
+                escape(&body),
+            );
+            (
+                text("subject"),
+                format!("{}\n\n{body}\n", text("codeLine")),
+                html,
+            )
+        }
     };
     EmailMessage {
         to: to.to_string(),
-        subject: render(subject, false, tenant, code, purpose).replace(['\r', '\n'], " "),
-        text: render(text, false, tenant, code, purpose),
-        html: render(html, true, tenant, code, purpose),
+        subject: subject.replace(['\r', '\n'], " "),
+        text,
+        html,
+    }
+}
+
+/// A text message or a call's words: the tenant's template, else the
+/// bundle's `name` text (`${code}` said as `code`).
+fn short(
+    map: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    tenant: &Tenant,
+    languages: &[String],
+    code: &str,
+    said: &str,
+) -> String {
+    match pick(map, tenant, languages) {
+        Wording::Tenant(t) => render(t, false, tenant, code, Purpose::Enroll),
+        Wording::Builtin(lang) => fill(
+            language::message(lang, name, "text"),
+            &[
+                ("code", said),
+                ("companyName", &company(tenant)),
+                ("minutes", MINUTES),
+            ],
+        ),
     }
 }
 
@@ -185,13 +269,13 @@ fn tenant_name(tenant: &Tenant) -> String {
 }
 
 pub fn code_sms(tenant: &Tenant, languages: &[String], code: &str) -> String {
-    let t = pick(&tenant.config.messages.code_sms, languages).map_or(SMS, String::as_str);
-    render(t, false, tenant, code, Purpose::Enroll)
+    let map = &tenant.config.messages.code_sms;
+    short(map, "code-sms", tenant, languages, code, code)
 }
 
 pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> String {
-    let t = pick(&tenant.config.messages.code_voice, languages).map_or(VOICE, String::as_str);
-    render(t, false, tenant, code, Purpose::Enroll)
+    let map = &tenant.config.messages.code_voice;
+    short(map, "code-voice", tenant, languages, code, &spoken(code))
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ pub struct AuthorizeRequest {
     /// (a database connection's name shows the login page).
     #[serde(default)]
     pub connection: Option<String>,
+    /// `ui_locales`: the languages the pages of this login should speak,
+    /// space-separated, most wanted first (see `services::language`).
+    #[serde(default)]
+    pub ui_locales: Option<String>,
 }
 
 /// The parameters of an authorization request, as sent.
@@ -147,6 +151,7 @@ pub struct Params<'a> {
     pub dpop_jkt: Option<&'a str>,
     pub response_mode: Option<&'a str>,
     pub connection: Option<&'a str>,
+    pub ui_locales: Option<&'a str>,
     /// Pushed to `POST /oauth/par` (else sent in the browser's URL).
     pub pushed: bool,
 }
@@ -419,6 +424,11 @@ fn checked(
         login_hint: bounded(q.login_hint),
         dpop_jkt,
         connection,
+        // Only its first few tags are ever read.
+        ui_locales: q
+            .ui_locales
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.chars().take(256).collect()),
         require_mfa: q
             .acr_values
             .is_some_and(|v| v.split_whitespace().any(|a| a == mfa::MULTI_FACTOR)),

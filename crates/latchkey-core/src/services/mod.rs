@@ -13,6 +13,7 @@ pub mod factors;
 pub(crate) mod front_channel;
 pub mod grants;
 pub mod keys;
+pub mod language;
 pub mod login;
 pub mod login_flow;
 pub mod methods;

@@ -69,7 +69,7 @@ pub(super) async fn context(
         Ok(found) => found,
         Err(e) => return Err(second_step::failure(state, tenant, e)),
     };
-    let languages = crate::http::accept_languages(headers);
+    let languages = pages::language::wanted();
     Ok(Ctx {
         req,
         token,
@@ -299,9 +299,10 @@ pub(super) async fn push_continue(
         Err(e) => e,
     };
     let message = match e {
-        MfaError::AuthorizationPending => {
-            Some("The sign-in is not approved yet. Approve it on your phone, then continue.")
-        }
+        MfaError::AuthorizationPending => Some(
+            pages::language::texts(Some(&tenant))
+                .get("mfa-push.mfa-push-challenge-push.not-approved", &[]),
+        ),
         // The panel says what became of it.
         MfaError::Rejected | MfaError::Expired | MfaError::NoAuthenticator(_) => None,
         e => return second_step::failure(&state, &tenant, e),
@@ -312,10 +313,10 @@ pub(super) async fn push_continue(
     };
     match factors.iter().find(|m| m.id == form.method && is_push(m)) {
         Some(method) => {
-            step.push_challenge(&factors, method, SendMode::Never, message)
+            step.push_challenge(&factors, method, SendMode::Never, message.as_deref())
                 .await
         }
-        None => step.challenge(None, message).await,
+        None => step.challenge(None, message.as_deref()).await,
     }
 }
 
@@ -397,11 +398,15 @@ async fn wrong_code(
 ) -> Response {
     let oob = (!oob_code.is_empty()).then_some(oob_code);
     let message = match e {
-        MfaError::Wrong { attempts_left } if attempts_left > 0 => format!(
-            "That code is not right. {attempts_left} attempt{} left.",
-            if attempts_left == 1 { "" } else { "s" }
-        ),
-        MfaError::Throttled(seconds) => too_many(seconds),
+        MfaError::Wrong { attempts_left } if attempts_left > 0 => {
+            pages::language::texts(Some(step.tenant)).count(
+                "mfa.mfa-challenge.invalid-code",
+                "attempts",
+                attempts_left,
+                &[],
+            )
+        }
+        MfaError::Throttled(seconds) => too_many(step.tenant, seconds),
         MfaError::NoAuthenticator(_) => return step.challenge(None, None).await,
         e => return second_step::failure(step.state, step.tenant, e),
     };
@@ -414,11 +419,13 @@ async fn wrong_code(
     step.challenge_page(factors, method, oob, Some(&message))
 }
 
-fn too_many(seconds: i64) -> String {
+fn too_many(tenant: &Tenant, seconds: i64) -> String {
     let minutes = (seconds + 59) / 60;
-    format!(
-        "Too many wrong codes. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
+    pages::language::texts(Some(tenant)).count(
+        "mfa.mfa-challenge.too-many-failures",
+        "minutes",
+        minutes,
+        &[],
     )
 }
 
@@ -532,10 +539,14 @@ pub(super) async fn key(
             .await
         }
         Err(MfaError::Wrong { attempts_left }) if attempts_left > 0 => {
-            step.challenge(None, Some("That key could not be verified. Try again."))
-                .await
+            let message = pages::language::texts(Some(&tenant))
+                .get("mfa-webauthn.mfa-webauthn-error.not-verified", &[]);
+            step.challenge(None, Some(&message)).await
         }
-        Err(MfaError::Throttled(seconds)) => step.challenge(None, Some(&too_many(seconds))).await,
+        Err(MfaError::Throttled(seconds)) => {
+            let message = too_many(&tenant, seconds);
+            step.challenge(None, Some(&message)).await
+        }
         Err(e) => second_step::failure(&state, &tenant, e),
     }
 }

@@ -25,7 +25,7 @@ use latchkey_core::services::enrollment::{
 };
 use latchkey_core::services::factors::{self, AnswerKind};
 use latchkey_core::services::login_flow;
-use latchkey_core::tenant::FactorType;
+use latchkey_core::tenant::{FactorType, Tenant};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct EnrollForm {
@@ -39,14 +39,31 @@ pub(super) struct EnrollForm {
     channel: String,
 }
 
-fn enroll_error(e: &EnrollError) -> String {
-    match e {
-        EnrollError::Throttled(_) => "Too many codes were sent. Wait a few minutes.".into(),
-        EnrollError::Delivery(_) => "The code could not be sent. Check it, or try again.".into(),
-        EnrollError::Field { detail, .. } => detail.clone(),
-        EnrollError::Invalid(detail) => detail.clone(),
-        _ => "Something went wrong. Please try again.".into(),
-    }
+/// Why an enrollment step was refused, in the page's language.
+fn enroll_error(tenant: &Tenant, e: &EnrollError) -> String {
+    let texts = pages::language::texts(Some(tenant));
+    let key = match e {
+        EnrollError::Throttled(_) => "mfa.mfa-enroll.too-many-codes",
+        EnrollError::Delivery(_) => "mfa.mfa-enroll.code-not-sent",
+        EnrollError::Wrong {
+            attempts_left: 0, ..
+        } => "mfa.mfa-enroll.too-many-failures",
+        EnrollError::Wrong { .. } => "mfa.mfa-enroll.invalid-code",
+        EnrollError::Field {
+            pointer: "/email", ..
+        } => "mfa-email.mfa-email-enrollment.invalid-email",
+        EnrollError::Field {
+            pointer: "/phone_number",
+            ..
+        } => "mfa-phone.mfa-phone-enrollment.invalid-phone",
+        // What the page cannot have caused (a key's malformed answer, a
+        // tenant without the provider): said as the service says it.
+        EnrollError::Field { detail, .. } | EnrollError::Invalid(detail) => {
+            return detail.clone();
+        }
+        EnrollError::Store(_) | EnrollError::Internal(_) => "common.error.internal",
+    };
+    texts.get(key, &[])
 }
 
 /// `POST /login/mfa/enroll`: set up the chosen factor (a user without any).
@@ -77,7 +94,11 @@ pub(super) async fn enroll(
     match enrollment::start(&state, &who, start).await {
         Ok(started) => step.enroll_page(factor, started_fields(&started, &form), None),
         Err(EnrollError::Store(e)) => pages::store_error(&state, &tenant, e),
-        Err(e) => step.enroll_page(factor, json!({ "ask": true }), Some(&enroll_error(&e))),
+        Err(e) => step.enroll_page(
+            factor,
+            json!({ "ask": true }),
+            Some(&enroll_error(step.tenant, &e)),
+        ),
     }
 }
 
@@ -213,7 +234,7 @@ async fn not_verified(
         extra["manual_input_code"] = json!(manual_input_code);
         extra["qr_svg"] = json!(qr_svg(&barcode_uri));
     }
-    step.enroll_page(factor, extra, Some(&enroll_error(e)))
+    step.enroll_page(factor, extra, Some(&enroll_error(step.tenant, e)))
 }
 
 /// `POST /login/mfa/enroll/verify`: the first code from the new factor (or

@@ -102,9 +102,12 @@ async fn transaction(
     if !bound || tx.len() > 128 {
         return Err(pages::expired(state, tenant));
     }
-    login_flow::load(state, tenant, tx)
+    let req = login_flow::load(state, tenant, tx)
         .await
-        .map_err(|e| pages::flow_error(state, tenant, e))
+        .map_err(|e| pages::flow_error(state, tenant, e))?;
+    // Every page of this login speaks the language its request asked for.
+    pages::language::for_request(tenant, &req);
+    Ok(req)
 }
 
 /// A new session for `user` (the browser's old one, if any, ends): its

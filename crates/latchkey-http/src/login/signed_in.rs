@@ -184,7 +184,10 @@ pub(super) async fn create_passkey(
                 &tenant,
                 &form.tx,
                 &user.email,
-                Some("That passkey could not be saved. Try again, or continue without one."),
+                Some(
+                    &pages::language::texts(Some(&tenant))
+                        .get("passkeys.passkey-enrollment.save-failed", &[]),
+                ),
             );
             let mut res = (StatusCode::OK, Html(html)).into_response();
             pages::frame_guard(&mut res);

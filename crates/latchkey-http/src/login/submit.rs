@@ -122,7 +122,7 @@ pub(super) async fn first_factor_passed(
                 amr: &amr,
                 auth_time: state.clock.now(),
             };
-            let languages = crate::http::accept_languages(headers);
+            let languages = pages::language::wanted();
             let browser = Browser {
                 ip,
                 user_agent: &user_agent(headers),
@@ -144,15 +144,15 @@ fn refused(
     req: &AuthorizeRequest,
     e: LoginError,
 ) -> Response {
-    let message = match e {
+    let texts = pages::language::texts(Some(tenant));
+    let key = match e {
         LoginError::Store(err) => return pages::store_error(state, tenant, err),
         LoginError::Throttled(seconds) => {
             return pages::retry_page(
                 state,
                 tenant,
                 StatusCode::TOO_MANY_REQUESTS,
-                "We have detected suspicious login behavior and further attempts will be \
-                 blocked. Please contact the administrator.",
+                &texts.get("login.login.ip-blocked", &[]),
                 seconds,
             );
         }
@@ -161,15 +161,13 @@ fn refused(
                 state,
                 tenant,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Too many logins are being checked at once. Please try again in a moment.",
+                &texts.get("login.login.too-many-checks", &[]),
                 1,
             );
         }
-        LoginError::WrongCredentials(_) => "Wrong email or password.",
-        LoginError::TooManyAttempts(_) => {
-            "Your account has been blocked after multiple consecutive login attempts."
-        }
-        LoginError::Blocked(_) => "This account is blocked.",
+        LoginError::WrongCredentials(_) => "login.login.wrong-credentials",
+        LoginError::TooManyAttempts(_) => "login.login.user-blocked",
+        LoginError::Blocked(_) => "login.login.blocked-user",
         LoginError::EmailNotVerified(_) => {
             return pages::notice(
                 state,
@@ -185,7 +183,7 @@ fn refused(
                 },
             );
         }
-        LoginError::UnknownConnection(_) => "Logging in with a password is not available.",
+        LoginError::UnknownConnection(_) => "login.login.no-db-connection",
     };
     pages::login_page(
         state,
@@ -193,7 +191,7 @@ fn refused(
         &form.tx,
         &form.username,
         &req.client_id,
-        message,
+        &texts.get(key, &[]),
     )
 }
 
@@ -315,7 +313,7 @@ pub(super) async fn passkey_submit(
             &form.tx,
             "",
             &req.client_id,
-            "That passkey could not be used to sign in.",
+            &pages::language::texts(Some(&tenant)).get("login.login.passkey-failed", &[]),
         )
     };
     let Ok(response) = serde_json::from_str::<Value>(&form.credential) else {

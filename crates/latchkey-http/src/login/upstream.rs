@@ -53,21 +53,23 @@ pub(super) async fn go(
             &state,
             &tenant,
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many logins were started from your network. Please try again in a moment.",
+            &pages::language::texts(Some(&tenant)).get("login.login.too-many-upstream", &[]),
             seconds,
         );
     }
     let started =
         upstream_login::start(&state, &tenant, &host, &form.tx, &req, &form.connection).await;
-    let again =
-        |message: &str| pages::login_page(&state, &tenant, &form.tx, "", &req.client_id, message);
+    let again = |key: &str| {
+        let message = pages::language::texts(Some(&tenant)).get(key, &[]);
+        pages::login_page(&state, &tenant, &form.tx, "", &req.client_id, &message)
+    };
     match started {
         Ok(url) => crate::http::found(&url),
-        Err(StartError::NotEnabled) => again("Logging in with that provider is not available."),
+        Err(StartError::NotEnabled) => again("login.login.connection-disabled"),
         Err(StartError::Upstream(e)) => {
             tracing::warn!(tenant = %tenant.name, connection = %form.connection, error = %e,
                 "upstream login could not start");
-            again("The identity provider could not be reached. Please try again in a moment.")
+            again("login.login.idp-unreachable")
         }
         Err(StartError::Store(e)) => pages::store_error(&state, &tenant, e),
     }
@@ -80,8 +82,7 @@ fn invalid(state: &AppState, tenant: &Tenant) -> Response {
         state,
         Some(tenant),
         StatusCode::BAD_REQUEST,
-        "This sign-in is no longer valid (it expired, was already used, or was started in \
-         another browser). Go back to the application and start again.",
+        &pages::language::texts(Some(tenant)).get("common.error.sign-in-invalid", &[]),
     )
 }
 
@@ -149,8 +150,7 @@ pub(super) async fn login_callback(
             state,
             tenant,
             StatusCode::TOO_MANY_REQUESTS,
-            "We have detected suspicious login behavior and further attempts will be \
-             blocked. Please contact the administrator.",
+            &pages::language::texts(Some(tenant)).get("login.login.ip-blocked", &[]),
             seconds,
         ),
         Err(CallbackError::Store(e)) => pages::store_error(state, tenant, e),

@@ -49,6 +49,7 @@ pub(crate) async fn authorize(
             description,
         }) => return respond::error(&state, &reply, error, &description),
     };
+    pages::language::for_request(&tenant, &req);
     let cookie = cookies::get(&headers, cookies::SESSION);
     let session = if req.prompt_login {
         None
@@ -113,6 +114,7 @@ fn params(q: &AuthorizeQuery) -> Params<'_> {
         dpop_jkt: q.dpop_jkt.as_deref(),
         response_mode: q.response_mode.as_deref(),
         connection: q.connection.as_deref(),
+        ui_locales: q.ui_locales.as_deref(),
         pushed: false,
     }
 }
@@ -134,7 +136,7 @@ async fn login(
             state,
             tenant,
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many login pages were opened from your network. Please try again in a moment.",
+            &pages::language::texts(Some(tenant)).get("common.error.too-many-transactions", &[]),
             seconds,
         );
     }
@@ -203,7 +205,7 @@ async fn step_up(
         Ok(tx) => tx,
         Err(e) => return pages::flow_error(state, tenant, e),
     };
-    let languages = crate::http::accept_languages(headers);
+    let languages = pages::language::wanted();
     let first = second_step::FirstFactor {
         user: &up.user,
         amr: &up.amr,

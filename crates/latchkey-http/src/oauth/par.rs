@@ -63,6 +63,7 @@ pub(super) async fn push(
         dpop_jkt: params.str("dpop_jkt")?,
         response_mode: params.str("response_mode")?,
         connection: params.str("connection")?,
+        ui_locales: params.str("ui_locales")?,
         pushed: true,
     };
     match pushed_request::push(&state, &tenant, &host, &client.client_id, &q).await {

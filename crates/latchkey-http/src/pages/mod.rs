@@ -2,8 +2,10 @@
 //! minijinja templates (themable per tenant, overridable from
 //! `LATCHKEY_TEMPLATES_DIR`), the pages' scripts, and the error pages every
 //! hosted page answers with. `second_step.rs` presents a login's second
-//! step. Handlers render here; nothing here calls back into them.
+//! step; `language.rs` the request's language and the templates' words
+//! (`t`). Handlers render here; nothing here calls back into them.
 
+pub(crate) mod language;
 pub(crate) mod second_step;
 
 use std::path::Path;
@@ -99,10 +101,8 @@ pub(crate) fn error_page(
 /// The login transaction behind a form is gone (or was never this
 /// browser's).
 pub(crate) fn expired(state: &AppState, tenant: &Tenant) -> Response {
-    let html = state.templates.render_error(
-        Some(tenant),
-        "Your login page has expired. Go back to the application and start again.",
-    );
+    let message = language::texts(Some(tenant)).get("common.error.expired", &[]);
+    let html = state.templates.render_error(Some(tenant), &message);
     (StatusCode::BAD_REQUEST, Html(html)).into_response()
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn internal(
         state,
         Some(tenant),
         StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong. Please try again.",
+        &language::texts(Some(tenant)).get("common.error.internal", &[]),
     )
 }
 
@@ -149,7 +149,7 @@ pub(crate) fn store_error(
             state,
             Some(tenant),
             StatusCode::SERVICE_UNAVAILABLE,
-            "The service is temporarily unavailable. Please try again in a moment.",
+            &language::texts(Some(tenant)).get("common.error.unavailable", &[]),
         );
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -338,7 +338,11 @@ impl Templates {
         Ok(Self { env })
     }
 
-    fn render(&self, name: &str, ctx: minijinja::Value) -> String {
+    /// Renders `name` in the request's language (`lang`), with the words of
+    /// that language (`t`, `tenant`'s custom text over the bundle).
+    fn render(&self, name: &str, tenant: Option<&Tenant>, ctx: minijinja::Value) -> String {
+        let lang = language::of(tenant);
+        let ctx = context! { t => language::Words::value(tenant, lang), lang => lang.tag(), ..ctx };
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => html,
             Err(e) => {
@@ -358,8 +362,10 @@ impl Templates {
     ) -> String {
         self.render(
             "login.html",
+            Some(tenant),
             context! {
                 page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
+                client_name => tenant.client(client_id).map(|c| c.name.clone()),
                 passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
                 connections => Value::from(Serde(buttons(tenant, client_id))),
                 signup => signup_open(tenant),
@@ -376,6 +382,7 @@ impl Templates {
     ) -> String {
         self.render(
             "signup.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
         )
     }
@@ -383,6 +390,7 @@ impl Templates {
     pub fn render_forgot_password(&self, tenant: &Tenant, tx: &str, email: &str) -> String {
         self.render(
             "forgot_password.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))), tx, email },
         )
     }
@@ -398,6 +406,7 @@ impl Templates {
     ) -> String {
         self.render(
             "reset_password.html",
+            Some(tenant),
             context! {
                 page => Value::from(Serde(page(Some(tenant)))), ticket, email, error,
                 min_length => policy["complexity"]["min_length"].as_u64().unwrap_or(0),
@@ -408,6 +417,7 @@ impl Templates {
     pub(crate) fn render_notice(&self, tenant: &Tenant, notice: &Notice<'_>) -> String {
         self.render(
             "notice.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))), notice => Value::from(Serde(notice)) },
         )
     }
@@ -421,6 +431,7 @@ impl Templates {
     ) -> String {
         self.render(
             "add_passkey.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
         )
     }
@@ -429,6 +440,7 @@ impl Templates {
     pub fn render_mfa(&self, tenant: &Tenant, view: &serde_json::Value) -> String {
         self.render(
             "mfa.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))), view => Value::from(Serde(view)) },
         )
     }
@@ -436,6 +448,7 @@ impl Templates {
     pub fn render_error(&self, tenant: Option<&Tenant>, message: &str) -> String {
         self.render(
             "error.html",
+            tenant,
             context! { page => Value::from(Serde(page(tenant))), message },
         )
     }
@@ -443,6 +456,7 @@ impl Templates {
     pub fn render_logged_out(&self, tenant: &Tenant) -> String {
         self.render(
             "logged_out.html",
+            Some(tenant),
             context! { page => Value::from(Serde(page(Some(tenant)))) },
         )
     }
@@ -450,6 +464,7 @@ impl Templates {
     pub fn render_form_post(&self, action: &str, params: &[(&str, String)]) -> String {
         self.render(
             "form_post.html",
+            None,
             context! { action, params => Value::from(Serde(params)) },
         )
     }
@@ -466,6 +481,7 @@ impl Templates {
             .collect();
         self.render(
             "web_message.html",
+            None,
             context! { origin, response => Value::from(Serde(&response)), nonce },
         )
     }
@@ -490,10 +506,130 @@ mod tests {
         );
     }
 
+    /// The keys `t("…")` and `t.around("…", …)` name in a template, and the
+    /// screens it builds keys from (`t(screen ~ "key")`).
+    fn template_keys(source: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for opener in ["t(\"", "t.around(\""] {
+            for piece in source.split(opener).skip(1) {
+                if let Some((key, _)) = piece.split_once('"') {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        for piece in source.split("{% set screen = \"").skip(1) {
+            let Some((prefix, rest)) = piece.split_once('"') else {
+                continue;
+            };
+            let Some((_, rest)) = rest.split_once("(\"") else {
+                continue;
+            };
+            let Some((kind, rest)) = rest.split_once('"') else {
+                continue;
+            };
+            let Some((_, rest)) = rest.split_once("else \"") else {
+                continue;
+            };
+            let other = rest.split('"').next().unwrap_or("");
+            let suffix = rest.split("~ \"").nth(1).and_then(|s| s.split('"').next());
+            for k in [kind, other] {
+                for key in ["description", "buttonText"] {
+                    keys.push(format!("{prefix}{k}{}{key}", suffix.unwrap_or("")));
+                }
+            }
+        }
+        keys
+    }
+
+    /// The keys a Rust source names as literals: strings of three dotted
+    /// parts whose first two are a prompt and one of its screens
+    /// (`"login.login.wrong-credentials"`).
+    fn source_keys(source: &str) -> Vec<String> {
+        use latchkey_core::services::language::check_custom_text;
+        source
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                let parts: Vec<&str> = s.split('.').collect();
+                match parts.as_slice() {
+                    [prompt, screen, key] => {
+                        key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            && !matches!(check_custom_text(prompt, screen, key), Err((0 | 1, _)))
+                    }
+                    _ => false,
+                }
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn exists(key: &str) -> bool {
+        use latchkey_core::services::language::{Language, Texts};
+        let en = Texts::new(None, Language::En);
+        let found = |k: &str| en.raw(k) != "…";
+        found(key) || (found(&format!("{key}-one")) && found(&format!("{key}-other")))
+    }
+
+    #[test]
+    fn every_key_the_pages_use_exists() {
+        let mut used = Vec::new();
+        for (name, source) in TEMPLATES {
+            let keys = template_keys(source);
+            used.extend(keys.into_iter().map(|k| (name.to_string(), k)));
+        }
+        // The handlers' messages.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![dir];
+        let mut files = 0;
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let source = std::fs::read_to_string(&path).unwrap();
+                    let keys = source_keys(&source);
+                    files += usize::from(!keys.is_empty());
+                    used.extend(keys.into_iter().map(|k| (path.display().to_string(), k)));
+                }
+            }
+        }
+        assert!(files >= 8, "{files}");
+        assert!(used.len() > 100, "{}", used.len());
+        let missing: Vec<_> = used.iter().filter(|(_, k)| !exists(k)).collect();
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[test]
+    fn pages_speak_the_language_they_say_and_escape_custom_text() {
+        use latchkey_core::services::language::Language;
+        let t = Templates::with_overrides(None).unwrap();
+        let ctx = context! {
+            page => Value::from(Serde(page(None))), tx => "t", username => "", error => None::<String>
+        };
+        let html = t.render("login.html", None, ctx);
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        assert!(html.contains("Log in to latchkey"), "{html}");
+        let words = language::Words::value(None, Language::Fr);
+        let html = t
+            .env
+            .get_template("login.html")
+            .unwrap()
+            .render(context! {
+                t => words, lang => "fr", page => Value::from(Serde(page(None))), tx => "t",
+                username => "", error => None::<String>,
+            })
+            .unwrap();
+        assert!(html.contains("<html lang=\"fr\">"), "{html}");
+        assert!(html.contains("Se connecter à latchkey"), "{html}");
+        assert!(html.contains("Mot de passe"), "{html}");
+    }
+
     #[test]
     fn login_escapes_username() {
         let t = Templates::with_overrides(None).unwrap();
-        let html = t.render("login.html", context! {
+        let html = t.render("login.html", None, context! {
             page => Value::from(Serde(page(None))), tx => "t", username => "\"><script>x</script>", error => None::<String>
         });
         assert!(!html.contains("<script>x</script>"));

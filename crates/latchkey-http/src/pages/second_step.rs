@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::language;
 use super::{expired, frame_guard, internal, store_error};
 use crate::app::AppState;
 use crate::http::cookies;
@@ -95,11 +96,9 @@ pub(crate) fn failure(state: &AppState, tenant: &Tenant, e: MfaError) -> Respons
     match e {
         MfaError::Store(e) => store_error(state, tenant, e),
         MfaError::BadToken | MfaError::Wrong { .. } => {
-            let html = state.templates.render_error(
-                Some(tenant),
-                "This sign-in can no longer be completed (it expired, or too many wrong codes \
-                 were entered). Go back to the application and start again.",
-            );
+            let message =
+                language::texts(Some(tenant)).get("common.error.transaction-not-found", &[]);
+            let html = state.templates.render_error(Some(tenant), &message);
             (StatusCode::BAD_REQUEST, Html(html)).into_response()
         }
         other => internal(state, tenant, format!("{other:?}")),
@@ -132,7 +131,23 @@ pub(crate) fn page(state: &AppState, tenant: &Tenant, view: Value) -> Response {
     res
 }
 
+/// How the page names one of the user's methods, in its language.
+pub(crate) fn method_label(tenant: &Tenant, m: &MethodRow) -> String {
+    let label = factors::label(m);
+    label.name.unwrap_or_else(|| {
+        language::texts(Some(tenant)).get(
+            &format!("mfa.mfa-login-options.{}", label.key),
+            &[("destination", &label.destination)],
+        )
+    })
+}
+
 impl Step<'_> {
+    /// The page's words.
+    fn texts(&self) -> latchkey_core::services::language::Texts<'_> {
+        language::texts(Some(self.tenant))
+    }
+
     pub(crate) fn who<'w>(&'w self, req_client: &'w str, ua: &'w str) -> Who<'w> {
         Who {
             tenant: self.tenant,
@@ -192,16 +207,11 @@ impl Step<'_> {
                 Ok(mfa::Challenge::Oob { oob_code: c, .. }) => oob_code = Some(c),
                 Ok(mfa::Challenge::Otp | mfa::Challenge::Push { .. }) => {}
                 Err(MfaError::Throttled(_)) => {
-                    error = Some(
-                        "Too many codes were sent. Wait a few minutes, or choose another method."
-                            .into(),
-                    );
+                    error = Some(self.texts().get("mfa.mfa-challenge.too-many-codes", &[]));
                 }
                 Err(MfaError::Delivery(e)) => {
                     tracing::warn!(error = %e, tenant = %self.tenant.name, "login code not sent");
-                    error = Some(
-                        "The code could not be sent. Choose another method, or try again.".into(),
-                    );
+                    error = Some(self.texts().get("mfa.mfa-challenge.code-not-sent", &[]));
                 }
                 Err(e) => return failure(self.state, self.tenant, e),
             }
@@ -232,7 +242,8 @@ impl Step<'_> {
         error: Option<&str>,
         code_open: bool,
     ) -> Response {
-        let device = factors::label(method);
+        let device = method_label(self.tenant, method);
+        let texts = self.texts();
         let from = Requester {
             host: self.host,
             ip: self.ip,
@@ -254,32 +265,31 @@ impl Step<'_> {
         {
             Ok(Ok(())) => {}
             Ok(Err(NotSent::TooSoon(seconds))) => {
-                error = Some(format!(
-                    "A notification was just sent. You can send another in {seconds} second{}.",
-                    if seconds == 1 { "" } else { "s" }
+                error = Some(texts.count(
+                    "mfa-push.mfa-push-challenge-push.too-soon",
+                    "seconds",
+                    seconds,
+                    &[],
                 ));
             }
             Ok(Err(NotSent::Exhausted)) => {
-                error = Some(
-                    "No more notifications can be sent for this sign-in. Enter a code from the \
-                     app, or choose another method."
-                        .into(),
-                );
+                error = Some(texts.get("mfa-push.mfa-push-challenge-push.exhausted", &[]));
             }
             Ok(Err(NotSent::Throttled(seconds))) => {
                 let minutes = (seconds + 59) / 60;
-                error = Some(format!(
-                    "Too many notifications were sent to your devices. Try again in {minutes} \
-                     minute{}, enter a code from the app, or choose another method.",
-                    if minutes == 1 { "" } else { "s" }
+                error = Some(texts.count(
+                    "mfa-push.mfa-push-challenge-push.throttled",
+                    "minutes",
+                    minutes,
+                    &[],
                 ));
             }
             Ok(Err(NotSent::Failed(why))) => {
                 tracing::warn!(error = %why, tenant = %self.tenant.name, "login notification not sent");
                 failed = true;
-                error = Some(format!(
-                    "The notification could not be sent to {device}. Enter a code from the app, \
-                     or choose another method."
+                error = Some(texts.get(
+                    "mfa-push.mfa-push-challenge-push.not-sent",
+                    &[("device", &device)],
                 ));
             }
             Err(e) => return failure(self.state, self.tenant, e),
@@ -329,7 +339,7 @@ impl Step<'_> {
     ) -> Response {
         let methods: Vec<Value> = factors
             .iter()
-            .map(|m| json!({ "id": m.id, "label": factors::label(m), "selected": m.id == current.id }))
+            .map(|m| json!({ "id": m.id, "label": method_label(self.tenant, m), "selected": m.id == current.id }))
             .collect();
         page(
             self.state,
@@ -343,7 +353,7 @@ impl Step<'_> {
                     "id": current.id,
                     "kind": factors::answer_kind(current.method_type).map(AnswerKind::as_str),
                     "type": current.method_type.as_str(),
-                    "label": factors::label(current),
+                    "label": method_label(self.tenant, current),
                     "oob_code": oob_code,
                     "push": push,
                 },
@@ -351,12 +361,21 @@ impl Step<'_> {
         )
     }
 
-    pub(crate) fn enrollable(&self) -> Vec<(FactorType, &'static str)> {
+    /// What may be enrolled here, each with its name in the page's
+    /// language.
+    pub(crate) fn enrollable(&self) -> Vec<(FactorType, String)> {
         let enabled = &self.tenant.config.factors;
-        let mut out: Vec<(FactorType, &'static str)> = FactorType::ALL
+        let texts = self.texts();
+        let mut out: Vec<(FactorType, String)> = FactorType::ALL
             .iter()
             .filter(|f| enabled.contains(f))
-            .filter_map(|f| Some((*f, factors::enroll_label(*f)?)))
+            .filter_map(|f| {
+                let key = factors::enroll_label(*f)?;
+                Some((
+                    *f,
+                    texts.get(&format!("mfa.mfa-begin-enroll-options.{key}"), &[]),
+                ))
+            })
             .collect();
         out.sort_by_key(|(f, _)| factors::rank(*f));
         out
@@ -368,16 +387,17 @@ impl Step<'_> {
             .iter()
             .map(|(f, l)| json!({ "factor": f.as_str(), "label": l }))
             .collect();
+        let none = factors.is_empty().then(|| {
+            self.texts()
+                .get("mfa.mfa-begin-enroll-options.none-available", &[])
+        });
         page(
             self.state,
             self.tenant,
             json!({
                 "step": "enroll-choose",
                 "tx": self.tx,
-                "error": error.or(factors.is_empty().then_some(
-                    "A second factor is required, but none can be set up here. Contact the \
-                     site's administrator."
-                )),
+                "error": error.map(str::to_string).or(none),
                 "factors": factors,
             }),
         )
@@ -394,7 +414,7 @@ impl Step<'_> {
             .into_iter()
             .find(|(f, _)| *f == factor)
             .map(|(_, l)| l)
-            .unwrap_or("");
+            .unwrap_or_default();
         let mut view = json!({
             "step": "enroll",
             "tx": self.tx,
@@ -413,12 +433,8 @@ impl Step<'_> {
         if factors.is_empty() {
             Ok(())
         } else {
-            Err(self
-                .challenge(
-                    None,
-                    Some("You have a second factor already: use it to sign in."),
-                )
-                .await)
+            let message = self.texts().get("mfa.mfa-challenge.already-enrolled", &[]);
+            Err(self.challenge(None, Some(&message)).await)
         }
     }
 }

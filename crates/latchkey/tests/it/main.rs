@@ -16,6 +16,7 @@ mod faults;
 mod grants;
 mod idp;
 mod keys;
+mod languages;
 mod limits;
 mod login_events;
 mod me_codes;

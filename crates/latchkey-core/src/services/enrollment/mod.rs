@@ -169,6 +169,10 @@ pub enum EnrollError {
     /// 400 with a detail.
     #[error("{0}")]
     Invalid(String),
+    /// 400: a wrong answer to the verification (`detail` says how), with
+    /// the attempts the enrollment has left (none: it must start again).
+    #[error("{detail}{}", if *attempts_left == 0 { " Too many wrong attempts: start the enrollment again." } else { "" })]
+    Wrong { detail: String, attempts_left: i64 },
     /// 400 pointing at a body field.
     #[error("{pointer}: {detail}")]
     Field {
@@ -487,11 +491,10 @@ pub async fn verify(
                 .store
                 .enrollment_failed(&who.tenant.id, &digest, MAX_ATTEMPTS)
                 .await?;
-            Err(EnrollError::Invalid(if left == 0 {
-                format!("{detail} Too many wrong attempts: start the enrollment again.")
-            } else {
-                detail
-            }))
+            Err(EnrollError::Wrong {
+                detail,
+                attempts_left: left,
+            })
         }
         Outcome::Refused { pointer, detail } => Err(EnrollError::Field { pointer, detail }),
     }

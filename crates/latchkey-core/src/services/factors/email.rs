@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
-use super::{AnswerKind, AuthenticatorType, SecondFactor, masked_at};
+use super::{AnswerKind, AuthenticatorType, Label, SecondFactor, masked_at};
 use crate::context::Core;
 use crate::services::delivery::{CodeChannel, Purpose, send_code};
 use crate::services::enrollment::{EnrollError, Outcome, Who, new_method_id};
@@ -108,10 +108,14 @@ pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
     answer: AnswerKind::Oob,
     api: Some(AuthenticatorType::Oob),
     rank: 3,
-    enroll_label: Some("Email"),
+    enroll_label: Some("authenticatorNamesEmail"),
     label,
 };
 
-fn label(m: &MethodRow) -> String {
-    format!("Email a code to {}", masked_at(m, "email"))
+fn label(m: &MethodRow) -> Label {
+    Label {
+        name: None,
+        key: "authenticatorNamesEmail",
+        destination: masked_at(m, "email"),
+    }
 }

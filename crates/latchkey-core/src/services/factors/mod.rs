@@ -61,11 +61,32 @@ pub struct SecondFactor {
     pub api: Option<AuthenticatorType>,
     /// Where the page offers it: codes the user has at hand first.
     pub rank: u8,
-    /// How the page names it among what may be enrolled at login; `None`
-    /// when it is not enrolled there.
+    /// How the page names it among what may be enrolled at login (a key of
+    /// the texts' `mfa.mfa-begin-enroll-options` screen); `None` when it is
+    /// not enrolled there.
     pub enroll_label: Option<&'static str>,
     /// How the page names one of the user's methods of this type.
-    pub label: fn(&MethodRow) -> String,
+    pub label: fn(&MethodRow) -> Label,
+}
+
+/// How a page names one of a user's methods: the name the user gave it,
+/// else the text of `key` (of the texts' `mfa.mfa-login-options` screen)
+/// with `${destination}` the masked address or number its codes go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub name: Option<String>,
+    pub key: &'static str,
+    pub destination: String,
+}
+
+impl Label {
+    pub(crate) fn named(m: &MethodRow, key: &'static str) -> Self {
+        Self {
+            name: m.name.clone(),
+            key,
+            destination: String::new(),
+        }
+    }
 }
 
 /// What a method of `kind` is at a login's second step; `None` for types
@@ -227,7 +248,7 @@ pub const fn rank(kind: FactorType) -> u8 {
 }
 
 /// What a user without a second factor may enroll at the login, as the
-/// page names it; `None` for types not enrolled there.
+/// page names it (a text key); `None` for types not enrolled there.
 pub const fn enroll_label(kind: FactorType) -> Option<&'static str> {
     match second_factor(kind) {
         Some(f) => f.enroll_label,
@@ -273,10 +294,10 @@ pub(crate) fn destination(m: &MethodRow) -> Option<&str> {
 
 /// How the second-step page names a method (as its type's module says;
 /// types that are no second factor are never on the page).
-pub fn label(m: &MethodRow) -> String {
+pub fn label(m: &MethodRow) -> Label {
     match second_factor(m.method_type) {
         Some(f) => (f.label)(m),
-        None => m.name.clone().unwrap_or_default(),
+        None => Label::named(m, ""),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::codes::{code_digest, code_matches, new_code, throttle};
-use super::{AnswerKind, AuthenticatorType, Channel, SecondFactor, masked_at};
+use super::{AnswerKind, AuthenticatorType, Channel, Label, SecondFactor, masked_at};
 use crate::context::Core;
 use crate::services::delivery::{CodeChannel, Purpose, send_code};
 use crate::services::enrollment::{EnrollError, Outcome, Who, new_method_id};
@@ -97,14 +97,18 @@ pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
     answer: AnswerKind::Oob,
     api: Some(AuthenticatorType::Oob),
     rank: 2,
-    enroll_label: Some("Text message or voice call"),
+    enroll_label: Some("authenticatorNamesPhone"),
     label,
 };
 
-fn label(m: &MethodRow) -> String {
-    let how = match super::channel(m) {
-        Some(Channel::Voice) => "Call",
-        Some(Channel::Sms | Channel::Email) | None => "Text a code to",
+fn label(m: &MethodRow) -> Label {
+    let key = match super::channel(m) {
+        Some(Channel::Voice) => "authenticatorNamesVoice",
+        Some(Channel::Sms | Channel::Email) | None => "authenticatorNamesSMS",
     };
-    format!("{how} {}", masked_at(m, "phone_number"))
+    Label {
+        name: None,
+        key,
+        destination: masked_at(m, "phone_number"),
+    }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::totp;
-use super::{AnswerKind, AuthenticatorType, SecondFactor};
+use super::{AnswerKind, AuthenticatorType, Label, SecondFactor};
 use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, secret_digest};
 use crate::crypto::jose::{Alg, PublicKey};
@@ -35,16 +35,17 @@ pub(crate) const SECOND_FACTOR: Option<SecondFactor> = Some(SecondFactor {
     label: login_label,
 });
 
-fn login_label(m: &MethodRow) -> String {
-    m.name
-        .clone()
-        .or_else(|| {
-            m.data
-                .get("device_name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "Push notification".into())
+fn login_label(m: &MethodRow) -> Label {
+    let name = m.name.clone().or_else(|| {
+        m.data
+            .get("device_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    Label {
+        name,
+        ..Label::named(m, "authenticatorNamesPushNotification")
+    }
 }
 
 pub use crate::services::push_message::PushService;

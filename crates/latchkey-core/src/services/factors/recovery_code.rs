@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{AnswerKind, AuthenticatorType, SecondFactor};
+use super::{AnswerKind, AuthenticatorType, Label, SecondFactor};
 use crate::context::Core;
 use crate::crypto::hash::constant_time_eq;
 use crate::crypto::hash::secret_digest;
@@ -90,8 +90,11 @@ pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
     label,
 };
 
-fn label(_: &MethodRow) -> String {
-    "Recovery code".into()
+fn label(m: &MethodRow) -> Label {
+    Label {
+        name: None,
+        ..Label::named(m, "authenticatorNamesRecoveryCode")
+    }
 }
 
 /// Answers the challenge with the user's recovery code. On success the code

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{AnswerKind, AuthenticatorType, SecondFactor};
+use super::{AnswerKind, AuthenticatorType, Label, SecondFactor};
 use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::crypto::otp;
@@ -139,12 +139,12 @@ pub(crate) const SECOND_FACTOR: SecondFactor = SecondFactor {
     answer: AnswerKind::Otp,
     api: Some(AuthenticatorType::Otp),
     rank: 0,
-    enroll_label: Some("Authenticator app"),
+    enroll_label: Some("authenticatorNamesOTP"),
     label,
 };
 
-fn label(m: &MethodRow) -> String {
-    m.name.clone().unwrap_or_else(|| "Authenticator app".into())
+fn label(m: &MethodRow) -> Label {
+    Label::named(m, "authenticatorNamesOTP")
 }
 
 /// Answers the challenge with a TOTP code (of a TOTP or a push method). On success the token is consumed

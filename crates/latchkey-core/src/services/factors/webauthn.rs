@@ -17,7 +17,7 @@ use webauthn_rs::prelude::{
     SecurityKeyRegistration,
 };
 
-use super::{AnswerKind, Answered, SecondFactor};
+use super::{AnswerKind, Answered, Label, SecondFactor};
 use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
@@ -233,7 +233,7 @@ pub(crate) const ROAMING: SecondFactor = SecondFactor {
     // The MFA API does not offer keys: they need the hosted page.
     api: None,
     rank: 1,
-    enroll_label: Some("Security key"),
+    enroll_label: Some("authenticatorNamesWebauthnRoaming"),
     label: roaming_label,
 };
 
@@ -242,18 +242,16 @@ pub(crate) const PLATFORM: SecondFactor = SecondFactor {
     answer: AnswerKind::Key,
     api: None,
     rank: 1,
-    enroll_label: Some(DEVICE),
+    enroll_label: Some("authenticatorNamesWebauthnPlatform"),
     label: platform_label,
 };
 
-const DEVICE: &str = "This device (fingerprint, face or screen lock)";
-
-fn roaming_label(m: &MethodRow) -> String {
-    m.name.clone().unwrap_or_else(|| "Security key".into())
+fn roaming_label(m: &MethodRow) -> Label {
+    Label::named(m, "authenticatorNamesWebauthnRoaming")
 }
 
-fn platform_label(m: &MethodRow) -> String {
-    m.name.clone().unwrap_or_else(|| DEVICE.into())
+fn platform_label(m: &MethodRow) -> Label {
+    Label::named(m, "authenticatorNamesWebauthnPlatform")
 }
 
 const KEY_KIND: &str = "mfa-key";

@@ -125,6 +125,17 @@ pub struct TenantFile {
     /// Where the tenant's outbound requests (its SMS and push providers) may go.
     #[serde(default)]
     pub outbound: OutboundSettings,
+    /// The hosted pages' texts the tenant words itself.
+    #[serde(default)]
+    pub prompts: Prompts,
+}
+
+/// Auth0's prompts settings: `custom_text`, language → prompt → screen →
+/// key → text, over the built-in bundles (see `services::language`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prompts {
+    pub custom_text: BTreeMap<String, crate::services::language::CustomText>,
 }
 
 /// The networks beyond the public internet the tenant's outbound requests
@@ -340,6 +351,11 @@ pub struct TenantSettings {
     pub login_page: LoginPage,
     #[serde(default)]
     pub passkeys: PasskeySettings,
+    /// The languages the hosted pages and code messages speak, the first
+    /// the default (Auth0's `enabled_locales`); empty: every language, English
+    /// first.
+    #[serde(default)]
+    pub enabled_locales: Vec<crate::services::language::Language>,
 }
 
 /// The WebAuthn relying party of the tenant. Each field defaults from the

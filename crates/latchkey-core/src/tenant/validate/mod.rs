@@ -18,6 +18,7 @@ use crate::services::email_address;
 
 mod clients;
 mod connections;
+mod languages;
 mod providers;
 
 /// Scopes that belong to OpenID Connect rather than to any API.
@@ -143,7 +144,8 @@ impl<'a> Validator<'a> {
         self.users()?;
         self.providers()?;
         self.push_providers()?;
-        self.messages()
+        self.messages()?;
+        self.languages()
     }
 
     fn tenant(&self) -> Check {

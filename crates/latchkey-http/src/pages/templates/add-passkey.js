@@ -34,7 +34,7 @@
       })
       .catch(function (e) {
         var p = document.getElementById("passkey-error");
-        p.textContent = (e && e.detail) || "No passkey was created. Try again, or continue without one.";
+        p.textContent = (e && e.detail) || p.getAttribute("data-not-created");
         p.hidden = false;
       });
   });

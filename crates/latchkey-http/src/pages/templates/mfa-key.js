@@ -17,7 +17,7 @@
 
   if (!window.PublicKeyCredential) {
     button.disabled = true;
-    fail("This browser cannot use security keys or device sign-in. Choose another method.");
+    fail(error.getAttribute("data-unsupported"));
     return;
   }
 
@@ -47,7 +47,7 @@
       })
       .catch(function (err) {
         if (window.console) console.warn("WebAuthn key " + (creating ? "creation" : "use") + " failed:", err && err.name, err && err.message);
-        fail(creating ? "No key was added. Try again, or choose another method." : "The key was not used. Try again, or choose another method.");
+        fail(error.getAttribute(creating ? "data-not-created" : "data-not-used"));
       });
   });
 })();

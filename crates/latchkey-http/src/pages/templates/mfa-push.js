@@ -17,7 +17,10 @@
   var INTERVAL_MS = 2000;
   var LONGEST_MS = 6 * 60 * 1000;
   var started = Date.now();
-  var device = (document.getElementById("push-device") || {}).textContent || "your phone";
+  // What the status line says, in the page's language (see mfa.html).
+  function text(name) {
+    return panel.getAttribute("data-" + name) || "";
+  }
   var done = false;
 
   function say(text) {
@@ -35,14 +38,14 @@
 
   function finish() {
     done = true;
-    say("Approved. Signing you in…");
+    say(text("signing-in"));
     form.submit();
   }
 
   function check() {
     if (done) return;
     if (Date.now() - started > LONGEST_MS) {
-      stop("The notification expired before it was answered. Send a new one, or choose another method.");
+      stop(text("expired"));
       return;
     }
     fetch("/login/mfa/push/status", {
@@ -63,15 +66,15 @@
           case "pending":
             break;
           case "rejected":
-            return stop("The sign-in was rejected on " + device + ". If that was a mistake, send a new notification, or choose another method.");
+            return stop(text("rejected"));
           case "expired":
-            return stop("The notification expired before it was answered. Send a new one, or choose another method.");
+            return stop(text("expired"));
           case "failed":
-            return stop("The notification could not be sent to " + device + ". Send it again, enter a code from the app, or choose another method.");
+            return stop(text("failed"));
           case "none":
-            return stop("No notification is waiting. Send one to " + device + ", or choose another method.");
+            return stop(text("none"));
           case "gone":
-            return stop("This sign-in can no longer be completed. Go back to the application and start again.");
+            return stop(text("gone"));
           default:
             // A failed request: try again at the next tick.
             break;

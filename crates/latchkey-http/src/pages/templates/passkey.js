@@ -62,7 +62,8 @@
     }
     signIn(null, null).catch(function (e) {
       if (e && e.name === "AbortError") return;
-      showError("No passkey was used. Try again, or sign in with your password.");
+      var p = document.getElementById("passkey-error");
+      showError(p ? p.getAttribute("data-not-used") : "");
     });
   });
 })();

@@ -1,0 +1,435 @@
+//! The hosted pages and code messages in the user's language: `ui_locales`
+//! kept with the login for every page of it, `Accept-Language`, the
+//! tenant's `enabled_locales` and default, the tenant's custom text (shown
+//! escaped, refused with its path when it names what does not exist), and a
+//! code email in the page's language read from the test SMTP server.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+
+use crate::mfa_api::{ALWAYS, server_with, six_digits, tenant};
+use crate::smtp::SmtpServer;
+use crate::support::*;
+
+const CAROL: &str = "carol@example.com";
+const CAROL_PASSWORD: &str = "C4rol-has-a-long-password";
+
+async fn apply(s: &TestServer, text: &str) {
+    latchkey::tenant::apply::apply_text(&s.state, text)
+        .await
+        .unwrap();
+}
+
+/// A page's body, after checking its status; HTML escapes undone.
+async fn page(res: reqwest::Response, status: StatusCode) -> String {
+    let got = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    html_unescape(&body)
+}
+
+/// The `lang` of a page's `<html>`.
+fn lang(html: &str) -> &str {
+    let start = html
+        .find("<html lang=\"")
+        .expect("an html element with lang")
+        + 12;
+    let end = html[start..].find('"').unwrap();
+    &html[start..start + end]
+}
+
+async fn post(
+    s: &TestServer,
+    browser: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser.post(s.url(path)).form(form).send().await.unwrap()
+}
+
+async fn password(
+    s: &TestServer,
+    browser: &reqwest::Client,
+    login_page: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    submit_login(browser, &s.url("/login"), login_page, email, password).await
+}
+
+async fn verify(
+    s: &TestServer,
+    browser: &reqwest::Client,
+    step: &str,
+    code: &str,
+) -> reqwest::Response {
+    let tx = hidden_input(step, "tx").unwrap();
+    let method = hidden_input(step, "method").unwrap();
+    let oob = hidden_input(step, "oob_code").unwrap_or_default();
+    post(
+        s,
+        browser,
+        "/login/mfa/verify",
+        &[
+            ("tx", &tx),
+            ("method", &method),
+            ("code", code),
+            ("oob_code", &oob),
+        ],
+    )
+    .await
+}
+
+/// `ui_locales=fr`: the login page, the wrong password's answer, the second
+/// step and its wrong code all speak French, with `lang="fr"`, though the
+/// browser asks for nothing (the language is kept with the login); the
+/// login then completes.
+#[tokio::test]
+async fn ui_locales_is_kept_for_every_page_of_the_login() {
+    let (s, enrolled) = server_with(ALWAYS).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid").param("ui_locales", "it fr-CA en");
+    let login = page(
+        browser.get(req.url(&s)).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&login), "fr", "{login}");
+    assert!(login.contains("<h1>Se connecter à acme</h1>"), "{login}");
+    assert!(login.contains(">Mot de passe</label>"), "{login}");
+    assert!(login.contains(">Continuer</button>"), "{login}");
+
+    let wrong = page(
+        password(&s, &browser, &login, ALICE, "not-her-password").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&wrong), "fr");
+    assert!(
+        wrong.contains(">Adresse e-mail ou mot de passe incorrect.</p>"),
+        "{wrong}"
+    );
+
+    let step = page(
+        password(&s, &browser, &wrong, ALICE, ALICE_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&step), "fr");
+    assert!(step.contains("<h1>Confirmez votre identité</h1>"), "{step}");
+    assert!(
+        step.contains("Saisissez le code à 6 chiffres de votre application d'authentification"),
+        "{step}"
+    );
+    assert!(step.contains("Ce n'est pas vous ?"), "{step}");
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let wrong_code = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let again = page(
+        verify(&s, &browser, &step, wrong_code).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&again), "fr");
+    assert!(
+        again.contains("Ce code est incorrect. Il vous reste 4 tentatives."),
+        "{again}"
+    );
+
+    let done = verify(&s, &browser, &again, &right).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let location = done.headers()["location"].to_str().unwrap().to_string();
+    assert!(query_param(&location, "code").is_some(), "{location}");
+
+    // Without the parameter the same browser is answered in English.
+    let english = page(
+        browser
+            .get(AuthRequest::new("openid").param("prompt", "login").url(&s))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&english), "en");
+    assert!(english.contains("<h1>Log in to acme</h1>"), "{english}");
+}
+
+/// `Accept-Language` chooses when the request has no `ui_locales`, on the
+/// login page and on the pages that have no login behind them (an expired
+/// form); a language latchkey does not speak falls to the tenant's default.
+#[tokio::test]
+async fn accept_language_chooses_without_ui_locales() {
+    let s = TestServer::start().await;
+    let req = AuthRequest::new("openid");
+    let get = |accept: &'static str| {
+        let browser = s.browser();
+        let url = req.url(&s);
+        async move {
+            let res = browser
+                .get(url)
+                .header("accept-language", accept)
+                .send()
+                .await
+                .unwrap();
+            page(res, StatusCode::OK).await
+        }
+    };
+    let french = get("fr-FR,fr;q=0.9,en;q=0.5").await;
+    assert_eq!(lang(&french), "fr");
+    assert!(french.contains("Adresse e-mail"), "{french}");
+    // Weights count, not the order.
+    let weighted = get("en;q=0.4, fr;q=0.8").await;
+    assert_eq!(lang(&weighted), "fr");
+    let unknown = get("it-IT,it;q=0.9").await;
+    assert_eq!(lang(&unknown), "en");
+    assert!(unknown.contains("Email address"), "{unknown}");
+
+    // ui_locales wins over the browser.
+    let res = s
+        .browser()
+        .get(AuthRequest::new("openid").param("ui_locales", "en").url(&s))
+        .header("accept-language", "fr")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lang(&page(res, StatusCode::OK).await), "en");
+
+    // An error page without a login.
+    let res = s
+        .browser()
+        .post(s.url("/login"))
+        .header("accept-language", "fr-CA")
+        .form(&[("tx", "nope"), ("username", ALICE), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    let expired = page(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(lang(&expired), "fr");
+    assert!(
+        expired.contains("Votre page de connexion a expiré."),
+        "{expired}"
+    );
+}
+
+/// A tenant's `enabled_locales`: its first is the default, a language it
+/// does not list is never chosen.
+#[tokio::test]
+async fn the_tenant_offers_its_languages_and_defaults_to_the_first() {
+    let s = TestServer::start().await;
+    apply(
+        &s,
+        &acme(s.port).replace(
+            "tenant: { name: acme, domains: [\"localhost",
+            "tenant: { name: acme, enabled_locales: [fr, en], domains: [\"localhost",
+        ),
+    )
+    .await;
+    let open = |ui_locales: Option<&str>, accept: &'static str| {
+        let mut req = AuthRequest::new("openid");
+        if let Some(u) = ui_locales {
+            req = req.param("ui_locales", u);
+        }
+        let browser = s.browser();
+        let url = req.url(&s);
+        async move {
+            let res = browser
+                .get(url)
+                .header("accept-language", accept)
+                .send()
+                .await
+                .unwrap();
+            lang(&page(res, StatusCode::OK).await).to_string()
+        }
+    };
+    assert_eq!(open(None, "").await, "fr");
+    assert_eq!(open(None, "it").await, "fr");
+    assert_eq!(open(None, "en-GB").await, "en");
+    assert_eq!(open(Some("en"), "fr").await, "en");
+
+    apply(
+        &s,
+        &acme(s.port).replace(
+            "tenant: { name: acme, domains: [\"localhost",
+            "tenant: { name: acme, enabled_locales: [en], domains: [\"localhost",
+        ),
+    )
+    .await;
+    assert_eq!(open(Some("fr"), "fr").await, "en");
+}
+
+/// The tenant's custom text is shown over the bundle for its language, its
+/// placeholders filled, escaped like any text; other languages keep theirs.
+#[tokio::test]
+async fn custom_text_is_shown_escaped() {
+    let s = TestServer::start().await;
+    apply(
+        &s,
+        &format!(
+            "{}prompts:\n  custom_text:\n    fr:\n      login:\n        login:\n          title: \"<b>Bienvenue</b> chez ${{companyName}}\"\n          buttonText: Entrer\n",
+            acme(s.port)
+        ),
+    )
+    .await;
+    let res = s
+        .browser()
+        .get(AuthRequest::new("openid").param("ui_locales", "fr").url(&s))
+        .send()
+        .await
+        .unwrap();
+    let raw = res.text().await.unwrap();
+    assert!(
+        raw.contains("<h1>&lt;b&gt;Bienvenue&lt;&#x2f;b&gt; chez acme</h1>"),
+        "{raw}"
+    );
+    assert!(!raw.contains("<b>"), "{raw}");
+    assert!(raw.contains(">Entrer</button>"), "{raw}");
+    assert!(raw.contains(">Mot de passe</label>"), "{raw}");
+
+    let res = s
+        .browser()
+        .get(AuthRequest::new("openid").param("ui_locales", "en").url(&s))
+        .send()
+        .await
+        .unwrap();
+    let english = page(res, StatusCode::OK).await;
+    assert!(english.contains("<h1>Log in to acme</h1>"), "{english}");
+}
+
+/// `latchkey tenant apply` refuses custom text for a key, screen, prompt or
+/// language the bundles do not have, naming its path and line, and applies
+/// nothing.
+#[tokio::test]
+async fn custom_text_outside_the_bundles_is_refused_by_tenant_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_args().await;
+    let file = dir.path().join("tenant.yaml");
+    let apply = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .args(["tenant", "apply"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(&db)
+            .output()
+            .unwrap()
+    };
+    let head = "tenant: { name: acme, domains: [\"login.acme.test\"] }\nprompts:\n  custom_text:\n";
+    for (body, path) in [
+        (
+            "    fr:\n      login:\n        login:\n          titel: Bienvenue\n",
+            "prompts.custom_text.fr.login.login.titel",
+        ),
+        (
+            "    fr:\n      login:\n        signin:\n          title: Bienvenue\n",
+            "prompts.custom_text.fr.login.signin",
+        ),
+        (
+            "    fr:\n      logon:\n        login:\n          title: Bienvenue\n",
+            "prompts.custom_text.fr.logon",
+        ),
+        (
+            "    xx:\n      login:\n        login:\n          title: Bienvenue\n",
+            "prompts.custom_text.xx",
+        ),
+    ] {
+        let out = apply(&format!("{head}{body}"));
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(path), "{path}: {err}");
+        assert!(err.contains("line "), "{err}");
+    }
+    let out = apply(&format!(
+        "{head}    fr:\n      login:\n        login:\n          title: Bienvenue\n"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A code sent during a login asked for in French is a French email (the
+/// language chosen as the pages choose it); the tenant's own template for a
+/// language still wins.
+#[tokio::test]
+async fn a_code_email_speaks_the_language_of_the_login() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let (s, _) = server_with("").await;
+    let with = |messages: &str| {
+        tenant(s.port, "")
+            .replace(
+                "factors: [password, totp, recovery-code]",
+                "factors: [password, totp, recovery-code, email]",
+            )
+            .replace("require_2fa: false", "require_2fa: true")
+            .replace(
+                "  - { email: bob@example.com",
+                &format!(
+                    "  - {{ email: {CAROL}, password: \"{CAROL_PASSWORD}\", connection: Username-Password-Authentication, \
+                     user_id: \"auth0|carol\", email_verified: true }}\n  - {{ email: bob@example.com"
+                ),
+            )
+            + &format!(
+                "email_provider: {{ smtp: {{ host: 127.0.0.1, port: {}, security: none, from: no-reply@acme.test, \
+                 username: latchkey, password_env: SMTP_PASSWORD }} }}\n{messages}",
+                mail.port
+            )
+    };
+    apply(&s, &with("")).await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid")
+        .audience(&s.my_account_audience())
+        .param("ui_locales", "fr");
+    let res = login_through_page(&s, &browser, &req, CAROL, CAROL_PASSWORD).await;
+    let step = page(res, StatusCode::OK).await;
+    assert_eq!(lang(&step), "fr");
+    assert!(
+        step.contains("Recevoir un code par e-mail à c***@example.com"),
+        "{step}"
+    );
+    let sent = mail.wait_for(1).await[0].clone();
+    let code = six_digits(&sent.text());
+    assert_eq!(
+        sent.header("Subject").unwrap(),
+        format!("{code} est votre code de vérification acme")
+    );
+    assert!(
+        sent.text()
+            .starts_with(&format!("Votre code de vérification est {code}.")),
+        "{}",
+        sent.text()
+    );
+    assert!(
+        sent.text().contains("terminer votre connexion"),
+        "{}",
+        sent.text()
+    );
+    assert!(
+        sent.html().contains("<html lang=\"fr\">"),
+        "{}",
+        sent.html()
+    );
+    let done = verify(&s, &browser, &step, &code).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+
+    // The tenant's template for French wins over the bundle.
+    apply(
+        &s,
+        &with(
+            "messages:\n  code_email:\n    fr: { subject: \"Code {{ code }}\", text: \"Voici {{ code }}\", html: \"<p>{{ code }}</p>\" }\n",
+        ),
+    )
+    .await;
+    let browser = s.browser();
+    let res = login_through_page(&s, &browser, &req, CAROL, CAROL_PASSWORD).await;
+    page(res, StatusCode::OK).await;
+    let sent = mail.wait_for(2).await[1].clone();
+    let code = six_digits(&sent.text());
+    assert_eq!(sent.header("Subject").unwrap(), format!("Code {code}"));
+}
