@@ -586,6 +586,13 @@ pub trait MethodStore: Send + Sync {
         session_digest: &str,
         max_attempts: i64,
     ) -> StoreResult<i64>;
+    /// Forgets an enrollment, live or expired (one a new one replaces).
+    async fn discard_enrollment(&self, tenant_id: &str, session_digest: &str) -> StoreResult<()> {
+        // At zero attempts allowed, the count deletes the row whatever it holds.
+        self.enrollment_failed(tenant_id, session_digest, 0)
+            .await
+            .map(|_| ())
+    }
     /// Consumes the enrollment and writes `completion` in one transaction.
     /// False when the enrollment was already consumed (a replay or a race)
     /// or has expired by `now`; `Conflict` when the credential it adds is

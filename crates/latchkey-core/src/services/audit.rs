@@ -54,6 +54,10 @@ pub mod codes {
     pub const SUCCESS_VERIFICATION_EMAIL: &str = "sv";
     /// Failed Verification Email.
     pub const FAILED_VERIFICATION_EMAIL: &str = "fv";
+    /// Code/Link Sent: a passwordless login's code sent by email.
+    pub const CODE_LINK_SENT: &str = "cls";
+    /// Code Sent: a passwordless login's code sent by SMS.
+    pub const CODE_SENT: &str = "cs";
 }
 
 /// Auth0's `description` of a login event type code; none for the other
@@ -78,6 +82,8 @@ pub fn description(code: &str) -> Option<&'static str> {
         FAILED_CHANGE_PASSWORD => "Failed Change Password",
         SUCCESS_VERIFICATION_EMAIL => "Success Verification Email",
         FAILED_VERIFICATION_EMAIL => "Failed Verification Email",
+        CODE_LINK_SENT => "Passwordless login code/link has been sent",
+        CODE_SENT => "Passwordless login code has been sent",
         _ => return None,
     })
 }

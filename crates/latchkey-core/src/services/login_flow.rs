@@ -96,8 +96,9 @@ pub async fn open_session(
 }
 
 /// First factors whose success the hosted page itself logs (`s`) when its
-/// login completes: a password, a passkey. An upstream provider's login is
-/// logged by its callback (`upstream_login`), so not again here.
+/// login completes: a password, a passkey (and a passwordless code, told by
+/// the user's connection). An upstream provider's login is logged by its
+/// callback (`upstream_login`), so not again here.
 const LOGGED_AT_COMPLETION: [&str; 2] = ["pwd", "webauthn"];
 
 /// A hosted login completed with `amr` (its session opened, after the
@@ -110,9 +111,11 @@ pub async fn log_completed(
     user: &UserRow,
     amr: &[String],
 ) {
-    if amr
-        .iter()
-        .any(|a| LOGGED_AT_COMPLETION.contains(&a.as_str()))
+    let passwordless = tenant.passwordless_connection(&user.connection).is_some();
+    if passwordless
+        || amr
+            .iter()
+            .any(|a| LOGGED_AT_COMPLETION.contains(&a.as_str()))
     {
         let connection = Some(user.connection.as_str());
         crate::services::login::log_signed_in(core, tenant, from, connection, user).await;

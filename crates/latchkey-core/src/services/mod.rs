@@ -20,6 +20,7 @@ pub mod methods;
 pub mod mfa;
 pub mod passkey_login;
 pub mod password_policy;
+pub mod passwordless;
 pub(crate) mod phone;
 pub mod policy;
 pub mod push;

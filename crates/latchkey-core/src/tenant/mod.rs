@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError, TenantRow};
 
 /// A tenant as the request path sees it: its configuration (the tenant file
 /// without users) and the host the request arrived on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
@@ -52,7 +52,7 @@ impl Tenant {
         self.config
             .connections
             .iter()
-            .find(|c| c.name == name && !c.strategy.is_upstream())
+            .find(|c| c.name == name && c.strategy.is_database())
     }
 
     /// The upstream connection named `name`.
@@ -61,6 +61,14 @@ impl Tenant {
             .connections
             .iter()
             .find(|c| c.name == name && c.strategy.is_upstream())
+    }
+
+    /// The passwordless connection named `name`.
+    pub fn passwordless_connection(&self, name: &str) -> Option<&Connection> {
+        self.config
+            .connections
+            .iter()
+            .find(|c| c.name == name && c.strategy.is_passwordless())
     }
 
     /// The connection named `name`, of any kind.
@@ -73,7 +81,7 @@ impl Tenant {
         self.config
             .connections
             .iter()
-            .find(|c| !c.strategy.is_upstream())
+            .find(|c| c.strategy.is_database())
     }
 
     pub(crate) fn resource_server(&self, identifier: &str) -> Option<&ResourceServer> {

@@ -26,6 +26,9 @@ pub(crate) enum OAuthError {
     /// answer to a wrong password and to an unknown user alike (Auth0's
     /// `/oauth/token`; `invalid_user_password` is its legacy `/oauth/ro`'s).
     WrongEmailOrPassword,
+    /// 403 `invalid_grant` with Auth0's answer to a wrong passwordless code
+    /// ("Wrong email or verification code.", or "phone number").
+    WrongVerificationCode(&'static str),
     TooManyAttempts,
     InvalidToken(String),
     /// 403 `insufficient_scope` (RFC 6750): a token without the scope the
@@ -114,6 +117,7 @@ impl OAuthError {
                 "Your account has been blocked after multiple consecutive login attempts.",
             ),
             InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", d),
+            WrongVerificationCode(d) => (StatusCode::FORBIDDEN, "invalid_grant", d),
             InsufficientScope { description, .. } => {
                 (StatusCode::FORBIDDEN, "insufficient_scope", description)
             }
@@ -447,6 +451,7 @@ impl From<GrantError> for OAuthError {
             },
             GrantError::Mfa(e) => mfa_error(e),
             GrantError::Passkey(e) => e.into(),
+            GrantError::Passwordless(e) => passwordless_grant_error(e),
             GrantError::Policy(e) => e.into(),
             GrantError::Token(e) => e.into(),
             GrantError::Keys(e) => e.into(),
@@ -470,6 +475,34 @@ fn bound(what: Bound) -> &'static str {
     match what {
         Bound::AuthorizationCode => "authorization code",
         Bound::RefreshToken => "refresh token",
+    }
+}
+
+/// A refused passwordless code at the token endpoint, as Auth0 answers
+/// the `passwordless/otp` grant: a wrong, expired, spent or dead code is
+/// 403 `invalid_grant`.
+fn passwordless_grant_error(
+    e: latchkey_core::services::passwordless::PasswordlessError,
+) -> OAuthError {
+    use latchkey_core::services::passwordless::PasswordlessError as E;
+    match e {
+        E::UnknownConnection => OAuthError::InvalidRequest(
+            "The realm is not a passwordless connection of this tenant".into(),
+        ),
+        E::Disabled => {
+            OAuthError::UnauthorizedClient("The connection is not enabled for this client".into())
+        }
+        E::WrongCode(answer) => OAuthError::WrongVerificationCode(answer),
+        E::BadEmail(_) | E::BadPhoneNumber(_) | E::LinkUnsupported => OAuthError::InvalidRequest(
+            "The username is not an address or number of this connection".into(),
+        ),
+        E::Blocked => OAuthError::Unauthorized {
+            error: "unauthorized",
+            description: "user is blocked".into(),
+        },
+        E::Throttled(seconds) => OAuthError::Throttled(seconds),
+        E::Store(s) => s.into(),
+        E::Internal(m) => OAuthError::Internal(m),
     }
 }
 

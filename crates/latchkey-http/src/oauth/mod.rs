@@ -1,5 +1,6 @@
 //! The Authentication API: `/authorize`, `/oauth/token`, `/oauth/revoke`,
-//! `/oauth/par`, `/userinfo`, `/v2/logout` and the discovery documents.
+//! `/oauth/par`, `/passwordless/start`, `/userinfo`, `/v2/logout` and the
+//! discovery documents.
 
 pub(crate) mod authorize;
 mod client_auth;
@@ -8,6 +9,7 @@ pub(crate) mod error;
 mod mfa;
 mod par;
 mod passkey;
+mod passwordless;
 pub(crate) mod respond;
 mod session;
 pub(crate) mod token;
@@ -40,6 +42,7 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route("/mfa/authenticators/{id}", delete(mfa::remove))
         .route("/mfa/challenge", post(mfa::challenge))
         .route("/mfa/associate", post(mfa::associate))
+        .route("/passwordless/start", post(passwordless::start))
         .route("/passkey/register", post(passkey::register))
         .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))

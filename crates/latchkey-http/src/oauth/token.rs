@@ -23,6 +23,7 @@ pub(crate) const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 pub(crate) const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
 pub(crate) const MFA_RECOVERY_CODE: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
 pub(crate) const MFA_OOB: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
+pub(crate) const PASSWORDLESS_OTP: &str = "http://auth0.com/oauth/grant-type/passwordless/otp";
 const TOKEN_VAULT: &str =
     "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token";
 const REFRESH_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
@@ -214,6 +215,16 @@ fn decode<'a>(
                 mfa_token: params.required("mfa_token")?,
                 oob_code: params.required("oob_code")?,
                 binding_code: params.str("binding_code")?,
+            })
+        }
+        PASSWORDLESS_OTP => {
+            allowed(GrantType::PasswordlessOtp)?;
+            Grant::PasswordlessOtp(grants::PasswordlessOtp {
+                realm: params.required("realm")?,
+                username: params.required("username")?,
+                otp: params.required("otp")?,
+                scope: split_scope(params.str("scope")?),
+                audience: params.str("audience")?,
             })
         }
         TOKEN_VAULT => {

@@ -32,6 +32,7 @@ mod native_passkeys;
 mod outbound;
 mod par;
 mod password_reset;
+mod passwordless;
 pub(crate) mod push_authenticator;
 mod push_delivery;
 mod push_device;

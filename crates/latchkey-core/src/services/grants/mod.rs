@@ -8,6 +8,7 @@ mod authorization_code;
 mod client_credentials;
 mod mfa;
 mod password;
+mod passwordless;
 mod refresh_target;
 mod refresh_token;
 mod token_vault;
@@ -18,6 +19,7 @@ pub(crate) use authorization_code::CodeRequest;
 pub use client_credentials::ClientCredentials;
 pub use mfa::{MfaOob, MfaOtp, MfaRecoveryCode};
 pub use password::Password;
+pub use passwordless::PasswordlessOtp;
 pub use refresh_token::RefreshToken;
 pub use token_vault::{BadAccessToken, FEDERATED_CONNECTION_ACCESS_TOKEN, Subject, TokenVault};
 pub use webauthn::Webauthn;
@@ -31,6 +33,7 @@ use crate::services::keys::KeyError;
 use crate::services::login::LoginError;
 use crate::services::mfa::MfaError;
 use crate::services::passkey_login::PasskeyError;
+use crate::services::passwordless::PasswordlessError;
 use crate::services::policy::{self, Granted, PolicyError};
 use crate::services::tokens::{self, Refresh, TokenError, TokenResponse, UserTokens};
 use crate::store::{Redeem, StoreError, UserRow};
@@ -66,6 +69,8 @@ pub enum Grant<'a> {
     MfaOtp(MfaOtp<'a>),
     MfaOob(MfaOob<'a>),
     MfaRecoveryCode(MfaRecoveryCode<'a>),
+    /// A code sent by `POST /passwordless/start`.
+    PasswordlessOtp(PasswordlessOtp<'a>),
     /// A user's token for their connected account's upstream access token.
     TokenVault(TokenVault<'a>),
 }
@@ -162,6 +167,7 @@ pub enum GrantError {
     Login(LoginError),
     Mfa(MfaError),
     Passkey(PasskeyError),
+    Passwordless(PasswordlessError),
     Policy(PolicyError),
     Token(TokenError),
     Keys(KeyError),
@@ -181,6 +187,7 @@ impl GrantError {
             | Self::Login(LoginError::Store(_) | LoginError::Busy)
             | Self::Mfa(MfaError::Store(_) | MfaError::Internal(_))
             | Self::Passkey(PasskeyError::Store(_) | PasskeyError::Internal(_))
+            | Self::Passwordless(PasswordlessError::Store(_) | PasswordlessError::Internal(_))
             | Self::Vault(VaultError::Unavailable(_) | VaultError::Internal(_)) => false,
             Self::SubjectRefused(inner) => inner.refused(),
             Self::BadParameter(_)
@@ -215,6 +222,7 @@ impl GrantError {
             | Self::Login(_)
             | Self::Mfa(_)
             | Self::Passkey(_)
+            | Self::Passwordless(_)
             | Self::Policy(_) => true,
         }
     }
@@ -280,6 +288,7 @@ pub async fn exchange(core: &Core, req: &TokenRequest<'_>) -> Result<TokenRespon
         Grant::MfaOtp(g) => mfa::otp(core, req, g).await,
         Grant::MfaOob(g) => mfa::oob(core, req, g).await,
         Grant::MfaRecoveryCode(g) => mfa::recovery_code(core, req, g).await,
+        Grant::PasswordlessOtp(g) => passwordless::exchange(core, req, g).await,
         Grant::TokenVault(g) => token_vault::exchange(core, req, g).await,
     }
 }

@@ -79,7 +79,10 @@ fn preset_scopes(strategy: ConnectionStrategy) -> &'static [&'static str] {
         ConnectionStrategy::Windowslive => &["openid", "profile", "email", "offline_access"],
         ConnectionStrategy::Apple => &["openid", "name", "email"],
         ConnectionStrategy::Oidc => &["openid"],
-        ConnectionStrategy::Oauth2 | ConnectionStrategy::Auth0 => &[],
+        ConnectionStrategy::Oauth2
+        | ConnectionStrategy::Auth0
+        | ConnectionStrategy::Email
+        | ConnectionStrategy::Sms => &[],
     }
 }
 
@@ -247,9 +250,9 @@ fn locate(
                 },
             )
         }
-        ConnectionStrategy::Auth0 => {
+        ConnectionStrategy::Auth0 | ConnectionStrategy::Email | ConnectionStrategy::Sms => {
             return Err(UpstreamError::Config(
-                "the database is not an upstream connection".into(),
+                "the database and passwordless connections are not upstream connections".into(),
             ));
         }
     })

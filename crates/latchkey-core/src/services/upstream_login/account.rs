@@ -31,6 +31,8 @@ fn provider_of(strategy: ConnectionStrategy) -> (&'static str, bool) {
         ConnectionStrategy::GoogleOauth2 => ("google-oauth2", true),
         ConnectionStrategy::Windowslive => ("windowslive", true),
         ConnectionStrategy::Apple => ("apple", true),
+        ConnectionStrategy::Email => ("email", false),
+        ConnectionStrategy::Sms => ("sms", false),
     }
 }
 

@@ -21,7 +21,7 @@ pub struct Connection {
     /// form (the validator refuses these keys on upstream connections).
     #[serde(default, skip_serializing_if = "is_default")]
     pub password_policy: PasswordPolicy,
-    /// Database connections only.
+    /// Database and passwordless connections.
     #[serde(default, skip_serializing_if = "is_default")]
     pub disable_signup: bool,
     /// Database connections only.
@@ -53,8 +53,8 @@ pub struct Connection {
     /// provider through the My Account API (Token Vault).
     #[serde(default, skip_serializing_if = "is_default")]
     pub connected_accounts: ConnectedAccountsPurpose,
-    /// Upstream connections only: the applications that may use it. None
-    /// when absent, as in Auth0.
+    /// Upstream and passwordless connections: the applications that may
+    /// use it. None when absent, as in Auth0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enabled_clients: Vec<String>,
 }
@@ -80,6 +80,12 @@ impl Connection {
             && self.enabled_clients.iter().any(|c| c == client_id)
     }
 
+    /// Whether this is a passwordless connection the application
+    /// `client_id` may use (Auth0's `enabled_clients`).
+    pub fn passwordless_for(&self, client_id: &str) -> bool {
+        self.strategy.is_passwordless() && self.enabled_clients.iter().any(|c| c == client_id)
+    }
+
     /// The name users see.
     pub fn shown_name(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.name)
@@ -100,13 +106,32 @@ keyword_enum! {
         GoogleOauth2 = "google-oauth2",
         Windowslive = "windowslive",
         Apple = "apple",
+        /// Passwordless: a one-time code sent by email.
+        Email = "email",
+        /// Passwordless: a one-time code sent by SMS.
+        Sms = "sms",
     }
 }
 
 impl ConnectionStrategy {
-    /// Every strategy but the built-in database.
+    /// Every strategy but the built-in database and the passwordless ones:
+    /// an identity provider elsewhere.
     pub fn is_upstream(self) -> bool {
-        self != ConnectionStrategy::Auth0
+        !matches!(
+            self,
+            ConnectionStrategy::Auth0 | ConnectionStrategy::Email | ConnectionStrategy::Sms
+        )
+    }
+
+    /// The built-in database (users with passwords).
+    pub fn is_database(self) -> bool {
+        self == ConnectionStrategy::Auth0
+    }
+
+    /// A passwordless connection (`email`, `sms`): users sign in with a
+    /// one-time code sent to them.
+    pub fn is_passwordless(self) -> bool {
+        matches!(self, ConnectionStrategy::Email | ConnectionStrategy::Sms)
     }
 
     /// Whether the provider is found through OpenID Connect discovery and

@@ -112,6 +112,8 @@ keyword_enum! {
         MfaOtp = "http://auth0.com/oauth/grant-type/mfa-otp",
         MfaOob = "http://auth0.com/oauth/grant-type/mfa-oob",
         MfaRecoveryCode = "http://auth0.com/oauth/grant-type/mfa-recovery-code",
+        /// A passwordless login's one-time code.
+        PasswordlessOtp = "http://auth0.com/oauth/grant-type/passwordless/otp",
         /// The Token Vault: a user's token exchanged for the access token of
         /// their connected account at an upstream provider.
         TokenVault = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token",

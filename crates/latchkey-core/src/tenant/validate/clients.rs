@@ -396,6 +396,15 @@ impl<'a> Validator<'a> {
                     ),
                 ));
             }
+            Some(c) if c.strategy.is_passwordless() => {
+                return Err(self.error(
+                    format!("{path}.connection"),
+                    format!(
+                        "{:?} is a passwordless connection: its users are made at their first login",
+                        c.name
+                    ),
+                ));
+            }
             Some(_) => {}
         }
         if let Some(id) = &user.user_id {

@@ -54,6 +54,8 @@ impl<'a> Validator<'a> {
             )?;
             if connection.strategy.is_upstream() {
                 self.upstream(&path, connection)?;
+            } else if connection.strategy.is_passwordless() {
+                self.passwordless(&path, connection)?;
             } else {
                 self.not_written(&path, &UPSTREAM_ONLY, |key| {
                     format!(
@@ -80,6 +82,52 @@ impl<'a> Validator<'a> {
             Some(key) => Err(self.error(key_path(path, key), message(key))),
             None => Ok(()),
         }
+    }
+
+    /// A passwordless connection (`email`, `sms`): its name is its
+    /// strategy's (Auth0's; apps send it as `connection` and `realm`), it
+    /// takes `disable_signup` and `enabled_clients`, and its messages need
+    /// the tenant's provider for them.
+    fn passwordless(&self, path: &str, connection: &Connection) -> Check {
+        let strategy = connection.strategy;
+        self.ensure(
+            connection.name == strategy.as_str(),
+            format!("{path}.name"),
+            format!("a connection of strategy {strategy} is named {strategy}"),
+        )?;
+        let refused = DATABASE_ONLY
+            .into_iter()
+            .filter(|k| *k != "disable_signup")
+            .chain(
+                UPSTREAM_ONLY
+                    .into_iter()
+                    .filter(|k| *k != "enabled_clients"),
+            )
+            .collect::<Vec<_>>();
+        self.not_written(path, &refused, |key| {
+            format!("{key} is not a setting of passwordless connections (strategy {strategy})")
+        })?;
+        for (i, client) in connection.enabled_clients.iter().enumerate() {
+            self.ensure(
+                self.file.clients.iter().any(|c| &c.client_id == client),
+                index_path(&key_path(path, "enabled_clients"), i),
+                format!("no client is named {client:?}"),
+            )?;
+        }
+        let provider = match strategy {
+            ConnectionStrategy::Sms => self.file.sms_provider.is_some(),
+            _ => self.file.email_provider.is_some(),
+        };
+        let kind = if strategy == ConnectionStrategy::Sms {
+            "sms_provider"
+        } else {
+            "email_provider"
+        };
+        self.ensure(
+            provider,
+            key_path(path, "strategy"),
+            format!("strategy {strategy} sends its codes through the tenant's {kind}, which the file does not configure"),
+        )
     }
 
     fn upstream(&self, path: &str, connection: &Connection) -> Check {
@@ -237,7 +285,9 @@ impl<'a> Validator<'a> {
             | ConnectionStrategy::GoogleOauth2
             | ConnectionStrategy::Windowslive
             | ConnectionStrategy::Apple
-            | ConnectionStrategy::Auth0 => Ok(()),
+            | ConnectionStrategy::Auth0
+            | ConnectionStrategy::Email
+            | ConnectionStrategy::Sms => Ok(()),
         }
     }
 

@@ -1,0 +1,132 @@
+//! `POST /passwordless/start`: a one-time code sent by email or SMS for a
+//! passwordless connection (`services::passwordless`), answered as Auth0
+//! answers it: `{_id, email, email_verified}` or `{_id, phone_number,
+//! phone_verified, request_language}`, the same whether or not the address
+//! has a user. The code is traded at `/oauth/token` (the
+//! `passwordless/otp` grant).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::client_auth;
+use super::error::OAuthError;
+use super::wire::{OAuthTenant, Params};
+use crate::app::SharedState;
+use crate::http::ClientIp;
+use latchkey_core::services::login::Origin;
+use latchkey_core::services::passwordless::{self, PasswordlessError, Send, StartRequest};
+use latchkey_core::tenant::ConnectionStrategy;
+
+pub(super) async fn start(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, .. }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
+    let connection = params.required("connection")?;
+    let strategy = tenant
+        .passwordless_connection(connection)
+        .map(|c| c.strategy)
+        .ok_or_else(|| start_error(PasswordlessError::UnknownConnection))?;
+    let (key, default_send) = match strategy {
+        ConnectionStrategy::Sms => ("phone_number", Send::Code),
+        _ => ("email", Send::Link),
+    };
+    let to = params.required(key)?;
+    let send = match params.str("send")? {
+        None => default_send,
+        Some("code") => Send::Code,
+        Some("link") => Send::Link,
+        Some(_) => {
+            return Err(OAuthError::InvalidRequest(
+                "send must be \"code\" or \"link\"".into(),
+            ));
+        }
+    };
+    if !matches!(
+        params.value("authParams"),
+        None | Some(Value::Null | Value::Object(_))
+    ) {
+        return Err(OAuthError::InvalidRequest(
+            "authParams must be an object".into(),
+        ));
+    }
+    let ua = crate::http::user_agent(&headers);
+    let languages = languages(&headers);
+    let started = passwordless::start(
+        &state,
+        &StartRequest {
+            tenant: &tenant,
+            from: Origin {
+                client,
+                ip: &ip,
+                user_agent: &ua,
+            },
+            connection,
+            to,
+            send,
+            languages: &languages,
+        },
+    )
+    .await
+    .map_err(start_error)?;
+    let body = match started.strategy {
+        ConnectionStrategy::Sms => json!({
+            "_id": started.id,
+            "phone_number": started.to,
+            "phone_verified": false,
+            "request_language": headers
+                .get("x-request-language")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(35).collect::<String>()),
+        }),
+        _ => json!({ "_id": started.id, "email": started.to, "email_verified": false }),
+    };
+    Ok(Json(body).into_response())
+}
+
+/// The caller's languages: auth0.js's `x-request-language`, then
+/// `Accept-Language`.
+fn languages(headers: &HeaderMap) -> Vec<String> {
+    let mut languages: Vec<String> = headers
+        .get("x-request-language")
+        .and_then(|v| v.to_str().ok())
+        .map(latchkey_core::services::delivery::languages)
+        .unwrap_or_default();
+    languages.extend(crate::http::accept_languages(headers));
+    languages
+}
+
+/// A refused start, in Auth0's words for `/passwordless/start`.
+fn start_error(e: PasswordlessError) -> OAuthError {
+    let coded = |error: &'static str, description: String| OAuthError::Coded { error, description };
+    match e {
+        PasswordlessError::UnknownConnection => {
+            coded("bad.connection", "Connection does not exist".into())
+        }
+        PasswordlessError::Disabled => coded(
+            "bad.connection",
+            "The connection is not enabled for this client".into(),
+        ),
+        PasswordlessError::BadEmail(why) => coded("bad.email", format!("The email {why}")),
+        PasswordlessError::BadPhoneNumber(why) => {
+            coded("bad.phone_number", format!("The phone number {why}"))
+        }
+        PasswordlessError::LinkUnsupported => coded(
+            "bad.send",
+            "Magic links are not served: send \"code\" and verify it at /oauth/token".into(),
+        ),
+        PasswordlessError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
+        PasswordlessError::Store(s) => s.into(),
+        PasswordlessError::Internal(m) => OAuthError::Internal(m),
+        // Not what starting answers.
+        PasswordlessError::WrongCode(_) | PasswordlessError::Blocked => {
+            OAuthError::Internal("a start refused as an answer".into())
+        }
+    }
+}
