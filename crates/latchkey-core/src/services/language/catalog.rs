@@ -25,9 +25,13 @@ pub(super) struct Bundle {
     pub(super) messages: BTreeMap<String, Keys>,
 }
 
-pub(super) const SOURCES: [(Language, &str); 2] = [
+pub(super) const SOURCES: [(Language, &str); 6] = [
     (Language::En, include_str!("bundles/en.json")),
     (Language::Fr, include_str!("bundles/fr.json")),
+    (Language::De, include_str!("bundles/de.json")),
+    (Language::Es, include_str!("bundles/es.json")),
+    (Language::PtBr, include_str!("bundles/pt-BR.json")),
+    (Language::Ja, include_str!("bundles/ja.json")),
 ];
 
 pub(super) fn parse(source: &str) -> Result<Bundle, serde_json::Error> {

@@ -26,17 +26,32 @@ use crate::tenant::Tenant;
 pub enum Language {
     En,
     Fr,
+    De,
+    Es,
+    PtBr,
+    Ja,
 }
 
 impl Language {
     /// Every language, English (the default) first.
-    pub const ALL: [Self; 2] = [Self::En, Self::Fr];
+    pub const ALL: [Self; 6] = [
+        Self::En,
+        Self::Fr,
+        Self::De,
+        Self::Es,
+        Self::PtBr,
+        Self::Ja,
+    ];
 
     /// The BCP 47 tag (`lang="…"`, tenant files).
     pub const fn tag(self) -> &'static str {
         match self {
             Self::En => "en",
             Self::Fr => "fr",
+            Self::De => "de",
+            Self::Es => "es",
+            Self::PtBr => "pt-BR",
+            Self::Ja => "ja",
         }
     }
 
@@ -57,6 +72,9 @@ impl Language {
             return Some(l);
         }
         let primary = tag.split(['-', '_']).next().unwrap_or("");
+        if primary.eq_ignore_ascii_case("pt") {
+            return Some(Self::PtBr);
+        }
         Self::from_tag(primary)
     }
 
@@ -64,8 +82,9 @@ impl Language {
     /// Japanese has one form, the others singular for 1 alone.
     fn singular(self, n: i64) -> bool {
         match self {
-            Self::Fr => n.abs() <= 1,
-            Self::En => n == 1,
+            Self::Fr | Self::PtBr => n.abs() <= 1,
+            Self::Ja => false,
+            Self::En | Self::De | Self::Es => n == 1,
         }
     }
 }
