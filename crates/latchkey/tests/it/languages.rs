@@ -185,6 +185,19 @@ async fn accept_language_chooses_without_ui_locales() {
     // Weights count, not the order.
     let weighted = get("en;q=0.4, fr;q=0.8").await;
     assert_eq!(lang(&weighted), "fr");
+    // The six languages, each by its own words; Portuguese of any region
+    // is Brazil's.
+    for (accept, tag, words) in [
+        ("de-DE,de;q=0.9", "de", "E-Mail-Adresse"),
+        ("es-MX", "es", "Correo electrónico"),
+        ("ja", "ja", "メールアドレス"),
+        ("pt-PT,pt;q=0.9", "pt-BR", "Endereço de e-mail"),
+        ("pt-BR", "pt-BR", "Endereço de e-mail"),
+    ] {
+        let html = get(accept).await;
+        assert_eq!(lang(&html), tag, "{accept}");
+        assert!(html.contains(words), "{accept}: {html}");
+    }
     let unknown = get("it-IT,it;q=0.9").await;
     assert_eq!(lang(&unknown), "en");
     assert!(unknown.contains("Email address"), "{unknown}");

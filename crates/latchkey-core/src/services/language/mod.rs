@@ -34,14 +34,7 @@ pub enum Language {
 
 impl Language {
     /// Every language, English (the default) first.
-    pub const ALL: [Self; 6] = [
-        Self::En,
-        Self::Fr,
-        Self::De,
-        Self::Es,
-        Self::PtBr,
-        Self::Ja,
-    ];
+    pub const ALL: [Self; 6] = [Self::En, Self::Fr, Self::De, Self::Es, Self::PtBr, Self::Ja];
 
     /// The BCP 47 tag (`lang="…"`, tenant files).
     pub const fn tag(self) -> &'static str {
