@@ -546,7 +546,11 @@ async fn messages_follow_the_tenants_templates_in_the_callers_language() {
         send("de", json!({"type": "email", "email": "de@example.com"})).await,
         StatusCode::ACCEPTED
     );
-    let mails = mail.wait_for(2).await;
+    assert_eq!(
+        send("it", json!({"type": "email", "email": "it@example.com"})).await,
+        StatusCode::ACCEPTED
+    );
+    let mails = mail.wait_for(3).await;
     let fr = mails
         .iter()
         .find(|m| m.to == vec!["fr@example.com".to_string()])
@@ -558,11 +562,23 @@ async fn messages_follow_the_tenants_templates_in_the_callers_language() {
         .iter()
         .find(|m| m.to == vec!["de@example.com".to_string()])
         .unwrap();
+    // No template of the tenant's in German: latchkey's own German words.
     assert!(
         de.header("subject")
             .unwrap()
+            .contains("ist Ihr Bestätigungscode für acme"),
+        "{:?}",
+        de.header("subject")
+    );
+    let it = mails
+        .iter()
+        .find(|m| m.to == vec!["it@example.com".to_string()])
+        .unwrap();
+    assert!(
+        it.header("subject")
+            .unwrap()
             .contains("is your acme verification code"),
-        "English by default"
+        "a language latchkey does not speak: English, the default"
     );
 
     assert_eq!(
