@@ -539,6 +539,81 @@ fn profile_tokens(field: &str, value: &str) -> Vec<String> {
     out
 }
 
+/// The strings of a profile the personal-data rule looks for: its string
+/// fields, and `user_metadata`'s as `user_metadata.KEY`.
+pub(crate) fn profile_values(profile: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for (k, val) in profile {
+        match val {
+            Value::String(s) => v.push((k.clone(), s.clone())),
+            Value::Object(inner) if k == "user_metadata" => {
+                for (ik, iv) in inner {
+                    if let Some(s) = iv.as_str() {
+                        v.push((format!("user_metadata.{ik}"), s.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Why a user's new password could not be checked (not the policy's verdict).
+#[derive(Debug)]
+pub(crate) enum UserCheckError {
+    Store(crate::store::StoreError),
+    /// The hashing thread failed.
+    Internal(String),
+}
+
+/// A user's new password against their connection's `policy`, the verdict
+/// [`check`]'s: the personal-data rule reads the user's email and profile,
+/// the history rule their current hash and the last `history.size` ones.
+/// Those comparisons are Argon2 work, so the check runs off the async
+/// workers. Changing a password (My Account) and resetting it both ask here.
+pub(crate) async fn check_for_user(
+    state: &crate::context::Core,
+    tenant_id: &str,
+    policy: &PasswordPolicy,
+    user: &crate::store::UserRow,
+    new_password: &str,
+) -> Result<Result<String, Vec<Violation>>, UserCheckError> {
+    let mut history: Vec<String> = Vec::new();
+    if policy.history.active {
+        history.extend(user.password_hash.clone());
+        history.extend(
+            state
+                .store
+                .password_history(tenant_id, &user.user_id, i64::from(policy.history.size))
+                .await
+                .map_err(UserCheckError::Store)?,
+        );
+    }
+    let mut values = vec![("email".to_string(), user.email.clone())];
+    if let Some(profile) = user.profile.as_object() {
+        values.extend(profile_values(profile));
+    }
+    let (policy, new_password, hasher) =
+        (policy.clone(), new_password.to_string(), state.passwords);
+    tokio::task::spawn_blocking(move || {
+        let candidate = Candidate {
+            password: &new_password,
+            profile: Profile {
+                values: values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            },
+            history: &history,
+        };
+        let verify = |p: &str, h: &str| hasher.verify(p, h);
+        check(&policy, &candidate, &verify)
+    })
+    .await
+    .map_err(|e| UserCheckError::Internal(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

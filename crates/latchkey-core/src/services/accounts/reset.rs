@@ -13,7 +13,7 @@ use super::{MAX_TICKET_ATTEMPTS, Mailing, TicketError, limit, live, mail_link};
 use crate::context::Core;
 use crate::services::audit::{self, Actor, Entry, codes};
 use crate::services::email_address;
-use crate::services::password_policy::{self, Candidate, Profile, Violation};
+use crate::services::password_policy::{self, Violation};
 use crate::store::{StoreError, TicketKind, TicketUse, UserRow};
 use crate::tenant::{PasswordPolicy, Tenant};
 
@@ -246,8 +246,8 @@ async fn set_password(
     Ok(user)
 }
 
-/// The policy's verdict on the new password, with the user's history (its
-/// comparisons are Argon2 work: off the async workers).
+/// The policy's verdict on the new password (with the user's profile and
+/// history).
 async fn check(
     state: &Core,
     tenant: &Tenant,
@@ -255,36 +255,10 @@ async fn check(
     user: &UserRow,
     new_password: &str,
 ) -> Result<Result<String, Vec<Violation>>, ResetError> {
-    let mut history: Vec<String> = Vec::new();
-    if policy.history.active {
-        history.extend(user.password_hash.clone());
-        history.extend(
-            state
-                .store
-                .password_history(&tenant.id, &user.user_id, i64::from(policy.history.size))
-                .await?,
-        );
-    }
-    let mut values = vec![("email".to_string(), user.email.clone())];
-    if let Some(profile) = user.profile.as_object() {
-        values.extend(super::signup::profile_values(profile));
-    }
-    let (policy, new_password, hasher) =
-        (policy.clone(), new_password.to_string(), state.passwords);
-    tokio::task::spawn_blocking(move || {
-        let candidate = Candidate {
-            password: &new_password,
-            profile: Profile {
-                values: values
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            },
-            history: &history,
-        };
-        let verify = |p: &str, h: &str| hasher.verify(p, h);
-        password_policy::check(&policy, &candidate, &verify)
-    })
-    .await
-    .map_err(|e| ResetError::Internal(e.to_string()))
+    password_policy::check_for_user(state, &tenant.id, policy, user, new_password)
+        .await
+        .map_err(|e| match e {
+            password_policy::UserCheckError::Store(e) => e.into(),
+            password_policy::UserCheckError::Internal(e) => ResetError::Internal(e),
+        })
 }

@@ -323,7 +323,7 @@ fn checked_password(
     profile: &Map<String, Value>,
 ) -> Result<String, SignUpError> {
     let mut values: Vec<(String, String)> = vec![("email".into(), email.to_string())];
-    values.extend(profile_values(profile));
+    values.extend(password_policy::profile_values(profile));
     let candidate = Candidate {
         password,
         profile: Profile {
@@ -340,24 +340,4 @@ fn checked_password(
             policy: Box::new(policy.clone()),
         }
     })
-}
-
-/// The profile's string values by field name (`user_metadata.*` for the
-/// metadata's), for the policy's profile-data rule.
-pub(crate) fn profile_values(profile: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    for (k, val) in profile {
-        match val {
-            Value::String(s) => v.push((k.clone(), s.clone())),
-            Value::Object(inner) if k == "user_metadata" => {
-                for (ik, iv) in inner {
-                    if let Some(s) = iv.as_str() {
-                        v.push((format!("user_metadata.{ik}"), s.to_string()));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    v
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::SecondFactor;
 use crate::context::Core;
 use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who};
-use crate::services::password_policy::{self, Candidate, Profile};
+use crate::services::password_policy;
 use crate::store::{Completion, UserRow};
 
 async fn user(state: &Core, who: &Who<'_>) -> Result<UserRow, EnrollError> {
@@ -53,26 +53,6 @@ pub(crate) async fn start(
     ))
 }
 
-fn profile_values(user: &UserRow) -> Vec<(String, String)> {
-    let mut v = vec![("email".to_string(), user.email.clone())];
-    if let Some(obj) = user.profile.as_object() {
-        for (k, val) in obj {
-            match val {
-                Value::String(s) => v.push((k.clone(), s.clone())),
-                Value::Object(inner) if k == "user_metadata" => {
-                    for (ik, iv) in inner {
-                        if let Some(s) = iv.as_str() {
-                            v.push((format!("user_metadata.{ik}"), s.to_string()));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    v
-}
-
 pub(crate) async fn finish(
     state: &Core,
     who: &Who<'_>,
@@ -84,40 +64,13 @@ pub(crate) async fn finish(
         .database_connection(&user.connection)
         .ok_or_else(|| EnrollError::Invalid("The user's connection no longer exists.".into()))?;
     let policy = &conn.password_policy;
-    let mut history: Vec<String> = Vec::new();
-    if policy.history.active {
-        history.extend(user.password_hash.clone());
-        history.extend(
-            state
-                .store
-                .password_history(
-                    &who.tenant.id,
-                    &user.user_id,
-                    i64::from(policy.history.size),
-                )
-                .await?,
-        );
-    }
-    let values = profile_values(&user);
-    let (policy, new_password, hasher) =
-        (policy.clone(), new_password.to_string(), state.passwords);
-    // History comparisons are Argon2 work: off the async workers.
-    let checked = tokio::task::spawn_blocking(move || {
-        let candidate = Candidate {
-            password: &new_password,
-            profile: Profile {
-                values: values
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            },
-            history: &history,
-        };
-        let verify = |p: &str, h: &str| hasher.verify(p, h);
-        password_policy::check(&policy, &candidate, &verify)
-    })
-    .await
-    .map_err(|e| EnrollError::Internal(e.to_string()))?;
+    let checked =
+        password_policy::check_for_user(state, &who.tenant.id, policy, &user, new_password)
+            .await
+            .map_err(|e| match e {
+                password_policy::UserCheckError::Store(e) => EnrollError::from(e),
+                password_policy::UserCheckError::Internal(e) => EnrollError::Internal(e),
+            })?;
     let password = match checked {
         Ok(p) => p,
         Err(violations) => {
