@@ -52,7 +52,7 @@ export async function startMailServer() {
   const messages = [];
   /** Messages not yet handed out by `next`, per recipient. */
   const unread = new Map();
-  /** Waiters of `next`, per recipient: resolve functions, oldest first. */
+  /** Waiters of `next`, per recipient, oldest first: `{deliver(message), abandon(why)}`. */
   const waiters = new Map();
   /** What the server refused or failed at, for diagnostics. */
   const problems = [];
@@ -62,7 +62,7 @@ export async function startMailServer() {
     for (const rcpt of message.envelope.to) {
       const queue = waiters.get(rcpt);
       if (queue && queue.length) {
-        queue.shift()(message);
+        queue.shift().deliver(message);
       } else {
         if (!unread.has(rcpt)) unread.set(rcpt, []);
         unread.get(rcpt).push(message);
@@ -158,26 +158,33 @@ export async function startMailServer() {
 
   /**
    * The next message to `to` that no earlier call returned: one already
-   * received, or the first to arrive. Rejects after `timeoutMs`, naming the
-   * address and what the server did receive.
+   * received, or the first to arrive. Rejects after `timeoutMs` (or when the
+   * server is stopped first), naming the address and what the server did
+   * receive.
    */
   const next = (to, { timeoutMs = WAIT_MS } = {}) => {
     const rcpt = norm(to);
     const queue = unread.get(rcpt);
     if (queue && queue.length) return Promise.resolve(queue.shift());
     return new Promise((resolve, reject) => {
-      const take = (message) => {
-        clearTimeout(timer);
-        resolve(message);
+      const waiter = {
+        deliver(message) {
+          clearTimeout(timer);
+          resolve(message);
+        },
+        abandon(why) {
+          clearTimeout(timer);
+          reject(new Error(`no mail to ${rcpt}: ${why}\n${describe()}`));
+        },
       };
       const timer = setTimeout(() => {
         const list = waiters.get(rcpt) || [];
-        const at = list.indexOf(take);
+        const at = list.indexOf(waiter);
         if (at >= 0) list.splice(at, 1);
         reject(new Error(`no mail to ${rcpt} within ${timeoutMs} ms\n${describe()}`));
       }, timeoutMs);
       if (!waiters.has(rcpt)) waiters.set(rcpt, []);
-      waiters.get(rcpt).push(take);
+      waiters.get(rcpt).push(waiter);
     });
   };
 
@@ -195,7 +202,9 @@ export async function startMailServer() {
 
   const stop = () =>
     new Promise((resolve) => {
-      for (const list of waiters.values()) list.length = 0;
+      for (const list of waiters.values()) {
+        for (const waiter of list.splice(0)) waiter.abandon('the mail server was stopped');
+      }
       server.close(() => resolve());
     });
 
