@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::submit::{Login, first_factor_passed};
-use super::transaction;
+use super::{LoginForm, LoginQuery, tx_form};
 use crate::app::{AppState, SharedState};
 use crate::dbconnections::RESET_SENT;
 use crate::http::{ClientIp, accept_languages, user_agent};
@@ -31,6 +31,8 @@ pub(super) struct TxQuery {
 }
 
 type FormResult<T> = Result<Form<T>, axum::extract::rejection::FormRejection>;
+
+tx_form!(TxQuery, SignUpForm, EmailForm);
 
 fn mailing(host: &str, headers: &HeaderMap) -> Mailing {
     Mailing {
@@ -52,32 +54,16 @@ fn database(tenant: &Tenant) -> Option<&str> {
 /// `GET /login/form`: the login form of this browser's transaction again.
 pub(super) async fn login_form(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
-    headers: HeaderMap,
-    query: Result<Query<TxQuery>, axum::extract::rejection::QueryRejection>,
+    LoginQuery { tenant, tx, req }: LoginQuery,
 ) -> Response {
-    let Ok(Query(q)) = query else {
-        return pages::expired(&state, &tenant);
-    };
-    match transaction(&state, &tenant, &headers, &q.tx).await {
-        Ok(req) => pages::login_form(&state, &tenant, &q.tx, "", &req.client_id),
-        Err(res) => res,
-    }
+    pages::login_form(&state, &tenant, &tx, "", &req.client_id)
 }
 
 /// `GET /login/signup`: the sign-up screen.
 pub(super) async fn signup_form(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
-    headers: HeaderMap,
-    query: Result<Query<TxQuery>, axum::extract::rejection::QueryRejection>,
+    LoginQuery { tenant, tx, .. }: LoginQuery,
 ) -> Response {
-    let Ok(Query(q)) = query else {
-        return pages::expired(&state, &tenant);
-    };
-    if let Err(res) = transaction(&state, &tenant, &headers, &q.tx).await {
-        return res;
-    }
     if !pages::signup_open(&tenant) {
         return pages::error_page(
             &state,
@@ -86,7 +72,7 @@ pub(super) async fn signup_form(
             "Sign-up is not available.",
         );
     }
-    pages::signup_form(&state, &tenant, &q.tx, "", None)
+    pages::signup_form(&state, &tenant, &tx, "", None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,18 +86,16 @@ pub(super) struct SignUpForm {
 /// email first).
 pub(super) async fn signup_submit(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: FormResult<SignUpForm>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<SignUpForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     let Some(connection) = database(&tenant) else {
         return pages::expired(&state, &tenant);
     };
@@ -211,17 +195,9 @@ fn signup_refused(
 /// `GET /login/forgot-password`: the address to send a reset link to.
 pub(super) async fn forgot_form(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
-    headers: HeaderMap,
-    query: Result<Query<TxQuery>, axum::extract::rejection::QueryRejection>,
+    LoginQuery { tenant, tx, .. }: LoginQuery,
 ) -> Response {
-    let Ok(Query(q)) = query else {
-        return pages::expired(&state, &tenant);
-    };
-    if let Err(res) = transaction(&state, &tenant, &headers, &q.tx).await {
-        return res;
-    }
-    let html = state.templates.render_forgot_password(&tenant, &q.tx, "");
+    let html = state.templates.render_forgot_password(&tenant, &tx, "");
     let mut res = (StatusCode::OK, pages::no_store(), Html(html)).into_response();
     pages::frame_guard(&mut res);
     res
@@ -237,18 +213,16 @@ pub(super) struct EmailForm {
 /// has an account or not.
 pub(super) async fn forgot_submit(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: FormResult<EmailForm>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<EmailForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     let Some(connection) = database(&tenant) else {
         return pages::expired(&state, &tenant);
     };
@@ -311,18 +285,16 @@ fn too_many(state: &AppState, tenant: &Tenant, seconds: i64) -> Response {
 /// address has an account or not.
 pub(super) async fn resend(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: FormResult<EmailForm>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<EmailForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     let asked = verification::resend(
         &state.core,
         &tenant,
@@ -351,17 +323,11 @@ pub(super) async fn resend(
 /// `POST /login/back`: the login form of this browser's transaction.
 pub(super) async fn back(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
-    headers: HeaderMap,
-    form: FormResult<TxQuery>,
+    LoginForm {
+        tenant, form, req, ..
+    }: LoginForm<TxQuery>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(req) => pages::login_form(&state, &tenant, &form.tx, "", &req.client_id),
-        Err(res) => res,
-    }
+    pages::login_form(&state, &tenant, &form.tx, "", &req.client_id)
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,17 +9,17 @@
 //! wrong ones. The pages are `pages/second_step.rs`; enrollment of a first
 //! factor is `mfa_enroll.rs`.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{finish, json_no_store, json_refused, json_unavailable, open_session, transaction};
+use super::{
+    LoginForm, Script, finish, json_no_store, json_refused, json_unavailable, open_session, tx_form,
+};
 use crate::app::{AppState, SharedState};
 use crate::http::{ClientIp, cookies, user_agent};
-use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
 use latchkey_core::services::authorize::AuthorizeRequest;
@@ -54,13 +54,14 @@ impl Ctx {
     }
 }
 
+/// The second step of the login transaction whose request is `req`: its
+/// `mfa_token` cookie and what the token holds.
 pub(super) async fn context(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
-    tx: &str,
+    req: AuthorizeRequest,
 ) -> Result<Ctx, Response> {
-    let req = transaction(state, tenant, headers, tx).await?;
     let Some(token) = cookies::get(headers, cookies::MFA).filter(|t| t.len() <= 128) else {
         return Err(pages::expired(state, tenant));
     };
@@ -164,22 +165,29 @@ pub(super) struct RestartForm {
     tx: String,
 }
 
+tx_form!(
+    RestartForm,
+    ChooseForm,
+    PushForm,
+    VerifyForm,
+    KeyChallengeForm,
+    KeyForm
+);
+
 /// `POST /login/mfa/restart`: "Not you?" — the second step is given up (its
 /// `mfa_token` spent, its cookie cleared) and the login form shown again for
 /// the same request, so another person can log in.
 pub(super) async fn restart(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<RestartForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<RestartForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     if let Some(token) = cookies::get(&headers, cookies::MFA).filter(|t| t.len() <= 128)
         && let Err(e) = mfa::abandon(&state, &tenant, &token).await
     {
@@ -206,15 +214,17 @@ pub(super) struct ChooseForm {
 /// sends a new one).
 pub(super) async fn choose(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<ChooseForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<ChooseForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -250,14 +260,10 @@ pub(super) struct PushForm {
 /// the page's script; it changes nothing.
 pub(super) async fn push_status(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<PushForm>, axum::extract::rejection::FormRejection>,
+    LoginForm { tenant, req, .. }: LoginForm<PushForm, Script>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return json_refused("invalid_request");
-    };
-    let Ok(ctx) = context(&state, &tenant, &headers, &form.tx).await else {
+    let Ok(ctx) = context(&state, &tenant, &headers, req).await else {
         return json_refused("login_expired");
     };
     match push_step::status(&state, &tenant, &ctx.token).await {
@@ -274,15 +280,17 @@ pub(super) async fn push_status(
 /// user's "I approved it" does); else the panel again, saying why.
 pub(super) async fn push_continue(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<PushForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<PushForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -332,15 +340,17 @@ pub(super) struct VerifyForm {
 /// `POST /login/mfa/verify`: a code for the chosen factor.
 pub(super) async fn verify(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<VerifyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<VerifyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -433,53 +443,56 @@ fn too_many(tenant: &Tenant, seconds: i64) -> String {
 pub(super) struct KeyChallengeForm {
     tx: String,
     /// `webauthn-roaming` or `webauthn-platform`.
-    kind: String,
+    #[serde(deserialize_with = "key_kind")]
+    kind: FactorType,
 }
 
-/// A type of WebAuthn key answered at `/login/mfa/key`, from its wire name.
-pub(super) fn key_kind(kind: &str) -> Option<FactorType> {
-    FactorType::try_from(kind.to_string())
+/// A type of WebAuthn key answered at `/login/mfa/key`, from its wire name;
+/// another name leaves the form undecoded (the script's `invalid_request`).
+pub(super) fn key_kind<'de, D: Deserializer<'de>>(d: D) -> Result<FactorType, D::Error> {
+    let kind = String::deserialize(d)?;
+    FactorType::try_from(kind)
         .ok()
         .filter(|k| factors::answer_kind(*k) == Some(AnswerKind::Key))
+        .ok_or_else(|| serde::de::Error::custom("not a kind of key"))
 }
 
-/// What a key request of the page's script (JSON) works on: the key kind it
-/// names, the second step's context and its client; else the JSON refusal.
+/// What a key request of the page's script (JSON) works on: the second
+/// step's context of the login transaction whose request is `req`, and its
+/// client; else the JSON refusal.
 pub(super) async fn key_context<'t>(
     state: &AppState,
     tenant: &'t Tenant,
     headers: &HeaderMap,
-    tx: &str,
-    kind: &str,
-) -> Result<(FactorType, Ctx, &'t Client), Response> {
-    let Some(kind) = key_kind(kind) else {
-        return Err(json_refused("invalid_request"));
-    };
-    let Ok(ctx) = context(state, tenant, headers, tx).await else {
+    req: AuthorizeRequest,
+) -> Result<(Ctx, &'t Client), Response> {
+    let Ok(ctx) = context(state, tenant, headers, req).await else {
         return Err(json_refused("login_expired"));
     };
     let Some(client) = tenant.client(&ctx.req.client_id) else {
         return Err(json_refused("login_expired"));
     };
-    Ok((kind, ctx, client))
+    Ok((ctx, client))
 }
 
 /// `POST /login/mfa/key/challenge`: request options naming the user's keys
 /// of one kind (JSON, for the page's script).
 pub(super) async fn key_challenge(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<KeyChallengeForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<KeyChallengeForm, Script>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return json_refused("invalid_request");
+    let kind = form.kind;
+    let (ctx, client) = match key_context(&state, &tenant, &headers, req).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let (kind, ctx, client) =
-        match key_context(&state, &tenant, &headers, &form.tx, &form.kind).await {
-            Ok(found) => found,
-            Err(refused) => return refused,
-        };
     match factors::webauthn::key_challenge(&state, &tenant, &host, client, &ctx.token, kind).await {
         Ok((auth_session, options)) => {
             json_no_store(json!({ "auth_session": auth_session, "options": options }))
@@ -501,15 +514,17 @@ pub(super) struct KeyForm {
 /// `POST /login/mfa/key`: the key's assertion.
 pub(super) async fn key(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<KeyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<KeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };

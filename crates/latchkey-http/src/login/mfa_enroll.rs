@@ -6,18 +6,16 @@
 //! Only a user without any second factor may enroll here, so a stolen
 //! password cannot add the thief's own.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::mfa::{context, done, key_context, step};
-use super::{json_no_store, json_refused};
+use super::mfa::{context, done, key_context, key_kind, step};
+use super::{LoginForm, Script, json_no_store, json_refused, tx_form};
 use crate::app::{AppState, SharedState};
 use crate::http::ClientIp;
-use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Step};
 use latchkey_core::services::enrollment::{
@@ -69,15 +67,17 @@ fn enroll_error(tenant: &Tenant, e: &EnrollError) -> String {
 /// `POST /login/mfa/enroll`: set up the chosen factor (a user without any).
 pub(super) async fn enroll(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<EnrollForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<EnrollForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -241,15 +241,17 @@ async fn not_verified(
 /// the new key's attestation), then the login finishes.
 pub(super) async fn enroll_verify(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<EnrollVerifyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<EnrollVerifyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let ctx = match context(&state, &tenant, &headers, &form.tx).await {
+    let ctx = match context(&state, &tenant, &headers, req).await {
         Ok(c) => c,
         Err(res) => return res,
     };
@@ -292,26 +294,31 @@ pub(super) async fn enroll_verify(
 #[derive(Debug, Deserialize)]
 pub(super) struct EnrollKeyForm {
     tx: String,
-    factor: String,
+    #[serde(deserialize_with = "key_kind")]
+    factor: FactorType,
 }
+
+tx_form!(EnrollForm, EnrollVerifyForm, EnrollKeyForm);
 
 /// `POST /login/mfa/enroll/key/challenge`: creation options for a new
 /// WebAuthn key (JSON, for the page's script).
 pub(super) async fn enroll_key_challenge(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<EnrollKeyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<EnrollKeyForm, Script>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return json_refused("invalid_request");
+    let kind = form.factor;
+    let (ctx, client) = match key_context(&state, &tenant, &headers, req).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let (kind, ctx, client) =
-        match key_context(&state, &tenant, &headers, &form.tx, &form.factor).await {
-            Ok(found) => found,
-            Err(refused) => return refused,
-        };
     let step = Step {
         state: &state,
         tenant: &tenant,

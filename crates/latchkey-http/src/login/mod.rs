@@ -7,8 +7,12 @@
 //! connecting an account with the providers' shared callback, which hands a
 //! login's answer to `upstream.rs` (`connect.rs`). `/authorize` hands them a
 //! login transaction; they carry it through `services::login_flow` and, when it
-//! completes, answer in the request's response mode (`oauth::respond`). The
-//! pages themselves (templates, scripts, error pages) are `pages/`.
+//! completes, answer in the request's response mode (`oauth::respond`). A
+//! handler receives its form and the transaction through this module's
+//! extractors ([`LoginForm`], [`LoginQuery`]), which refuse anything but
+//! this browser's live login with the page (or a script's JSON) every login
+//! form answers. The pages themselves (templates, scripts, error pages) are
+//! `pages/`.
 
 mod account;
 mod connect;
@@ -18,15 +22,23 @@ mod signed_in;
 mod submit;
 mod upstream;
 
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::{AppState, SharedState};
 use crate::http::cookies;
 use crate::oauth::respond;
+use crate::oauth::wire::OAuthTenant;
 use crate::pages::{self, ADD_PASSKEY_JS, MFA_JS, MFA_PUSH_JS, PASSKEY_JS, script};
 use latchkey_core::crypto::hash::constant_time_eq;
 use latchkey_core::services::authorize::{AuthorizeRequest, Reply};
@@ -90,15 +102,14 @@ pub(crate) fn routes() -> Router<SharedState> {
 }
 
 /// The login transaction behind a form, if it belongs to this browser (the
-/// cookie set with the page: login CSRF) and is still alive.
+/// cookie set with the page, `cookie`: login CSRF) and is still alive.
 async fn transaction(
     state: &AppState,
     tenant: &Tenant,
-    headers: &HeaderMap,
+    cookie: Option<&str>,
     tx: &str,
 ) -> Result<AuthorizeRequest, Response> {
-    let bound = cookies::get(headers, cookies::TRANSACTION)
-        .is_some_and(|c| constant_time_eq(c.as_bytes(), tx.as_bytes()));
+    let bound = cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), tx.as_bytes()));
     if !bound || tx.len() > 128 {
         return Err(pages::expired(state, tenant));
     }
@@ -108,6 +119,142 @@ async fn transaction(
     // Every page of this login speaks the language its request asked for.
     pages::language::for_request(tenant, &req);
     Ok(req)
+}
+
+/// A form of the hosted login: it names its login transaction (`tx`).
+pub(super) trait TxForm {
+    fn tx(&self) -> &str;
+}
+
+/// Implements [`TxForm`] for forms whose `tx` field is the transaction.
+macro_rules! tx_form {
+    ($($form:ty),+ $(,)?) => {
+        $(impl super::TxForm for $form {
+            fn tx(&self) -> &str {
+                &self.tx
+            }
+        })+
+    };
+}
+use tx_form;
+
+/// How a request of the hosted login that is not this browser's live login
+/// is answered: a page, or JSON for a page's script.
+pub(super) trait Refusal {
+    /// The body (or query) did not decode.
+    fn malformed(state: &AppState, tenant: &Tenant) -> Response;
+    /// The transaction is another browser's, gone or unreadable; `page` is
+    /// what a page answers (`pages::expired`, `pages::flow_error`).
+    fn not_live(page: Response) -> Response;
+}
+
+/// Refused with a page: `pages::expired`, or the transaction's own error page.
+pub(super) struct Page;
+
+impl Refusal for Page {
+    fn malformed(state: &AppState, tenant: &Tenant) -> Response {
+        pages::expired(state, tenant)
+    }
+    fn not_live(page: Response) -> Response {
+        page
+    }
+}
+
+/// Refused with JSON for a page's script: `invalid_request` for a body that
+/// did not decode, `login_expired` for a login that is not live.
+pub(super) struct Script;
+
+impl Refusal for Script {
+    fn malformed(_: &AppState, _: &Tenant) -> Response {
+        json_refused("invalid_request")
+    }
+    fn not_live(_: Response) -> Response {
+        json_refused("login_expired")
+    }
+}
+
+/// Refused with JSON saying no more than `invalid_request`, whatever failed.
+pub(super) struct Opaque;
+
+impl Refusal for Opaque {
+    fn malformed(_: &AppState, _: &Tenant) -> Response {
+        json_refused("invalid_request")
+    }
+    fn not_live(_: Response) -> Response {
+        json_refused("invalid_request")
+    }
+}
+
+/// A form posted by a hosted login page, extracted only for this browser's
+/// live login: the host's tenant, the decoded form and the stored request
+/// (the page's language set from it). Anything else is refused as `R` says.
+pub(super) struct LoginForm<T, R = Page> {
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) host: String,
+    pub(super) form: T,
+    pub(super) req: AuthorizeRequest,
+    refusal: PhantomData<R>,
+}
+
+impl<T, R> FromRequest<SharedState> for LoginForm<T, R>
+where
+    T: DeserializeOwned + TxForm + Send,
+    R: Refusal,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let OAuthTenant { tenant, host } = OAuthTenant::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let cookie = cookies::get(&parts.headers, cookies::TRANSACTION);
+        let request = Request::from_parts(parts, body);
+        let Ok(Form(form)) = Form::<T>::from_request(request, state).await else {
+            return Err(R::malformed(state, &tenant));
+        };
+        let req = transaction(state, &tenant, cookie.as_deref(), form.tx())
+            .await
+            .map_err(R::not_live)?;
+        Ok(Self {
+            tenant,
+            host,
+            form,
+            req,
+            refusal: PhantomData,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TxQuery {
+    tx: String,
+}
+
+/// `?tx=` of a hosted login page's link, extracted only for this browser's
+/// live login: the host's tenant, the transaction and its stored request;
+/// anything else is refused with a page, as [`Page`] refuses.
+pub(super) struct LoginQuery {
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) tx: String,
+    pub(super) req: AuthorizeRequest,
+}
+
+impl FromRequestParts<SharedState> for LoginQuery {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Response> {
+        let OAuthTenant { tenant, .. } = OAuthTenant::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(Query(TxQuery { tx })) = Query::<TxQuery>::from_request_parts(parts, state).await
+        else {
+            return Err(pages::expired(state, &tenant));
+        };
+        let cookie = cookies::get(&parts.headers, cookies::TRANSACTION);
+        let req = transaction(state, &tenant, cookie.as_deref(), &tx).await?;
+        Ok(Self { tenant, tx, req })
+    }
 }
 
 /// A new session for `user` (the browser's old one, if any, ends): its

@@ -3,17 +3,16 @@
 //! `POST /login/passkey/create` add one), and `POST /login/continue`, on
 //! without one (or after a new recovery code was shown).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::{Form, Json};
 use serde_json::{Value, json};
 
 use super::submit::{ChallengeForm, PasskeyForm};
-use super::{finish, json_no_store, json_refused, transaction};
+use super::{LoginForm, Opaque, finish, json_no_store, json_refused};
 use crate::app::{AppState, SharedState};
 use crate::http::{cookies, user_agent};
-use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::services::enrollment::{self, Challenge, Proof, Start, Who};
@@ -21,15 +20,15 @@ use latchkey_core::services::login_flow;
 use latchkey_core::store::{SessionRow, UserRow};
 use latchkey_core::tenant::Tenant;
 
-/// The signed-in user of this browser and their login transaction: the
-/// steps after a password login (continue, or add a passkey first).
+/// The signed-in user of this browser, under the login transaction whose
+/// request is `req`: the steps after a password login (continue, or add a
+/// passkey first).
 async fn signed_in_user(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
-    tx: &str,
+    req: AuthorizeRequest,
 ) -> Result<(AuthorizeRequest, UserRow, SessionRow), Response> {
-    let req = transaction(state, tenant, headers, tx).await?;
     let Some((_, session)) = login_flow::current_session(
         state,
         tenant,
@@ -49,14 +48,16 @@ async fn signed_in_user(
 /// `POST /login/continue`: on without a passkey.
 pub(super) async fn continue_login(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<ChallengeForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    match signed_in_user(&state, &tenant, &headers, &form.tx).await {
+    match signed_in_user(&state, &tenant, &headers, req).await {
         Ok((req, user, session)) => {
             finish(
                 &state,
@@ -96,15 +97,13 @@ fn who<'a>(
 /// signed-in user (JSON, for the page's script).
 pub(super) async fn create_challenge(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant, host, req, ..
+    }: LoginForm<ChallengeForm, Opaque>,
 ) -> Response {
     let refused = || json_refused("invalid_request");
-    let Ok(Form(form)) = form else {
-        return refused();
-    };
-    let Ok((req, user, _)) = signed_in_user(&state, &tenant, &headers, &form.tx).await else {
+    let Ok((req, user, _)) = signed_in_user(&state, &tenant, &headers, req).await else {
         return refused();
     };
     let ua = user_agent(&headers);
@@ -137,14 +136,16 @@ pub(super) async fn create_challenge(
 /// `POST /login/passkey/create`: the new passkey, then on to the app.
 pub(super) async fn create_passkey(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     headers: HeaderMap,
-    form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<PasskeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let (req, user, session) = match signed_in_user(&state, &tenant, &headers, &form.tx).await {
+    let (req, user, session) = match signed_in_user(&state, &tenant, &headers, req).await {
         Ok(found) => found,
         Err(res) => return res,
     };

@@ -1,17 +1,16 @@
 //! `POST /login` (the hosted form's password) and the passkey sign-in of the
 //! same page: `POST /login/passkey/challenge` and `POST /login/passkey`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{finish, json_no_store, json_refused, open_session, transaction};
+use super::{LoginForm, Script, finish, json_no_store, json_refused, open_session, tx_form};
 use crate::app::{AppState, SharedState};
 use crate::http::{ClientIp, user_agent};
-use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use crate::pages::second_step::{self, Browser, FirstFactor};
 use latchkey_core::services::authorize::AuthorizeRequest;
@@ -22,26 +21,26 @@ use latchkey_core::store::UserRow;
 use latchkey_core::tenant::Tenant;
 
 #[derive(Debug, Deserialize)]
-pub(super) struct LoginForm {
+pub(super) struct PasswordForm {
     tx: String,
     username: String,
     password: String,
 }
 
+tx_form!(PasswordForm, ChallengeForm, PasskeyForm);
+
 pub(super) async fn submit(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<PasswordForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     let attempt = login::authenticate(
         &state,
         PasswordLogin {
@@ -140,7 +139,7 @@ pub(super) async fn first_factor_passed(
 fn refused(
     state: &AppState,
     tenant: &Tenant,
-    form: &LoginForm,
+    form: &PasswordForm,
     req: &AuthorizeRequest,
     e: LoginError,
 ) -> Response {
@@ -251,19 +250,10 @@ pub(super) struct ChallengeForm {
 /// page (JSON, for the page's script).
 pub(super) async fn passkey_challenge(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
-    headers: HeaderMap,
-    form: Result<Form<ChallengeForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant, host, req, ..
+    }: LoginForm<ChallengeForm, Script>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return json_refused("invalid_request");
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(_) => {
-            return json_refused("login_expired");
-        }
-    };
     let Some(client) = tenant.client(&req.client_id) else {
         return json_refused("login_expired");
     };
@@ -291,18 +281,16 @@ pub(super) struct PasskeyForm {
 /// `POST /login/passkey`: the page's passkey assertion.
 pub(super) async fn passkey_submit(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    form: Result<Form<PasskeyForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<PasskeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     let Some(client) = tenant.client(&req.client_id) else {
         return pages::expired(&state, &tenant);
     };

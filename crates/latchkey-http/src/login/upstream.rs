@@ -6,18 +6,16 @@
 //! (`submit::first_factor_passed`), or ends with the provider's error given
 //! back to the application.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::submit::{Login, first_factor_passed};
-use super::transaction;
+use super::{LoginForm, tx_form};
 use crate::app::{AppState, SharedState};
 use crate::http::{ClientIp, cookies, user_agent};
 use crate::oauth::respond;
-use crate::oauth::wire::OAuthTenant;
 use crate::pages;
 use latchkey_core::services::login_flow;
 use latchkey_core::services::upstream_login::{
@@ -31,21 +29,20 @@ pub(super) struct UpstreamForm {
     connection: String,
 }
 
+tx_form!(UpstreamForm);
+
 /// `POST /login/upstream`: to the provider of the button pressed.
 pub(super) async fn go(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    form: Result<Form<UpstreamForm>, axum::extract::rejection::FormRejection>,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<UpstreamForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return pages::expired(&state, &tenant);
-    };
-    let req = match transaction(&state, &tenant, &headers, &form.tx).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
     // Each press stores a login waiting for its provider, as each login
     // page stores a transaction.
     if let Err(seconds) = login_flow::anonymous_transaction(&state, &tenant, &ip) {
