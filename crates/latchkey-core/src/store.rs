@@ -172,8 +172,18 @@ pub trait UserStore: Send + Sync {
         connection: &str,
         email: &str,
     ) -> StoreResult<Option<UserRow>>;
+    /// The user of `connection` whose username (`profile.username`) is
+    /// `username`, compared by its lowercase as it is kept in
+    /// `users.username_lower`.
+    async fn user_by_username(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        username: &str,
+    ) -> StoreResult<Option<UserRow>>;
     /// Inserts or updates by (tenant, user_id); fails with Conflict when the
-    /// email belongs to another user of that connection.
+    /// email, or the username without regard to case, belongs to another
+    /// user of that connection.
     async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()>;
     async fn count_users(&self, tenant_id: &str) -> StoreResult<i64>;
 }

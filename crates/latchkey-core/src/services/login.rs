@@ -4,7 +4,7 @@
 //! it, Suspicious IP Throttling: failed attempts (passwords, client secrets)
 //! per IP and per tenant, whoever they were for; see [`attempt`].
 
-use super::email_address;
+use super::{email_address, username};
 use crate::context::Core;
 use crate::crypto::hashing::HashingError;
 use crate::services::audit::{self, Actor, Entry, codes};
@@ -158,6 +158,20 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
                 .await?
         }
         _ => None,
+    };
+    // A connection with usernames takes either name: the email first, then
+    // the username (compared without regard to case).
+    let user = match user {
+        None if connection.requires_username
+            && req.password.len() <= MAX_PASSWORD_BYTES
+            && username::is_valid(req.username) =>
+        {
+            state
+                .store
+                .user_by_username(tenant_id, &connection.name, req.username)
+                .await?
+        }
+        found => found,
     };
     let Some(user) = user else {
         // Same work as for a real user, so timing does not reveal who exists.

@@ -33,4 +33,5 @@ pub mod sweep;
 pub mod tokens;
 pub mod upstream;
 pub mod upstream_login;
+pub mod username;
 pub(crate) mod webauthn;

@@ -76,6 +76,9 @@ impl From<SignUpError> for DbError {
             SignUpError::Field { field, detail } => Self::field(field, &detail),
             SignUpError::Password { violations, policy } => Self::Password { violations, policy },
             SignUpError::Invalid => Self::bad("invalid_signup", "Invalid sign up"),
+            SignUpError::UsernameTaken => {
+                Self::bad("username_exists", "The username already exists.")
+            }
             SignUpError::Throttled(s) => Self::TooMany(s),
             SignUpError::Busy => Self::Unavailable,
             SignUpError::Store(s) => s.into(),

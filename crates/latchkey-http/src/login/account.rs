@@ -183,6 +183,7 @@ fn signup_refused(
         SignUpError::Invalid => {
             "We could not sign you up with these details. If you have an account, log in.".into()
         }
+        SignUpError::UsernameTaken => "This username is already taken.".into(),
         SignUpError::Disabled
         | SignUpError::UnknownClient
         | SignUpError::UnknownConnection

@@ -305,6 +305,18 @@ impl UserStore for PostgresStore {
         row.as_ref().map(user_row).transpose()
     }
 
+    async fn user_by_username(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        username: &str,
+    ) -> StoreResult<Option<UserRow>> {
+        let row = tenants::user_by_username(tenant_id, connection, username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
     async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()> {
         tenants::upsert_user(tenant_id, user)
             .execute_or_conflict(&self.pool, tenants::email_taken(user))

@@ -86,6 +86,11 @@ impl<'a> Statement<'a> {
         self.arg(Arg::Owned(Some(v)))
     }
 
+    /// A value made for the statement, or NULL.
+    pub(crate) fn owned_or_null(self, v: Option<String>) -> Self {
+        self.arg(Arg::Owned(v))
+    }
+
     pub(crate) fn int(self, v: i64) -> Self {
         self.arg(Arg::Int(Some(v)))
     }

@@ -187,14 +187,33 @@ pub(crate) fn user_by_email<'a>(
         .owned(email.to_lowercase())
 }
 
+/// By the lowercase of `username`, as kept in `users.username_lower`.
+pub(crate) fn user_by_username<'a>(
+    tenant_id: &'a str,
+    connection: &'a str,
+    username: &'a str,
+) -> Statement<'a> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE tenant_id = $1 AND connection = $2 AND username_lower = $3"
+        )
+    });
+    Statement::new(SQL.as_str())
+        .text(tenant_id)
+        .text(connection)
+        .owned(username.to_lowercase())
+}
+
 /// The insert of a user; `ON CONFLICT …` after it makes it an upsert.
 pub(crate) const INSERT_USER: &str = "INSERT INTO users (tenant_id, user_id, connection, email, \
        email_lower, email_verified, password_hash, profile, blocked, last_password_reset, \
-       created_at, updated_at, signed_up, seeded_password, email_key) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+       created_at, updated_at, signed_up, seeded_password, email_key, username_lower) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /// The values of `INSERT_USER`; `email_lower` is what password logins find
-/// the user by.
+/// the user by, and `username_lower` (from `profile.username`) what they
+/// find them by when given a username.
 pub(crate) fn user_values<'a>(
     st: Statement<'a>,
     tenant_id: &'a str,
@@ -216,6 +235,16 @@ pub(crate) fn user_values<'a>(
         .flag(user.signed_up)
         .text_or_null(user.seeded_password.as_deref())
         .owned(user.email.to_lowercase())
+        .owned_or_null(username_key(user))
+}
+
+/// What a user's username is found and kept unique by: the lowercase of
+/// `profile.username`, if they have one.
+pub(crate) fn username_key(user: &UserRow) -> Option<String> {
+    user.profile
+        .get("username")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_lowercase)
 }
 
 /// A new user (a passkey sign-up).
@@ -238,7 +267,8 @@ pub(crate) fn upsert_user<'a>(tenant_id: &'a str, user: &'a UserRow) -> Statemen
                password_hash = excluded.password_hash, profile = excluded.profile, \
                blocked = excluded.blocked, last_password_reset = excluded.last_password_reset, \
                updated_at = excluded.updated_at, signed_up = excluded.signed_up, \
-               seeded_password = excluded.seeded_password, email_key = excluded.email_key"
+               seeded_password = excluded.seeded_password, email_key = excluded.email_key, \
+               username_lower = excluded.username_lower"
         )
     });
     user_values(
@@ -249,9 +279,20 @@ pub(crate) fn upsert_user<'a>(tenant_id: &'a str, user: &'a UserRow) -> Statemen
     )
 }
 
-/// What `upsert_user` answers when the email belongs to another user.
+/// What `upsert_user` answers when the email (or the username) belongs to
+/// another user.
 pub(crate) fn email_taken(user: &UserRow) -> String {
-    format!("the email {} is already used by another user", user.email)
+    match user
+        .profile
+        .get("username")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(username) => format!(
+            "the email {} or the username {username} is already used by another user",
+            user.email
+        ),
+        None => format!("the email {} is already used by another user", user.email),
+    }
 }
 
 pub(crate) fn count_users(tenant_id: &str) -> Statement<'_> {

@@ -241,6 +241,18 @@ impl UserStore for SqliteStore {
         row.as_ref().map(user_row).transpose()
     }
 
+    async fn user_by_username(
+        &self,
+        tenant_id: &str,
+        connection: &str,
+        username: &str,
+    ) -> StoreResult<Option<UserRow>> {
+        let row = tenants::user_by_username(tenant_id, connection, username)
+            .fetch_optional(&mut *self.reader().await)
+            .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
     async fn upsert_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()> {
         let res = tenants::upsert_user(tenant_id, user)
             .execute_or_conflict(&mut *self.writer().await?, tenants::email_taken(user))

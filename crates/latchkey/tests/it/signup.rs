@@ -226,6 +226,114 @@ async fn signup_refusals_in_auth0s_dialect() {
 }
 
 #[tokio::test]
+async fn usernames_are_unique_without_regard_to_case_and_log_in() {
+    let (s, _mail) = server("    requires_username: true\n", "").await;
+    let body = |email: &str, username: &str| {
+        json!({"client_id": "spa", "connection": UPA, "email": email,
+               "password": NEW_PASSWORD, "username": username})
+    };
+    let (status, answer) = signup(&s, "nameless@example.com", NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["code"], "bad.username", "{answer}");
+    // Names a person could not tell from another, or that are not names.
+    let long = "b".repeat(129);
+    for bad in [
+        "аlice",
+        "ＢＯＢ",
+        "bo b",
+        " bob",
+        "bob\u{200b}",
+        "a/b",
+        long.as_str(),
+    ] {
+        let (status, answer) =
+            post_json(&s, "/dbconnections/signup", body("odd@example.com", bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {answer}");
+        assert_eq!(answer["code"], "bad.username", "{bad:?}: {answer}");
+    }
+
+    let (status, bob) = post_json(
+        &s,
+        "/dbconnections/signup",
+        body("bob@example.com", "Bob_99"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{bob}");
+    assert_eq!(bob["username"], "Bob_99");
+    // The name is taken whatever its case, by another address.
+    for taken in ["Bob_99", "bob_99", "BOB_99"] {
+        let (status, answer) = post_json(
+            &s,
+            "/dbconnections/signup",
+            body("other@example.com", taken),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{taken}");
+        assert_eq!(
+            answer,
+            json!({"name": "BadRequestError", "code": "username_exists",
+                   "description": "The username already exists.", "statusCode": 400}),
+            "{taken}"
+        );
+    }
+    // Two sign-ups for one new name at once: one user has it.
+    let (a, b) = tokio::join!(
+        post_json(
+            &s,
+            "/dbconnections/signup",
+            body("carol1@example.com", "carol")
+        ),
+        post_json(
+            &s,
+            "/dbconnections/signup",
+            body("carol2@example.com", "Carol")
+        ),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::BAD_REQUEST],
+        "{} {}",
+        a.1,
+        b.1
+    );
+    let logins = [
+        password_grant(&s, "carol1@example.com", NEW_PASSWORD)
+            .await
+            .0,
+        password_grant(&s, "carol2@example.com", NEW_PASSWORD)
+            .await
+            .0,
+    ];
+    assert_eq!(
+        logins.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{logins:?}"
+    );
+
+    // Bob logs in with his email or his username, in any case.
+    let (status, by_email) = password_grant(&s, "bob@example.com", NEW_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{by_email}");
+    let sub = claims(by_email["id_token"].as_str().unwrap())["sub"].clone();
+    for name in ["Bob_99", "bob_99", "BOB_99"] {
+        let (status, tokens) = password_grant(&s, name, NEW_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {tokens}");
+        assert_eq!(claims(tokens["id_token"].as_str().unwrap())["sub"], sub);
+    }
+    // A wrong password, or a name nobody has, is the usual refusal.
+    for (name, password) in [
+        ("bob_99", "Wrong-Password-1"),
+        ("nobody_here", NEW_PASSWORD),
+    ] {
+        let (status, answer) = password_grant(&s, name, password).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}");
+        assert_eq!(answer["error"], "invalid_grant");
+        assert_eq!(answer["error_description"], "Wrong email or password.");
+    }
+}
+
+#[tokio::test]
 async fn weak_passwords_are_refused_with_the_policys_rules() {
     let (s, _mail) = server("", "").await;
     let text = acme(s.port).replace(

@@ -773,6 +773,59 @@ mod bodies {
         assert_eq!(s.count_users(&other).await.unwrap(), 0);
         assert_eq!(s.user_by_id(&other, "u1").await.unwrap(), None);
         s.upsert_user(&other, &alice).await.unwrap();
+
+        // Usernames: found and unique per connection without regard to
+        // case; users without one never collide.
+        let named = |id: &str, email: &str, name: &str| UserRow {
+            profile: json!({ "username": name }),
+            ..user(id, email)
+        };
+        let bob = named("u4", "bob@example.com", "Bob_99");
+        s.upsert_user(&t, &bob).await.unwrap();
+        assert_eq!(
+            s.user_by_username(&t, conn, "bOB_99").await.unwrap(),
+            Some(bob.clone())
+        );
+        assert_eq!(
+            s.user_by_username(&t, "Partners", "bob_99").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.user_by_username(&other, conn, "bob_99").await.unwrap(),
+            None
+        );
+        match s
+            .upsert_user(&t, &named("u5", "robert@example.com", "BOB_99"))
+            .await
+            .unwrap_err()
+        {
+            StoreError::Conflict(m) => assert_eq!(
+                m,
+                "the email robert@example.com or the username BOB_99 is already used by another user"
+            ),
+            e => panic!("expected a conflict, got {e}"),
+        }
+        assert_eq!(s.user_by_id(&t, "u5").await.unwrap(), None);
+        let partner_bob = UserRow {
+            connection: "Partners".into(),
+            ..named("u6", "bob@example.com", "bob_99")
+        };
+        s.upsert_user(&t, &partner_bob).await.unwrap();
+        // Bob renamed: the old name is free, the new one finds him.
+        s.upsert_user(&t, &named("u4", "bob@example.com", "Robert"))
+            .await
+            .unwrap();
+        assert_eq!(s.user_by_username(&t, conn, "bob_99").await.unwrap(), None);
+        assert_eq!(
+            s.user_by_username(&t, conn, "robert")
+                .await
+                .unwrap()
+                .map(|u| u.user_id),
+            Some("u4".to_string())
+        );
+        s.upsert_user(&t, &named("u5", "robert@example.com", "bob_99"))
+            .await
+            .unwrap();
     }
 
     pub async fn sessions(s: S) {

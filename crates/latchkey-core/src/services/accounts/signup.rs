@@ -33,8 +33,6 @@ const MAX_PICTURE_CHARS: usize = 2000;
 const MAX_METADATA_KEYS: usize = 10;
 const MAX_METADATA_NAME: usize = 100;
 const MAX_METADATA_VALUE: usize = 500;
-/// Usernames (connections with `requires_username`): 1 to 128 characters.
-const MAX_USERNAME_CHARS: usize = 128;
 
 /// A sign-up as the caller asked for it.
 pub struct SignUp<'a> {
@@ -76,6 +74,10 @@ pub enum SignUpError {
     /// Refused without saying why (the address has an account).
     #[error("invalid sign up")]
     Invalid,
+    /// The username belongs to another user of the connection (Auth0 says
+    /// so: usernames are chosen to be shown, not kept secret).
+    #[error("the username already exists")]
+    UsernameTaken,
     /// Too many sign-ups from this IP: retry after that many seconds.
     #[error("too many sign-ups")]
     Throttled(i64),
@@ -173,6 +175,16 @@ async fn create(state: &Core, tenant: &Tenant, req: &SignUp<'_>) -> Result<UserR
     }
     let mut profile = profile(&req.profile)?;
     if let Some(username) = username(conn, req.username)? {
+        // Checked before the password's work; two sign-ups racing for one
+        // name meet the store's unique index, and the later is `Invalid`.
+        if state
+            .store
+            .user_by_username(&tenant.id, &conn.name, &username)
+            .await?
+            .is_some()
+        {
+            return Err(SignUpError::UsernameTaken);
+        }
         profile.insert("username".into(), Value::String(username));
     }
     if let Some(metadata) = req.user_metadata {
@@ -257,19 +269,8 @@ fn username(conn: &Connection, given: Option<&str>) -> Result<Option<String>, Si
         (false, None) => Ok(None),
         (false, Some(_)) => Err(bad("The connection does not use usernames")),
         (true, None) => Err(bad("Missing required property: username")),
-        (true, Some(u)) => {
-            let ok = !u.is_empty()
-                && u.chars().count() <= MAX_USERNAME_CHARS
-                && u.chars()
-                    .all(|c| c.is_alphanumeric() || "_+-.!#$'^`~@".contains(c));
-            if ok {
-                Ok(Some(u.to_string()))
-            } else {
-                Err(bad(
-                    "The username must be 1 to 128 letters, digits or _+-.!#$'^`~@",
-                ))
-            }
-        }
+        (true, Some(u)) if crate::services::username::is_valid(u) => Ok(Some(u.to_string())),
+        (true, Some(_)) => Err(bad(crate::services::username::RULE)),
     }
 }
 
