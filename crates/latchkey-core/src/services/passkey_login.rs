@@ -10,13 +10,14 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, WebauthnError,
 };
 
+use super::accounts::{Mailing, mail_link};
 use super::email_address;
 use super::enrollment::{MAX_ATTEMPTS, TTL};
 use super::webauthn::{attested_in, b64url, relying_party, transports_in, user_handle};
 use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
-use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError, UserRow};
+use crate::store::{Completion, EnrollmentRow, MethodRow, StoreError, TicketKind, UserRow};
 use crate::tenant::{Client, Connection, FactorType, Tenant};
 
 const SIGNUP: &str = "passkey-signup";
@@ -35,6 +36,11 @@ pub enum PasskeyError {
     /// The answer does not verify: `invalid_grant`.
     #[error("{0}")]
     InvalidGrant(String),
+    /// The passkey is right, but its user's connection requires a verified
+    /// email and theirs is not yet (a sign-up was just mailed its link):
+    /// `access_denied`, as the password grants answer.
+    #[error("Please verify your email before logging in.")]
+    EmailNotVerified { email: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -345,10 +351,13 @@ pub async fn finish(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        match tenant.database_connection(&connection) {
-            Some(conn) => open_for_signup(conn)?,
+        let verify_first = match tenant.database_connection(&connection) {
+            Some(conn) => {
+                open_for_signup(conn)?;
+                conn.require_email_verification
+            }
             None => return Err(unknown()),
-        }
+        };
         let user = UserRow {
             user_id: user_id.clone(),
             connection,
@@ -379,7 +388,29 @@ pub async fn finish(
             )
             .await
         {
-            Ok(true) => Ok(user),
+            Ok(true) => {
+                // As every sign-up of a database connection, the address is
+                // mailed its verification link (in the tenant's language:
+                // the grant has no browser's).
+                if !user.email.is_empty() {
+                    mail_link(
+                        state,
+                        tenant,
+                        &user.user_id,
+                        &user.email,
+                        &client.client_id,
+                        TicketKind::VerifyEmail,
+                        Mailing {
+                            host: host.to_string(),
+                            languages: Vec::new(),
+                        },
+                    );
+                }
+                if verify_first {
+                    return Err(PasskeyError::EmailNotVerified { email: user.email });
+                }
+                Ok(user)
+            }
             Ok(false) => Err(unknown()),
             Err(StoreError::Conflict(m)) => Err(PasskeyError::InvalidRequest(format!(
                 "Cannot sign up: {m}."
@@ -476,6 +507,14 @@ pub async fn finish(
         .ok_or_else(|| {
             PasskeyError::InvalidGrant("The user is blocked or no longer exists.".into())
         })?;
+    // A passkey proves who holds it, not that the address is theirs: the
+    // connection's rule holds for every way in.
+    let verify_first = tenant
+        .database_connection(&user.connection)
+        .is_some_and(|c| c.require_email_verification);
+    if verify_first && !user.email_verified {
+        return Err(PasskeyError::EmailNotVerified { email: user.email });
+    }
     Ok(user)
 }
 

@@ -168,19 +168,7 @@ fn refused(
         LoginError::TooManyAttempts(_) => "login.login.user-blocked",
         LoginError::Blocked(_) => "login.login.blocked-user",
         LoginError::EmailNotVerified(_) => {
-            return pages::notice(
-                state,
-                tenant,
-                StatusCode::FORBIDDEN,
-                &pages::Notice {
-                    heading: "Verify your email",
-                    message: "Please verify your email before logging in.",
-                    error: true,
-                    action: Some("/login/verify-email/resend"),
-                    fields: vec![("tx", &form.tx), ("email", &form.username)],
-                    button: Some("Send the verification email again"),
-                },
-            );
+            return verify_email_first(state, tenant, &form.tx, &form.username);
         }
         LoginError::UnknownConnection(_) => "login.login.no-db-connection",
     };
@@ -335,9 +323,30 @@ pub(super) async fn passkey_submit(
             .await
         }
         Err(PasskeyError::Store(e)) => pages::store_error(&state, &tenant, e),
+        Err(PasskeyError::EmailNotVerified { email }) => {
+            verify_email_first(&state, &tenant, &form.tx, &email)
+        }
         Err(e) => {
             tracing::info!(error = %e, tenant = %tenant.name, "passkey sign-in refused");
             failed(&state)
         }
     }
+}
+
+/// The notice of a right password or passkey whose user must verify their
+/// email first, with the way to have the link sent again.
+fn verify_email_first(state: &AppState, tenant: &Tenant, tx: &str, email: &str) -> Response {
+    pages::notice(
+        state,
+        tenant,
+        StatusCode::FORBIDDEN,
+        &pages::Notice {
+            heading: "Verify your email",
+            message: "Please verify your email before logging in.",
+            error: true,
+            action: Some("/login/verify-email/resend"),
+            fields: vec![("tx", tx), ("email", email)],
+            button: Some("Send the verification email again"),
+        },
+    )
 }

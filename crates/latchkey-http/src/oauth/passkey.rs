@@ -20,7 +20,9 @@ impl From<PasskeyError> for OAuthError {
         match e {
             PasskeyError::NotEnabled => OAuthError::NotFound,
             PasskeyError::InvalidRequest(d) => OAuthError::InvalidRequest(d),
-            e @ PasskeyError::SignupDisabled => OAuthError::AccessDenied(e.to_string()),
+            e @ (PasskeyError::SignupDisabled | PasskeyError::EmailNotVerified { .. }) => {
+                OAuthError::AccessDenied(e.to_string())
+            }
             PasskeyError::InvalidGrant(d) => OAuthError::InvalidGrant(d),
             PasskeyError::Store(s) => s.into(),
             PasskeyError::Internal(d) => OAuthError::Internal(d),

@@ -43,7 +43,7 @@ mod push_receivers;
 mod refresh;
 mod response_types;
 mod session;
-mod signup;
+pub(crate) mod signup;
 mod sms_receiver;
 mod smtp;
 mod store_contract;

@@ -859,3 +859,79 @@ async fn the_passkey_offered_after_login_names_the_cap_when_full() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_requiring_verified_emails_holds_for_passkeys() {
+    let mail = crate::smtp::SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let s = TestServer::start().await;
+    let text = acme(s.port)
+        .replace("factors: [password, totp, recovery-code]", "factors: [password, passkey, totp, recovery-code]")
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            "\"http://auth0.com/oauth/grant-type/password-realm\", \"urn:okta:params:oauth:grant-type:webauthn\"] }",
+        )
+        .replace(
+            "    password_policy: { min_length: 8 }\n",
+            "    password_policy: { min_length: 8 }\n    require_email_verification: true\n",
+        )
+        + &format!(
+            "email_provider: {{ smtp: {{ host: 127.0.0.1, port: {}, security: none, from: \"Acme <no-reply@acme.test>\", \
+             username: latchkey, password_env: SMTP_PASSWORD, timeout_seconds: 2 }} }}\n",
+            mail.port
+        );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    let authenticator = SoftAuthenticator::new();
+
+    // The sign-up makes the user and mails the link, but no tokens yet: the
+    // passkey proves its holder, not the address.
+    let (status, body) = post(
+        &s,
+        "/passkey/register",
+        json!({"client_id": "spa", "user_profile": {"email": "carol@example.com"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cred = authenticator
+        .register(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap();
+    let (status, answer) = webauthn_grant(&s, &body["auth_session"], &cred).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"error": "access_denied",
+               "error_description": "Please verify your email before logging in."})
+    );
+    let mails = mail.wait_for(1).await;
+    assert_eq!(mails[0].to, vec!["carol@example.com".to_string()]);
+    let link = crate::signup::link_in(&mails[0]);
+
+    // Logging in with the passkey is refused the same way until the link is
+    // followed, and works after.
+    let (status, answer) = log_in(&s, &authenticator).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "access_denied");
+    let res = s.http().get(&link).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, tokens) = log_in(&s, &authenticator).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let tenant = acme_tenant(&s).await;
+    let carol = s
+        .state
+        .store
+        .user_by_email(
+            &tenant.id,
+            &tenant.config.connections[0].name,
+            "carol@example.com",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(carol.email_verified);
+    assert_eq!(
+        claims(tokens["id_token"].as_str().unwrap())["sub"],
+        carol.user_id
+    );
+}

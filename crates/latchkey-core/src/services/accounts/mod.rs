@@ -103,19 +103,33 @@ pub struct Mailing {
     pub languages: Vec<String>,
 }
 
+/// What the mailing task takes of `Core`.
+struct Mailer {
+    store: Arc<dyn crate::store::Store>,
+    rng: crate::rng::SharedRng,
+    clock: crate::clock::SharedClock,
+    delivery: crate::services::delivery::SharedDelivery,
+}
+
 /// Issues a ticket of `kind` for the user and mails its link, in a task of
 /// its own (see the module's comment). A failure is logged, without the
 /// link.
 pub(crate) fn mail_link(
-    state: &Arc<Core>,
-    tenant: &Arc<Tenant>,
+    state: &Core,
+    tenant: &Tenant,
     user_id: &str,
     email: &str,
     client_id: &str,
     kind: TicketKind,
     mailing: Mailing,
 ) {
-    let (state, tenant) = (state.clone(), tenant.clone());
+    let state = Mailer {
+        store: state.store.clone(),
+        rng: state.rng.clone(),
+        clock: state.clock.clone(),
+        delivery: state.outside.delivery.clone(),
+    };
+    let tenant = tenant.clone();
     let (user_id, email, client_id) = (
         user_id.to_string(),
         email.to_string(),
@@ -158,7 +172,7 @@ pub(crate) fn mail_link(
             purpose,
             valid_minutes: ttl(kind) / 60,
         };
-        if let Err(e) = state.outside.delivery.send_link(&message).await {
+        if let Err(e) = state.delivery.send_link(&message).await {
             tracing::warn!(tenant = %tenant.name, kind = kind.as_str(), error = %e, "link email not sent");
         }
     });
