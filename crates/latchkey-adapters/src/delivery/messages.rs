@@ -278,12 +278,76 @@ pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> String {
     short(map, "code-voice", tenant, languages, code, &spoken(code))
 }
 
+/// The language a code call speaks, as Twilio's `<Say language>` names it:
+/// the language of the tenant's template chosen (its tag as written when it
+/// names a region, `fr-CA`), else of the built-in words (`fr` is `fr-FR`,
+/// `ja` is `ja-JP`). `None` for a template of a language without a region
+/// latchkey does not know (the provider's default voice reads it).
+pub fn code_voice_language(tenant: &Tenant, languages: &[String]) -> Option<String> {
+    let map = &tenant.config.messages.code_voice;
+    match pick(map, tenant, languages) {
+        Wording::Tenant(t) => map
+            .iter()
+            .find(|(_, v)| std::ptr::eq(*v, t))
+            .and_then(|(tag, _)| say_language(tag)),
+        Wording::Builtin(lang) => say_language(lang.tag()),
+    }
+}
+
+fn say_language(tag: &str) -> Option<String> {
+    if let Some((primary, region)) = tag.split_once(['-', '_']) {
+        let well_formed = (2..=3).contains(&primary.len())
+            && primary.chars().all(|c| c.is_ascii_alphabetic())
+            && (region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic()));
+        return well_formed.then(|| {
+            format!(
+                "{}-{}",
+                primary.to_ascii_lowercase(),
+                region.to_ascii_uppercase()
+            )
+        });
+    }
+    let region = match Language::matching(tag)? {
+        Language::En => "en-US",
+        Language::Fr => "fr-FR",
+        Language::De => "de-DE",
+        Language::Es => "es-ES",
+        Language::PtBr => "pt-BR",
+        Language::Ja => "ja-JP",
+    };
+    Some(region.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use latchkey_core::tenant::parse_tenant_file;
 
     const TENANT: &str = "tenant: { name: acme, domains: [\"localhost:3917\"] }\n";
+
+    #[test]
+    fn calls_say_which_language_their_words_are_in() {
+        let tenant = |messages: &str| Tenant {
+            id: "t".into(),
+            name: "acme".into(),
+            revision: 1,
+            config: parse_tenant_file(&format!("{TENANT}{messages}"), &MessageTemplates).unwrap(),
+        };
+        let plain = tenant("");
+        let langs = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let said = |t: &Tenant, l: &[&str]| code_voice_language(t, &langs(l));
+        assert_eq!(said(&plain, &["fr-CA"]).as_deref(), Some("fr-FR"));
+        assert_eq!(said(&plain, &["ja"]).as_deref(), Some("ja-JP"));
+        assert_eq!(said(&plain, &["pt-PT"]).as_deref(), Some("pt-BR"));
+        assert_eq!(said(&plain, &["it"]).as_deref(), Some("en-US"));
+        assert_eq!(said(&plain, &[]).as_deref(), Some("en-US"));
+        let own = tenant(
+            "messages: { code_voice: { fr-CA: \"Votre code : {{ code }}\", it: \"Il codice: {{ code }}\" } }\n",
+        );
+        assert_eq!(said(&own, &["fr-CA"]).as_deref(), Some("fr-CA"));
+        assert_eq!(said(&own, &["it"]), None);
+        assert_eq!(said(&own, &["de"]).as_deref(), Some("de-DE"));
+    }
 
     #[test]
     fn tenant_files_with_templates_that_do_not_compile_are_refused() {

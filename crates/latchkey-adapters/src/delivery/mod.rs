@@ -66,21 +66,24 @@ impl Delivery for MessageDelivery {
             .sms_provider
             .as_ref()
             .ok_or(DeliveryError::NotConfigured)?;
-        let (channel, text) = if m.channel == CodeChannel::Voice {
+        let (channel, text, language) = if m.channel == CodeChannel::Voice {
             (
                 sms::Channel::Voice,
                 messages::code_voice(m.tenant, m.languages, m.code),
+                messages::code_voice_language(m.tenant, m.languages),
             )
         } else {
             (
                 sms::Channel::Sms,
                 messages::code_sms(m.tenant, m.languages, m.code),
+                None,
             )
         };
         let message = sms::PhoneMessage {
             to: m.to.to_string(),
             channel,
             text,
+            language,
         };
         let outbound = sms::Outbound {
             http: &*self.http,

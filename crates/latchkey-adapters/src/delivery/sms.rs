@@ -48,6 +48,9 @@ pub struct PhoneMessage {
     /// The SMS body, or what the call says. The wording (repeating a code,
     /// spacing its digits so it is read slowly) is the caller's.
     pub text: String,
+    /// The language of `text` (`fr-FR`), when known: a call's voice speaks
+    /// it (Twilio's `<Say language>`); the webhook passes it on.
+    pub language: Option<String>,
 }
 
 /// How a provider is reached: the outbound HTTP port, and the networks the
@@ -86,9 +89,17 @@ pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     hex(ctx.sign().as_ref())
 }
 
-/// The TwiML a voice call plays: the text, XML-escaped, in one `<Say>`.
-pub(crate) fn twiml_say(text: &str) -> String {
-    format!("<Response><Say>{}</Say></Response>", xml_escape(text))
+/// The TwiML a voice call plays: the text, XML-escaped, in one `<Say>`,
+/// in its language when known.
+pub(crate) fn twiml_say(text: &str, language: Option<&str>) -> String {
+    match language {
+        Some(l) => format!(
+            "<Response><Say language=\"{}\">{}</Say></Response>",
+            xml_escape(l),
+            xml_escape(text)
+        ),
+        None => format!("<Response><Say>{}</Say></Response>", xml_escape(text)),
+    }
 }
 
 pub(crate) fn secret(
@@ -130,7 +141,10 @@ async fn send_twilio(
     );
     let content = match message.channel {
         Channel::Sms => ("Body", message.text.clone()),
-        Channel::Voice => ("Twiml", twiml_say(&message.text)),
+        Channel::Voice => (
+            "Twiml",
+            twiml_say(&message.text, message.language.as_deref()),
+        ),
     };
     let form = [
         ("To", message.to.as_str()),
@@ -209,6 +223,8 @@ struct WebhookBody<'a> {
     kind: &'static str,
     to: &'a str,
     text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'a str>,
     timestamp: i64,
 }
 
@@ -224,6 +240,7 @@ async fn send_webhook(
         kind: message.channel.as_str(),
         to: &message.to,
         text: &message.text,
+        language: message.language.as_deref(),
         timestamp: now,
     })
     .map_err(|e| DeliveryError::Failed(format!("the webhook body could not be built: {e}")))?;
@@ -336,7 +353,7 @@ mod tests {
     #[test]
     fn twiml_escapes_the_text() {
         assert_eq!(
-            twiml_say("Your code: 1 2 <3> & \"4\""),
+            twiml_say("Your code: 1 2 <3> & \"4\"", None),
             "<Response><Say>Your code: 1 2 &lt;3&gt; &amp; &quot;4&quot;</Say></Response>"
         );
     }

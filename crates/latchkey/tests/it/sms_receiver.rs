@@ -337,6 +337,7 @@ fn sms(text: &str) -> PhoneMessage {
         to: TO.into(),
         channel: Channel::Sms,
         text: text.into(),
+        language: None,
     }
 }
 
@@ -345,6 +346,7 @@ fn voice(text: &str) -> PhoneMessage {
         to: TO.into(),
         channel: Channel::Voice,
         text: text.into(),
+        language: None,
     }
 }
 
@@ -405,6 +407,22 @@ async fn twilio_voice_says_the_escaped_text() {
     assert_eq!(
         got[0].text,
         "<Response><Say>Your code is 1 2 3. &lt;Acme&gt; &amp; &quot;Co&quot;&apos;s</Say></Response>"
+    );
+}
+
+#[tokio::test]
+async fn twilio_voice_speaks_the_words_language() {
+    let rx = SmsReceiver::start(SID, TOKEN, HOOK_SECRET).await;
+    let provider = twilio(&rx.base_url, "TWILIO_TOKEN", 5);
+    let call = PhoneMessage {
+        language: Some("fr-FR".into()),
+        ..voice("Votre code est 1 2 3.")
+    };
+    deliver(&provider, &call).await.unwrap();
+    let got = rx.wait_for(1).await;
+    assert_eq!(
+        got[0].text,
+        "<Response><Say language=\"fr-FR\">Votre code est 1 2 3.</Say></Response>"
     );
 }
 
