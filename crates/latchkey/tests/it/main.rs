@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP. One binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account_attacks;
 mod authenticator;
 mod authorize;
 mod cli;
