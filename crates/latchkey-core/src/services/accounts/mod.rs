@@ -19,7 +19,7 @@ use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::services::delivery::{LinkMessage, LinkPurpose};
-use crate::store::{AccountTicketRow, StoreError, TicketKind};
+use crate::store::{AccountTicketRow, StoreError, TicketKind, TicketUse};
 use crate::tenant::{Tenant, issuer_for_host};
 
 /// How long a verification link works: five days, as Auth0's.
@@ -92,6 +92,30 @@ pub(crate) async fn live(
         return Err(TicketError::Exhausted);
     }
     Ok((digest, row))
+}
+
+/// Spends the live ticket `digest` of `kind` on `action`, in one
+/// transaction: `Used` when another request spent it first (or it ended
+/// since it was looked at), and then nothing of `action` is done.
+pub(crate) async fn spend(
+    state: &Core,
+    tenant: &Tenant,
+    digest: &str,
+    kind: TicketKind,
+    action: &TicketUse<'_>,
+) -> Result<(), TicketError> {
+    let used = state
+        .store
+        .use_account_ticket(
+            &tenant.id,
+            digest,
+            kind,
+            state.clock.now(),
+            MAX_TICKET_ATTEMPTS,
+            action,
+        )
+        .await?;
+    used.map(|_| ()).ok_or(TicketError::Used)
 }
 
 /// Who a link is mailed to, and where and how.

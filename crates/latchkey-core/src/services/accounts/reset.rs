@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{MAX_TICKET_ATTEMPTS, Mailing, TicketError, limit, live, mail_link};
+use super::{MAX_TICKET_ATTEMPTS, Mailing, TicketError, limit, live, mail_link, spend};
 use crate::context::Core;
 use crate::services::audit::{self, Actor, Entry, codes};
 use crate::services::email_address;
@@ -228,21 +228,7 @@ async fn set_password(
         hash: &hash,
         reason: "password_reset",
     };
-    let used = state
-        .store
-        .use_account_ticket(
-            &tenant.id,
-            digest,
-            TicketKind::ResetPassword,
-            state.clock.now(),
-            MAX_TICKET_ATTEMPTS,
-            &action,
-        )
-        .await?;
-    if used.is_none() {
-        // Another request used it first.
-        return Err(TicketError::Used.into());
-    }
+    spend(state, tenant, digest, TicketKind::ResetPassword, &action).await?;
     Ok(user)
 }
 

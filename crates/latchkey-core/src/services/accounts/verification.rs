@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::reset::Follower;
-use super::{MAX_TICKET_ATTEMPTS, Mailing, TicketError, limit, live, mail_link};
+use super::{Mailing, TicketError, limit, live, mail_link, spend};
 use crate::context::Core;
 use crate::services::audit::{self, Actor, Entry, codes};
 use crate::services::email_address;
@@ -60,20 +60,14 @@ async fn use_ticket(
     ticket: &str,
 ) -> Result<(UserRow, String), TicketError> {
     let (digest, row) = live(state, tenant, ticket, TicketKind::VerifyEmail).await?;
-    let used = state
-        .store
-        .use_account_ticket(
-            &tenant.id,
-            &digest,
-            TicketKind::VerifyEmail,
-            state.clock.now(),
-            MAX_TICKET_ATTEMPTS,
-            &TicketUse::VerifyEmail,
-        )
-        .await?;
-    if used.is_none() {
-        return Err(TicketError::Used);
-    }
+    spend(
+        state,
+        tenant,
+        &digest,
+        TicketKind::VerifyEmail,
+        &TicketUse::VerifyEmail,
+    )
+    .await?;
     let user = state
         .store
         .user_by_id(&tenant.id, &row.user_id)
