@@ -1041,6 +1041,45 @@ async fn not_you_gives_the_step_up_and_shows_the_login_form_again() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
+/// "Not you?" ends the step on the server: its cookie, kept by someone
+/// and sent again by hand with the right code, opens nothing.
+#[tokio::test]
+async fn the_step_given_up_is_over_on_the_server_not_just_in_the_browser() {
+    let (s, enrolled) = server(ALWAYS).await;
+    let (browser, jar) = s.browser_with_jar();
+    let req = AuthRequest::new("openid");
+    let page = second_step(&s, &browser, &req, (ALICE, ALICE_PASSWORD)).await;
+    let url: reqwest::Url = s.url("/login/mfa/verify").parse().unwrap();
+    use reqwest::cookie::CookieStore;
+    let kept = jar.cookies(&url).unwrap().to_str().unwrap().to_string();
+    assert!(kept.contains("latchkey_mfa="), "{kept}");
+    let tx = hidden_input(&page, "tx").unwrap();
+    let res = post(&s, &browser, "/login/mfa/restart", &[("tx", &tx)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let right = totp_now(&enrolled.totp_secret, s.clock_now());
+    let method = hidden_input(&page, "method").unwrap();
+    let res = s
+        .http()
+        .post(url)
+        .header("cookie", &kept)
+        .form(&[
+            ("tx", tx.as_str()),
+            ("method", &method),
+            ("code", &right),
+            ("oob_code", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Not the page of a missing cookie ("has expired"): the step itself is
+    // gone on the server.
+    assert!(body.contains("can no longer be completed"), "{body}");
+}
+
 /// Progressive enrollment after a second factor: a password login answered
 /// with a TOTP code is offered a passkey too, then goes on to the app with
 /// both factors.

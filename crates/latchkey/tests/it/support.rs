@@ -403,6 +403,14 @@ impl TestServer {
         self.builder().build().unwrap()
     }
 
+    /// A browser whose cookies the test can read: a client, and its jar
+    /// (`jar.cookies(&url)` is the `Cookie` header it would send there).
+    pub fn browser_with_jar(&self) -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let client = self.builder().cookie_provider(jar.clone()).build().unwrap();
+        (client, jar)
+    }
+
     /// A client that keeps cookies, like a browser.
     pub fn browser(&self) -> reqwest::Client {
         self.builder().cookie_store(true).build().unwrap()
