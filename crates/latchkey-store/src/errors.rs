@@ -55,13 +55,15 @@ fn sqlite_unavailable(code: &str) -> bool {
 /// full, out of memory, too many connections), a lock not available within
 /// `lock_timeout` (55P03), shutdowns and "cannot connect now" (57P01–57P03),
 /// an I/O error (58030), a read-only transaction (25006: a standby after a
-/// failover).
+/// failover), and a transaction the database rolled back to settle a
+/// conflict with another (serialization failure 40001, deadlock 40P01):
+/// nothing of it was written, and the same request again can succeed.
 fn postgres_unavailable(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(
             code,
-            "55P03" | "57P01" | "57P02" | "57P03" | "58030" | "25006"
+            "55P03" | "57P01" | "57P02" | "57P03" | "58030" | "25006" | "40001" | "40P01"
         )
 }
 
@@ -126,11 +128,11 @@ mod tests {
     fn postgres_codes_of_a_database_that_cannot_take_a_request_now() {
         for code in [
             "08006", "08001", "53000", "53100", "53200", "53300", "55P03", "57P01", "57P03",
-            "58030", "25006",
+            "58030", "25006", "40001", "40P01",
         ] {
             assert!(postgres_unavailable(code), "{code}");
         }
-        for code in ["23505", "23503", "42P01", "22001"] {
+        for code in ["23505", "23503", "42P01", "22001", "40002", "22P02"] {
             assert!(!postgres_unavailable(code), "{code}");
         }
     }
