@@ -64,20 +64,9 @@ async fn push_web(s: &TestServer) -> String {
     body["request_uri"].as_str().unwrap().to_string()
 }
 
-fn authorize_url(s: &TestServer, params: &[(&str, &str)]) -> String {
-    format!(
-        "{}?{}",
-        s.url("/authorize"),
-        serde_urlencoded::to_string(params).unwrap()
-    )
-}
-
 /// Opens `/authorize` with a request_uri and signs Alice in; the redirect.
 async fn sign_in(s: &TestServer, browser: &reqwest::Client, url: &str) -> String {
-    let page = browser.get(url).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
-    let res = submit_login(browser, &s.url("/login"), &html, ALICE, ALICE_PASSWORD).await;
+    let res = sign_in_alice(s, browser, url).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     res.headers()["location"].to_str().unwrap().to_string()
 }

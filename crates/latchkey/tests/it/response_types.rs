@@ -42,25 +42,6 @@ fn left_half_hash(value: &str) -> String {
 }
 
 /// An `/authorize` URL with these parameters.
-fn authorize_url(s: &TestServer, params: &[(&str, &str)]) -> String {
-    format!(
-        "{}?{}",
-        s.url("/authorize"),
-        serde_urlencoded::to_string(params).unwrap()
-    )
-}
-
-/// Opens `url`, signs Alice in on the login page if it shows, and returns
-/// the final answer.
-async fn sign_in(s: &TestServer, browser: &reqwest::Client, url: &str) -> reqwest::Response {
-    let res = browser.get(url).send().await.unwrap();
-    if res.status() != StatusCode::OK {
-        return res;
-    }
-    let html = res.text().await.unwrap();
-    submit_login(browser, &s.url("/login"), &html, ALICE, ALICE_PASSWORD).await
-}
-
 /// The parameters of a redirect's fragment, after checking it goes to `to`
 /// with nothing in the query.
 fn fragment(res: &reqwest::Response, to: &str) -> HashMap<String, String> {
@@ -112,7 +93,7 @@ async fn id_token_token_comes_back_in_the_fragment_with_its_at_hash() {
             ("nonce", "n-0S6_WzA2Mj"),
         ],
     );
-    let res = sign_in(&s, &browser, &url).await;
+    let res = sign_in_alice(&s, &browser, &url).await;
     let got = fragment(&res, &format!("{APP}/cb"));
     assert_eq!(got["state"], "st-1");
     assert_eq!(got["token_type"], "Bearer");
@@ -167,7 +148,7 @@ async fn hybrid_response_types_carry_the_code_with_c_hash() {
     };
 
     // code id_token: the ID token vouches for the code.
-    let res = sign_in(&s, &browser, &authorize_url(&s, &request("code id_token"))).await;
+    let res = sign_in_alice(&s, &browser, &authorize_url(&s, &request("code id_token"))).await;
     let got = fragment(&res, &redirect);
     let code = &got["code"];
     let id = claims(&got["id_token"]);
@@ -241,7 +222,7 @@ async fn id_token_form_post_for_a_regular_web_app() {
             ("nonce", "n-form"),
         ],
     );
-    let res = sign_in(&s, &browser, &url).await;
+    let res = sign_in_alice(&s, &browser, &url).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let got = posted_form(&res.text().await.unwrap(), WEB_CALLBACK);
@@ -312,7 +293,7 @@ async fn a_nonce_is_required_where_an_id_token_comes_from_the_authorization_endp
             ("scope", "openid"),
         ],
     );
-    let res = sign_in(&s, &browser, &url).await;
+    let res = sign_in_alice(&s, &browser, &url).await;
     let got = fragment(&res, &redirect);
     assert!(got.contains_key("access_token") && !got.contains_key("id_token"));
     // An ID token needs the openid scope.
@@ -516,7 +497,7 @@ async fn silent_authentication_in_web_message_carries_the_tokens() {
         ("nonce", "n-w"),
     ];
     fragment(
-        &sign_in(&s, &browser, &authorize_url(&s, &params)).await,
+        &sign_in_alice(&s, &browser, &authorize_url(&s, &params)).await,
         &redirect,
     );
 

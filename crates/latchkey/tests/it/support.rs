@@ -590,6 +590,30 @@ pub async fn login_through_page(
     submit_login(browser, &server.url("/login"), &html, email, password).await
 }
 
+/// `/authorize` with exactly these parameters (no defaults added).
+pub fn authorize_url(s: &TestServer, params: &[(&str, &str)]) -> String {
+    format!(
+        "{}?{}",
+        s.url("/authorize"),
+        serde_urlencoded::to_string(params).unwrap()
+    )
+}
+
+/// Opens `url`, signs Alice in on the login page if it shows, and returns
+/// the final answer (a refusal or a single sign-on answer as it came).
+pub async fn sign_in_alice(
+    s: &TestServer,
+    browser: &reqwest::Client,
+    url: &str,
+) -> reqwest::Response {
+    let res = browser.get(url).send().await.unwrap();
+    if res.status() != StatusCode::OK {
+        return res;
+    }
+    let html = res.text().await.unwrap();
+    submit_login(browser, &s.url("/login"), &html, ALICE, ALICE_PASSWORD).await
+}
+
 /// Submits the hosted login form `html` to `action` as `email`.
 pub async fn submit_login(
     browser: &reqwest::Client,
