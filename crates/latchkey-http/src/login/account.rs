@@ -5,6 +5,10 @@
 //! sent again (`POST /login/verify-email/resend`), the login form again
 //! (`GET /login/form`), and the pages the mailed links open:
 //! `GET /u/email-verification?ticket=` and `GET`/`POST /u/reset-password`.
+//! Every text comes from the bundles (`signup`, `reset-password` and
+//! `email-verification` prompts, `common.password-policy`), in the login's
+//! language; a link's pages speak the language of its `ui_locales` (the
+//! mail's), else the browser's.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -15,14 +19,14 @@ use serde::Deserialize;
 use super::submit::{Login, first_factor_passed};
 use super::{LoginForm, LoginQuery, tx_form};
 use crate::app::{AppState, SharedState};
-use crate::dbconnections::RESET_SENT;
-use crate::http::{ClientIp, accept_languages, user_agent};
+use crate::http::{ClientIp, user_agent};
 use crate::oauth::wire::OAuthTenant;
-use crate::pages::{self, Notice};
+use crate::pages::{self, Notice, ResetView, language};
 use latchkey_core::services::accounts::reset::{self, Follower, ResetError, ResetRequest};
 use latchkey_core::services::accounts::signup::{self, SignUp, SignUpError};
 use latchkey_core::services::accounts::verification::{self, Resend, ResendError};
 use latchkey_core::services::accounts::{Mailing, TicketError};
+use latchkey_core::services::language::policy;
 use latchkey_core::tenant::Tenant;
 
 #[derive(Debug, Deserialize)]
@@ -34,11 +38,18 @@ type FormResult<T> = Result<Form<T>, axum::extract::rejection::FormRejection>;
 
 tx_form!(TxQuery, SignUpForm, EmailForm);
 
-fn mailing(host: &str, headers: &HeaderMap) -> Mailing {
+/// A link mailed from a page of this login: in the login's languages
+/// (its `ui_locales`, then the browser's).
+fn mailing(host: &str) -> Mailing {
     Mailing {
         host: host.to_string(),
-        languages: accept_languages(headers),
+        languages: language::wanted(),
     }
+}
+
+/// The text of `key` in the page's language.
+fn say(tenant: &Tenant, key: &str) -> String {
+    language::texts(Some(tenant)).get(key, &[])
 }
 
 /// The name of the connection the hosted page signs up and resets in.
@@ -69,7 +80,7 @@ pub(super) async fn signup_form(
             &state,
             Some(&tenant),
             StatusCode::FORBIDDEN,
-            "Sign-up is not available.",
+            &say(&tenant, "signup.signup.signup-disabled"),
         );
     }
     pages::signup_form(&state, &tenant, &tx, "", None)
@@ -112,7 +123,7 @@ pub(super) async fn signup_submit(
             user_metadata: None,
             ip: &ip,
             user_agent: &user_agent(&headers),
-            mailing: mailing(&host, &headers),
+            mailing: mailing(&host),
         },
     )
     .await;
@@ -129,8 +140,11 @@ pub(super) async fn signup_submit(
             &tenant,
             StatusCode::OK,
             &Notice {
-                heading: "Verify your email",
-                message: "We've sent you an email with a link to verify your address. Follow it, then log in.",
+                heading: &say(&tenant, "email-verification.email-verification-sent.title"),
+                message: &say(
+                    &tenant,
+                    "email-verification.email-verification-sent.description",
+                ),
                 ..Notice::default()
             },
         );
@@ -153,7 +167,8 @@ fn signup_refused(
     form: &SignUpForm,
     e: SignUpError,
 ) -> Response {
-    let message = match e {
+    let texts = language::texts(Some(tenant));
+    let key = match e {
         SignUpError::Store(err) => return pages::store_error(state, tenant, err),
         SignUpError::Internal(cause) => return pages::internal(state, tenant, cause),
         SignUpError::Throttled(seconds) => {
@@ -161,7 +176,7 @@ fn signup_refused(
                 state,
                 tenant,
                 StatusCode::TOO_MANY_REQUESTS,
-                "Too many sign-ups from your network. Please try again later.",
+                &texts.get("signup.signup.ip-signup-blocked", &[]),
                 seconds,
             );
         }
@@ -170,26 +185,28 @@ fn signup_refused(
                 state,
                 tenant,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Too many requests are being handled at once. Please try again in a moment.",
+                &texts.get("signup.signup.too-many-checks", &[]),
                 1,
             );
         }
-        SignUpError::Password { violations, .. } => violations
-            .iter()
-            .map(|v| v.detail())
-            .collect::<Vec<_>>()
-            .join(" "),
-        SignUpError::Field { field: "email", .. } => "Please enter a valid email address.".into(),
-        SignUpError::Invalid => {
-            "We could not sign you up with these details. If you have an account, log in.".into()
+        SignUpError::Password { violations, .. } => {
+            let message = policy::violations(&texts, &violations);
+            return pages::signup_form(state, tenant, &form.tx, &form.email, Some(&message));
         }
-        SignUpError::UsernameTaken => "This username is already taken.".into(),
+        SignUpError::UsernameTaken => "signup.signup.username-taken",
+        SignUpError::Field { field: "email", .. } => "signup.signup.invalid-email-format",
+        SignUpError::Field {
+            field: "password", ..
+        } => "signup.signup.no-password",
+        // The page asks for an address and a password only: any other
+        // field is the connection's (a username it requires, …).
+        SignUpError::Field { .. } | SignUpError::Invalid => "signup.signup.invalid-signup",
         SignUpError::Disabled
         | SignUpError::UnknownClient
         | SignUpError::UnknownConnection
-        | SignUpError::NotDatabase => "Sign-up is not available.".into(),
-        SignUpError::Field { detail, .. } => detail,
+        | SignUpError::NotDatabase => "signup.signup.signup-disabled",
     };
+    let message = texts.get(key, &[]);
     pages::signup_form(state, tenant, &form.tx, &form.email, Some(&message))
 }
 
@@ -198,7 +215,9 @@ pub(super) async fn forgot_form(
     State(state): State<SharedState>,
     LoginQuery { tenant, tx, .. }: LoginQuery,
 ) -> Response {
-    let html = state.templates.render_forgot_password(&tenant, &tx, "");
+    let html = state
+        .templates
+        .render_forgot_password(&tenant, &tx, "", None);
     let mut res = (StatusCode::OK, pages::no_store(), Html(html)).into_response();
     pages::frame_guard(&mut res);
     res
@@ -215,7 +234,6 @@ pub(super) struct EmailForm {
 pub(super) async fn forgot_submit(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
     LoginForm {
         tenant,
         host,
@@ -235,20 +253,43 @@ pub(super) async fn forgot_submit(
             connection,
             email: &form.email,
             ip: &ip,
-            mailing: mailing(&host, &headers),
+            mailing: mailing(&host),
         },
     )
     .await;
     use latchkey_core::services::accounts::reset::RequestError;
     match asked {
-        Ok(()) => sent(&state, &tenant, &form.tx, RESET_SENT),
+        Ok(()) => sent(
+            &state,
+            &tenant,
+            &form.tx,
+            [
+                "reset-password.reset-password-email.title",
+                "reset-password.reset-password-email.emailDescription",
+                "reset-password.reset-password-email.backToLoginLinkText",
+            ],
+        ),
         Err(RequestError::BadEmail(_)) => {
-            let html = state
-                .templates
-                .render_forgot_password(&tenant, &form.tx, &form.email);
-            (StatusCode::BAD_REQUEST, pages::no_store(), Html(html)).into_response()
+            let message = say(
+                &tenant,
+                "reset-password.reset-password-request.invalid-email-format",
+            );
+            let html = state.templates.render_forgot_password(
+                &tenant,
+                &form.tx,
+                &form.email,
+                Some(&message),
+            );
+            let mut res = (StatusCode::BAD_REQUEST, pages::no_store(), Html(html)).into_response();
+            pages::frame_guard(&mut res);
+            res
         }
-        Err(RequestError::Throttled(seconds)) => too_many(&state, &tenant, seconds),
+        Err(RequestError::Throttled(seconds)) => too_many(
+            &state,
+            &tenant,
+            "reset-password.reset-password-request.too-many-email",
+            seconds,
+        ),
         Err(RequestError::Store(e)) => pages::store_error(&state, &tenant, e),
         Err(RequestError::UnknownClient | RequestError::UnknownConnection) => {
             pages::expired(&state, &tenant)
@@ -256,28 +297,35 @@ pub(super) async fn forgot_submit(
     }
 }
 
-fn sent(state: &AppState, tenant: &Tenant, tx: &str, message: &str) -> Response {
+/// "Check your email" (the keys of its heading, message and button), with
+/// the way back to the login form.
+fn sent(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    [heading, message, button]: [&str; 3],
+) -> Response {
     pages::notice(
         state,
         tenant,
         StatusCode::OK,
         &Notice {
-            heading: "Check your email",
-            message,
+            heading: &say(tenant, heading),
+            message: &say(tenant, message),
             action: Some("/login/back"),
             fields: vec![("tx", tx)],
-            button: Some("Back to log in"),
+            button: Some(&say(tenant, button)),
             ..Notice::default()
         },
     )
 }
 
-fn too_many(state: &AppState, tenant: &Tenant, seconds: i64) -> Response {
+fn too_many(state: &AppState, tenant: &Tenant, key: &str, seconds: i64) -> Response {
     pages::retry_page(
         state,
         tenant,
         StatusCode::TOO_MANY_REQUESTS,
-        "Too many emails were asked for. Please try again later.",
+        &say(tenant, key),
         seconds,
     )
 }
@@ -287,7 +335,6 @@ fn too_many(state: &AppState, tenant: &Tenant, seconds: i64) -> Response {
 pub(super) async fn resend(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
     LoginForm {
         tenant,
         host,
@@ -304,7 +351,7 @@ pub(super) async fn resend(
             connection: None,
             email: &form.email,
             ip: &ip,
-            mailing: mailing(&host, &headers),
+            mailing: mailing(&host),
         },
     )
     .await;
@@ -313,9 +360,18 @@ pub(super) async fn resend(
             &state,
             &tenant,
             &form.tx,
-            "If your email address still needs verifying, we've just sent you a new link.",
+            [
+                "email-verification.email-verification-resent.title",
+                "email-verification.email-verification-resent.description",
+                "email-verification.email-verification-resent.buttonText",
+            ],
         ),
-        Err(ResendError::Throttled(seconds)) => too_many(&state, &tenant, seconds),
+        Err(ResendError::Throttled(seconds)) => too_many(
+            &state,
+            &tenant,
+            "email-verification.email-verification-resent.too-many-email",
+            seconds,
+        ),
         Err(ResendError::Store(e)) => pages::store_error(&state, &tenant, e),
         Err(ResendError::UnknownConnection) => pages::expired(&state, &tenant),
     }
@@ -333,25 +389,65 @@ pub(super) async fn back(
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TicketQuery {
+    #[serde(default)]
     ticket: String,
+    /// The language the mail spoke (see `services::accounts::mail_link`).
+    ui_locales: Option<String>,
 }
 
-/// The page of a link that does not work.
-fn dead_link(state: &AppState, tenant: &Tenant, e: TicketError) -> Response {
-    let message = match e {
-        TicketError::Store(e) => return pages::store_error(state, tenant, e),
-        TicketError::Used => "This link has already been used.",
-        TicketError::Expired => "This link has expired. Ask for a new one.",
-        TicketError::Exhausted => "This link was tried too many times. Ask for a new one.",
-        TicketError::Unknown => "This link is not valid.",
+/// Which link a page is about.
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    VerifyEmail,
+    ResetPassword,
+}
+
+/// The page of a link that does not work, in the words of its prompt.
+fn dead_link(state: &AppState, tenant: &Tenant, link: Link, e: TicketError) -> Response {
+    const VERIFY_TITLE: &str = "email-verification.email-verification-result.errorTitle";
+    const RESET_TITLE: &str = "reset-password.reset-password-error.eventTitleGeneric";
+    let (heading, message) = match (link, e) {
+        (_, TicketError::Store(e)) => return pages::store_error(state, tenant, e),
+        (Link::VerifyEmail, TicketError::Used) => (
+            VERIFY_TITLE,
+            "email-verification.email-verification-result.auth0-users-used-ticket",
+        ),
+        (Link::VerifyEmail, TicketError::Expired) => (
+            VERIFY_TITLE,
+            "email-verification.email-verification-result.auth0-users-expired-ticket",
+        ),
+        (Link::VerifyEmail, TicketError::Exhausted) => (
+            VERIFY_TITLE,
+            "email-verification.email-verification-result.too-many-attempts",
+        ),
+        (Link::VerifyEmail, TicketError::Unknown) => (
+            VERIFY_TITLE,
+            "email-verification.email-verification-result.invalidAccountOrCodeDescription",
+        ),
+        (Link::ResetPassword, TicketError::Used) => (
+            "reset-password.reset-password-error.eventTitleUsed",
+            "reset-password.reset-password-error.descriptionUsed",
+        ),
+        (Link::ResetPassword, TicketError::Expired) => (
+            "reset-password.reset-password-error.eventTitleExpired",
+            "reset-password.reset-password-error.descriptionExpired",
+        ),
+        (Link::ResetPassword, TicketError::Exhausted) => (
+            RESET_TITLE,
+            "reset-password.reset-password-error.descriptionExhausted",
+        ),
+        (Link::ResetPassword, TicketError::Unknown) => (
+            RESET_TITLE,
+            "reset-password.reset-password-error.descriptionGeneric",
+        ),
     };
     pages::notice(
         state,
         tenant,
         StatusCode::BAD_REQUEST,
         &Notice {
-            heading: "This link does not work",
-            message,
+            heading: &say(tenant, heading),
+            message: &say(tenant, message),
             error: true,
             ..Notice::default()
         },
@@ -371,8 +467,9 @@ pub(super) async fn verify_email(
     query: Result<Query<TicketQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
-        return dead_link(&state, &tenant, TicketError::Unknown);
+        return dead_link(&state, &tenant, Link::VerifyEmail, TicketError::Unknown);
     };
+    language::for_link(&tenant, q.ui_locales.as_deref());
     let (ip, user_agent) = follower(&ip, &headers);
     let who = Follower {
         ip: &ip,
@@ -384,12 +481,18 @@ pub(super) async fn verify_email(
             &tenant,
             StatusCode::OK,
             &Notice {
-                heading: "Email verified",
-                message: "Your email address was verified. You can now log in.",
+                heading: &say(
+                    &tenant,
+                    "email-verification.email-verification-result.verifiedTitle",
+                ),
+                message: &say(
+                    &tenant,
+                    "email-verification.email-verification-result.verifiedDescription",
+                ),
                 ..Notice::default()
             },
         ),
-        Err(e) => dead_link(&state, &tenant, e),
+        Err(e) => dead_link(&state, &tenant, Link::VerifyEmail, e),
     }
 }
 
@@ -400,25 +503,31 @@ pub(super) async fn reset_form(
     query: Result<Query<TicketQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
-        return dead_link(&state, &tenant, TicketError::Unknown);
+        return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Unknown);
     };
+    let ui_locales = q.ui_locales.as_deref();
+    language::for_link(&tenant, ui_locales);
     match reset::open(&state, &tenant, &q.ticket).await {
-        Ok(opened) => reset_page(&state, &tenant, &q.ticket, &opened, None),
-        Err(e) => dead_link(&state, &tenant, e),
+        Ok(opened) => reset_page(&state, &tenant, (&q.ticket, ui_locales), &opened, None),
+        Err(e) => dead_link(&state, &tenant, Link::ResetPassword, e),
     }
 }
 
 fn reset_page(
     state: &AppState,
     tenant: &Tenant,
-    ticket: &str,
+    (ticket, ui_locales): (&str, Option<&str>),
     opened: &reset::Opened,
     error: Option<&str>,
 ) -> Response {
-    let html =
-        state
-            .templates
-            .render_reset_password(tenant, ticket, &opened.email, &opened.policy, error);
+    let view = ResetView {
+        ticket,
+        email: &opened.email,
+        policy: &opened.policy,
+        error,
+        ui_locales,
+    };
+    let html = state.templates.render_reset_password(tenant, &view);
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -433,6 +542,8 @@ fn reset_page(
 pub(super) struct ResetForm {
     ticket: String,
     password: String,
+    /// The link's, posted back by its page.
+    ui_locales: Option<String>,
 }
 
 /// `POST /u/reset-password`: the new password set, all the user held ended.
@@ -444,8 +555,10 @@ pub(super) async fn reset_submit(
     form: FormResult<ResetForm>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return dead_link(&state, &tenant, TicketError::Unknown);
+        return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Unknown);
     };
+    let ui_locales = form.ui_locales.as_deref();
+    language::for_link(&tenant, ui_locales);
     let (ip, user_agent) = follower(&ip, &headers);
     let who = Follower {
         ip: &ip,
@@ -457,28 +570,30 @@ pub(super) async fn reset_submit(
             &tenant,
             StatusCode::OK,
             &Notice {
-                heading: "Password changed",
-                message: "Your password has been changed. Log in with your new password.",
+                heading: &say(&tenant, "reset-password.reset-password-success.eventTitle"),
+                message: &say(&tenant, "reset-password.reset-password-success.description"),
                 ..Notice::default()
             },
         ),
-        Err(ResetError::Ticket(e)) => dead_link(&state, &tenant, e),
+        Err(ResetError::Ticket(e)) => dead_link(&state, &tenant, Link::ResetPassword, e),
         Err(ResetError::Internal(cause)) => pages::internal(&state, &tenant, cause),
         Err(ResetError::Password {
             violations,
             remaining,
         }) => {
             if remaining == 0 {
-                return dead_link(&state, &tenant, TicketError::Exhausted);
+                return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Exhausted);
             }
-            let message = violations
-                .iter()
-                .map(|v| v.detail())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = policy::violations(&language::texts(Some(&tenant)), &violations);
             match reset::open(&state, &tenant, &form.ticket).await {
-                Ok(opened) => reset_page(&state, &tenant, &form.ticket, &opened, Some(&message)),
-                Err(e) => dead_link(&state, &tenant, e),
+                Ok(opened) => reset_page(
+                    &state,
+                    &tenant,
+                    (&form.ticket, ui_locales),
+                    &opened,
+                    Some(&message),
+                ),
+                Err(e) => dead_link(&state, &tenant, Link::ResetPassword, e),
             }
         }
     }

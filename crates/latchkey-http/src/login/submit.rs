@@ -336,17 +336,21 @@ pub(super) async fn passkey_submit(
 /// The notice of a right password or passkey whose user must verify their
 /// email first, with the way to have the link sent again.
 fn verify_email_first(state: &AppState, tenant: &Tenant, tx: &str, email: &str) -> Response {
+    let texts = pages::language::texts(Some(tenant));
+    let say = |key: &str| texts.get(key, &[]);
     pages::notice(
         state,
         tenant,
         StatusCode::FORBIDDEN,
         &pages::Notice {
-            heading: "Verify your email",
-            message: "Please verify your email before logging in.",
+            heading: &say("email-verification.email-verification-required.title"),
+            message: &say("email-verification.email-verification-required.description"),
             error: true,
             action: Some("/login/verify-email/resend"),
             fields: vec![("tx", tx), ("email", email)],
-            button: Some("Send the verification email again"),
+            button: Some(&say(
+                "email-verification.email-verification-required.buttonText",
+            )),
         },
     )
 }

@@ -54,6 +54,17 @@ pub(crate) fn for_request(tenant: &Tenant, req: &AuthorizeRequest) {
     of(Some(tenant));
 }
 
+/// A page a mailed link opens: the language the mail spoke (the link's
+/// `ui_locales`) comes before the browser's.
+pub(crate) fn for_link(tenant: &Tenant, ui_locales: Option<&str>) {
+    let _ = WANTED.try_with(|w| {
+        let mut w = w.borrow_mut();
+        w.ui_locales = ui_locales.map(str::to_string);
+        w.chosen = None;
+    });
+    of(Some(tenant));
+}
+
 /// The languages asked for, most wanted first (for messages that carry
 /// codes: the adapter chooses among them as the pages do).
 pub(crate) fn wanted() -> Vec<String> {

@@ -268,6 +268,16 @@ pub(crate) struct Notice<'a> {
     pub button: Option<&'a str>,
 }
 
+/// What the page a reset link opens shows.
+pub(crate) struct ResetView<'a> {
+    pub ticket: &'a str,
+    pub email: &'a str,
+    pub policy: &'a serde_json::Value,
+    pub error: Option<&'a str>,
+    /// The link's `ui_locales`, if it has one.
+    pub ui_locales: Option<&'a str>,
+}
+
 pub struct Templates {
     env: Environment<'static>,
 }
@@ -387,29 +397,30 @@ impl Templates {
         )
     }
 
-    pub fn render_forgot_password(&self, tenant: &Tenant, tx: &str, email: &str) -> String {
+    pub fn render_forgot_password(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        email: &str,
+        error: Option<&str>,
+    ) -> String {
         self.render(
             "forgot_password.html",
             Some(tenant),
-            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email },
+            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
         )
     }
 
-    /// The page a reset link opens; `policy` as the My Account API shows it.
-    pub fn render_reset_password(
-        &self,
-        tenant: &Tenant,
-        ticket: &str,
-        email: &str,
-        policy: &serde_json::Value,
-        error: Option<&str>,
-    ) -> String {
+    /// The page a reset link opens; `policy` as the My Account API shows it,
+    /// `ui_locales` the link's (posted back, so the answer speaks it too).
+    pub(crate) fn render_reset_password(&self, tenant: &Tenant, form: &ResetView<'_>) -> String {
         self.render(
             "reset_password.html",
             Some(tenant),
             context! {
-                page => Value::from(Serde(page(Some(tenant)))), ticket, email, error,
-                min_length => policy["complexity"]["min_length"].as_u64().unwrap_or(0),
+                page => Value::from(Serde(page(Some(tenant)))), ticket => form.ticket,
+                email => form.email, error => form.error, ui_locales => form.ui_locales,
+                min_length => form.policy["complexity"]["min_length"].as_u64().unwrap_or(0),
             },
         )
     }

@@ -446,3 +446,265 @@ async fn a_code_email_speaks_the_language_of_the_login() {
     let code = six_digits(&sent.text());
     assert_eq!(sent.header("Subject").unwrap(), format!("Code {code}"));
 }
+
+/// The sign-up screen of a login asked for in French: its labels, links
+/// and refusals (the policy's among them) in French, `lang="fr"`, though
+/// the browser asks for English; the login form it links back to says
+/// "Forgot password?" and "Sign up" in French too.
+#[tokio::test]
+async fn the_signup_page_speaks_the_language_of_the_login() {
+    let s = TestServer::start().await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid")
+        .param("screen_hint", "signup")
+        .param("ui_locales", "fr");
+    let html = page(
+        browser
+            .get(req.url(&s))
+            .header("accept-language", "en")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&html), "fr", "{html}");
+    assert!(html.contains("<h1>Créer votre compte acme</h1>"), "{html}");
+    assert!(html.contains(">Adresse e-mail</label>"), "{html}");
+    assert!(html.contains(">Mot de passe</label>"), "{html}");
+    assert!(html.contains(">Continuer</button>"), "{html}");
+    assert!(
+        html.contains("Vous avez déjà un compte ? <a href=\"/login/form?tx="),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"login-link\">Se connecter</a>"),
+        "{html}"
+    );
+    let tx = hidden_input(&html, "tx").unwrap();
+
+    let signup = |email: &'static str, password: &'static str| {
+        let (browser, url, tx) = (browser.clone(), s.url("/login/signup"), tx.clone());
+        async move {
+            let res = browser
+                .post(url)
+                .header("accept-language", "en")
+                .form(&[
+                    ("tx", tx.as_str()),
+                    ("email", email),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            page(res, StatusCode::OK).await
+        }
+    };
+    let weak = signup("neu@example.com", "short").await;
+    assert_eq!(lang(&weak), "fr");
+    assert!(
+        weak.contains(
+            "id=\"signup-error\">Le mot de passe doit comporter au moins 8 caractères.</p>"
+        ),
+        "{weak}"
+    );
+    assert!(!weak.contains("The password"), "{weak}");
+    let bad = signup("not-an-address", "Gl4ss-Onion-Lantern").await;
+    assert!(
+        bad.contains(">Veuillez saisir une adresse e-mail valide.</p>"),
+        "{bad}"
+    );
+    // A taken address: the same refusal as any other, in French.
+    let taken = signup(ALICE, "Gl4ss-Onion-Lantern").await;
+    assert!(
+        taken.contains(">Nous n'avons pas pu vous inscrire avec ces informations."),
+        "{taken}"
+    );
+
+    let login = page(
+        browser
+            .get(s.url(&format!("/login/form?tx={tx}")))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&login), "fr");
+    assert!(
+        login.contains("id=\"forgot-password\">Mot de passe oublié ?</a>"),
+        "{login}"
+    );
+    assert!(
+        login.contains("Vous n'avez pas de compte ? <a href=\"/login/signup?tx="),
+        "{login}"
+    );
+    assert!(
+        login.contains("id=\"signup-link\">S'inscrire</a>"),
+        "{login}"
+    );
+}
+
+/// "Forgot password?" in German, by the browser's `Accept-Language`: the
+/// form, a malformed address refused, and the notice that the email is
+/// on its way with its button back to the login form.
+#[tokio::test]
+async fn forgot_password_and_its_notice_speak_the_browsers_language() {
+    let (s, mail) = crate::signup::server("", "").await;
+    let browser = s.browser();
+    let german =
+        |r: reqwest::RequestBuilder| r.header("accept-language", "de-DE,de;q=0.9,en;q=0.5");
+    let login = page(
+        german(browser.get(AuthRequest::new("openid").url(&s)))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        login.contains("id=\"forgot-password\">Passwort vergessen?</a>"),
+        "{login}"
+    );
+    assert!(login.contains("Noch kein Konto?"), "{login}");
+    let tx = hidden_input(&login, "tx").unwrap();
+
+    let form = page(
+        german(browser.get(s.url(&format!("/login/forgot-password?tx={tx}"))))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&form), "de");
+    assert!(form.contains("<h1>Passwort vergessen?</h1>"), "{form}");
+    assert!(
+        form.contains("Geben Sie Ihre E-Mail-Adresse ein. Wir senden Ihnen dann einen Link"),
+        "{form}"
+    );
+    assert!(form.contains(">E-Mail-Adresse</label>"), "{form}");
+    assert!(form.contains(">Weiter</button>"), "{form}");
+    assert!(
+        form.contains("id=\"login-link\">Zurück zur Anmeldung</a>"),
+        "{form}"
+    );
+
+    let bad = page(
+        german(browser.post(s.url("/login/forgot-password")))
+            .form(&[("tx", tx.as_str()), ("email", "not an address")])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(lang(&bad), "de");
+    assert!(
+        bad.contains("id=\"forgot-error\">Bitte geben Sie eine gültige E-Mail-Adresse ein.</p>"),
+        "{bad}"
+    );
+
+    let notice = page(
+        german(browser.post(s.url("/login/forgot-password")))
+            .form(&[("tx", tx.as_str()), ("email", ALICE)])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&notice), "de");
+    assert!(
+        notice.contains("<h1>Prüfen Sie Ihr Postfach</h1>"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains(
+            "id=\"notice\">Wir haben Ihnen soeben eine E-Mail zum Zurücksetzen Ihres Passworts gesendet.</p>"
+        ),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("class=\"secondary\">Zurück zur Anmeldung</button>"),
+        "{notice}"
+    );
+    assert_eq!(mail.wait_for(1).await.len(), 1);
+}
+
+/// A reset link followed after its hour, in a French browser: the page
+/// that says so is French (its own title, Auth0's "link expired" screen),
+/// and a mangled link says it is not valid, in French too.
+#[tokio::test]
+async fn a_dead_links_page_speaks_french() {
+    let (s, mail) = crate::signup::server("", "").await;
+    let res = s
+        .http()
+        .post(s.url("/dbconnections/change_password"))
+        .header("accept-language", "fr-FR,fr;q=0.9")
+        .json(&serde_json::json!({
+            "client_id": "spa", "connection": crate::signup::UPA, "email": ALICE
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let link = crate::signup::link_in(&mail.wait_for(1).await[0]);
+    s.clock.advance(3600);
+    let open = |url: String| {
+        let http = s.http();
+        async move {
+            let res = http
+                .get(url)
+                .header("accept-language", "fr-FR,fr;q=0.9")
+                .send()
+                .await
+                .unwrap();
+            page(res, StatusCode::BAD_REQUEST).await
+        }
+    };
+    let expired = open(link.clone()).await;
+    assert_eq!(lang(&expired), "fr", "{expired}");
+    assert!(expired.contains("<h1>Lien expiré</h1>"), "{expired}");
+    assert!(
+        expired
+            .contains("role=\"alert\" id=\"notice\">Ce lien a expiré. Demandez-en un nouveau.</p>"),
+        "{expired}"
+    );
+    let mangled = open(s.url("/u/reset-password?ticket=abc")).await;
+    assert!(mangled.contains("<h1>Lien non valide</h1>"), "{mangled}");
+    assert!(mangled.contains("Ce lien n'est pas valide."), "{mangled}");
+    let verification = open(s.url("/u/email-verification?ticket=abc")).await;
+    assert!(
+        verification.contains("<h1>Ce lien ne fonctionne pas</h1>"),
+        "{verification}"
+    );
+}
+
+/// A tenant's custom text for a key of the new screens (the sign-up
+/// screen's title) is shown for its language, placeholders filled.
+#[tokio::test]
+async fn custom_text_overrides_the_signup_title() {
+    let s = TestServer::start().await;
+    apply(
+        &s,
+        &format!(
+            "{}prompts:\n  custom_text:\n    fr:\n      signup:\n        signup:\n          title: \"Rejoignez ${{companyName}}\"\n",
+            acme(s.port)
+        ),
+    )
+    .await;
+    let open = |ui_locales: &'static str| {
+        let browser = s.browser();
+        let url = AuthRequest::new("openid")
+            .param("screen_hint", "signup")
+            .param("ui_locales", ui_locales)
+            .url(&s);
+        async move { page(browser.get(url).send().await.unwrap(), StatusCode::OK).await }
+    };
+    let fr = open("fr").await;
+    assert!(fr.contains("<h1>Rejoignez acme</h1>"), "{fr}");
+    assert!(fr.contains(">Mot de passe</label>"), "{fr}");
+    let de = open("de").await;
+    assert!(de.contains("<h1>Bei acme registrieren</h1>"), "{de}");
+}

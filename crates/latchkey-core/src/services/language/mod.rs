@@ -10,9 +10,11 @@
 //!
 //! Words: `catalog.rs` holds one bundle a language (`bundles/*.json`),
 //! keyed Auth0's way (prompt → screen → key); [`Texts`] reads them for one
-//! language with the tenant's `prompts.custom_text` over them.
+//! language with the tenant's `prompts.custom_text` over them;
+//! `policy.rs` words the password policy's refusals with them.
 
 mod catalog;
+pub mod policy;
 
 use serde::{Deserialize, Serialize};
 

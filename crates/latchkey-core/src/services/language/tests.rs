@@ -277,3 +277,74 @@ fn every_factor_names_itself_with_a_key_the_bundles_have() {
     };
     assert_eq!(en_labels("+1*****0100"), "Text a code to +1*****0100");
 }
+
+#[test]
+fn every_policy_refusal_is_worded_in_every_language() {
+    use crate::services::password_policy::Violation;
+    use crate::tenant::{CharacterType, CharacterTypeRule};
+    let all_types = vec![
+        CharacterType::Lowercase,
+        CharacterType::Uppercase,
+        CharacterType::Number,
+        CharacterType::Special,
+    ];
+    let refusals = [
+        Violation::TooShort { min_length: 1 },
+        Violation::TooShort { min_length: 8 },
+        Violation::TooLong { max_bytes: 72 },
+        Violation::ControlCharacters,
+        Violation::CharacterTypes {
+            required: all_types.clone(),
+            rule: CharacterTypeRule::ThreeOfFour,
+        },
+        Violation::CharacterTypes {
+            required: vec![CharacterType::Lowercase, CharacterType::Number],
+            rule: CharacterTypeRule::All,
+        },
+        Violation::IdenticalCharacters,
+        Violation::SequentialCharacters,
+        Violation::InHistory { size: 1 },
+        Violation::InHistory { size: 3 },
+        Violation::InDictionary,
+        Violation::ContainsProfileData {
+            field: "name".into(),
+        },
+    ];
+    for language in Language::ALL {
+        let texts = Texts::new(None, language);
+        for v in &refusals {
+            let s = policy::violation(&texts, v);
+            assert!(
+                !s.contains("${") && !s.contains('…'),
+                "{language} {v:?}: {s}"
+            );
+            if language != Language::En {
+                assert_ne!(
+                    s,
+                    policy::violation(&Texts::new(None, Language::En), v),
+                    "{language} {v:?}"
+                );
+            }
+        }
+    }
+    let en = Texts::new(None, Language::En);
+    assert_eq!(
+        policy::violations(&en, &refusals[1..2]),
+        "The password must be at least 8 characters long."
+    );
+    assert_eq!(
+        policy::violation(&en, &refusals[4]),
+        "The password must contain at least 3 of the following 4 types of characters: \
+         lowercase letters (a–z), uppercase letters (A–Z), numbers (0–9), special characters (such as !@#$%^&*)."
+    );
+    let fr = Texts::new(None, Language::Fr);
+    assert_eq!(
+        policy::violation(&fr, &refusals[0]),
+        "Le mot de passe doit comporter au moins 1 caractère."
+    );
+    let ja = Texts::new(None, Language::Ja);
+    assert_eq!(
+        policy::violation(&ja, &refusals[5]),
+        "パスワードには次の種類の文字をそれぞれ 1 文字以上含めてください: 小文字 (a–z)、数字 (0–9)。"
+    );
+}
