@@ -59,6 +59,12 @@ fn enroll_error(tenant: &Tenant, e: &EnrollError) -> String {
         EnrollError::Field { detail, .. } | EnrollError::Invalid(detail) => {
             return detail.clone();
         }
+        EnrollError::TooManyMethods(max) => {
+            return texts.get(
+                "common.error.too-many-methods",
+                &[("max", &max.to_string())],
+            );
+        }
         EnrollError::Store(_) | EnrollError::Internal(_) => "common.error.internal",
     };
     texts.get(key, &[])

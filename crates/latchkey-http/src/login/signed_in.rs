@@ -119,13 +119,19 @@ pub(super) async fn create_challenge(
             }
             _ => refused(),
         },
-        // Said as it is when the user can add nothing more (the cap on
-        // methods): the page's script shows it.
-        Err(enrollment::EnrollError::Invalid(detail)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request", "error_description": detail})),
-        )
-            .into_response(),
+        // The user can add nothing more (the cap on methods): the page's
+        // script shows this, in the page's language.
+        Err(enrollment::EnrollError::TooManyMethods(max)) => {
+            let detail = pages::language::texts(Some(&tenant)).get(
+                "common.error.too-many-methods",
+                &[("max", &max.to_string())],
+            );
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_request", "error_description": detail})),
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "passkey creation challenge failed");
             refused()

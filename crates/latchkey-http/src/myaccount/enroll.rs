@@ -41,7 +41,9 @@ impl From<EnrollError> for ApiError {
     fn from(e: EnrollError) -> Self {
         match e {
             EnrollError::Invalid(d) => ApiError::BadRequest(d),
-            e @ EnrollError::Wrong { .. } => ApiError::BadRequest(e.to_string()),
+            e @ (EnrollError::Wrong { .. } | EnrollError::TooManyMethods(_)) => {
+                ApiError::BadRequest(e.to_string())
+            }
             EnrollError::Field { pointer, detail } => ApiError::validation(pointer, detail),
             EnrollError::Store(e) => e.into(),
             EnrollError::Delivery(d) => {

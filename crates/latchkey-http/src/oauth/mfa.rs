@@ -288,6 +288,8 @@ fn enroll_error(e: latchkey_core::services::enrollment::EnrollError) -> OAuthErr
             OAuthError::InvalidRequest(format!("{}: {detail}", pointer.trim_start_matches('/')))
         }
         EnrollError::Invalid(m) => OAuthError::InvalidRequest(m),
-        e @ EnrollError::Wrong { .. } => OAuthError::InvalidRequest(e.to_string()),
+        e @ (EnrollError::Wrong { .. } | EnrollError::TooManyMethods(_)) => {
+            OAuthError::InvalidRequest(e.to_string())
+        }
     }
 }

@@ -835,8 +835,9 @@ async fn the_passkey_offered_after_login_names_the_cap_when_full() {
                 .unwrap()
         );
     }
+    // The page speaks French: so does its script's refusal.
     let browser = s.browser();
-    let req = AuthRequest::new("openid");
+    let req = AuthRequest::new("openid").param("ui_locales", "fr");
     let html = login_through_page(&s, &browser, &req, ALICE, ALICE_PASSWORD)
         .await
         .text()
@@ -854,8 +855,9 @@ async fn the_passkey_offered_after_login_names_the_cap_when_full() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
+    let detail = body["error_description"].as_str().unwrap();
     assert!(
-        body["error_description"].as_str().unwrap().contains("(20)"),
+        detail.contains("(20)") && detail.contains("Vous avez déjà"),
         "{body}"
     );
 }

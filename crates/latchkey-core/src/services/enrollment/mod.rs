@@ -31,10 +31,7 @@ pub(crate) const MAX_METHODS: usize = 20;
 
 /// The refusal of a method past [`MAX_METHODS`].
 fn too_many() -> EnrollError {
-    EnrollError::Invalid(format!(
-        "The user already has the most authentication methods allowed ({MAX_METHODS}); \
-         remove one before adding another."
-    ))
+    EnrollError::TooManyMethods(MAX_METHODS)
 }
 
 /// Refuses to start an enrollment that would add a method past
@@ -169,6 +166,12 @@ pub enum EnrollError {
     /// 400 with a detail.
     #[error("{0}")]
     Invalid(String),
+    /// 400: the user has the most methods allowed (this many); the pages
+    /// say so in their language.
+    #[error(
+        "The user already has the most authentication methods allowed ({0}); remove one before adding another."
+    )]
+    TooManyMethods(usize),
     /// 400: a wrong answer to the verification (`detail` says how), with
     /// the attempts the enrollment has left (none: it must start again).
     #[error("{detail}{}", if *attempts_left == 0 { " Too many wrong attempts: start the enrollment again." } else { "" })]
