@@ -2,8 +2,9 @@
 //! (minijinja) for the language chosen as the pages choose it
 //! (`services::language`: `ui_locales`, `Accept-Language`, the tenant's
 //! languages), else the built-in texts of that language's bundle; the link
-//! emails (email verification, password reset) in built-in English; and the
-//! check of those templates' syntax.
+//! emails (email verification, password reset) in their bundle's texts for
+//! the language the service chose; and the check of those templates'
+//! syntax.
 
 use minijinja::{Environment, context};
 
@@ -201,71 +202,68 @@ fn short(
     }
 }
 
-/// The wording of a link email: (subject, text, HTML) with `{{ link }}`,
-/// `{{ tenant }}` and `{{ hours }}` in them.
-fn link_texts(purpose: LinkPurpose) -> (&'static str, &'static str, &'static str) {
-    match purpose {
-        LinkPurpose::VerifyEmail => (
-            "Verify your email for {{ tenant }}",
-            "Welcome to {{ tenant }}.\n\nTo verify your email address, open this link:\n\n{{ link }}\n\n\
-             It works once, for {{ hours }} hours. If you did not create an account, you can ignore this message.\n",
-            "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
-             <p>Welcome to {{ tenant }}.</p><p>To verify your email address, follow this link:</p>\
-             <p><a href=\"{{ link }}\">Verify my email address</a></p>\
-             <p>It works once, for {{ hours }} hours. If you did not create an account, you can ignore this message.</p>\
-             </body></html>",
-        ),
-        LinkPurpose::ResetPassword => (
-            "Reset your {{ tenant }} password",
-            "Someone asked to reset the password of your {{ tenant }} account.\n\nTo choose a new password, open this link:\n\n\
-             {{ link }}\n\nIt works once, for {{ hours }} hours. If you did not ask for it, you can ignore this message: \
-             your password stays as it is.\n",
-            "<!doctype html><html><body style=\"font-family:system-ui,sans-serif\">\
-             <p>Someone asked to reset the password of your {{ tenant }} account.</p>\
-             <p><a href=\"{{ link }}\">Choose a new password</a></p>\
-             <p>It works once, for {{ hours }} hours. If you did not ask for it, you can ignore this message: \
-             your password stays as it is.</p></body></html>",
-        ),
-    }
-}
-
-/// A link email (email verification, password reset), in the built-in
-/// wording.
+/// A link email (email verification, password reset) in the language the
+/// service chose (`m.language`), from its bundle's `verify-email` or
+/// `reset-email` texts and `link-email`'s validity.
 pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
-    let (subject, text, html) = link_texts(m.purpose);
-    let name = tenant_name(m.tenant);
-    let hours = (m.valid_minutes + 59) / 60;
-    let render = |source: &str, escape: bool| {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(move |_| {
-            if escape {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
-        let ctx =
-            context! { link => m.link, tenant => &name, hours, purpose => m.purpose.as_str() };
-        env.render_str(source, ctx).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "link email template failed");
-            String::new()
-        })
+    let lang = m.language;
+    let name = company(m.tenant);
+    let message = match m.purpose {
+        LinkPurpose::VerifyEmail => "verify-email",
+        LinkPurpose::ResetPassword => "reset-email",
     };
+    let text = |key: &str| {
+        fill(
+            language::message(lang, message, key),
+            &[("companyName", name.as_str())],
+        )
+    };
+    let (greeting, action, button, ignore) = (
+        text("greeting"),
+        text("action"),
+        text("button"),
+        text("ignore"),
+    );
+    let validity = validity(lang, m.valid_minutes);
+    // Japanese runs its sentences together; the others part them with a
+    // space.
+    let gap = if lang == Language::Ja { "" } else { " " };
+    let body = format!(
+        "{greeting}\n\n{action}\n\n{}\n\n{validity}{gap}{ignore}\n",
+        m.link
+    );
+    let html = format!(
+        "<!doctype html><html lang=\"{}\"><body style=\"font-family:system-ui,sans-serif\">\
+         <p>{}</p><p>{}</p><p><a href=\"{}\">{}</a></p><p>{}{gap}{}</p></body></html>",
+        lang.tag(),
+        escape(&greeting),
+        escape(&action),
+        escape(m.link),
+        escape(&button),
+        escape(&validity),
+        escape(&ignore),
+    );
     EmailMessage {
         to: m.to.to_string(),
-        subject: render(subject, false).replace(['\r', '\n'], " "),
-        text: render(text, false),
-        html: render(html, true),
+        subject: text("subject").replace(['\r', '\n'], " "),
+        text: body,
+        html,
     }
 }
 
-fn tenant_name(tenant: &Tenant) -> String {
-    tenant
-        .config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| tenant.name.clone())
+/// How long a link works, as the message says it: in days when it is a
+/// whole number of them, else in hours (rounded up).
+fn validity(lang: Language, minutes: i64) -> String {
+    let (unit, n) = if minutes >= 1440 && minutes % 1440 == 0 {
+        ("days", minutes / 1440)
+    } else {
+        ("hours", (minutes + 59) / 60)
+    };
+    let key = format!("{unit}-{}", lang.plural(n));
+    fill(
+        language::message(lang, "link-email", &key),
+        &[("count", &n.to_string())],
+    )
 }
 
 pub fn code_sms(tenant: &Tenant, languages: &[String], code: &str) -> String {
@@ -369,6 +367,66 @@ mod tests {
         )
         .unwrap();
         assert!(file.messages.code_sms.contains_key("fr"));
+    }
+
+    #[test]
+    fn link_emails_are_worded_in_every_language() {
+        let tenant = Tenant {
+            id: "t".into(),
+            name: "acme".into(),
+            revision: 1,
+            config: parse_tenant_file(TENANT, &MessageTemplates).unwrap(),
+        };
+        let link = "https://login.acme.test/u/reset-password?ticket=abc&ui_locales=fr";
+        for language in Language::ALL {
+            for (purpose, minutes) in [
+                (LinkPurpose::VerifyEmail, 5 * 24 * 60),
+                (LinkPurpose::ResetPassword, 60),
+                (LinkPurpose::ResetPassword, 90),
+            ] {
+                let mail = link_email(&LinkMessage {
+                    tenant: &tenant,
+                    language,
+                    to: "a@example.com",
+                    link,
+                    purpose,
+                    valid_minutes: minutes,
+                });
+                for part in [&mail.subject, &mail.text, &mail.html] {
+                    assert!(
+                        !part.contains('…') && !part.contains("${"),
+                        "{language} {purpose:?}: {part}"
+                    );
+                }
+                assert!(mail.subject.contains("acme"), "{}", mail.subject);
+                assert!(
+                    mail.text.contains(&format!("\n\n{link}\n\n")),
+                    "{}",
+                    mail.text
+                );
+                assert!(
+                    mail.html
+                        .contains(&format!("<html lang=\"{}\">", language.tag())),
+                    "{}",
+                    mail.html
+                );
+                assert!(
+                    mail.html
+                        .contains("href=\"https://login.acme.test/u/reset-password?ticket=abc&amp;ui_locales=fr\""),
+                    "{}",
+                    mail.html
+                );
+            }
+        }
+        let english = |minutes| validity(Language::En, minutes);
+        assert_eq!(english(60), "It works once, for 1 hour.");
+        assert_eq!(english(90), "It works once, for 2 hours.");
+        assert_eq!(english(5 * 24 * 60), "It works once, for 5 days.");
+        assert_eq!(english(24 * 60), "It works once, for 1 day.");
+        assert_eq!(
+            validity(Language::Fr, 24 * 60),
+            "Il ne fonctionne qu'une fois, pendant 1 jour."
+        );
     }
 
     #[test]

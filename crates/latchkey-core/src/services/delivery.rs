@@ -103,8 +103,9 @@ impl LinkPurpose {
 #[derive(Debug, Clone, Copy)]
 pub struct LinkMessage<'a> {
     pub tenant: &'a crate::tenant::Tenant,
-    /// The caller's languages, most preferred first (see [`languages`]).
-    pub languages: &'a [String],
+    /// The language to word it in, chosen from the caller's with the
+    /// tenant's (the link's page speaks it too).
+    pub language: crate::services::language::Language,
     /// An email address.
     pub to: &'a str,
     /// The whole URL to follow.

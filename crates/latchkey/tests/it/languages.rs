@@ -1,8 +1,10 @@
 //! The hosted pages and code messages in the user's language: `ui_locales`
 //! kept with the login for every page of it, `Accept-Language`, the
 //! tenant's `enabled_locales` and default, the tenant's custom text (shown
-//! escaped, refused with its path when it names what does not exist), and a
-//! code email in the page's language read from the test SMTP server.
+//! escaped, refused with its path when it names what does not exist), a
+//! code email in the page's language read from the test SMTP server; the
+//! sign-up, "Forgot password?" and notice pages, and the mailed links'
+//! emails and pages in the caller's language.
 
 use std::process::Command;
 
@@ -632,9 +634,11 @@ async fn forgot_password_and_its_notice_speak_the_browsers_language() {
     assert_eq!(mail.wait_for(1).await.len(), 1);
 }
 
-/// A reset link followed after its hour, in a French browser: the page
-/// that says so is French (its own title, Auth0's "link expired" screen),
-/// and a mangled link says it is not valid, in French too.
+/// A reset link asked for in French, followed after its hour: the page
+/// that says so is French (its own title, Auth0's "link expired" screen)
+/// though the browser that opens it asks for nothing, the link carrying
+/// the mail's language; a mangled link says it is not valid, in the French
+/// of a French browser.
 #[tokio::test]
 async fn a_dead_links_page_speaks_french() {
     let (s, mail) = crate::signup::server("", "").await;
@@ -663,7 +667,9 @@ async fn a_dead_links_page_speaks_french() {
             page(res, StatusCode::BAD_REQUEST).await
         }
     };
-    let expired = open(link.clone()).await;
+    assert!(link.ends_with("&ui_locales=fr"), "{link}");
+    let res = s.http().get(&link).send().await.unwrap();
+    let expired = page(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(lang(&expired), "fr", "{expired}");
     assert!(expired.contains("<h1>Lien expiré</h1>"), "{expired}");
     assert!(
@@ -707,4 +713,230 @@ async fn custom_text_overrides_the_signup_title() {
     assert!(fr.contains(">Mot de passe</label>"), "{fr}");
     let de = open("de").await;
     assert!(de.contains("<h1>Bei acme registrieren</h1>"), "{de}");
+}
+
+/// The reset email of a caller asking in Japanese (`Accept-Language`, as
+/// auth0-js's `changePassword` sends it): its subject, text and HTML in
+/// Japanese, the link intact; the page it opens speaks Japanese though the
+/// browser asks for French, and so do its refusal and its success. A
+/// language latchkey does not speak gets the tenant's default, and the
+/// link then leaves the page to the browser's language.
+#[tokio::test]
+async fn the_reset_email_and_its_page_speak_the_callers_language() {
+    let (s, mail) = crate::signup::server("", "").await;
+    let ask = |accept: &'static str| {
+        let (http, url) = (s.http(), s.url("/dbconnections/change_password"));
+        async move {
+            let res = http
+                .post(url)
+                .header("accept-language", accept)
+                .json(&serde_json::json!({
+                    "client_id": "spa", "connection": crate::signup::UPA, "email": ALICE
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    };
+    ask("ja-JP,ja;q=0.9").await;
+    let sent = mail.wait_for(1).await[0].clone();
+    assert_eq!(sent.header("Subject").unwrap(), "acme のパスワードの再設定");
+    let text = sent.text();
+    assert!(
+        text.starts_with("acme アカウントのパスワード再設定のリクエストを受け付けました。\n\n新しいパスワードを設定するには、次のリンクを開いてください:\n\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("このリンクは 1 時間有効で、1 回だけ使用できます。心当たりがない場合は"),
+        "{text}"
+    );
+    let link = crate::signup::link_in(&sent);
+    assert!(
+        link.starts_with(&format!("{}u/reset-password?ticket=", s.issuer)),
+        "{link}"
+    );
+    assert!(link.ends_with("&ui_locales=ja"), "{link}");
+    let ticket = query_param(&link, "ticket").unwrap();
+    assert_eq!(ticket.len(), 43, "{link}");
+    let html = sent.html();
+    assert!(html.contains("<html lang=\"ja\">"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "<a href=\"{}\">新しいパスワードを設定する</a>",
+            link.replace('&', "&amp;")
+        )),
+        "{html}"
+    );
+
+    // Opened in a French browser: the mail's Japanese.
+    let browser = s.browser();
+    let french = |r: reqwest::RequestBuilder| r.header("accept-language", "fr");
+    let form = page(
+        french(browser.get(&link)).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&form), "ja", "{form}");
+    assert!(form.contains("<h1>パスワードの変更</h1>"), "{form}");
+    assert!(
+        form.contains(&format!("{ALICE} の新しいパスワードを入力してください。")),
+        "{form}"
+    );
+    assert!(form.contains(">新しいパスワード</label>"), "{form}");
+    assert_eq!(hidden_input(&form, "ui_locales").as_deref(), Some("ja"));
+    let submit = |password: &'static str, status: StatusCode| {
+        let req = french(browser.post(s.url("/u/reset-password"))).form(&[
+            ("ticket", ticket.as_str()),
+            ("ui_locales", "ja"),
+            ("password", password),
+        ]);
+        async move { page(req.send().await.unwrap(), status).await }
+    };
+    let weak = submit("short", StatusCode::BAD_REQUEST).await;
+    assert_eq!(lang(&weak), "ja");
+    assert!(
+        weak.contains("id=\"reset-error\">パスワードは 8 文字以上にしてください。</p>"),
+        "{weak}"
+    );
+    let done = submit("Gl4ss-Onion-Lantern", StatusCode::OK).await;
+    assert_eq!(lang(&done), "ja");
+    assert!(done.contains("<h1>パスワードを変更しました</h1>"), "{done}");
+
+    // Italian is not spoken: English, and the page is the browser's.
+    ask("it-IT").await;
+    let sent = mail.wait_for(2).await[1].clone();
+    assert_eq!(sent.header("Subject").unwrap(), "Reset your acme password");
+    assert!(
+        sent.text()
+            .contains("It works once, for 1 hour. If you did not ask"),
+        "{}",
+        sent.text()
+    );
+    let link = crate::signup::link_in(&sent);
+    assert!(!link.contains("ui_locales"), "{link}");
+    let form = page(
+        s.http()
+            .get(&link)
+            .header("accept-language", "de")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lang(&form), "de");
+    assert!(form.contains("<h1>Passwort ändern</h1>"), "{form}");
+}
+
+/// "Forgot password?" on a login asked for in Spanish mails the reset
+/// link in Spanish, though the browser asks for English: the mail follows
+/// the login's language as its pages do.
+#[tokio::test]
+async fn a_reset_asked_from_the_login_page_is_mailed_in_the_logins_language() {
+    let (s, mail) = crate::signup::server("", "").await;
+    let browser = s.browser();
+    let english = |r: reqwest::RequestBuilder| r.header("accept-language", "en");
+    let req = AuthRequest::new("openid").param("ui_locales", "es");
+    let login = page(
+        english(browser.get(req.url(&s))).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        login.contains(">¿Has olvidado tu contraseña?</a>"),
+        "{login}"
+    );
+    let tx = hidden_input(&login, "tx").unwrap();
+    let notice = page(
+        english(browser.post(s.url("/login/forgot-password")))
+            .form(&[("tx", tx.as_str()), ("email", ALICE)])
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(notice.contains("<h1>Revisa tu correo</h1>"), "{notice}");
+    let sent = mail.wait_for(1).await[0].clone();
+    assert_eq!(
+        sent.header("Subject").unwrap(),
+        "Restablece tu contraseña de acme"
+    );
+    assert!(
+        sent.text()
+            .starts_with("Alguien ha pedido restablecer la contraseña de tu cuenta de acme."),
+        "{}",
+        sent.text()
+    );
+    assert!(
+        sent.text()
+            .contains("Solo funciona una vez, durante 1 hora."),
+        "{}",
+        sent.text()
+    );
+    assert!(crate::signup::link_in(&sent).ends_with("&ui_locales=es"));
+}
+
+/// The verification email of a sign-up in Brazilian Portuguese: subject,
+/// text and HTML, five days said as days; the link it carries verifies,
+/// and its page speaks Portuguese to a browser that asks for nothing.
+#[tokio::test]
+async fn the_verification_email_speaks_brazilian_portuguese() {
+    let (s, mail) = crate::signup::server("", "").await;
+    let res = s
+        .http()
+        .post(s.url("/dbconnections/signup"))
+        .header("accept-language", "pt-BR,pt;q=0.9,en;q=0.5")
+        .json(&serde_json::json!({
+            "client_id": "spa", "connection": crate::signup::UPA,
+            "email": "nova@example.com", "password": crate::signup::NEW_PASSWORD
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let sent = mail.wait_for(1).await[0].clone();
+    assert_eq!(sent.to, vec!["nova@example.com".to_string()]);
+    assert_eq!(
+        sent.header("Subject").unwrap(),
+        "Confirme seu e-mail em acme"
+    );
+    let text = sent.text();
+    assert!(
+        text.starts_with(
+            "Boas-vindas a acme.\n\nPara confirmar seu endereço de e-mail, abra este link:\n\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("Ele funciona uma única vez, por 5 dias. Se você não criou uma conta"),
+        "{text}"
+    );
+    let html = sent.html();
+    assert!(html.contains("<html lang=\"pt-BR\">"), "{html}");
+    assert!(html.contains(">Confirmar meu e-mail</a>"), "{html}");
+    let link = crate::signup::link_in(&sent);
+    assert!(
+        link.starts_with(&format!("{}u/email-verification?ticket=", s.issuer)),
+        "{link}"
+    );
+    assert!(link.ends_with("&ui_locales=pt-BR"), "{link}");
+    let verified = page(s.http().get(&link).send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(lang(&verified), "pt-BR", "{verified}");
+    assert!(
+        verified.contains("<h1>E-mail confirmado</h1>"),
+        "{verified}"
+    );
+    assert!(
+        verified.contains("Seu endereço de e-mail foi confirmado."),
+        "{verified}"
+    );
+    // Followed again: used, in Portuguese.
+    let again = page(
+        s.http().get(&link).send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(again.contains("Este link já foi usado."), "{again}");
 }

@@ -19,6 +19,7 @@ use crate::context::Core;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::services::delivery::{LinkMessage, LinkPurpose};
+use crate::services::language;
 use crate::store::{AccountTicketRow, StoreError, TicketKind, TicketUse};
 use crate::tenant::{Tenant, issuer_for_host};
 
@@ -179,18 +180,27 @@ pub(crate) fn mail_link(
             tracing::warn!(tenant = %tenant.name, kind = kind.as_str(), error = %e, "link not issued");
             return;
         }
-        let link = format!(
+        // The mail speaks the language chosen as the pages choose it; when
+        // that is one the caller asked for, the link names it, so that its
+        // page speaks it too (else the page follows the browser that opens
+        // it).
+        let asked = language::asked_for(&tenant, &mailing.languages);
+        let mut link = format!(
             "{}{}?ticket={ticket}",
             issuer_for_host(&mailing.host),
             link_path(kind)
         );
+        if let Some(l) = asked {
+            link.push_str("&ui_locales=");
+            link.push_str(l.tag());
+        }
         let purpose = match kind {
             TicketKind::VerifyEmail => LinkPurpose::VerifyEmail,
             TicketKind::ResetPassword => LinkPurpose::ResetPassword,
         };
         let message = LinkMessage {
             tenant: &tenant,
-            languages: &mailing.languages,
+            language: asked.unwrap_or_else(|| language::negotiate(&tenant, &[])),
             to: &email,
             link: &link,
             purpose,

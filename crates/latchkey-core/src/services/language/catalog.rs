@@ -1,9 +1,10 @@
 //! The message bundles: one JSON file a language in `bundles/`, built into
 //! the binary and parsed once. Each holds `prompts` (prompt → screen → key
 //! → text, Auth0's custom-text shape, for the hosted pages) and `messages`
-//! (message → key → text, for the code emails, SMS and calls). English is
-//! the reference: every other bundle has exactly its keys (the tests say
-//! so), and what a tenant may override is what English has.
+//! (message → key → text, for the code emails, SMS and calls, and the
+//! emails of mailed links). English is the reference: every other bundle
+//! has exactly its keys (the tests say so), and what a tenant may override
+//! is what English has.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -81,8 +82,8 @@ pub(super) fn missing(key: &str) -> &'static str {
 }
 
 /// The built-in text `key` of message `name` (`code-email`, `code-sms`,
-/// `code-voice`) in `language` (English where it lacks one), placeholders
-/// unfilled.
+/// `code-voice`, `verify-email`, `reset-email`, `link-email`) in
+/// `language` (English where it lacks one), placeholders unfilled.
 pub fn message(language: Language, name: &str, key: &str) -> &'static str {
     let find = |l: Language| -> Option<&'static str> {
         bundle(l)?.messages.get(name)?.get(key).map(String::as_str)

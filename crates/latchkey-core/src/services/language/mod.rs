@@ -73,6 +73,12 @@ impl Language {
         Self::from_tag(primary)
     }
 
+    /// The plural form `n` takes, as the bundles' keys end: `one` or
+    /// `other`.
+    pub fn plural(self, n: i64) -> &'static str {
+        if self.singular(n) { "one" } else { "other" }
+    }
+
     /// Which plural form a count takes: French counts 0 and 1 as singular,
     /// Japanese has one form, the others singular for 1 alone.
     fn singular(self, n: i64) -> bool {
@@ -131,15 +137,19 @@ pub fn offered(tenant: &Tenant) -> &[Language] {
     }
 }
 
-/// The language `tenant` answers someone who wants `wanted` in: the first
-/// wanted one it offers, else its default.
-pub fn negotiate(tenant: &Tenant, wanted: &[String]) -> Language {
+/// The first language of `wanted` that `tenant` offers, if any.
+pub fn asked_for(tenant: &Tenant, wanted: &[String]) -> Option<Language> {
     let offered = offered(tenant);
     wanted
         .iter()
         .filter_map(|t| Language::matching(t))
         .find(|l| offered.contains(l))
-        .unwrap_or(offered[0])
+}
+
+/// The language `tenant` answers someone who wants `wanted` in: the first
+/// wanted one it offers, else its default.
+pub fn negotiate(tenant: &Tenant, wanted: &[String]) -> Language {
+    asked_for(tenant, wanted).unwrap_or(offered(tenant)[0])
 }
 
 /// The words of one language for one tenant: its custom text over the
@@ -190,11 +200,7 @@ impl<'a> Texts<'a> {
     /// The text of `key` for the count `n` (`${name}` in it): `key-one` or
     /// `key-other`, as the language counts.
     pub fn count(&self, key: &str, name: &str, n: i64, vars: &[(&str, &str)]) -> String {
-        let form = if self.language.singular(n) {
-            "one"
-        } else {
-            "other"
-        };
+        let form = self.language.plural(n);
         let n = n.to_string();
         let mut all = vec![(name, n.as_str())];
         all.extend_from_slice(vars);
