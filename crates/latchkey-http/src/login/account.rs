@@ -83,7 +83,7 @@ pub(super) async fn signup_form(
             &say(&tenant, "signup.signup.signup-disabled"),
         );
     }
-    pages::signup_form(&state, &tenant, &tx, "", None)
+    pages::signup_form(&state, &tenant, &tx, ("", ""), None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +91,9 @@ pub(super) struct SignUpForm {
     tx: String,
     email: String,
     password: String,
+    /// Asked for when the connection has usernames.
+    #[serde(default)]
+    username: String,
 }
 
 /// `POST /login/signup`: a new user, logged in (or asked to verify their
@@ -118,7 +121,7 @@ pub(super) async fn signup_submit(
             connection,
             email: &form.email,
             password: &form.password,
-            username: None,
+            username: (!form.username.is_empty()).then_some(form.username.as_str()),
             profile: serde_json::Map::new(),
             user_metadata: None,
             ip: &ip,
@@ -191,15 +194,19 @@ fn signup_refused(
         }
         SignUpError::Password { violations, .. } => {
             let message = policy::violations(&texts, &violations);
-            return pages::signup_form(state, tenant, &form.tx, &form.email, Some(&message));
+            let values = (form.email.as_str(), form.username.as_str());
+            return pages::signup_form(state, tenant, &form.tx, values, Some(&message));
         }
         SignUpError::UsernameTaken => "signup.signup.username-taken",
         SignUpError::Field { field: "email", .. } => "signup.signup.invalid-email-format",
         SignUpError::Field {
             field: "password", ..
         } => "signup.signup.no-password",
-        // The page asks for an address and a password only: any other
-        // field is the connection's (a username it requires, …).
+        SignUpError::Field {
+            field: "username", ..
+        } => "signup.signup.invalid-username",
+        // The page asks for these alone: any other field is not the
+        // person's to fix.
         SignUpError::Field { .. } | SignUpError::Invalid => "signup.signup.invalid-signup",
         SignUpError::Disabled
         | SignUpError::UnknownClient
@@ -207,7 +214,8 @@ fn signup_refused(
         | SignUpError::NotDatabase => "signup.signup.signup-disabled",
     };
     let message = texts.get(key, &[]);
-    pages::signup_form(state, tenant, &form.tx, &form.email, Some(&message))
+    let values = (form.email.as_str(), form.username.as_str());
+    pages::signup_form(state, tenant, &form.tx, values, Some(&message))
 }
 
 /// `GET /login/forgot-password`: the address to send a reset link to.

@@ -154,7 +154,7 @@ async fn login(
         None => {
             let hint = req.login_hint.as_deref().unwrap_or("");
             if signup && pages::signup_open(tenant) {
-                pages::signup_form(state, tenant, &tx, hint, None)
+                pages::signup_form(state, tenant, &tx, (hint, ""), None)
             } else {
                 pages::login_form(state, tenant, &tx, hint, &req.client_id)
             }

@@ -227,15 +227,28 @@ pub(crate) fn signup_open(tenant: &Tenant) -> bool {
         .is_some_and(|c| !c.disable_signup)
 }
 
-/// The sign-up screen of a login transaction, not to be framed.
+/// Whether the hosted page's database connection has usernames
+/// (`requires_username`): the login form then takes a username or an
+/// email, and the sign-up form asks for a username too.
+pub(crate) fn usernames(tenant: &Tenant) -> bool {
+    tenant
+        .config
+        .connections
+        .iter()
+        .find(|c| c.strategy.is_database())
+        .is_some_and(|c| c.requires_username)
+}
+
+/// The sign-up screen of a login transaction, not to be framed; `values`
+/// the email and username given (kept when the form comes back).
 pub(crate) fn signup_form(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,
-    email: &str,
+    values: (&str, &str),
     error: Option<&str>,
 ) -> Response {
-    let html = state.templates.render_signup(tenant, tx, email, error);
+    let html = state.templates.render_signup(tenant, tx, values, error);
     let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
@@ -379,6 +392,7 @@ impl Templates {
                 passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
                 connections => Value::from(Serde(buttons(tenant, client_id))),
                 signup => signup_open(tenant),
+                usernames => usernames(tenant),
             },
         )
     }
@@ -387,13 +401,16 @@ impl Templates {
         &self,
         tenant: &Tenant,
         tx: &str,
-        email: &str,
+        (email, username): (&str, &str),
         error: Option<&str>,
     ) -> String {
         self.render(
             "signup.html",
             Some(tenant),
-            context! { page => Value::from(Serde(page(Some(tenant)))), tx, email, error },
+            context! {
+                page => Value::from(Serde(page(Some(tenant)))), tx, email, username, error,
+                usernames => usernames(tenant),
+            },
         )
     }
 

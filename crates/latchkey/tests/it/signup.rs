@@ -549,3 +549,92 @@ async fn the_hosted_page_signs_up_and_logs_in() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_hosted_pages_take_usernames_where_the_connection_has_them() {
+    let (s, _mail) = server("    requires_username: true\n", "").await;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid email")
+        .param("screen_hint", "signup")
+        .param("ui_locales", "fr");
+    let html = browser
+        .get(req.url(&s))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"username\""), "{html}");
+    assert!(
+        html.contains("Nom d&#x27;utilisateur") || html.contains("Nom d'utilisateur"),
+        "{html}"
+    );
+    let tx = hidden_input(&html, "tx").unwrap();
+    let sign_up = |username: &'static str, email: &'static str| {
+        let (browser, url, tx) = (browser.clone(), s.url("/login/signup"), tx.clone());
+        async move {
+            let res = browser
+                .post(url)
+                .form(&[
+                    ("tx", tx.as_str()),
+                    ("email", email),
+                    ("username", username),
+                    ("password", NEW_PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    // A name that is not one, then a taken one: the form again, in French,
+    // with what was typed kept and the error tied to the fields.
+    let (status, html) = sign_up("bo b", "dora@example.com").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Un nom d"), "{html}");
+    assert!(html.contains("value=\"bo b\""), "{html}");
+    assert!(html.contains("aria-describedby=\"signup-error\""), "{html}");
+    let (status, _) = post_json(
+        &s,
+        "/dbconnections/signup",
+        json!({"client_id": "spa", "connection": UPA, "email": "first@example.com",
+               "password": NEW_PASSWORD, "username": "dora"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, html) = sign_up("Dora", "dora@example.com").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("est déjà pris"), "{html}");
+    assert!(html.contains("value=\"Dora\""), "{html}");
+    let (status, html) = sign_up("dora_2", "dora@example.com").await;
+    assert_eq!(status, StatusCode::FOUND, "{html}");
+
+    // The login form takes a username or an email, in a text field.
+    let login = AuthRequest::new("openid email");
+    let page = s
+        .browser()
+        .get(login.url(&s))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Username or email address"), "{page}");
+    assert!(
+        page.contains("id=\"username\" name=\"username\" type=\"text\""),
+        "{page}"
+    );
+    let fresh = s.browser();
+    let res = login_through_page(&s, &fresh, &login, "DORA_2", NEW_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let code = query_param(&location, "code").unwrap();
+    let (status, tokens) = exchange(&s, &login, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["id_token"].as_str().unwrap())["email"],
+        "dora@example.com"
+    );
+}
