@@ -9,7 +9,9 @@
 // webAuth.signup (the user made, then logged in; the same address again and
 // a weak password refused as auth0-js reports Auth0's errors) and
 // webAuth.changePassword (Auth0's sentence for a known and an unknown
-// address, a mail only to the known one).
+// address, a mail only to the known one); and webAuth.client.login, the
+// password-realm grant from the app's origin (tokens for the right
+// password, Auth0's 403 invalid_grant for a wrong one).
 //
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md).
 
@@ -73,6 +75,20 @@ function settle(call, options) {
   });
 }
 window.signup = function (options) { return settle('signup', options); };
+// The Authentication API's password-realm login (webAuth.client.login).
+window.realmLogin = function (options) {
+  return new Promise(function (resolve) {
+    webAuth.client.login(options, function (err, result) {
+      if (err) {
+        var e = {};
+        ['code', 'description', 'error', 'statusCode'].forEach(function (k) { if (k in err) e[k] = err[k]; });
+        resolve({ err: e });
+      } else {
+        resolve({ result: result });
+      }
+    });
+  });
+};
 window.changePassword = function (options) { return settle('changePassword', options); };
 </script></body></html>`;
 }
@@ -92,7 +108,7 @@ before(async () => {
         callbacks: [`${appBase}/cb`],
         allowed_origins: [appBase],
         web_origins: [appBase],
-        grant_types: ['implicit'],
+        grant_types: ['implicit', 'http://auth0.com/oauth/grant-type/password-realm'],
       });
       tenant.email_provider = mail.provider;
       return toYaml(tenant);
@@ -252,3 +268,31 @@ test('changePassword: Auth0\'s sentence for a known and an unknown address, a ma
     assert.equal(mail.received('nobody@example.com').length, 0, 'no mail to an address without an account');
   }),
 );
+
+test('client.login: the password-realm grant from the app, tokens for the right password and Auth0\'s refusal for a wrong one', { timeout: TEST_MS }, () =>
+  inApp('auth0-js client.login', async (tab, rec) => {
+    const ok = await tab.evaluate((o) => window.realmLogin(o), {
+      realm: CONNECTION, username: ALICE.email, password: ALICE.password, scope: 'openid profile email',
+    });
+    assert.ok(ok.result, `login: ${JSON.stringify(ok.err)}`);
+    assert.equal(ok.result.tokenType, 'Bearer');
+    assert.ok(ok.result.accessToken && ok.result.idToken, JSON.stringify(Object.keys(ok.result)));
+    const claims = JSON.parse(Buffer.from(ok.result.idToken.split('.')[1], 'base64url').toString());
+    assert.equal(claims.email, ALICE.email);
+    assert.equal(claims.aud, CLIENT_ID);
+    const [post] = rec.requests.filter((r) => r.method === 'POST' && r.url === `${server.origin}/oauth/token`);
+    assert.ok(post, 'auth0-js posted to /oauth/token');
+    const userinfo = await tab.evaluate(async ({ url, token }) => {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: await res.json() };
+    }, { url: `${server.origin}/userinfo`, token: ok.result.accessToken });
+    assert.equal(userinfo.status, 200);
+    assert.equal(userinfo.body.email, ALICE.email);
+
+    const wrong = await tab.evaluate((o) => window.realmLogin(o), {
+      realm: CONNECTION, username: ALICE.email, password: 'not-her-password', scope: 'openid',
+    });
+    assert.deepEqual(wrong.err, {
+      code: 'invalid_grant', description: 'Wrong email or password.', statusCode: 403,
+    });
+  }));
