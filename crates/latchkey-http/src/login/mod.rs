@@ -1,7 +1,8 @@
 //! The hosted login's handlers: the password and passkey sign-in of the
 //! login form (`submit.rs`), sign-up, password reset and email verification
 //! with the pages their mailed links open (`account.rs`), the login with an upstream identity provider
-//! (`upstream.rs`), the steps between signing in and the code
+//! (`upstream.rs`), with a code sent to an email address or phone number
+//! (`passwordless.rs`), the steps between signing in and the code
 //! (`signed_in.rs`: a passkey offered, or on), the second step's answers
 //! and enrollment (`mfa.rs`, `mfa_enroll.rs`), and the browser's part of
 //! connecting an account with the providers' shared callback, which hands a
@@ -18,6 +19,7 @@ mod account;
 mod connect;
 mod mfa;
 mod mfa_enroll;
+mod passwordless;
 mod signed_in;
 mod submit;
 mod upstream;
@@ -62,6 +64,8 @@ pub(crate) fn routes() -> Router<SharedState> {
         )
         .route("/login/passkey", post(submit::passkey_submit))
         .route("/login/upstream", post(upstream::go))
+        .route("/login/passwordless", post(passwordless::start))
+        .route("/login/passwordless/verify", post(passwordless::verify))
         .route("/login/mfa", post(mfa::choose))
         .route("/login/mfa/verify", post(mfa::verify))
         .route("/login/mfa/key/challenge", post(mfa::key_challenge))

@@ -19,8 +19,12 @@ use serde::Serialize;
 use crate::app::AppState;
 use latchkey_core::tenant::Tenant;
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("signup.html", include_str!("templates/signup.html")),
+    (
+        "passwordless.html",
+        include_str!("templates/passwordless.html"),
+    ),
     (
         "forgot_password.html",
         include_str!("templates/forgot_password.html"),
@@ -199,6 +203,61 @@ pub(crate) fn login_form(
     res
 }
 
+/// The login form again, with what went wrong with a passwordless
+/// connection's address (`value`, as typed), beside its field.
+pub(crate) fn passwordless_refused(
+    state: &AppState,
+    tenant: &Tenant,
+    tx: &str,
+    client_id: &str,
+    refused: &PasswordlessField<'_>,
+) -> Response {
+    let html = state
+        .templates
+        .render_login_with(tenant, tx, "", client_id, None, Some(refused));
+    let mut res = (StatusCode::BAD_REQUEST, no_store(), Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+/// A passwordless connection's field of the login form that was refused.
+pub(crate) struct PasswordlessField<'a> {
+    pub connection: &'a str,
+    pub value: &'a str,
+    pub error: &'a str,
+}
+
+/// The code screen of a passwordless login (Auth0's
+/// `login-passwordless-email-code`, `login-passwordless-sms-otp`).
+pub(crate) fn passwordless_code(
+    state: &AppState,
+    tenant: &Tenant,
+    status: StatusCode,
+    screen: &PasswordlessCode<'_>,
+) -> Response {
+    let html = state.templates.render_passwordless(tenant, screen);
+    let mut res = (status, no_store(), Html(html)).into_response();
+    frame_guard(&mut res);
+    res
+}
+
+/// What the code screen shows.
+#[derive(Serialize, Default)]
+pub(crate) struct PasswordlessCode<'a> {
+    pub tx: &'a str,
+    pub connection: &'a str,
+    /// The code went by SMS (else by email).
+    pub sms: bool,
+    /// The address or number, in its normal form.
+    pub to: &'a str,
+    /// The code field's error.
+    pub error: Option<&'a str>,
+    /// News (a new code sent).
+    pub notice: Option<&'a str>,
+    /// An error of the screen (too many codes).
+    pub alert: Option<&'a str>,
+}
+
 /// The login form again, with what went wrong.
 pub(crate) fn login_page(
     state: &AppState,
@@ -304,6 +363,51 @@ struct Button<'a> {
     label: &'a str,
 }
 
+/// A passwordless connection of the login page (its address field).
+#[derive(Serialize)]
+struct Passwordless<'a> {
+    name: &'a str,
+    sms: bool,
+    /// What was typed, when it was refused.
+    value: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The passwordless connections the application's users may log in with,
+/// in the file's order; `refused`'s with its value and error.
+fn passwordless<'a>(
+    tenant: &'a Tenant,
+    client_id: &str,
+    refused: Option<&PasswordlessField<'a>>,
+) -> Vec<Passwordless<'a>> {
+    tenant
+        .config
+        .connections
+        .iter()
+        .filter(|c| c.passwordless_for(client_id))
+        .map(|c| {
+            let refused = refused.filter(|r| r.connection == c.name);
+            Passwordless {
+                name: &c.name,
+                sms: c.strategy == latchkey_core::tenant::ConnectionStrategy::Sms,
+                value: refused.map_or("", |r| r.value),
+                error: refused.map(|r| r.error),
+            }
+        })
+        .collect()
+}
+
+/// Whether the login page has the password form: the tenant has a database
+/// connection (every application may use it). Without one, a passwordless
+/// connection is the page's way in.
+fn password_form(tenant: &Tenant) -> bool {
+    tenant
+        .config
+        .connections
+        .iter()
+        .any(|c| c.strategy.is_database())
+}
+
 /// The upstream connections the application's users may log in with, in
 /// the file's order.
 fn buttons<'t>(tenant: &'t Tenant, client_id: &str) -> Vec<Button<'t>> {
@@ -383,6 +487,19 @@ impl Templates {
         client_id: &str,
         error: Option<&str>,
     ) -> String {
+        self.render_login_with(tenant, tx, username, client_id, error, None)
+    }
+
+    /// The login page, a passwordless connection's field refused.
+    fn render_login_with(
+        &self,
+        tenant: &Tenant,
+        tx: &str,
+        username: &str,
+        client_id: &str,
+        error: Option<&str>,
+        refused: Option<&PasswordlessField<'_>>,
+    ) -> String {
         self.render(
             "login.html",
             Some(tenant),
@@ -391,9 +508,24 @@ impl Templates {
                 client_name => tenant.client(client_id).map(|c| c.name.clone()),
                 passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
                 connections => Value::from(Serde(buttons(tenant, client_id))),
+                passwordless => Value::from(Serde(passwordless(tenant, client_id, refused))),
+                passwordless_only => !password_form(tenant),
                 signup => signup_open(tenant),
                 usernames => usernames(tenant),
             },
+        )
+    }
+
+    /// A passwordless login's code screen.
+    pub(crate) fn render_passwordless(
+        &self,
+        tenant: &Tenant,
+        screen: &PasswordlessCode<'_>,
+    ) -> String {
+        self.render(
+            "passwordless.html",
+            Some(tenant),
+            context! { page => Value::from(Serde(page(Some(tenant)))), ..Value::from(Serde(screen)) },
         )
     }
 

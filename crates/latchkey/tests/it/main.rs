@@ -34,6 +34,7 @@ mod outbound;
 mod par;
 mod password_reset;
 mod passwordless;
+mod passwordless_page;
 pub(crate) mod push_authenticator;
 mod push_delivery;
 mod push_device;

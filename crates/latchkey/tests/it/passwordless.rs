@@ -15,15 +15,15 @@ use crate::support::*;
 
 const OTP: &str = "http://auth0.com/oauth/grant-type/passwordless/otp";
 
-struct Rig {
-    s: TestServer,
-    mail: SmtpServer,
-    sms: SmsReceiver,
+pub(crate) struct Rig {
+    pub(crate) s: TestServer,
+    pub(crate) mail: SmtpServer,
+    pub(crate) sms: SmsReceiver,
 }
 
 /// The acme tenant with the `email` and `sms` connections for the spa and
 /// web clients, `email` set up by `email_options`.
-fn file(port: u16, mail: &SmtpServer, sms: &SmsReceiver, email_options: &str) -> String {
+pub(crate) fn file(port: u16, mail: &SmtpServer, sms: &SmsReceiver, email_options: &str) -> String {
     acme(port)
         .replace(
             "  - name: Partners\n",
@@ -49,7 +49,7 @@ fn file(port: u16, mail: &SmtpServer, sms: &SmsReceiver, email_options: &str) ->
         )
 }
 
-async fn rig(email_options: &str) -> Rig {
+pub(crate) async fn rig(email_options: &str) -> Rig {
     let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
     let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
     let s = TestServer::start().await;
@@ -101,18 +101,18 @@ async fn grant(
 }
 
 /// The code in the `n`th mail (1-based), sent to `to`.
-async fn mailed(rig: &Rig, n: usize, to: &str) -> String {
+pub(crate) async fn mailed(rig: &Rig, n: usize, to: &str) -> String {
     let mail = rig.mail.wait_for(n).await[n - 1].clone();
     assert_eq!(mail.to, [to.to_string()]);
     six_digits(&mail.text())
 }
 
-async fn log(s: &TestServer) -> Vec<latchkey::store::AuditEvent> {
+pub(crate) async fn log(s: &TestServer) -> Vec<latchkey::store::AuditEvent> {
     let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
     s.state.store.audit_events(&tenant.id, 200).await.unwrap()
 }
 
-fn wrong(right: &str) -> String {
+pub(crate) fn wrong(right: &str) -> String {
     if right == "000000" {
         "000001"
     } else {

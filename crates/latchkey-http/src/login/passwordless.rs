@@ -1,0 +1,260 @@
+//! Passwordless login on the hosted page (Auth0's `login-passwordless`
+//! prompt): `POST /login/passwordless` (an email address or phone number
+//! from the login form, or the code screen's "Resend": a code sent, the
+//! code screen) and `POST /login/passwordless/verify` (the code: on as
+//! after a password, `submit::first_factor_passed`). The codes, their
+//! limits and the user found or made are `services::passwordless`'s, as for
+//! `/passwordless/start` and the `passwordless/otp` grant.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::submit::{Login, first_factor_passed};
+use super::{LoginForm, tx_form};
+use crate::app::{AppState, SharedState};
+use crate::http::{ClientIp, user_agent};
+use crate::pages::{self, PasswordlessCode, PasswordlessField};
+use latchkey_core::services::authorize::AuthorizeRequest;
+use latchkey_core::services::login::Origin;
+use latchkey_core::services::passwordless::{
+    self, PasswordlessError, Send, StartRequest, VerifyRequest,
+};
+use latchkey_core::tenant::{ConnectionStrategy, Tenant};
+
+/// The `amr` of a passwordless login: a one-time code (RFC 8176), as the
+/// `passwordless/otp` grant's.
+const AMR: &str = "otp";
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StartForm {
+    tx: String,
+    connection: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone_number: String,
+    /// `1`: the code screen's "Resend".
+    #[serde(default)]
+    resend: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct VerifyForm {
+    tx: String,
+    connection: String,
+    /// The address or number the code was sent to.
+    username: String,
+    code: String,
+}
+
+tx_form!(StartForm, VerifyForm);
+
+/// The words of the code screen of `strategy`: `key` of its screen.
+fn screen_key(tenant: &Tenant, strategy: ConnectionStrategy, key: &str) -> String {
+    let screen = if strategy == ConnectionStrategy::Sms {
+        "login-passwordless.login-passwordless-sms-otp"
+    } else {
+        "login-passwordless.login-passwordless-email-code"
+    };
+    pages::language::texts(Some(tenant)).get(&format!("{screen}.{key}"), &[])
+}
+
+/// `POST /login/passwordless`: a code to the address or number given (the
+/// same answer whether or not it has a user), and the code screen.
+pub(super) async fn start(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    LoginForm {
+        tenant, form, req, ..
+    }: LoginForm<StartForm>,
+) -> Response {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return pages::expired(&state, &tenant);
+    };
+    let Some(connection) = tenant
+        .passwordless_connection(&form.connection)
+        .filter(|c| c.passwordless_for(&client.client_id))
+    else {
+        return unavailable(&state, &tenant, &form.tx, &req);
+    };
+    let sms = connection.strategy == ConnectionStrategy::Sms;
+    let to = if sms { &form.phone_number } else { &form.email };
+    let ua = user_agent(&headers);
+    let languages = pages::language::wanted();
+    let started = passwordless::start(
+        &state.core,
+        &StartRequest {
+            tenant: &tenant,
+            from: Origin {
+                client,
+                ip: &ip,
+                user_agent: &ua,
+            },
+            connection: &connection.name,
+            to: to.trim(),
+            send: Send::Code,
+            languages: &languages,
+        },
+    )
+    .await;
+    let texts = pages::language::texts(Some(&tenant));
+    let resend = form.resend == "1";
+    let mut screen = PasswordlessCode {
+        tx: &form.tx,
+        connection: &connection.name,
+        sms,
+        to,
+        ..PasswordlessCode::default()
+    };
+    match started {
+        Ok(started) => {
+            let resent = resend.then(|| screen_key(&tenant, connection.strategy, "code-resent"));
+            screen.to = &started.to;
+            screen.notice = resent.as_deref();
+            pages::passwordless_code(&state, &tenant, StatusCode::OK, &screen)
+        }
+        Err(PasswordlessError::BadEmail(_) | PasswordlessError::BadPhoneNumber(_)) => {
+            let key = if sms {
+                "login.login.invalid-phone-format"
+            } else {
+                "login.login.invalid-email-format"
+            };
+            let refused = PasswordlessField {
+                connection: &connection.name,
+                value: to,
+                error: &texts.get(key, &[]),
+            };
+            pages::passwordless_refused(&state, &tenant, &form.tx, &req.client_id, &refused)
+        }
+        Err(PasswordlessError::Throttled(seconds)) => {
+            let message = texts.get("login.login.too-many-codes", &[]);
+            if !resend {
+                return pages::retry_page(
+                    &state,
+                    &tenant,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &message,
+                    seconds,
+                );
+            }
+            // The code sent last still stands: the screen stays for it.
+            screen.alert = Some(&message);
+            let mut res =
+                pages::passwordless_code(&state, &tenant, StatusCode::TOO_MANY_REQUESTS, &screen);
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds.max(1)),
+            );
+            res
+        }
+        Err(PasswordlessError::UnknownConnection | PasswordlessError::Disabled) => {
+            unavailable(&state, &tenant, &form.tx, &req)
+        }
+        Err(e) => failed(&state, &tenant, e),
+    }
+}
+
+/// `POST /login/passwordless/verify`: the code; a right one signs the user
+/// in (made now at a first login) and the login goes on as after a
+/// password: the tenant's MFA policy, the session, the code to the app.
+pub(super) async fn verify(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    LoginForm {
+        tenant,
+        host,
+        form,
+        req,
+        ..
+    }: LoginForm<VerifyForm>,
+) -> Response {
+    let Some(client) = tenant.client(&req.client_id) else {
+        return pages::expired(&state, &tenant);
+    };
+    let Some(connection) = tenant
+        .passwordless_connection(&form.connection)
+        .filter(|c| c.passwordless_for(&client.client_id))
+    else {
+        return unavailable(&state, &tenant, &form.tx, &req);
+    };
+    let ua = user_agent(&headers);
+    let verified = passwordless::verify(
+        &state.core,
+        &VerifyRequest {
+            tenant: &tenant,
+            from: Origin {
+                client,
+                ip: &ip,
+                user_agent: &ua,
+            },
+            connection: &connection.name,
+            to: &form.username,
+            code: &form.code,
+        },
+    )
+    .await;
+    let texts = pages::language::texts(Some(&tenant));
+    match verified {
+        Ok(user) => {
+            let login = Login {
+                state: &state,
+                tenant: &tenant,
+                host: &host,
+                headers: &headers,
+                tx: &form.tx,
+                req: &req,
+                ip: &ip,
+            };
+            first_factor_passed(&login, &user, vec![AMR.to_string()]).await
+        }
+        Err(PasswordlessError::WrongCode(_)) => {
+            let error = screen_key(&tenant, connection.strategy, "invalid-code");
+            let screen = PasswordlessCode {
+                tx: &form.tx,
+                connection: &connection.name,
+                sms: connection.strategy == ConnectionStrategy::Sms,
+                to: &form.username,
+                error: Some(&error),
+                ..PasswordlessCode::default()
+            };
+            pages::passwordless_code(&state, &tenant, StatusCode::BAD_REQUEST, &screen)
+        }
+        Err(PasswordlessError::Throttled(seconds)) => pages::retry_page(
+            &state,
+            &tenant,
+            StatusCode::TOO_MANY_REQUESTS,
+            &texts.get("login.login.ip-blocked", &[]),
+            seconds,
+        ),
+        Err(PasswordlessError::Blocked) => pages::login_page(
+            &state,
+            &tenant,
+            &form.tx,
+            "",
+            &req.client_id,
+            &texts.get("login.login.blocked-user", &[]),
+        ),
+        Err(PasswordlessError::UnknownConnection | PasswordlessError::Disabled) => {
+            unavailable(&state, &tenant, &form.tx, &req)
+        }
+        Err(e) => failed(&state, &tenant, e),
+    }
+}
+
+/// The login form again: the connection named is not this application's.
+fn unavailable(state: &AppState, tenant: &Tenant, tx: &str, req: &AuthorizeRequest) -> Response {
+    let message = pages::language::texts(Some(tenant)).get("login.login.connection-disabled", &[]);
+    pages::login_page(state, tenant, tx, "", &req.client_id, &message)
+}
+
+/// What the page could not have caused.
+fn failed(state: &AppState, tenant: &Tenant, e: PasswordlessError) -> Response {
+    match e {
+        PasswordlessError::Store(e) => pages::store_error(state, tenant, e),
+        e => pages::internal(state, tenant, format!("{e:?}")),
+    }
+}
