@@ -552,12 +552,7 @@ async fn window_step_up(
     if mfa::second_factors(&methods).is_empty() {
         return Ok(None);
     }
-    let amr = s
-        .amr
-        .iter()
-        .filter(|a| !mfa::is_second_factor_amr(a))
-        .cloned()
-        .collect();
+    let amr = mfa::first_factor_amr(&s.amr);
     Ok(Some(StepUp {
         user,
         amr,

@@ -63,10 +63,13 @@ pub(crate) fn multi_factor(amr: &[String]) -> bool {
     amr.iter().any(|a| a == "mfa" || a == "webauthn")
 }
 
-/// Whether an `amr` value records a second factor (RFC 8176 values latchkey
-/// adds after the first factor).
-pub(crate) fn is_second_factor_amr(value: &str) -> bool {
-    matches!(value, "mfa" | "otp" | "sms" | "tel" | "hwk" | "swk")
+/// What an `amr` says of the first factor alone. latchkey writes a login's
+/// `amr` as the first factor's values, then `mfa` and the second factor's
+/// (`["pwd", "mfa", "otp"]`); the first factor may itself be an `otp` (a
+/// passwordless code: `["otp", "mfa"]`), so the values before `mfa` are
+/// the first factor's, whatever they are.
+pub(crate) fn first_factor_amr(amr: &[String]) -> Vec<String> {
+    amr.iter().take_while(|a| *a != "mfa").cloned().collect()
 }
 
 /// What the first factor established, kept with the `mfa_token`.
@@ -644,4 +647,22 @@ pub async fn abandon(state: &Core, tenant: &Tenant, token: &str) -> Result<(), S
         )
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod first_factor_tests {
+    use super::first_factor_amr;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_values_before_mfa_are_the_first_factors() {
+        assert_eq!(first_factor_amr(&v(&["pwd", "mfa", "otp"])), v(&["pwd"]));
+        assert_eq!(first_factor_amr(&v(&["otp", "mfa"])), v(&["otp"]));
+        assert_eq!(first_factor_amr(&v(&["otp", "mfa", "hwk"])), v(&["otp"]));
+        assert_eq!(first_factor_amr(&v(&["webauthn"])), v(&["webauthn"]));
+        assert_eq!(first_factor_amr(&v(&["pwd"])), v(&["pwd"]));
+    }
 }
