@@ -122,8 +122,9 @@ pub struct AuthorizeRequest {
     /// `dpop_jkt`: the code is bound to this DPoP key.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
-    /// `connection`: the login goes straight to this upstream connection
-    /// (a database connection's name shows the login page).
+    /// `connection`: the login goes straight to this upstream connection,
+    /// or to this passwordless connection's page alone (a database
+    /// connection's name shows the login page).
     #[serde(default)]
     pub connection: Option<String>,
     /// `ui_locales`: the languages the pages of this login should speak,
@@ -384,6 +385,17 @@ fn checked(
         Some(name)
             if super::upstream_login::login_connection(tenant, &client.client_id, name)
                 .is_some() =>
+        {
+            Some(name.to_string())
+        }
+        // A passwordless connection the application may use: its page
+        // alone (the code sent to an address, as Universal Login's).
+        Some(name)
+            if tenant
+                .config
+                .connections
+                .iter()
+                .any(|c| c.name == name && c.passwordless_for(&client.client_id)) =>
         {
             Some(name.to_string())
         }

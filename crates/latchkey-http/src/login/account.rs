@@ -67,7 +67,13 @@ pub(super) async fn login_form(
     State(state): State<SharedState>,
     LoginQuery { tenant, tx, req }: LoginQuery,
 ) -> Response {
-    pages::login_form(&state, &tenant, &tx, "", &req.client_id)
+    pages::login_form(
+        &state,
+        &tenant,
+        &tx,
+        "",
+        pages::LoginOf::request(&tenant, &req),
+    )
 }
 
 /// `GET /login/signup`: the sign-up screen.
@@ -392,7 +398,13 @@ pub(super) async fn back(
         tenant, form, req, ..
     }: LoginForm<TxQuery>,
 ) -> Response {
-    pages::login_form(&state, &tenant, &form.tx, "", &req.client_id)
+    pages::login_form(
+        &state,
+        &tenant,
+        &form.tx,
+        "",
+        pages::LoginOf::request(&tenant, &req),
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -193,7 +193,13 @@ pub(super) async fn restart(
     {
         return pages::store_error(&state, &tenant, e);
     }
-    let mut res = pages::login_form(&state, &tenant, &form.tx, "", &req.client_id);
+    let mut res = pages::login_form(
+        &state,
+        &tenant,
+        &form.tx,
+        "",
+        pages::LoginOf::request(&tenant, &req),
+    );
     res.headers_mut()
         .append(header::SET_COOKIE, cookies::clear(&host, cookies::MFA));
     res

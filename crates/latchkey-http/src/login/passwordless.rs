@@ -127,7 +127,13 @@ pub(super) async fn start(
                 value: to,
                 error: &texts.get(key, &[]),
             };
-            pages::passwordless_refused(&state, &tenant, &form.tx, &req.client_id, &refused)
+            pages::passwordless_refused(
+                &state,
+                &tenant,
+                &form.tx,
+                pages::LoginOf::request(&tenant, &req),
+                &refused,
+            )
         }
         Err(PasswordlessError::Throttled(seconds)) => {
             let message = texts.get("login.login.too-many-codes", &[]);
@@ -235,7 +241,7 @@ pub(super) async fn verify(
             &tenant,
             &form.tx,
             "",
-            &req.client_id,
+            pages::LoginOf::request(&tenant, &req),
             &texts.get("login.login.blocked-user", &[]),
         ),
         Err(PasswordlessError::UnknownConnection | PasswordlessError::Disabled) => {
@@ -248,7 +254,14 @@ pub(super) async fn verify(
 /// The login form again: the connection named is not this application's.
 fn unavailable(state: &AppState, tenant: &Tenant, tx: &str, req: &AuthorizeRequest) -> Response {
     let message = pages::language::texts(Some(tenant)).get("login.login.connection-disabled", &[]);
-    pages::login_page(state, tenant, tx, "", &req.client_id, &message)
+    pages::login_page(
+        state,
+        tenant,
+        tx,
+        "",
+        pages::LoginOf::request(tenant, req),
+        &message,
+    )
 }
 
 /// What the page could not have caused.

@@ -177,7 +177,7 @@ fn refused(
         tenant,
         &form.tx,
         &form.username,
-        &req.client_id,
+        pages::LoginOf::request(tenant, req),
         &texts.get(key, &[]),
     )
 }
@@ -288,7 +288,7 @@ pub(super) async fn passkey_submit(
             &tenant,
             &form.tx,
             "",
-            &req.client_id,
+            pages::LoginOf::request(&tenant, &req),
             &pages::language::texts(Some(&tenant)).get("login.login.passkey-failed", &[]),
         )
     };

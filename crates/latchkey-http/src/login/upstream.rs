@@ -58,7 +58,14 @@ pub(super) async fn go(
         upstream_login::start(&state, &tenant, &host, &form.tx, &req, &form.connection).await;
     let again = |key: &str| {
         let message = pages::language::texts(Some(&tenant)).get(key, &[]);
-        pages::login_page(&state, &tenant, &form.tx, "", &req.client_id, &message)
+        pages::login_page(
+            &state,
+            &tenant,
+            &form.tx,
+            "",
+            pages::LoginOf::request(&tenant, &req),
+            &message,
+        )
     };
     match started {
         Ok(url) => crate::http::found(&url),

@@ -144,7 +144,12 @@ async fn login(
         Ok(tx) => tx,
         Err(e) => return pages::flow_error(state, tenant, e),
     };
+    let of = pages::LoginOf::request(tenant, req);
     let mut res = match &req.connection {
+        Some(_) if of.only.is_some() => {
+            let hint = req.login_hint.as_deref().unwrap_or("");
+            pages::login_form(state, tenant, &tx, hint, of)
+        }
         Some(connection) => {
             match upstream_login::start(state, tenant, host, &tx, req, connection).await {
                 Ok(url) => crate::http::found(&url),
@@ -156,7 +161,7 @@ async fn login(
             if signup && pages::signup_open(tenant) {
                 pages::signup_form(state, tenant, &tx, (hint, ""), None)
             } else {
-                pages::login_form(state, tenant, &tx, hint, &req.client_id)
+                pages::login_form(state, tenant, &tx, hint, of)
             }
         }
     };

@@ -17,6 +17,7 @@ use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
 use crate::app::AppState;
+use latchkey_core::services::authorize::AuthorizeRequest;
 use latchkey_core::tenant::Tenant;
 
 const TEMPLATES: [(&str, &str); 13] = [
@@ -186,18 +187,41 @@ pub(crate) fn frame_guard(res: &mut Response) {
     );
 }
 
-/// The login form of a new transaction for the application `client_id`,
-/// not to be framed.
+/// Whose login page it is: the application, and the passwordless
+/// connection `connection=` on `/authorize` named, which the page then
+/// offers alone (as Universal Login does).
+#[derive(Clone, Copy)]
+pub(crate) struct LoginOf<'a> {
+    pub client_id: &'a str,
+    pub only: Option<&'a str>,
+}
+
+impl<'a> LoginOf<'a> {
+    /// The login page of a stored request.
+    pub(crate) fn request(tenant: &Tenant, req: &'a AuthorizeRequest) -> Self {
+        let only = req.connection.as_deref().filter(|name| {
+            tenant
+                .config
+                .connections
+                .iter()
+                .any(|c| c.name == *name && c.passwordless_for(&req.client_id))
+        });
+        Self {
+            client_id: &req.client_id,
+            only,
+        }
+    }
+}
+
+/// The login form of a transaction, not to be framed.
 pub(crate) fn login_form(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,
     username: &str,
-    client_id: &str,
+    of: LoginOf<'_>,
 ) -> Response {
-    let html = state
-        .templates
-        .render_login(tenant, tx, username, client_id, None);
+    let html = state.templates.render_login(tenant, tx, username, of, None);
     let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
@@ -209,12 +233,12 @@ pub(crate) fn passwordless_refused(
     state: &AppState,
     tenant: &Tenant,
     tx: &str,
-    client_id: &str,
+    of: LoginOf<'_>,
     refused: &PasswordlessField<'_>,
 ) -> Response {
     let html = state
         .templates
-        .render_login_with(tenant, tx, "", client_id, None, Some(refused));
+        .render_login_with(tenant, tx, "", of, None, Some(refused));
     let mut res = (StatusCode::BAD_REQUEST, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
@@ -264,12 +288,12 @@ pub(crate) fn login_page(
     tenant: &Tenant,
     tx: &str,
     username: &str,
-    client_id: &str,
+    of: LoginOf<'_>,
     message: &str,
 ) -> Response {
     let html = state
         .templates
-        .render_login(tenant, tx, username, client_id, Some(message));
+        .render_login(tenant, tx, username, of, Some(message));
     let mut res = (StatusCode::OK, no_store(), Html(html)).into_response();
     frame_guard(&mut res);
     res
@@ -377,14 +401,15 @@ struct Passwordless<'a> {
 /// in the file's order; `refused`'s with its value and error.
 fn passwordless<'a>(
     tenant: &'a Tenant,
-    client_id: &str,
+    of: LoginOf<'_>,
     refused: Option<&PasswordlessField<'a>>,
 ) -> Vec<Passwordless<'a>> {
     tenant
         .config
         .connections
         .iter()
-        .filter(|c| c.passwordless_for(client_id))
+        .filter(|c| c.passwordless_for(of.client_id))
+        .filter(|c| of.only.is_none_or(|only| c.name == only))
         .map(|c| {
             let refused = refused.filter(|r| r.connection == c.name);
             Passwordless {
@@ -479,37 +504,49 @@ impl Templates {
         }
     }
 
-    pub fn render_login(
+    pub(crate) fn render_login(
         &self,
         tenant: &Tenant,
         tx: &str,
         username: &str,
-        client_id: &str,
+        of: LoginOf<'_>,
         error: Option<&str>,
     ) -> String {
-        self.render_login_with(tenant, tx, username, client_id, error, None)
+        self.render_login_with(tenant, tx, username, of, error, None)
     }
 
-    /// The login page, a passwordless connection's field refused.
+    /// The login page, a passwordless connection's field refused. With
+    /// `of.only`, that connection's field alone.
     fn render_login_with(
         &self,
         tenant: &Tenant,
         tx: &str,
         username: &str,
-        client_id: &str,
+        of: LoginOf<'_>,
         error: Option<&str>,
         refused: Option<&PasswordlessField<'_>>,
     ) -> String {
+        let all = of.only.is_none();
+        let passkeys = all
+            && tenant
+                .config
+                .factors
+                .contains(&latchkey_core::tenant::FactorType::Passkey);
+        let connections = if all {
+            buttons(tenant, of.client_id)
+        } else {
+            Vec::new()
+        };
         self.render(
             "login.html",
             Some(tenant),
             context! {
                 page => Value::from(Serde(page(Some(tenant)))), tx, username, error,
-                client_name => tenant.client(client_id).map(|c| c.name.clone()),
-                passkeys => tenant.config.factors.contains(&latchkey_core::tenant::FactorType::Passkey),
-                connections => Value::from(Serde(buttons(tenant, client_id))),
-                passwordless => Value::from(Serde(passwordless(tenant, client_id, refused))),
-                passwordless_only => !password_form(tenant),
+                client_name => tenant.client(of.client_id).map(|c| c.name.clone()),
+                passkeys,
+                connections => Value::from(Serde(connections)),
+                passwordless => Value::from(Serde(passwordless(tenant, of, refused))),
+                passwordless_only => !all || !password_form(tenant),
                 signup => signup_open(tenant),
                 usernames => usernames(tenant),
             },

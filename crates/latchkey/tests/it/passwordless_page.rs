@@ -683,3 +683,58 @@ async fn the_screens_speak_the_logins_language() {
         "{refused}"
     );
 }
+
+/// `connection=email` on `/authorize` opens that connection's page alone,
+/// as Universal Login does; one the application may not use is refused.
+#[tokio::test]
+async fn authorize_with_a_passwordless_connection_opens_its_page_alone() {
+    let rig = rig("").await;
+    let s = &rig.s;
+    let browser = s.browser();
+    let req = AuthRequest::new("openid email").param("connection", "email");
+    let page = login_page(s, &browser, &req).await;
+    assert!(page.contains("id=\"passwordless-email\""), "{page}");
+    assert!(!page.contains("name=\"password\""), "{page}");
+    assert!(!page.contains("id=\"passwordless-sms\""), "{page}");
+    assert!(!page.contains("id=\"forgot-password\""), "{page}");
+    assert!(!page.contains("id=\"passkey-login\""), "{page}");
+    // A refused address keeps the page to that connection.
+    let tx = hidden_input(&page, "tx").unwrap();
+    let again = text(
+        post(
+            s,
+            &browser,
+            "/login/passwordless",
+            &[
+                ("tx", &tx),
+                ("connection", "email"),
+                ("email", "not-an-address"),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(again.contains("aria-invalid=\"true\""), "{again}");
+    assert!(!again.contains("name=\"password\""), "{again}");
+    let screen = text(
+        ask_email_code(s, &browser, &page, "dana@example.com").await,
+        StatusCode::OK,
+    )
+    .await;
+    let code = mailed(&rig, 1, "dana@example.com").await;
+    let id = signed_in(s, &req, answer(s, &browser, &screen, &code).await).await;
+    assert_eq!(id["email"], "dana@example.com");
+
+    // The sms connection is not the web client's: refused as an unknown one.
+    let mut web = AuthRequest::new("openid").param("connection", "sms");
+    web.client_id = "web";
+    web.redirect_uri = "https://web.acme.test/callback".into();
+    let res = s.browser().get(web.url(s)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("invalid_request")
+    );
+}
