@@ -274,6 +274,7 @@ pub async fn finish(
     client: &Client,
     auth_session: &str,
     response: &Value,
+    languages: &[String],
 ) -> Result<UserRow, PasskeyError> {
     enabled(tenant)?;
     let digest = secret_digest(auth_session);
@@ -390,8 +391,7 @@ pub async fn finish(
         {
             Ok(true) => {
                 // As every sign-up of a database connection, the address is
-                // mailed its verification link (in the tenant's language:
-                // the grant has no browser's).
+                // mailed its verification link, in the caller's language.
                 if !user.email.is_empty() {
                     mail_link(
                         state,
@@ -402,7 +402,7 @@ pub async fn finish(
                         TicketKind::VerifyEmail,
                         Mailing {
                             host: host.to_string(),
-                            languages: Vec::new(),
+                            languages: languages.to_vec(),
                         },
                     );
                 }

@@ -305,6 +305,7 @@ pub(super) async fn passkey_submit(
         client,
         &form.auth_session,
         &response,
+        &crate::http::accept_languages(&headers),
     )
     .await
     {

@@ -47,6 +47,7 @@ pub(crate) async fn token(
     }
     let user_ip = relayed_ip(client, &headers)?.unwrap_or_else(|| ip.clone());
     let grant = decode(&tenant, &host, client, grant_type, &params)?;
+    let languages = crate::http::accept_languages(&headers);
     let req = TokenRequest {
         tenant: &tenant,
         host: &host,
@@ -54,6 +55,7 @@ pub(crate) async fn token(
         ip: &ip,
         user_ip: &user_ip,
         user_agent: &user_agent,
+        languages: &languages,
         dpop_jkt: dpop.as_deref(),
         grant,
     };

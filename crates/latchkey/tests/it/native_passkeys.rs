@@ -899,8 +899,18 @@ async fn a_connection_requiring_verified_emails_holds_for_passkeys() {
         .register(&s.base, &body["authn_params_public_key"])
         .await
         .unwrap();
-    let (status, answer) = webauthn_grant(&s, &body["auth_session"], &cred).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    // The app's user reads French: the mail is in French.
+    let res = s
+        .http()
+        .post(s.url("/oauth/token"))
+        .header("accept-language", "fr-CA,fr;q=0.9")
+        .json(&json!({"grant_type": WEBAUTHN, "client_id": "spa", "auth_session": body["auth_session"],
+                      "authn_response": cred, "scope": "openid"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let answer: Value = res.json().await.unwrap();
     assert_eq!(
         answer,
         json!({"error": "access_denied",
@@ -908,6 +918,11 @@ async fn a_connection_requiring_verified_emails_holds_for_passkeys() {
     );
     let mails = mail.wait_for(1).await;
     assert_eq!(mails[0].to, vec!["carol@example.com".to_string()]);
+    assert!(
+        mails[0].text().contains("vérifier votre adresse"),
+        "{}",
+        mails[0].text()
+    );
     let link = crate::signup::link_in(&mails[0]);
 
     // Logging in with the passkey is refused the same way until the link is

@@ -51,6 +51,9 @@ pub struct TokenRequest<'a> {
     /// passwords count: relayed by a trusted confidential client, else `ip`.
     pub user_ip: &'a str,
     pub user_agent: &'a str,
+    /// The caller's languages (`Accept-Language`), most preferred first:
+    /// what a mail the grant sends is worded in.
+    pub languages: &'a [String],
     /// The thumbprint of the key a valid DPoP proof came with: tokens are
     /// bound to it.
     pub dpop_jkt: Option<&'a str>,

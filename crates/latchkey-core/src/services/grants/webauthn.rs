@@ -28,6 +28,7 @@ pub(super) async fn exchange(
         req.client,
         grant.auth_session,
         &grant.authn_response,
+        req.languages,
     )
     .await?;
     let requested = later(&grant.scope)?;
