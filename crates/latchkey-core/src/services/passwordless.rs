@@ -1,7 +1,8 @@
 //! Passwordless login (Auth0's `email` and `sms` connections): [`start`]
-//! sends a six-digit one-time code to an address or a phone number, and
-//! [`verify`] (the `passwordless/otp` grant, the hosted page's code form)
-//! trades it for the user found by that address or number, or made at their
+//! sends a six-digit one-time code to an address or a phone number,
+//! [`check_code`] (`POST /passwordless/verify`) tells whether an answer is
+//! right without spending the code, and [`verify`] (the `passwordless/otp`
+//! grant, the hosted page's code form) trades it for the user found by that address or number, or made at their
 //! first login unless the connection disables sign-up.
 //!
 //! A code is stored in `enrollments` under a MAC of the tenant, connection
@@ -294,11 +295,38 @@ pub struct VerifyRequest<'a> {
 /// logged (`f`); the success is the caller's to log, once the login is
 /// complete.
 pub async fn verify(core: &Core, req: &VerifyRequest<'_>) -> Result<UserRow, PasswordlessError> {
+    judged(core, req, Use::Spend)
+        .await?
+        .ok_or_else(|| PasswordlessError::Internal("a spent code found no user".into()))
+}
+
+/// `POST /passwordless/verify`: whether the code is right, without
+/// spending it (nor making the user of a first login). A wrong answer
+/// counts against the code and is logged (`f`), as at [`verify`].
+pub async fn check_code(core: &Core, req: &VerifyRequest<'_>) -> Result<(), PasswordlessError> {
+    judged(core, req, Use::Check).await.map(|_| ())
+}
+
+/// What a right answer does to its code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Spends it: the user signs in (made now at a first login).
+    Spend,
+    /// Leaves it: no user is made (`None` for an address without one).
+    Check,
+}
+
+/// An answer judged, throttled and its refusal logged.
+async fn judged(
+    core: &Core,
+    req: &VerifyRequest<'_>,
+    how: Use,
+) -> Result<Option<UserRow>, PasswordlessError> {
     let tenant = req.tenant;
     let connection = connection_for(tenant, req.from.client, req.connection)?;
     let attempt =
         login::attempt(core, tenant, req.from.ip).map_err(PasswordlessError::Throttled)?;
-    let outcome = check(core, req, connection).await;
+    let outcome = check(core, req, connection, how).await;
     match &outcome {
         Ok(_) => attempt.passed(),
         Err(PasswordlessError::Store(_) | PasswordlessError::Internal(_)) => attempt.not_made(),
@@ -340,7 +368,8 @@ async fn check(
     core: &Core,
     req: &VerifyRequest<'_>,
     connection: &Connection,
-) -> Result<UserRow, PasswordlessError> {
+    how: Use,
+) -> Result<Option<UserRow>, PasswordlessError> {
     let tenant = req.tenant;
     // A malformed address has no code: the same answer as a wrong one.
     let Ok((to, key)) = normal(connection.strategy, req.to) else {
@@ -376,10 +405,11 @@ async fn check(
             connection.strategy,
         )));
     }
-    if !core
-        .store
-        .complete_enrollment(&tenant.id, &slot, &crate::store::Completion::Consume, now)
-        .await?
+    if how == Use::Spend
+        && !core
+            .store
+            .complete_enrollment(&tenant.id, &slot, &crate::store::Completion::Consume, now)
+            .await?
     {
         // Spent by a racing answer.
         return Err(PasswordlessError::WrongCode(wrong_answer(
@@ -393,12 +423,13 @@ async fn check(
                 connection.strategy,
             )));
         }
+        None if how == Use::Check => return Ok(None),
         None => sign_up(core, req, connection, &to, &key).await?,
     };
     if user.blocked {
         return Err(PasswordlessError::Blocked);
     }
-    Ok(user)
+    Ok(Some(user))
 }
 
 /// A user made at their first passwordless login: `email|…` or `sms|…`,

@@ -481,7 +481,7 @@ fn bound(what: Bound) -> &'static str {
 /// A refused passwordless code at the token endpoint, as Auth0 answers
 /// the `passwordless/otp` grant: a wrong, expired, spent or dead code is
 /// 403 `invalid_grant`.
-fn passwordless_grant_error(
+pub(super) fn passwordless_grant_error(
     e: latchkey_core::services::passwordless::PasswordlessError,
 ) -> OAuthError {
     use latchkey_core::services::passwordless::PasswordlessError as E;

@@ -1,5 +1,5 @@
 //! The Authentication API: `/authorize`, `/oauth/token`, `/oauth/revoke`,
-//! `/oauth/par`, `/passwordless/start`, `/userinfo`, `/v2/logout` and the
+//! `/oauth/par`, `/passwordless/start` and `/passwordless/verify`, `/userinfo`, `/v2/logout` and the
 //! discovery documents.
 
 pub(crate) mod authorize;
@@ -43,6 +43,7 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route("/mfa/challenge", post(mfa::challenge))
         .route("/mfa/associate", post(mfa::associate))
         .route("/passwordless/start", post(passwordless::start))
+        .route("/passwordless/verify", post(passwordless::verify))
         .route("/passkey/register", post(passkey::register))
         .route("/passkey/challenge", post(passkey::challenge))
         .route("/userinfo", get(session::userinfo).post(session::userinfo))

@@ -3,7 +3,8 @@
 //! answers it: `{_id, email, email_verified}` or `{_id, phone_number,
 //! phone_verified, request_language}`, the same whether or not the address
 //! has a user. The code is traded at `/oauth/token` (the
-//! `passwordless/otp` grant).
+//! `passwordless/otp` grant); `POST /passwordless/verify` checks it first
+//! without spending it, as auth0-js's `passwordless.verify` does.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +18,9 @@ use super::wire::{OAuthTenant, Params};
 use crate::app::SharedState;
 use crate::http::ClientIp;
 use latchkey_core::services::login::Origin;
-use latchkey_core::services::passwordless::{self, PasswordlessError, Send, StartRequest};
+use latchkey_core::services::passwordless::{
+    self, PasswordlessError, Send, StartRequest, VerifyRequest,
+};
 use latchkey_core::tenant::ConnectionStrategy;
 
 pub(super) async fn start(
@@ -88,6 +91,47 @@ pub(super) async fn start(
         _ => json!({ "_id": started.id, "email": started.to, "email_verified": false }),
     };
     Ok(Json(body).into_response())
+}
+
+/// `POST /passwordless/verify` (`client_id`, `connection`,
+/// `verification_code`, `email` or `phone_number`): `{}` when the code is
+/// right, left unspent; refused as the `passwordless/otp` grant refuses it.
+pub(super) async fn verify(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, .. }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let client = client_auth::authenticate(&state, &tenant, &params, &ip)?;
+    let connection = params.required("connection")?;
+    let code = params.required("verification_code")?;
+    let key = match tenant
+        .passwordless_connection(connection)
+        .map(|c| c.strategy)
+    {
+        Some(ConnectionStrategy::Sms) => "phone_number",
+        _ => "email",
+    };
+    let to = params.required(key)?;
+    let ua = crate::http::user_agent(&headers);
+    passwordless::check_code(
+        &state,
+        &VerifyRequest {
+            tenant: &tenant,
+            from: Origin {
+                client,
+                ip: &ip,
+                user_agent: &ua,
+            },
+            connection,
+            to,
+            code,
+        },
+    )
+    .await
+    .map_err(super::error::passwordless_grant_error)?;
+    Ok(Json(json!({})).into_response())
 }
 
 /// The caller's languages: auth0.js's `x-request-language`, then

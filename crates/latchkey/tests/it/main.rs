@@ -35,6 +35,7 @@ mod par;
 mod password_reset;
 mod passwordless;
 mod passwordless_page;
+mod passwordless_verify;
 pub(crate) mod push_authenticator;
 mod push_delivery;
 mod push_device;

@@ -59,7 +59,7 @@ pub(crate) async fn rig(email_options: &str) -> Rig {
     Rig { s, mail, sms }
 }
 
-async fn start(s: &TestServer, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn start(s: &TestServer, body: Value) -> (StatusCode, Value) {
     let res = s
         .http()
         .post(s.url("/passwordless/start"))
@@ -71,7 +71,7 @@ async fn start(s: &TestServer, body: Value) -> (StatusCode, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn email_code(s: &TestServer, email: &str) -> (StatusCode, Value) {
+pub(crate) async fn email_code(s: &TestServer, email: &str) -> (StatusCode, Value) {
     start(
         s,
         json!({"client_id": "spa", "connection": "email", "email": email, "send": "code"}),
@@ -79,7 +79,7 @@ async fn email_code(s: &TestServer, email: &str) -> (StatusCode, Value) {
     .await
 }
 
-async fn grant(
+pub(crate) async fn grant(
     s: &TestServer,
     client: &str,
     realm: &str,
