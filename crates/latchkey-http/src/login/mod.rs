@@ -51,6 +51,10 @@ use latchkey_core::tenant::Tenant;
 pub(crate) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/login", post(submit::submit))
+        .route(
+            "/passwordless/verify_redirect",
+            axum::routing::get(passwordless::verify_redirect),
+        )
         .route("/login/passkey/challenge", post(submit::passkey_challenge))
         .route("/login/continue", post(signed_in::continue_login))
         .route(

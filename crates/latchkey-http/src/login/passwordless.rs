@@ -6,18 +6,25 @@
 //! limits and the user found or made are `services::passwordless`'s, as for
 //! `/passwordless/start` and the `passwordless/otp` grant.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::submit::{Login, first_factor_passed};
 use super::{LoginForm, tx_form};
 use crate::app::{AppState, SharedState};
+use crate::http::cookies;
 use crate::http::{ClientIp, user_agent};
+use crate::oauth::respond;
+use crate::oauth::wire::OAuthTenant;
 use crate::pages::{self, PasswordlessCode, PasswordlessField};
-use latchkey_core::services::authorize::AuthorizeRequest;
+use latchkey_core::services::authorize::{self, AuthorizeRequest, Invalid};
 use latchkey_core::services::login::Origin;
+use latchkey_core::services::login_flow;
 use latchkey_core::services::passwordless::{
     self, PasswordlessError, Send, StartRequest, VerifyRequest,
 };
@@ -270,4 +277,135 @@ fn failed(state: &AppState, tenant: &Tenant, e: PasswordlessError) -> Response {
         PasswordlessError::Store(e) => pages::store_error(state, tenant, e),
         e => pages::internal(state, tenant, format!("{e:?}")),
     }
+}
+
+/// `GET /passwordless/verify_redirect` (auth0-js's `passwordlessVerify`
+/// sends the browser here once `/passwordless/verify` said yes): the
+/// authorization request in the query is validated as `/authorize`
+/// validates it (before the code is touched: a bad client or redirect URI
+/// is a page and spends nothing), then the code is spent and the login goes
+/// on as after the page's code form: the MFA policy, the session, the
+/// answer in the response type and mode.
+pub(crate) async fn verify_redirect(
+    State(state): State<SharedState>,
+    OAuthTenant { tenant, host }: OAuthTenant,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return bad_page(&state, &tenant, "The authorization request is malformed.");
+    };
+    let get = |k: &str| q.get(k).map(String::as_str);
+    let params = authorize::Params {
+        response_type: get("response_type"),
+        client_id: get("client_id"),
+        redirect_uri: get("redirect_uri"),
+        scope: get("scope"),
+        state: get("state"),
+        nonce: get("nonce"),
+        audience: get("audience"),
+        code_challenge: get("code_challenge"),
+        code_challenge_method: get("code_challenge_method"),
+        prompt: get("prompt"),
+        max_age: get("max_age"),
+        login_hint: get("login_hint"),
+        acr_values: get("acr_values"),
+        dpop_jkt: get("dpop_jkt"),
+        response_mode: get("response_mode"),
+        // `connection` here is the passwordless one, not an upstream's.
+        connection: None,
+        ui_locales: get("ui_locales"),
+        pushed: false,
+    };
+    let (req, reply) = match authorize::validate(&tenant, &host, &params) {
+        Ok(valid) => valid,
+        Err(Invalid::Page(message)) => return bad_page(&state, &tenant, message),
+        Err(Invalid::Client {
+            reply,
+            error,
+            description,
+        }) => return respond::error(&state, &reply, error, &description),
+    };
+    pages::language::for_request(&tenant, &req);
+    let Some(client) = tenant.client(&req.client_id) else {
+        return pages::expired(&state, &tenant);
+    };
+    let (Some(connection), Some(code)) = (get("connection"), get("verification_code")) else {
+        return respond::error(
+            &state,
+            &reply,
+            "invalid_request",
+            "Missing required parameter: connection and verification_code",
+        );
+    };
+    let to = get("email").or(get("phone_number")).unwrap_or("");
+    let ua = user_agent(&headers);
+    let verified = passwordless::verify(
+        &state.core,
+        &VerifyRequest {
+            tenant: &tenant,
+            from: Origin {
+                client,
+                ip: &ip,
+                user_agent: &ua,
+            },
+            connection,
+            to,
+            code,
+        },
+    )
+    .await;
+    let user = match verified {
+        Ok(user) => user,
+        Err(PasswordlessError::WrongCode(answer)) => {
+            return respond::error(&state, &reply, "access_denied", answer);
+        }
+        Err(PasswordlessError::Blocked) => {
+            return respond::error(&state, &reply, "unauthorized", "user is blocked");
+        }
+        Err(PasswordlessError::UnknownConnection | PasswordlessError::Disabled) => {
+            return respond::error(
+                &state,
+                &reply,
+                "invalid_request",
+                "the connection was not found or is not enabled for this client",
+            );
+        }
+        Err(PasswordlessError::Throttled(seconds)) => {
+            let texts = pages::language::texts(Some(&tenant));
+            return pages::retry_page(
+                &state,
+                &tenant,
+                StatusCode::TOO_MANY_REQUESTS,
+                &texts.get("login.login.ip-blocked", &[]),
+                seconds,
+            );
+        }
+        Err(e) => return failed(&state, &tenant, e),
+    };
+    let tx = match login_flow::create(&state, &tenant, &req).await {
+        Ok(tx) => tx,
+        Err(e) => return pages::flow_error(&state, &tenant, e),
+    };
+    let login = Login {
+        state: &state,
+        tenant: &tenant,
+        host: &host,
+        headers: &headers,
+        tx: &tx,
+        req: &req,
+        ip: &ip,
+    };
+    let mut res = first_factor_passed(&login, &user, vec![AMR.to_string()]).await;
+    // The second step, when one follows, is this browser's transaction.
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        cookies::set(&host, cookies::TRANSACTION, &tx, login_flow::LOGIN_TTL),
+    );
+    res
+}
+
+fn bad_page(state: &AppState, tenant: &Tenant, message: &str) -> Response {
+    pages::error_page(state, Some(tenant), StatusCode::BAD_REQUEST, message)
 }

@@ -4,7 +4,9 @@
 //! (the `passwordless/otp` grant or the redirect spends it); a wrong one
 //! counts against it as at the grant; another client's, another tenant's, an
 //! expired or spent code, unknown connections and malformed input are
-//! refused, and nothing is made or issued.
+//! refused, and nothing is made or issued. `GET
+//! /passwordless/verify_redirect` (where `passwordlessVerify` sends the
+//! browser next) spends the code and signs in as the hosted page does.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -219,4 +221,125 @@ async fn unknown_connections_and_malformed_input() {
     let (status, answer) = verify(s, email_body("spa", "nobody@example.com", "123456")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(rig.mail.messages().await.is_empty());
+}
+
+/// auth0-js's `buildVerifyUrl`: the authorization request's parameters,
+/// with the connection, the address and the code.
+fn verify_redirect_url(s: &TestServer, req: &AuthRequest, email: &str, code: &str) -> String {
+    let extra = serde_urlencoded::to_string([
+        ("connection", "email"),
+        ("email", email),
+        ("verification_code", code),
+    ])
+    .unwrap();
+    req.url(s)
+        .replace("/authorize?", "/passwordless/verify_redirect?")
+        + "&"
+        + &extra
+}
+
+#[tokio::test]
+async fn verify_redirect_spends_the_code_and_signs_in() {
+    let rig = rig("").await;
+    let s = &rig.s;
+    let to = "yuri@example.com";
+    email_code(s, to).await;
+    let code = mailed(&rig, 1, to).await;
+    assert_eq!(
+        verify(s, email_body("spa", to, &code)).await.0,
+        StatusCode::OK
+    );
+    let browser = s.browser();
+    let req = AuthRequest::new("openid email");
+    let url = verify_redirect_url(s, &req, to, &code);
+    let res = browser.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&req.redirect_uri), "{location}");
+    assert_eq!(
+        query_param(&location, "state").as_deref(),
+        Some(req.state.as_str())
+    );
+    let (status, tokens) = exchange(s, &req, &query_param(&location, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert!(id["sub"].as_str().unwrap().starts_with("email|"), "{id}");
+    assert_eq!(id["amr"], json!(["otp"]));
+    // The browser has a session: /authorize answers at once.
+    let again = AuthRequest::new("openid").param("prompt", "none");
+    let res = browser.get(again.url(s)).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(query_param(&location, "code").is_some(), "{location}");
+
+    // A second use: an error for the app, nothing issued.
+    let res = browser.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(query_param(&location, "code").is_none(), "{location}");
+}
+
+#[tokio::test]
+async fn verify_redirect_refuses_foreign_callbacks_expiry_and_other_tenants() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
+    let s = TestServer::with_tenants(&[acme, other_tenant]).await;
+    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, ""))
+        .await
+        .unwrap();
+    let rig = Rig { s, mail, sms };
+    let s = &rig.s;
+    let to = "zoe@example.com";
+    email_code(s, to).await;
+    let code = mailed(&rig, 1, to).await;
+    let browser = s.browser();
+    // A redirect_uri that is not among the client's callbacks: a page,
+    // nothing sent anywhere, the code untouched.
+    let mut req = AuthRequest::new("openid");
+    req.redirect_uri = "https://evil.example/cb".into();
+    let res = browser
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    // Another tenant's host: it has no such connection; nothing issued.
+    let req = AuthRequest::new("openid");
+    let path = verify_redirect_url(s, &req, to, &code).replace(&s.url(""), "");
+    let res = s
+        .as_host(
+            reqwest::Method::GET,
+            &format!("127.0.0.1:{}", s.port),
+            &path,
+        )
+        .send()
+        .await
+        .unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        res.status().is_client_error() || query_param(&location, "error").is_some(),
+        "{location}"
+    );
+    assert!(query_param(&location, "code").is_none(), "{location}");
+    // Expired: an error for the app.
+    s.clock.advance(181);
+    let res = browser
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(!log(s).await.iter().any(|e| e.event_type == "s"));
 }
