@@ -305,7 +305,7 @@ test('3: screen_hint=signup through spa-js, at 320 px, keyboard only: a weak pas
     assert.equal(await error.getAttribute('role'), 'alert');
     assert.equal(
       (await error.innerText()).trim(),
-      'The password must contain at least one lowercase letter, one uppercase letter and one number.',
+      'The password must contain at least one of each: lowercase letters (a–z), uppercase letters (A–Z), numbers (0–9).',
     );
     assert.equal(await page.locator('#password').getAttribute('aria-describedby'), 'signup-error');
     assert.equal(await page.inputValue('#email'), email, 'the address is kept');
@@ -369,7 +369,7 @@ test('4: "Forgot password?", the mailed link, a weak password refused, a new one
     await error.waitFor({ state: 'visible', timeout: WAIT_MS });
     assert.equal(
       (await error.innerText()).trim(),
-      'The password must contain at least one lowercase letter, one uppercase letter and one number.',
+      'The password must contain at least one of each: lowercase letters (a–z), uppercase letters (A–Z), numbers (0–9).',
     );
     assert.equal(await error.getAttribute('role'), 'alert');
     assert.equal(await page.locator('#password').getAttribute('aria-invalid'), 'true');
@@ -387,7 +387,7 @@ test('4: "Forgot password?", the mailed link, a weak password refused, a new one
     // The link works once.
     assert.equal((await page.goto(link.href)).status(), 400, 'a used link is a 400 page');
     assert.deepEqual(await notice(page), {
-      heading: 'This link does not work',
+      heading: 'Invalid link',
       message: 'This link has already been used.',
     });
 
