@@ -343,3 +343,60 @@ async fn verify_redirect_refuses_foreign_callbacks_expiry_and_other_tenants() {
     );
     assert!(!log(s).await.iter().any(|e| e.event_type == "s"));
 }
+
+#[tokio::test]
+async fn verify_redirect_answers_in_the_response_mode_and_leads_to_the_second_step() {
+    let rig = rig("").await;
+    let s = &rig.s;
+    // form_post: the code goes to the app in a posted form.
+    let to = "ines@example.com";
+    email_code(s, to).await;
+    let code = mailed(&rig, 1, to).await;
+    let req = AuthRequest::new("openid").param("response_mode", "form_post");
+    let res = s
+        .browser()
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    // The action is the callback, HTML-escaped.
+    let action = req.redirect_uri.replace('/', "&#x2f;");
+    assert!(html.contains(&format!("action=\"{action}\"")), "{html}");
+    assert_eq!(
+        hidden_input(&html, "state").as_deref(),
+        Some(req.state.as_str())
+    );
+    let posted = hidden_input(&html, "code").expect("the code is posted");
+    let (status, tokens) = exchange(s, &req, &posted).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // With MFA always, a first-time user is asked to enroll a second factor
+    // next, in this browser's login transaction; nothing is issued yet.
+    let with_mfa = file(s.port, &rig.mail, &rig.sms, "") + crate::mfa_api::ALWAYS;
+    latchkey::tenant::apply::apply_text(&s.state, &with_mfa)
+        .await
+        .unwrap();
+    let to = "jon@example.com";
+    s.clock.advance(1);
+    email_code(s, to).await;
+    let code = mailed(&rig, 2, to).await;
+    let req = AuthRequest::new("openid");
+    let res = s
+        .browser()
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let bound = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("latchkey_tx="));
+    assert!(bound, "the step's transaction is bound to this browser");
+    let step = res.text().await.unwrap();
+    assert!(step.contains("action=\"/login/mfa/enroll\""), "{step}");
+    assert!(!step.contains("code="), "{step}");
+}
