@@ -168,6 +168,23 @@ pub async fn register(
     let email = email_address::normalize(raw)
         .map_err(|e| PasskeyError::InvalidRequest(format!("user_profile.email {e}")))?;
     clean.insert("email".into(), json!(email));
+    // A username as every sign-up to the connection takes it, unique in it.
+    let username = super::username::for_signup(
+        conn.requires_username,
+        clean.get("username").and_then(Value::as_str),
+    )
+    .map_err(|why| PasskeyError::InvalidRequest(format!("user_profile.username: {why}")))?;
+    if let Some(name) = username
+        && state
+            .store
+            .user_by_username(&tenant.id, &conn.name, name)
+            .await?
+            .is_some()
+    {
+        return Err(PasskeyError::InvalidRequest(
+            "The username already exists.".into(),
+        ));
+    }
     if let Some(m) = metadata {
         let ok = m.as_object().is_some_and(|o| {
             o.len() <= 10

@@ -27,6 +27,23 @@ pub fn is_valid(raw: &str) -> bool {
 /// What the rule says, for a refusal.
 pub const RULE: &str = "The username must be 1 to 128 letters (a-z, A-Z), digits or _+-.!#$'^`~@";
 
+/// The username a sign-up to a connection gives (every way of signing up:
+/// `/dbconnections/signup`, the hosted page, a native passkey): required
+/// and well formed where the connection has usernames (`requires_username`),
+/// refused where it has none. The refusal says why.
+pub(crate) fn for_signup(
+    requires_username: bool,
+    given: Option<&str>,
+) -> Result<Option<&str>, &'static str> {
+    match (requires_username, given) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err("The connection does not use usernames"),
+        (true, None) => Err("Missing required property: username"),
+        (true, Some(u)) if is_valid(u) => Ok(Some(u)),
+        (true, Some(_)) => Err(RULE),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

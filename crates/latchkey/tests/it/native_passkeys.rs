@@ -952,3 +952,77 @@ async fn a_connection_requiring_verified_emails_holds_for_passkeys() {
         carol.user_id
     );
 }
+
+#[tokio::test]
+async fn a_passkey_sign_up_takes_usernames_as_every_sign_up_does() {
+    let s = server().await;
+    let register = |profile: Value| {
+        let s = &s;
+        async move {
+            post(
+                s,
+                "/passkey/register",
+                json!({"client_id": "spa", "user_profile": profile}),
+            )
+            .await
+        }
+    };
+    // A connection without usernames takes none.
+    let (status, body) = register(json!({"email": "u1@example.com", "username": "ulla"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("does not use usernames"),
+        "{body}"
+    );
+    let text = acme(s.port)
+        .replace("factors: [password, totp, recovery-code]", "factors: [password, passkey, totp, recovery-code]")
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            "\"http://auth0.com/oauth/grant-type/password-realm\", \"urn:okta:params:oauth:grant-type:webauthn\"] }",
+        )
+        .replace(
+            "    password_policy: { min_length: 8 }\n",
+            "    password_policy: { min_length: 8 }\n    requires_username: true\n",
+        );
+    latchkey::tenant::apply::apply_text(&s.state, &text)
+        .await
+        .unwrap();
+    // One with usernames needs one, well formed and not taken.
+    for (profile, why) in [
+        (
+            json!({"email": "u2@example.com"}),
+            "Missing required property: username",
+        ),
+        (
+            json!({"email": "u2@example.com", "username": "аlice"}),
+            "letters (a-z, A-Z)",
+        ),
+    ] {
+        let (status, body) = register(profile).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    let (status, _) = post_json_signup(&s, "taken@example.com", "Ulla").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = register(json!({"email": "u3@example.com", "username": "ULLA"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error_description"], "The username already exists.");
+    let (status, body) = register(json!({"email": "u3@example.com", "username": "ulla_2"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn post_json_signup(s: &TestServer, email: &str, username: &str) -> (StatusCode, Value) {
+    post(
+        s,
+        "/dbconnections/signup",
+        json!({"client_id": "spa", "connection": "Username-Password-Authentication",
+               "email": email, "password": "Gl4ss-Onion-Lantern", "username": username}),
+    )
+    .await
+}

@@ -261,17 +261,12 @@ fn profile(given: &Map<String, Value>) -> Result<Map<String, Value>, SignUpError
 }
 
 fn username(conn: &Connection, given: Option<&str>) -> Result<Option<String>, SignUpError> {
-    let bad = |detail: &str| SignUpError::Field {
-        field: "username",
-        detail: detail.to_string(),
-    };
-    match (conn.requires_username, given) {
-        (false, None) => Ok(None),
-        (false, Some(_)) => Err(bad("The connection does not use usernames")),
-        (true, None) => Err(bad("Missing required property: username")),
-        (true, Some(u)) if crate::services::username::is_valid(u) => Ok(Some(u.to_string())),
-        (true, Some(_)) => Err(bad(crate::services::username::RULE)),
-    }
+    crate::services::username::for_signup(conn.requires_username, given)
+        .map(|u| u.map(str::to_string))
+        .map_err(|detail| SignUpError::Field {
+            field: "username",
+            detail: detail.to_string(),
+        })
 }
 
 fn metadata_checked(metadata: &Value) -> Result<Value, SignUpError> {
