@@ -474,6 +474,15 @@ fn dead_link(state: &AppState, tenant: &Tenant, link: Link, e: TicketError) -> R
     )
 }
 
+/// The language a mailed link names (`ui_locales`, one tag of latchkey's
+/// as the mail wrote it), as latchkey's own tag: anything else in the
+/// link is dropped, not carried into the page and its form.
+fn link_language(ui_locales: Option<&str>) -> Option<&'static str> {
+    ui_locales
+        .and_then(latchkey_core::services::language::Language::matching)
+        .map(latchkey_core::services::language::Language::tag)
+}
+
 fn follower(ip: &str, headers: &HeaderMap) -> (String, String) {
     (ip.to_string(), user_agent(headers))
 }
@@ -489,7 +498,7 @@ pub(super) async fn verify_email(
     let Ok(Query(q)) = query else {
         return dead_link(&state, &tenant, Link::VerifyEmail, TicketError::Unknown);
     };
-    language::for_link(&tenant, q.ui_locales.as_deref());
+    language::for_link(&tenant, link_language(q.ui_locales.as_deref()));
     let (ip, user_agent) = follower(&ip, &headers);
     let who = Follower {
         ip: &ip,
@@ -525,7 +534,7 @@ pub(super) async fn reset_form(
     let Ok(Query(q)) = query else {
         return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Unknown);
     };
-    let ui_locales = q.ui_locales.as_deref();
+    let ui_locales = link_language(q.ui_locales.as_deref());
     language::for_link(&tenant, ui_locales);
     match reset::open(&state, &tenant, &q.ticket).await {
         Ok(opened) => reset_page(&state, &tenant, (&q.ticket, ui_locales), &opened, None),
@@ -577,7 +586,7 @@ pub(super) async fn reset_submit(
     let Ok(Form(form)) = form else {
         return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Unknown);
     };
-    let ui_locales = form.ui_locales.as_deref();
+    let ui_locales = link_language(form.ui_locales.as_deref());
     language::for_link(&tenant, ui_locales);
     let (ip, user_agent) = follower(&ip, &headers);
     let who = Follower {

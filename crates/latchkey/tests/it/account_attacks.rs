@@ -193,3 +193,43 @@ async fn another_tenants_login_transaction_opens_no_form() {
         .unwrap();
     assert_eq!(form.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_links_language_is_one_of_latchkeys_or_nothing() {
+    let (s, mail) = server("", "").await;
+    let res = s
+        .http()
+        .post(s.url("/dbconnections/change_password"))
+        .json(&serde_json::json!({"client_id": "spa", "connection": crate::signup::UPA, "email": ALICE}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let link = link_in(&mail.wait_for(1).await[0]);
+    // Whatever is put in the link's ui_locales, only a language latchkey
+    // speaks reaches the page and its form.
+    let junk = "zz-injected\"><b>x</b>".repeat(50);
+    let res = s
+        .http()
+        .get(format!("{link}&ui_locales={}", urlencoding(&junk)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("zz-injected"), "{html}");
+    assert!(html.contains("lang=\"en\""), "{html}");
+    let res = s
+        .http()
+        .get(format!("{link}&ui_locales=fr-CA"))
+        .send()
+        .await
+        .unwrap();
+    let html = res.text().await.unwrap();
+    assert!(html.contains("lang=\"fr\""), "{html}");
+    assert_eq!(hidden_input(&html, "ui_locales").as_deref(), Some("fr"));
+}
+
+fn urlencoding(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string()
+}
