@@ -76,23 +76,23 @@ pub(crate) fn wanted() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The page's language: negotiated with `tenant`'s languages (and kept for
-/// the pages of this request that have no tenant at hand), else the one
-/// chosen before, else the best of every language.
+/// The page's language: the one chosen already for this request (by
+/// `for_request`, `for_link` or an earlier call), else negotiated with
+/// `tenant`'s languages and kept, else the best of every language.
 pub(crate) fn of(tenant: Option<&Tenant>) -> Language {
-    let chosen = WANTED.try_with(|w| w.borrow().chosen).ok().flatten();
+    if let Some(chosen) = WANTED.try_with(|w| w.borrow().chosen).ok().flatten() {
+        return chosen;
+    }
     match tenant {
         Some(t) => {
             let l = language::negotiate(t, &wanted());
             let _ = WANTED.try_with(|w| w.borrow_mut().chosen = Some(l));
             l
         }
-        None => chosen.unwrap_or_else(|| {
-            wanted()
-                .iter()
-                .find_map(|t| Language::matching(t))
-                .unwrap_or(Language::En)
-        }),
+        None => wanted()
+            .iter()
+            .find_map(|t| Language::matching(t))
+            .unwrap_or(Language::En),
     }
 }
 
