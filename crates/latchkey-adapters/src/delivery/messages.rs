@@ -21,7 +21,8 @@ const MINUTES: &str = "5";
 /// the person wants at least as much as the chosen one (exact tag, then
 /// its primary language), else the built-in texts of the chosen language.
 enum Wording<'a, T> {
-    Tenant(&'a T),
+    /// The template, and the language tag it is kept under.
+    Tenant(&'a str, &'a T),
     Builtin(Language),
 }
 
@@ -33,22 +34,22 @@ fn pick<'a, T>(
     let chosen = language::negotiate(tenant, languages);
     let find = |lang: &str| {
         let lower = lang.to_ascii_lowercase();
-        if let Some((_, t)) = map.iter().find(|(k, _)| k.to_ascii_lowercase() == lower) {
-            return Some(t);
+        if let Some(found) = map.iter().find(|(k, _)| k.to_ascii_lowercase() == lower) {
+            return Some(found);
         }
         let primary = lower.split('-').next().unwrap_or("");
-        map.get(primary)
+        map.get_key_value(primary)
     };
     for lang in languages {
-        if let Some(t) = find(lang) {
-            return Wording::Tenant(t);
+        if let Some((tag, t)) = find(lang) {
+            return Wording::Tenant(tag, t);
         }
         if Language::matching(lang) == Some(chosen) {
             break;
         }
     }
     match find(chosen.tag()) {
-        Some(t) => Wording::Tenant(t),
+        Some((tag, t)) => Wording::Tenant(tag, t),
         None => Wording::Builtin(chosen),
     }
 }
@@ -138,7 +139,7 @@ pub fn code_email(
     purpose: Purpose,
 ) -> EmailMessage {
     let (subject, text, html) = match pick(&tenant.config.messages.code_email, tenant, languages) {
-        Wording::Tenant(t) => (
+        Wording::Tenant(_, t) => (
             render(&t.subject, false, tenant, code, purpose),
             render(&t.text, false, tenant, code, purpose),
             render(&t.html, true, tenant, code, purpose),
@@ -180,24 +181,28 @@ pub fn code_email(
 }
 
 /// A text message or a call's words: the tenant's template, else the
-/// bundle's `name` text (`${code}` said as `code`).
-fn short(
-    map: &std::collections::BTreeMap<String, String>,
+/// bundle's `name` text (`${code}` said as `code`); and the language tag
+/// they are in.
+fn short<'a>(
+    map: &'a std::collections::BTreeMap<String, String>,
     name: &str,
     tenant: &Tenant,
     languages: &[String],
     code: &str,
     said: &str,
-) -> String {
+) -> (String, &'a str) {
     match pick(map, tenant, languages) {
-        Wording::Tenant(t) => render(t, false, tenant, code, Purpose::Enroll),
-        Wording::Builtin(lang) => fill(
-            language::message(lang, name, "text"),
-            &[
-                ("code", said),
-                ("companyName", &company(tenant)),
-                ("minutes", MINUTES),
-            ],
+        Wording::Tenant(tag, t) => (render(t, false, tenant, code, Purpose::Enroll), tag),
+        Wording::Builtin(lang) => (
+            fill(
+                language::message(lang, name, "text"),
+                &[
+                    ("code", said),
+                    ("companyName", &company(tenant)),
+                    ("minutes", MINUTES),
+                ],
+            ),
+            lang.tag(),
         ),
     }
 }
@@ -268,28 +273,19 @@ fn validity(lang: Language, minutes: i64) -> String {
 
 pub fn code_sms(tenant: &Tenant, languages: &[String], code: &str) -> String {
     let map = &tenant.config.messages.code_sms;
-    short(map, "code-sms", tenant, languages, code, code)
+    short(map, "code-sms", tenant, languages, code, code).0
 }
 
-pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> String {
+/// A code call's words, and the language they are in as Twilio's
+/// `<Say language>` names it: the tenant template's tag as written when it
+/// names a region (`fr-CA`), else latchkey's voice for the language (`fr`
+/// is `fr-FR`, `ja` is `ja-JP`); `None` for a template of a language
+/// without a region latchkey does not know (the provider's default voice
+/// reads it).
+pub fn code_voice(tenant: &Tenant, languages: &[String], code: &str) -> (String, Option<String>) {
     let map = &tenant.config.messages.code_voice;
-    short(map, "code-voice", tenant, languages, code, &spoken(code))
-}
-
-/// The language a code call speaks, as Twilio's `<Say language>` names it:
-/// the language of the tenant's template chosen (its tag as written when it
-/// names a region, `fr-CA`), else of the built-in words (`fr` is `fr-FR`,
-/// `ja` is `ja-JP`). `None` for a template of a language without a region
-/// latchkey does not know (the provider's default voice reads it).
-pub fn code_voice_language(tenant: &Tenant, languages: &[String]) -> Option<String> {
-    let map = &tenant.config.messages.code_voice;
-    match pick(map, tenant, languages) {
-        Wording::Tenant(t) => map
-            .iter()
-            .find(|(_, v)| std::ptr::eq(*v, t))
-            .and_then(|(tag, _)| say_language(tag)),
-        Wording::Builtin(lang) => say_language(lang.tag()),
-    }
+    let (words, tag) = short(map, "code-voice", tenant, languages, code, &spoken(code));
+    (words, say_language(tag))
 }
 
 fn say_language(tag: &str) -> Option<String> {
@@ -333,7 +329,7 @@ mod tests {
         };
         let plain = tenant("");
         let langs = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let said = |t: &Tenant, l: &[&str]| code_voice_language(t, &langs(l));
+        let said = |t: &Tenant, l: &[&str]| code_voice(t, &langs(l), "123").1;
         assert_eq!(said(&plain, &["fr-CA"]).as_deref(), Some("fr-FR"));
         assert_eq!(said(&plain, &["ja"]).as_deref(), Some("ja-JP"));
         assert_eq!(said(&plain, &["pt-PT"]).as_deref(), Some("pt-BR"));

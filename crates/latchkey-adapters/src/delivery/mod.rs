@@ -67,11 +67,8 @@ impl Delivery for MessageDelivery {
             .as_ref()
             .ok_or(DeliveryError::NotConfigured)?;
         let (channel, text, language) = if m.channel == CodeChannel::Voice {
-            (
-                sms::Channel::Voice,
-                messages::code_voice(m.tenant, m.languages, m.code),
-                messages::code_voice_language(m.tenant, m.languages),
-            )
+            let (words, language) = messages::code_voice(m.tenant, m.languages, m.code);
+            (sms::Channel::Voice, words, language)
         } else {
             (
                 sms::Channel::Sms,
