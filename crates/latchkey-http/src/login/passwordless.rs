@@ -20,7 +20,7 @@ use crate::app::{AppState, SharedState};
 use crate::http::cookies;
 use crate::http::{ClientIp, user_agent};
 use crate::oauth::respond;
-use crate::oauth::wire::OAuthTenant;
+use crate::oauth::wire::{AuthorizeQuery, OAuthTenant};
 use crate::pages::{self, PasswordlessCode, PasswordlessField};
 use latchkey_core::services::authorize::{self, AuthorizeRequest, Invalid};
 use latchkey_core::services::login::Origin;
@@ -292,31 +292,16 @@ pub(crate) async fn verify_redirect(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    authorize_query: Result<Query<AuthorizeQuery>, QueryRejection>,
 ) -> Response {
-    let Ok(Query(q)) = query else {
+    let (Ok(Query(q)), Ok(Query(aq))) = (query, authorize_query) else {
         return bad_page(&state, &tenant, "The authorization request is malformed.");
     };
     let get = |k: &str| q.get(k).map(String::as_str);
     let params = authorize::Params {
-        response_type: get("response_type"),
-        client_id: get("client_id"),
-        redirect_uri: get("redirect_uri"),
-        scope: get("scope"),
-        state: get("state"),
-        nonce: get("nonce"),
-        audience: get("audience"),
-        code_challenge: get("code_challenge"),
-        code_challenge_method: get("code_challenge_method"),
-        prompt: get("prompt"),
-        max_age: get("max_age"),
-        login_hint: get("login_hint"),
-        acr_values: get("acr_values"),
-        dpop_jkt: get("dpop_jkt"),
-        response_mode: get("response_mode"),
         // `connection` here is the passwordless one, not an upstream's.
         connection: None,
-        ui_locales: get("ui_locales"),
-        pushed: false,
+        ..crate::oauth::authorize::params(&aq)
     };
     let (req, reply) = match authorize::validate(&tenant, &host, &params) {
         Ok(valid) => valid,
@@ -339,7 +324,16 @@ pub(crate) async fn verify_redirect(
             "Missing required parameter: connection and verification_code",
         );
     };
-    let to = get("email").or(get("phone_number")).unwrap_or("");
+    // The address the connection's codes go to, as `/passwordless/verify`
+    // reads it.
+    let to = match tenant
+        .passwordless_connection(connection)
+        .map(|c| c.strategy)
+    {
+        Some(ConnectionStrategy::Sms) => get("phone_number"),
+        _ => get("email"),
+    }
+    .unwrap_or("");
     let ua = user_agent(&headers);
     let verified = passwordless::verify(
         &state.core,

@@ -96,7 +96,9 @@ fn bad_request(state: &AppState, tenant: &Tenant, message: &str) -> Response {
     pages::error_page(state, Some(tenant), StatusCode::BAD_REQUEST, message)
 }
 
-fn params(q: &AuthorizeQuery) -> Params<'_> {
+/// The parameters of an authorization request as `/authorize` reads them
+/// (also `/passwordless/verify_redirect`'s).
+pub(crate) fn params(q: &AuthorizeQuery) -> Params<'_> {
     Params {
         response_type: q.response_type.as_deref(),
         client_id: q.client_id.as_deref(),

@@ -400,3 +400,35 @@ async fn verify_redirect_answers_in_the_response_mode_and_leads_to_the_second_st
     assert!(step.contains("action=\"/login/mfa/enroll\""), "{step}");
     assert!(!step.contains("code="), "{step}");
 }
+
+/// An SMS connection's link is read by its phone number, whatever else the
+/// query holds (an empty `email=` as a client may send it).
+#[tokio::test]
+async fn verify_redirect_reads_the_address_the_connection_uses() {
+    let rig = rig("").await;
+    let s = &rig.s;
+    let (status, body) = start(
+        s,
+        json!({"client_id": "spa", "connection": "sms", "phone_number": "+15550004444"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = crate::mfa_api::six_digits(&rig.sms.wait_for(1).await[0].text);
+    let req = AuthRequest::new("openid");
+    let extra = serde_urlencoded::to_string([
+        ("connection", "sms"),
+        ("email", ""),
+        ("phone_number", "+15550004444"),
+        ("verification_code", code.as_str()),
+    ])
+    .unwrap();
+    let url = req
+        .url(s)
+        .replace("/authorize?", "/passwordless/verify_redirect?")
+        + "&"
+        + &extra;
+    let res = s.browser().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(query_param(&location, "code").is_some(), "{location}");
+}
