@@ -596,6 +596,36 @@ pub trait MethodStore: Send + Sync {
         session_digest: &str,
         max_attempts: i64,
     ) -> StoreResult<i64>;
+    /// Takes an attempt at a live enrollment before its answer is judged,
+    /// so that racing answers cannot share one count: the row as counted
+    /// (`attempts` includes this one), or `None` when none is live or it has
+    /// no attempt left (`max_attempts` taken).
+    async fn take_enrollment_attempt(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentRow>>;
+    /// Gives back an attempt taken by a right answer that leaves the
+    /// enrollment live (a check that does not spend it), if the enrollment
+    /// still holds `state` (what the taker read).
+    async fn return_enrollment_attempt(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        state: &serde_json::Value,
+    ) -> StoreResult<()>;
+    /// Deletes the live enrollment if it still holds `state` (what the
+    /// caller read; not one that replaced it since). Of racing removers,
+    /// exactly one gets true.
+    async fn remove_enrollment_if(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        state: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Forgets an enrollment, live or expired (one a new one replaces).
     async fn discard_enrollment(&self, tenant_id: &str, session_digest: &str) -> StoreResult<()> {
         // At zero attempts allowed, the count deletes the row whatever it holds.

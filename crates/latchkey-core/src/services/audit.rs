@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::context::Core;
 use crate::rng::RngExt;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Store};
 
 pub const METHOD_SUCCEEDED: &str = "my_account_authentication_method_succeeded";
 pub const METHOD_FAILED: &str = "my_account_authentication_method_failed";
@@ -102,6 +102,13 @@ pub struct Entry<'a> {
 /// Records a login event `code` (see [`codes`]) with its `description`,
 /// `client_name`, `connection` and `user_name` in `details`.
 pub async fn record_login(state: &Core, actor: &Actor<'_>, code: &str, entry: Entry<'_>) {
+    let event = login_event(state, actor, code, entry);
+    keep(state.store.as_ref(), actor.tenant_id, &event).await;
+}
+
+/// The event [`record_login`] records, for a caller that records it later
+/// (with [`keep`], off the request's path).
+pub fn login_event(state: &Core, actor: &Actor<'_>, code: &str, entry: Entry<'_>) -> AuditEvent {
     let mut d = serde_json::Map::new();
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
@@ -113,7 +120,7 @@ pub async fn record_login(state: &Core, actor: &Actor<'_>, code: &str, entry: En
     put("connection", entry.connection);
     put("user_name", entry.user_name);
     put("error", entry.error.as_deref());
-    record_with(state, actor, entry.user_id, code, Value::Object(d)).await;
+    event(state, actor, entry.user_id, code, Value::Object(d))
 }
 
 /// Who did it and from where.
@@ -140,7 +147,18 @@ pub async fn record_with(
     event_type: &str,
     details: Value,
 ) {
-    let event = AuditEvent {
+    let event = event(state, actor, user_id, event_type, details);
+    keep(state.store.as_ref(), actor.tenant_id, &event).await;
+}
+
+fn event(
+    state: &Core,
+    actor: &Actor<'_>,
+    user_id: Option<&str>,
+    event_type: &str,
+    details: Value,
+) -> AuditEvent {
+    AuditEvent {
         id: format!("log_{}", state.rng.alnum(24)),
         event_type: event_type.to_string(),
         date: state.clock.now(),
@@ -149,9 +167,14 @@ pub async fn record_with(
         ip: Some(actor.ip.to_string()),
         user_agent: Some(actor.user_agent.to_string()),
         details,
-    };
-    if let Err(e) = state.store.record_audit(actor.tenant_id, &event).await {
-        tracing::error!(error = %e, event = event_type, "audit event not recorded");
+    }
+}
+
+/// Writes `event` to the tenant log. A failure is logged, never fatal to
+/// the request it describes.
+pub async fn keep(store: &dyn Store, tenant_id: &str, event: &AuditEvent) {
+    if let Err(e) = store.record_audit(tenant_id, event).await {
+        tracing::error!(error = %e, event = %event.event_type, "audit event not recorded");
     }
 }
 

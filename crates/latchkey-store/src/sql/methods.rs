@@ -267,6 +267,57 @@ pub(crate) fn enrollment_failed<'a>(tenant_id: &'a str, session_digest: &'a str)
     .text(tenant_id)
 }
 
+/// Takes an attempt at a live enrollment with attempts left, before its
+/// answer is judged: racing answers each take their own. The row as counted.
+pub(crate) fn take_enrollment_attempt<'a>(
+    tenant_id: &'a str,
+    session_digest: &'a str,
+    max_attempts: i64,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "UPDATE enrollments SET attempts = attempts + 1 \
+         WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3 AND attempts < $4 \
+         RETURNING user_id, client_id, method_type, method_id, state, attempts, created_at, expires_at",
+    )
+    .text(session_digest)
+    .text(tenant_id)
+    .int(now)
+    .int(max_attempts)
+}
+
+/// Gives an attempt back, if the enrollment still holds `state`.
+pub(crate) fn return_enrollment_attempt<'a>(
+    tenant_id: &'a str,
+    session_digest: &'a str,
+    state: &serde_json::Value,
+) -> Statement<'a> {
+    Statement::new(
+        "UPDATE enrollments SET attempts = attempts - 1 \
+         WHERE session_digest = $1 AND tenant_id = $2 AND attempts > 0 AND state = $3",
+    )
+    .text(session_digest)
+    .text(tenant_id)
+    .owned(to_json(state))
+}
+
+/// Deletes a live enrollment if it still holds `state`.
+pub(crate) fn remove_enrollment_if<'a>(
+    tenant_id: &'a str,
+    session_digest: &'a str,
+    state: &serde_json::Value,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "DELETE FROM enrollments \
+         WHERE session_digest = $1 AND tenant_id = $2 AND expires_at > $3 AND state = $4",
+    )
+    .text(session_digest)
+    .text(tenant_id)
+    .int(now)
+    .owned(to_json(state))
+}
+
 pub(crate) fn delete_enrollment<'a>(tenant_id: &'a str, session_digest: &'a str) -> Statement<'a> {
     Statement::new("DELETE FROM enrollments WHERE session_digest = $1 AND tenant_id = $2")
         .text(session_digest)

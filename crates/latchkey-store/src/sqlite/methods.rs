@@ -265,6 +265,44 @@ impl MethodStore for SqliteStore {
         Ok((max_attempts - attempts).max(0))
     }
 
+    async fn take_enrollment_attempt(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        max_attempts: i64,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentRow>> {
+        let row = sql::take_enrollment_attempt(tenant_id, session_digest, max_attempts, now)
+            .fetch_optional(&mut *self.writer().await?)
+            .await?;
+        row.as_ref().map(enrollment_row).transpose()
+    }
+
+    async fn return_enrollment_attempt(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        state: &serde_json::Value,
+    ) -> StoreResult<()> {
+        sql::return_enrollment_attempt(tenant_id, session_digest, state)
+            .execute(&mut *self.writer().await?)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_enrollment_if(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        state: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sql::remove_enrollment_if(tenant_id, session_digest, state, now)
+            .execute(&mut *self.writer().await?)
+            .await?;
+        Ok(done == 1)
+    }
+
     async fn finish_enrollment(
         &self,
         tenant_id: &str,

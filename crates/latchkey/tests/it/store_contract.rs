@@ -190,6 +190,7 @@ contract!(
 );
 
 mod accounts;
+mod attempts;
 mod identities;
 mod push;
 mod push_enroll;

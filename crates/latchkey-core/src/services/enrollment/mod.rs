@@ -396,6 +396,20 @@ pub async fn verify(
     {
         return Err(EnrollError::Invalid(NO_SESSION.into()));
     }
+    // A code may be guessed: its attempt is taken before it is judged, so
+    // answers racing at one enrollment cannot share a count.
+    let taken = if matches!(proof, Proof::Otp { .. }) {
+        let Some(taken) = state
+            .store
+            .take_enrollment_attempt(&who.tenant.id, &digest, MAX_ATTEMPTS, now)
+            .await?
+        else {
+            return Err(EnrollError::Invalid(NO_SESSION.into()));
+        };
+        Some(taken)
+    } else {
+        None
+    };
     let kind = FactorType::try_from(enrollment.method_type.clone())
         .map_err(|e| EnrollError::Internal(format!("stored enrollment: {e}")))?;
     let misfit =
@@ -490,10 +504,24 @@ pub async fn verify(
                 .map_err(|e| EnrollError::Internal(format!("reading the new method: {e}")))
         }
         Outcome::Wrong(detail) => {
-            let left = state
-                .store
-                .enrollment_failed(&who.tenant.id, &digest, MAX_ATTEMPTS)
-                .await?;
+            let left = match &taken {
+                Some(taken) => {
+                    let left = (MAX_ATTEMPTS - taken.attempts).max(0);
+                    if left == 0 {
+                        state
+                            .store
+                            .remove_enrollment_if(&who.tenant.id, &digest, &taken.state, now)
+                            .await?;
+                    }
+                    left
+                }
+                None => {
+                    state
+                        .store
+                        .enrollment_failed(&who.tenant.id, &digest, MAX_ATTEMPTS)
+                        .await?
+                }
+            };
             Err(EnrollError::Wrong {
                 detail,
                 attempts_left: left,

@@ -14,7 +14,7 @@ use crate::crypto::hash::{constant_time_eq, secret_digest, sha256_b64url};
 use crate::rng::RngExt;
 use crate::services::delivery::{CodeChannel, Purpose, send_code};
 use crate::services::enrollment::EnrollError;
-use crate::services::mfa::{Answer, MfaError, Pending, answering, ceremony, wrong};
+use crate::services::mfa::{Answer, MfaError, Pending, ceremony, guessing, wrong_guess};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::{Client, Tenant};
 
@@ -142,7 +142,7 @@ pub(crate) async fn verify_oob(
     binding_code: &str,
 ) -> Result<(String, Pending, Answered), MfaError> {
     let token = answer.token;
-    let (row, pending) = answering(state, tenant, answer).await?;
+    let (row, pending) = guessing(state, tenant, answer).await?;
     let now = state.clock.now();
     let oob = ceremony(state, tenant, token, &row.user_id, oob_code, OOB_KIND).await?;
     let stored = oob
@@ -151,7 +151,7 @@ pub(crate) async fn verify_oob(
         .and_then(Value::as_str)
         .unwrap_or("");
     if !code_matches(stored, oob_code, binding_code) {
-        return Err(wrong(state, tenant, answer, &row.user_id, "oob").await);
+        return Err(wrong_guess(state, tenant, answer, &row, "oob").await);
     }
     let channel = Channel::stored(oob.state.get("channel").and_then(Value::as_str));
     if !state

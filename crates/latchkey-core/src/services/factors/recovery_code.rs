@@ -9,7 +9,7 @@ use crate::crypto::hash::constant_time_eq;
 use crate::crypto::hash::secret_digest;
 use crate::rng::RngExt;
 use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who, new_method_id};
-use crate::services::mfa::{Answer, MfaError, Pending, answering, wrong};
+use crate::services::mfa::{Answer, MfaError, Pending, guessing, wrong_guess};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 use crate::tenant::Tenant;
@@ -107,7 +107,7 @@ pub(crate) async fn verify_recovery_code(
     code: &str,
 ) -> Result<(String, Pending, String), MfaError> {
     let token = answer.token;
-    let (row, pending) = answering(state, tenant, answer).await?;
+    let (row, pending) = guessing(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     let Some(current) = methods
         .iter()
@@ -122,7 +122,7 @@ pub(crate) async fn verify_recovery_code(
         .unwrap_or("");
     let given = code_digest(code);
     if stored.is_empty() || !constant_time_eq(stored.as_bytes(), given.as_bytes()) {
-        return Err(wrong(state, tenant, answer, &row.user_id, "recovery-code").await);
+        return Err(wrong_guess(state, tenant, answer, &row, "recovery-code").await);
     }
     let (fresh, digest) = crate::services::enrollment::new_recovery_code(state);
     let now = state.clock.now();

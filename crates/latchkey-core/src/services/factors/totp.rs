@@ -10,7 +10,7 @@ use crate::crypto::hash::secret_digest;
 use crate::crypto::otp;
 use crate::rng::RngExt;
 use crate::services::enrollment::{Challenge, EnrollError, Outcome, Who, new_method_id};
-use crate::services::mfa::{Answer, MfaError, Pending, answering, wrong};
+use crate::services::mfa::{Answer, MfaError, Pending, guessing, wrong_guess};
 use crate::store::{Completion, EnrollmentRow, MethodRow};
 use crate::tenant::FactorType;
 use crate::tenant::Tenant;
@@ -156,7 +156,7 @@ pub(crate) async fn verify_otp(
     code: &str,
 ) -> Result<(String, Pending), MfaError> {
     let token = answer.token;
-    let (row, pending) = answering(state, tenant, answer).await?;
+    let (row, pending) = guessing(state, tenant, answer).await?;
     let methods = state.store.methods(&tenant.id, &row.user_id).await?;
     // A push method's app shows codes from its own TOTP secret, sealed
     // under the same context (Guardian apps do).
@@ -203,5 +203,5 @@ pub(crate) async fn verify_otp(
         }
         return Err(MfaError::BadToken);
     }
-    Err(wrong(state, tenant, answer, &row.user_id, "otp").await)
+    Err(wrong_guess(state, tenant, answer, &row, "otp").await)
 }

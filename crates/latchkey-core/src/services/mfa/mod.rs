@@ -324,6 +324,31 @@ pub(crate) async fn answering(
     Ok((row, pending))
 }
 
+/// [`answering`] for an answer that may be a guess (a code): an attempt of
+/// the `mfa_token`'s is taken before the answer is judged, so answers racing
+/// at one token cannot share a count ([`MAX_ATTEMPTS`] are judged, no
+/// more). The token's row as counted; a wrong answer then goes to
+/// [`wrong_guess`].
+pub(crate) async fn guessing(
+    state: &Core,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+) -> Result<(EnrollmentRow, Pending), MfaError> {
+    let (_, pending) = answering(state, tenant, answer).await?;
+    let row = state
+        .store
+        .take_enrollment_attempt(
+            &tenant.id,
+            &secret_digest(answer.token),
+            MAX_ATTEMPTS,
+            state.clock.now(),
+        )
+        .await?
+        .filter(|r| r.method_type == KIND)
+        .ok_or(MfaError::BadToken)?;
+    Ok((row, pending))
+}
+
 /// A challenge stored for the `mfa_token` (an out-of-band code, a key
 /// ceremony), found by its own secret; anything else is a bad token.
 pub(crate) async fn ceremony(
@@ -420,6 +445,47 @@ pub async fn audit(
     crate::services::audit::record(state, &actor, &event, details).await;
 }
 
+/// A wrong answer whose attempt [`guessing`] took (`taken`, the token's row
+/// as counted): logged and counted against the user; the token dies with its
+/// last attempt.
+pub(crate) async fn wrong_guess(
+    state: &Core,
+    tenant: &Tenant,
+    answer: &Answer<'_>,
+    taken: &EnrollmentRow,
+    factor: &str,
+) -> MfaError {
+    refused(state, tenant, answer, &taken.user_id, factor).await;
+    let left = (MAX_ATTEMPTS - taken.attempts).max(0);
+    if left == 0
+        && let Err(e) = state
+            .store
+            .remove_enrollment_if(
+                &tenant.id,
+                &secret_digest(answer.token),
+                &taken.state,
+                state.clock.now(),
+            )
+            .await
+    {
+        return MfaError::Store(e);
+    }
+    MfaError::Wrong {
+        attempts_left: left,
+    }
+}
+
+async fn refused(state: &Core, tenant: &Tenant, answer: &Answer<'_>, user_id: &str, factor: &str) {
+    audit(state, tenant, answer, user_id, factor, Some("wrong code")).await;
+    state.limiter.hit(
+        &failures_key(tenant, user_id),
+        USER_FAILURES.0,
+        USER_FAILURES.1,
+    );
+}
+
+/// A wrong answer that is no guess (a key's signature): logged, counted
+/// against the user and the token.
 pub(crate) async fn wrong(
     state: &Core,
     tenant: &Tenant,
@@ -427,12 +493,7 @@ pub(crate) async fn wrong(
     user_id: &str,
     factor: &str,
 ) -> MfaError {
-    audit(state, tenant, answer, user_id, factor, Some("wrong code")).await;
-    state.limiter.hit(
-        &failures_key(tenant, user_id),
-        USER_FAILURES.0,
-        USER_FAILURES.1,
-    );
+    refused(state, tenant, answer, user_id, factor).await;
     let token = answer.token;
     match state
         .store
