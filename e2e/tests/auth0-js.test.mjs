@@ -11,7 +11,10 @@
 // webAuth.changePassword (Auth0's sentence for a known and an unknown
 // address, a mail only to the known one); and webAuth.client.login, the
 // password-realm grant from the app's origin (tokens for the right
-// password, Auth0's 403 invalid_grant for a wrong one).
+// password, Auth0's 403 invalid_grant for a wrong one); and
+// webAuth.passwordlessStart with send "link": the magic link read from the
+// mail brings the browser back to the app, where parseHash takes the tokens
+// (the state and nonce auth0-js kept when it asked), and works once.
 //
 // Run with LATCHKEY_BIN pointing at the server binary (see e2e/README.md).
 
@@ -90,6 +93,7 @@ window.realmLogin = function (options) {
   });
 };
 window.changePassword = function (options) { return settle('changePassword', options); };
+window.passwordlessStart = function (options) { return settle('passwordlessStart', options); };
 </script></body></html>`;
 }
 
@@ -110,6 +114,10 @@ before(async () => {
         web_origins: [appBase],
         grant_types: ['implicit', 'http://auth0.com/oauth/grant-type/password-realm'],
       });
+      tenant.connections = [
+        ...tenant.connections,
+        { name: 'email', strategy: 'email', enabled_clients: [CLIENT_ID] },
+      ];
       tenant.email_provider = mail.provider;
       return toYaml(tenant);
     },
@@ -296,3 +304,44 @@ test('client.login: the password-realm grant from the app, tokens for the right 
       code: 'invalid_grant', description: 'Wrong email or password.', statusCode: 403,
     });
   }));
+
+test('passwordlessStart with a link: the mailed link signs in at the app once, parseHash checks it', { timeout: TEST_MS }, () =>
+  inApp('auth0-js passwordless link', async (tab) => {
+    const email = 'link-user@example.com';
+    const started = await tab.evaluate(
+      (email) => window.passwordlessStart({ connection: 'email', send: 'link', email }),
+      email,
+    );
+    assert.ok(!started.err, `passwordlessStart: ${JSON.stringify(started.err)}`);
+    assert.equal(started.result.email, email);
+    const message = await mail.next(email);
+    assert.match(message.subject, /^Log in to /);
+    const link = message.text.split('\n').map((l) => l.trim()).find((l) => l.includes('/passwordless/verify_redirect?'));
+    assert.ok(link, `a link in the mail: ${message.text}`);
+    assert.ok(link.startsWith(server.issuer), link);
+    const asked = new URL(link).searchParams;
+    assert.equal(asked.get('response_type'), 'token id_token');
+    assert.ok(asked.get('state') && asked.get('nonce'), 'auth0-js sent its state and nonce');
+
+    // Opened in the browser that asked (the app's storage holds the state).
+    await Promise.all([
+      tab.waitForURL((u) => u.origin === appBase && u.pathname === '/cb', { timeout: WAIT_MS }),
+      tab.goto(link),
+    ]);
+    await tab.waitForFunction(() => window.parsed, null, { timeout: WAIT_MS });
+    const { err, result } = await tab.evaluate(() => window.parsed);
+    assert.equal(err, null, `parseHash: ${JSON.stringify(err)}`);
+    assert.match(result.idTokenPayload.sub, /^email\|/);
+    assert.equal(result.idTokenPayload.email, email);
+    assert.equal(result.idTokenPayload.email_verified, true);
+
+    // Opened again: an error for the app, no tokens.
+    await Promise.all([
+      tab.waitForURL((u) => u.origin === appBase && u.pathname === '/cb', { timeout: WAIT_MS }),
+      tab.goto(link),
+    ]);
+    const hash = new URL(tab.url()).hash;
+    assert.ok(hash.includes('error=access_denied'), hash);
+    assert.ok(!hash.includes('access_token='), hash);
+  }),
+);

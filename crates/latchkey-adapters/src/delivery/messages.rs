@@ -207,15 +207,17 @@ fn short<'a>(
     }
 }
 
-/// A link email (email verification, password reset) in the language the
-/// service chose (`m.language`), from its bundle's `verify-email` or
-/// `reset-email` texts and `link-email`'s validity.
+/// A link email (email verification, password reset, a passwordless login)
+/// in the language the service chose (`m.language`), from its bundle's
+/// `verify-email`, `reset-email` or `login-email` texts and `link-email`'s
+/// validity.
 pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
     let lang = m.language;
     let name = company(m.tenant);
     let message = match m.purpose {
         LinkPurpose::VerifyEmail => "verify-email",
         LinkPurpose::ResetPassword => "reset-email",
+        LinkPurpose::PasswordlessLogin => "login-email",
     };
     let text = |key: &str| {
         fill(
@@ -257,10 +259,13 @@ pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
 }
 
 /// How long a link works, as the message says it: in days when it is a
-/// whole number of them, else in hours (rounded up).
+/// whole number of them, in minutes under an hour, else in hours (rounded
+/// up).
 fn validity(lang: Language, minutes: i64) -> String {
     let (unit, n) = if minutes >= 1440 && minutes % 1440 == 0 {
         ("days", minutes / 1440)
+    } else if minutes < 60 {
+        ("minutes", minutes.max(1))
     } else {
         ("hours", (minutes + 59) / 60)
     };
@@ -379,6 +384,8 @@ mod tests {
                 (LinkPurpose::VerifyEmail, 5 * 24 * 60),
                 (LinkPurpose::ResetPassword, 60),
                 (LinkPurpose::ResetPassword, 90),
+                (LinkPurpose::PasswordlessLogin, 5),
+                (LinkPurpose::PasswordlessLogin, 1),
             ] {
                 let mail = link_email(&LinkMessage {
                     tenant: &tenant,
@@ -419,6 +426,12 @@ mod tests {
         assert_eq!(english(90), "It works once, for 2 hours.");
         assert_eq!(english(5 * 24 * 60), "It works once, for 5 days.");
         assert_eq!(english(24 * 60), "It works once, for 1 day.");
+        assert_eq!(english(5), "It works once, for 5 minutes.");
+        assert_eq!(english(1), "It works once, for 1 minute.");
+        assert_eq!(
+            validity(Language::De, 5),
+            "Er funktioniert einmal, 5 Minuten lang."
+        );
         assert_eq!(
             validity(Language::Fr, 24 * 60),
             "Il ne fonctionne qu'une fois, pendant 1 jour."

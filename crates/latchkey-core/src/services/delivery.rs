@@ -87,6 +87,8 @@ pub enum LinkPurpose {
     VerifyEmail,
     /// Following it opens the page that sets a new password.
     ResetPassword,
+    /// Following it logs in (a passwordless connection's magic link).
+    PasswordlessLogin,
 }
 
 impl LinkPurpose {
@@ -94,6 +96,7 @@ impl LinkPurpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::PasswordlessLogin => "passwordless_login",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Passwordless login (Auth0's `email` and `sms` connections): [`start`]
-//! sends a six-digit one-time code to an address or a phone number,
+//! sends a six-digit one-time code to an address or a phone number, or a
+//! magic link (that code in a link that completes an authorization request),
 //! [`check_code`] (`POST /passwordless/verify`) tells whether an answer is
 //! right without spending the code, and [`verify`] (the `passwordless/otp`
 //! grant, the hosted page's code form) trades it for the user found by that address or number, or made at their
@@ -9,8 +10,9 @@
 //! and address (keyed by the master key, so the address is not in the row);
 //! the code itself only as a MAC of those and the code, compared in constant
 //! time. A new code replaces the last one; a code lives [`CODE_TTL`]
-//! seconds, is spent by its first use, and dies after [`MAX_ATTEMPTS`]
-//! wrong answers. Sends are limited per address and per IP, the same for
+//! seconds ([`LINK_TTL`] in a link), is spent by its first use, and dies
+//! after [`MAX_ATTEMPTS`] wrong answers. A link's code is bound to the
+//! authorization request of its link: it answers only there. Sends are limited per address and per IP, the same for
 //! addresses with and without a user: `start` answers alike for both, and
 //! hands the message to the provider after answering, so neither the answer
 //! nor its timing tells whether someone has an account.
@@ -18,18 +20,23 @@
 use serde_json::{Value, json};
 
 use super::audit::{self, Actor, Entry, codes};
-use super::delivery::{CodeChannel, CodeMessage, Purpose};
+use super::authorize::{self, Invalid};
+use super::delivery::{CodeChannel, CodeMessage, LinkMessage, LinkPurpose, Purpose};
 use super::factors::codes::new_code;
+use super::language;
 use super::login::{self, Origin};
 use super::{email_address, phone};
 use crate::context::Core;
 use crate::crypto::hash::{constant_time_eq, sha256_b64url};
 use crate::rng::RngExt;
-use crate::store::{EnrollmentRow, IdentityRow, StoreError, UserRow};
-use crate::tenant::{Client, Connection, ConnectionStrategy, Tenant};
+use crate::store::{AuditEvent, EnrollmentRow, IdentityRow, StoreError, UserRow};
+use crate::tenant::{Client, Connection, ConnectionStrategy, Tenant, issuer_for_host};
 
 /// How long a code may be used, seconds.
 pub const CODE_TTL: i64 = 180;
+/// How long a magic link may be used, seconds (Auth0's default OTP expiry:
+/// the time to switch to a mailbox and back).
+pub const LINK_TTL: i64 = 300;
 /// Wrong answers a code survives: the third kills it.
 pub const MAX_ATTEMPTS: i64 = 3;
 /// Codes one address or number may be sent per window, and the window
@@ -41,11 +48,22 @@ const PER_IP: (u32, i64) = (20, 3600);
 const KIND: &str = "passwordless";
 
 /// What `/passwordless/start` sends (`send`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+#[derive(Debug, Clone, Copy)]
+pub enum Send<'a> {
     Code,
-    /// Auth0's magic link: not served (see docs/passwordless.md).
-    Link,
+    /// Auth0's magic link, by email: `{issuer}passwordless/verify_redirect`
+    /// with the authorization request it completes and the code.
+    Link(&'a LinkTo<'a>),
+}
+
+/// Where a magic link leads.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkTo<'a> {
+    /// The host the link is opened on (the request's).
+    pub host: &'a str,
+    /// The authorization request it completes (Auth0's `authParams`, with
+    /// the caller's `client_id`), validated as `/authorize` validates one.
+    pub params: authorize::Params<'a>,
 }
 
 #[derive(Debug)]
@@ -58,8 +76,11 @@ pub enum PasswordlessError {
     BadEmail(String),
     /// Not a phone number (why).
     BadPhoneNumber(String),
-    /// `send: link`, which latchkey does not serve.
+    /// `send: link` for a connection that sends no links (SMS).
     LinkUnsupported,
+    /// The authorization request of a link is not one `/authorize` would
+    /// take: the error and its description, as `/authorize` words them.
+    BadAuthParams(&'static str, String),
     /// Too many codes or answers: retry after that many seconds.
     Throttled(i64),
     /// The code is wrong, expired, spent, dead, or another client's; or its
@@ -85,7 +106,7 @@ pub struct StartRequest<'a> {
     pub connection: &'a str,
     /// The address or number as given.
     pub to: &'a str,
-    pub send: Send,
+    pub send: Send<'a>,
     /// The caller's languages, most preferred first.
     pub languages: &'a [String],
 }
@@ -182,9 +203,13 @@ pub async fn start(core: &Core, req: &StartRequest<'_>) -> Result<Started, Passw
     let tenant = req.tenant;
     let connection = connection_for(tenant, req.from.client, req.connection)?;
     let strategy = connection.strategy;
-    if req.send == Send::Link {
-        return Err(PasswordlessError::LinkUnsupported);
-    }
+    let link = match &req.send {
+        Send::Code => None,
+        Send::Link(_) if strategy == ConnectionStrategy::Sms => {
+            return Err(PasswordlessError::LinkUnsupported);
+        }
+        Send::Link(to) => Some(link_request(req, to)?),
+    };
     let (to, key) = normal(strategy, req.to)?;
     throttle(core, tenant, &key, req.from.ip)?;
     let user = user_of(core, tenant, connection, &key).await?;
@@ -195,15 +220,19 @@ pub async fn start(core: &Core, req: &StartRequest<'_>) -> Result<Started, Passw
     let code = new_code(core);
     let slot = slot(core, tenant, &connection.name, &key);
     let now = core.clock.now();
+    let mut state = json!({ "code": code_mac(core, &slot, &code) });
+    if let Some((_, query)) = &link {
+        state["link"] = json!(sha256_b64url(query.as_bytes()));
+    }
     let row = EnrollmentRow {
         user_id: String::new(),
         client_id: req.from.client.client_id.clone(),
         method_type: KIND.to_string(),
         method_id: connection.name.clone(),
-        state: json!({ "code": code_mac(core, &slot, &code) }),
+        state,
         attempts: 0,
         created_at: now,
-        expires_at: now + CODE_TTL,
+        expires_at: now + if link.is_some() { LINK_TTL } else { CODE_TTL },
     };
     store_code(core, tenant, &slot, &row).await?;
     let id = core.rng.alnum(24);
@@ -226,10 +255,85 @@ pub async fn start(core: &Core, req: &StartRequest<'_>) -> Result<Started, Passw
             connection: Some(&connection.name),
             error: None,
         };
-        audit::record_login(core, &actor, event, entry).await;
-        deliver(core, tenant, req.languages, channel, &to, code);
+        // Logged with the delivery, after the answer: a request that sends
+        // takes no longer to answer than one that does not.
+        let event = audit::login_event(core, &actor, event, entry);
+        let message = match link {
+            None => Message::Code(channel, code),
+            Some((host, query)) => {
+                let mut url = url::form_urlencoded::Serializer::new(format!(
+                    "{}passwordless/verify_redirect?{query}&",
+                    issuer_for_host(host)
+                ));
+                url.append_pair("connection", &connection.name)
+                    .append_pair("email", &to)
+                    .append_pair("verification_code", &code);
+                Message::Link(url.finish())
+            }
+        };
+        deliver(core, tenant, req.languages, &to, message, event);
     }
     Ok(Started { id, strategy, to })
+}
+
+/// A link's authorization request validated as `/authorize` validates it,
+/// and the host and query of the link that completes it.
+fn link_request<'a>(
+    req: &StartRequest<'a>,
+    to: &LinkTo<'a>,
+) -> Result<(&'a str, String), PasswordlessError> {
+    let params = authorize::Params {
+        // The link names its passwordless connection on its own.
+        connection: None,
+        pushed: false,
+        ..to.params
+    };
+    if params.client_id != Some(req.from.client.client_id.as_str()) {
+        return Err(PasswordlessError::BadAuthParams(
+            "invalid_request",
+            "authParams name another client".into(),
+        ));
+    }
+    match authorize::validate(req.tenant, to.host, &params) {
+        Ok(_) => Ok((to.host, link_query(&params))),
+        Err(Invalid::Page(why)) => Err(PasswordlessError::BadAuthParams(
+            "invalid_request",
+            why.to_string(),
+        )),
+        Err(Invalid::Client {
+            error, description, ..
+        }) => Err(PasswordlessError::BadAuthParams(error, description)),
+    }
+}
+
+/// The query of an authorization request in a link, its parameters in one
+/// order: what a link's code is bound to (as a digest), and what
+/// `verify_redirect` finds again in the link it is opened with.
+pub fn link_query(p: &authorize::Params<'_>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("client_id", p.client_id),
+        ("response_type", p.response_type),
+        ("redirect_uri", p.redirect_uri),
+        ("scope", p.scope),
+        ("state", p.state),
+        ("nonce", p.nonce),
+        ("audience", p.audience),
+        ("code_challenge", p.code_challenge),
+        ("code_challenge_method", p.code_challenge_method),
+        ("response_mode", p.response_mode),
+        ("prompt", p.prompt),
+        ("max_age", p.max_age),
+        ("login_hint", p.login_hint),
+        ("acr_values", p.acr_values),
+        ("dpop_jkt", p.dpop_jkt),
+        ("ui_locales", p.ui_locales),
+    ] {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    query.finish()
 }
 
 /// Stores `row` as the one code of its slot: the last one goes.
@@ -251,30 +355,58 @@ async fn store_code(
     Ok(())
 }
 
-/// Hands the code to the tenant's provider once the request is answered.
-/// A failure is logged (without the code); the user asks for another.
+/// What goes to the user.
+enum Message {
+    Code(CodeChannel, String),
+    /// The whole URL of a magic link.
+    Link(String),
+}
+
+/// Records `event` (the code sent) and hands the message to the tenant's
+/// provider, once the request is answered. A failure is logged (without the
+/// code); the user asks for another.
 fn deliver(
     core: &Core,
     tenant: &Tenant,
     languages: &[String],
-    channel: CodeChannel,
     to: &str,
-    code: String,
+    message: Message,
+    event: AuditEvent,
 ) {
     let delivery = core.outside.delivery.clone();
+    let store = core.store.clone();
     let tenant = tenant.clone();
     let languages = languages.to_vec();
     let to = to.to_string();
     tokio::spawn(async move {
-        let message = CodeMessage {
-            tenant: &tenant,
-            languages: &languages,
-            channel,
-            to: &to,
-            code: &code,
-            purpose: Purpose::Login,
+        audit::keep(store.as_ref(), &tenant.id, &event).await;
+        let sent = match message {
+            Message::Code(channel, code) => {
+                delivery
+                    .send_code(&CodeMessage {
+                        tenant: &tenant,
+                        languages: &languages,
+                        channel,
+                        to: &to,
+                        code: &code,
+                        purpose: Purpose::Login,
+                    })
+                    .await
+            }
+            Message::Link(link) => {
+                delivery
+                    .send_link(&LinkMessage {
+                        tenant: &tenant,
+                        language: language::negotiate(&tenant, &languages),
+                        to: &to,
+                        link: &link,
+                        purpose: LinkPurpose::PasswordlessLogin,
+                        valid_minutes: LINK_TTL / 60,
+                    })
+                    .await
+            }
         };
-        if let Err(e) = delivery.send_code(&message).await {
+        if let Err(e) = sent {
             tracing::warn!(tenant = %tenant.name, error = %e, "a passwordless code was not sent");
         }
     });
@@ -288,6 +420,10 @@ pub struct VerifyRequest<'a> {
     /// The address or number the code was sent to.
     pub to: &'a str,
     pub code: &'a str,
+    /// The authorization request the answer came with
+    /// (`/passwordless/verify_redirect`'s): a link's code answers only with
+    /// the request of its link.
+    pub link: Option<&'a authorize::Params<'a>>,
 }
 
 /// The `passwordless/otp` grant's and the hosted page's check of a code:
@@ -371,57 +507,72 @@ async fn check(
     how: Use,
 ) -> Result<Option<UserRow>, PasswordlessError> {
     let tenant = req.tenant;
+    let wrong = || PasswordlessError::WrongCode(wrong_answer(connection.strategy));
     // A malformed address has no code: the same answer as a wrong one.
     let Ok((to, key)) = normal(connection.strategy, req.to) else {
-        return Err(PasswordlessError::WrongCode(wrong_answer(
-            connection.strategy,
-        )));
+        return Err(wrong());
     };
     let code = req.code.trim();
     if code.is_empty() || code.len() > 16 {
-        return Err(PasswordlessError::WrongCode(wrong_answer(
-            connection.strategy,
-        )));
+        return Err(wrong());
     }
     let slot = slot(core, tenant, &connection.name, &key);
     let now = core.clock.now();
+    // The attempt is taken before the answer is judged: answers racing at
+    // one code each take their own, so no more than MAX_ATTEMPTS are judged.
     let Some(row) = core
         .store
-        .enrollment(&tenant.id, &slot, now)
+        .take_enrollment_attempt(&tenant.id, &slot, MAX_ATTEMPTS, now)
         .await?
         .filter(|r| r.method_type == KIND && r.method_id == connection.name)
     else {
-        return Err(PasswordlessError::WrongCode(wrong_answer(
-            connection.strategy,
-        )));
+        return Err(wrong());
     };
     let stored = row.state.get("code").and_then(Value::as_str).unwrap_or("");
     let right = constant_time_eq(stored.as_bytes(), code_mac(core, &slot, code).as_bytes());
-    if !right || row.client_id != req.from.client.client_id {
-        core.store
-            .enrollment_failed(&tenant.id, &slot, MAX_ATTEMPTS)
-            .await?;
-        return Err(PasswordlessError::WrongCode(wrong_answer(
-            connection.strategy,
-        )));
+    // A link's code, opened with another request (or typed at the grant),
+    // is as good as a wrong one.
+    let bound = match row.state.get("link").and_then(Value::as_str) {
+        None => true,
+        Some(digest) => req.link.is_some_and(|p| {
+            constant_time_eq(
+                digest.as_bytes(),
+                sha256_b64url(link_query(p).as_bytes()).as_bytes(),
+            )
+        }),
+    };
+    if !right || !bound || row.client_id != req.from.client.client_id {
+        if row.attempts >= MAX_ATTEMPTS {
+            // Dead: gone now rather than at its expiry.
+            core.store
+                .remove_enrollment_if(&tenant.id, &slot, &row.state, now)
+                .await?;
+        }
+        return Err(wrong());
     }
-    if how == Use::Spend
-        && !core
-            .store
-            .complete_enrollment(&tenant.id, &slot, &crate::store::Completion::Consume, now)
-            .await?
-    {
-        // Spent by a racing answer.
-        return Err(PasswordlessError::WrongCode(wrong_answer(
-            connection.strategy,
-        )));
+    match how {
+        // Spent only if it still is the code judged (not a newer one sent
+        // since) and no racing answer spent it first.
+        Use::Spend => {
+            if !core
+                .store
+                .remove_enrollment_if(&tenant.id, &slot, &row.state, now)
+                .await?
+            {
+                return Err(wrong());
+            }
+        }
+        // A right check leaves the code as it was.
+        Use::Check => {
+            core.store
+                .return_enrollment_attempt(&tenant.id, &slot, &row.state)
+                .await?;
+        }
     }
     let user = match user_of(core, tenant, connection, &key).await? {
         Some(u) => u,
         None if connection.disable_signup => {
-            return Err(PasswordlessError::WrongCode(wrong_answer(
-                connection.strategy,
-            )));
+            return Err(wrong());
         }
         None if how == Use::Check => return Ok(None),
         None => sign_up(core, req, connection, &to, &key).await?,

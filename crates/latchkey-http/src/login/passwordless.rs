@@ -207,6 +207,7 @@ pub(super) async fn verify(
             connection: &connection.name,
             to: &form.username,
             code: &form.code,
+            link: None,
         },
     )
     .await;
@@ -347,6 +348,7 @@ pub(crate) async fn verify_redirect(
             connection,
             to,
             code,
+            link: Some(&params),
         },
     )
     .await;

@@ -493,9 +493,11 @@ pub(super) fn passwordless_grant_error(
             OAuthError::UnauthorizedClient("The connection is not enabled for this client".into())
         }
         E::WrongCode(answer) => OAuthError::WrongVerificationCode(answer),
-        E::BadEmail(_) | E::BadPhoneNumber(_) | E::LinkUnsupported => OAuthError::InvalidRequest(
-            "The username is not an address or number of this connection".into(),
-        ),
+        E::BadEmail(_) | E::BadPhoneNumber(_) | E::LinkUnsupported | E::BadAuthParams(..) => {
+            OAuthError::InvalidRequest(
+                "The username is not an address or number of this connection".into(),
+            )
+        }
         E::Blocked => OAuthError::Unauthorized {
             error: "unauthorized",
             description: "user is blocked".into(),

@@ -17,15 +17,16 @@ use super::error::OAuthError;
 use super::wire::{OAuthTenant, Params};
 use crate::app::SharedState;
 use crate::http::ClientIp;
+use latchkey_core::services::authorize;
 use latchkey_core::services::login::Origin;
 use latchkey_core::services::passwordless::{
-    self, PasswordlessError, Send, StartRequest, VerifyRequest,
+    self, LinkTo, PasswordlessError, Send, StartRequest, VerifyRequest,
 };
 use latchkey_core::tenant::ConnectionStrategy;
 
 pub(super) async fn start(
     State(state): State<SharedState>,
-    OAuthTenant { tenant, .. }: OAuthTenant,
+    OAuthTenant { tenant, host }: OAuthTenant,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     params: Params,
@@ -36,29 +37,39 @@ pub(super) async fn start(
         .passwordless_connection(connection)
         .map(|c| c.strategy)
         .ok_or_else(|| start_error(PasswordlessError::UnknownConnection))?;
-    let (key, default_send) = match strategy {
-        ConnectionStrategy::Sms => ("phone_number", Send::Code),
-        _ => ("email", Send::Link),
+    let (key, link_by_default) = match strategy {
+        ConnectionStrategy::Sms => ("phone_number", false),
+        _ => ("email", true),
     };
     let to = params.required(key)?;
-    let send = match params.str("send")? {
-        None => default_send,
-        Some("code") => Send::Code,
-        Some("link") => Send::Link,
+    let auth_params = match params.value("authParams") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err(OAuthError::InvalidRequest(
+                "authParams must be an object".into(),
+            ));
+        }
+    };
+    let link = match params.str("send")? {
+        None => link_by_default,
+        Some("code") => false,
+        Some("link") => true,
         Some(_) => {
             return Err(OAuthError::InvalidRequest(
                 "send must be \"code\" or \"link\"".into(),
             ));
         }
     };
-    if !matches!(
-        params.value("authParams"),
-        None | Some(Value::Null | Value::Object(_))
-    ) {
-        return Err(OAuthError::InvalidRequest(
-            "authParams must be an object".into(),
-        ));
-    }
+    // A code's authParams are not read.
+    let link_to = match link {
+        true => Some(LinkTo {
+            host: &host,
+            params: link_params(&client.client_id, auth_params)?,
+        }),
+        false => None,
+    };
+    let send = link_to.as_ref().map_or(Send::Code, Send::Link);
     let ua = crate::http::user_agent(&headers);
     let languages = languages(&headers);
     let started = passwordless::start(
@@ -127,11 +138,50 @@ pub(super) async fn verify(
             connection,
             to,
             code,
+            link: None,
         },
     )
     .await
     .map_err(super::error::passwordless_grant_error)?;
     Ok(Json(json!({})).into_response())
+}
+
+/// The authorization request of a magic link, from `authParams` (snake
+/// case, as auth0-js and auth0-python send it) and the caller's client.
+fn link_params<'a>(
+    client_id: &'a str,
+    auth: Option<&'a serde_json::Map<String, Value>>,
+) -> Result<authorize::Params<'a>, OAuthError> {
+    let get = |key: &str| -> Result<Option<&'a str>, OAuthError> {
+        match auth.and_then(|a| a.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(OAuthError::InvalidRequest(format!(
+                "authParams.{key} must be a string"
+            ))),
+        }
+    };
+    Ok(authorize::Params {
+        client_id: Some(client_id),
+        response_type: get("response_type")?,
+        redirect_uri: get("redirect_uri")?,
+        scope: get("scope")?,
+        state: get("state")?,
+        nonce: get("nonce")?,
+        audience: get("audience")?,
+        code_challenge: get("code_challenge")?,
+        code_challenge_method: get("code_challenge_method")?,
+        response_mode: get("response_mode")?,
+        prompt: get("prompt")?,
+        max_age: get("max_age")?,
+        login_hint: get("login_hint")?,
+        acr_values: get("acr_values")?,
+        dpop_jkt: get("dpop_jkt")?,
+        ui_locales: get("ui_locales")?,
+        connection: None,
+        pushed: false,
+    })
 }
 
 /// The caller's languages: auth0.js's `x-request-language`, then
@@ -163,8 +213,9 @@ fn start_error(e: PasswordlessError) -> OAuthError {
         }
         PasswordlessError::LinkUnsupported => coded(
             "bad.send",
-            "Magic links are not served: send \"code\" and verify it at /oauth/token".into(),
+            "Links are sent by email only: send \"code\" for this connection".into(),
         ),
+        PasswordlessError::BadAuthParams(error, description) => coded(error, description),
         PasswordlessError::Throttled(seconds) => OAuthError::TooManyRequests(seconds),
         PasswordlessError::Store(s) => s.into(),
         PasswordlessError::Internal(m) => OAuthError::Internal(m),

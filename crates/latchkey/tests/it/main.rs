@@ -34,6 +34,7 @@ mod outbound;
 mod par;
 mod password_reset;
 mod passwordless;
+mod passwordless_link;
 mod passwordless_page;
 mod passwordless_verify;
 pub(crate) mod push_authenticator;

@@ -323,9 +323,16 @@ async fn unknown_and_disabled_connections_and_bad_input() {
             "bad.phone_number",
         ),
         (
-            json!({"client_id": "spa", "connection": "email", "email": "a@example.com"}),
+            json!({"client_id": "spa", "connection": "sms", "phone_number": "+15550002222", "send": "link"}),
             StatusCode::BAD_REQUEST,
             "bad.send",
+        ),
+        // A link (email's default) completes an authorization request:
+        // without one, nothing is sent.
+        (
+            json!({"client_id": "spa", "connection": "email", "email": "a@example.com"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
         ),
         (
             json!({"client_id": "spa", "connection": "email", "email": "a@example.com", "send": "pigeon"}),

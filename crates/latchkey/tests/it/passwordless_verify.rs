@@ -126,6 +126,55 @@ async fn wrong_answers_count_and_kill_the_code() {
 }
 
 #[tokio::test]
+async fn a_right_check_keeps_the_last_attempt_and_racing_answers_spend_once() {
+    let rig = rig("").await;
+    let s = &rig.s;
+    let to = "rhea@example.com";
+    email_code(s, to).await;
+    let code = mailed(&rig, 1, to).await;
+    for _ in 0..2 {
+        assert_eq!(
+            verify(s, email_body("spa", to, &wrong(&code))).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // One attempt left: right checks give theirs back, however many.
+    for _ in 0..3 {
+        let (status, body) = verify(s, email_body("spa", to, &code)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Right answers racing at the grant: one signs in, the others are refused.
+    let answer = || grant(s, "spa", "email", to, &code);
+    let (a, b, c, d, e, f) =
+        tokio::join!(answer(), answer(), answer(), answer(), answer(), answer());
+    let outcomes = [a, b, c, d, e, f];
+    let signed_in = outcomes
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(signed_in, 1, "{outcomes:?}");
+    for (status, body) in outcomes.iter().filter(|(st, _)| *st != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+    let logins = log(s).await.into_iter().filter(|e| e.event_type == "s");
+    assert_eq!(logins.count(), 1);
+
+    // A code replaced by a newer one is not spent by its answer: the newer
+    // one still signs in.
+    email_code(s, to).await;
+    let newer = mailed(&rig, 2, to).await;
+    if newer != code {
+        assert_eq!(
+            grant(s, "spa", "email", to, &code).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let (status, body) = grant(s, "spa", "email", to, &newer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
 async fn another_clients_or_tenants_code_is_refused() {
     let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
     let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;

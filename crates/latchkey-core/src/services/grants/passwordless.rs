@@ -35,6 +35,7 @@ pub(super) async fn exchange(
             connection: grant.realm,
             to: grant.username,
             code: grant.otp,
+            link: None,
         },
     )
     .await
