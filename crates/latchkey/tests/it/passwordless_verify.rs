@@ -481,3 +481,77 @@ async fn verify_redirect_reads_the_address_the_connection_uses() {
     let location = res.headers()["location"].to_str().unwrap().to_string();
     assert!(query_param(&location, "code").is_some(), "{location}");
 }
+
+#[tokio::test]
+async fn verify_redirect_answers_in_the_fragment_and_is_throttled_as_passwords_are() {
+    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
+    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
+    let s = TestServer::start().await;
+    // An IP may fail twice.
+    let tenant = file(s.port, &mail, &sms, "").replacen(
+        "tenant: { name: acme, domains: [\"localhost:",
+        "tenant: { suspicious_ip_throttling: { stage: { pre-login: { max_attempts: 2, rate: 864000 } } },\n          name: acme, domains: [\"localhost:",
+        1,
+    );
+    assert_ne!(tenant, file(s.port, &mail, &sms, ""));
+    latchkey::tenant::apply::apply_text(&s.state, &tenant)
+        .await
+        .unwrap();
+    let rig = Rig { s, mail, sms };
+    let s = &rig.s;
+    let to = "fern@example.com";
+    email_code(s, to).await;
+    let code = mailed(&rig, 1, to).await;
+    // response_mode=fragment: the code after '#', none in the query.
+    let req = AuthRequest::new("openid").param("response_mode", "fragment");
+    let res = s
+        .browser()
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let (before, fragment) = location.split_once('#').expect("a fragment");
+    assert!(before.starts_with(&req.redirect_uri), "{location}");
+    assert!(!before.contains("code="), "{location}");
+    let answer = format!("{}?{fragment}", req.redirect_uri);
+    assert_eq!(
+        query_param(&answer, "state").as_deref(),
+        Some(req.state.as_str())
+    );
+    let (status, tokens) = exchange(s, &req, &query_param(&answer, "code").unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // Two wrong answers spend this IP's attempts; the third request, right
+    // or wrong, is the 429 page.
+    email_code(s, to).await;
+    let code = mailed(&rig, 2, to).await;
+    let req = AuthRequest::new("openid");
+    for _ in 0..2 {
+        let res = s
+            .browser()
+            .get(verify_redirect_url(s, &req, to, &wrong(&code)))
+            .send()
+            .await
+            .unwrap();
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("access_denied")
+        );
+    }
+    let res = s
+        .browser()
+        .get(verify_redirect_url(s, &req, to, &code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    assert!(res.headers().get("location").is_none());
+    assert_eq!(
+        log(s).await.iter().filter(|e| e.event_type == "s").count(),
+        1
+    );
+}
