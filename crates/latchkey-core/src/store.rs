@@ -1391,6 +1391,145 @@ pub trait SweepStore: Send + Sync {
     ) -> StoreResult<(u64, Option<GrantCursor>)>;
 }
 
+/// A field of a user that a search of users (the Management API's `q`)
+/// compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserField {
+    UserId,
+    /// Compared without regard to case.
+    Email,
+    /// The part of the email after `@`, without regard to case.
+    EmailDomain,
+    /// The user's connection, or the connection of one of their identities.
+    Connection,
+    EmailVerified,
+    Blocked,
+    /// `profile.name` and the other profile fields: without regard to case.
+    Name,
+    GivenName,
+    FamilyName,
+    Nickname,
+    Username,
+}
+
+/// What a field is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMatch {
+    /// Equal to it.
+    Is(String),
+    /// Starting with it.
+    Prefix(String),
+    /// A true/false field's value.
+    Flag(bool),
+    /// Having any value at all.
+    Present,
+}
+
+/// Which users a search finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserFilter {
+    /// Every one of them.
+    All(Vec<UserFilter>),
+    /// At least one of them.
+    Any(Vec<UserFilter>),
+    Not(Box<UserFilter>),
+    Field(UserField, UserMatch),
+}
+
+/// What a search orders users by (then by `user_id`, so pages are stable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrder {
+    CreatedAt,
+    UpdatedAt,
+    Email,
+    UserId,
+    Name,
+}
+
+/// A page of a search of a tenant's users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch<'a> {
+    pub filter: Option<&'a UserFilter>,
+    pub order: UserOrder,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+    /// Whether to count every user the filter finds.
+    pub count: bool,
+}
+
+/// What a change to a user does besides the row it writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserChange<'a> {
+    /// A new password's hash: the current one goes to the password history,
+    /// `last_password_reset` is set and the brute-force counts are cleared.
+    pub password_hash: Option<&'a str>,
+    /// Ends everything the user holds (their grants revoked, with their
+    /// codes, refresh tokens and access tokens, and their sessions ended),
+    /// for this reason.
+    pub end_sessions: Option<&'a str>,
+}
+
+/// What [`UserAdminStore::update_user`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserWrite {
+    Done,
+    /// No such user.
+    Missing,
+    /// The user is no longer the row the change was made from: read again.
+    Changed,
+}
+
+/// The Management API's own needs of users: creating one that must be new,
+/// searching, changing one as it was read, deleting one with all it holds.
+#[async_trait]
+pub trait UserAdminStore: Send + Sync {
+    /// A new user. `Conflict`, nothing written, when the user ID exists, or
+    /// the email or username (without regard to case) belongs to another
+    /// user of the connection.
+    async fn create_user(&self, tenant_id: &str, user: &UserRow) -> StoreResult<()>;
+    /// The identities of these users, each user's oldest first.
+    async fn identities_of(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> StoreResult<Vec<IdentityRow>>;
+    /// A page of the users the search finds, and with `count` how many it
+    /// finds in all.
+    async fn search_users(
+        &self,
+        tenant_id: &str,
+        search: &UserSearch<'_>,
+    ) -> StoreResult<(Vec<UserRow>, Option<i64>)>;
+    /// The users (of any connection) whose email is `email` without regard
+    /// to case, oldest first; at most `limit`.
+    async fn users_by_email(
+        &self,
+        tenant_id: &str,
+        email: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRow>>;
+    /// Writes `next` over the user if it still is `previous` (what the
+    /// caller read and changed), with what `change` does, in one
+    /// transaction. `Conflict`, nothing written, when the new email or
+    /// username belongs to another user of the connection. The user ID,
+    /// connection, password hash and creation time are not changed here
+    /// (the password only through `change`).
+    async fn update_user(
+        &self,
+        tenant_id: &str,
+        previous: &UserRow,
+        next: &UserRow,
+        change: &UserChange<'_>,
+    ) -> StoreResult<UserWrite>;
+    /// Deletes the user with everything they hold, in one transaction: their
+    /// methods, enrollments, identities, connected accounts, password
+    /// history, brute-force counts, sessions and grants (with the codes,
+    /// refresh tokens and access tokens issued under them). False when there
+    /// was no such user.
+    async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool>;
+}
+
 pub trait Store:
     TenantStore
     + KeyStore
@@ -1403,6 +1542,7 @@ pub trait Store:
     + PushTransactionStore
     + AccountTicketStore
     + SweepStore
+    + UserAdminStore
 {
 }
 impl<
@@ -1416,7 +1556,8 @@ impl<
         + UpstreamLoginStore
         + PushTransactionStore
         + AccountTicketStore
-        + SweepStore,
+        + SweepStore
+        + UserAdminStore,
 > Store for T
 {
 }

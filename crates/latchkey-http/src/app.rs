@@ -47,6 +47,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::login::routes())
         .merge(crate::myaccount::routes(state.clone()))
         .merge(crate::guardian::routes())
+        .merge(crate::management::routes(state.clone()))
         // The languages a page may speak, for the request's duration.
         .layer(axum::middleware::from_fn(crate::pages::language::layer))
         .layer(axum::middleware::from_fn(crate::http::headers::edge))

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod language;
 pub mod login;
 pub mod login_flow;
+pub mod management;
 pub mod methods;
 pub mod mfa;
 pub mod passkey_login;

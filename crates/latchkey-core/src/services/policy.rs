@@ -2,7 +2,9 @@
 //! `require_client_grant`) ∩ the user's permissions (when RBAC is enforced),
 //! plus the OpenID Connect scopes, which are the user's own to grant.
 
-use crate::tenant::{GrantType, MY_ACCOUNT_SCOPES, MyAccountUserPolicy, SubjectType, Tenant};
+use crate::tenant::{
+    GrantType, MANAGEMENT_API_SCOPES, MY_ACCOUNT_SCOPES, MyAccountUserPolicy, SubjectType, Tenant,
+};
 
 /// Scopes about the user themself; no client grant caps them.
 pub(crate) const OIDC_SCOPES: [&str; 6] = [
@@ -87,6 +89,11 @@ pub(crate) fn user_grant(
             lifetime: NO_AUDIENCE_LIFETIME,
         });
     };
+    if tenant.names_management_api_anywhere(audience) {
+        return Err(PolicyError::Denied(format!(
+            "Client is not authorized to access \"{audience}\": the Management API allows no user access."
+        )));
+    }
     let api = &tenant.config.my_account_api;
     let (allowed, enforce, lifetime): (Vec<String>, bool, i64) = if tenant
         .is_mfa_api_audience(host, audience)
@@ -205,6 +212,9 @@ pub(crate) fn client_grant(
             "Client is not authorized to access \"{audience}\": the My Account API allows no client access."
         )));
     }
+    if tenant.names_management_api_anywhere(audience) {
+        return management_grant(tenant, host, client_id, audience, requested);
+    }
     let rs = tenant
         .resource_server(audience)
         .ok_or_else(|| PolicyError::Denied(format!("Service not found: {audience}")))?;
@@ -233,6 +243,50 @@ pub(crate) fn client_grant(
         audience: Some(audience.to_string()),
         scopes,
         lifetime: i64::from(rs.token_lifetime),
+    })
+}
+
+/// Scopes of the Management API for a client: the API of the host asked on
+/// (a token is good only where it was minted), capped by the client's grant
+/// to it, which may name the API on any domain of the tenant.
+fn management_grant(
+    tenant: &Tenant,
+    host: &str,
+    client_id: &str,
+    audience: &str,
+    requested: &[String],
+) -> Result<Granted, PolicyError> {
+    if !tenant.is_management_audience(host, audience) {
+        return Err(PolicyError::Denied(format!(
+            "The Management API audience {audience} must be requested on its own host"
+        )));
+    }
+    let grant = tenant.management_client_grant(client_id).ok_or_else(|| {
+        PolicyError::Denied(format!(
+            "Client is not authorized to access \"{audience}\". You need to create a \"client-grant\" associated to this API."
+        ))
+    })?;
+    let allowed: Vec<String> = if grant.allow_all_scopes {
+        MANAGEMENT_API_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        grant.scope.clone()
+    };
+    let scopes = if requested.is_empty() {
+        allowed
+    } else {
+        requested
+            .iter()
+            .filter(|s| allowed.contains(s))
+            .cloned()
+            .collect()
+    };
+    Ok(Granted {
+        audience: Some(audience.to_string()),
+        scopes,
+        lifetime: i64::from(tenant.config.management_api.token_lifetime),
     })
 }
 

@@ -465,7 +465,11 @@ pub fn max_token_lifetime(tenant: &Tenant) -> i64 {
         .resource_servers
         .iter()
         .map(|r| i64::from(r.token_lifetime))
-        .chain([i64::from(c.my_account_api.token_lifetime), 86_400]);
+        .chain([
+            i64::from(c.my_account_api.token_lifetime),
+            i64::from(c.management_api.token_lifetime),
+            86_400,
+        ]);
     let ids = c
         .clients
         .iter()

@@ -760,6 +760,63 @@ users:
     }
 
     #[test]
+    fn management_api_is_for_clients_only() {
+        let grant = |audience: &str, subject: &str, scope: &str| {
+            format!(
+                "{TENANT}clients: [{{ client_id: m2m, app_type: non_interactive, client_secret: s3cret-value }}]\nclient_grants:\n  - {{ client_id: m2m, audience: \"{audience}\", subject_type: {subject}, scope: [{scope}] }}\n"
+            )
+        };
+        parse_ok(&grant(
+            "http://localhost:3917/api/v2/",
+            "client",
+            "read:users, create:users",
+        ));
+        // On a loopback domain, the https:// spelling names the same API.
+        parse_ok(&grant(
+            "https://localhost:3917/api/v2/",
+            "client",
+            "delete:users",
+        ));
+        assert_error(
+            &grant("http://localhost:3917/api/v2/", "user", "read:users"),
+            4,
+            "client_grants[0].subject_type",
+            "the Management API does not allow user access",
+        );
+        assert_error(
+            &grant("http://localhost:3917/api/v2/", "client", "read:things"),
+            4,
+            "client_grants[0].scope[0]",
+            "is not a scope of",
+        );
+        let server = format!(
+            "{TENANT}resource_servers: [{{ identifier: \"http://localhost:3917/api/v2/\", scopes: [a] }}]\n"
+        );
+        assert_error(
+            &server,
+            2,
+            "resource_servers[0].identifier",
+            "the built-in Management API",
+        );
+        let role = format!(
+            "{TENANT}roles: [{{ name: admin, permissions: [{{ resource_server_identifier: \"http://localhost:3917/api/v2/\", permission_name: read:users }}] }}]\n"
+        );
+        assert_error(
+            &role,
+            2,
+            "roles[0].permissions[0].resource_server_identifier",
+            "the Management API does not allow user access",
+        );
+        let lifetime = format!("{TENANT}management_api: {{ token_lifetime: 10 }}\n");
+        assert_error(
+            &lifetime,
+            2,
+            "management_api.token_lifetime",
+            "must be between",
+        );
+    }
+
+    #[test]
     fn my_account_audiences() {
         let grant = |domains: &str, audience: &str, scope: &str| {
             format!(

@@ -161,6 +161,32 @@ impl Tenant {
         names_mfa_api(host, audience)
     }
 
+    /// Whether `audience` is this tenant's Management API on `host`.
+    pub(crate) fn is_management_audience(&self, host: &str, audience: &str) -> bool {
+        names_management_api(host, audience)
+    }
+
+    /// Whether `audience` names this tenant's Management API on any of its
+    /// domains.
+    pub(crate) fn names_management_api_anywhere(&self, audience: &str) -> bool {
+        self.config
+            .tenant
+            .domains
+            .iter()
+            .any(|d| names_management_api(d, audience))
+    }
+
+    /// The client's grant to the Management API. The API is one, on every
+    /// host of the tenant: a grant naming its audience on any of them covers
+    /// all (each host's tokens carry that host's audience, and work there).
+    pub(crate) fn management_client_grant(&self, client_id: &str) -> Option<&ClientGrant> {
+        self.config.client_grants.iter().find(|g| {
+            g.client_id == client_id
+                && g.subject_type == SubjectType::Client
+                && self.names_management_api_anywhere(&g.audience)
+        })
+    }
+
     /// Whether `audience` is this tenant's My Account API on `host`.
     pub(crate) fn is_my_account_audience(&self, host: &str, audience: &str) -> bool {
         names_my_account_api(host, audience)

@@ -23,6 +23,7 @@ mod methods;
 mod push;
 mod sweep;
 mod tickets;
+mod users;
 use latchkey_core::clock::Timestamp;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -69,7 +69,7 @@ pub(crate) fn spend_upstream_login<'a>(
 }
 
 /// An identity's columns, named `i_…` beside a user's.
-const IDENTITY_COLUMNS: &str = "i.user_id AS i_user_id, i.connection AS i_connection, \
+pub(crate) const IDENTITY_COLUMNS: &str = "i.user_id AS i_user_id, i.connection AS i_connection, \
      i.provider AS i_provider, i.provider_user_id AS i_provider_user_id, \
      i.is_social AS i_is_social, i.profile_data AS i_profile_data, \
      i.created_at AS i_created_at, i.updated_at AS i_updated_at";

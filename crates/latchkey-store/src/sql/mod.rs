@@ -15,8 +15,9 @@
 //! connect transactions), `identities.rs` (upstream logins and the
 //! identities users log in with), `push.rs` (push-notification logins'
 //! transactions), `tickets.rs` (the tickets of the links mailed about
-//! accounts), `sweep.rs` (the sweep's rules and grant
-//! walk). A function a statement, named after the trait method that runs it.
+//! accounts), `users.rs` (the Management API's users: search, change,
+//! deletion), `sweep.rs` (the sweep's rules and grant walk). A function a
+//! statement, named after the trait method that runs it.
 
 pub(crate) mod accounts;
 pub(crate) mod identities;
@@ -27,6 +28,7 @@ pub(crate) mod sessions;
 pub(crate) mod sweep;
 pub(crate) mod tenants;
 pub(crate) mod tickets;
+pub(crate) mod users;
 
 use std::borrow::Cow;
 
@@ -297,6 +299,10 @@ pub(crate) trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>>
     /// The two-argument minimum (`MIN`, `LEAST`).
     const LEAST: &'static str;
 
+    /// The text of the JSON object in text column `column` at its key `key`
+    /// (a string as itself; absent: NULL). `key` is the store's own.
+    fn json_text(column: &str, key: &str) -> String;
+
     /// The value to bind for `LIMIT` when a negative `limit` means none
     /// (SQLite reads a negative LIMIT as no limit; PostgreSQL rejects it,
     /// and reads `LIMIT NULL` as no limit).
@@ -315,6 +321,10 @@ impl Dialect for sqlx::Sqlite {
     const ROW_AGE: &'static str = "rowid";
     const ROW_ID: &'static str = "rowid";
     const LEAST: &'static str = "MIN";
+
+    fn json_text(column: &str, key: &str) -> String {
+        format!("json_extract({column}, '$.{key}')")
+    }
 
     fn limit(limit: i64) -> Option<i64> {
         Some(limit)
@@ -337,6 +347,10 @@ impl Dialect for sqlx::Postgres {
     const ROW_AGE: &'static str = "seq";
     const ROW_ID: &'static str = "ctid";
     const LEAST: &'static str = "LEAST";
+
+    fn json_text(column: &str, key: &str) -> String {
+        format!("({column}::jsonb ->> '{key}')")
+    }
 
     fn limit(limit: i64) -> Option<i64> {
         (limit >= 0).then_some(limit)

@@ -295,6 +295,15 @@ pub(crate) fn email_taken(user: &UserRow) -> String {
     }
 }
 
+/// What `create_user` answers when the user exists: the same user ID, or
+/// another user of the connection with the email or username.
+pub(crate) fn user_taken(user: &UserRow) -> String {
+    format!(
+        "the user {} exists, or another user of {} has its email or username",
+        user.user_id, user.connection
+    )
+}
+
 pub(crate) fn count_users(tenant_id: &str) -> Statement<'_> {
     Statement::new("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1").text(tenant_id)
 }

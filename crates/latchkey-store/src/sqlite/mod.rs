@@ -24,6 +24,7 @@ mod push;
 mod rotations;
 mod sweep;
 mod tickets;
+mod users;
 use cache::ReadCache;
 use conns::{Connections, Writer};
 use latchkey_core::clock::{SharedClock, Timestamp};

@@ -23,6 +23,61 @@ pub(crate) const MY_ACCOUNT_SCOPES: [&str; 10] = [
     "read:me:organizations",
 ];
 
+/// The scopes of the Management API (`{issuer}api/v2/`), as Auth0 names
+/// them: those of the endpoints latchkey serves or is to serve (users and
+/// their authentication methods, roles and sessions; clients, client
+/// grants, resource servers, connections, roles, logs, signing keys, tenant
+/// settings). A client grant to the API may name any of them.
+pub const MANAGEMENT_API_SCOPES: [&str; 47] = [
+    "read:users",
+    "create:users",
+    "update:users",
+    "delete:users",
+    "update:users_app_metadata",
+    "read:user_idp_tokens",
+    "create:user_tickets",
+    "read:authentication_methods",
+    "create:authentication_methods",
+    "update:authentication_methods",
+    "delete:authentication_methods",
+    "read:sessions",
+    "delete:sessions",
+    "read:refresh_tokens",
+    "delete:refresh_tokens",
+    "read:clients",
+    "create:clients",
+    "update:clients",
+    "delete:clients",
+    "read:client_keys",
+    "update:client_keys",
+    "read:client_grants",
+    "create:client_grants",
+    "update:client_grants",
+    "delete:client_grants",
+    "read:resource_servers",
+    "create:resource_servers",
+    "update:resource_servers",
+    "delete:resource_servers",
+    "read:connections",
+    "create:connections",
+    "update:connections",
+    "delete:connections",
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "delete:roles",
+    "read:role_members",
+    "create:role_members",
+    "delete:role_members",
+    "read:logs",
+    "read:logs_users",
+    "read:signing_keys",
+    "create:signing_keys",
+    "update:signing_keys",
+    "read:tenant_settings",
+    "update:tenant_settings",
+];
+
 /// Declares a closed set of keywords as a fieldless enum that reads and
 /// writes as its keyword. Anything else is refused with an error naming
 /// `$what` and listing the accepted keywords.
@@ -90,6 +145,8 @@ pub struct TenantFile {
     pub tenant: TenantSettings,
     #[serde(default)]
     pub my_account_api: MyAccountApi,
+    #[serde(default)]
+    pub management_api: ManagementApi,
     #[serde(default = "default_factors")]
     pub factors: Vec<FactorType>,
     #[serde(default)]
@@ -319,6 +376,23 @@ pub fn names_mfa_api(host: &str, audience: &str) -> bool {
                 == Some("/mfa/"))
 }
 
+/// The audience of the Management API served on `host`.
+pub fn management_audience(host: &str) -> String {
+    issuer_for_host(host) + "api/v2/"
+}
+
+/// Whether `audience` names the Management API served on `host`: its
+/// audience, or on a loopback host also its `https://` form, as for the My
+/// Account API.
+pub fn names_management_api(host: &str, audience: &str) -> bool {
+    audience == management_audience(host)
+        || (is_loopback_host(host)
+            && audience
+                .strip_prefix("https://")
+                .and_then(|rest| rest.strip_prefix(host))
+                == Some("/api/v2/"))
+}
+
 /// Whether `audience` names the My Account API served on `host`: its
 /// audience, or on a loopback host also its `https://` form (what an app
 /// written for Auth0 builds from its domain, and what tenant files may name).
@@ -492,6 +566,45 @@ impl Default for MyAccountApi {
             enforce_policies: false,
             token_lifetime: 600,
             rate_limits: MyAccountRateLimits::default(),
+        }
+    }
+}
+
+/// The Management API (`{issuer}api/v2/`): its tokens and request limits.
+/// Clients reach it with `client_credentials` and a client grant naming its
+/// audience; users never do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagementApi {
+    /// Access token lifetime in seconds (Auth0's default: a day).
+    pub token_lifetime: u32,
+    pub rate_limits: ManagementRateLimits,
+}
+
+impl Default for ManagementApi {
+    fn default() -> Self {
+        Self {
+            token_lifetime: 86_400,
+            rate_limits: ManagementRateLimits::default(),
+        }
+    }
+}
+
+/// Request limits for the Management API; 0 means unlimited.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ManagementRateLimits {
+    /// Requests with a verified token, every client together.
+    pub tenant_per_second: u32,
+    /// Requests without a verified token (none, or one refused), per IP.
+    pub anonymous_per_ip_per_second: u32,
+}
+
+impl Default for ManagementRateLimits {
+    fn default() -> Self {
+        Self {
+            tenant_per_second: 50,
+            anonymous_per_ip_per_second: 20,
         }
     }
 }

@@ -164,6 +164,11 @@ impl<'a> Validator<'a> {
         )?;
         for (j, policy) in policies.iter().enumerate() {
             let path = index_path(path, j);
+            self.ensure(
+                !self.management_audiences.contains(&policy.audience),
+                key_path(&path, "audience"),
+                "the Management API takes no user tokens: a refresh token cannot be exchanged for it",
+            )?;
             let Some(scopes) = self.api_scopes(&policy.audience) else {
                 return Err(self.not_an_api(key_path(&path, "audience"), &policy.audience));
             };
@@ -196,8 +201,13 @@ impl<'a> Validator<'a> {
             )?;
             self.ensure(
                 !self.my_account_audiences.contains(&server.identifier),
-                identifier_path,
+                &identifier_path,
                 "is the audience of the built-in My Account API",
+            )?;
+            self.ensure(
+                !self.management_audiences.contains(&server.identifier),
+                identifier_path,
+                "is the audience of the built-in Management API",
             )?;
             let scopes_path = format!("{path}.scopes");
             for (j, scope) in server.scopes.iter().enumerate() {
@@ -229,6 +239,9 @@ impl<'a> Validator<'a> {
         if self.my_account_audiences.contains(audience) {
             return Some(MY_ACCOUNT_SCOPES.to_vec());
         }
+        if self.management_audiences.contains(audience) {
+            return Some(MANAGEMENT_API_SCOPES.to_vec());
+        }
         let server = self
             .file
             .resource_servers
@@ -240,7 +253,7 @@ impl<'a> Validator<'a> {
     /// The refusal of an `audience` that names no API of this tenant.
     fn not_an_api(&self, path: String, audience: &str) -> TenantFileError {
         let message = format!(
-            "{audience:?} is neither a resource server identifier nor a My Account audience of this tenant"
+            "{audience:?} is neither a resource server identifier nor a My Account or Management API audience of this tenant"
         );
         self.error(path, message)
     }
@@ -287,6 +300,12 @@ impl<'a> Validator<'a> {
                 format!("{path}.subject_type"),
                 "the My Account API does not allow client access",
             )?;
+            self.ensure(
+                grant.subject_type == SubjectType::Client
+                    || !self.management_audiences.contains(&grant.audience),
+                format!("{path}.subject_type"),
+                "the Management API does not allow user access",
+            )?;
             self.scopes_of_api(
                 &format!("{path}.scope"),
                 &grant.audience,
@@ -319,6 +338,11 @@ impl<'a> Validator<'a> {
                     let message = format!("no resource server has identifier {audience:?}");
                     return Err(self.error(format!("{path}.resource_server_identifier"), message));
                 };
+                self.ensure(
+                    !self.management_audiences.contains(audience),
+                    format!("{path}.resource_server_identifier"),
+                    "the Management API does not allow user access: roles cannot grant its scopes",
+                )?;
                 self.ensure(
                     scopes.contains(&name.as_str()),
                     format!("{path}.permission_name"),

@@ -35,6 +35,8 @@ pub(super) struct Validator<'a> {
     lines: &'a LineMap,
     /// Every spelling of the My Account audience this tenant serves.
     my_account_audiences: HashSet<String>,
+    /// Every spelling of the Management API audience this tenant serves.
+    management_audiences: HashSet<String>,
     templates: &'a dyn TemplateSyntax,
 }
 
@@ -53,10 +55,20 @@ impl<'a> Validator<'a> {
                 std::iter::once(my_account_audience(domain)).chain(https)
             })
             .collect();
+        let management_audiences = file
+            .tenant
+            .domains
+            .iter()
+            .flat_map(|domain| {
+                let https = is_loopback_host(domain).then(|| format!("https://{domain}/api/v2/"));
+                std::iter::once(management_audience(domain)).chain(https)
+            })
+            .collect();
         Self {
             file,
             lines,
             my_account_audiences,
+            management_audiences,
             templates,
         }
     }
@@ -126,6 +138,11 @@ impl<'a> Validator<'a> {
         self.in_range(
             "my_account_api.token_lifetime",
             self.file.my_account_api.token_lifetime,
+            TOKEN_LIFETIME,
+        )?;
+        self.in_range(
+            "management_api.token_lifetime",
+            self.file.management_api.token_lifetime,
             TOKEN_LIFETIME,
         )?;
         self.in_range(
