@@ -254,6 +254,8 @@ macro_rules! operations {
 operations! {
     ReadUsers = ["read:users", "read:user_idp_tokens"];
     CreateUsers = ["create:users"];
+    UpdateUsers = ["update:users", "update:users_app_metadata"];
+    DeleteUsers = ["delete:users"];
 }
 
 /// The caller, holding one of the scopes of `O`.

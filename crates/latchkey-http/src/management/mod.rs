@@ -13,7 +13,7 @@ pub(crate) mod wire;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::app::SharedState;
 use error::MgmtError;
@@ -63,8 +63,12 @@ async fn dialect(
 
 pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
     let api = Router::new()
-        .route("/users", post(users::create))
-        .route("/users/{id}", get(users::get))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route("/users-by-email", get(users::by_email))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(dialect))

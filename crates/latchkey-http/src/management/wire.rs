@@ -176,6 +176,17 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    pub(crate) fn integer(&self, name: &str) -> Result<Option<i64>, MgmtError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                MgmtError::bad_query(format!(
+                    "Query validation error: 'Expected type integer but found type string' on property {name}."
+                ))
+            }),
+        }
+    }
+
     pub(crate) fn boolean(&self, name: &str) -> Result<Option<bool>, MgmtError> {
         match self.get(name) {
             None | Some("") => Ok(None),

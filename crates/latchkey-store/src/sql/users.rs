@@ -106,7 +106,7 @@ fn field_condition<DB: Dialect>(c: &mut Clause, field: UserField, m: &UserMatch)
         (UserField::Connection, UserMatch::Is(v) | UserMatch::Prefix(v)) => {
             let n = c.bind(Param::Text(v.clone()));
             let len = matches!(m, UserMatch::Prefix(_))
-                .then(|| c.bind(Param::Int(v.chars().count() as i64)));
+                .then(|| int(c.bind(Param::Int(v.chars().count() as i64))));
             let same = |col: &str| match &len {
                 Some(len) => format!("substr({col}, 1, {len}) = {n}"),
                 None => format!("{col} = {n}"),
@@ -120,7 +120,7 @@ fn field_condition<DB: Dialect>(c: &mut Clause, field: UserField, m: &UserMatch)
         }
         (UserField::EmailDomain, UserMatch::Is(v)) => {
             let suffix = format!("@{}", v.to_lowercase());
-            let len = c.bind(Param::Int(suffix.chars().count() as i64));
+            let len = int(c.bind(Param::Int(suffix.chars().count() as i64)));
             let n = c.bind(Param::Text(suffix));
             format!("(length({col}) >= {len} AND substr({col}, length({col}) - {len} + 1) = {n})")
         }
@@ -130,7 +130,7 @@ fn field_condition<DB: Dialect>(c: &mut Clause, field: UserField, m: &UserMatch)
             format!("({col} = {n})")
         }
         (_, UserMatch::Prefix(v)) => {
-            let len = c.bind(Param::Int(v.chars().count() as i64));
+            let len = int(c.bind(Param::Int(v.chars().count() as i64)));
             let n = c.bind(Param::Text(fold(v)));
             format!("(substr({col}, 1, {len}) = {n})")
         }
@@ -141,7 +141,15 @@ fn field_condition<DB: Dialect>(c: &mut Clause, field: UserField, m: &UserMatch)
         (UserField::Email, UserMatch::Present) => format!("({col} <> '')"),
         (_, UserMatch::Present) => format!("({col} IS NOT NULL)"),
     };
-    c.text.push_str(&text);
+    // A field the user lacks compares as false, never NULL: `NOT field:x`
+    // finds the users without the field too, as Lucene's does.
+    c.text.push_str(&format!("COALESCE({text}, FALSE)"));
+}
+
+/// A bound integer as SQL's `INTEGER` (PostgreSQL's `substr` takes no
+/// `bigint`).
+fn int(placeholder: String) -> String {
+    format!("CAST({placeholder} AS INTEGER)")
 }
 
 fn bound(mut st: Statement<'_>, params: Vec<Param>) -> Statement<'_> {

@@ -33,7 +33,8 @@ clients:
   - {{ client_id: reader, client_secret: "{ADMIN_SECRET}", app_type: non_interactive, grant_types: [client_credentials] }}
   - {{ client_id: stranger, client_secret: "{ADMIN_SECRET}", app_type: non_interactive, grant_types: [client_credentials] }}
 client_grants:
-  - {{ client_id: spa, audience: "http://localhost:{port}/me/", subject_type: user, scope: [read:me:factors] }}
+  - {{ client_id: spa, audience: "http://localhost:{port}/me/", subject_type: user,
+      scope: [read:me:factors, create:me:authentication_methods, read:me:authentication_methods] }}
   - {{ client_id: admin, audience: "http://localhost:{port}/api/v2/", allow_all_scopes: true }}
   - {{ client_id: reader, audience: "https://localhost:{port}/api/v2/", scope: [read:users, update:users_app_metadata] }}
 users:
@@ -196,6 +197,13 @@ pub async fn call(
     body: Option<Value>,
 ) -> Answer {
     call_at(s, &s.base, method, path, token, body).await
+}
+
+/// Creates a user through the API; its answer.
+pub async fn create(s: &TestServer, token: &str, body: Value) -> Value {
+    let a = call(s, "POST", "/users", Some(token), Some(body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a.body
 }
 
 /// The tenant's log events of `event_type`, newest last.

@@ -188,7 +188,16 @@ async fn each_operation_checks_its_scope() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let body = json!({"connection": "Username-Password-Authentication",
                       "email": "new@example.com", "password": "a-long-password-1"});
-    for (method, path, body, scopes) in [("POST", "/users", Some(body), "create:users")] {
+    for (method, path, body, scopes) in [
+        ("POST", "/users", Some(body), "create:users"),
+        ("DELETE", "/users/auth0%7Calice", None, "delete:users"),
+        (
+            "PATCH",
+            "/users/auth0%7Calice",
+            Some(json!({"blocked": true})),
+            "update:users,update:users_app_metadata",
+        ),
+    ] {
         let a = call(&s, method, path, Some(&reader), body).await;
         assert_eq!(
             a.status,
@@ -222,7 +231,7 @@ async fn unknown_paths_and_methods_answer_in_the_dialect() {
     let a = call(&s, "PUT", "/users/auth0%7Calice", Some(&t), None).await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     a.error();
-    assert!(a.header("allow").unwrap().contains("GET"));
+    assert!(a.header("allow").unwrap().contains("PATCH"));
     // Every answer carries the limits.
     for h in [
         "x-ratelimit-limit",

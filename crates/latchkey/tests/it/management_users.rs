@@ -358,3 +358,447 @@ async fn reading_an_unknown_user_or_with_bad_parameters() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.error().0, "invalid_query_string");
 }
+
+/// Alice's refresh token (the `spa` client, a password login).
+async fn alice_refresh_token(s: &TestServer) -> String {
+    let body = s.password_login("openid offline_access", None).await;
+    body["refresh_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn patches_change_the_profile_and_merge_metadata_as_auth0() {
+    let s = server().await;
+    let t = token(&s, "admin", USERS_SCOPES).await;
+    create(
+        &s,
+        &t,
+        json!({"connection": DB, "email": "hal@example.com", "password": "a-long-password-1",
+               "user_id": "hal", "nickname": "hal9000", "given_name": "Hal",
+               "user_metadata": {"theme": "dark", "lang": "en", "nested": {"a": 1, "b": 2}},
+               "app_metadata": {"plan": "gold"}}),
+    )
+    .await;
+    s.clock.advance(60);
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Chal",
+        Some(&t),
+        Some(json!({
+            "family_name": "Nine",
+            "given_name": null,
+            "user_metadata": {"lang": null, "nested": {"c": 3}, "tz": "UTC"},
+            "email_verified": true,
+        })),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let u = &a.body;
+    assert_eq!(u["family_name"], "Nine");
+    assert!(u.get("given_name").is_none(), "{u}");
+    assert_eq!(u["nickname"], "hal9000");
+    assert_eq!(u["email_verified"], true);
+    // Top-level keys merged, null removes one, inner objects replaced.
+    assert_eq!(
+        u["user_metadata"],
+        json!({"theme": "dark", "nested": {"c": 3}, "tz": "UTC"})
+    );
+    assert_eq!(u["app_metadata"], json!({"plan": "gold"}));
+    assert_eq!(u["updated_at"], "2027-01-15T08:01:00.000Z");
+    assert_eq!(u["created_at"], "2027-01-15T08:00:00.000Z");
+    let got = call(&s, "GET", "/users/auth0%7Chal", Some(&t), None).await;
+    assert_eq!(&got.body, u);
+
+    // An empty object clears the metadata.
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Chal",
+        Some(&t),
+        Some(json!({"app_metadata": {}})),
+    )
+    .await;
+    assert_eq!(a.body["app_metadata"], json!({}));
+    assert_eq!(a.body["user_metadata"]["theme"], "dark");
+
+    // A new email is unverified unless said otherwise, and its login moves.
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Chal",
+        Some(&t),
+        Some(json!({"email": "HAL@new.example.com"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["email"], "HAL@new.example.com");
+    assert_eq!(a.body["email_verified"], false);
+    let login = |email: &'static str| {
+        let s = &s;
+        async move {
+            s.token(&[
+                (
+                    "grant_type",
+                    "http://auth0.com/oauth/grant-type/password-realm",
+                ),
+                ("client_id", "spa"),
+                ("username", email),
+                ("password", "a-long-password-1"),
+                ("realm", DB),
+            ])
+            .await
+            .0
+        }
+    };
+    assert_eq!(login("hal@new.example.com").await, StatusCode::OK);
+    assert_eq!(login("hal@example.com").await, StatusCode::FORBIDDEN);
+    // Another user's email: refused, nothing changed.
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Chal",
+        Some(&t),
+        Some(json!({"email": ALICE, "nickname": "changed"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert_eq!(a.error().0, "user_exists");
+    let got = call(&s, "GET", "/users/auth0%7Chal", Some(&t), None).await;
+    assert_eq!(got.body["nickname"], "hal9000");
+
+    let logged = events(&s, "sapi").await;
+    assert_eq!(
+        logged.last().unwrap()["details"]["description"],
+        "Update a User"
+    );
+}
+
+#[tokio::test]
+async fn bad_patches_are_refused_and_change_nothing() {
+    let s = server().await;
+    let t = token(&s, "admin", USERS_SCOPES).await;
+    let before = call(&s, "GET", "/users/auth0%7Calice", Some(&t), None)
+        .await
+        .body;
+    for (body, code, says) in [
+        (
+            json!({"blocked": "yes"}),
+            "invalid_body",
+            "Expected type boolean",
+        ),
+        (json!({"password": null}), "invalid_body", "found type null"),
+        (
+            json!({"email": "nope"}),
+            "invalid_body",
+            "on property email",
+        ),
+        (
+            json!({"nickname": ""}),
+            "invalid_body",
+            "on property nickname",
+        ),
+        (
+            json!({"user_id": "x"}),
+            "invalid_body",
+            "Additional properties not allowed: user_id",
+        ),
+        (
+            json!({"username": "alice"}),
+            "operation_not_supported",
+            "requires_username",
+        ),
+        (
+            json!({"connection": "Usernames"}),
+            "invalid_body",
+            "not a user of the connection",
+        ),
+        (
+            json!({"app_metadata": {"$x": 1}}),
+            "invalid_body",
+            "on property app_metadata",
+        ),
+        (
+            json!({"password": "short"}),
+            "invalid_body",
+            "PasswordStrengthError",
+        ),
+        // The current password, under a history of 3: used before.
+        (
+            json!({"password": ALICE_PASSWORD}),
+            "invalid_body",
+            "PasswordHistoryError",
+        ),
+    ] {
+        let a = call(
+            &s,
+            "PATCH",
+            "/users/auth0%7Calice",
+            Some(&t),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.body);
+        let (c, m) = a.error();
+        assert_eq!(c, code, "{body}: {m}");
+        assert!(m.contains(says), "{body}: {m}");
+    }
+    let after = call(&s, "GET", "/users/auth0%7Calice", Some(&t), None)
+        .await
+        .body;
+    assert_eq!(before, after);
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Cnobody",
+        Some(&t),
+        Some(json!({"blocked": true})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.error().0, "inexistent_user");
+}
+
+#[tokio::test]
+async fn the_metadata_scope_changes_metadata_only() {
+    let s = server().await;
+    let t = token(&s, "reader", "read:users update:users_app_metadata").await;
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"app_metadata": {"tier": 2}})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["app_metadata"], json!({"tier": 2}));
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"app_metadata": {"tier": 3}, "blocked": true})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert_eq!(
+        a.error(),
+        (
+            "insufficient_scope".into(),
+            "Insufficient scope, expected any of: update:users".into()
+        )
+    );
+    let got = call(&s, "GET", "/users/auth0%7Calice", Some(&t), None).await;
+    assert_eq!(got.body["app_metadata"], json!({"tier": 2}));
+    assert_eq!(got.body["blocked"], false);
+}
+
+#[tokio::test]
+async fn a_new_password_or_a_block_ends_what_the_user_holds() {
+    let s = server().await;
+    let t = token(&s, "admin", USERS_SCOPES).await;
+    let rt = alice_refresh_token(&s).await;
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"password": "a-brand-new-password"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["last_password_reset"], "2027-01-15T08:00:00.000Z");
+    let (status, body) = s.refresh(&rt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    // The new password logs in; the old one does not.
+    let (status, _) = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", "a-brand-new-password"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The old one is in the history now.
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"password": ALICE_PASSWORD})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.error().1.starts_with("PasswordHistoryError"));
+
+    // Blocking ends the tokens too, and refuses logins.
+    let body = s
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", "spa"),
+            ("username", ALICE),
+            ("password", "a-brand-new-password"),
+            ("scope", "openid offline_access"),
+        ])
+        .await
+        .1;
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"blocked": true})),
+    )
+    .await;
+    assert_eq!(a.body["blocked"], true);
+    let (status, _) = s.refresh(&rt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Calice",
+        Some(&t),
+        Some(json!({"blocked": false})),
+    )
+    .await;
+    assert_eq!(a.body["blocked"], false);
+    let (status, _) = s.refresh(&rt).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "unblocking gives no token back"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_user_takes_everything_they_hold() {
+    let s = server().await;
+    let t = token(&s, "admin", USERS_SCOPES).await;
+    let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    // Alice holds a method, a refresh token and a My Account token.
+    let me = s
+        .me_token("create:me:authentication_methods read:me:authentication_methods")
+        .await;
+    let r = s
+        .me(
+            "POST",
+            "/authentication-methods",
+            Some(&me),
+            Some(json!({"type": "recovery-code"})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let location = r.header("location").unwrap().to_string();
+    let v = s
+        .me(
+            "POST",
+            &format!("{location}/verify"),
+            Some(&me),
+            Some(json!({"auth_session": r.body["auth_session"]})),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    assert_eq!(
+        s.state
+            .store
+            .methods(&tenant.id, "auth0|alice")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let rt = alice_refresh_token(&s).await;
+    let me = s.me_token("read:me:authentication_methods").await;
+    assert_eq!(
+        s.me("GET", "/authentication-methods", Some(&me), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let a = call(&s, "DELETE", "/users/auth0%7Calice", Some(&t), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.body, Value::Null);
+
+    let a = call(&s, "GET", "/users/auth0%7Calice", Some(&t), None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let (status, body) = s.refresh(&rt).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        s.me("GET", "/authentication-methods", Some(&me), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        s.state
+            .store
+            .methods(&tenant.id, "auth0|alice")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.state
+            .store
+            .password_history(&tenant.id, "auth0|alice", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A second delete: nobody there.
+    let a = call(&s, "DELETE", "/users/auth0%7Calice", Some(&t), None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.error().0, "inexistent_user");
+    let logged = events(&s, "sapi").await;
+    assert_eq!(
+        logged.last().unwrap()["details"]["description"],
+        "Delete a User"
+    );
+    // The address is free again.
+    create(
+        &s,
+        &t,
+        json!({"connection": DB, "email": ALICE, "password": "a-long-password-1"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn another_tenants_users_cannot_be_changed_or_deleted() {
+    let s = server().await;
+    let t = token(&s, "admin", USERS_SCOPES).await;
+    let a = call(
+        &s,
+        "PATCH",
+        "/users/auth0%7Ccarol",
+        Some(&t),
+        Some(json!({"blocked": true})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = call(&s, "DELETE", "/users/auth0%7Ccarol", Some(&t), None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Carol is still there, on her own tenant.
+    let audience = format!("{}/api/v2/", other_base(&s));
+    let (_, body) = client_token(&s, &other_base(&s), "admin", &audience, None).await;
+    let theirs = body["access_token"].as_str().unwrap();
+    let a = call_at(
+        &s,
+        &other_base(&s),
+        "GET",
+        "/users/auth0%7Ccarol",
+        Some(theirs),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["blocked"], false);
+    // And their token deletes nothing here.
+    let a = call(&s, "DELETE", "/users/auth0%7Calice", Some(theirs), None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}

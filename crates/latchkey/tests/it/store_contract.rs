@@ -195,6 +195,7 @@ mod identities;
 mod push;
 mod push_enroll;
 mod tickets;
+mod users_admin;
 
 // ---------------------------------------------------------------- fixtures
 
