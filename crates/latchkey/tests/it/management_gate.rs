@@ -347,3 +347,49 @@ async fn dpop_bound_tokens_need_their_proof() {
         .to_string();
     assert!(www.contains("invalid_dpop_proof"), "{www}");
 }
+
+/// One tenant on two hosts: `localhost` and `127.0.0.1`.
+fn two_hosts(port: u16) -> String {
+    tenant(port).replace(
+        &format!("domains: [\"localhost:{port}\"]"),
+        &format!("domains: [\"localhost:{port}\", \"127.0.0.1:{port}\"]"),
+    )
+}
+
+#[tokio::test]
+async fn one_api_on_every_host_each_token_for_its_own() {
+    let s = TestServer::with_tenants(&[two_hosts]).await;
+    let custom = other_base(&s);
+    let here = format!("{}api/v2/", s.issuer);
+    let there = format!("{custom}/api/v2/");
+    // The grant names the API on localhost; it covers the other host too.
+    let (status, body) = client_token(&s, &custom, "admin", &there, Some("read:users")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let theirs = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&theirs)["aud"], there);
+    let a = call_at(
+        &s,
+        &custom,
+        "GET",
+        "/users/auth0%7Calice",
+        Some(&theirs),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // …but a token is asked for, and good, on its own host only.
+    let (status, body) = client_token(&s, &s.base, "admin", &there, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("must be requested on its own host"),
+        "{body}"
+    );
+    let a = call(&s, "GET", "/users/auth0%7Calice", Some(&theirs), None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    a.error();
+    let (status, _) = client_token(&s, &s.base, "admin", &here, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
