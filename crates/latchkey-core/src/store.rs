@@ -143,6 +143,21 @@ pub trait TenantStore: Send + Sync {
         domains: &[String],
         now: Timestamp,
     ) -> StoreResult<String>;
+    /// Replaces the configuration of the tenant `name` (and its domains,
+    /// when given) if its revision still is `revision`, what the caller read:
+    /// the compare-and-set of a read-modify-write (a Management API change,
+    /// a tenant file merged with what the API made). The revision is bumped
+    /// when the configuration changed. False when another change came first
+    /// (read again and redo) or the tenant is gone; `Conflict` when a domain
+    /// belongs to another tenant.
+    async fn replace_tenant_config(
+        &self,
+        name: &str,
+        revision: i64,
+        config: &str,
+        domains: Option<&[String]>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -338,7 +338,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
-                "applied {}: tenant {}, users created {}, updated {}, unchanged {}",
+                "applied {}: tenant {}, users created {}, updated {}, unchanged {}{}",
                 file.display(),
                 if report.tenant_created {
                     "created"
@@ -347,7 +347,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 report.users_created,
                 report.users_updated,
-                report.users_unchanged
+                report.users_unchanged,
+                match report.kept_from_api {
+                    0 => String::new(),
+                    n => format!("; kept {n} made through the Management API"),
+                }
             );
             Ok(())
         }

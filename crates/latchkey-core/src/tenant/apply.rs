@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TenantFile, User};
+use super::file::check_config;
+use super::{GrantKey, TenantFile, User};
 use crate::context::Core;
 use crate::rng::RngExt;
 use crate::services::delivery::Secrets;
@@ -17,6 +18,8 @@ pub struct ApplyReport {
     pub users_created: usize,
     pub users_updated: usize,
     pub users_unchanged: usize,
+    /// Entities the Management API made that the file does not list, kept.
+    pub kept_from_api: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,84 @@ fn not_adoptable(u: &User, c: &UserRow) -> Option<String> {
             u.email, c.user_id
         )
     })
+}
+
+/// How many times the configuration is written again when Management API
+/// changes keep coming first.
+const TRIES: usize = 8;
+
+/// Seals the file's client secrets; a secret unchanged since `old` keeps its
+/// sealed form, so that re-applying the same file is a no-op.
+fn seal_client_secrets(
+    state: &Core,
+    tenant_id: &str,
+    config: &mut TenantFile,
+    old: Option<&TenantFile>,
+) {
+    for client in &mut config.clients {
+        let Some(secret) = client.client_secret.take() else {
+            continue;
+        };
+        let ctx = client_secret_context(tenant_id, &client.client_id);
+        let previous = old
+            .and_then(|c| c.clients.iter().find(|o| o.client_id == client.client_id))
+            .and_then(|o| o.client_secret.clone())
+            .filter(|sealed| {
+                state.sealer.open(&ctx, sealed).ok().as_deref() == Some(secret.as_bytes())
+            });
+        client.client_secret = Some(
+            previous.unwrap_or_else(|| state.sealer.seal(&*state.rng, &ctx, secret.as_bytes())),
+        );
+    }
+}
+
+/// Keeps in `config` (a tenant file's) what the Management API made that the
+/// file does not list, as it is in `old` and still recorded as the API's;
+/// what the file lists is the file's from now on. How many were kept.
+fn keep_api_owned(config: &mut TenantFile, old: &TenantFile) -> usize {
+    let owned = &old.api_owned;
+    let mut kept = 0;
+    let mut keep = |n: bool| kept += usize::from(n);
+    for client in &old.clients {
+        let id = &client.client_id;
+        if owned.clients.contains(id) && !config.clients.iter().any(|c| &c.client_id == id) {
+            config.clients.push(client.clone());
+            keep(config.api_owned.clients.insert(id.clone()));
+        }
+    }
+    for connection in &old.connections {
+        let name = &connection.name;
+        if owned.connections.contains(name) && !config.connections.iter().any(|c| &c.name == name) {
+            config.connections.push(connection.clone());
+            keep(config.api_owned.connections.insert(name.clone()));
+        }
+    }
+    for server in &old.resource_servers {
+        let id = &server.identifier;
+        if owned.resource_servers.contains(id)
+            && !config.resource_servers.iter().any(|r| &r.identifier == id)
+        {
+            config.resource_servers.push(server.clone());
+            keep(config.api_owned.resource_servers.insert(id.clone()));
+        }
+    }
+    for grant in &old.client_grants {
+        let key = GrantKey::of(grant);
+        if owned.client_grants.contains(&key)
+            && !config.client_grants.iter().any(|g| GrantKey::of(g) == key)
+        {
+            config.client_grants.push(grant.clone());
+            keep(config.api_owned.client_grants.insert(key));
+        }
+    }
+    for role in &old.roles {
+        let name = &role.name;
+        if owned.roles.contains(name) && !config.roles.iter().any(|r| &r.name == name) {
+            config.roles.push(role.clone());
+            keep(config.api_owned.roles.insert(name.clone()));
+        }
+    }
+    kept
 }
 
 /// The MAC context of the password value the file applied to a user.
@@ -225,38 +306,64 @@ pub async fn apply(state: &Core, file: &TenantFile) -> Result<ApplyReport, Apply
         plans.push((current, u));
     }
 
-    // Client secrets are sealed; an unchanged secret keeps its sealed form
-    // so that re-applying the same file is a no-op.
-    let old_config: Option<TenantFile> = existing
-        .as_ref()
-        .and_then(|t| serde_json::from_str(&t.config).ok());
-    let mut config = file.clone();
-    config.users.clear();
-    for client in &mut config.clients {
-        let Some(secret) = client.client_secret.take() else {
-            continue;
-        };
-        let ctx = client_secret_context(&tenant_id, &client.client_id);
-        let previous = old_config
+    // The configuration is written by compare-and-set on the tenant's
+    // revision, so that a Management API change made meanwhile is merged
+    // in (read again) rather than overwritten.
+    let mut kept = 0;
+    let mut current = existing.clone();
+    for attempt in 0.. {
+        if attempt == TRIES {
+            return Err(ApplyError::Other(format!(
+                "tenant {name}: its configuration kept changing while the file was applied; \
+                 apply it again"
+            )));
+        }
+        let old_config: Option<TenantFile> = current
             .as_ref()
-            .and_then(|c| c.clients.iter().find(|o| o.client_id == client.client_id))
-            .and_then(|o| o.client_secret.clone())
-            .filter(|sealed| {
-                state.sealer.open(&ctx, sealed).ok().as_deref() == Some(secret.as_bytes())
-            });
-        client.client_secret = Some(
-            previous.unwrap_or_else(|| state.sealer.seal(&*state.rng, &ctx, secret.as_bytes())),
-        );
-    }
-    let config_json =
-        serde_json::to_string(&config).map_err(|e| ApplyError::Other(e.to_string()))?;
-    store
-        .upsert_tenant(name, &tenant_id, &config_json, &file.tenant.domains, now)
-        .await
-        .map_err(|e| match e {
+            .and_then(|t| serde_json::from_str(&t.config).ok());
+        let mut config = file.clone();
+        config.users.clear();
+        seal_client_secrets(state, &tenant_id, &mut config, old_config.as_ref());
+        if let Some(old) = &old_config {
+            kept = keep_api_owned(&mut config, old);
+            if kept > 0 {
+                check_config(&mut config, &*state.outside.delivery).map_err(|e| {
+                    ApplyError::Conflict(format!(
+                        "the file leaves what the Management API made invalid: {e}"
+                    ))
+                })?;
+            }
+        }
+        let config_json =
+            serde_json::to_string(&config).map_err(|e| ApplyError::Other(e.to_string()))?;
+        let conflict = |e| match e {
             StoreError::Conflict(m) => ApplyError::Conflict(m),
             e => ApplyError::Store(e),
-        })?;
+        };
+        let written = match &current {
+            None => {
+                store
+                    .upsert_tenant(name, &tenant_id, &config_json, &file.tenant.domains, now)
+                    .await
+                    .map_err(conflict)?;
+                true
+            }
+            Some(row) => store
+                .replace_tenant_config(
+                    name,
+                    row.revision,
+                    &config_json,
+                    Some(&file.tenant.domains),
+                    now,
+                )
+                .await
+                .map_err(conflict)?,
+        };
+        if written {
+            break;
+        }
+        current = store.tenant_by_name(name).await?;
+    }
     state
         .keys
         .ensure(&tenant_id)
@@ -266,6 +373,7 @@ pub async fn apply(state: &Core, file: &TenantFile) -> Result<ApplyReport, Apply
     let mut report = ApplyReport {
         tenant_id: tenant_id.clone(),
         tenant_created: existing.is_none(),
+        kept_from_api: kept,
         ..ApplyReport::default()
     };
     for (current, u) in plans {

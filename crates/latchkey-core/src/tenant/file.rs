@@ -70,6 +70,15 @@ pub fn parse_tenant_file(
     }
     let mut file: TenantFile =
         serde_path_to_error::deserialize(root).map_err(|error| shape_error(&error, &lines))?;
+    if lines.written("api_owned") {
+        return Err(TenantFileError {
+            line: lines.line_of("api_owned"),
+            path: "api_owned".into(),
+            message: "latchkey keeps this record of what the Management API made; a tenant file \
+                      may not set it"
+                .into(),
+        });
+    }
     fill_derived_defaults(&mut file);
     super::validate::Validator::new(&file, &lines, templates).validate()?;
     // Users' emails in their normal form, as every account's is (the
@@ -80,6 +89,17 @@ pub fn parse_tenant_file(
         }
     }
     Ok(file)
+}
+
+/// Checks a configuration made in code (a Management API change, a tenant
+/// file merged with what the API made) by the rules a tenant file is checked
+/// by, its derived defaults filled in first. Errors name the path, no line.
+pub fn check_config(
+    file: &mut TenantFile,
+    templates: &dyn TemplateSyntax,
+) -> Result<(), TenantFileError> {
+    fill_derived_defaults(file);
+    super::validate::Validator::new(file, &LineMap::default(), templates).validate()
 }
 
 /// Reads the tenant file at `path` (at most [`yaml::MAX_FILE_BYTES`], looked
@@ -165,7 +185,7 @@ fn format_path(segments: &[&Segment]) -> String {
 }
 
 /// Defaults that depend on other fields, which serde cannot express.
-fn fill_derived_defaults(file: &mut TenantFile) {
+pub(super) fn fill_derived_defaults(file: &mut TenantFile) {
     for client in &mut file.clients {
         if client.name.is_empty() {
             client.name = client.client_id.clone();

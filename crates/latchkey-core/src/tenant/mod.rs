@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod dev;
+pub mod edit;
 pub mod file;
 pub mod model;
 mod validate;

@@ -237,6 +237,22 @@ impl TenantStore for PostgresStore {
         tx.commit().await.map_err(db)?;
         Ok(id)
     }
+
+    async fn replace_tenant_config(
+        &self,
+        name: &str,
+        revision: i64,
+        config: &str,
+        domains: Option<&[String]>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        advisory_lock(&mut tx, &format!("latchkey:tenant:{name}")).await?;
+        let done =
+            tenants::replace_tenant_config(&mut *tx, name, revision, config, domains, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(done)
+    }
 }
 
 #[async_trait]

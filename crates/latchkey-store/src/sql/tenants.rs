@@ -70,6 +70,51 @@ pub(crate) async fn upsert_tenant(
             new_id.to_string()
         }
     };
+    set_domains(tx, &id, domains).await?;
+    Ok(id)
+}
+
+/// `TenantStore::replace_tenant_config` inside the backend's transaction,
+/// once the backend made it the only one writing tenant `name`: false when
+/// the tenant is gone or its revision is no longer `revision`.
+pub(crate) async fn replace_tenant_config(
+    tx: &mut impl Conn,
+    name: &str,
+    revision: i64,
+    config: &str,
+    domains: Option<&[String]>,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let Some(row) = Statement::new("SELECT id, config, revision FROM tenants WHERE name = $1")
+        .text(name)
+        .fetch_optional_in(tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if row.int("revision") != revision {
+        return Ok(false);
+    }
+    let id = row.text("id");
+    if row.text("config") != config {
+        Statement::new(
+            "UPDATE tenants SET config = $1, revision = revision + 1, updated_at = $2 WHERE id = $3",
+        )
+        .text(config)
+        .int(now)
+        .text(&id)
+        .execute_in(tx)
+        .await?;
+    }
+    if let Some(domains) = domains {
+        set_domains(tx, &id, domains).await?;
+    }
+    Ok(true)
+}
+
+/// Makes `domains` the tenant's, the first its canonical one; `Conflict`
+/// when one belongs to another tenant.
+async fn set_domains(tx: &mut impl Conn, id: &str, domains: &[String]) -> StoreResult<()> {
     let taken = |d: &str| format!("domain {d} already belongs to another tenant");
     for d in domains {
         let owner = Statement::new("SELECT tenant_id FROM tenant_domains WHERE domain = $1")
@@ -81,7 +126,7 @@ pub(crate) async fn upsert_tenant(
         }
     }
     Statement::new("DELETE FROM tenant_domains WHERE tenant_id = $1")
-        .text(&id)
+        .text(id)
         .execute_in(tx)
         .await?;
     for (i, d) in domains.iter().enumerate() {
@@ -91,12 +136,12 @@ pub(crate) async fn upsert_tenant(
             "INSERT INTO tenant_domains (domain, tenant_id, canonical) VALUES ($1, $2, $3)",
         )
         .text(d)
-        .text(&id)
+        .text(id)
         .flag(i == 0)
         .execute_or_conflict_in(tx, taken(d))
         .await?;
     }
-    Ok(id)
+    Ok(())
 }
 
 /// The tenant's signing keys, newest first.

@@ -174,6 +174,22 @@ impl TenantStore for SqliteStore {
         tx.commit().await.map_err(db)?;
         Ok(id)
     }
+
+    async fn replace_tenant_config(
+        &self,
+        name: &str,
+        revision: i64,
+        config: &str,
+        domains: Option<&[String]>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let done =
+            tenants::replace_tenant_config(&mut *tx, name, revision, config, domains, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(done)
+    }
 }
 
 #[async_trait]

@@ -57,6 +57,7 @@ mod smtp;
 mod store_contract;
 mod support;
 mod sweep;
+mod tenant_edit;
 mod tenant_files;
 mod token_vault;
 mod upstream;

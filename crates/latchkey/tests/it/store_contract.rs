@@ -194,6 +194,7 @@ mod attempts;
 mod identities;
 mod push;
 mod push_enroll;
+mod tenant_config;
 mod tickets;
 mod users_admin;
 

@@ -89,7 +89,7 @@ macro_rules! keyword_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "&'static str")]
         $vis enum $name {
             $($(#[$variant_meta])* $variant,)+
@@ -185,6 +185,57 @@ pub struct TenantFile {
     /// The hosted pages' texts the tenant words itself.
     #[serde(default)]
     pub prompts: Prompts,
+    /// What the Management API made, which applying a tenant file that does
+    /// not list it leaves alone. Kept by latchkey in the stored
+    /// configuration; a tenant file may not set it.
+    #[serde(default, skip_serializing_if = "ApiOwned::is_empty")]
+    pub api_owned: ApiOwned,
+}
+
+/// The entities of a tenant's configuration the Management API made (or
+/// last changed, for one no tenant file lists), by their keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiOwned {
+    /// `client_id`s.
+    pub clients: std::collections::BTreeSet<String>,
+    /// Connection names.
+    pub connections: std::collections::BTreeSet<String>,
+    /// Resource server identifiers.
+    pub resource_servers: std::collections::BTreeSet<String>,
+    /// Client grants, by client, audience and subject type.
+    pub client_grants: std::collections::BTreeSet<GrantKey>,
+    /// Role names.
+    pub roles: std::collections::BTreeSet<String>,
+}
+
+/// What tells client grants apart: one per client, audience and subject type.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantKey {
+    pub client_id: String,
+    pub audience: String,
+    pub subject_type: SubjectType,
+}
+
+impl GrantKey {
+    pub fn of(grant: &ClientGrant) -> Self {
+        Self {
+            client_id: grant.client_id.clone(),
+            audience: grant.audience.clone(),
+            subject_type: grant.subject_type,
+        }
+    }
+}
+
+impl ApiOwned {
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+            && self.connections.is_empty()
+            && self.resource_servers.is_empty()
+            && self.client_grants.is_empty()
+            && self.roles.is_empty()
+    }
 }
 
 /// Auth0's prompts settings: `custom_text`, language → prompt → screen →
