@@ -247,6 +247,28 @@ enum TenantCommand {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Write a tenant's configuration as a tenant file (YAML), what the
+    /// Management API made included, to standard output or --output. Reads
+    /// only: an empty data directory is an error, never a new database.
+    Export {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// Also the users of database connections, with their password
+        /// hashes (not their second factors or passkeys).
+        #[arg(long)]
+        users: bool,
+        /// Client secrets in clear (`client_secret`); without it each is
+        /// named by an environment variable (`client_secret_env`), listed on
+        /// standard error.
+        #[arg(long)]
+        secrets: bool,
+        /// Write the file here (created with mode 0600) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Subcommand)]
@@ -259,6 +281,26 @@ enum KeysCommand {
         #[command(flatten)]
         storage: Storage,
     },
+}
+
+/// Writes an exported tenant file, readable by its owner alone (it may hold
+/// password hashes, or secrets with `--secrets`), replacing one there.
+fn write_export(path: &std::path::Path, yaml: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(yaml.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn init_logs(format: LogFormat) {
@@ -355,6 +397,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Tenant {
+            command:
+                TenantCommand::Export {
+                    tenant,
+                    users,
+                    secrets,
+                    output,
+                    storage,
+                },
+        } => {
+            let state = server::open_existing(storage.options()?).await?;
+            let options = latchkey::tenant::export::ExportOptions { users, secrets };
+            let exported = latchkey::tenant::export::export(&state, &tenant, options).await?;
+            match &output {
+                Some(path) => write_export(path, &exported.yaml)?,
+                None => print!("{}", exported.yaml),
+            }
+            for (variable, client) in &exported.secret_variables {
+                eprintln!(
+                    "client {client}: its secret is read from ${variable} when the file is applied"
+                );
+            }
+            if users {
+                eprintln!(
+                    "{} user(s) written, {} left out",
+                    exported.users,
+                    exported.users_left_out.len()
+                );
+                for (user, why) in &exported.users_left_out {
+                    eprintln!("  {user}: {why}");
+                }
+            }
+            Ok(())
+        }
         Command::Migrate { storage } => {
             server::open(storage.options()?).await?;
             println!("the database is up to date");
@@ -365,7 +441,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             limit,
             storage,
         } => {
-            let state = server::open(storage.options()?).await?;
+            let state = server::open_existing(storage.options()?).await?;
             let row = state
                 .store
                 .tenant_by_name(&tenant)

@@ -176,6 +176,23 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     opened
 }
 
+/// [`open`] for a command that only reads (`tenant export`, `logs`): it
+/// refuses, rather than creating an empty one, when the data directory holds
+/// no SQLite database.
+pub async fn open_existing(opts: Options) -> anyhow::Result<Arc<AppState>> {
+    if matches!(opts.database, Database::Sqlite) {
+        let path = opts.data_dir.join("latchkey.db");
+        if !path.exists() {
+            bail!(
+                "{} holds no latchkey database: nothing to read (is --data-dir, or \
+                 LATCHKEY_DATA_DIR, the server's?)",
+                opts.data_dir.display()
+            );
+        }
+    }
+    open(opts).await
+}
+
 /// [`open`], noting in `created` each file it makes.
 async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Arc<AppState>> {
     // An unusable CA file is refused before the store is touched.

@@ -90,7 +90,11 @@ fn seal_client_secrets(
     old: Option<&TenantFile>,
 ) {
     for client in &mut config.clients {
-        let Some(secret) = client.client_secret.take() else {
+        let from_env = client
+            .client_secret_env
+            .as_deref()
+            .and_then(|v| state.outside.secrets.get(v));
+        let Some(secret) = client.client_secret.take().or(from_env) else {
             continue;
         };
         let ctx = client_secret_context(tenant_id, &client.client_id);
@@ -228,6 +232,20 @@ pub fn check_secrets(file: &TenantFile, secrets: &dyn Secrets) -> Result<(), Str
         if secrets.get(variable).is_none_or(|v| v.is_empty()) {
             return Err(format!(
                 "{setting}: the environment variable {variable} is not set"
+            ));
+        }
+    }
+    for (i, client) in file.clients.iter().enumerate() {
+        let Some(variable) = &client.client_secret_env else {
+            continue;
+        };
+        if client.client_secret.is_none()
+            && secrets.get(variable).is_none_or(|v| v.chars().count() < 8)
+        {
+            return Err(format!(
+                "clients[{i}] ({}): the environment variable {variable} (client_secret_env) is not \
+                 set, or holds fewer than 8 characters",
+                client.client_id
             ));
         }
     }

@@ -79,6 +79,16 @@ pub fn parse_tenant_file(
                 .into(),
         });
     }
+    for (i, client) in file.clients.iter().enumerate() {
+        if client.client_secret.is_some() && client.client_secret_env.is_some() {
+            let path = format!("clients[{i}].client_secret_env");
+            return Err(TenantFileError {
+                line: lines.line_of(&path),
+                path,
+                message: "give client_secret or client_secret_env, not both".into(),
+            });
+        }
+    }
     fill_derived_defaults(&mut file);
     super::validate::Validator::new(&file, &lines, templates).validate()?;
     // Users' emails in their normal form, as every account's is (the

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod dev;
 pub mod edit;
+pub mod export;
 pub mod file;
 pub mod model;
 mod validate;

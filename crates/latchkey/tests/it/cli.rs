@@ -821,3 +821,76 @@ async fn an_unusable_outbound_ca_file_is_named_at_start() {
         assert!(!data.join("latchkey.db").exists(), "{err}");
     }
 }
+
+#[test]
+fn read_only_commands_on_an_empty_data_directory_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("not-a-data-dir");
+    for args in [
+        vec!["tenant", "export", "--tenant", "acme"],
+        vec!["logs", "--tenant", "acme"],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("LATCHKEY_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("holds no latchkey database"),
+            "{args:?}: {err}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}
+
+#[test]
+fn tenant_export_writes_a_file_that_applies_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("tenant.yaml");
+    std::fs::write(
+        &file,
+        "tenant: { name: acme, domains: [\"login.acme.test\"] }\nconnections: [{ name: db }]\n\
+         clients: [{ client_id: web, app_type: regular_web, client_secret: \"web-secret-value\" }]\n\
+         users: [{ email: a@acme.test, password: \"Long-enough-1\", connection: db }]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], file: &std::path::Path| {
+        Command::new(BIN)
+            .args(args)
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("LATCHKEY_CLIENT_SECRET_WEB", "web-secret-value")
+            .env_remove("LATCHKEY_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["tenant", "apply"], &file).status.success());
+    let exported = dir.path().join("exported.yaml");
+    let out = run(
+        &["tenant", "export", "--tenant", "acme", "--users", "-o"],
+        &exported,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("$LATCHKEY_CLIENT_SECRET_WEB"), "{err}");
+    assert!(err.contains("1 user(s) written"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&exported).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(!text.contains("web-secret-value"), "{text}");
+    // Applied back twice: the second changes nothing.
+    assert!(run(&["tenant", "apply"], &exported).status.success());
+    let out = run(&["tenant", "apply"], &exported);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("unchanged 1"), "{stdout}");
+}

@@ -58,6 +58,7 @@ mod store_contract;
 mod support;
 mod sweep;
 mod tenant_edit;
+mod tenant_export;
 mod tenant_files;
 mod token_vault;
 mod upstream;

@@ -187,6 +187,10 @@ impl TestServer {
                 ("TWILIO_TOKEN", TWILIO_TOKEN),
                 ("SMS_WEBHOOK_SECRET", WEBHOOK_SECRET),
                 ("IDP_CLIENT_SECRET", crate::idp::IDP_SECRET),
+                // The variables `tenant export` names the acme clients' secrets by.
+                ("LATCHKEY_CLIENT_SECRET_WEB", "web-secret-value"),
+                ("LATCHKEY_CLIENT_SECRET_BACKEND", BACKEND_SECRET),
+                ("LATCHKEY_CLIENT_SECRET_API_APP", "api-app-secret-value"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

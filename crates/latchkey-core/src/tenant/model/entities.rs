@@ -22,6 +22,11 @@ pub struct Client {
     pub app_type: AppType,
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// The environment variable holding the client secret, instead of
+    /// `client_secret` (what `tenant export` writes, so that an exported
+    /// file holds no secret). Read when the file is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
     /// Filled in from `app_type` when absent; see [`Client::auth_method`].
     #[serde(default)]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,

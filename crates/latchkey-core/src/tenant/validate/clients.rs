@@ -28,7 +28,19 @@ impl<'a> Validator<'a> {
         )?;
 
         let secret_path = format!("{path}.client_secret");
-        let secret = client.client_secret.as_deref();
+        if let Some(variable) = &client.client_secret_env {
+            self.ensure(
+                is_env_name(variable),
+                format!("{path}.client_secret_env"),
+                "must be an environment variable's name (A-Z, 0-9 and _, not starting with a digit)",
+            )?;
+        }
+        // A stored configuration keeps the variable's name beside the
+        // secret it sealed; a file names one or the other (see file.rs).
+        let secret = client.client_secret.as_deref().or(client
+            .client_secret_env
+            .as_deref()
+            .map(|_| "from-the-environment"));
         self.ensure(
             secret.is_none_or(|s| s.chars().count() >= 8),
             &secret_path,
