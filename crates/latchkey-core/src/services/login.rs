@@ -275,7 +275,9 @@ fn entry<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, realm: Option<&str>) -> E
     }
 }
 
-fn actor<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, user_id: &'a str) -> Actor<'a> {
+/// Who the tenant log names for an event of a request from `from`: its
+/// client, the end user's IP and user agent, and `user_id` (empty when none).
+pub(crate) fn actor<'a>(tenant: &'a Tenant, from: &'a Origin<'_>, user_id: &'a str) -> Actor<'a> {
     Actor {
         tenant_id: &tenant.id,
         client_id: &from.client.client_id,

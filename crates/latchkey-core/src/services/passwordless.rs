@@ -19,7 +19,7 @@
 
 use serde_json::{Value, json};
 
-use super::audit::{self, Actor, Entry, codes};
+use super::audit::{self, Entry, codes};
 use super::authorize::{self, Invalid};
 use super::delivery::{CodeChannel, CodeMessage, LinkMessage, LinkPurpose, Purpose};
 use super::factors::codes::new_code;
@@ -241,13 +241,11 @@ pub async fn start(core: &Core, req: &StartRequest<'_>) -> Result<Started, Passw
             ConnectionStrategy::Sms => (codes::CODE_SENT, CodeChannel::Sms),
             _ => (codes::CODE_LINK_SENT, CodeChannel::Email),
         };
-        let actor = Actor {
-            tenant_id: &tenant.id,
-            client_id: &req.from.client.client_id,
-            user_id: user.as_ref().map_or("", |u| u.user_id.as_str()),
-            ip: req.from.ip,
-            user_agent: req.from.user_agent,
-        };
+        let actor = login::actor(
+            tenant,
+            &req.from,
+            user.as_ref().map_or("", |u| u.user_id.as_str()),
+        );
         let entry = Entry {
             user_id: user.as_ref().map(|u| u.user_id.as_str()),
             user_name: Some(&to),
@@ -472,13 +470,7 @@ async fn judged(
                 PasswordlessError::Blocked => "user is blocked",
                 _ => wrong_answer(connection.strategy),
             };
-            let actor = Actor {
-                tenant_id: &tenant.id,
-                client_id: &req.from.client.client_id,
-                user_id: "",
-                ip: req.from.ip,
-                user_agent: req.from.user_agent,
-            };
+            let actor = login::actor(tenant, &req.from, "");
             let entry = Entry {
                 user_name: Some(req.to),
                 client_name: Some(&req.from.client.name),
@@ -646,13 +638,7 @@ async fn sign_up(
         }
         Err(e) => return Err(e.into()),
     }
-    let actor = Actor {
-        tenant_id: &tenant.id,
-        client_id: &req.from.client.client_id,
-        user_id: &user.user_id,
-        ip: req.from.ip,
-        user_agent: req.from.user_agent,
-    };
+    let actor = login::actor(tenant, &req.from, &user.user_id);
     let entry = Entry {
         user_id: Some(&user.user_id),
         user_name: Some(to),
