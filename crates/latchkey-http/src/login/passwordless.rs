@@ -237,13 +237,7 @@ pub(super) async fn verify(
             };
             pages::passwordless_code(&state, &tenant, StatusCode::BAD_REQUEST, &screen)
         }
-        Err(PasswordlessError::Throttled(seconds)) => pages::retry_page(
-            &state,
-            &tenant,
-            StatusCode::TOO_MANY_REQUESTS,
-            &texts.get("login.login.ip-blocked", &[]),
-            seconds,
-        ),
+        Err(PasswordlessError::Throttled(seconds)) => pages::ip_blocked(&state, &tenant, seconds),
         Err(PasswordlessError::Blocked) => pages::login_page(
             &state,
             &tenant,
@@ -369,14 +363,7 @@ pub(crate) async fn verify_redirect(
             );
         }
         Err(PasswordlessError::Throttled(seconds)) => {
-            let texts = pages::language::texts(Some(&tenant));
-            return pages::retry_page(
-                &state,
-                &tenant,
-                StatusCode::TOO_MANY_REQUESTS,
-                &texts.get("login.login.ip-blocked", &[]),
-                seconds,
-            );
+            return pages::ip_blocked(&state, &tenant, seconds);
         }
         Err(e) => return failed(&state, &tenant, e),
     };

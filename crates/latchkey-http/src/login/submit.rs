@@ -147,13 +147,7 @@ fn refused(
     let key = match e {
         LoginError::Store(err) => return pages::store_error(state, tenant, err),
         LoginError::Throttled(seconds) => {
-            return pages::retry_page(
-                state,
-                tenant,
-                StatusCode::TOO_MANY_REQUESTS,
-                &texts.get("login.login.ip-blocked", &[]),
-                seconds,
-            );
+            return pages::ip_blocked(state, tenant, seconds);
         }
         LoginError::Busy => {
             return pages::retry_page(

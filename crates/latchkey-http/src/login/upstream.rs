@@ -150,13 +150,7 @@ pub(super) async fn login_callback(
             res
         }
         Err(CallbackError::Expired) => invalid(state, tenant),
-        Err(CallbackError::Throttled(seconds)) => pages::retry_page(
-            state,
-            tenant,
-            StatusCode::TOO_MANY_REQUESTS,
-            &pages::language::texts(Some(tenant)).get("login.login.ip-blocked", &[]),
-            seconds,
-        ),
+        Err(CallbackError::Throttled(seconds)) => pages::ip_blocked(state, tenant, seconds),
         Err(CallbackError::Store(e)) => pages::store_error(state, tenant, e),
         Err(CallbackError::Internal(cause)) => pages::internal(state, tenant, cause),
     }

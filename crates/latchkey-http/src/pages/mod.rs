@@ -141,6 +141,18 @@ pub(crate) fn retry_page(
     res
 }
 
+/// The page of an IP throttled for too many failed logins (Suspicious IP
+/// Throttling): 429, to come back in `seconds`.
+pub(crate) fn ip_blocked(state: &AppState, tenant: &Tenant, seconds: i64) -> Response {
+    retry_page(
+        state,
+        tenant,
+        StatusCode::TOO_MANY_REQUESTS,
+        &language::texts(Some(tenant)).get("login.login.ip-blocked", &[]),
+        seconds,
+    )
+}
+
 /// A page for a store failure: 503 when the database is out of reach (it
 /// heals by itself), 500 otherwise.
 pub(crate) fn store_error(
