@@ -58,9 +58,18 @@ pub(super) struct VerifyForm {
 
 tx_form!(StartForm, VerifyForm);
 
-/// The words of the code screen of `strategy`: `key` of its screen.
-fn screen_key(tenant: &Tenant, strategy: ConnectionStrategy, key: &str) -> String {
-    let screen = if strategy == ConnectionStrategy::Sms {
+/// Whether the passwordless connection `name` sends its codes by SMS: which
+/// field of the form holds the address, which screen shows. Whether the
+/// application may use it at all is `services::passwordless`'s to say.
+fn by_sms(tenant: &Tenant, name: &str) -> bool {
+    tenant
+        .passwordless_connection(name)
+        .is_some_and(|c| c.strategy == ConnectionStrategy::Sms)
+}
+
+/// The words of the code screen (of SMS codes or email codes): `key` of it.
+fn screen_key(tenant: &Tenant, sms: bool, key: &str) -> String {
+    let screen = if sms {
         "login-passwordless.login-passwordless-sms-otp"
     } else {
         "login-passwordless.login-passwordless-email-code"
@@ -81,13 +90,7 @@ pub(super) async fn start(
     let Some(client) = tenant.client(&req.client_id) else {
         return pages::expired(&state, &tenant);
     };
-    let Some(connection) = tenant
-        .passwordless_connection(&form.connection)
-        .filter(|c| c.passwordless_for(&client.client_id))
-    else {
-        return unavailable(&state, &tenant, &form.tx, &req);
-    };
-    let sms = connection.strategy == ConnectionStrategy::Sms;
+    let sms = by_sms(&tenant, &form.connection);
     let to = if sms { &form.phone_number } else { &form.email };
     let ua = user_agent(&headers);
     let languages = pages::language::wanted();
@@ -100,7 +103,7 @@ pub(super) async fn start(
                 ip: &ip,
                 user_agent: &ua,
             },
-            connection: &connection.name,
+            connection: &form.connection,
             to: to.trim(),
             send: Send::Code,
             languages: &languages,
@@ -111,14 +114,14 @@ pub(super) async fn start(
     let resend = form.resend == "1";
     let mut screen = PasswordlessCode {
         tx: &form.tx,
-        connection: &connection.name,
+        connection: &form.connection,
         sms,
         to,
         ..PasswordlessCode::default()
     };
     match started {
         Ok(started) => {
-            let resent = resend.then(|| screen_key(&tenant, connection.strategy, "code-resent"));
+            let resent = resend.then(|| screen_key(&tenant, sms, "code-resent"));
             screen.to = &started.to;
             screen.notice = resent.as_deref();
             pages::passwordless_code(&state, &tenant, StatusCode::OK, &screen)
@@ -130,7 +133,7 @@ pub(super) async fn start(
                 "login.login.invalid-email-format"
             };
             let refused = PasswordlessField {
-                connection: &connection.name,
+                connection: &form.connection,
                 value: to,
                 error: &texts.get(key, &[]),
             };
@@ -188,12 +191,6 @@ pub(super) async fn verify(
     let Some(client) = tenant.client(&req.client_id) else {
         return pages::expired(&state, &tenant);
     };
-    let Some(connection) = tenant
-        .passwordless_connection(&form.connection)
-        .filter(|c| c.passwordless_for(&client.client_id))
-    else {
-        return unavailable(&state, &tenant, &form.tx, &req);
-    };
     let ua = user_agent(&headers);
     let verified = passwordless::verify(
         &state.core,
@@ -204,7 +201,7 @@ pub(super) async fn verify(
                 ip: &ip,
                 user_agent: &ua,
             },
-            connection: &connection.name,
+            connection: &form.connection,
             to: &form.username,
             code: &form.code,
             link: None,
@@ -226,11 +223,12 @@ pub(super) async fn verify(
             first_factor_passed(&login, &user, vec![AMR.to_string()]).await
         }
         Err(PasswordlessError::WrongCode(_)) => {
-            let error = screen_key(&tenant, connection.strategy, "invalid-code");
+            let sms = by_sms(&tenant, &form.connection);
+            let error = screen_key(&tenant, sms, "invalid-code");
             let screen = PasswordlessCode {
                 tx: &form.tx,
-                connection: &connection.name,
-                sms: connection.strategy == ConnectionStrategy::Sms,
+                connection: &form.connection,
+                sms,
                 to: &form.username,
                 error: Some(&error),
                 ..PasswordlessCode::default()
@@ -321,14 +319,12 @@ pub(crate) async fn verify_redirect(
     };
     // The address the connection's codes go to, as `/passwordless/verify`
     // reads it.
-    let to = match tenant
-        .passwordless_connection(connection)
-        .map(|c| c.strategy)
-    {
-        Some(ConnectionStrategy::Sms) => get("phone_number"),
-        _ => get("email"),
-    }
-    .unwrap_or("");
+    let field = if by_sms(&tenant, connection) {
+        "phone_number"
+    } else {
+        "email"
+    };
+    let to = get(field).unwrap_or("");
     let ua = user_agent(&headers);
     let verified = passwordless::verify(
         &state.core,
