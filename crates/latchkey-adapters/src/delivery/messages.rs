@@ -82,7 +82,7 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpos
             minijinja::AutoEscape::None
         }
     });
-    let name = company(tenant);
+    let name = tenant.display_name();
     let spoken = spoken(code);
     let purpose = match purpose {
         Purpose::Enroll => "enroll",
@@ -98,15 +98,6 @@ fn render(source: &str, html: bool, tenant: &Tenant, code: &str, purpose: Purpos
             code.to_string()
         }
     }
-}
-
-fn company(tenant: &Tenant) -> String {
-    tenant
-        .config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| tenant.name.clone())
 }
 
 fn spoken(code: &str) -> String {
@@ -145,10 +136,9 @@ pub fn code_email(
             render(&t.html, true, tenant, code, purpose),
         ),
         Wording::Builtin(lang) => {
-            let name = company(tenant);
             let vars = [
                 ("code", code),
-                ("companyName", name.as_str()),
+                ("companyName", tenant.display_name()),
                 ("minutes", MINUTES),
             ];
             let text = |key: &str| fill(language::message(lang, "code-email", key), &vars);
@@ -198,7 +188,7 @@ fn short<'a>(
                 language::message(lang, name, "text"),
                 &[
                     ("code", said),
-                    ("companyName", &company(tenant)),
+                    ("companyName", tenant.display_name()),
                     ("minutes", MINUTES),
                 ],
             ),
@@ -213,7 +203,7 @@ fn short<'a>(
 /// validity.
 pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
     let lang = m.language;
-    let name = company(m.tenant);
+    let name = m.tenant.display_name();
     let message = match m.purpose {
         LinkPurpose::VerifyEmail => "verify-email",
         LinkPurpose::ResetPassword => "reset-email",
@@ -222,7 +212,7 @@ pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
     let text = |key: &str| {
         fill(
             language::message(lang, message, key),
-            &[("companyName", name.as_str())],
+            &[("companyName", name)],
         )
     };
     let (greeting, action, button, ignore) = (

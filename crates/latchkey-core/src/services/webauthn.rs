@@ -36,8 +36,7 @@ pub(crate) fn relying_party(tenant: &Tenant, host: &str) -> Result<RelyingParty,
     let rp_name = settings
         .rp_name
         .clone()
-        .or_else(|| tenant.config.tenant.friendly_name.clone())
-        .unwrap_or_else(|| tenant.name.clone());
+        .unwrap_or_else(|| tenant.display_name().to_string());
     let origin = issuer_for_host(host);
     let origin = Url::parse(origin.trim_end_matches('/')).map_err(|e| SetupError(e.to_string()))?;
     let mut builder = WebauthnBuilder::new(&rp_id, &origin)

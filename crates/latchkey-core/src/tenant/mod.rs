@@ -41,6 +41,16 @@ impl Tenant {
         })
     }
 
+    /// The name people are shown (messages, authenticator apps, the
+    /// pages' title): the tenant's `friendly_name`, else its name.
+    pub fn display_name(&self) -> &str {
+        self.config
+            .tenant
+            .friendly_name
+            .as_deref()
+            .unwrap_or(&self.name)
+    }
+
     pub fn client(&self, client_id: &str) -> Option<&Client> {
         self.config
             .clients

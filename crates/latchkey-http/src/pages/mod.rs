@@ -472,8 +472,7 @@ fn page(tenant: Option<&Tenant>) -> Page {
     Page {
         title: lp
             .and_then(|l| l.title.clone())
-            .or_else(|| tenant.and_then(|t| t.config.tenant.friendly_name.clone()))
-            .or_else(|| tenant.map(|t| t.name.clone()))
+            .or_else(|| tenant.map(|t| t.display_name().to_string()))
             .unwrap_or_else(|| "latchkey".into()),
         primary_color: lp
             .and_then(|l| l.primary_color.clone())

@@ -127,12 +127,7 @@ enum Refusal {
 
 /// The notification's body: a generic alert, the payload under `mfa`.
 pub fn body(message: &PushMessage<'_>) -> Value {
-    let config = &message.tenant.config;
-    let title = config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| config.tenant.name.clone());
+    let title = message.tenant.display_name();
     json!({
         "aps": {
             "alert": {"title": title, "body": "A login is waiting for your approval."},

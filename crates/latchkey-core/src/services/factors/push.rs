@@ -179,12 +179,7 @@ impl Pending {
 
 /// The label and user of a push enrollment, as the TOTP factor's.
 pub(crate) fn label(tenant: &crate::tenant::Tenant) -> String {
-    tenant
-        .config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| tenant.name.clone())
+    tenant.display_name().to_string()
 }
 
 /// The device API's base URL for `issuer`.

@@ -53,18 +53,12 @@ pub(crate) async fn start(
 /// What the user is shown for `secret`: the `otpauth://` URI and the key.
 fn challenge(who: &Who<'_>, email: &str, secret: &[u8]) -> Challenge {
     let manual = otp::base32(secret);
-    let issuer = who
-        .tenant
-        .config
-        .tenant
-        .friendly_name
-        .clone()
-        .unwrap_or_else(|| who.tenant.name.clone());
+    let issuer = who.tenant.display_name();
     let barcode_uri = format!(
         "otpauth://totp/{}:{}?secret={manual}&issuer={}&algorithm=SHA1&digits={}&period={}",
-        enc(&issuer),
+        enc(issuer),
         enc(email),
-        enc(&issuer),
+        enc(issuer),
         otp::DIGITS,
         otp::PERIOD
     );
