@@ -9,6 +9,7 @@
 use minijinja::{Environment, context};
 
 use super::email::EmailMessage;
+use super::escape_markup as escape;
 use latchkey_core::services::delivery::{LinkMessage, LinkPurpose, Purpose};
 use latchkey_core::services::language::{self, Language, fill};
 use latchkey_core::tenant::Tenant;
@@ -105,21 +106,6 @@ fn spoken(code: &str) -> String {
         .map(String::from)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub fn code_email(

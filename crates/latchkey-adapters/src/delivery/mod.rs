@@ -115,3 +115,37 @@ impl Delivery for MessageDelivery {
         push::send(&self.push, m, &*self.secrets, outbound, self.clock.now()).await
     }
 }
+
+/// `text` made safe in HTML and XML (the link emails, TwiML), in a text
+/// node or a quoted attribute alike: the five characters markup gives a
+/// meaning escaped (the apostrophe as `&#39;`, which HTML 4 knows too,
+/// unlike `&apos;`), control characters other than tab and newlines (which
+/// XML forbids and HTML calls errors) as spaces.
+pub(crate) fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_is_escaped_for_text_and_attributes_alike() {
+        assert_eq!(
+            escape_markup("<a href=\"x\">Tom & Jerry's</a>\u{0}\u{1b}\t\n"),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;  \t\n"
+        );
+    }
+}

@@ -15,6 +15,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
+use super::escape_markup;
 use latchkey_core::outbound::{HttpClient, NetworkAccess, OutboundError, Request};
 use latchkey_core::services::delivery::{DeliveryError, Secrets};
 use latchkey_core::tenant::model::{SmsProvider, TwilioSettings, WebhookSettings};
@@ -89,16 +90,16 @@ pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     hex(ctx.sign().as_ref())
 }
 
-/// The TwiML a voice call plays: the text, XML-escaped, in one `<Say>`,
+/// The TwiML a voice call plays: the text, escaped, in one `<Say>`,
 /// in its language when known.
 pub(crate) fn twiml_say(text: &str, language: Option<&str>) -> String {
     match language {
         Some(l) => format!(
             "<Response><Say language=\"{}\">{}</Say></Response>",
-            xml_escape(l),
-            xml_escape(text)
+            escape_markup(l),
+            escape_markup(text)
         ),
-        None => format!("<Response><Say>{}</Say></Response>", xml_escape(text)),
+        None => format!("<Response><Say>{}</Say></Response>", escape_markup(text)),
     }
 }
 
@@ -317,23 +318,6 @@ pub(crate) fn clip(s: &str) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }
-}
-
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab and newlines are not XML.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -406,7 +406,7 @@ async fn twilio_voice_says_the_escaped_text() {
     assert_eq!(got[0].from, FROM);
     assert_eq!(
         got[0].text,
-        "<Response><Say>Your code is 1 2 3. &lt;Acme&gt; &amp; &quot;Co&quot;&apos;s</Say></Response>"
+        "<Response><Say>Your code is 1 2 3. &lt;Acme&gt; &amp; &quot;Co&quot;&#39;s</Say></Response>"
     );
 }
 
