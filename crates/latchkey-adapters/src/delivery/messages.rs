@@ -208,9 +208,7 @@ pub fn link_email(m: &LinkMessage<'_>) -> EmailMessage {
         text("ignore"),
     );
     let validity = validity(lang, m.valid_minutes);
-    // Japanese runs its sentences together; the others part them with a
-    // space.
-    let gap = if lang == Language::Ja { "" } else { " " };
+    let gap = lang.sentence_gap();
     let body = format!(
         "{greeting}\n\n{action}\n\n{}\n\n{validity}{gap}{ignore}\n",
         m.link

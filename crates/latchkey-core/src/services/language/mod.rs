@@ -79,6 +79,15 @@ impl Language {
         if self.singular(n) { "one" } else { "other" }
     }
 
+    /// What parts two sentences run together in one paragraph: a space,
+    /// nothing in Japanese (its full stop `。` ends a sentence on its own).
+    pub const fn sentence_gap(self) -> &'static str {
+        match self {
+            Self::Ja => "",
+            Self::En | Self::Fr | Self::De | Self::Es | Self::PtBr => " ",
+        }
+    }
+
     /// Which plural form a count takes: French counts 0 and 1 as singular,
     /// Japanese has one form, the others singular for 1 alone.
     fn singular(self, n: i64) -> bool {
