@@ -4,6 +4,8 @@
 //! `auth_session`'s digest, expiring, single use, attempt-limited), so any
 //! node can finish what another started.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
@@ -286,7 +288,7 @@ pub async fn challenge(
 /// user it authenticates (created, for a sign-up).
 pub async fn finish(
     state: &Core,
-    tenant: &Tenant,
+    tenant: &Arc<Tenant>,
     host: &str,
     client: &Client,
     auth_session: &str,

@@ -17,6 +17,8 @@
 //! hands the message to the provider after answering, so neither the answer
 //! nor its timing tells whether someone has an account.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::audit::{self, Entry, codes};
@@ -101,7 +103,9 @@ impl From<StoreError> for PasswordlessError {
 
 /// A start of a passwordless login.
 pub struct StartRequest<'a> {
-    pub tenant: &'a Tenant,
+    /// The tenant as the tenant cache shares it (the send task keeps it
+    /// without a copy).
+    pub tenant: &'a Arc<Tenant>,
     pub from: Origin<'a>,
     pub connection: &'a str,
     /// The address or number as given.
@@ -365,7 +369,7 @@ enum Message {
 /// code); the user asks for another.
 fn deliver(
     core: &Core,
-    tenant: &Tenant,
+    tenant: &Arc<Tenant>,
     languages: &[String],
     to: &str,
     message: Message,
@@ -373,7 +377,7 @@ fn deliver(
 ) {
     let delivery = core.outside.delivery.clone();
     let store = core.store.clone();
-    let tenant = tenant.clone();
+    let tenant = Arc::clone(tenant);
     let languages = languages.to_vec();
     let to = to.to_string();
     tokio::spawn(async move {

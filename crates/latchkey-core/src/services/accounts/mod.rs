@@ -141,7 +141,7 @@ struct Mailer {
 /// link.
 pub(crate) fn mail_link(
     state: &Core,
-    tenant: &Tenant,
+    tenant: &Arc<Tenant>,
     user_id: &str,
     email: &str,
     client_id: &str,
@@ -154,7 +154,7 @@ pub(crate) fn mail_link(
         clock: state.clock.clone(),
         delivery: state.outside.delivery.clone(),
     };
-    let tenant = tenant.clone();
+    let tenant = Arc::clone(tenant);
     let (user_id, email, client_id) = (
         user_id.to_string(),
         email.to_string(),

@@ -24,6 +24,8 @@ pub use refresh_token::RefreshToken;
 pub use token_vault::{BadAccessToken, FEDERATED_CONNECTION_ACCESS_TOKEN, Subject, TokenVault};
 pub use webauthn::Webauthn;
 
+use std::sync::Arc;
+
 use crate::clock::Timestamp;
 use crate::context::Core;
 use crate::crypto::hash::constant_time_eq;
@@ -41,7 +43,9 @@ use crate::tenant::{Client, GrantType, Tenant};
 
 /// A token request whose client is authenticated, and the grant it makes.
 pub struct TokenRequest<'a> {
-    pub tenant: &'a Tenant,
+    /// The tenant as the tenant cache shares it (a sign-up's mail task
+    /// keeps it without a copy).
+    pub tenant: &'a Arc<Tenant>,
     /// The host the request came to: tokens carry its issuer.
     pub host: &'a str,
     pub client: &'a Client,

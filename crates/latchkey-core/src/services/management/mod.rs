@@ -10,6 +10,8 @@
 pub mod query;
 pub mod users;
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::context::Core;
@@ -27,7 +29,8 @@ pub const FAILED_API_OPERATION: &str = "fapi";
 /// tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
-    pub tenant: &'a Tenant,
+    /// As the tenant cache shares it (the mail tasks it causes keep it).
+    pub tenant: &'a Arc<Tenant>,
     /// The host the request came to (links mailed point there).
     pub host: &'a str,
     pub client_id: &'a str,
