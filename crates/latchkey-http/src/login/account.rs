@@ -609,21 +609,14 @@ pub(super) async fn reset_submit(
         Err(ResetError::Password {
             violations,
             remaining,
+            page,
         }) => {
             if remaining == 0 {
                 return dead_link(&state, &tenant, Link::ResetPassword, TicketError::Exhausted);
             }
             let message = policy::violations(&language::texts(Some(&tenant)), &violations);
-            match reset::open(&state, &tenant, &form.ticket).await {
-                Ok(opened) => reset_page(
-                    &state,
-                    &tenant,
-                    (&form.ticket, ui_locales),
-                    &opened,
-                    Some(&message),
-                ),
-                Err(e) => dead_link(&state, &tenant, Link::ResetPassword, e),
-            }
+            let ticket = (form.ticket.as_str(), ui_locales);
+            reset_page(&state, &tenant, ticket, &page, Some(&message))
         }
     }
 }

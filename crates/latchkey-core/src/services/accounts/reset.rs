@@ -101,9 +101,19 @@ pub async fn request(
 }
 
 /// What the reset page shows: whose password it sets, under which policy.
+#[derive(Debug)]
 pub struct Opened {
     pub email: String,
     pub policy: Value,
+}
+
+impl Opened {
+    fn of(user: &UserRow, policy: &PasswordPolicy) -> Self {
+        Self {
+            email: user.email.clone(),
+            policy: password_policy::policy_json(policy),
+        }
+    }
 }
 
 /// The reset page of a live link.
@@ -117,10 +127,7 @@ pub async fn open(state: &Core, tenant: &Tenant, ticket: &str) -> Result<Opened,
     let conn = tenant
         .database_connection(&user.connection)
         .ok_or(TicketError::Unknown)?;
-    Ok(Opened {
-        email: user.email,
-        policy: password_policy::policy_json(&conn.password_policy),
-    })
+    Ok(Opened::of(&user, &conn.password_policy))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,11 +135,13 @@ pub enum ResetError {
     #[error(transparent)]
     Ticket(#[from] TicketError),
     /// The new password fails the policy; the link works `remaining` more
-    /// times.
+    /// times, on the page `page` (as [`open`] would show it: the refusal
+    /// counted its attempt only while the link was live).
     #[error("the password fails the connection's policy")]
     Password {
         violations: Vec<Violation>,
         remaining: i64,
+        page: Opened,
     },
     #[error("{0}")]
     Internal(String),
@@ -217,6 +226,7 @@ async fn set_password(
             return Err(ResetError::Password {
                 violations,
                 remaining: (MAX_TICKET_ATTEMPTS - attempts).max(0),
+                page: Opened::of(&user, policy),
             });
         }
     };
