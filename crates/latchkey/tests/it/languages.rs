@@ -25,10 +25,7 @@ async fn apply(s: &TestServer, text: &str) {
 
 /// A page's body, after checking its status; HTML escapes undone.
 async fn page(res: reqwest::Response, status: StatusCode) -> String {
-    let got = res.status();
-    let body = res.text().await.unwrap();
-    assert_eq!(got, status, "{body}");
-    html_unescape(&body)
+    html_unescape(&page_body(res, status).await)
 }
 
 /// The `lang` of a page's `<html>`.
@@ -39,15 +36,6 @@ fn lang(html: &str) -> &str {
         + 12;
     let end = html[start..].find('"').unwrap();
     &html[start..start + end]
-}
-
-async fn post(
-    s: &TestServer,
-    browser: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    browser.post(s.url(path)).form(form).send().await.unwrap()
 }
 
 async fn password(
@@ -69,7 +57,7 @@ async fn verify(
     let tx = hidden_input(step, "tx").unwrap();
     let method = hidden_input(step, "method").unwrap();
     let oob = hidden_input(step, "oob_code").unwrap_or_default();
-    post(
+    post_form(
         s,
         browser,
         "/login/mfa/verify",
@@ -126,13 +114,8 @@ async fn ui_locales_is_kept_for_every_page_of_the_login() {
     );
     assert!(step.contains("Ce n'est pas vous ?"), "{step}");
     let right = totp_now(&enrolled.totp_secret, s.clock_now());
-    let wrong_code = if right == "000000" {
-        "000001"
-    } else {
-        "000000"
-    };
     let again = page(
-        verify(&s, &browser, &step, wrong_code).await,
+        verify(&s, &browser, &step, &wrong_code(&right)).await,
         StatusCode::OK,
     )
     .await;

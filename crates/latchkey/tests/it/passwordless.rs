@@ -49,11 +49,24 @@ pub(crate) fn file(port: u16, mail: &SmtpServer, sms: &SmsReceiver, email_option
         )
 }
 
+/// The acme and other tenants, and [`file`] with `email_options` applied.
 pub(crate) async fn rig(email_options: &str) -> Rig {
+    rig_with(&[acme, other_tenant], |port, mail, sms| {
+        file(port, mail, sms, email_options)
+    })
+    .await
+}
+
+/// A server started with the tenant files `tenants`, then the tenant file
+/// `tenant` writes for its port, mail server and SMS receiver applied.
+pub(crate) async fn rig_with(
+    tenants: &[fn(u16) -> String],
+    tenant: impl FnOnce(u16, &SmtpServer, &SmsReceiver) -> String,
+) -> Rig {
     let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
     let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::start().await;
-    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, email_options))
+    let s = TestServer::with_tenants(tenants).await;
+    latchkey::tenant::apply::apply_text(&s.state, &tenant(s.port, &mail, &sms))
         .await
         .unwrap();
     Rig { s, mail, sms }
@@ -107,18 +120,16 @@ pub(crate) async fn mailed(rig: &Rig, n: usize, to: &str) -> String {
     six_digits(&mail.text())
 }
 
+/// The code in the `n`th text message (1-based), sent to `to`.
+pub(crate) async fn texted(rig: &Rig, n: usize, to: &str) -> String {
+    let sms = rig.sms.wait_for(n).await[n - 1].clone();
+    assert_eq!(sms.to, to);
+    six_digits(&sms.text)
+}
+
 pub(crate) async fn log(s: &TestServer) -> Vec<latchkey::store::AuditEvent> {
     let tenant = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
     s.state.store.audit_events(&tenant.id, 200).await.unwrap()
-}
-
-pub(crate) fn wrong(right: &str) -> String {
-    if right == "000000" {
-        "000001"
-    } else {
-        "000000"
-    }
-    .to_string()
 }
 
 #[tokio::test]
@@ -191,10 +202,8 @@ async fn an_sms_code_through_the_sms_provider() {
     assert_eq!(body["phone_number"], "+15550002222");
     assert_eq!(body["phone_verified"], false);
     assert_eq!(body["request_language"], Value::Null);
-    let sent = rig.sms.wait_for(1).await;
-    assert_eq!(sent[0].to, "+15550002222");
-    let code = six_digits(&sent[0].text);
-    let (status, body) = grant(s, "spa", "sms", "+15550002222", &wrong(&code)).await;
+    let code = texted(&rig, 1, "+15550002222").await;
+    let (status, body) = grant(s, "spa", "sms", "+15550002222", &wrong_code(&code)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         body["error_description"],
@@ -217,7 +226,7 @@ async fn wrong_expired_replaced_and_exhausted_codes() {
     let code = mailed(&rig, 1, to).await;
     // Three wrong answers kill the code: the right one is refused after.
     for _ in 0..3 {
-        let (status, _) = grant(s, "spa", "email", to, &wrong(&code)).await;
+        let (status, _) = grant(s, "spa", "email", to, &wrong_code(&code)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     let (status, body) = grant(s, "spa", "email", to, &code).await;
@@ -246,13 +255,7 @@ async fn wrong_expired_replaced_and_exhausted_codes() {
 
 #[tokio::test]
 async fn another_clients_or_tenants_code_is_refused() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::with_tenants(&[acme, other_tenant]).await;
-    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, ""))
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig("").await;
     let s = &rig.s;
     let to = "erin@example.com";
     email_code(s, to).await;

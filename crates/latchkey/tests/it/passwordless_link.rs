@@ -9,9 +9,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::passwordless::{Rig, file, grant, log, rig, start};
-use crate::sms_receiver::SmsReceiver;
-use crate::smtp::SmtpServer;
+use crate::passwordless::{Rig, grant, log, mailed, rig, start};
 use crate::support::*;
 
 /// `authParams` as auth0-js sends them for `req` (snake case).
@@ -179,7 +177,7 @@ async fn a_links_code_answers_only_the_request_it_was_made_for() {
         json!({"client_id": "spa", "connection": "email", "email": to, "send": "code"}),
     )
     .await;
-    let typed = crate::mfa_api::six_digits(&rig.mail.wait_for(2).await[1].text());
+    let typed = mailed(&rig, 2, to).await;
     let url = with_param(&with_param(&link, "email", to), "verification_code", &typed);
     let location = open(&s.browser(), &url).await;
     assert!(query_param(&location, "code").is_some(), "{location}");
@@ -248,13 +246,7 @@ async fn links_expire_and_bad_requests_send_nothing() {
 
 #[tokio::test]
 async fn a_link_works_on_its_tenant_alone_and_mails_in_the_callers_language() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::with_tenants(&[acme, other_tenant]).await;
-    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, ""))
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig("").await;
     let s = &rig.s;
     let to = "remy@example.com";
     let req = AuthRequest::new("openid");

@@ -13,9 +13,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::mfa_api::{ALWAYS, six_digits};
-use crate::passwordless::{Rig, file, log, mailed, rig, wrong};
-use crate::sms_receiver::SmsReceiver;
+use crate::mfa_api::ALWAYS;
+use crate::passwordless::{file, log, mailed, rig, rig_with, texted};
 use crate::smtp::SmtpServer;
 use crate::support::*;
 
@@ -26,15 +25,6 @@ async fn login_page(s: &TestServer, browser: &reqwest::Client, req: &AuthRequest
     res.text().await.unwrap()
 }
 
-async fn post(
-    s: &TestServer,
-    browser: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    browser.post(s.url(path)).form(form).send().await.unwrap()
-}
-
 /// "Email me a code" for `email`, from the page `html`: the code screen.
 async fn ask_email_code(
     s: &TestServer,
@@ -43,7 +33,7 @@ async fn ask_email_code(
     email: &str,
 ) -> reqwest::Response {
     let tx = hidden_input(html, "tx").unwrap();
-    post(
+    post_form(
         s,
         browser,
         "/login/passwordless",
@@ -62,7 +52,7 @@ async fn answer(
     let tx = hidden_input(html, "tx").unwrap();
     let connection = hidden_input(html, "connection").unwrap();
     let username = hidden_input(html, "username").unwrap();
-    post(
+    post_form(
         s,
         browser,
         "/login/passwordless/verify",
@@ -74,13 +64,6 @@ async fn answer(
         ],
     )
     .await
-}
-
-async fn text(res: reqwest::Response, status: StatusCode) -> String {
-    let got = res.status();
-    let body = res.text().await.unwrap();
-    assert_eq!(got, status, "{body}");
-    body
 }
 
 /// The code of a redirect back to the app, exchanged: the ID token's claims.
@@ -131,7 +114,7 @@ async fn an_email_code_logs_in_through_the_page() {
     );
     assert!(page.contains(">Text me a code</button>"), "{page}");
 
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "Carol@Example.com").await,
         StatusCode::OK,
     )
@@ -180,7 +163,7 @@ async fn an_email_code_logs_in_through_the_page() {
     let req = AuthRequest::new("openid");
     let page = login_page(s, &other, &req).await;
     s.clock.advance(1);
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &other, &page, "carol@example.com").await,
         StatusCode::OK,
     )
@@ -208,13 +191,7 @@ email_provider: {{ smtp: {{ host: 127.0.0.1, port: {}, security: none, from: no-
 
 #[tokio::test]
 async fn alone_when_the_tenant_has_no_password_connection() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::with_tenants(&[]).await;
-    latchkey::tenant::apply::apply_text(&s.state, &solo(s.port, &mail))
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig_with(&[], |port, mail, _| solo(port, mail)).await;
     let s = &rig.s;
     let browser = s.browser();
     let req = AuthRequest::new("openid");
@@ -229,7 +206,7 @@ async fn alone_when_the_tenant_has_no_password_connection() {
         page.contains("<button type=\"submit\" id=\"passwordless-email-button\">Continue</button>"),
         "{page}"
     );
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "frank@example.com").await,
         StatusCode::OK,
     )
@@ -246,14 +223,14 @@ async fn a_wrong_code_is_told_at_its_field_and_three_kill_the_code() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "dave@example.com").await,
         StatusCode::OK,
     )
     .await;
     let code = mailed(&rig, 1, "dave@example.com").await;
-    let refused = text(
-        answer(s, &browser, &screen, &wrong(&code)).await,
+    let refused = page_body(
+        answer(s, &browser, &screen, &wrong_code(&code)).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -274,20 +251,20 @@ async fn a_wrong_code_is_told_at_its_field_and_three_kill_the_code() {
     );
     // A malformed answer is a wrong answer, never a failure.
     let long = "1".repeat(5000);
-    text(
+    page_body(
         answer(s, &browser, &refused, &long).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
     for _ in 0..2 {
-        text(
-            answer(s, &browser, &refused, &wrong(&code)).await,
+        page_body(
+            answer(s, &browser, &refused, &wrong_code(&code)).await,
             StatusCode::BAD_REQUEST,
         )
         .await;
     }
     // Three wrong answers: the right code is dead too.
-    text(
+    page_body(
         answer(s, &browser, &refused, &code).await,
         StatusCode::BAD_REQUEST,
     )
@@ -303,7 +280,7 @@ async fn a_replayed_or_expired_code_is_refused() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "grace@example.com").await,
         StatusCode::OK,
     )
@@ -315,7 +292,7 @@ async fn a_replayed_or_expired_code_is_refused() {
     let other = s.browser();
     let page = login_page(s, &other, &AuthRequest::new("openid")).await;
     let tx = hidden_input(&page, "tx").unwrap();
-    let replay = post(
+    let replay = post_form(
         s,
         &other,
         "/login/passwordless/verify",
@@ -327,18 +304,18 @@ async fn a_replayed_or_expired_code_is_refused() {
         ],
     )
     .await;
-    text(replay, StatusCode::BAD_REQUEST).await;
+    page_body(replay, StatusCode::BAD_REQUEST).await;
 
     // Expired after three minutes.
     s.clock.advance(1);
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &other, &page, "grace@example.com").await,
         StatusCode::OK,
     )
     .await;
     let code = mailed(&rig, 2, "grace@example.com").await;
     s.clock.advance(181);
-    let late = text(
+    let late = page_body(
         answer(s, &other, &screen, &code).await,
         StatusCode::BAD_REQUEST,
     )
@@ -356,7 +333,7 @@ async fn another_browsers_transaction_is_refused() {
     let tx = hidden_input(&page, "tx").unwrap();
     // Without this browser's cookie nothing is sent.
     let stranger = s.browser();
-    let res = post(
+    let res = post_form(
         s,
         &stranger,
         "/login/passwordless",
@@ -367,10 +344,10 @@ async fn another_browsers_transaction_is_refused() {
         ],
     )
     .await;
-    let expired = text(res, StatusCode::BAD_REQUEST).await;
+    let expired = page_body(res, StatusCode::BAD_REQUEST).await;
     assert!(expired.contains("Your login page has expired"), "{expired}");
 
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "heidi@example.com").await,
         StatusCode::OK,
     )
@@ -379,7 +356,7 @@ async fn another_browsers_transaction_is_refused() {
     assert_eq!(rig.mail.messages().await.len(), 1);
     // The right code in another browser: refused, and not spent.
     let res = answer(s, &stranger, &screen, &code).await;
-    let expired = text(res, StatusCode::BAD_REQUEST).await;
+    let expired = page_body(res, StatusCode::BAD_REQUEST).await;
     assert!(expired.contains("Your login page has expired"), "{expired}");
     signed_in(s, &req, answer(s, &browser, &screen, &code).await).await;
 }
@@ -413,7 +390,7 @@ async fn another_users_or_tenants_code_is_refused() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "judy@example.com").await,
         StatusCode::OK,
     )
@@ -421,7 +398,7 @@ async fn another_users_or_tenants_code_is_refused() {
     let judys = mailed(&rig, 2, "judy@example.com").await;
     // The other tenant's code for Ivan, in this tenant: refused.
     let tx = hidden_input(&page, "tx").unwrap();
-    let res = post(
+    let res = post_form(
         s,
         &browser,
         "/login/passwordless/verify",
@@ -433,9 +410,9 @@ async fn another_users_or_tenants_code_is_refused() {
         ],
     )
     .await;
-    text(res, StatusCode::BAD_REQUEST).await;
+    page_body(res, StatusCode::BAD_REQUEST).await;
     // Judy's code for Ivan's address: refused.
-    let res = post(
+    let res = post_form(
         s,
         &browser,
         "/login/passwordless/verify",
@@ -447,7 +424,7 @@ async fn another_users_or_tenants_code_is_refused() {
         ],
     )
     .await;
-    text(res, StatusCode::BAD_REQUEST).await;
+    page_body(res, StatusCode::BAD_REQUEST).await;
     // Judy's code signs Judy in, and nobody else was made.
     let id = signed_in(s, &req, answer(s, &browser, &screen, &judys).await).await;
     assert!(id["sub"].as_str().unwrap().starts_with("email|"));
@@ -466,14 +443,14 @@ async fn the_mfa_policy_applies_after_a_code() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "mallory@example.com").await,
         StatusCode::OK,
     )
     .await;
     let code = mailed(&rig, 1, "mallory@example.com").await;
     // A new user without a second factor: enrolling one is the next step.
-    let step = text(answer(s, &browser, &screen, &code).await, StatusCode::OK).await;
+    let step = page_body(answer(s, &browser, &screen, &code).await, StatusCode::OK).await;
     assert!(step.contains("Secure your account"), "{step}");
     assert!(step.contains("action=\"/login/mfa/enroll\""), "{step}");
     // No session yet, no login completed.
@@ -494,7 +471,7 @@ async fn resends_are_limited() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "niaj@example.com").await,
         StatusCode::OK,
     )
@@ -509,8 +486,8 @@ async fn resends_are_limited() {
     mailed(&rig, 1, "niaj@example.com").await;
     // Each mail waited for, so the third holds the last code.
     for n in 2..=3 {
-        let again = text(
-            post(s, &browser, "/login/passwordless", &resend).await,
+        let again = page_body(
+            post_form(s, &browser, "/login/passwordless", &resend).await,
             StatusCode::OK,
         )
         .await;
@@ -522,9 +499,9 @@ async fn resends_are_limited() {
     }
     let code = mailed(&rig, 3, "niaj@example.com").await;
     // The fourth in five minutes: refused, the screen stays for the last code.
-    let res = post(s, &browser, "/login/passwordless", &resend).await;
+    let res = post_form(s, &browser, "/login/passwordless", &resend).await;
     assert!(res.headers().contains_key("retry-after"));
-    let limited = text(res, StatusCode::TOO_MANY_REQUESTS).await;
+    let limited = page_body(res, StatusCode::TOO_MANY_REQUESTS).await;
     assert!(
         limited.contains("Too many codes were requested. Please try again later."),
         "{limited}"
@@ -541,7 +518,7 @@ async fn an_sms_code_through_the_page() {
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
     let tx = hidden_input(&page, "tx").unwrap();
-    let res = post(
+    let res = post_form(
         s,
         &browser,
         "/login/passwordless",
@@ -552,7 +529,7 @@ async fn an_sms_code_through_the_page() {
         ],
     )
     .await;
-    let screen = text(res, StatusCode::OK).await;
+    let screen = page_body(res, StatusCode::OK).await;
     assert!(
         screen.contains(
             "sent a text message to: <strong id=\"passwordless-to\">+15550003333</strong>"
@@ -563,9 +540,7 @@ async fn an_sms_code_through_the_page() {
         screen.contains("<label for=\"code\">Enter the 6-digit code</label>"),
         "{screen}"
     );
-    let sent = rig.sms.wait_for(1).await;
-    assert_eq!(sent[0].to, "+15550003333");
-    let code = six_digits(&sent[0].text);
+    let code = texted(&rig, 1, "+15550003333").await;
     let id = signed_in(s, &req, answer(s, &browser, &screen, &code).await).await;
     assert!(id["sub"].as_str().unwrap().starts_with("sms|"), "{id}");
     let types: Vec<String> = log(s).await.into_iter().map(|e| e.event_type).collect();
@@ -579,7 +554,7 @@ async fn bad_addresses_and_connections_are_refused_on_the_form() {
     let browser = s.browser();
     let req = AuthRequest::new("openid");
     let page = login_page(s, &browser, &req).await;
-    let refused = text(
+    let refused = page_body(
         ask_email_code(s, &browser, &page, "not-an-address").await,
         StatusCode::BAD_REQUEST,
     )
@@ -595,7 +570,7 @@ async fn bad_addresses_and_connections_are_refused_on_the_form() {
         "{refused}"
     );
     let tx = hidden_input(&page, "tx").unwrap();
-    let res = post(
+    let res = post_form(
         s,
         &browser,
         "/login/passwordless",
@@ -606,14 +581,14 @@ async fn bad_addresses_and_connections_are_refused_on_the_form() {
         ],
     )
     .await;
-    let refused = text(res, StatusCode::BAD_REQUEST).await;
+    let refused = page_body(res, StatusCode::BAD_REQUEST).await;
     assert!(
         refused.contains("aria-describedby=\"passwordless-sms-error\""),
         "{refused}"
     );
     // A database connection, or one that does not exist: not a way in here.
     for connection in ["Username-Password-Authentication", "nope"] {
-        let res = post(
+        let res = post_form(
             s,
             &browser,
             "/login/passwordless",
@@ -624,17 +599,17 @@ async fn bad_addresses_and_connections_are_refused_on_the_form() {
             ],
         )
         .await;
-        let page = text(res, StatusCode::OK).await;
+        let page = page_body(res, StatusCode::OK).await;
         assert!(
             page.contains("Logging in with that provider is not available."),
             "{page}"
         );
     }
     // A form without its fields, and a transaction too long to be one.
-    let res = post(s, &browser, "/login/passwordless", &[("tx", &tx)]).await;
-    text(res, StatusCode::BAD_REQUEST).await;
+    let res = post_form(s, &browser, "/login/passwordless", &[("tx", &tx)]).await;
+    page_body(res, StatusCode::BAD_REQUEST).await;
     let long = "x".repeat(500);
-    let res = post(
+    let res = post_form(
         s,
         &browser,
         "/login/passwordless/verify",
@@ -646,7 +621,7 @@ async fn bad_addresses_and_connections_are_refused_on_the_form() {
         ],
     )
     .await;
-    text(res, StatusCode::BAD_REQUEST).await;
+    page_body(res, StatusCode::BAD_REQUEST).await;
     assert!(rig.mail.messages().await.is_empty());
     assert!(log(s).await.is_empty());
 }
@@ -662,7 +637,7 @@ async fn the_screens_speak_the_logins_language() {
         page.contains(">Recevoir un code par e-mail</button>"),
         "{page}"
     );
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "peggy@example.com").await,
         StatusCode::OK,
     )
@@ -673,8 +648,8 @@ async fn the_screens_speak_the_logins_language() {
         "{screen}"
     );
     let code = mailed(&rig, 1, "peggy@example.com").await;
-    let refused = text(
-        answer(s, &browser, &screen, &wrong(&code)).await,
+    let refused = page_body(
+        answer(s, &browser, &screen, &wrong_code(&code)).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -700,8 +675,8 @@ async fn authorize_with_a_passwordless_connection_opens_its_page_alone() {
     assert!(!page.contains("id=\"passkey-login\""), "{page}");
     // A refused address keeps the page to that connection.
     let tx = hidden_input(&page, "tx").unwrap();
-    let again = text(
-        post(
+    let again = page_body(
+        post_form(
             s,
             &browser,
             "/login/passwordless",
@@ -717,7 +692,7 @@ async fn authorize_with_a_passwordless_connection_opens_its_page_alone() {
     .await;
     assert!(again.contains("aria-invalid=\"true\""), "{again}");
     assert!(!again.contains("name=\"password\""), "{again}");
-    let screen = text(
+    let screen = page_body(
         ask_email_code(s, &browser, &page, "dana@example.com").await,
         StatusCode::OK,
     )

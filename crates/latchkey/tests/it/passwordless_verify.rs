@@ -11,9 +11,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::passwordless::{Rig, email_code, file, grant, log, mailed, rig, start, wrong};
-use crate::sms_receiver::SmsReceiver;
-use crate::smtp::SmtpServer;
+use crate::passwordless::{email_code, file, grant, log, mailed, rig, rig_with, start, texted};
 use crate::support::*;
 
 async fn verify(s: &TestServer, body: Value) -> (StatusCode, Value) {
@@ -74,14 +72,13 @@ async fn an_sms_code_is_checked_by_phone_number() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let sms = rig.sms.wait_for(1).await;
-    let code = crate::mfa_api::six_digits(&sms[0].text);
+    let code = texted(&rig, 1, "+15550003333").await;
     let body = json!({"client_id": "spa", "connection": "sms", "phone_number": "+15550003333",
         "verification_code": code});
     let (status, answer) = verify(s, body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let bad = json!({"client_id": "spa", "connection": "sms", "phone_number": "+15550003333",
-        "verification_code": wrong(&code)});
+        "verification_code": wrong_code(&code)});
     let (status, answer) = verify(s, bad).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert_eq!(
@@ -98,7 +95,7 @@ async fn wrong_answers_count_and_kill_the_code() {
     email_code(s, to).await;
     let code = mailed(&rig, 1, to).await;
     for _ in 0..3 {
-        let (status, body) = verify(s, email_body("spa", to, &wrong(&code))).await;
+        let (status, body) = verify(s, email_body("spa", to, &wrong_code(&code))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["error"], "invalid_grant");
     }
@@ -134,7 +131,7 @@ async fn a_right_check_keeps_the_last_attempt_and_racing_answers_spend_once() {
     let code = mailed(&rig, 1, to).await;
     for _ in 0..2 {
         assert_eq!(
-            verify(s, email_body("spa", to, &wrong(&code))).await.0,
+            verify(s, email_body("spa", to, &wrong_code(&code))).await.0,
             StatusCode::FORBIDDEN
         );
     }
@@ -176,13 +173,7 @@ async fn a_right_check_keeps_the_last_attempt_and_racing_answers_spend_once() {
 
 #[tokio::test]
 async fn another_clients_or_tenants_code_is_refused() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::with_tenants(&[acme, other_tenant]).await;
-    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, ""))
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig("").await;
     let s = &rig.s;
     let to = "xena@example.com";
     email_code(s, to).await;
@@ -333,13 +324,7 @@ async fn verify_redirect_spends_the_code_and_signs_in() {
 
 #[tokio::test]
 async fn verify_redirect_refuses_foreign_callbacks_expiry_and_other_tenants() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::with_tenants(&[acme, other_tenant]).await;
-    latchkey::tenant::apply::apply_text(&s.state, &file(s.port, &mail, &sms, ""))
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig("").await;
     let s = &rig.s;
     let to = "zoe@example.com";
     email_code(s, to).await;
@@ -462,7 +447,7 @@ async fn verify_redirect_reads_the_address_the_connection_uses() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let code = crate::mfa_api::six_digits(&rig.sms.wait_for(1).await[0].text);
+    let code = texted(&rig, 1, "+15550004444").await;
     let req = AuthRequest::new("openid");
     let extra = serde_urlencoded::to_string([
         ("connection", "sms"),
@@ -484,20 +469,17 @@ async fn verify_redirect_reads_the_address_the_connection_uses() {
 
 #[tokio::test]
 async fn verify_redirect_answers_in_the_fragment_and_is_throttled_as_passwords_are() {
-    let mail = SmtpServer::start_with_auth("latchkey", SMTP_PASSWORD).await;
-    let sms = SmsReceiver::start("AC123", TWILIO_TOKEN, WEBHOOK_SECRET).await;
-    let s = TestServer::start().await;
-    // An IP may fail twice.
-    let tenant = file(s.port, &mail, &sms, "").replacen(
-        "tenant: { name: acme, domains: [\"localhost:",
-        "tenant: { suspicious_ip_throttling: { stage: { pre-login: { max_attempts: 2, rate: 864000 } } },\n          name: acme, domains: [\"localhost:",
-        1,
-    );
-    assert_ne!(tenant, file(s.port, &mail, &sms, ""));
-    latchkey::tenant::apply::apply_text(&s.state, &tenant)
-        .await
-        .unwrap();
-    let rig = Rig { s, mail, sms };
+    let rig = rig_with(&[acme, other_tenant], |port, mail, sms| {
+        // An IP may fail twice.
+        let tenant = file(port, mail, sms, "").replacen(
+            "tenant: { name: acme, domains: [\"localhost:",
+            "tenant: { suspicious_ip_throttling: { stage: { pre-login: { max_attempts: 2, rate: 864000 } } },\n          name: acme, domains: [\"localhost:",
+            1,
+        );
+        assert_ne!(tenant, file(port, mail, sms, ""));
+        tenant
+    })
+    .await;
     let s = &rig.s;
     let to = "fern@example.com";
     email_code(s, to).await;
@@ -531,7 +513,7 @@ async fn verify_redirect_answers_in_the_fragment_and_is_throttled_as_passwords_a
     for _ in 0..2 {
         let res = s
             .browser()
-            .get(verify_redirect_url(s, &req, to, &wrong(&code)))
+            .get(verify_redirect_url(s, &req, to, &wrong_code(&code)))
             .send()
             .await
             .unwrap();

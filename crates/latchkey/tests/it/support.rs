@@ -495,6 +495,34 @@ pub fn hidden_input(html: &str, name: &str) -> Option<String> {
     Some(html_unescape(&html[start..start + end]))
 }
 
+/// `form` posted to `path` from `browser` (its cookies with it).
+pub async fn post_form(
+    s: &TestServer,
+    browser: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser.post(s.url(path)).form(form).send().await.unwrap()
+}
+
+/// A page's body, after checking its status (the body in the message).
+pub async fn page_body(res: reqwest::Response, status: StatusCode) -> String {
+    let got = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// A six-digit code other than `right`.
+pub fn wrong_code(right: &str) -> String {
+    if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+    .to_string()
+}
+
 /// Undoes the HTML escaping of attribute values.
 pub fn html_unescape(s: &str) -> String {
     s.replace("&#x2f;", "/")
