@@ -688,6 +688,34 @@ pub trait MethodStore: Send + Sync {
     async fn record_audit(&self, tenant_id: &str, event: &AuditEvent) -> StoreResult<()>;
     /// The newest `limit` events, oldest first.
     async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// A page of the tenant's log as `search` asks, and with `count` how many
+    /// events the filter finds in all.
+    async fn search_audit(
+        &self,
+        tenant_id: &str,
+        search: &AuditSearch<'_>,
+    ) -> StoreResult<(Vec<AuditEvent>, Option<i64>)>;
+    /// One event of the tenant's log.
+    async fn audit_event(&self, tenant_id: &str, id: &str) -> StoreResult<Option<AuditEvent>>;
+}
+
+/// A search of a tenant's log (the Management API's `GET /logs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditSearch<'a> {
+    /// Events of this type only (`s`, `f`, …).
+    pub event_type: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    /// A checkpoint: only the events written after this one, in the order
+    /// they were written (which `newest_first` and `offset` do not change);
+    /// none when the event is unknown.
+    pub after: Option<&'a str>,
+    /// By date, newest first (else oldest first).
+    pub newest_first: bool,
+    pub offset: i64,
+    pub limit: i64,
+    /// Whether to count every event the filter finds.
+    pub count: bool,
 }
 
 /// Whether a connected account's provider still honours its tokens.

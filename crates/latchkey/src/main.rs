@@ -452,27 +452,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .audit_events(&row.id, limit.clamp(1, 100_000))
                 .await?
             {
-                let mut details = e.details;
-                let mut line = serde_json::json!({
-                    "log_id": e.id,
-                    "type": e.event_type,
-                    "date": latchkey::clock::rfc3339(e.date),
-                    "tenant_name": tenant,
-                    "client_id": e.client_id,
-                    "user_id": e.user_id,
-                    "ip": e.ip,
-                    "user_agent": e.user_agent,
-                });
-                // A login event's Auth0 fields are its entry's own, as in
-                // Auth0's log; what else it holds stays in `details`.
-                if let (Some(d), Some(l)) = (details.as_object_mut(), line.as_object_mut()) {
-                    for key in ["description", "client_name", "connection", "user_name"] {
-                        if let Some(v) = d.remove(key) {
-                            l.insert(key.to_string(), v);
-                        }
-                    }
-                }
-                line["details"] = details;
+                let mut line = latchkey::services::audit::log_entry(e);
+                line["tenant_name"] = serde_json::json!(tenant);
                 println!("{line}");
             }
             Ok(())

@@ -123,6 +123,33 @@ pub fn login_event(state: &Core, actor: &Actor<'_>, code: &str, entry: Entry<'_>
     event(state, actor, entry.user_id, code, Value::Object(d))
 }
 
+/// An event in the shape of an Auth0 log entry (`GET /api/v2/logs`,
+/// `latchkey logs`): `log_id`, `type`, `date` (RFC 3339), `client_id`,
+/// `user_id`, `ip`, `user_agent`, the login events' `description`,
+/// `client_name`, `connection` and `user_name` lifted from `details`, and
+/// the rest under `details`.
+pub fn log_entry(e: AuditEvent) -> Value {
+    let mut details = e.details;
+    let mut entry = serde_json::Map::new();
+    entry.insert("log_id".into(), json!(e.id));
+    entry.insert("_id".into(), json!(e.id));
+    entry.insert("type".into(), json!(e.event_type));
+    entry.insert("date".into(), json!(crate::clock::rfc3339(e.date)));
+    entry.insert("client_id".into(), json!(e.client_id));
+    entry.insert("user_id".into(), json!(e.user_id));
+    entry.insert("ip".into(), json!(e.ip));
+    entry.insert("user_agent".into(), json!(e.user_agent));
+    if let Some(d) = details.as_object_mut() {
+        for key in ["description", "client_name", "connection", "user_name"] {
+            if let Some(v) = d.remove(key) {
+                entry.insert(key.to_string(), v);
+            }
+        }
+    }
+    entry.insert("details".into(), details);
+    Value::Object(entry)
+}
+
 /// Who did it and from where.
 pub struct Actor<'a> {
     pub tenant_id: &'a str,

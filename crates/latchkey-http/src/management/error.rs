@@ -158,6 +158,11 @@ impl From<ManagementError> for MgmtError {
                 "user_exists",
                 "The user already exists.",
             ),
+            ManagementError::LogNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "inexistent_log",
+                "The log does not exist.",
+            ),
             ManagementError::Busy => {
                 Self::unavailable("the password hashing queue is full").with_retry_after(1)
             }

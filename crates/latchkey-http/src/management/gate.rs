@@ -256,6 +256,8 @@ operations! {
     CreateUsers = ["create:users"];
     UpdateUsers = ["update:users", "update:users_app_metadata"];
     DeleteUsers = ["delete:users"];
+    ReadLogs = ["read:logs"];
+    ReadUserLogs = ["read:logs", "read:logs_users"];
 }
 
 /// The caller, holding one of the scopes of `O`.

@@ -353,6 +353,36 @@ impl MethodStore for PostgresStore {
         Ok(())
     }
 
+    async fn search_audit(
+        &self,
+        tenant_id: &str,
+        search: &AuditSearch<'_>,
+    ) -> StoreResult<(Vec<AuditEvent>, Option<i64>)> {
+        let rows = sql::search_audit::<Postgres>(tenant_id, search)
+            .fetch_all(self.pool())
+            .await?;
+        let events = rows
+            .iter()
+            .map(audit_event)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total = if search.count {
+            let row = sql::count_audit::<Postgres>(tenant_id, search)
+                .fetch_one(self.pool())
+                .await?;
+            Some(row.int("n"))
+        } else {
+            None
+        };
+        Ok((events, total))
+    }
+
+    async fn audit_event(&self, tenant_id: &str, id: &str) -> StoreResult<Option<AuditEvent>> {
+        let row = sql::audit_event(tenant_id, id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(audit_event).transpose()
+    }
+
     async fn audit_events(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<AuditEvent>> {
         let rows = sql::audit_events::<Postgres>(tenant_id, limit)
             .fetch_all(self.pool())

@@ -6,7 +6,9 @@ use super::rows::{Columns, method_row, user_row};
 use super::sessions::joined_columns;
 use super::tenants::{USER_COLUMNS, insert_user};
 use super::{Conn, Dialect, Statement, to_json};
-use crate::{Completion, EnrollmentRow, Finish, MethodRow, Removal, StoreResult, UserRow};
+use crate::{
+    AuditSearch, Completion, EnrollmentRow, Finish, MethodRow, Removal, StoreResult, UserRow,
+};
 use latchkey_core::clock::Timestamp;
 
 /// A method's columns, as `rows::method_row` reads them.
@@ -500,6 +502,68 @@ pub(crate) fn record_audit<'a>(tenant_id: &'a str, e: &'a crate::AuditEvent) -> 
     .text_or_null(e.ip.as_deref())
     .text_or_null(e.user_agent.as_deref())
     .owned(to_json(&e.details))
+}
+
+/// The filter of a log search; `$1` the tenant, `$2`–`$5` the type, user,
+/// client and checkpoint (each null when not asked).
+fn audit_filter<DB: Dialect>() -> String {
+    format!(
+        "tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR type = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR user_id = $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR client_id = $4) \
+         AND (CAST($5 AS TEXT) IS NULL OR {age} > \
+              (SELECT {age} FROM audit_events WHERE tenant_id = $1 AND id = $5))",
+        age = DB::ROW_AGE
+    )
+}
+
+fn audit_params<'a>(st: Statement<'a>, tenant_id: &'a str, s: &AuditSearch<'a>) -> Statement<'a> {
+    st.text(tenant_id)
+        .text_or_null(s.event_type)
+        .text_or_null(s.user_id)
+        .text_or_null(s.client_id)
+        .text_or_null(s.after)
+}
+
+/// A page of a log search.
+pub(crate) fn search_audit<'a, DB: Dialect>(
+    tenant_id: &'a str,
+    s: &AuditSearch<'a>,
+) -> Statement<'a> {
+    let order = match (s.after.is_some(), s.newest_first) {
+        (true, _) => format!("{} ASC", DB::ROW_AGE),
+        (false, true) => format!("date DESC, {} DESC", DB::ROW_AGE),
+        (false, false) => format!("date ASC, {} ASC", DB::ROW_AGE),
+    };
+    let sql = format!(
+        "SELECT id, type, date, client_id, user_id, ip, user_agent, details FROM audit_events \
+         WHERE {filter} ORDER BY {order} LIMIT $6 OFFSET $7",
+        filter = audit_filter::<DB>()
+    );
+    audit_params(Statement::composed(sql), tenant_id, s)
+        .int(s.limit)
+        .int(s.offset)
+}
+
+/// How many events a log search finds.
+pub(crate) fn count_audit<'a, DB: Dialect>(
+    tenant_id: &'a str,
+    s: &AuditSearch<'a>,
+) -> Statement<'a> {
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM audit_events WHERE {}",
+        audit_filter::<DB>()
+    );
+    audit_params(Statement::composed(sql), tenant_id, s)
+}
+
+pub(crate) fn audit_event<'a>(tenant_id: &'a str, id: &'a str) -> Statement<'a> {
+    Statement::new(
+        "SELECT id, type, date, client_id, user_id, ip, user_agent, details FROM audit_events \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .text(tenant_id)
+    .text(id)
 }
 
 /// The newest `limit` events, oldest first.
