@@ -24,6 +24,10 @@ pub enum KeyError {
     Generate,
     #[error("the token is malformed or not signed by a key of the tenant")]
     Invalid,
+    #[error("no signing key of the tenant has that kid")]
+    UnknownKey,
+    #[error("the key signing now cannot be revoked: rotate first")]
+    CurrentKey,
 }
 
 /// How many verified tokens are remembered; past it, expired ones go, and
@@ -268,6 +272,32 @@ impl KeyService {
     }
 
     /// Deletes keys no token can still carry. Returns how many went.
+    /// The tenant's keys, newest first (the first signs now).
+    pub async fn list(&self, tenant_id: &str) -> Result<Vec<SigningKeyRow>, KeyError> {
+        self.load(tenant_id).await?;
+        Ok(self.store.signing_keys(tenant_id).await?)
+    }
+
+    /// Withdraws a superseded key at once, before the tokens it signed
+    /// expire (it leaked): out of the JWKS, and what it signed no longer
+    /// verifies (on other nodes once their key cache renews, within its
+    /// lifetime). The key signing now cannot be: rotate first.
+    pub async fn revoke(&self, tenant_id: &str, kid: &str) -> Result<(), KeyError> {
+        let rows = self.store.signing_keys(tenant_id).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.kid == kid)
+            .ok_or(KeyError::UnknownKey)?;
+        if row.superseded_at.is_none() {
+            return Err(KeyError::CurrentKey);
+        }
+        self.store.delete_signing_key(tenant_id, kid).await?;
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(tenant_id);
+        }
+        Ok(())
+    }
+
     pub async fn prune(&self, tenant_id: &str, max_token_lifetime: i64) -> Result<usize, KeyError> {
         let now = self.clock.now();
         let mut n = 0;

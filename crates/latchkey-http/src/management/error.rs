@@ -158,6 +158,11 @@ impl From<ManagementError> for MgmtError {
                 "user_exists",
                 "The user already exists.",
             ),
+            ManagementError::KeyNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "inexistent_key",
+                "The signing key does not exist.",
+            ),
             ManagementError::LogNotFound => Self::new(
                 StatusCode::NOT_FOUND,
                 "inexistent_log",

@@ -258,6 +258,9 @@ operations! {
     DeleteUsers = ["delete:users"];
     ReadLogs = ["read:logs"];
     ReadUserLogs = ["read:logs", "read:logs_users"];
+    ReadSigningKeys = ["read:signing_keys"];
+    CreateSigningKeys = ["create:signing_keys"];
+    UpdateSigningKeys = ["update:signing_keys"];
 }
 
 /// The caller, holding one of the scopes of `O`.

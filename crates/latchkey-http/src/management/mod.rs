@@ -1,12 +1,13 @@
 //! The Management API, `{issuer}api/v2/`, in Auth0's dialect (`error.rs`):
 //! for clients with a `client_credentials` token for its audience, behind
 //! the gate (`gate.rs`: token, limits; each handler's [`gate::Scoped`]
-//! checks the operation's scopes). Users (`users.rs`), the tenant log (`logs.rs`); bodies and queries
+//! checks the operation's scopes). Users (`users.rs`), the tenant log (`logs.rs`), signing keys (`keys.rs`); bodies and queries
 //! read strictly and user objects shaped as Auth0's (`wire.rs`). No CORS:
 //! the API is for servers, not browsers.
 
 pub(crate) mod error;
 pub(crate) mod gate;
+mod keys;
 mod logs;
 mod users;
 pub(crate) mod wire;
@@ -73,6 +74,13 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route("/users/{id}/logs", get(logs::of_user))
         .route("/logs", get(logs::list))
         .route("/logs/{id}", get(logs::get))
+        .route("/keys/signing", get(keys::list))
+        .route("/keys/signing/rotate", axum::routing::post(keys::rotate))
+        .route("/keys/signing/{kid}", get(keys::get))
+        .route(
+            "/keys/signing/{kid}/revoke",
+            axum::routing::put(keys::revoke),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(dialect))

@@ -299,7 +299,11 @@ impl From<latchkey_core::services::keys::KeyError> for OAuthError {
         use latchkey_core::services::keys::KeyError;
         match e {
             KeyError::Store(s) => s.into(),
-            e @ (KeyError::Open(..) | KeyError::Generate | KeyError::Invalid) => Self::internal(e),
+            e @ (KeyError::Open(..)
+            | KeyError::Generate
+            | KeyError::Invalid
+            | KeyError::UnknownKey
+            | KeyError::CurrentKey) => Self::internal(e),
         }
     }
 }

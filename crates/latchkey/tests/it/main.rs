@@ -22,6 +22,7 @@ mod limits;
 mod login_events;
 mod management;
 mod management_gate;
+mod management_keys;
 mod management_logs;
 mod management_search;
 mod management_users;

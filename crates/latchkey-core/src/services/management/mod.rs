@@ -7,6 +7,7 @@
 //! tenant log as Auth0 logs Management API operations: `sapi` when it was
 //! done, `fapi` when it was refused.
 
+pub mod keys;
 pub mod logs;
 pub mod query;
 pub mod users;
@@ -83,6 +84,9 @@ pub enum ManagementError {
     /// 409 `user_exists`.
     #[error("The user already exists.")]
     UserExists,
+    /// 404 `inexistent_key`.
+    #[error("The signing key does not exist.")]
+    KeyNotFound,
     /// 404 `inexistent_log`.
     #[error("The log does not exist.")]
     LogNotFound,
