@@ -276,6 +276,14 @@ pub trait SessionStore: Send + Sync {
         user_id: &str,
         ip: Option<&str>,
     ) -> StoreResult<()>;
+    /// The IPs the user is blocked from at `now` by brute-force protection,
+    /// with until when, oldest block first.
+    async fn user_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>>;
 }
 
 #[async_trait]

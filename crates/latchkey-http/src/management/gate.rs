@@ -258,6 +258,7 @@ operations! {
     DeleteUsers = ["delete:users"];
     ReadLogs = ["read:logs"];
     ReadUserLogs = ["read:logs", "read:logs_users"];
+    UnblockUsers = ["update:users"];
     ReadSigningKeys = ["read:signing_keys"];
     CreateSigningKeys = ["create:signing_keys"];
     UpdateSigningKeys = ["update:signing_keys"];

@@ -1,10 +1,11 @@
 //! The Management API, `{issuer}api/v2/`, in Auth0's dialect (`error.rs`):
 //! for clients with a `client_credentials` token for its audience, behind
 //! the gate (`gate.rs`: token, limits; each handler's [`gate::Scoped`]
-//! checks the operation's scopes). Users (`users.rs`), the tenant log (`logs.rs`), signing keys (`keys.rs`); bodies and queries
+//! checks the operation's scopes). Users (`users.rs`), the tenant log (`logs.rs`), signing keys (`keys.rs`), brute-force blocks (`blocks.rs`); bodies and queries
 //! read strictly and user objects shaped as Auth0's (`wire.rs`). No CORS:
 //! the API is for servers, not browsers.
 
+mod blocks;
 pub(crate) mod error;
 pub(crate) mod gate;
 mod keys;
@@ -74,6 +75,14 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route("/users/{id}/logs", get(logs::of_user))
         .route("/logs", get(logs::list))
         .route("/logs/{id}", get(logs::get))
+        .route(
+            "/user-blocks",
+            get(blocks::of_identifier).delete(blocks::unblock_identifier),
+        )
+        .route(
+            "/user-blocks/{id}",
+            get(blocks::of_user).delete(blocks::unblock_user),
+        )
         .route("/keys/signing", get(keys::list))
         .route("/keys/signing/rotate", axum::routing::post(keys::rotate))
         .route("/keys/signing/{kid}", get(keys::get))

@@ -171,6 +171,22 @@ pub(crate) fn record_login_failure<'a>(
     .int(now)
 }
 
+/// The user's live blocks: the IPs and until when.
+pub(crate) fn user_blocks<'a>(
+    tenant_id: &'a str,
+    user_id: &'a str,
+    now: Timestamp,
+) -> Statement<'a> {
+    Statement::new(
+        "SELECT ip, blocked_until FROM login_failures \
+         WHERE tenant_id = $1 AND user_id = $2 AND blocked_until > $3 \
+         ORDER BY updated_at, ip",
+    )
+    .text(tenant_id)
+    .text(user_id)
+    .int(now)
+}
+
 /// A NULL ip matches every IP of the user.
 pub(crate) fn clear_login_failures<'a>(
     tenant_id: &'a str,

@@ -418,6 +418,21 @@ impl SessionStore for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn user_blocks(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        let rows = sessions::user_blocks(tenant_id, user_id, now)
+            .fetch_all(&mut *self.reader().await)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.text("ip"), r.int("blocked_until")))
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -21,6 +21,7 @@ mod languages;
 mod limits;
 mod login_events;
 mod management;
+mod management_blocks;
 mod management_gate;
 mod management_keys;
 mod management_logs;

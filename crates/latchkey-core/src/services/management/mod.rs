@@ -7,6 +7,7 @@
 //! tenant log as Auth0 logs Management API operations: `sapi` when it was
 //! done, `fapi` when it was refused.
 
+pub mod blocks;
 pub mod keys;
 pub mod logs;
 pub mod query;
