@@ -114,6 +114,18 @@ impl Core {
         self.hashing.run(move || cfg.verify(&p, &h)).await
     }
 
+    /// Hashes a password again (an imported hash replaced at login), on the
+    /// hashing threads if the queue has room; `None` otherwise, or if hashing
+    /// failed: the next login tries again.
+    pub(crate) async fn rehash_password(&self, password: &str) -> Option<String> {
+        let (p, cfg, rng) = (password.to_string(), self.passwords, self.rng.clone());
+        self.hashing
+            .run(move || cfg.hash(&*rng, &p))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
     /// Hashes a new password; waits its turn however long the queue is (a
     /// caller with a token, or a tenant file being applied).
     pub(crate) async fn hash_password(&self, password: &str) -> anyhow::Result<String> {

@@ -1581,6 +1581,46 @@ pub trait UserAdminStore: Send + Sync {
     async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool>;
 }
 
+/// Why [`ImportStore::import_user`] wrote nothing: someone holds what the
+/// user would take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportRefusal {
+    /// A user with this user ID exists.
+    UserId,
+    /// A user of the connection has this email (compared by its lowercase);
+    /// their user ID.
+    Email(String),
+    /// A user of the connection has this username (without regard to case).
+    Username,
+    /// A WebAuthn credential of the user is registered already.
+    Credential,
+}
+
+/// Users brought in from another identity provider (`services::import`),
+/// and the passwords they bring, made Argon2id at their first login.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// A new user with their methods, in one transaction: all or nothing.
+    /// `Err(refusal)` inside the `Ok`, nothing written, when the user ID,
+    /// the email or username in the connection, or a credential is taken.
+    async fn import_user(
+        &self,
+        tenant_id: &str,
+        user: &UserRow,
+        methods: &[MethodRow],
+    ) -> StoreResult<Result<(), ImportRefusal>>;
+    /// Replaces the user's password hash by `hash` if it still is
+    /// `previous` (the same password, hashed again: no history entry, no
+    /// reset time). False when the password changed meanwhile.
+    async fn rehash_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        previous: &str,
+        hash: &str,
+    ) -> StoreResult<bool>;
+}
+
 pub trait Store:
     TenantStore
     + KeyStore
@@ -1594,6 +1634,7 @@ pub trait Store:
     + AccountTicketStore
     + SweepStore
     + UserAdminStore
+    + ImportStore
 {
 }
 impl<
@@ -1608,7 +1649,8 @@ impl<
         + PushTransactionStore
         + AccountTicketStore
         + SweepStore
-        + UserAdminStore,
+        + UserAdminStore
+        + ImportStore,
 > Store for T
 {
 }

@@ -227,6 +227,11 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Import users from another identity provider.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Print a tenant's log events (newest last), one JSON object per line.
     Logs {
         #[arg(long)]
@@ -234,6 +239,33 @@ enum Command {
         /// How many of the newest events.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import users from Auth0's bulk user format (its user export turned
+    /// into a JSON array, with the password hashes Auth0 support exports):
+    /// their passwords, MFA factors and profile. Prints a report (JSON) of
+    /// each user imported or skipped and why; users who exist already are
+    /// skipped, so the same file can be imported again. Nothing is created
+    /// when the data directory or the tenant does not exist.
+    Auth0 {
+        /// The tenant to import into (its name in the tenant file).
+        #[arg(long)]
+        tenant: String,
+        /// The database connection the users join.
+        #[arg(long)]
+        connection: String,
+        /// The users file: a JSON array in Auth0's bulk user import format.
+        users: PathBuf,
+        /// Import users whose password hash latchkey cannot verify (or who
+        /// have none) without a password, instead of skipping them: they set
+        /// one by a password reset, or log in with a passkey.
+        #[arg(long)]
+        passwordless_first: bool,
         #[command(flatten)]
         storage: Storage,
     },
@@ -436,6 +468,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("the database is up to date");
             Ok(())
         }
+        Command::Import {
+            command:
+                ImportCommand::Auth0 {
+                    tenant,
+                    connection,
+                    users,
+                    passwordless_first,
+                    storage,
+                },
+        } => {
+            // The file is read before the store is opened.
+            let users = read_import_file(&users)?;
+            let state = server::open_existing(storage.options()?).await?;
+            let row = state
+                .store
+                .tenant_by_name(&tenant)
+                .await?
+                .with_context(|| format!("no tenant named {tenant}"))?;
+            let t = latchkey::tenant::Tenant::from_row(&row)?;
+            let report = latchkey::services::import::auth0(
+                &state,
+                &latchkey::services::import::Auth0Import {
+                    tenant: &t,
+                    connection: &connection,
+                    users: &users,
+                    passwordless_first,
+                },
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            let totals = &report.totals;
+            eprintln!(
+                "imported {} of {} user(s) into {tenant}/{connection}; skipped {}",
+                totals.imported, totals.users, totals.skipped
+            );
+            Ok(())
+        }
         Command::Logs {
             tenant,
             limit,
@@ -479,6 +548,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// An import's file, refused before it is read when it is larger than an
+/// import takes.
+fn read_import_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let max = latchkey::services::import::MAX_FILE_BYTES;
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > max as u64 {
+        anyhow::bail!(
+            "{} is larger than {max} bytes, the most one import takes: split it",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Where latchkey's own requests (SMS and voice providers) may go beyond the

@@ -167,7 +167,7 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating the data directory {}", opts.data_dir.display()))?;
     let mut created = Vec::new();
-    let opened = open_in(opts, &mut created).await;
+    let opened = open_in(opts, &mut created, true).await;
     if opened.is_err() {
         for path in created {
             let _ = std::fs::remove_file(path);
@@ -176,25 +176,36 @@ pub async fn open(opts: Options) -> anyhow::Result<Arc<AppState>> {
     opened
 }
 
-/// [`open`] for a command that only reads (`tenant export`, `logs`): it
-/// refuses, rather than creating an empty one, when the data directory holds
-/// no SQLite database.
+/// [`open`] for the commands that work on what is there (`tenant export`,
+/// `logs`, `import`): nothing is created. A data directory without a SQLite
+/// database is refused rather than given an empty one, and so is a master
+/// key that would have to be generated.
 pub async fn open_existing(opts: Options) -> anyhow::Result<Arc<AppState>> {
     if matches!(opts.database, Database::Sqlite) {
         let path = opts.data_dir.join("latchkey.db");
-        if !path.exists() {
+        if !path.is_file() {
             bail!(
-                "{} holds no latchkey database: nothing to read (is --data-dir, or \
+                "{} holds no latchkey database: nothing to work on (is --data-dir, or \
                  LATCHKEY_DATA_DIR, the server's?)",
                 opts.data_dir.display()
             );
         }
     }
-    open(opts).await
+    let mut created = Vec::new();
+    let opened = open_in(opts, &mut created, false).await;
+    for path in created {
+        let _ = std::fs::remove_file(path);
+    }
+    opened
 }
 
-/// [`open`], noting in `created` each file it makes.
-async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Arc<AppState>> {
+/// [`open`], noting in `created` each file it makes; without `create`, a
+/// master key is never generated.
+async fn open_in(
+    opts: Options,
+    created: &mut Vec<PathBuf>,
+    create: bool,
+) -> anyhow::Result<Arc<AppState>> {
     // An unusable CA file is refused before the store is touched.
     let http: latchkey_core::outbound::SharedHttpClient = match &opts.outbound_ca_file {
         Some(path) => Arc::new(
@@ -245,6 +256,11 @@ async fn open_in(opts: Options, created: &mut Vec<PathBuf>) -> anyhow::Result<Ar
             "the master key file {} is missing, and this database was sealed with the key it held: \
              restore the file, or give that key with LATCHKEY_MASTER_KEY or --master-key-file \
              (a new key would not open the database's secrets, so none is generated)",
+            key_path.display()
+        ),
+        (None, None) if !create => bail!(
+            "no master key: give the one this database was sealed with (LATCHKEY_MASTER_KEY or \
+             --master-key-file), or keep it as {} in the data directory",
             key_path.display()
         ),
         (None, None) => {

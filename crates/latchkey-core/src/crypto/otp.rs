@@ -29,6 +29,25 @@ pub fn base32(data: &[u8]) -> String {
     out
 }
 
+/// Base32 (RFC 4648) as people write it: case and spaces do not matter,
+/// padding may be left off. `None` for any other character, or trailing
+/// bits that are not zero (a secret mistyped, not one written by an app).
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let mut buffer: u64 = 0;
+    let mut bits = 0;
+    for c in text.trim_end_matches('=').bytes().filter(|c| *c != b' ') {
+        let value = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase())?;
+        buffer = (buffer << 5) | value as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    (buffer & ((1 << bits) - 1) == 0).then_some(out)
+}
+
 /// The code for time step `step`.
 pub fn code_at(secret: &[u8], step: i64) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
@@ -91,6 +110,17 @@ mod tests {
         assert_eq!(base32(b"f"), "MY");
         assert_eq!(base32(b"fo"), "MZXQ");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+    }
+
+    #[test]
+    fn base32_decodes_what_it_encodes() {
+        for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
+            assert_eq!(base32_decode(&base32(data)).unwrap(), data);
+        }
+        assert_eq!(base32_decode("mzxw 6ytb oi======").unwrap(), b"foobar");
+        assert_eq!(base32_decode("MZXW6YTBO1"), None, "1 is not base32");
+        assert_eq!(base32_decode("my"), Some(b"f".to_vec()));
+        assert_eq!(base32_decode("MZ"), None, "trailing bits set");
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub const METHOD_FAILED: &str = "my_account_authentication_method_failed";
 /// An account connected or deleted through the My Account API.
 pub const CONNECTED_ACCOUNT_SUCCEEDED: &str = "my_account_connected_account_succeeded";
 
+/// A user brought in by an import (`services::import`), with what they
+/// brought; and an import's run, with its totals.
+pub const USER_IMPORTED: &str = "user_imported";
+pub const USERS_IMPORTED: &str = "users_imported";
+
 /// Auth0's log event type codes for logins, exchanges and throttling.
 pub mod codes {
     /// Success Login.

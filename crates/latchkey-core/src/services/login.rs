@@ -238,7 +238,39 @@ async fn check_password(state: &Core, req: &PasswordLogin<'_>) -> Result<UserRow
             .clear_login_failures(tenant_id, &user.user_id, Some(req.ip))
             .await?;
     }
+    let mut user = user;
+    upgrade_hash(state, tenant_id, &mut user, req.password).await;
     Ok(user)
+}
+
+/// A hash the user's password was imported with (bcrypt, PBKDF2, another
+/// Argon2) is replaced by Argon2id at the first login that verifies it, the
+/// password being known then. Only over that very hash: a password changed
+/// meanwhile stays. A full hashing queue or a store that fails leaves the
+/// old hash for the next login; the login itself goes on.
+async fn upgrade_hash(state: &Core, tenant_id: &str, user: &mut UserRow, password: &str) {
+    let Some(old) = user
+        .password_hash
+        .clone()
+        .filter(|h| state.passwords.needs_rehash(h))
+    else {
+        return;
+    };
+    let Some(new) = state.rehash_password(password).await else {
+        return;
+    };
+    match state
+        .store
+        .rehash_password(tenant_id, &user.user_id, &old, &new)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(user = %user.user_id, "an imported password hash is now Argon2id");
+            user.password_hash = Some(new);
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(user = %user.user_id, error = %e, "password hash not upgraded"),
+    }
 }
 
 /// A password against a hash on the hashing threads.

@@ -12,6 +12,7 @@ pub mod enrollment;
 pub mod factors;
 pub(crate) mod front_channel;
 pub mod grants;
+pub mod import;
 pub mod keys;
 pub mod language;
 pub mod login;

@@ -19,6 +19,7 @@ use super::*;
 
 mod accounts;
 mod identities;
+mod imports;
 mod methods;
 mod push;
 mod sweep;

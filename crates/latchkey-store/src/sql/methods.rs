@@ -450,7 +450,7 @@ pub(crate) async fn complete(
 
 /// A new method; a credential already registered in the tenant is a
 /// conflict ([`credential_taken`]).
-fn insert_method<'a>(tenant_id: &'a str, row: &'a MethodRow) -> Statement<'a> {
+pub(crate) fn insert_method<'a>(tenant_id: &'a str, row: &'a MethodRow) -> Statement<'a> {
     Statement::new(
         "INSERT INTO authentication_methods (tenant_id, id, user_id, type, name, data, created_at, \
            last_auth_at, last_otp_step, credential_id) \
@@ -468,7 +468,7 @@ fn insert_method<'a>(tenant_id: &'a str, row: &'a MethodRow) -> Statement<'a> {
     .text_or_null(row.credential_id.as_deref())
 }
 
-fn credential_taken() -> String {
+pub(crate) fn credential_taken() -> String {
     "this credential is already registered".into()
 }
 

@@ -13,7 +13,8 @@
 //! codes, refresh tokens), `methods.rs` (methods, enrollments, password
 //! history, audit events), `accounts.rs` (connected accounts and their
 //! connect transactions), `identities.rs` (upstream logins and the
-//! identities users log in with), `push.rs` (push-notification logins'
+//! identities users log in with), `imports.rs` (users imported with their
+//! methods, and their passwords rehashed), `push.rs` (push-notification logins'
 //! transactions), `tickets.rs` (the tickets of the links mailed about
 //! accounts), `users.rs` (the Management API's users: search, change,
 //! deletion), `sweep.rs` (the sweep's rules and grant walk). A function a
@@ -21,6 +22,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod identities;
+pub(crate) mod imports;
 pub(crate) mod methods;
 pub(crate) mod push;
 pub(crate) mod rows;

@@ -19,6 +19,7 @@ mod accounts;
 mod cache;
 mod conns;
 mod identities;
+mod imports;
 mod methods;
 mod push;
 mod rotations;

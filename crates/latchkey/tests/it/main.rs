@@ -16,6 +16,7 @@ mod email_verification;
 mod faults;
 mod grants;
 mod idp;
+mod import;
 mod keys;
 mod languages;
 mod limits;

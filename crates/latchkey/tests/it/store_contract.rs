@@ -192,6 +192,7 @@ contract!(
 mod accounts;
 mod attempts;
 mod identities;
+mod imports;
 mod push;
 mod push_enroll;
 mod tenant_config;
