@@ -248,7 +248,7 @@ enum Command {
 enum ImportCommand {
     /// Import users from Auth0's bulk user format (its user export turned
     /// into a JSON array, with the password hashes Auth0 support exports):
-    /// their passwords, MFA factors and profile. Prints a report (JSON) of
+    /// their passwords, MFA factors, passkeys and profile. Prints a report (JSON) of
     /// each user imported or skipped and why; users who exist already are
     /// skipped, so the same file can be imported again. Nothing is created
     /// when the data directory or the tenant does not exist.
@@ -261,6 +261,13 @@ enum ImportCommand {
         connection: String,
         /// The users file: a JSON array in Auth0's bulk user import format.
         users: PathBuf,
+        /// The users' authentication methods as Auth0's Management API lists
+        /// them: a JSON object of user IDs, each with what
+        /// `GET /api/v2/users/{id}/authentication-methods` answered. Their
+        /// passkeys and WebAuthn keys are imported when made for one of the
+        /// tenant's relying party IDs.
+        #[arg(long, value_name = "FILE")]
+        authentication_methods: Option<PathBuf>,
         /// Import users whose password hash latchkey cannot verify (or who
         /// have none) without a password, instead of skipping them: they set
         /// one by a password reset, or log in with a passkey.
@@ -474,12 +481,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     tenant,
                     connection,
                     users,
+                    authentication_methods,
                     passwordless_first,
                     storage,
                 },
         } => {
-            // The file is read before the store is opened.
+            // The files are read before the store is opened.
             let users = read_import_file(&users)?;
+            let methods = authentication_methods
+                .as_deref()
+                .map(read_import_file)
+                .transpose()?;
             let state = server::open_existing(storage.options()?).await?;
             let row = state
                 .store
@@ -493,6 +505,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     tenant: &t,
                     connection: &connection,
                     users: &users,
+                    authentication_methods: methods.as_deref(),
                     passwordless_first,
                 },
             )

@@ -450,22 +450,18 @@ pub async fn finish(
             "authn_response is not a WebAuthn assertion response".into(),
         ));
     };
-    let (handle, credential_id) = match rp
-        .webauthn
-        .identify_discoverable_authentication(&credential)
-    {
-        Ok(found) => found,
-        Err(e) => return wrong(format!("The passkey could not be identified: {e}.")).await,
+    let Some((credential_id, handle)) = super::webauthn::asserted_ids(response) else {
+        return wrong("The passkey could not be identified: the assertion names no credential or no user handle.".into()).await;
     };
     let Some(method) = state
         .store
-        .method_by_credential(&tenant.id, &b64url(credential_id))
+        .method_by_credential(&tenant.id, &b64url(&credential_id))
         .await?
         .filter(|m| m.method_type == FactorType::Passkey)
     else {
         return wrong("This passkey is not registered here.".into()).await;
     };
-    if user_handle(&tenant.id, &method.user_id) != handle {
+    if super::webauthn::handle_of(&tenant.id, &method) != handle {
         return wrong("The passkey's user handle does not match its owner.".into()).await;
     }
     let mut passkey: Passkey = method

@@ -18,6 +18,7 @@ use crate::support::*;
 
 const CONNECTION: &str = "Username-Password-Authentication";
 const MFA_OTP: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+const WEBAUTHN: &str = "urn:okta:params:oauth:grant-type:webauthn";
 /// A TOTP secret as Auth0 takes it (unpadded base32, 160 bits).
 const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
@@ -25,6 +26,10 @@ const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// factors an Auth0 export brings.
 fn migrating(port: u16) -> String {
     acme(port)
+        .replace(
+            "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
+            &format!("\"http://auth0.com/oauth/grant-type/password-realm\", \"{WEBAUTHN}\"] }}"),
+        )
         .replace(
             "  - name: Partners\n",
             "  - name: Partners\n  - { name: With-Usernames, requires_username: true }\n",
@@ -39,8 +44,8 @@ fn migrating(port: u16) -> String {
 /// the mfa-otp grant.
 fn migrating_with_mfa(port: u16) -> String {
     migrating(port).replace(
-        "\"http://auth0.com/oauth/grant-type/password-realm\"] }",
-        &format!("\"http://auth0.com/oauth/grant-type/password-realm\", \"{MFA_OTP}\"] }}"),
+        &format!("\"{WEBAUTHN}\"] }}"),
+        &format!("\"{WEBAUTHN}\", \"{MFA_OTP}\"] }}"),
     ) + "mfa: { policy: always }\n"
 }
 
@@ -68,6 +73,7 @@ async fn run_on(
             tenant: &t,
             connection,
             users: &text,
+            authentication_methods: None,
             passwordless_first,
         },
     )
@@ -619,6 +625,7 @@ async fn a_malformed_file_is_refused_and_nothing_is_written() {
                 tenant: &t,
                 connection: CONNECTION,
                 users: &text,
+                authentication_methods: None,
                 passwordless_first: false,
             },
         )
@@ -742,7 +749,7 @@ async fn an_old_totp_code_passes_the_second_step() {
 }
 
 /// Users as an Auth0 export brings them: each a bcrypt hash (cost 4), a
-/// TOTP secret and a phone.
+/// TOTP secret and a phone. Their emails, passwords and TOTP secrets.
 fn generated(n: usize) -> (Value, Vec<(String, String, String)>) {
     let mut users = Vec::new();
     let mut logins = Vec::new();
@@ -765,7 +772,19 @@ fn generated(n: usize) -> (Value, Vec<(String, String, String)>) {
 async fn a_thousand_users_then_they_log_in() {
     let s = TestServer::with_tenants(&[migrating_with_mfa]).await;
     let (users, logins) = generated(1000);
-    let report = run(&s, &users).await;
+    // Some of them made passkeys on Auth0, each on their own device.
+    let with_passkeys = [0, 499, 999];
+    let mut devices = Vec::new();
+    let mut methods = serde_json::Map::new();
+    for i in with_passkeys {
+        let device = crate::authenticator::SoftAuthenticator::new();
+        let passkey = passkey_made_on_auth0(&s, &device, &logins[i].0, "localhost").await;
+        methods.insert(format!("auth0|gen{i:04}"), json!([passkey]));
+        devices.push(device);
+    }
+    let report = run_with_methods(&s, &users, &Value::Object(methods.clone()))
+        .await
+        .unwrap();
     assert_eq!(report.totals.users, 1000);
     assert_eq!(
         report.totals.imported,
@@ -775,8 +794,20 @@ async fn a_thousand_users_then_they_log_in() {
     );
     assert_eq!(
         report.totals.authentication_methods,
-        BTreeMap::from([("phone".into(), 1000), ("totp".into(), 1000)])
+        BTreeMap::from([
+            ("passkey".into(), 3),
+            ("phone".into(), 1000),
+            ("totp".into(), 1000)
+        ])
     );
+    for (i, device) in with_passkeys.iter().zip(&devices) {
+        let (status, body) = passkey_login(&s, device).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            claims(body["id_token"].as_str().unwrap())["sub"],
+            format!("auth0|gen{i:04}")
+        );
+    }
     let t = tenant(&s, "acme").await;
     assert_eq!(s.state.store.count_users(&t.id).await.unwrap(), 1002);
     // A few of them, from anywhere in the file, with their old password and
@@ -799,7 +830,9 @@ async fn a_thousand_users_then_they_log_in() {
     // Again: nothing imported, nothing changed.
     let ids = user_ids(&report);
     let before = snapshot(&s, "acme", &ids).await;
-    let again = run(&s, &users).await;
+    let again = run_with_methods(&s, &users, &Value::Object(methods))
+        .await
+        .unwrap();
     assert_eq!((again.totals.imported, again.totals.skipped), (0, 1000));
     assert_eq!(snapshot(&s, "acme", &ids).await, before);
 }
@@ -852,7 +885,13 @@ async fn the_command_imports_and_prints_the_report() {
         .env_remove("LATCHKEY_DATABASE_URL");
         c.output().unwrap()
     };
-    let out = import(&[]);
+    let methods = s.dir.path().join("methods.json");
+    std::fs::write(
+        &methods,
+        br#"{"auth0|olga": [{"id": "totp|dev_1", "type": "totp"}]}"#,
+    )
+    .unwrap();
+    let out = import(&["--authentication-methods", methods.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -868,6 +907,12 @@ async fn the_command_imports_and_prints_the_report() {
         json!(["totp"])
     );
     assert_eq!(report["users"][1]["outcome"], "skipped");
+    assert_eq!(
+        report["users"][0]["notes"],
+        json!([
+            "totp totp|dev_1 is imported from mfa_factors, not from the authentication methods (they list no secret)"
+        ])
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !stdout.contains(TOTP_SECRET) && !stdout.contains("$2b$"),
@@ -939,4 +984,315 @@ async fn commands_on_a_missing_data_directory_create_nothing() {
     }
     assert!(!missing.exists());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+/// A passkey made on Auth0: the test authenticator creates it for the
+/// tenant's RP ID (`localhost`, the host both share) with Auth0's user handle
+/// (32 bytes, not latchkey's), as Auth0's creation options asked; returned
+/// as Auth0's Management API lists it (`key_id`, `public_key` as base64 of
+/// the COSE key, `user_handle`, `relying_party_identifier`, …).
+async fn passkey_made_on_auth0(
+    s: &TestServer,
+    authenticator: &crate::authenticator::SoftAuthenticator,
+    email: &str,
+    rp_id: &str,
+) -> Value {
+    use crate::authenticator::{b64url, b64url_decode};
+    let handle = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes())
+        .as_ref()
+        .to_vec();
+    let options = json!({
+        "rp": {"id": rp_id, "name": "Acme on Auth0"},
+        "user": {"id": b64url(&handle), "name": email, "displayName": email},
+        "challenge": b64url(b"a challenge Auth0 made, 32 bytes"),
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+        "authenticatorSelection": {"residentKey": "required", "userVerification": "required"},
+        "attestation": "none"
+    });
+    let created = authenticator.register(&s.base, &options).await.unwrap();
+    // The attested credential data of the attestation object's authData:
+    // rpIdHash (32), flags, signCount (4), AAGUID (16), the ID's length (2),
+    // the ID, the COSE key.
+    let object = b64url_decode(created["response"]["attestationObject"].as_str().unwrap());
+    let at = object.windows(8).position(|w| w == b"authData").unwrap() + 8;
+    let (len, start) = match object[at] {
+        0x58 => (object[at + 1] as usize, at + 2),
+        0x59 => (
+            u16::from_be_bytes([object[at + 1], object[at + 2]]) as usize,
+            at + 3,
+        ),
+        other => panic!("authData header {other:#x}"),
+    };
+    let auth_data = &object[start..start + len];
+    let id_len = u16::from_be_bytes([auth_data[53], auth_data[54]]) as usize;
+    let credential_id = &auth_data[55..55 + id_len];
+    let cose_key = &auth_data[55 + id_len..];
+    json!({
+        "id": format!("passkey|dev_{}", &b64url(credential_id)[..8]),
+        "type": "passkey",
+        "confirmed": true,
+        "key_id": b64url(credential_id),
+        "public_key": base64::engine::general_purpose::STANDARD.encode(cose_key),
+        "user_handle": b64url(&handle),
+        "relying_party_identifier": rp_id,
+        "credential_device_type": "multi_device",
+        "credential_backed_up": true,
+        "transports": ["internal", "hybrid"],
+        "aaguid": "00000000-0000-0000-0000-000000000000",
+        "user_agent": "Mozilla/5.0 (Macintosh)",
+        "identity_user_id": "5f3a",
+        "created_at": "2025-01-02T03:04:05.000Z"
+    })
+}
+
+async fn run_with_methods(
+    s: &TestServer,
+    users: &Value,
+    methods: &Value,
+) -> Result<Report, String> {
+    let t = tenant(s, "acme").await;
+    let users = serde_json::to_vec(users).unwrap();
+    let methods = serde_json::to_vec(methods).unwrap();
+    import::auth0(
+        &s.state,
+        &Auth0Import {
+            tenant: &t,
+            connection: CONNECTION,
+            users: &users,
+            authentication_methods: Some(&methods),
+            passwordless_first: false,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// A native passkey login (`/passkey/challenge`, the webauthn grant).
+async fn passkey_login(
+    s: &TestServer,
+    authenticator: &crate::authenticator::SoftAuthenticator,
+) -> (StatusCode, Value) {
+    let res = s
+        .http()
+        .post(s.url("/passkey/challenge"))
+        .json(&json!({"client_id": "spa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let assertion = authenticator
+        .authenticate(&s.base, &body["authn_params_public_key"])
+        .await
+        .unwrap();
+    let res = s
+        .http()
+        .post(s.url("/oauth/token"))
+        .json(&json!({"grant_type": WEBAUTHN, "client_id": "spa", "auth_session": body["auth_session"],
+                      "authn_response": assertion, "scope": "openid"}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_passkey_made_on_auth0_logs_in_after_the_import() {
+    let s = server().await;
+    let authenticator = crate::authenticator::SoftAuthenticator::new();
+    let passkey = passkey_made_on_auth0(&s, &authenticator, "quinn@example.com", "localhost").await;
+    let users = json!([
+        {"email": "quinn@example.com", "email_verified": true, "user_id": "auth0|quinn",
+         "password_hash": bcrypt("Quinn-from-auth0", 4)},
+        {"email": "ruth@example.com", "user_id": "auth0|ruth",
+         "custom_password_hash": {"algorithm": "md5", "hash": {"value": "x"}}}
+    ]);
+    let methods = json!({
+        "auth0|quinn": [
+            {"id": "password", "type": "password", "created_at": "2025-01-01T00:00:00.000Z"},
+            passkey,
+            {"id": "totp|dev_T0", "type": "totp", "confirmed": true},
+            {"id": "recovery-code|dev_R0", "type": "recovery-code", "confirmed": true}
+        ],
+        "auth0|nobody": {"authenticators": []}
+    });
+    let report = run_with_methods(&s, &users, &methods).await.unwrap();
+    assert_eq!(report.users[0].outcome, Outcome::Imported, "{report:#?}");
+    assert_eq!(report.users[0].authentication_methods, ["passkey"]);
+    assert_eq!(
+        report.users[0].notes.len(),
+        2,
+        "{:?}",
+        report.users[0].notes
+    );
+    assert!(report.users[0].notes[0].starts_with("totp totp|dev_T0 is imported from mfa_factors"));
+    assert!(
+        report.users[0].notes[1].contains("recovery-code recovery-code|dev_R0 is not imported")
+    );
+    assert_eq!(report.authentication_methods_without_user, ["auth0|nobody"]);
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains(passkey["public_key"].as_str().unwrap()));
+
+    let (_, rows) = user(&s, "acme", "auth0|quinn").await.unwrap();
+    let row = &rows[0];
+    assert_eq!(row.method_type, FactorType::Passkey);
+    assert_eq!(row.credential_id.as_deref(), passkey["key_id"].as_str());
+    assert_eq!(row.data["user_handle"], passkey["user_handle"]);
+    assert_eq!(row.data["relying_party_id"], "localhost");
+    assert_eq!(row.data["backup_eligible"], true);
+    assert_eq!(row.created_at, 1_735_787_045, "Auth0's creation time kept");
+
+    // The user logs in with the passkey they made on Auth0, and again (its
+    // counter moves on).
+    for _ in 0..2 {
+        let (status, body) = passkey_login(&s, &authenticator).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            claims(body["id_token"].as_str().unwrap())["sub"],
+            "auth0|quinn"
+        );
+    }
+    // And their old password, too.
+    let (status, body) = password_login(&s, "quinn@example.com", "Quinn-from-auth0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // My Account lists it as Auth0 did.
+    let token = s
+        .me_token_for("quinn@example.com", "Quinn-from-auth0", None, ME_SCOPES)
+        .await;
+    let list = s
+        .me("GET", "/authentication-methods", Some(&token), None)
+        .await;
+    let listed: Vec<&Value> = list.body["authentication_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == "passkey")
+        .collect();
+    assert_eq!(listed.len(), 1, "{}", list.body);
+    assert_eq!(listed[0]["key_id"], passkey["key_id"]);
+    assert_eq!(listed[0]["user_handle"], passkey["user_handle"]);
+    assert_eq!(listed[0]["credential_device_type"], "multi_device");
+
+    // Importing again changes nothing.
+    let ids = vec!["auth0|quinn".to_string(), "auth0|ruth".to_string()];
+    let before = snapshot(&s, "acme", &ids).await;
+    let again = run_with_methods(&s, &users, &methods).await.unwrap();
+    assert_eq!(again.totals.imported, 0);
+    assert_eq!(snapshot(&s, "acme", &ids).await, before);
+}
+
+#[tokio::test]
+async fn passkeys_are_refused_by_name() {
+    let s = server().await;
+    let authenticator = crate::authenticator::SoftAuthenticator::new();
+    let good = passkey_made_on_auth0(&s, &authenticator, "sam@example.com", "localhost").await;
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut p = good.clone();
+        f(&mut p);
+        p
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            edit(&|p| p["relying_party_identifier"] = json!("acme.auth0.com")),
+            "is for the relying party acme.auth0.com, not this tenant's (localhost)",
+        ),
+        (
+            edit(&|p| {
+                p.as_object_mut()
+                    .unwrap()
+                    .remove("relying_party_identifier");
+            }),
+            "has no relying_party_identifier",
+        ),
+        (
+            edit(&|p| {
+                p.as_object_mut().unwrap().remove("user_handle");
+            }),
+            "has no user_handle",
+        ),
+        (
+            edit(&|p| p["public_key"] = json!("ogEDAzkBAA")),
+            "its key (RS256) is not supported",
+        ),
+        (
+            edit(&|p| p["public_key"] = json!("not base64!")),
+            "has no public_key in base64",
+        ),
+        (edit(&|p| p["key_id"] = json!("")), "has no key_id"),
+    ];
+    let users: Vec<Value> = (0..cases.len())
+        .map(|i| {
+            json!({"email": format!("k{i}@example.com"), "user_id": format!("auth0|k{i}"),
+                        "password_hash": bcrypt("x", 4)})
+        })
+        .collect();
+    let methods: serde_json::Map<String, Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (format!("k{i}"), json!([p])))
+        .collect();
+    let report = run_with_methods(&s, &Value::Array(users), &Value::Object(methods))
+        .await
+        .unwrap();
+    assert_eq!(report.totals.imported, 0, "{report:#?}");
+    for ((_, expected), got) in cases.iter().zip(&report.users) {
+        let reason = got.reason.as_deref().unwrap();
+        assert!(
+            reason.contains(expected),
+            "{reason:?} should say {expected:?}"
+        );
+        assert!(reason.starts_with("passkey passkey|dev_"), "{reason}");
+    }
+    let t = tenant(&s, "acme").await;
+    assert_eq!(s.state.store.count_users(&t.id).await.unwrap(), 2);
+    // The same credential for two users: the second is refused.
+    let users = json!([
+        {"email": "t1@example.com", "user_id": "auth0|t1", "password_hash": bcrypt("x", 4)},
+        {"email": "t2@example.com", "user_id": "auth0|t2", "password_hash": bcrypt("x", 4)}
+    ]);
+    let report = run_with_methods(&s, &users, &json!({"auth0|t1": [good], "t2": [good]}))
+        .await
+        .unwrap();
+    assert_eq!(report.users[0].outcome, Outcome::Imported);
+    assert_eq!(
+        report.users[1].reason.as_deref(),
+        Some("one of the user's passkeys is registered already")
+    );
+    assert!(
+        user(&s, "acme", "auth0|t2").await.is_none(),
+        "nothing of t2 written"
+    );
+    // A malformed methods file: nothing imported.
+    let e = run_with_methods(&s, &json!([]), &json!(["not", "an", "object"]))
+        .await
+        .unwrap_err();
+    assert!(e.contains("must be a JSON object of user IDs"), "{e}");
+    let e = run_with_methods(&s, &json!([]), &json!({"auth0|x": [{"id": "p"}]}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("authentication methods of auth0|x"), "{e}");
+}
+
+#[tokio::test]
+async fn an_imported_counter_refuses_a_cloned_authenticator() {
+    let s = server().await;
+    let authenticator = crate::authenticator::SoftAuthenticator::new();
+    let mut passkey =
+        passkey_made_on_auth0(&s, &authenticator, "uma@example.com", "localhost").await;
+    // Auth0 saw this passkey at counter 1000: an authenticator that says
+    // less is a copy.
+    passkey["counter"] = json!(1000);
+    let users = json!([{"email": "uma@example.com", "user_id": "auth0|uma", "password_hash": bcrypt("x", 4)}]);
+    let report = run_with_methods(&s, &users, &json!({"auth0|uma": [passkey]}))
+        .await
+        .unwrap();
+    assert_eq!(report.totals.imported, 1, "{report:#?}");
+    let (status, body) = passkey_login(&s, &authenticator).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        body["error_description"],
+        "The passkey's signature counter went backwards."
+    );
 }

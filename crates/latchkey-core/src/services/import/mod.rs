@@ -14,6 +14,7 @@
 //! `POST /api/v2/jobs/users-imports`.
 
 mod auth0;
+mod methods;
 mod plan;
 mod report;
 
@@ -39,6 +40,9 @@ pub struct Auth0Import<'a> {
     pub connection: &'a str,
     /// The users file: a JSON array in Auth0's bulk import format.
     pub users: &'a [u8],
+    /// The users' authentication methods as Auth0's Management API lists
+    /// them, by user ID (`methods.rs`): their passkeys and WebAuthn keys.
+    pub authentication_methods: Option<&'a [u8]>,
     /// Users whose password hash latchkey cannot verify, or who have none,
     /// are imported without a password (they reset it, or log in with a
     /// passkey) instead of being skipped.
@@ -70,6 +74,15 @@ pub async fn auth0(state: &Core, req: &Auth0Import<'_>) -> Result<Report, Import
         )));
     }
     let users = auth0::read_users(req.users).map_err(ImportError::Invalid)?;
+    let mut listed = match req.authentication_methods {
+        Some(text) if text.len() > MAX_FILE_BYTES => {
+            return Err(ImportError::Invalid(format!(
+                "the authentication methods file is larger than {MAX_FILE_BYTES} bytes: split it"
+            )));
+        }
+        Some(text) => methods::read(text).map_err(ImportError::Invalid)?,
+        None => methods::ByUser::new(),
+    };
     if users.len() > MAX_USERS {
         return Err(ImportError::Invalid(format!(
             "the users file holds {} users, more than {MAX_USERS}: split it",
@@ -81,10 +94,11 @@ pub async fn auth0(state: &Core, req: &Auth0Import<'_>) -> Result<Report, Import
         tenant,
         connection,
         passwordless_first: req.passwordless_first,
+        rp_ids: crate::services::webauthn::tenant_rp_ids(tenant),
     };
     for (index, user) in users.iter().enumerate() {
         let mut entry = UserReport::new(index, user.user_id.as_deref(), user.email.as_deref());
-        match plan::plan(state, &rules, user).await? {
+        match plan::plan(state, &rules, user, &mut listed).await? {
             Err(reason) => entry.skip(reason),
             Ok(planned) => {
                 entry.user_id = Some(planned.user.user_id.clone());
@@ -104,6 +118,9 @@ pub async fn auth0(state: &Core, req: &Auth0Import<'_>) -> Result<Report, Import
         }
         report.add(entry);
     }
+    let mut unmatched: Vec<String> = listed.into_keys().collect();
+    unmatched.sort();
+    report.authentication_methods_without_user = unmatched;
     record_run(state, tenant, &report).await;
     Ok(report)
 }

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::auth0::{CustomPasswordHash, MfaFactor, User};
+use super::methods;
 use crate::context::Core;
 use crate::crypto::{otp, password};
 use crate::rng::RngExt;
@@ -22,6 +23,8 @@ pub(crate) struct Rules<'a> {
     pub tenant: &'a Tenant,
     pub connection: &'a Connection,
     pub passwordless_first: bool,
+    /// The relying party IDs the tenant's passkeys can be for.
+    pub rp_ids: Vec<String>,
 }
 
 /// A user ready to be written, with what the report says of them.
@@ -51,25 +54,28 @@ const MAX_USER_ID: usize = 255;
 const MIN_TOTP_SECRET: usize = 10;
 const MAX_TOTP_SECRET: usize = 64;
 
-/// Judges `user`: the user to write, or why not (the outer error: the
-/// store failed, and the import stops).
+/// Judges `user`, with their methods of the authentication-methods file
+/// (taken out of `listed`): the user to write, or why not (the outer
+/// error: the store failed, and the import stops).
 pub(crate) async fn plan(
     state: &Core,
     rules: &Rules<'_>,
     user: &User,
+    listed: &mut methods::ByUser,
 ) -> Result<Result<Planned, String>, StoreError> {
     let tenant = rules.tenant;
     let connection = &rules.connection.name;
+    let user_id = match user_id(state, user.user_id.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e)),
+    };
+    let keys = listed.remove(&user_id).unwrap_or_default();
     let Some(raw_email) = user.email.as_deref() else {
         return Ok(Err("the user has no email".into()));
     };
     let email = match email_address::normalize(raw_email) {
         Ok(e) => e,
         Err(e) => return Ok(Err(format!("email {e}"))),
-    };
-    let user_id = match user_id(state, user.user_id.as_deref()) {
-        Ok(id) => id,
-        Err(e) => return Ok(Err(e)),
     };
     // Who exists already is looked at first, so that a file imported again
     // says so of each user; the store looks again in the transaction that
@@ -92,7 +98,7 @@ pub(crate) async fn plan(
             other.user_id
         )));
     }
-    Ok(judge(state, rules, user, user_id, email))
+    Ok(judge(state, rules, user, user_id, email, &keys))
 }
 
 /// What a user new to the tenant becomes.
@@ -102,6 +108,7 @@ fn judge(
     user: &User,
     user_id: String,
     email: String,
+    keys: &[methods::Method],
 ) -> Result<Planned, String> {
     let tenant = rules.tenant;
     let connection = &rules.connection.name;
@@ -121,12 +128,15 @@ fn judge(
             ));
         }
     };
-    let methods = factors(
+    let mut methods = factors(
         state,
         tenant,
         &user_id,
         user.mfa_factors.as_deref().unwrap_or_default(),
     )?;
+    let (key_rows, key_notes) = methods::convert(state, &rules.rp_ids, &user_id, keys)?;
+    methods.extend(key_rows);
+    notes.extend(key_notes);
     let count = methods.len() + usize::from(password_hash.is_some());
     if count > MAX_METHODS {
         return Err(format!(

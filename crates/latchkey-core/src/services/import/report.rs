@@ -15,6 +15,10 @@ pub struct Report {
     pub connection: String,
     pub totals: Totals,
     pub users: Vec<UserReport>,
+    /// User IDs of the authentication-methods file that no user of the
+    /// users file has: their methods were not imported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authentication_methods_without_user: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -98,6 +102,7 @@ impl Report {
             connection: connection.to_string(),
             totals: Totals::default(),
             users: Vec::new(),
+            authentication_methods_without_user: Vec::new(),
         }
     }
 
