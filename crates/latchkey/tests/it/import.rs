@@ -997,6 +997,18 @@ async fn passkey_made_on_auth0(
     email: &str,
     rp_id: &str,
 ) -> Value {
+    key_made_on_auth0(s, authenticator, email, rp_id, "passkey").await
+}
+
+/// [`passkey_made_on_auth0`], listed as a method of type `kind` (a
+/// `webauthn-roaming` security key, a `webauthn-platform` key).
+async fn key_made_on_auth0(
+    s: &TestServer,
+    authenticator: &crate::authenticator::SoftAuthenticator,
+    email: &str,
+    rp_id: &str,
+    kind: &str,
+) -> Value {
     use crate::authenticator::{b64url, b64url_decode};
     let handle = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes())
         .as_ref()
@@ -1028,8 +1040,8 @@ async fn passkey_made_on_auth0(
     let credential_id = &auth_data[55..55 + id_len];
     let cose_key = &auth_data[55 + id_len..];
     json!({
-        "id": format!("passkey|dev_{}", &b64url(credential_id)[..8]),
-        "type": "passkey",
+        "id": format!("{kind}|dev_{}", &b64url(credential_id)[..8]),
+        "type": kind,
         "confirmed": true,
         "key_id": b64url(credential_id),
         "public_key": base64::engine::general_purpose::STANDARD.encode(cose_key),
@@ -1295,4 +1307,70 @@ async fn an_imported_counter_refuses_a_cloned_authenticator() {
         body["error_description"],
         "The passkey's signature counter went backwards."
     );
+}
+
+/// [`migrating_with_mfa`] with WebAuthn keys among the second factors.
+fn with_keys(port: u16) -> String {
+    migrating_with_mfa(port).replace(
+        "email, phone, passkey]",
+        "email, phone, passkey, webauthn-roaming, webauthn-platform]",
+    )
+}
+
+#[tokio::test]
+async fn a_security_key_made_on_auth0_is_the_second_factor_on_the_page() {
+    let s = TestServer::with_tenants(&[with_keys]).await;
+    let key = crate::authenticator::SoftAuthenticator::new();
+    let listed =
+        key_made_on_auth0(&s, &key, "vic@example.com", "localhost", "webauthn-roaming").await;
+    let users = json!([{"email": "vic@example.com", "user_id": "auth0|vic",
+                        "password_hash": bcrypt("Vic-from-auth0", 4)}]);
+    let report = run_with_methods(&s, &users, &json!({"auth0|vic": [listed]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.users[0].authentication_methods,
+        ["webauthn-roaming"],
+        "{report:#?}"
+    );
+
+    // The hosted login: the old password, then the old key.
+    let browser = s.browser();
+    let req = AuthRequest::new("openid");
+    let res = login_through_page(&s, &browser, &req, "vic@example.com", "Vic-from-auth0").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("data-kind=\"webauthn-roaming\""), "{page}");
+    let tx = hidden_input(&page, "tx").unwrap();
+    let options: Value = browser
+        .post(s.url("/login/mfa/key/challenge"))
+        .form(&[("tx", tx.as_str()), ("kind", "webauthn-roaming")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credential = key
+        .authenticate(&s.base, &options["options"])
+        .await
+        .unwrap();
+    let res = browser
+        .post(s.url("/login/mfa/key"))
+        .form(&[
+            ("tx", tx.as_str()),
+            ("auth_session", options["auth_session"].as_str().unwrap()),
+            ("credential", &credential.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND, "{:?}", res.text().await);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let code = query_param(&location, "code").unwrap();
+    let (status, body) = exchange(&s, &req, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], "auth0|vic");
+    assert_eq!(id["amr"], json!(["pwd", "mfa", "hwk"]));
 }
