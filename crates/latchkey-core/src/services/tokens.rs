@@ -434,6 +434,13 @@ pub async fn verify_access_token(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
+    // A token of a client deleted since (through the Management API, or by
+    // a tenant file without it) is no longer good anywhere.
+    if let Some(azp) = claims.get("azp").and_then(Value::as_str)
+        && tenant.client(azp).is_none()
+    {
+        return Err(AccessTokenError::Revoked);
+    }
     if claims.get("gty").and_then(Value::as_str) != Some("client-credentials") {
         let grant = claims
             .get("jti")

@@ -168,6 +168,15 @@ impl From<ManagementError> for MgmtError {
                 "inexistent_log",
                 "The log does not exist.",
             ),
+            ManagementError::NotFound { code, message } => {
+                Self::new(StatusCode::NOT_FOUND, code, message)
+            }
+            ManagementError::Conflict { code, message } => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
+            ManagementError::ConfigBusy => {
+                Self::unavailable("the tenant's configuration kept changing").with_retry_after(1)
+            }
             ManagementError::Busy => {
                 Self::unavailable("the password hashing queue is full").with_retry_after(1)
             }

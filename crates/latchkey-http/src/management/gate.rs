@@ -262,6 +262,15 @@ operations! {
     ReadSigningKeys = ["read:signing_keys"];
     CreateSigningKeys = ["create:signing_keys"];
     UpdateSigningKeys = ["update:signing_keys"];
+    ReadClients = ["read:clients", "read:client_keys"];
+    CreateClients = ["create:clients"];
+    UpdateClients = ["update:clients", "update:client_keys"];
+    RotateClientSecret = ["update:client_keys"];
+    DeleteClients = ["delete:clients"];
+    ReadClientGrants = ["read:client_grants"];
+    CreateClientGrants = ["create:client_grants"];
+    UpdateClientGrants = ["update:client_grants"];
+    DeleteClientGrants = ["delete:client_grants"];
 }
 
 /// The caller, holding one of the scopes of `O`.

@@ -6,6 +6,8 @@
 //! the API is for servers, not browsers.
 
 mod blocks;
+mod client_grants;
+mod clients;
 pub(crate) mod error;
 pub(crate) mod gate;
 mod keys;
@@ -89,6 +91,27 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
         .route(
             "/keys/signing/{kid}/revoke",
             axum::routing::put(keys::revoke),
+        )
+        .route("/clients", get(clients::list).post(clients::create))
+        .route(
+            "/clients/{id}",
+            get(clients::get)
+                .patch(clients::update)
+                .delete(clients::delete),
+        )
+        .route(
+            "/client-grants",
+            get(client_grants::list).post(client_grants::create),
+        )
+        .route(
+            "/client-grants/{id}",
+            get(client_grants::get)
+                .patch(client_grants::update)
+                .delete(client_grants::delete),
+        )
+        .route(
+            "/clients/{id}/rotate-secret",
+            axum::routing::post(clients::rotate_secret),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

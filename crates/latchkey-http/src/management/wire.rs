@@ -10,7 +10,9 @@ use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use super::error::MgmtError;
+use axum::Json;
 use latchkey_core::clock::rfc3339;
+use latchkey_core::services::management::config::{Listed, Page, Paged, Paging};
 use latchkey_core::services::management::users::UserRecord;
 
 /// The largest body read, bytes.
@@ -71,7 +73,11 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
 
 /// A body's properties, taken one by one with their schema; what is left
 /// at the end is refused as Auth0 refuses additional properties.
-pub(crate) struct Props(Map<String, Value>);
+pub(crate) struct Props {
+    map: Map<String, Value>,
+    /// `parent.` for the properties of a nested object (`refresh_token.`).
+    prefix: String,
+}
 
 fn wrong_type(name: &str, expected: &str, found: &Value) -> MgmtError {
     MgmtError::bad_body(format!(
@@ -82,7 +88,85 @@ fn wrong_type(name: &str, expected: &str, found: &Value) -> MgmtError {
 
 impl Props {
     pub(crate) fn new(body: Map<String, Value>) -> Self {
-        Self(body)
+        Self {
+            map: body,
+            prefix: String::new(),
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name)
+    }
+
+    fn wrong(&self, name: &str, expected: &str, found: &Value) -> MgmtError {
+        wrong_type(&format!("{}{name}", self.prefix), expected, found)
+    }
+
+    /// An integer property; `null` reads as absent.
+    pub(crate) fn integer(&mut self, name: &str) -> Result<Option<i64>, MgmtError> {
+        match self.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
+            Some(other) => Err(self.wrong(name, "integer", &other)),
+        }
+    }
+
+    /// An array of strings; `null` reads as absent.
+    pub(crate) fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, MgmtError> {
+        match self.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(self.wrong(&format!("{name}[{i}]"), "string", &other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(name, "array", &other)),
+        }
+    }
+
+    /// A nested object, read property by property as this one; `null`
+    /// reads as absent.
+    pub(crate) fn nested(&mut self, name: &str) -> Result<Option<Props>, MgmtError> {
+        match self.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Props {
+                map,
+                prefix: format!("{}{name}.", self.prefix),
+            })),
+            Some(other) => Err(self.wrong(name, "object", &other)),
+        }
+    }
+
+    /// An array of objects, each read as this one.
+    pub(crate) fn objects(&mut self, name: &str) -> Result<Option<Vec<Props>>, MgmtError> {
+        match self.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Object(map) => Ok(Props {
+                        map,
+                        prefix: format!("{}{name}[{i}].", self.prefix),
+                    }),
+                    other => Err(self.wrong(&format!("{name}[{i}]"), "object", &other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(self.wrong(name, "array", &other)),
+        }
+    }
+
+    /// A required property's refusal.
+    pub(crate) fn missing(&self, name: &str) -> MgmtError {
+        MgmtError::bad_body(format!(
+            "Payload validation error: 'Missing required property: {}{name}'.",
+            self.prefix
+        ))
     }
 
     /// A string property; `null` reads as absent.
@@ -95,43 +179,43 @@ impl Props {
         &mut self,
         name: &str,
     ) -> Result<Option<Option<String>>, MgmtError> {
-        match self.0.remove(name) {
+        match self.remove(name) {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(None)),
             Some(Value::String(s)) => Ok(Some(Some(s))),
-            Some(other) => Err(wrong_type(name, "string", &other)),
+            Some(other) => Err(self.wrong(name, "string", &other)),
         }
     }
 
     pub(crate) fn boolean(&mut self, name: &str) -> Result<Option<bool>, MgmtError> {
-        match self.0.remove(name) {
+        match self.remove(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(other) => Err(wrong_type(name, "boolean", &other)),
+            Some(other) => Err(self.wrong(name, "boolean", &other)),
         }
     }
 
     pub(crate) fn object(&mut self, name: &str) -> Result<Option<Map<String, Value>>, MgmtError> {
-        match self.0.remove(name) {
+        match self.remove(name) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
-            Some(other) => Err(wrong_type(name, "object", &other)),
+            Some(other) => Err(self.wrong(name, "object", &other)),
         }
     }
 
     /// Refuses what no `take` asked for.
     pub(crate) fn finish(self) -> Result<(), MgmtError> {
-        let mut left: Vec<&String> = self.0.keys().collect();
+        let mut left: Vec<String> = self
+            .map
+            .keys()
+            .map(|k| format!("{}{k}", self.prefix))
+            .collect();
         left.sort();
         match left.as_slice() {
             [] => Ok(()),
             names => Err(MgmtError::bad_body(format!(
                 "Payload validation error: 'Additional properties not allowed: {}'.",
-                names
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                names.join(",")
             ))),
         }
     }
@@ -198,6 +282,26 @@ impl QueryParams {
         }
     }
 
+    /// `page` and `per_page`.
+    pub(crate) fn paging(&self) -> Result<Paging, MgmtError> {
+        Ok(Paging {
+            page: self.integer("page")?,
+            per_page: self.integer("per_page")?,
+        })
+    }
+
+    /// Checkpoints when `from` or `take` is given, else pages.
+    pub(crate) fn paged_how(&self) -> Result<Paged, MgmtError> {
+        if self.get("from").is_some() || self.get("take").is_some() {
+            Ok(Paged::Checkpoint {
+                from: self.get("from").map(str::to_string),
+                take: self.integer("take")?,
+            })
+        } else {
+            Ok(Paged::Pages(self.paging()?))
+        }
+    }
+
     /// `fields` and `include_fields`: what to cut a user object to.
     pub(crate) fn projection(&self) -> Result<Projection, MgmtError> {
         let include = self.boolean("include_fields")?.unwrap_or(true);
@@ -210,6 +314,48 @@ impl QueryParams {
             .map(str::to_string)
             .collect();
         Ok(Projection { fields, include })
+    }
+}
+
+/// A page of a list as Auth0 answers it: with `include_totals=true`,
+/// `{start, limit, length, total, <key>: [...]}`; else the array alone.
+pub(crate) fn paged<T>(
+    query: &QueryParams,
+    key: &str,
+    page: Page<T>,
+    shape: impl Fn(&T) -> Value,
+) -> Result<Json<Value>, MgmtError> {
+    let items: Vec<Value> = page.items.iter().map(shape).collect();
+    if !query.boolean("include_totals")?.unwrap_or(false) {
+        return Ok(Json(Value::Array(items)));
+    }
+    let mut o = Map::new();
+    o.insert("start".into(), json!(page.start));
+    o.insert("limit".into(), json!(page.limit));
+    o.insert("length".into(), json!(items.len()));
+    o.insert("total".into(), json!(page.total));
+    o.insert(key.into(), Value::Array(items));
+    Ok(Json(Value::Object(o)))
+}
+
+/// A list paged either way: pages as [`paged`]; checkpoints as
+/// `{<key>: [...], next}` (`next` only when there are more).
+pub(crate) fn listed<T>(
+    query: &QueryParams,
+    key: &str,
+    list: Listed<T>,
+    shape: impl Fn(&T) -> Value,
+) -> Result<Json<Value>, MgmtError> {
+    match list {
+        Listed::Page(page) => paged(query, key, page, shape),
+        Listed::Checkpoint { items, next } => {
+            let mut o = Map::new();
+            o.insert(key.into(), Value::Array(items.iter().map(shape).collect()));
+            if let Some(next) = next {
+                o.insert("next".into(), json!(next));
+            }
+            Ok(Json(Value::Object(o)))
+        }
     }
 }
 

@@ -23,6 +23,8 @@ mod limits;
 mod login_events;
 mod management;
 mod management_blocks;
+mod management_client_grants;
+mod management_clients;
 mod management_gate;
 mod management_keys;
 mod management_logs;

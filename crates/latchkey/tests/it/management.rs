@@ -10,6 +10,9 @@ use crate::support::*;
 pub const ADMIN_SECRET: &str = "admin-secret-value";
 /// Every users scope.
 pub const USERS_SCOPES: &str = "read:users create:users update:users delete:users";
+/// Every clients scope.
+pub const CLIENTS_SCOPES: &str =
+    "read:clients create:clients update:clients delete:clients update:client_keys";
 
 /// The tenant of the Management API tests, on `port`.
 pub fn tenant(port: u16) -> String {
@@ -37,6 +40,7 @@ client_grants:
       scope: [read:me:factors, create:me:authentication_methods, read:me:authentication_methods] }}
   - {{ client_id: admin, audience: "http://localhost:{port}/api/v2/", allow_all_scopes: true }}
   - {{ client_id: reader, audience: "https://localhost:{port}/api/v2/", scope: [read:users, update:users_app_metadata] }}
+resource_servers: [{{ identifier: "{API}", scopes: [read:things, write:things] }}]
 users:
   - {{ email: {ALICE}, password: "{ALICE_PASSWORD}", connection: Username-Password-Authentication,
       email_verified: true, user_id: "auth0|alice", name: Alice Example }}
@@ -54,7 +58,12 @@ connections: [{{ name: Username-Password-Authentication }}]
 clients:
   - {{ client_id: admin, client_secret: "{ADMIN_SECRET}", app_type: non_interactive, grant_types: [client_credentials] }}
 client_grants:
-  - {{ client_id: admin, audience: "http://127.0.0.1:{port}/api/v2/", scope: [read:users, delete:users] }}
+  - {{ client_id: admin, audience: "http://127.0.0.1:{port}/api/v2/",
+      scope: [read:users, delete:users, read:clients, update:clients, delete:clients, update:client_keys,
+              read:client_grants, update:client_grants, delete:client_grants,
+              read:resource_servers, update:resource_servers, delete:resource_servers,
+              read:connections, update:connections, delete:connections,
+              read:roles, update:roles, delete:roles] }}
 users:
   - {{ email: carol@example.com, password: "Carol-has-a-password", connection: Username-Password-Authentication, user_id: "auth0|carol" }}
 "#
@@ -218,4 +227,62 @@ pub async fn events(s: &TestServer, event_type: &str) -> Vec<Value> {
         .filter(|e| e.event_type == event_type)
         .map(|e| serde_json::to_value(e).unwrap())
         .collect()
+}
+
+/// The other tenant's Management API token (its grant's scopes).
+pub async fn other_token(s: &TestServer) -> String {
+    let audience = format!("{}/api/v2/", other_base(s));
+    let (status, body) = client_token(s, &other_base(s), "admin", &audience, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// The acme tenant's stored configuration and revision.
+pub async fn stored(s: &TestServer) -> (latchkey::tenant::TenantFile, i64) {
+    let row = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    (serde_json::from_str(&row.config).unwrap(), row.revision)
+}
+
+/// The acme tenant's stored configuration as it is written.
+pub async fn stored_text(s: &TestServer) -> String {
+    let row = s.state.store.tenant_by_name("acme").await.unwrap().unwrap();
+    row.config
+}
+
+/// Applies the Management API tests' tenant file (or `text`) again.
+pub async fn apply(s: &TestServer, text: &str) -> latchkey::tenant::apply::ApplyReport {
+    latchkey::tenant::apply::apply_text(&s.state, text)
+        .await
+        .unwrap()
+}
+
+/// A client-credentials answer for `client` with `secret`, for `audience`.
+pub async fn client_credentials(
+    s: &TestServer,
+    client: &str,
+    secret: &str,
+    audience: &str,
+) -> (StatusCode, Value) {
+    let res = s
+        .http()
+        .post(format!("{}/oauth/token", s.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client),
+            ("client_secret", secret),
+            ("audience", audience),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+/// Whether `/authorize` serves the login page for `client_id`.
+pub async fn authorize_serves(s: &TestServer, client_id: &str) -> bool {
+    let mut req = AuthRequest::new("openid");
+    req.client_id = Box::leak(client_id.to_string().into_boxed_str());
+    let res = s.http().get(req.url(s)).send().await.unwrap();
+    res.status() == StatusCode::OK
 }

@@ -8,6 +8,9 @@
 //! done, `fapi` when it was refused.
 
 pub mod blocks;
+pub mod client_grants;
+pub mod clients;
+pub mod config;
 pub mod keys;
 pub mod logs;
 pub mod query;
@@ -91,6 +94,16 @@ pub enum ManagementError {
     /// 404 `inexistent_log`.
     #[error("The log does not exist.")]
     LogNotFound,
+    /// 404 with Auth0's code for the kind of thing not found
+    /// (`inexistent_client`, …).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// 409 with Auth0's code (`already_exists`, …).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 503: other changes to the tenant's configuration kept coming first.
+    #[error("the tenant's configuration kept changing")]
+    ConfigBusy,
     /// 503: the password hashing queue is full.
     #[error("the password hashing queue is full")]
     Busy,
@@ -104,7 +117,10 @@ impl ManagementError {
     /// Whether the refusal is the caller's (a `fapi` is logged), rather
     /// than the server's.
     fn is_callers(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::Internal(_) | Self::Busy)
+        !matches!(
+            self,
+            Self::Store(_) | Self::Internal(_) | Self::Busy | Self::ConfigBusy
+        )
     }
 }
 

@@ -226,6 +226,37 @@ impl GrantKey {
             subject_type: grant.subject_type,
         }
     }
+
+    /// The grant's ID in the Management API (Auth0's `cgr_…`): `cgr_` and
+    /// the first 16 hexadecimal digits of the SHA-256 of its client ID,
+    /// audience and subject type, each followed by a newline. The same grant
+    /// has the same ID whoever made it, a tenant file or the API.
+    pub fn id(&self) -> String {
+        format!(
+            "cgr_{}",
+            short_digest(
+                &[&self.client_id, &self.audience, self.subject_type.as_str()],
+                8
+            )
+        )
+    }
+}
+
+/// The first `bytes` bytes of the SHA-256 of `parts` (each followed by a
+/// newline), in lowercase hexadecimal: stable IDs derived from keys.
+pub fn short_digest(parts: &[&str], bytes: usize) -> String {
+    let mut text = String::new();
+    for part in parts {
+        text.push_str(part);
+        text.push('\n');
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl ApiOwned {
