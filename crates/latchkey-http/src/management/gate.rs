@@ -271,6 +271,10 @@ operations! {
     CreateClientGrants = ["create:client_grants"];
     UpdateClientGrants = ["update:client_grants"];
     DeleteClientGrants = ["delete:client_grants"];
+    ReadResourceServers = ["read:resource_servers"];
+    CreateResourceServers = ["create:resource_servers"];
+    UpdateResourceServers = ["update:resource_servers"];
+    DeleteResourceServers = ["delete:resource_servers"];
 }
 
 /// The caller, holding one of the scopes of `O`.

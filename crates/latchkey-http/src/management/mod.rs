@@ -12,6 +12,7 @@ pub(crate) mod error;
 pub(crate) mod gate;
 mod keys;
 mod logs;
+mod resource_servers;
 mod users;
 pub(crate) mod wire;
 
@@ -108,6 +109,16 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
             get(client_grants::get)
                 .patch(client_grants::update)
                 .delete(client_grants::delete),
+        )
+        .route(
+            "/resource-servers",
+            get(resource_servers::list).post(resource_servers::create),
+        )
+        .route(
+            "/resource-servers/{id}",
+            get(resource_servers::get)
+                .patch(resource_servers::update)
+                .delete(resource_servers::delete),
         )
         .route(
             "/clients/{id}/rotate-secret",

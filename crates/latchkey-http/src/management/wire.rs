@@ -224,6 +224,9 @@ impl Props {
 /// The query string's parameters, each at most once.
 pub(crate) struct QueryParams(Vec<(String, String)>);
 
+/// The parameters Auth0 takes more than once (`identifiers=a&identifiers=b`).
+const REPEATABLE: [&str; 1] = ["identifiers"];
+
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = MgmtError;
 
@@ -231,7 +234,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         let raw = parts.uri.query().unwrap_or("");
         let mut out: Vec<(String, String)> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-            if out.iter().any(|(seen, _)| *seen == k) {
+            if !REPEATABLE.contains(&k.as_ref()) && out.iter().any(|(seen, _)| *seen == k) {
                 return Err(MgmtError::bad_query(format!(
                     "Query validation error: 'Expected a single value' on property {k}."
                 )));
@@ -258,6 +261,15 @@ impl QueryParams {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a parameter given more than once.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub(crate) fn integer(&self, name: &str) -> Result<Option<i64>, MgmtError> {

@@ -28,6 +28,7 @@ mod management_clients;
 mod management_gate;
 mod management_keys;
 mod management_logs;
+mod management_resource_servers;
 mod management_search;
 mod management_users;
 mod me_codes;

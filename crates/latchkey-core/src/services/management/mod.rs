@@ -14,6 +14,7 @@ pub mod config;
 pub mod keys;
 pub mod logs;
 pub mod query;
+pub mod resource_servers;
 pub mod users;
 
 use std::sync::Arc;
