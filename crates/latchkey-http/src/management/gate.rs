@@ -275,6 +275,10 @@ operations! {
     CreateResourceServers = ["create:resource_servers"];
     UpdateResourceServers = ["update:resource_servers"];
     DeleteResourceServers = ["delete:resource_servers"];
+    ReadRoles = ["read:roles"];
+    CreateRoles = ["create:roles"];
+    UpdateRoles = ["update:roles"];
+    DeleteRoles = ["delete:roles"];
 }
 
 /// The caller, holding one of the scopes of `O`.

@@ -13,6 +13,7 @@ pub(crate) mod gate;
 mod keys;
 mod logs;
 mod resource_servers;
+mod roles;
 mod users;
 pub(crate) mod wire;
 
@@ -119,6 +120,17 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
             get(resource_servers::get)
                 .patch(resource_servers::update)
                 .delete(resource_servers::delete),
+        )
+        .route("/roles", get(roles::list).post(roles::create))
+        .route(
+            "/roles/{id}",
+            get(roles::get).patch(roles::update).delete(roles::delete),
+        )
+        .route(
+            "/roles/{id}/permissions",
+            get(roles::permissions)
+                .post(roles::add_permissions)
+                .delete(roles::remove_permissions),
         )
         .route(
             "/clients/{id}/rotate-secret",

@@ -29,6 +29,7 @@ mod management_gate;
 mod management_keys;
 mod management_logs;
 mod management_resource_servers;
+mod management_roles;
 mod management_search;
 mod management_users;
 mod me_codes;

@@ -41,9 +41,12 @@ client_grants:
   - {{ client_id: admin, audience: "http://localhost:{port}/api/v2/", allow_all_scopes: true }}
   - {{ client_id: reader, audience: "https://localhost:{port}/api/v2/", scope: [read:users, update:users_app_metadata] }}
 resource_servers: [{{ identifier: "{API}", scopes: [read:things, write:things] }}]
+roles:
+  - {{ name: support, description: Support staff,
+      permissions: [{{ resource_server_identifier: "{API}", permission_name: read:things }}] }}
 users:
   - {{ email: {ALICE}, password: "{ALICE_PASSWORD}", connection: Username-Password-Authentication,
-      email_verified: true, user_id: "auth0|alice", name: Alice Example }}
+      email_verified: true, user_id: "auth0|alice", name: Alice Example, roles: [support] }}
 "#
     )
 }
@@ -285,4 +288,9 @@ pub async fn authorize_serves(s: &TestServer, client_id: &str) -> bool {
     req.client_id = Box::leak(client_id.to_string().into_boxed_str());
     let res = s.http().get(req.url(s)).send().await.unwrap();
     res.status() == StatusCode::OK
+}
+
+/// `s` percent-encoded as a path segment, as the SDKs send identifiers.
+pub fn encoded(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

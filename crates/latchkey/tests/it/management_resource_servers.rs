@@ -14,10 +14,6 @@ const API_SCOPES: &str = "read:resource_servers create:resource_servers update:r
                           delete:resource_servers read:client_grants create:client_grants";
 const ORDERS: &str = "https://orders.acme.test/";
 
-fn encoded(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 fn is_api_id(id: &str) -> bool {
     id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }

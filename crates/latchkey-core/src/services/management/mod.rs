@@ -15,6 +15,7 @@ pub mod keys;
 pub mod logs;
 pub mod query;
 pub mod resource_servers;
+pub mod roles;
 pub mod users;
 
 use std::sync::Arc;
