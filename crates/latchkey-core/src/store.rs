@@ -1579,6 +1579,11 @@ pub trait UserAdminStore: Send + Sync {
     /// refresh tokens and access tokens issued under them). False when there
     /// was no such user.
     async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// Forgets, in one transaction, what users hold at the connection
+    /// `connection` (being deleted) beside their own: their identities there
+    /// (accounts linked to it) and their connected accounts there. How many
+    /// rows went.
+    async fn unlink_connection(&self, tenant_id: &str, connection: &str) -> StoreResult<u64>;
 }
 
 /// Why [`ImportStore::import_user`] wrote nothing: someone holds what the

@@ -275,6 +275,10 @@ operations! {
     CreateResourceServers = ["create:resource_servers"];
     UpdateResourceServers = ["update:resource_servers"];
     DeleteResourceServers = ["delete:resource_servers"];
+    ReadConnections = ["read:connections"];
+    CreateConnections = ["create:connections"];
+    UpdateConnections = ["update:connections"];
+    DeleteConnections = ["delete:connections"];
     ReadRoles = ["read:roles"];
     CreateRoles = ["create:roles"];
     UpdateRoles = ["update:roles"];

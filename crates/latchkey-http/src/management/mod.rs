@@ -8,6 +8,7 @@
 mod blocks;
 mod client_grants;
 mod clients;
+mod connections;
 pub(crate) mod error;
 pub(crate) mod gate;
 mod keys;
@@ -120,6 +121,16 @@ pub(crate) fn routes(state: SharedState) -> Router<SharedState> {
             get(resource_servers::get)
                 .patch(resource_servers::update)
                 .delete(resource_servers::delete),
+        )
+        .route(
+            "/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::get)
+                .patch(connections::update)
+                .delete(connections::delete),
         )
         .route("/roles", get(roles::list).post(roles::create))
         .route(

@@ -224,8 +224,9 @@ impl Props {
 /// The query string's parameters, each at most once.
 pub(crate) struct QueryParams(Vec<(String, String)>);
 
-/// The parameters Auth0 takes more than once (`identifiers=a&identifiers=b`).
-const REPEATABLE: [&str; 1] = ["identifiers"];
+/// The parameters Auth0 takes more than once (`identifiers=a&identifiers=b`,
+/// `strategy=auth0&strategy=oidc`).
+const REPEATABLE: [&str; 2] = ["identifiers", "strategy"];
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = MgmtError;

@@ -94,4 +94,11 @@ impl UserAdminStore for PostgresStore {
         }
         Ok(gone)
     }
+
+    async fn unlink_connection(&self, tenant_id: &str, connection: &str) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await.map_err(db)?;
+        let gone = sql::unlink_connection(&mut *tx, tenant_id, connection).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(gone)
+    }
 }

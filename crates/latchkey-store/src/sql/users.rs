@@ -320,6 +320,26 @@ const HELD: [&str; 8] = [
     "DELETE FROM user_identities WHERE tenant_id = $1 AND user_id = $2",
 ];
 
+/// The body of `unlink_connection` in the backend's transaction.
+pub(crate) async fn unlink_connection(
+    tx: &mut impl Conn,
+    tenant_id: &str,
+    connection: &str,
+) -> StoreResult<u64> {
+    let mut gone = 0;
+    for sql in [
+        "DELETE FROM user_identities WHERE tenant_id = $1 AND connection = $2",
+        "DELETE FROM connected_accounts WHERE tenant_id = $1 AND connection = $2",
+    ] {
+        gone += Statement::new(sql)
+            .text(tenant_id)
+            .text(connection)
+            .execute_in(tx)
+            .await?;
+    }
+    Ok(gone)
+}
+
 /// The body of `delete_user` in the backend's transaction: false (the
 /// caller rolls back) when there is no such user.
 pub(crate) async fn delete_user(

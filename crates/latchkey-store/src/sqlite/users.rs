@@ -104,4 +104,12 @@ impl UserAdminStore for SqliteStore {
         self.cache.forget_grants();
         Ok(true)
     }
+
+    async fn unlink_connection(&self, tenant_id: &str, connection: &str) -> StoreResult<u64> {
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let gone = sql::unlink_connection(&mut *tx, tenant_id, connection).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(gone)
+    }
 }

@@ -25,6 +25,7 @@ mod management;
 mod management_blocks;
 mod management_client_grants;
 mod management_clients;
+mod management_connections;
 mod management_gate;
 mod management_keys;
 mod management_logs;

@@ -11,6 +11,8 @@ pub mod blocks;
 pub mod client_grants;
 pub mod clients;
 pub mod config;
+mod connection_options;
+pub mod connections;
 pub mod keys;
 pub mod logs;
 pub mod query;

@@ -231,12 +231,6 @@ impl<'a> Validator<'a> {
         } else {
             (&OAUTH2_KEYS, &OPENID_KEYS)
         };
-        self.not_written(options_path, others, |key| {
-            format!(
-                "{key} is not an option of strategy {strategy} (it takes {})",
-                own.join(", ")
-            )
-        })?;
         let urls = [
             ("issuer", &o.issuer),
             ("discovery_url", &o.discovery_url),
@@ -250,6 +244,20 @@ impl<'a> Validator<'a> {
             ("userInfoURL", &o.user_info_url),
             ("revocationURL", &o.revocation_url),
         ];
+        // By value, not by what was written: a configuration made in code
+        // (the Management API) is held to it too.
+        if let Some((key, _)) = urls
+            .iter()
+            .find(|(key, url)| url.is_some() && others.contains(key))
+        {
+            return Err(self.error(
+                key_path(options_path, key),
+                format!(
+                    "{key} is not an option of strategy {strategy} (it takes {})",
+                    own.join(", ")
+                ),
+            ));
+        }
         for (key, url) in urls {
             if let Some(url) = url {
                 check_url(url, false).map_err(|m| self.error(key_path(options_path, key), m))?;

@@ -16,6 +16,7 @@ contract!(
     search_users,
     update_user_over_what_was_read,
     delete_user_takes_everything,
+    unlink_connection_forgets_the_links_there,
 );
 
 fn field(f: UserField, m: UserMatch) -> UserFilter {
@@ -268,6 +269,40 @@ mod bodies {
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(s.user_by_id(&t, "auth0|a").await.unwrap().unwrap(), stored);
+    }
+
+    pub async fn unlink_connection_forgets_the_links_there(s: S) {
+        let t = tenant(&s, "acme").await;
+        let other = tenant(&s, "other").await;
+        let a = user("auth0|a", "a@example.com");
+        for tenant in [&t, &other] {
+            s.create_user(tenant, &a).await.unwrap();
+        }
+        let linked = |connection: &str, sub: &str| IdentityRow {
+            user_id: "auth0|a".into(),
+            connection: connection.into(),
+            provider: "oidc".into(),
+            provider_user_id: sub.into(),
+            is_social: false,
+            profile_data: serde_json::json!({}),
+            created_at: T,
+            updated_at: T,
+        };
+        for tenant in [&t, &other] {
+            s.add_identity(tenant, &linked("gh", "1")).await.unwrap();
+            s.add_identity(tenant, &linked("google", "2"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.unlink_connection(&t, "gh").await.unwrap(), 1);
+        assert_eq!(
+            s.identities(&t, "auth0|a").await.unwrap(),
+            [linked("google", "2")]
+        );
+        // The user stays; the other tenant keeps its own.
+        assert!(s.user_by_id(&t, "auth0|a").await.unwrap().is_some());
+        assert_eq!(s.identities(&other, "auth0|a").await.unwrap().len(), 2);
+        assert_eq!(s.unlink_connection(&t, "gh").await.unwrap(), 0);
     }
 
     pub async fn delete_user_takes_everything(s: S) {
