@@ -227,3 +227,34 @@ impl IntoResponse for MgmtError {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_refusals_keep_auth0s_dialect() {
+        let busy = MgmtError::from(ManagementError::ConfigBusy);
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.code, "service_unavailable");
+        assert_eq!(busy.more.retry_after, Some(1));
+        let res = busy.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        let missing = MgmtError::from(ManagementError::NotFound {
+            code: "inexistent_role",
+            message: "The role does not exist".into(),
+        });
+        assert_eq!(
+            (missing.status, missing.code),
+            (StatusCode::NOT_FOUND, "inexistent_role")
+        );
+        let taken = MgmtError::from(ManagementError::Conflict {
+            code: "already_exists",
+            message: "A role with this name already exists".into(),
+        });
+        assert_eq!(
+            (taken.status, taken.code),
+            (StatusCode::CONFLICT, "already_exists")
+        );
+    }
+}

@@ -548,3 +548,22 @@ async fn scopes_and_tenants_are_kept_apart() {
     }
     assert!(authorize_serves(&s, "spa").await);
 }
+
+#[tokio::test]
+async fn clients_made_at_once_are_all_kept() {
+    let s = server().await;
+    let t = token(&s, "admin", CLIENTS_SCOPES).await;
+    let body = |n: &str| json!({"name": n, "app_type": "spa", "callbacks": [format!("{APP}/cb")]});
+    let (a, b, c, d) = tokio::join!(
+        make(&s, &t, body("a")),
+        make(&s, &t, body("b")),
+        make(&s, &t, body("c")),
+        make(&s, &t, body("d")),
+    );
+    let (config, _) = stored(&s).await;
+    for made in [a, b, c, d] {
+        let id = made["client_id"].as_str().unwrap();
+        assert!(config.clients.iter().any(|c| c.client_id == id), "{id}");
+        assert!(config.api_owned.clients.contains(id), "{id}");
+    }
+}
