@@ -25,6 +25,16 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision of a limit that is not set.
+    pub fn unlimited(now: Timestamp) -> Self {
+        Self {
+            allowed: true,
+            limit: u32::MAX,
+            remaining: u32::MAX,
+            reset: now + 1,
+        }
+    }
+
     /// Seconds until the caller may try again (at least 1).
     pub fn retry_after(&self, now: Timestamp) -> i64 {
         (self.reset - now).max(1)

@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use latchkey_core::services::ratelimit::Decision;
 
 /// Sent to other sites: nothing (a login page's address carries the
 /// authorization request). Same-origin requests keep it, and unlike
@@ -60,4 +61,21 @@ pub(crate) async fn edge(req: Request, next: Next) -> Response {
         );
     }
     res
+}
+
+/// Auth0's rate-limit headers of an API answer (My Account, Management).
+pub(crate) fn rate_limit(res: &mut Response, d: &Decision) {
+    let h = res.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
+}
+
+/// `Cache-Control: no-store` on an answer that says nothing of caching
+/// (API answers carry personal data and secrets).
+pub(crate) fn no_store_unless_set(res: &mut Response) {
+    if !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }

@@ -11,8 +11,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -53,22 +53,6 @@ impl ApiCaller {
     }
 }
 
-fn rate_headers(res: &mut Response, d: &Decision) {
-    let h = res.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
-    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
-}
-
-fn unlimited(now: latchkey_core::clock::Timestamp) -> Decision {
-    Decision {
-        allowed: true,
-        limit: u32::MAX,
-        remaining: u32::MAX,
-        reset: now + 1,
-    }
-}
-
 pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let now = state.clock.now();
@@ -104,7 +88,7 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
         let d = state.limiter.peek(&anonymous_key, anonymous_limit, 1);
         if !d.allowed {
             let mut res = MgmtError::too_many_requests(d.retry_after(now)).into_response();
-            rate_headers(&mut res, &d);
+            crate::http::headers::rate_limit(&mut res, &d);
             return res;
         }
     }
@@ -114,10 +98,10 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             let d = if anonymous_limit > 0 && e.status == StatusCode::UNAUTHORIZED {
                 state.limiter.hit(&anonymous_key, anonymous_limit, 1)
             } else {
-                unlimited(now)
+                Decision::unlimited(now)
             };
             let mut res = e.into_response();
-            rate_headers(&mut res, &d);
+            crate::http::headers::rate_limit(&mut res, &d);
             return res;
         }
     };
@@ -128,20 +112,17 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             1,
         )
     } else {
-        unlimited(now)
+        Decision::unlimited(now)
     };
     if !decision.allowed {
         let mut res = MgmtError::too_many_requests(decision.retry_after(now)).into_response();
-        rate_headers(&mut res, &decision);
+        crate::http::headers::rate_limit(&mut res, &decision);
         return res;
     }
     parts.extensions.insert(Arc::new(caller));
     let mut res = next.run(Request::from_parts(parts, body)).await;
-    rate_headers(&mut res, &decision);
-    if !res.headers().contains_key(header::CACHE_CONTROL) {
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    crate::http::headers::rate_limit(&mut res, &decision);
+    crate::http::headers::no_store_unless_set(&mut res);
     res
 }
 

@@ -8,8 +8,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -66,23 +66,6 @@ fn token_of(headers: &HeaderMap) -> Result<(Scheme, &str), ApiError> {
     }
 }
 
-fn rate_headers(res: &mut Response, d: &Decision) {
-    let h = res.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
-    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
-    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
-}
-
-/// The decision of a limit that is not set.
-fn unlimited(now: latchkey_core::clock::Timestamp) -> Decision {
-    Decision {
-        allowed: true,
-        limit: u32::MAX,
-        remaining: u32::MAX,
-        reset: now + 1,
-    }
-}
-
 /// The tighter of two decisions: the one with fewer requests left.
 fn tighter(a: Decision, b: Option<Decision>) -> Decision {
     match b {
@@ -129,7 +112,7 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
                 global: false,
             }
             .into_response();
-            rate_headers(&mut res, &d);
+            crate::http::headers::rate_limit(&mut res, &d);
             return res;
         }
     }
@@ -139,10 +122,10 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             let d = if anonymous_limit > 0 {
                 state.limiter.hit(&anonymous_key, anonymous_limit, 1)
             } else {
-                unlimited(now)
+                Decision::unlimited(now)
             };
             let mut res = e.into_response();
-            rate_headers(&mut res, &d);
+            crate::http::headers::rate_limit(&mut res, &d);
             return res;
         }
     };
@@ -151,7 +134,7 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             .limiter
             .hit(&format!("me:t:{}", tenant.id), limits.tenant_per_second, 1)
     } else {
-        unlimited(now)
+        Decision::unlimited(now)
     };
     if !tenant_decision.allowed {
         let mut res = ApiError::TooManyRequests {
@@ -159,7 +142,7 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             global: true,
         }
         .into_response();
-        rate_headers(&mut res, &tenant_decision);
+        crate::http::headers::rate_limit(&mut res, &tenant_decision);
         return res;
     }
     let user_decision = (limits.user_per_minute > 0).then(|| {
@@ -176,18 +159,15 @@ pub(crate) async fn gate(State(state): State<SharedState>, req: Request, next: N
             global: false,
         }
         .into_response();
-        rate_headers(&mut res, &decision);
+        crate::http::headers::rate_limit(&mut res, &decision);
         return res;
     }
     parts.extensions.insert(Arc::new(caller));
     let mut res = next.run(Request::from_parts(parts, body)).await;
-    rate_headers(&mut res, &decision);
+    crate::http::headers::rate_limit(&mut res, &decision);
     // Answers carry secrets (TOTP seeds, recovery codes) and personal data:
     // never cached.
-    if !res.headers().contains_key(header::CACHE_CONTROL) {
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
+    crate::http::headers::no_store_unless_set(&mut res);
     res
 }
 
