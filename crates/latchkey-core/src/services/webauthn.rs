@@ -66,6 +66,7 @@ pub(crate) fn tenant_rp_ids(tenant: &Tenant) -> Vec<String> {
                 .iter()
                 .map(|d| host_name(d).to_ascii_lowercase())
                 .collect();
+            ids.sort();
             ids.dedup();
             ids
         }

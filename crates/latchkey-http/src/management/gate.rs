@@ -233,7 +233,9 @@ macro_rules! operations {
 }
 
 operations! {
-    ReadUsers = ["read:users", "read:user_idp_tokens"];
+    // One user (read:user_idp_tokens reads one); listing and searching.
+    ReadUser = ["read:users", "read:user_idp_tokens"];
+    ReadUsers = ["read:users"];
     CreateUsers = ["create:users"];
     UpdateUsers = ["update:users", "update:users_app_metadata"];
     DeleteUsers = ["delete:users"];

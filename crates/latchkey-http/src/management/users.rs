@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::MgmtError;
-use super::gate::{CreateUsers, DeleteUsers, ReadUsers, Scoped, UpdateUsers};
+use super::gate::{CreateUsers, DeleteUsers, ReadUser, ReadUsers, Scoped, UpdateUsers};
 use super::wire::{MgmtJson, Props, QueryParams, user_object};
 use crate::app::SharedState;
 use axum::extract::State;
@@ -58,7 +58,7 @@ pub(crate) async fn create(
 /// `GET /users/{id}`.
 pub(crate) async fn get(
     State(state): State<SharedState>,
-    caller: Scoped<ReadUsers>,
+    caller: Scoped<ReadUser>,
     Path(id): Path<String>,
     query: QueryParams,
 ) -> Result<Json<Value>, MgmtError> {

@@ -231,6 +231,32 @@ async fn a_made_client_works_at_once_and_a_rotated_secret_replaces_the_old() {
         a.error().1,
         "Insufficient scope, expected any of: update:client_keys"
     );
+    // Neither PATCH scope buys the other: a secret takes update:client_keys,
+    // settings take update:clients; refused, nothing changes.
+    let a = call(
+        &s,
+        "PATCH",
+        &format!("/clients/{id}"),
+        Some(&narrow),
+        Some(json!({"client_secret": "a-secret-chosen-by-the-caller"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.error().1.ends_with("update:client_keys"));
+    let keys_only = token(&s, "admin", "update:client_keys").await;
+    let a = call(
+        &s,
+        "PATCH",
+        &format!("/clients/{id}"),
+        Some(&keys_only),
+        Some(json!({"callbacks": ["https://evil.example/cb"]})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.error().1.ends_with("update:clients"));
+    assert!(!stored_text(&s).await.contains("evil.example"));
+    let (status, body) = client_credentials(&s, &id, &new, &audience).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

@@ -219,6 +219,22 @@ async fn each_operation_checks_its_scope() {
         a.error().1,
         "Insufficient scope, expected any of: read:users,read:user_idp_tokens"
     );
+    // read:user_idp_tokens reads one user, never lists or searches them.
+    let idp = token(&s, "admin", "read:user_idp_tokens").await;
+    let a = call(&s, "GET", "/users/auth0%7Calice", Some(&idp), None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    for path in [
+        "/users",
+        "/users-by-email?email=alice@example.com",
+        "/user-blocks/auth0%7Calice",
+    ] {
+        let a = call(&s, "GET", path, Some(&idp), None).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.body);
+        assert_eq!(
+            a.error().1,
+            "Insufficient scope, expected any of: read:users"
+        );
+    }
 }
 
 #[tokio::test]

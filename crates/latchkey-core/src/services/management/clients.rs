@@ -382,6 +382,26 @@ fn client_mut<'f>(file: &'f mut TenantFile, id: &str) -> Result<&'f mut Client, 
         .ok_or_else(not_found)
 }
 
+/// Whether a change sets anything besides the secret.
+fn settings_given(f: &ClientFields) -> bool {
+    f.name.is_some()
+        || f.app_type.is_some()
+        || f.callbacks.is_some()
+        || f.allowed_origins.is_some()
+        || f.web_origins.is_some()
+        || f.allowed_logout_urls.is_some()
+        || f.grant_types.is_some()
+        || f.token_endpoint_auth_method.is_some()
+        || f.is_first_party.is_some()
+        || f.oidc_conformant.is_some()
+        || f.is_token_endpoint_ip_header_trusted.is_some()
+        || f.jwt_configuration.is_some()
+        || f.refresh_token.is_some()
+        || f.require_proof_of_possession.is_some()
+        || f.require_pushed_authorization_requests.is_some()
+        || f.resource_server_identifier.is_some()
+}
+
 /// `PATCH /clients/{id}`: the properties given, set; the client is the API's
 /// from then on (until a tenant file lists it again).
 pub async fn update(
@@ -390,6 +410,16 @@ pub async fn update(
     id: &str,
     fields: ClientFields,
 ) -> Result<Client, ManagementError> {
+    // A secret is a key (`update:client_keys`); everything else is the
+    // client's settings (`update:clients`): neither scope buys the other.
+    if fields.client_secret.is_some() && !caller.has("update:client_keys") {
+        return Err(ManagementError::InsufficientScope(vec![
+            "update:client_keys",
+        ]));
+    }
+    if settings_given(&fields) && !caller.has("update:clients") {
+        return Err(ManagementError::InsufficientScope(vec!["update:clients"]));
+    }
     if let Some(s) = &fields.client_secret
         && s.chars().count() < MIN_SECRET_CHARS
     {
