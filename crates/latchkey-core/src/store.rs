@@ -649,6 +649,24 @@ pub trait MethodStore: Send + Sync {
         state: &serde_json::Value,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// After a wrong answer whose attempt [`Self::take_enrollment_attempt`]
+    /// took (`taken`, the row as counted): the attempts left, the
+    /// enrollment removed with its last one.
+    async fn wrong_answer_taken(
+        &self,
+        tenant_id: &str,
+        session_digest: &str,
+        taken: &EnrollmentRow,
+        max_attempts: i64,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let left = (max_attempts - taken.attempts).max(0);
+        if left == 0 {
+            self.remove_enrollment_if(tenant_id, session_digest, &taken.state, now)
+                .await?;
+        }
+        Ok(left)
+    }
     /// Forgets an enrollment, live or expired (one a new one replaces).
     async fn discard_enrollment(&self, tenant_id: &str, session_digest: &str) -> StoreResult<()> {
         // At zero attempts allowed, the count deletes the row whatever it holds.

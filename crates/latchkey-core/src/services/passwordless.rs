@@ -538,12 +538,10 @@ async fn check(
         }),
     };
     if !right || !bound || row.client_id != req.from.client.client_id {
-        if row.attempts >= MAX_ATTEMPTS {
-            // Dead: gone now rather than at its expiry.
-            core.store
-                .remove_enrollment_if(&tenant.id, &slot, &row.state, now)
-                .await?;
-        }
+        // Dead with its last attempt: gone now rather than at its expiry.
+        core.store
+            .wrong_answer_taken(&tenant.id, &slot, &row, MAX_ATTEMPTS, now)
+            .await?;
         return Err(wrong());
     }
     match how {

@@ -396,9 +396,17 @@ pub async fn verify(
     {
         return Err(EnrollError::Invalid(NO_SESSION.into()));
     }
+    let kind = FactorType::try_from(enrollment.method_type.clone())
+        .map_err(|e| EnrollError::Internal(format!("stored enrollment: {e}")))?;
+    let misfit =
+        || EnrollError::Invalid("The verification does not fit this method's type.".into());
     // A code may be guessed: its attempt is taken before it is judged, so
     // answers racing at one enrollment cannot share a count.
-    let taken = if matches!(proof, Proof::Otp { .. }) {
+    let taken = if matches!(proof, Proof::Otp { .. })
+        && matches!(
+            kind,
+            FactorType::Totp | FactorType::Email | FactorType::Phone
+        ) {
         let Some(taken) = state
             .store
             .take_enrollment_attempt(&who.tenant.id, &digest, MAX_ATTEMPTS, now)
@@ -410,10 +418,6 @@ pub async fn verify(
     } else {
         None
     };
-    let kind = FactorType::try_from(enrollment.method_type.clone())
-        .map_err(|e| EnrollError::Internal(format!("stored enrollment: {e}")))?;
-    let misfit =
-        || EnrollError::Invalid("The verification does not fit this method's type.".into());
     let outcome = match kind {
         FactorType::Password => {
             let Proof::Password { new_password } = proof else {
@@ -506,14 +510,10 @@ pub async fn verify(
         Outcome::Wrong(detail) => {
             let left = match &taken {
                 Some(taken) => {
-                    let left = (MAX_ATTEMPTS - taken.attempts).max(0);
-                    if left == 0 {
-                        state
-                            .store
-                            .remove_enrollment_if(&who.tenant.id, &digest, &taken.state, now)
-                            .await?;
-                    }
-                    left
+                    state
+                        .store
+                        .wrong_answer_taken(&who.tenant.id, &digest, taken, MAX_ATTEMPTS, now)
+                        .await?
                 }
                 None => {
                     state

@@ -456,20 +456,20 @@ pub(crate) async fn wrong_guess(
     factor: &str,
 ) -> MfaError {
     refused(state, tenant, answer, &taken.user_id, factor).await;
-    let left = (MAX_ATTEMPTS - taken.attempts).max(0);
-    if left == 0
-        && let Err(e) = state
-            .store
-            .remove_enrollment_if(
-                &tenant.id,
-                &secret_digest(answer.token),
-                &taken.state,
-                state.clock.now(),
-            )
-            .await
+    let left = match state
+        .store
+        .wrong_answer_taken(
+            &tenant.id,
+            &secret_digest(answer.token),
+            taken,
+            MAX_ATTEMPTS,
+            state.clock.now(),
+        )
+        .await
     {
-        return MfaError::Store(e);
-    }
+        Ok(left) => left,
+        Err(e) => return MfaError::Store(e),
+    };
     MfaError::Wrong {
         attempts_left: left,
     }
