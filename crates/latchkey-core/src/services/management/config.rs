@@ -232,7 +232,7 @@ pub async fn change<T>(
 /// A rule of the tenant's configuration that a change breaks, as a 400:
 /// named by the property of the entity changed when it is about it (the
 /// entity at `section[i]`), else by its path in the configuration.
-fn invalid_config(e: &TenantFileError, section: &str) -> ManagementError {
+pub(super) fn invalid_config(e: &TenantFileError, section: &str) -> ManagementError {
     let own = e
         .path
         .strip_prefix(section)

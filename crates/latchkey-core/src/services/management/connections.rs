@@ -328,6 +328,12 @@ async fn delete_users(state: &Core, tenant_id: &str, name: &str) -> Result<u64, 
 pub async fn delete(state: &Core, caller: &Caller<'_>, id: &str) -> Result<(), ManagementError> {
     let name = get(caller, id)?.connection.name;
     let tenant_id = &caller.tenant.id;
+    // The configuration without it must hold before its users go: a refusal
+    // then leaves both. (A change made meanwhile is checked again below.)
+    let mut without = caller.tenant.config.clone();
+    without.connections.retain(|c| c.name != name);
+    crate::tenant::file::check_config(&mut without, &*state.outside.delivery)
+        .map_err(|e| config::invalid_config(&e, "connections"))?;
     let users = delete_users(state, tenant_id, &name).await?;
     state.store.unlink_connection(tenant_id, &name).await?;
     config::change(
